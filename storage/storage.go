@@ -1,0 +1,16 @@
+// Package storage declares what Orchard keeps and the contracts of the
+// stores that keep it: small role interfaces, each documented, that the
+// consuming packages ask for by the narrowest one they need. Backends live in
+// subpackages (bolt is the embedded default) and must all pass the
+// conformance suite in storage/storagetest unchanged.
+package storage
+
+import "errors"
+
+var (
+	// ErrNotFound: the record does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the write lost a compare-and-set against a concurrent or
+	// earlier change (the caller re-reads and decides again).
+	ErrConflict = errors.New("conflict")
+)
