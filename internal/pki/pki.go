@@ -35,8 +35,9 @@ func (ca *CA) Pool() *x509.CertPool {
 	return p
 }
 
-// LoadOrCreateCA loads the CA from dir (ca.pem, ca.key), creating a P-256 CA
-// valid for ten years on first use.
+// LoadOrCreateCA loads the CA from dir (ca.pem, ca.key), creating an RSA
+// 2048 CA valid for ten years on first use. RSA, because SCEP clients
+// encrypt their requests to the CA's key and Apple's client only does RSA.
 func LoadOrCreateCA(dir string) (*CA, error) {
 	certPath, keyPath := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key")
 	cert, key, err := loadPair(certPath, keyPath)
@@ -46,17 +47,18 @@ func LoadOrCreateCA(dir string) (*CA, error) {
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("pki: load CA: %w", err)
 	}
-	key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return nil, err
 	}
+	key = rsaKey
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          RandomSerial(),
 		Subject:               pkix.Name{CommonName: "Orchard Device Identity CA", Organization: []string{"Orchard MDM"}},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.AddDate(10, 0, 0),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 		MaxPathLenZero:        true,

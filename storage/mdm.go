@@ -1,0 +1,254 @@
+package storage
+
+import (
+	"context"
+	"time"
+)
+
+// EnrollmentType says which kind of channel an enrollment is.
+type EnrollmentType string
+
+const (
+	Device               EnrollmentType = "Device"                 // keyed by UDID
+	UserEnrollmentDevice EnrollmentType = "User Enrollment Device" // keyed by EnrollmentID
+	User                 EnrollmentType = "User"                   // macOS or Shared iPad user on a device
+	UserEnrollment       EnrollmentType = "User Enrollment"        // the user channel of a User Enrollment
+)
+
+// Enrollment is one command channel: a device or a user on a device.
+// ID is the channel key (see mdm.ChannelID); DeviceID is the device
+// channel's key, equal to ID for device channels.
+type Enrollment struct {
+	ID       string         `json:"id"`
+	DeviceID string         `json:"device_id"`
+	Type     EnrollmentType `json:"type"`
+	UserID   string         `json:"user_id,omitempty"`
+
+	Enrolled     bool      `json:"enrolled"`
+	Generation   uint64    `json:"generation"` // bumped by every Authenticate of the device
+	EnrolledAt   time.Time `json:"enrolled_at"`
+	CheckedOutAt time.Time `json:"checked_out_at,omitzero"`
+	LastSeen     time.Time `json:"last_seen,omitzero"`
+
+	// Push: from TokenUpdate. Token and PushMagic are secrets of the device.
+	Topic          string    `json:"topic,omitempty"`
+	Token          []byte    `json:"token,omitempty"`
+	PushMagic      string    `json:"push_magic,omitempty"`
+	TokenUpdatedAt time.Time `json:"token_updated_at,omitzero"`
+	TokenInvalid   bool      `json:"token_invalid,omitempty"` // APNs said the token is gone
+
+	UnlockTokenSealed     []byte `json:"unlock_token_sealed,omitempty"`
+	AwaitingConfiguration bool   `json:"awaiting_configuration,omitempty"`
+	UserShortName         string `json:"user_short_name,omitempty"`
+	UserLongName          string `json:"user_long_name,omitempty"`
+	EnrollmentUserID      string `json:"enrollment_user_id,omitempty"`
+
+	// Device facts, device channels only (from Authenticate).
+	Facts *DeviceFacts `json:"facts,omitempty"`
+
+	// How the device enrolled, from its certificate's authorization
+	// (CertAuthorization.Kind and Ref), device channels only.
+	EnrollmentMethod string `json:"enrollment_method,omitempty"`
+	EnrollmentRef    string `json:"enrollment_ref,omitempty"`
+
+	// Identity certificate bound at Authenticate, device channels only.
+	CertHash     string    `json:"cert_hash,omitempty"`
+	CertSerial   string    `json:"cert_serial,omitempty"`
+	CertNotAfter time.Time `json:"cert_not_after,omitzero"`
+
+	BootstrapTokenSealed []byte    `json:"bootstrap_token_sealed,omitempty"`
+	BootstrapTokenAt     time.Time `json:"bootstrap_token_at,omitzero"`
+}
+
+// DeviceFacts are what a device says of itself when it authenticates.
+type DeviceFacts struct {
+	UDID         string `json:"udid,omitempty"`
+	EnrollmentID string `json:"enrollment_id,omitempty"`
+	SerialNumber string `json:"serial_number,omitempty"`
+	Model        string `json:"model,omitempty"`
+	ModelName    string `json:"model_name,omitempty"`
+	ProductName  string `json:"product_name,omitempty"`
+	OSVersion    string `json:"os_version,omitempty"`
+	BuildVersion string `json:"build_version,omitempty"`
+	DeviceName   string `json:"device_name,omitempty"`
+	IMEI         string `json:"imei,omitempty"`
+	MEID         string `json:"meid,omitempty"`
+}
+
+// TargetStatus is where a command stands for one channel.
+type TargetStatus string
+
+const (
+	Queued             TargetStatus = "Queued"
+	Acknowledged       TargetStatus = "Acknowledged"
+	Error              TargetStatus = "Error"
+	CommandFormatError TargetStatus = "CommandFormatError"
+	NotNow             TargetStatus = "NotNow"
+	Canceled           TargetStatus = "Canceled"   // deleted by the admin while queued
+	Superseded         TargetStatus = "Superseded" // the device re-enrolled before receiving it
+)
+
+// Final reports whether no more results are expected.
+func (s TargetStatus) Final() bool {
+	switch s {
+	case Acknowledged, Error, CommandFormatError, Canceled, Superseded:
+		return true
+	}
+	return false
+}
+
+// Command is an MDM command as queued: the full plist Orchard sends.
+type Command struct {
+	UUID        string    `json:"uuid"`
+	RequestType string    `json:"request_type"`
+	Raw         []byte    `json:"-"` // the {CommandUUID, Command} plist
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// Target is a command's state for one channel.
+type Target struct {
+	ChannelID   string       `json:"channel_id"`
+	Status      TargetStatus `json:"status"`
+	QueuedAt    time.Time    `json:"queued_at"`
+	UpdatedAt   time.Time    `json:"updated_at"`
+	Generation  uint64       `json:"generation"` // device generation when queued
+	Seq         uint64       `json:"seq"`        // position in the channel's queue
+	ResultCount int          `json:"result_count"`
+}
+
+// Result is one report a device sent for a command.
+type Result struct {
+	CommandUUID string       `json:"command_uuid"`
+	ChannelID   string       `json:"channel_id"`
+	Status      TargetStatus `json:"status"`
+	ErrorChain  []ErrorChain `json:"error_chain,omitempty"`
+	Raw         []byte       `json:"raw"` // the device's plist, verbatim
+	At          time.Time    `json:"at"`
+}
+
+// ErrorChain is one entry of a result's ErrorChain.
+type ErrorChain struct {
+	ErrorCode            int    `json:"error_code"`
+	ErrorDomain          string `json:"error_domain,omitempty"`
+	LocalizedDescription string `json:"localized_description,omitempty"`
+	USEnglishDescription string `json:"us_english_description,omitempty"`
+}
+
+// CertRecord is a device identity certificate Orchard issued.
+type CertRecord struct {
+	Hash      string    `json:"hash"`   // hex SHA-256 of the DER: the key
+	Serial    string    `json:"serial"` // hex
+	Subject   string    `json:"subject"`
+	NotBefore time.Time `json:"not_before"`
+	NotAfter  time.Time `json:"not_after"`
+	IssuedAt  time.Time `json:"issued_at"`
+	// Authorization records why Orchard signed it.
+	Authorization CertAuthorization `json:"authorization"`
+	Revoked       bool              `json:"revoked,omitempty"`
+	RevokedAt     time.Time         `json:"revoked_at,omitzero"`
+}
+
+// CertAuthorization is how a certificate request was authorized.
+type CertAuthorization struct {
+	// Kind: "invitation", "configurator", "ade", "profile", "renewal", "admin".
+	Kind string `json:"kind"`
+	// ChallengeID names the challenge used (never the challenge itself).
+	ChallengeID string `json:"challenge_id,omitempty"`
+	// Ref is what the challenge was issued for (invitation or profile ID).
+	Ref string `json:"ref,omitempty"`
+	// ForUDID / ForSerial: set when the challenge was bound to one device.
+	ForUDID   string `json:"for_udid,omitempty"`
+	ForSerial string `json:"for_serial,omitempty"`
+	// RenewalOf is the hash of the certificate that signed a RenewalReq.
+	RenewalOf string `json:"renewal_of,omitempty"`
+}
+
+// AuthenticateRecord is what one Authenticate writes.
+type AuthenticateRecord struct {
+	Enrollment Enrollment // the device channel (Type Device or UserEnrollmentDevice)
+	// PrevCertHash is the certificate hash the caller saw bound to the device
+	// ("" when none): the write is a compare-and-set on it.
+	PrevCertHash string
+}
+
+// CheckinStore keeps enrollments and their identity bindings.
+type CheckinStore interface {
+	// Authenticate starts a fresh enrollment of a device channel. Atomically:
+	// it fails with ErrConflict if the device's bound certificate is no
+	// longer rec.PrevCertHash, or if rec's certificate is bound to another
+	// device; it increments Generation, binds the certificate, and marks every
+	// command still queued for the device and its user channels Superseded.
+	Authenticate(ctx context.Context, rec *AuthenticateRecord) error
+	// Enrollment returns a channel, or ErrNotFound.
+	Enrollment(ctx context.Context, id string) (*Enrollment, error)
+	// DeviceForCert returns the device channel a certificate is bound to, or ErrNotFound.
+	DeviceForCert(ctx context.Context, certHash string) (string, error)
+	// UpdateEnrollment applies fn to the stored channel (creating it from
+	// create when absent and create is not nil) in one write. fn may run more
+	// than once and must only change e.
+	UpdateEnrollment(ctx context.Context, id string, create *Enrollment, fn func(e *Enrollment) error) error
+	// CheckOut marks the device and its user channels unenrolled; history stays.
+	CheckOut(ctx context.Context, deviceID string, at time.Time) error
+	// TouchLastSeen records when channels were last heard from. It may be
+	// applied lazily: last-seen times are not answered writes.
+	TouchLastSeen(ctx context.Context, seen map[string]time.Time) error
+	// ListEnrollments returns channels ordered by ID, after the given ID, at most limit.
+	ListEnrollments(ctx context.Context, after string, limit int) ([]Enrollment, error)
+}
+
+// CertStore keeps the certificates Orchard issued.
+type CertStore interface {
+	PutCert(ctx context.Context, rec *CertRecord) error
+	// Cert returns a certificate by hash, or ErrNotFound.
+	Cert(ctx context.Context, hash string) (*CertRecord, error)
+	// RevokeCert marks a certificate (by hex serial) revoked; ErrNotFound if unknown.
+	RevokeCert(ctx context.Context, serial string, at time.Time) error
+	// ListCerts returns certificates ordered by hash after the given one.
+	ListCerts(ctx context.Context, after string, limit int) ([]CertRecord, error)
+}
+
+// CommandQueue is the per-channel FIFO of commands.
+type CommandQueue interface {
+	// Enqueue stores cmd and queues it on every channel in one write. Every
+	// channel must exist and be enrolled, else nothing is written and the
+	// error names the channel (wrapping ErrNotFound).
+	Enqueue(ctx context.Context, cmd *Command, channels []string) error
+	// Next returns the first queued command of a channel that is not
+	// deferred, or nil when there is none. Its cost does not grow with queue
+	// depth or the number of channels.
+	Next(ctx context.Context, channel string) (*Command, error)
+	// StoreResult records a result and moves the target on: final statuses
+	// dequeue it; NotNow defers it until Undefer. It returns ErrNotFound
+	// when the command was never queued for that channel. A result repeating
+	// the target's current status has no further effect (dup is true).
+	StoreResult(ctx context.Context, r *Result) (dup bool, err error)
+	// Defer sets a queued command aside until the next Undefer (used when a
+	// device's result could not be read, so it cannot block the queue).
+	Defer(ctx context.Context, channel, uuid string) error
+	// Undefer puts deferred commands back in their queue positions. It
+	// writes only when something was deferred.
+	Undefer(ctx context.Context, channel string) error
+	// Command returns a command with its targets, or ErrNotFound.
+	Command(ctx context.Context, uuid string) (*Command, []Target, error)
+	// Results returns the results stored for a command, oldest first.
+	Results(ctx context.Context, uuid string) ([]Result, error)
+	// Cancel dequeues a command from every channel where it is still queued
+	// or deferred and returns how many it removed.
+	Cancel(ctx context.Context, uuid string) (int, error)
+	// QueueDepth counts the commands waiting on a channel.
+	QueueDepth(ctx context.Context, channel string) (int, error)
+}
+
+// SettingsStore keeps small server-wide values.
+type SettingsStore interface {
+	Setting(ctx context.Context, key string) ([]byte, error) // ErrNotFound when unset
+	PutSetting(ctx context.Context, key string, value []byte) error
+}
+
+// MDMStore is everything the device protocol needs, for wiring.
+type MDMStore interface {
+	CheckinStore
+	CertStore
+	CommandQueue
+	SettingsStore
+}
