@@ -1,0 +1,140 @@
+package mdm
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// MaxIDLen bounds every identifier a device sends.
+const MaxIDLen = 128
+
+// ErrBadID is wrapped by every identifier validation failure.
+var ErrBadID = errors.New("invalid identifier")
+
+// validDeviceID accepts Apple's UDID and EnrollmentID shapes: hex digits,
+// letters and dashes (40-hex legacy UDIDs, 8-16 hex pairs, UUIDs). Nothing
+// else, so a device key can never contain the user-channel separator.
+func validDeviceID(s string) error {
+	if s == "" {
+		return fmt.Errorf("%w: empty", ErrBadID)
+	}
+	if len(s) > MaxIDLen {
+		return fmt.Errorf("%w: longer than %d bytes", ErrBadID, MaxIDLen)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !isAlnum(c) && c != '-' {
+			return fmt.Errorf("%w: character %q not allowed", ErrBadID, c)
+		}
+	}
+	return nil
+}
+
+// validUserID accepts user GUIDs and the short IDs Shared iPad and User
+// Enrollment use; never the channel separator.
+func validUserID(s string) error {
+	if s == "" {
+		return fmt.Errorf("%w: empty", ErrBadID)
+	}
+	if len(s) > MaxIDLen {
+		return fmt.Errorf("%w: longer than %d bytes", ErrBadID, MaxIDLen)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !isAlnum(c) && !strings.ContainsRune("-._@", rune(c)) {
+			return fmt.Errorf("%w: character %q not allowed", ErrBadID, c)
+		}
+	}
+	return nil
+}
+
+func isAlnum(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}
+
+// ChannelSeparator joins a device ID and a user ID into a user channel key.
+const ChannelSeparator = ":"
+
+// Enrollment identifies who sent a message: a device (UDID, or EnrollmentID
+// for User Enrollment) and optionally a user on it.
+type Enrollment struct {
+	UDID             string `plist:",omitempty"`
+	EnrollmentID     string `plist:",omitempty"`
+	UserID           string `plist:",omitempty"`
+	EnrollmentUserID string `plist:",omitempty"`
+	UserShortName    string `plist:",omitempty"`
+	UserLongName     string `plist:",omitempty"`
+}
+
+// Channel is a validated command channel.
+type Channel struct {
+	DeviceID       string // UDID or EnrollmentID
+	UserID         string // UserID or EnrollmentUserID; "" for the device channel
+	UserEnrollment bool   // keyed by EnrollmentID
+}
+
+// ID is the channel's storage key: the device ID, or deviceID:userID.
+func (c Channel) ID() string {
+	if c.UserID == "" {
+		return c.DeviceID
+	}
+	return c.DeviceID + ChannelSeparator + c.UserID
+}
+
+// IsUser reports whether this is a user channel.
+func (c Channel) IsUser() bool { return c.UserID != "" }
+
+// Channel validates the identifiers and returns the channel they name.
+func (e Enrollment) Channel() (Channel, error) {
+	var c Channel
+	switch {
+	case e.UDID != "" && e.EnrollmentID != "":
+		return c, fmt.Errorf("%w: both UDID and EnrollmentID", ErrBadID)
+	case e.UDID != "":
+		if err := validDeviceID(e.UDID); err != nil {
+			return c, fmt.Errorf("UDID: %w", err)
+		}
+		c.DeviceID = e.UDID
+		if e.EnrollmentUserID != "" {
+			return c, fmt.Errorf("%w: EnrollmentUserID without EnrollmentID", ErrBadID)
+		}
+		if e.UserID != "" {
+			if err := validUserID(e.UserID); err != nil {
+				return c, fmt.Errorf("UserID: %w", err)
+			}
+			c.UserID = e.UserID
+		}
+	case e.EnrollmentID != "":
+		if err := validDeviceID(e.EnrollmentID); err != nil {
+			return c, fmt.Errorf("EnrollmentID: %w", err)
+		}
+		c.DeviceID, c.UserEnrollment = e.EnrollmentID, true
+		if e.EnrollmentUserID != "" {
+			if err := validUserID(e.EnrollmentUserID); err != nil {
+				return c, fmt.Errorf("EnrollmentUserID: %w", err)
+			}
+			c.UserID = e.EnrollmentUserID
+		}
+	default:
+		return c, fmt.Errorf("%w: no UDID or EnrollmentID", ErrBadID)
+	}
+	return c, nil
+}
+
+// ParseChannelID splits and validates a storage key (as given to the
+// admin API): "device" or "device:user".
+func ParseChannelID(id string) (Channel, error) {
+	dev, user, isUser := strings.Cut(id, ChannelSeparator)
+	if err := validDeviceID(dev); err != nil {
+		return Channel{}, err
+	}
+	c := Channel{DeviceID: dev}
+	if isUser {
+		if err := validUserID(user); err != nil {
+			return Channel{}, err
+		}
+		c.UserID = user
+	}
+	return c, nil
+}

@@ -1,0 +1,40 @@
+package bolt
+
+import (
+	"bytes"
+	"encoding/binary"
+)
+
+// Composite keys join parts with a NUL byte. Every part is validated by the
+// protocol layer to hold no NUL, so prefixes never collide.
+const sep = 0
+
+func key(parts ...string) []byte {
+	n := len(parts)
+	for _, p := range parts {
+		n += len(p)
+	}
+	k := make([]byte, 0, n)
+	for i, p := range parts {
+		if i > 0 {
+			k = append(k, sep)
+		}
+		k = append(k, p...)
+	}
+	return k
+}
+
+// prefix is key(parts...) followed by the separator.
+func prefix(parts ...string) []byte { return append(key(parts...), sep) }
+
+// seqKey is channel, NUL, big-endian seq: cursor order is FIFO order.
+func seqKey(channel string, seq uint64) []byte {
+	k := make([]byte, 0, len(channel)+9)
+	k = append(k, channel...)
+	k = append(k, sep)
+	return binary.BigEndian.AppendUint64(k, seq)
+}
+
+func u64(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
+
+func hasPrefix(k, p []byte) bool { return bytes.HasPrefix(k, p) }

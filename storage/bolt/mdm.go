@@ -1,0 +1,529 @@
+package bolt
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/orchardmdm/orchard/storage"
+	bolt "go.etcd.io/bbolt"
+)
+
+const (
+	bEnrollments = "enrollments" // channel ID -> Enrollment JSON
+	bCertBind    = "cert_binding" // cert hash -> device channel ID
+	bCommands    = "commands"     // uuid -> Command JSON
+	bCommandRaw  = "command_raw"  // uuid -> command plist
+	bTargets     = "targets"      // uuid NUL channel -> Target JSON
+	bQueue       = "queue"        // channel NUL seq -> uuid
+	bDeferred    = "deferred"     // channel NUL seq -> uuid (NotNow'd)
+	bResults     = "results"      // uuid NUL channel NUL n -> Result JSON
+	bSettings    = "settings"     // key -> value
+)
+
+func init() {
+	registerBuckets(bEnrollments, bCertBind, bCommands, bCommandRaw, bTargets, bQueue, bDeferred, bResults, bSettings)
+}
+
+var _ storage.MDMStore = (*Store)(nil)
+
+func getJSON(b *bolt.Bucket, k []byte, v any) error {
+	data := b.Get(k)
+	if data == nil {
+		return storage.ErrNotFound
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("decode %s record: %w", k, err)
+	}
+	return nil
+}
+
+func putJSON(b *bolt.Bucket, k []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(k, data)
+}
+
+// Authenticate implements storage.CheckinStore.
+func (s *Store) Authenticate(ctx context.Context, rec *storage.AuthenticateRecord) error {
+	e := rec.Enrollment
+	return s.update(func(tx *bolt.Tx) error {
+		enr, bind := tx.Bucket([]byte(bEnrollments)), tx.Bucket([]byte(bCertBind))
+		var old storage.Enrollment
+		switch err := getJSON(enr, []byte(e.ID), &old); err {
+		case nil:
+		case storage.ErrNotFound:
+			old = storage.Enrollment{}
+		default:
+			return err
+		}
+		if old.CertHash != rec.PrevCertHash {
+			return fmt.Errorf("%w: device %s is now bound to another certificate", storage.ErrConflict, e.ID)
+		}
+		if dev := bind.Get([]byte(e.CertHash)); dev != nil && string(dev) != e.ID {
+			return fmt.Errorf("%w: certificate is bound to another device", storage.ErrConflict)
+		}
+		if old.CertHash != "" && old.CertHash != e.CertHash {
+			if err := bind.Delete([]byte(old.CertHash)); err != nil {
+				return err
+			}
+		}
+		if err := bind.Put([]byte(e.CertHash), []byte(e.ID)); err != nil {
+			return err
+		}
+		e.Generation = old.Generation + 1
+		e.Enrolled = true
+		if err := putJSON(enr, []byte(e.ID), &e); err != nil {
+			return err
+		}
+		// The user channels of the old enrollment end with it.
+		err := updateEach(enr, []byte(e.ID+":"), func(u *storage.Enrollment) {
+			u.Enrolled, u.Token, u.PushMagic = false, nil, ""
+		})
+		if err != nil {
+			return err
+		}
+		return supersedeDevice(tx, e.ID, time.Now())
+	})
+}
+
+// supersedeDevice ends every queued or deferred command of a device and its
+// user channels: they belonged to the previous enrollment.
+func supersedeDevice(tx *bolt.Tx, deviceID string, now time.Time) error {
+	for _, bucket := range []string{bQueue, bDeferred} {
+		q := tx.Bucket([]byte(bucket))
+		for _, p := range [][]byte{prefix(deviceID), []byte(deviceID + ":")} {
+			c := q.Cursor()
+			for k, v := c.Seek(p); k != nil && hasPrefix(k, p); k, v = c.Seek(p) {
+				channel := string(k[:len(k)-9])
+				if err := setTargetStatus(tx, string(v), channel, storage.Superseded, now); err != nil {
+					return err
+				}
+				if err := q.Delete(k); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func setTargetStatus(tx *bolt.Tx, uuid, channel string, st storage.TargetStatus, now time.Time) error {
+	tb := tx.Bucket([]byte(bTargets))
+	var t storage.Target
+	if err := getJSON(tb, key(uuid, channel), &t); err != nil {
+		return err
+	}
+	t.Status, t.UpdatedAt = st, now
+	return putJSON(tb, key(uuid, channel), &t)
+}
+
+// exact limits updateEach to the key equal to its prefix.
+const exact = true
+
+// updateEach applies fn to every enrollment whose key starts with p (or is
+// p, with exact). Keys are collected first: bbolt cursors must not see the
+// bucket change under them.
+func updateEach(b *bolt.Bucket, p []byte, fn func(*storage.Enrollment), exactOnly ...bool) error {
+	var keys [][]byte
+	c := b.Cursor()
+	for k, _ := c.Seek(p); k != nil && hasPrefix(k, p); k, _ = c.Next() {
+		if len(exactOnly) > 0 && exactOnly[0] && len(k) != len(p) {
+			break
+		}
+		keys = append(keys, append([]byte(nil), k...))
+	}
+	for _, k := range keys {
+		var e storage.Enrollment
+		if err := getJSON(b, k, &e); err != nil {
+			return err
+		}
+		fn(&e)
+		if err := putJSON(b, k, &e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Enrollment implements storage.CheckinStore.
+func (s *Store) Enrollment(ctx context.Context, id string) (*storage.Enrollment, error) {
+	var e storage.Enrollment
+	err := s.view(func(tx *bolt.Tx) error { return getJSON(tx.Bucket([]byte(bEnrollments)), []byte(id), &e) })
+	if err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// DeviceForCert implements storage.CheckinStore.
+func (s *Store) DeviceForCert(ctx context.Context, certHash string) (string, error) {
+	var id string
+	err := s.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket([]byte(bCertBind)).Get([]byte(certHash))
+		if v == nil {
+			return storage.ErrNotFound
+		}
+		id = string(v)
+		return nil
+	})
+	return id, err
+}
+
+// UpdateEnrollment implements storage.CheckinStore.
+func (s *Store) UpdateEnrollment(ctx context.Context, id string, create *storage.Enrollment, fn func(*storage.Enrollment) error) error {
+	return s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bEnrollments))
+		var e storage.Enrollment
+		err := getJSON(b, []byte(id), &e)
+		if err == storage.ErrNotFound && create != nil {
+			e = *create
+		} else if err != nil {
+			return err
+		}
+		if err := fn(&e); err != nil {
+			return err
+		}
+		e.ID = id
+		return putJSON(b, []byte(id), &e)
+	})
+}
+
+// CheckOut implements storage.CheckinStore.
+func (s *Store) CheckOut(ctx context.Context, deviceID string, at time.Time) error {
+	return s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bEnrollments))
+		if b.Get([]byte(deviceID)) == nil {
+			return storage.ErrNotFound
+		}
+		mark := func(e *storage.Enrollment) { e.Enrolled, e.CheckedOutAt = false, at }
+		if err := updateEach(b, []byte(deviceID), mark, exact); err != nil {
+			return err
+		}
+		return updateEach(b, []byte(deviceID+":"), mark)
+	})
+}
+
+// TouchLastSeen implements storage.CheckinStore.
+func (s *Store) TouchLastSeen(ctx context.Context, seen map[string]time.Time) error {
+	return s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bEnrollments))
+		for id, at := range seen {
+			var e storage.Enrollment
+			if err := getJSON(b, []byte(id), &e); err == storage.ErrNotFound {
+				continue
+			} else if err != nil {
+				return err
+			}
+			if at.After(e.LastSeen) {
+				e.LastSeen = at
+				if err := putJSON(b, []byte(id), &e); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// ListEnrollments implements storage.CheckinStore.
+func (s *Store) ListEnrollments(ctx context.Context, after string, limit int) ([]storage.Enrollment, error) {
+	var out []storage.Enrollment
+	err := s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket([]byte(bEnrollments)).Cursor()
+		k, v := c.First()
+		if after != "" {
+			k, v = c.Seek([]byte(after))
+			if k != nil && string(k) == after {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil && len(out) < limit; k, v = c.Next() {
+			var e storage.Enrollment
+			if err := json.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Enqueue implements storage.CommandQueue.
+func (s *Store) Enqueue(ctx context.Context, cmd *storage.Command, channels []string) error {
+	return s.update(func(tx *bolt.Tx) error {
+		enr := tx.Bucket([]byte(bEnrollments))
+		cb := tx.Bucket([]byte(bCommands))
+		if cb.Get([]byte(cmd.UUID)) != nil {
+			return fmt.Errorf("%w: command %s already exists", storage.ErrConflict, cmd.UUID)
+		}
+		if err := putJSON(cb, []byte(cmd.UUID), cmd); err != nil {
+			return err
+		}
+		if err := tx.Bucket([]byte(bCommandRaw)).Put([]byte(cmd.UUID), cmd.Raw); err != nil {
+			return err
+		}
+		q, tb := tx.Bucket([]byte(bQueue)), tx.Bucket([]byte(bTargets))
+		for _, ch := range channels {
+			var e storage.Enrollment
+			if err := getJSON(enr, []byte(ch), &e); err == storage.ErrNotFound || err == nil && !e.Enrolled {
+				return fmt.Errorf("channel %s is not enrolled: %w", ch, storage.ErrNotFound)
+			} else if err != nil {
+				return err
+			}
+			tk := key(cmd.UUID, ch)
+			if tb.Get(tk) != nil {
+				continue // listed twice
+			}
+			seq, err := q.NextSequence()
+			if err != nil {
+				return err
+			}
+			gen := e.Generation
+			if e.DeviceID != e.ID {
+				var dev storage.Enrollment
+				if err := getJSON(enr, []byte(e.DeviceID), &dev); err == nil {
+					gen = dev.Generation
+				}
+			}
+			t := storage.Target{ChannelID: ch, Status: storage.Queued, QueuedAt: cmd.CreatedAt, UpdatedAt: cmd.CreatedAt, Generation: gen, Seq: seq}
+			if err := putJSON(tb, tk, &t); err != nil {
+				return err
+			}
+			if err := q.Put(seqKey(ch, seq), []byte(cmd.UUID)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Next implements storage.CommandQueue.
+func (s *Store) Next(ctx context.Context, channel string) (*storage.Command, error) {
+	var cmd *storage.Command
+	err := s.view(func(tx *bolt.Tx) error {
+		p := prefix(channel)
+		k, v := tx.Bucket([]byte(bQueue)).Cursor().Seek(p)
+		if k == nil || !hasPrefix(k, p) {
+			return nil
+		}
+		cmd = new(storage.Command)
+		if err := getJSON(tx.Bucket([]byte(bCommands)), v, cmd); err != nil {
+			return err
+		}
+		// Copy: bbolt memory is only valid inside the transaction.
+		cmd.Raw = append([]byte(nil), tx.Bucket([]byte(bCommandRaw)).Get(v)...)
+		return nil
+	})
+	return cmd, err
+}
+
+// StoreResult implements storage.CommandQueue.
+func (s *Store) StoreResult(ctx context.Context, r *storage.Result) (bool, error) {
+	var dup bool
+	err := s.update(func(tx *bolt.Tx) error {
+		dup = false
+		tb := tx.Bucket([]byte(bTargets))
+		tk := key(r.CommandUUID, r.ChannelID)
+		var t storage.Target
+		if err := getJSON(tb, tk, &t); err != nil {
+			return err
+		}
+		if t.Status == r.Status && t.ResultCount > 0 {
+			dup = true
+			return nil
+		}
+		rk := append(prefix(r.CommandUUID, r.ChannelID), u64(uint64(t.ResultCount))...)
+		if err := putJSON(tx.Bucket([]byte(bResults)), rk, r); err != nil {
+			return err
+		}
+		t.ResultCount++
+		t.Status, t.UpdatedAt = r.Status, r.At
+		if err := putJSON(tb, tk, &t); err != nil {
+			return err
+		}
+		qk := seqKey(r.ChannelID, t.Seq)
+		q, d := tx.Bucket([]byte(bQueue)), tx.Bucket([]byte(bDeferred))
+		if r.Status == storage.NotNow {
+			return move(q, d, qk)
+		}
+		if err := q.Delete(qk); err != nil {
+			return err
+		}
+		return d.Delete(qk)
+	})
+	return dup, err
+}
+
+// move transfers k from one bucket to another if it is there.
+func move(from, to *bolt.Bucket, k []byte) error {
+	v := from.Get(k)
+	if v == nil {
+		return nil
+	}
+	if err := to.Put(k, append([]byte(nil), v...)); err != nil {
+		return err
+	}
+	return from.Delete(k)
+}
+
+// Defer implements storage.CommandQueue.
+func (s *Store) Defer(ctx context.Context, channel, uuid string) error {
+	return s.update(func(tx *bolt.Tx) error {
+		var t storage.Target
+		if err := getJSON(tx.Bucket([]byte(bTargets)), key(uuid, channel), &t); err != nil {
+			return err
+		}
+		return move(tx.Bucket([]byte(bQueue)), tx.Bucket([]byte(bDeferred)), seqKey(channel, t.Seq))
+	})
+}
+
+// Undefer implements storage.CommandQueue.
+func (s *Store) Undefer(ctx context.Context, channel string) error {
+	p := prefix(channel)
+	var any bool
+	if err := s.view(func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket([]byte(bDeferred)).Cursor().Seek(p)
+		any = k != nil && hasPrefix(k, p)
+		return nil
+	}); err != nil || !any {
+		return err
+	}
+	return s.update(func(tx *bolt.Tx) error {
+		q, d := tx.Bucket([]byte(bQueue)), tx.Bucket([]byte(bDeferred))
+		c := d.Cursor()
+		for k, _ := c.Seek(p); k != nil && hasPrefix(k, p); k, _ = c.Seek(p) {
+			if err := move(d, q, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Command implements storage.CommandQueue.
+func (s *Store) Command(ctx context.Context, uuid string) (*storage.Command, []storage.Target, error) {
+	var cmd storage.Command
+	var targets []storage.Target
+	err := s.view(func(tx *bolt.Tx) error {
+		if err := getJSON(tx.Bucket([]byte(bCommands)), []byte(uuid), &cmd); err != nil {
+			return err
+		}
+		cmd.Raw = append([]byte(nil), tx.Bucket([]byte(bCommandRaw)).Get([]byte(uuid))...)
+		c := tx.Bucket([]byte(bTargets)).Cursor()
+		p := prefix(uuid)
+		for k, v := c.Seek(p); k != nil && hasPrefix(k, p); k, v = c.Next() {
+			var t storage.Target
+			if err := json.Unmarshal(v, &t); err != nil {
+				return err
+			}
+			targets = append(targets, t)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return &cmd, targets, nil
+}
+
+// Results implements storage.CommandQueue.
+func (s *Store) Results(ctx context.Context, uuid string) ([]storage.Result, error) {
+	var out []storage.Result
+	err := s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket([]byte(bResults)).Cursor()
+		p := prefix(uuid)
+		for k, v := c.Seek(p); k != nil && hasPrefix(k, p); k, v = c.Next() {
+			var r storage.Result
+			if err := json.Unmarshal(v, &r); err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Cancel implements storage.CommandQueue.
+func (s *Store) Cancel(ctx context.Context, uuid string) (int, error) {
+	var n int
+	err := s.update(func(tx *bolt.Tx) error {
+		n = 0
+		if tx.Bucket([]byte(bCommands)).Get([]byte(uuid)) == nil {
+			return storage.ErrNotFound
+		}
+		tb := tx.Bucket([]byte(bTargets))
+		q, d := tx.Bucket([]byte(bQueue)), tx.Bucket([]byte(bDeferred))
+		p := prefix(uuid)
+		now := time.Now()
+		var ks [][]byte
+		c := tb.Cursor()
+		for k, _ := c.Seek(p); k != nil && hasPrefix(k, p); k, _ = c.Next() {
+			ks = append(ks, append([]byte(nil), k...))
+		}
+		for _, k := range ks {
+			var t storage.Target
+			if err := getJSON(tb, k, &t); err != nil {
+				return err
+			}
+			if t.Status != storage.Queued && t.Status != storage.NotNow {
+				continue
+			}
+			qk := seqKey(t.ChannelID, t.Seq)
+			if err := q.Delete(qk); err != nil {
+				return err
+			}
+			if err := d.Delete(qk); err != nil {
+				return err
+			}
+			t.Status, t.UpdatedAt = storage.Canceled, now
+			if err := putJSON(tb, k, &t); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// QueueDepth implements storage.CommandQueue.
+func (s *Store) QueueDepth(ctx context.Context, channel string) (int, error) {
+	var n int
+	err := s.view(func(tx *bolt.Tx) error {
+		p := prefix(channel)
+		for _, b := range []string{bQueue, bDeferred} {
+			c := tx.Bucket([]byte(b)).Cursor()
+			for k, _ := c.Seek(p); k != nil && hasPrefix(k, p); k, _ = c.Next() {
+				n++
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Setting implements storage.SettingsStore.
+func (s *Store) Setting(ctx context.Context, k string) ([]byte, error) {
+	var v []byte
+	err := s.view(func(tx *bolt.Tx) error {
+		got := tx.Bucket([]byte(bSettings)).Get([]byte(k))
+		if got == nil {
+			return storage.ErrNotFound
+		}
+		v = append([]byte(nil), got...)
+		return nil
+	})
+	return v, err
+}
+
+// PutSetting implements storage.SettingsStore.
+func (s *Store) PutSetting(ctx context.Context, k string, v []byte) error {
+	return s.update(func(tx *bolt.Tx) error { return tx.Bucket([]byte(bSettings)).Put([]byte(k), v) })
+}
+
