@@ -11,7 +11,7 @@ import (
 )
 
 const (
-	bEnrollments = "enrollments" // channel ID -> Enrollment JSON
+	bEnrollments = "enrollments"  // channel ID -> Enrollment JSON
 	bCertBind    = "cert_binding" // cert hash -> device channel ID
 	bCommands    = "commands"     // uuid -> Command JSON
 	bCommandRaw  = "command_raw"  // uuid -> command plist
@@ -526,4 +526,3 @@ func (s *Store) Setting(ctx context.Context, k string) ([]byte, error) {
 func (s *Store) PutSetting(ctx context.Context, k string, v []byte) error {
 	return s.update(func(tx *bolt.Tx) error { return tx.Bucket([]byte(bSettings)).Put([]byte(k), v) })
 }
-
