@@ -1,0 +1,26 @@
+GO ?= go
+BIN := bin/orchard
+
+.PHONY: build run test bench fuzz vet fmt clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/orchard
+
+# Runs the server on its embedded defaults: data in ./orchard-data, HTTPS on :8443.
+run: build
+	./$(BIN) serve
+
+# The whole test suite (fuzz targets run their seed corpus).
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+
+# Go benchmarks of the hot paths.
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// client talks to the admin API.
+type client struct {
+	base string
+	key  string
+	http *http.Client
+}
+
+func newClientFlags(fs *flag.FlagSet) func() (*client, error) {
+	data := envFlag(fs, "data", "orchard-data", "data directory to read the API key and TLS certificate from")
+	server := envFlag(fs, "server", "https://localhost:8443", "Orchard server URL")
+	apiKey := envFlag(fs, "api-key", "", "admin API key (default: <data>/api-key)")
+	return func() (*client, error) {
+		key := *apiKey
+		if key == "" {
+			b, err := os.ReadFile(filepath.Join(*data, "api-key"))
+			if err != nil {
+				return nil, fmt.Errorf("no --api-key and cannot read it from the data dir: %w", err)
+			}
+			key = strings.TrimSpace(string(b))
+		}
+		tlsConf := &tls.Config{}
+		// Trust the server's self-signed certificate from the data dir, if any.
+		if pemBytes, err := os.ReadFile(filepath.Join(*data, "tls.pem")); err == nil {
+			pool, _ := x509.SystemCertPool()
+			if pool == nil {
+				pool = x509.NewCertPool()
+			}
+			pool.AppendCertsFromPEM(pemBytes)
+			tlsConf.RootCAs = pool
+		}
+		return &client{
+			base: strings.TrimRight(*server, "/"),
+			key:  key,
+			http: &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: tlsConf}},
+		}, nil
+	}
+}
+
+func (c *client) do(ctx context.Context, method, path string, body any, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s %s: %s (%d)", method, path, e.Error, resp.StatusCode)
+		}
+		return fmt.Errorf("%s %s: status %d", method, path, resp.StatusCode)
+	}
+	if out != nil {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+// kvFlags collects repeated --set Key=Value flags.
+type kvFlags []string
+
+func (k *kvFlags) String() string     { return strings.Join(*k, ",") }
+func (k *kvFlags) Set(s string) error { *k = append(*k, s); return nil }
+
+// listFlags collects repeated flags.
+type listFlags []string
+
+func (l *listFlags) String() string     { return strings.Join(*l, ",") }
+func (l *listFlags) Set(s string) error { *l = append(*l, s); return nil }
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func runClient(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	mk := newClientFlags(fs)
+	switch cmd {
+	case "devices list":
+		limit := fs.Int("limit", 100, "devices per page")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		c, err := mk()
+		if err != nil {
+			return err
+		}
+		var out json.RawMessage
+		if err := c.do(ctx, "GET", fmt.Sprintf("/v1/devices?limit=%d", *limit), nil, &out); err != nil {
+			return err
+		}
+		return printJSON(stdout, out)
+	case "devices show", "commands show", "commands cancel":
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 {
+			return fmt.Errorf("%s takes one argument", cmd)
+		}
+		c, err := mk()
+		if err != nil {
+			return err
+		}
+		method, path := "GET", "/v1/devices/"
+		switch cmd {
+		case "commands show":
+			path = "/v1/commands/"
+		case "commands cancel":
+			method, path = "DELETE", "/v1/commands/"
+		}
+		var out json.RawMessage
+		if err := c.do(ctx, method, path+url.PathEscape(fs.Arg(0)), nil, &out); err != nil {
+			return err
+		}
+		return printJSON(stdout, out)
+	case "commands send":
+		var udids listFlags
+		var sets kvFlags
+		fs.Var(&udids, "udid", "target device UDID or enrollment ID (repeat for many)")
+		user := fs.String("user", "", "target this user channel on each device")
+		typ := fs.String("type", "", "request type, e.g. DeviceInformation")
+		payload := fs.String("payload", "", "JSON object of the command's keys")
+		plistFile := fs.String("plist", "", "file holding a full command plist ({CommandUUID, Command})")
+		fs.Var(&sets, "set", "Key=Value for the command (repeat); values are parsed as JSON when they can be")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		c, err := mk()
+		if err != nil {
+			return err
+		}
+		req := map[string]any{"targets": []string(udids)}
+		if *user != "" {
+			req["user_id"] = *user
+		}
+		switch {
+		case *plistFile != "":
+			b, err := os.ReadFile(*plistFile)
+			if err != nil {
+				return err
+			}
+			req["plist"] = base64.StdEncoding.EncodeToString(b)
+		case *typ != "":
+			p := map[string]any{}
+			if *payload != "" {
+				if err := json.Unmarshal([]byte(*payload), &p); err != nil {
+					return fmt.Errorf("--payload: %w", err)
+				}
+			}
+			for _, kv := range sets {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return fmt.Errorf("--set %q: want Key=Value", kv)
+				}
+				p[k] = setValue(v)
+			}
+			req["request_type"], req["payload"] = *typ, p
+		default:
+			return fmt.Errorf("give --type or --plist")
+		}
+		var out json.RawMessage
+		if err := c.do(ctx, "POST", "/v1/commands", req, &out); err != nil {
+			return err
+		}
+		return printJSON(stdout, out)
+	}
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// setValue reads a --set value: JSON when it parses (numbers, booleans,
+// arrays, objects, quoted strings), else the plain string.
+func setValue(v string) any {
+	var x any
+	if err := json.Unmarshal([]byte(v), &x); err == nil {
+		return x
+	}
+	return v
+}

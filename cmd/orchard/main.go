@@ -1,0 +1,98 @@
+// Command orchard is the Orchard MDM server and its admin CLI.
+//
+//	orchard serve                 run the server
+//	orchard devices list|show     read devices
+//	orchard commands send|show|cancel
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/orchardmdm/orchard/internal/server"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "orchard:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: orchard <command> [flags]
+
+commands:
+  serve                       run the MDM server
+  devices list                list enrolled devices
+  devices show <id>           show one device
+  commands send               queue a command (see: orchard commands send -h)
+  commands show <uuid>        show a command's status and results
+  commands cancel <uuid>      remove a queued command
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stderr)
+	case "devices", "commands":
+		if len(args) < 2 {
+			fmt.Fprint(stderr, usage)
+			return flag.ErrHelp
+		}
+		return runClient(ctx, args[0]+" "+args[1], args[2:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// envFlag registers a string flag whose default comes from ORCHARD_<NAME>.
+func envFlag(fs *flag.FlagSet, name, def, help string) *string {
+	env := "ORCHARD_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+	if v, ok := os.LookupEnv(env); ok {
+		def = v
+	}
+	return fs.String(name, def, help+" (env "+env+")")
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := envFlag(fs, "data", "orchard-data", "data directory: database and keys")
+	listen := envFlag(fs, "listen", ":8443", "HTTPS listen address")
+	public := envFlag(fs, "public-url", "", "base URL devices use (default https://<hostname>:<port>)")
+	cert := envFlag(fs, "tls-cert", "", "PEM TLS certificate (default: self-signed, generated into the data dir)")
+	key := envFlag(fs, "tls-key", "", "PEM TLS private key")
+	level := envFlag(fs, "log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(*level)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv, err := server.New(server.Config{DataDir: *data, Listen: *listen, PublicURL: *public, TLSCert: *cert, TLSKey: *key, Logger: log})
+	if err != nil {
+		return err
+	}
+	return srv.Run(ctx)
+}

@@ -1,0 +1,274 @@
+// Package server wires Orchard together: it opens the data dir (database,
+// keys), builds the services and handlers, and serves HTTPS until its
+// context ends. This is the one place where the parts meet.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/orchardmdm/orchard/internal/api"
+	"github.com/orchardmdm/orchard/internal/pki"
+	"github.com/orchardmdm/orchard/mdm/identity"
+	"github.com/orchardmdm/orchard/mdm/mdmhttp"
+	"github.com/orchardmdm/orchard/mdm/service"
+	"github.com/orchardmdm/orchard/storage/bolt"
+)
+
+// Config is what `orchard serve` takes from flags and environment.
+type Config struct {
+	DataDir   string // default ./orchard-data
+	Listen    string // default :8443
+	PublicURL string // base URL devices use; default https://<hostname>:<port>
+	TLSCert   string // PEM files; when empty a self-signed pair is generated
+	TLSKey    string
+	Logger    *slog.Logger
+}
+
+// Server is a running Orchard.
+type Server struct {
+	cfg        Config
+	log        *slog.Logger
+	store      *bolt.Store
+	ca         *pki.CA
+	box        *pki.SecretBox
+	apiKey     string
+	tlsCert    tls.Certificate
+	selfSigned bool
+	svc        *service.Service
+	handler    http.Handler
+}
+
+// New opens the data dir and builds everything; it serves nothing yet.
+func New(cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		cfg.DataDir = "orchard-data"
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = ":8443"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	if err := s.loadKeys(); err != nil {
+		return nil, err
+	}
+	if s.cfg.PublicURL == "" {
+		s.cfg.PublicURL = defaultPublicURL(cfg.Listen)
+	}
+	if _, err := url.Parse(s.cfg.PublicURL); err != nil {
+		return nil, fmt.Errorf("--public-url: %w", err)
+	}
+	store, err := bolt.Open(filepath.Join(cfg.DataDir, "orchard.db"), bolt.Options{})
+	if err != nil {
+		return nil, err
+	}
+	s.store = store
+	if err := s.build(); err != nil {
+		store.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) loadKeys() error {
+	var err error
+	if s.ca, err = pki.LoadOrCreateCA(s.cfg.DataDir); err != nil {
+		return err
+	}
+	if s.box, err = pki.LoadOrCreateSecretBox(s.cfg.DataDir); err != nil {
+		return err
+	}
+	if s.apiKey, err = loadOrCreateAPIKey(filepath.Join(s.cfg.DataDir, "api-key"), s.log); err != nil {
+		return err
+	}
+	certPath, keyPath := s.cfg.TLSCert, s.cfg.TLSKey
+	if (certPath == "") != (keyPath == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if certPath == "" {
+		s.selfSigned = true
+		hosts := []string{"localhost", "127.0.0.1", "::1"}
+		if h, err := os.Hostname(); err == nil {
+			hosts = append(hosts, h)
+		}
+		if s.cfg.PublicURL != "" {
+			if u, err := url.Parse(s.cfg.PublicURL); err == nil && u.Hostname() != "" {
+				hosts = append(hosts, u.Hostname())
+			}
+		}
+		if certPath, keyPath, err = pki.LoadOrCreateServerTLS(s.cfg.DataDir, hosts); err != nil {
+			return err
+		}
+	}
+	if s.tlsCert, err = tls.LoadX509KeyPair(certPath, keyPath); err != nil {
+		return fmt.Errorf("load TLS pair: %w", err)
+	}
+	if s.selfSigned {
+		s.log.Info("serving a self-signed TLS certificate", "sha256", pki.Fingerprint(s.tlsCert.Leaf), "file", certPath)
+	}
+	return nil
+}
+
+// loadOrCreateAPIKey reads the admin key, creating it on first start.
+func loadOrCreateAPIKey(path string, log *slog.Logger) (string, error) {
+	data, err := os.ReadFile(path)
+	if err == nil {
+		key := strings.TrimSpace(string(data))
+		if len(key) < 16 {
+			return "", fmt.Errorf("%s: API key too short", path)
+		}
+		return key, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	b := make([]byte, 32)
+	rand.Read(b)
+	key := base64.RawURLEncoding.EncodeToString(b)
+	if err := pki.WriteFileAtomic(path, []byte(key+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	log.Info("created the admin API key", "file", path)
+	return key, nil
+}
+
+func defaultPublicURL(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "https://localhost:8443"
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			host = h
+		} else {
+			host = "localhost"
+		}
+	}
+	return "https://" + net.JoinHostPort(host, port)
+}
+
+func (s *Server) build() error {
+	verifier, err := identity.NewVerifier(s.ca.Pool(), s.store)
+	if err != nil {
+		return err
+	}
+	s.svc, err = service.New(s.store, s.box, service.WithLogger(s.log))
+	if err != nil {
+		return err
+	}
+	device, err := mdmhttp.New(s.svc, verifier, mdmhttp.WithLogger(s.log))
+	if err != nil {
+		return err
+	}
+	admin, err := api.New(api.Config{Store: s.store, Secrets: s.svc, Logger: s.log})
+	if err != nil {
+		return err
+	}
+	adminMux := http.NewServeMux()
+	admin.Register(adminMux)
+
+	mux := http.NewServeMux()
+	device.Register(mux)
+	mux.Handle("/v1/", api.RequireKey(s.apiKey, adminMux))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write([]byte("ok\n"))
+	})
+	s.handler = mux
+	return nil
+}
+
+// Handler is the whole HTTP surface.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// CA is the device-identity CA.
+func (s *Server) CA() *pki.CA { return s.ca }
+
+// Store is the storage backend.
+func (s *Server) Store() *bolt.Store { return s.store }
+
+// APIKey is the admin bearer key.
+func (s *Server) APIKey() string { return s.apiKey }
+
+// TLSCertificate is the server's TLS pair.
+func (s *Server) TLSCertificate() tls.Certificate { return s.tlsCert }
+
+// PublicURL is the base URL devices are told to use.
+func (s *Server) PublicURL() string { return s.cfg.PublicURL }
+
+// TLSConfig asks for (but does not require) a client certificate, so
+// devices may authenticate at the TLS layer; the MDM handlers verify it.
+func (s *Server) TLSConfig() *tls.Config {
+	return &tls.Config{
+		Certificates: []tls.Certificate{s.tlsCert},
+		ClientAuth:   tls.RequestClientCert,
+		MinVersion:   tls.VersionTLS12,
+	}
+}
+
+// Serve serves HTTPS on ln until ctx ends, then shuts down gracefully and
+// closes the database.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		TLSConfig:         s.TLSConfig(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	bg, stop := context.WithCancel(ctx)
+	defer stop()
+	flushed := make(chan struct{})
+	go func() { s.svc.RunLastSeenFlusher(bg, 30*time.Second); close(flushed) }()
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		err = srv.Shutdown(shutdown)
+		cancel()
+	}
+	stop()
+	<-flushed
+	if cerr := s.store.Close(); err == nil || errors.Is(err, http.ErrServerClosed) {
+		err = cerr
+	}
+	return err
+}
+
+// Run listens on the configured address and serves until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		s.store.Close()
+		return err
+	}
+	s.log.Info("orchard serving", "listen", ln.Addr().String(), "public_url", s.cfg.PublicURL, "data", s.cfg.DataDir)
+	return s.Serve(ctx, ln)
+}
+
+// Close releases the database when Serve was never called.
+func (s *Server) Close() error { return s.store.Close() }

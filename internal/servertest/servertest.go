@@ -1,0 +1,194 @@
+// Package servertest starts a real Orchard server for tests: a temporary
+// data dir, a real bbolt file, real TLS on a loopback port, and simulated
+// devices with certificates from the server's own CA.
+package servertest
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/orchardmdm/orchard/internal/pki"
+	"github.com/orchardmdm/orchard/internal/server"
+	"github.com/orchardmdm/orchard/internal/simdevice"
+	"github.com/orchardmdm/orchard/storage"
+)
+
+// Server is a running test server.
+type Server struct {
+	*server.Server
+	URL    string // https://127.0.0.1:port
+	Client *http.Client
+	Dir    string
+}
+
+// Start runs a server until the test ends. mutate may adjust the config.
+func Start(t testing.TB, mutate ...func(*server.Config)) *Server {
+	t.Helper()
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "https://" + ln.Addr().String()
+	cfg := server.Config{
+		DataDir:   dir,
+		Listen:    ln.Addr().String(),
+		PublicURL: url,
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if testing.Verbose() {
+		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server shutdown: %v", err)
+		}
+	})
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.TLSCertificate().Leaf)
+	client := &http.Client{
+		Timeout:   30 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 64},
+	}
+	return &Server{Server: srv, URL: url, Client: client, Dir: dir}
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(bytes.TrimRight(p, "\n")))
+	return len(p), nil
+}
+
+var serial atomic.Int64
+
+// keyPool hands out RSA keys: generating one per device would dominate test time.
+var keyPool = struct {
+	sync.Mutex
+	keys []*rsa.PrivateKey
+}{}
+
+func rsaKey(t testing.TB, i int) *rsa.PrivateKey {
+	keyPool.Lock()
+	defer keyPool.Unlock()
+	for len(keyPool.keys) <= i%8 {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyPool.keys = append(keyPool.keys, k)
+	}
+	return keyPool.keys[i%8]
+}
+
+// IssueCert issues a device identity certificate from the server's CA and
+// records it with the given authorization, as the SCEP service does.
+func (s *Server) IssueCert(t testing.TB, auth storage.CertAuthorization) (*x509.Certificate, crypto.Signer) {
+	t.Helper()
+	n := int(serial.Add(1))
+	key := rsaKey(t, n)
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: pki.RandomSerial(),
+		Subject:      pkix.Name{CommonName: fmt.Sprintf("Orchard test device %d", n)},
+		NotBefore:    now.Add(-time.Minute),
+		NotAfter:     now.AddDate(1, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	cert, err := s.CA().Sign(tmpl, key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(cert.Raw)
+	rec := &storage.CertRecord{
+		Hash: hex.EncodeToString(sum[:]), Serial: fmt.Sprintf("%x", cert.SerialNumber),
+		Subject: cert.Subject.String(), NotBefore: cert.NotBefore, NotAfter: cert.NotAfter,
+		IssuedAt: now, Authorization: auth,
+	}
+	if err := s.Store().PutCert(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
+}
+
+// NewDevice returns a simulated iPhone with a fresh certificate.
+func (s *Server) NewDevice(t testing.TB) *simdevice.Device {
+	t.Helper()
+	cert, key := s.IssueCert(t, storage.CertAuthorization{Kind: "admin"})
+	n := serial.Load()
+	return &simdevice.Device{
+		UDID:         fmt.Sprintf("00008030-%016X", n),
+		SerialNumber: fmt.Sprintf("F%011d", n),
+		Model:        "iPhone14,2", ModelName: "iPhone", ProductName: "iPhone14,2",
+		OSVersion: "17.5", BuildVersion: "21F79", DeviceName: fmt.Sprintf("Test iPhone %d", n),
+		Topic:     "com.apple.mgmt.External.00000000-0000-0000-0000-000000000000",
+		Token:     bytes.Repeat([]byte{byte(n)}, 32),
+		PushMagic: fmt.Sprintf("PUSHMAGIC-%d", n),
+		Cert:      cert, Key: key,
+		CheckinURL: s.URL + "/mdm/checkin",
+		ServerURL:  s.URL + "/mdm/connect",
+		Client:     s.Client,
+	}
+}
+
+// API calls the admin API with the server's key and decodes JSON into out.
+// It returns the status code.
+func (s *Server) API(t testing.TB, method, path string, body, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, s.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.APIKey())
+	resp, err := s.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("%s %s: decode %q: %v", method, path, data, err)
+		}
+	}
+	return resp.StatusCode
+}

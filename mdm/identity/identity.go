@@ -1,0 +1,179 @@
+// Package identity decides who a device request comes from: it verifies the
+// device identity certificate (from the Mdm-Signature CMS signature or the
+// TLS client certificate) against Orchard's CA and issuance records. Binding
+// the certificate to an enrollment is the service's job, not this package's.
+package identity
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/orchardmdm/orchard/storage"
+	"github.com/smallstep/pkcs7"
+)
+
+// ErrIdentity is wrapped by every identity failure; Reason says which.
+var ErrIdentity = errors.New("device identity refused")
+
+// Error is an identity failure with a metric-friendly reason.
+type Error struct {
+	Reason string // missing, bad_signature, untrusted, expired, revoked, unknown_cert, client_auth
+	Detail string
+}
+
+func (e *Error) Error() string { return "device identity refused: " + e.Reason + ": " + e.Detail }
+
+// Unwrap makes errors.Is(err, ErrIdentity) true.
+func (e *Error) Unwrap() error { return ErrIdentity }
+
+func fail(reason, format string, args ...any) error {
+	return &Error{Reason: reason, Detail: fmt.Sprintf(format, args...)}
+}
+
+// Identity is a verified device certificate.
+type Identity struct {
+	Cert   *x509.Certificate
+	Hash   string // hex SHA-256 of the DER
+	Record *storage.CertRecord
+}
+
+// CertLookup is what the verifier needs from storage.
+type CertLookup interface {
+	Cert(ctx context.Context, hash string) (*storage.CertRecord, error)
+}
+
+// DefaultClockSkew tolerates device clocks a little ahead of or behind ours.
+const DefaultClockSkew = 5 * time.Minute
+
+// Verifier checks device certificates. It caches chain verification per
+// certificate; expiry and revocation are checked on every request.
+type Verifier struct {
+	roots *x509.CertPool
+	certs CertLookup
+	skew  time.Duration
+	now   func() time.Time
+
+	mu      sync.Mutex
+	chained map[string]bool // hash -> chains to roots with client auth
+}
+
+// Option configures a Verifier.
+type Option func(*Verifier)
+
+// WithClockSkew sets the tolerated clock skew.
+func WithClockSkew(d time.Duration) Option { return func(v *Verifier) { v.skew = d } }
+
+// WithClock sets the time source (tests).
+func WithClock(now func() time.Time) Option { return func(v *Verifier) { v.now = now } }
+
+// NewVerifier trusts certificates issued under roots and recorded in certs.
+func NewVerifier(roots *x509.CertPool, certs CertLookup, opts ...Option) (*Verifier, error) {
+	if roots == nil || certs == nil {
+		return nil, errors.New("identity: roots and cert records are required")
+	}
+	v := &Verifier{roots: roots, certs: certs, skew: DefaultClockSkew, now: time.Now, chained: map[string]bool{}}
+	for _, o := range opts {
+		o(v)
+	}
+	return v, nil
+}
+
+// MaxSignatureLen bounds the Mdm-Signature header before decoding.
+const MaxSignatureLen = 16 << 10
+
+// VerifySignature checks an Mdm-Signature header (base64 CMS detached
+// signature) over body and returns the signer's identity.
+func (v *Verifier) VerifySignature(ctx context.Context, body []byte, header string) (*Identity, error) {
+	if header == "" {
+		return nil, fail("missing", "no Mdm-Signature header and no client certificate")
+	}
+	if len(header) > MaxSignatureLen {
+		return nil, fail("bad_signature", "Mdm-Signature too long")
+	}
+	der, err := base64.StdEncoding.DecodeString(header)
+	if err != nil {
+		return nil, fail("bad_signature", "Mdm-Signature is not base64")
+	}
+	p7, err := parseCMS(der)
+	if err != nil {
+		return nil, fail("bad_signature", "Mdm-Signature is not CMS: %v", err)
+	}
+	signer := p7.GetOnlySigner()
+	if signer == nil {
+		return nil, fail("bad_signature", "Mdm-Signature must have exactly one signer with its certificate")
+	}
+	p7.Content = body
+	if err := p7.Verify(); err != nil {
+		return nil, fail("bad_signature", "signature does not match the body: %v", err)
+	}
+	return v.VerifyCert(ctx, signer)
+}
+
+// parseCMS guards the parser: a malformed signature must never crash the server.
+func parseCMS(der []byte) (p7 *pkcs7.PKCS7, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p7, err = nil, fmt.Errorf("malformed CMS")
+		}
+	}()
+	return pkcs7.Parse(der)
+}
+
+// VerifyCert checks a certificate presented by a device (the CMS signer or
+// the TLS client certificate).
+func (v *Verifier) VerifyCert(ctx context.Context, cert *x509.Certificate) (*Identity, error) {
+	sum := sha256.Sum256(cert.Raw)
+	hash := hex.EncodeToString(sum[:])
+	now := v.now()
+	if now.Add(v.skew).Before(cert.NotBefore) {
+		return nil, fail("expired", "certificate is not valid yet")
+	}
+	if now.Add(-v.skew).After(cert.NotAfter) {
+		return nil, fail("expired", "certificate expired at %s", cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if !v.chainOK(hash, cert) {
+		return nil, fail("untrusted", "certificate is not a client certificate issued by Orchard's CA")
+	}
+	rec, err := v.certs.Cert(ctx, hash)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, fail("unknown_cert", "certificate %x was not issued by this server", cert.SerialNumber)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("identity: look up certificate: %w", err)
+	}
+	if rec.Revoked {
+		return nil, fail("revoked", "certificate %s was revoked", rec.Serial)
+	}
+	return &Identity{Cert: cert, Hash: hash, Record: rec}, nil
+}
+
+func (v *Verifier) chainOK(hash string, cert *x509.Certificate) bool {
+	v.mu.Lock()
+	ok, seen := v.chained[hash]
+	v.mu.Unlock()
+	if seen {
+		return ok
+	}
+	// Verify inside the validity window: expiry has its own check with skew.
+	at := cert.NotBefore.Add(cert.NotAfter.Sub(cert.NotBefore) / 2)
+	_, err := cert.Verify(x509.VerifyOptions{
+		Roots:       v.roots,
+		CurrentTime: at,
+		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	ok = err == nil
+	v.mu.Lock()
+	if len(v.chained) > 100_000 {
+		clear(v.chained) // bounded; refilled on demand
+	}
+	v.chained[hash] = ok
+	v.mu.Unlock()
+	return ok
+}

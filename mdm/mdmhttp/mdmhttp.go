@@ -1,0 +1,237 @@
+// Package mdmhttp adapts the MDM service to HTTP: the check-in and connect
+// handlers devices talk to, and the middleware that limits bodies, checks
+// content types and establishes the device identity. Status codes are
+// chosen here and only here.
+package mdmhttp
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/orchardmdm/orchard/mdm"
+	"github.com/orchardmdm/orchard/mdm/identity"
+	"github.com/orchardmdm/orchard/mdm/service"
+)
+
+// Body limits: check-ins are small; command results can be large
+// (InstalledApplicationList on a Mac with many apps).
+const (
+	MaxCheckinBody = 1 << 20
+	MaxReportBody  = 20 << 20
+)
+
+// Content types Apple devices send.
+const (
+	ContentTypeCheckin = "application/x-apple-aspen-mdm-checkin"
+	ContentTypeConnect = "application/x-apple-aspen-mdm"
+)
+
+// Observer receives one call per device request, for metrics. Outcome is a
+// short label: ok, bad_request, forbidden, gone, conflict, error...
+type Observer interface {
+	Checkin(messageType, outcome string)
+	Connect(status, outcome string)
+	IdentityFailure(reason string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Checkin(string, string) {}
+func (nopObserver) Connect(string, string) {}
+func (nopObserver) IdentityFailure(string) {}
+
+// Handler serves /mdm/checkin and /mdm/connect.
+type Handler struct {
+	svc      *service.Service
+	verifier *identity.Verifier
+	log      *slog.Logger
+	obs      Observer
+}
+
+// Option configures a Handler.
+type Option func(*Handler)
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(h *Handler) { h.log = l } }
+
+// WithObserver sets the metrics observer.
+func WithObserver(o Observer) Option { return func(h *Handler) { h.obs = o } }
+
+// New builds the device-facing handler.
+func New(svc *service.Service, v *identity.Verifier, opts ...Option) (*Handler, error) {
+	if svc == nil || v == nil {
+		return nil, errors.New("mdmhttp: service and verifier are required")
+	}
+	h := &Handler{svc: svc, verifier: v, log: slog.Default(), obs: nopObserver{}}
+	for _, o := range opts {
+		o(h)
+	}
+	return h, nil
+}
+
+// Register mounts the device endpoints on mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.Handle("PUT /mdm/checkin", h.device(MaxCheckinBody, []string{ContentTypeCheckin}, h.checkin))
+	mux.Handle("PUT /mdm/connect", h.device(MaxReportBody, []string{ContentTypeConnect, ContentTypeCheckin}, h.connect))
+}
+
+type ctxKey int
+
+const identityKey ctxKey = 0
+
+// IdentityFrom returns the device identity the middleware established.
+func IdentityFrom(ctx context.Context) *identity.Identity {
+	id, _ := ctx.Value(identityKey).(*identity.Identity)
+	return id
+}
+
+// device is the middleware chain for device requests: content type, body
+// limit, identity, then the handler with the body.
+func (h *Handler) device(limit int64, types []string, next func(w http.ResponseWriter, r *http.Request, body []byte)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !contentTypeOK(r.Header.Get("Content-Type"), types) {
+			h.fail(w, r, http.StatusUnsupportedMediaType, "content type must be "+types[0])
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			h.fail(w, r, http.StatusRequestEntityTooLarge, "body is over the limit")
+			return
+		}
+		if err != nil {
+			h.fail(w, r, http.StatusBadRequest, "could not read body")
+			return
+		}
+		id, err := h.identify(r, body)
+		if err != nil {
+			h.identityFailed(w, r, err)
+			return
+		}
+		next(w, r.WithContext(context.WithValue(r.Context(), identityKey, id)), body)
+	})
+}
+
+func contentTypeOK(header string, allowed []string) bool {
+	mt, _, err := mime.ParseMediaType(header)
+	if err != nil {
+		return false
+	}
+	for _, a := range allowed {
+		if strings.EqualFold(mt, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// identify prefers a verified TLS client certificate, else Mdm-Signature
+// (for servers behind a TLS-terminating proxy).
+func (h *Handler) identify(r *http.Request, body []byte) (*identity.Identity, error) {
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		return h.verifier.VerifyCert(r.Context(), r.TLS.PeerCertificates[0])
+	}
+	return h.verifier.VerifySignature(r.Context(), body, r.Header.Get("Mdm-Signature"))
+}
+
+func (h *Handler) identityFailed(w http.ResponseWriter, r *http.Request, err error) {
+	var ie *identity.Error
+	if !errors.As(err, &ie) {
+		h.serverError(w, r, err)
+		return
+	}
+	h.obs.IdentityFailure(ie.Reason)
+	h.log.Warn("device identity refused", "path", r.URL.Path, "remote", r.RemoteAddr, "reason", ie.Reason, "detail", ie.Detail)
+	// Never 401 and never an ErrorUnrecognizedDevice body: both can make
+	// a device unenroll itself.
+	http.Error(w, ie.Error(), http.StatusForbidden)
+}
+
+func (h *Handler) checkin(w http.ResponseWriter, r *http.Request, body []byte) {
+	c, err := mdm.DecodeCheckin(body)
+	if err != nil {
+		h.obs.Checkin("unknown", "bad_request")
+		h.fail(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	resp, err := h.svc.Checkin(r.Context(), IdentityFrom(r.Context()), c)
+	outcome := h.respond(w, r, resp, err, "application/xml")
+	h.obs.Checkin(string(c.Type), outcome)
+	h.log.Debug("check-in", "type", c.Type, "channel", c.Channel.ID(), "outcome", outcome)
+}
+
+func (h *Handler) connect(w http.ResponseWriter, r *http.Request, body []byte) {
+	rep, err := mdm.DecodeReport(body)
+	if err != nil {
+		h.svc.ReportUnreadable(r.Context(), IdentityFrom(r.Context()))
+		h.obs.Connect("unknown", "bad_request")
+		h.fail(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	resp, err := h.svc.Report(r.Context(), IdentityFrom(r.Context()), rep)
+	outcome := h.respond(w, r, resp, err, "application/xml")
+	h.obs.Connect(string(rep.Status), outcome)
+	h.log.Debug("connect", "status", rep.Status, "channel", rep.Channel.ID(), "command", rep.CommandUUID, "outcome", outcome)
+}
+
+// respond writes the service's answer or maps its error; it returns the outcome label.
+func (h *Handler) respond(w http.ResponseWriter, r *http.Request, body []byte, err error, ctype string) string {
+	if err == nil {
+		if len(body) > 0 {
+			w.Header().Set("Content-Type", ctype)
+		}
+		w.WriteHeader(http.StatusOK)
+		w.Write(body)
+		return "ok"
+	}
+	for _, m := range statusMap {
+		if errors.Is(err, m.err) {
+			h.fail(w, r, m.code, err.Error())
+			return m.label
+		}
+	}
+	h.serverError(w, r, err)
+	return "error"
+}
+
+var statusMap = []struct {
+	err   error
+	code  int
+	label string
+}{
+	{service.ErrBadRequest, http.StatusBadRequest, "bad_request"},
+	{service.ErrNotSupported, http.StatusBadRequest, "not_supported"},
+	{service.ErrForbidden, http.StatusForbidden, "forbidden"},
+	{service.ErrConflict, http.StatusConflict, "conflict"},
+	{service.ErrGone, http.StatusGone, "gone"},
+}
+
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, code int, reason string) {
+	if code == http.StatusForbidden {
+		h.log.Warn("device request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "reason", reason)
+	} else {
+		h.log.Debug("device request rejected", "path", r.URL.Path, "code", code, "reason", reason)
+	}
+	http.Error(w, firstLine(reason), code)
+}
+
+// serverError answers 500 so the device retries later; the cause is logged.
+func (h *Handler) serverError(w http.ResponseWriter, r *http.Request, err error) {
+	h.log.Error("device request failed", "path", r.URL.Path, "err", err)
+	http.Error(w, "internal server error", http.StatusInternalServerError)
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 300 {
+		s = s[:300]
+	}
+	return s
+}

@@ -1,0 +1,256 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/micromdm/plist"
+	"github.com/orchardmdm/orchard/mdm"
+	"github.com/orchardmdm/orchard/mdm/identity"
+	"github.com/orchardmdm/orchard/storage"
+)
+
+// Checkin handles one check-in message from a verified identity and returns
+// the body to answer with (nil for an empty 200).
+func (s *Service) Checkin(ctx context.Context, id *identity.Identity, c *mdm.Checkin) ([]byte, error) {
+	if m, ok := c.Message.(*mdm.Authenticate); ok {
+		return nil, s.authenticate(ctx, id, c.Channel, m)
+	}
+	if err := s.boundDevice(ctx, id, c.Channel); err != nil {
+		return nil, err
+	}
+	s.touch(c.Channel.ID())
+	switch m := c.Message.(type) {
+	case *mdm.TokenUpdate:
+		return nil, s.tokenUpdate(ctx, c.Channel, m)
+	case *mdm.CheckOut:
+		return nil, s.checkOut(ctx, c.Channel)
+	case *mdm.UserAuthenticate:
+		return s.userAuthenticate(ctx, c.Channel, m)
+	case *mdm.SetBootstrapToken:
+		return nil, s.setBootstrapToken(ctx, c.Channel, m)
+	case *mdm.GetBootstrapToken:
+		return s.getBootstrapToken(ctx, c.Channel)
+	case *mdm.GetToken, *mdm.DeclarativeManagement:
+		return nil, fmt.Errorf("%w: %s is not supported yet", ErrNotSupported, c.Type)
+	}
+	return nil, fmt.Errorf("%w: unhandled message %s", ErrBadRequest, c.Type)
+}
+
+func (s *Service) authenticate(ctx context.Context, id *identity.Identity, ch mdm.Channel, m *mdm.Authenticate) error {
+	if err := s.checkTopic(m.Topic); err != nil {
+		return err
+	}
+	bound, err := s.store.DeviceForCert(ctx, id.Hash)
+	switch {
+	case err == nil && bound != ch.DeviceID:
+		return fmt.Errorf("%w: certificate is already bound to another device", ErrForbidden)
+	case err != nil && !errors.Is(err, storage.ErrNotFound):
+		return err
+	}
+	old, err := s.store.Enrollment(ctx, ch.DeviceID)
+	if errors.Is(err, storage.ErrNotFound) {
+		old = &storage.Enrollment{}
+	} else if err != nil {
+		return err
+	}
+	if old.Enrolled && old.CertHash != "" && old.CertHash != id.Hash && !issuedFor(id.Record, old, ch, m) {
+		return fmt.Errorf("%w: device is enrolled under another certificate; it must check out first or present a certificate issued for it", ErrForbidden)
+	}
+	now := s.now()
+	typ := storage.Device
+	if ch.UserEnrollment {
+		typ = storage.UserEnrollmentDevice
+	}
+	e := storage.Enrollment{
+		ID:         ch.ID(),
+		DeviceID:   ch.DeviceID,
+		Type:       typ,
+		EnrolledAt: now,
+		LastSeen:   now,
+		Topic:      m.Topic,
+		Facts: &storage.DeviceFacts{
+			UDID: m.UDID, EnrollmentID: m.EnrollmentID, SerialNumber: m.SerialNumber,
+			Model: m.Model, ModelName: m.ModelName, ProductName: m.ProductName,
+			OSVersion: m.OSVersion, BuildVersion: m.BuildVersion, DeviceName: m.DeviceName,
+			IMEI: m.IMEI, MEID: m.MEID,
+		},
+		CertHash:     id.Hash,
+		CertSerial:   fmt.Sprintf("%x", id.Cert.SerialNumber),
+		CertNotAfter: id.Cert.NotAfter,
+	}
+	if id.Record != nil {
+		e.EnrollmentMethod, e.EnrollmentRef = id.Record.Authorization.Kind, id.Record.Authorization.Ref
+	}
+	err = s.store.Authenticate(ctx, &storage.AuthenticateRecord{Enrollment: e, PrevCertHash: old.CertHash})
+	if errors.Is(err, storage.ErrConflict) {
+		return fmt.Errorf("%w: %w", ErrConflict, err)
+	}
+	if err != nil {
+		return err
+	}
+	s.log.Info("device authenticated", "device", ch.DeviceID, "serial", m.SerialNumber, "model", m.Model, "cert_serial", e.CertSerial)
+	if s.hooks.Authenticated != nil {
+		s.hooks.Authenticated(ctx, &e)
+	}
+	return nil
+}
+
+// issuedFor reports whether a certificate may take over an existing
+// enrollment: it renews the bound certificate, or it was issued for this
+// very device.
+func issuedFor(rec *storage.CertRecord, old *storage.Enrollment, ch mdm.Channel, m *mdm.Authenticate) bool {
+	if rec == nil {
+		return false
+	}
+	a := rec.Authorization
+	switch {
+	case a.RenewalOf != "" && a.RenewalOf == old.CertHash:
+		return true
+	case a.ForUDID != "" && a.ForUDID == ch.DeviceID:
+		return true
+	case a.ForSerial != "" && old.Facts != nil && a.ForSerial == old.Facts.SerialNumber && a.ForSerial == m.SerialNumber:
+		return true
+	}
+	return false
+}
+
+func (s *Service) tokenUpdate(ctx context.Context, ch mdm.Channel, m *mdm.TokenUpdate) error {
+	if err := s.checkTopic(m.Topic); err != nil {
+		return err
+	}
+	dev, err := s.enrolledChannel(ctx, mdm.Channel{DeviceID: ch.DeviceID, UserEnrollment: ch.UserEnrollment})
+	if err != nil {
+		return err
+	}
+	var create *storage.Enrollment
+	if ch.IsUser() {
+		typ := storage.User
+		if ch.UserEnrollment {
+			typ = storage.UserEnrollment
+		}
+		create = &storage.Enrollment{ID: ch.ID(), DeviceID: ch.DeviceID, Type: typ, UserID: ch.UserID, EnrolledAt: s.now()}
+	}
+	var unlock []byte
+	if len(m.UnlockToken) > 0 {
+		unlock = s.box.Seal(m.UnlockToken, labelUnlock)
+	}
+	first := false
+	now := s.now()
+	err = s.store.UpdateEnrollment(ctx, ch.ID(), create, func(e *storage.Enrollment) error {
+		if ch.IsUser() && !e.Enrolled {
+			// A user channel starts (again) under the current device enrollment.
+			e.EnrolledAt, e.CheckedOutAt = now, time.Time{}
+		}
+		first = e.TokenUpdatedAt.Before(e.EnrolledAt) || e.TokenUpdatedAt.IsZero()
+		e.Enrolled = true
+		e.Topic, e.Token, e.PushMagic, e.TokenInvalid = m.Topic, m.Token, m.PushMagic, false
+		e.TokenUpdatedAt = now
+		e.AwaitingConfiguration = m.AwaitingConfiguration
+		if unlock != nil {
+			e.UnlockTokenSealed = unlock
+		}
+		if ch.IsUser() {
+			e.UserShortName, e.UserLongName = m.UserShortName, m.UserLongName
+			e.EnrollmentUserID = m.EnrollmentUserID
+		}
+		return nil
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("%w: channel %s is not enrolled", ErrForbidden, ch.ID())
+	}
+	if err != nil {
+		return err
+	}
+	if first && !ch.IsUser() && s.hooks.Enrolled != nil {
+		dev.Token, dev.PushMagic, dev.Topic = m.Token, m.PushMagic, m.Topic
+		s.hooks.Enrolled(ctx, dev)
+	}
+	return nil
+}
+
+func (s *Service) checkOut(ctx context.Context, ch mdm.Channel) error {
+	now := s.now()
+	if !ch.IsUser() {
+		if err := s.store.CheckOut(ctx, ch.DeviceID, now); err != nil {
+			return err
+		}
+		s.log.Info("device checked out", "device", ch.DeviceID)
+		return nil
+	}
+	err := s.store.UpdateEnrollment(ctx, ch.ID(), nil, func(e *storage.Enrollment) error {
+		e.Enrolled, e.CheckedOutAt = false, now
+		return nil
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil // nothing to check out
+	}
+	return err
+}
+
+// userAuthenticate answers 410 Gone unless user authentication is on;
+// then it admits the user without a digest prompt (an empty
+// DigestChallenge), since Orchard has no user directory to check against.
+func (s *Service) userAuthenticate(ctx context.Context, ch mdm.Channel, m *mdm.UserAuthenticate) ([]byte, error) {
+	if !s.userAuth() {
+		return nil, fmt.Errorf("%w: user channels are not enabled on this server", ErrGone)
+	}
+	if _, err := s.enrolledChannel(ctx, mdm.Channel{DeviceID: ch.DeviceID}); err != nil {
+		return nil, err
+	}
+	if m.DigestResponse != "" {
+		return nil, nil
+	}
+	return plist.Marshal(struct{ DigestChallenge string }{""})
+}
+
+func (s *Service) setBootstrapToken(ctx context.Context, ch mdm.Channel, m *mdm.SetBootstrapToken) error {
+	var sealed []byte
+	if len(m.BootstrapToken) > 0 {
+		sealed = s.box.Seal(m.BootstrapToken, labelBootstrap)
+	}
+	now := s.now()
+	err := s.store.UpdateEnrollment(ctx, ch.ID(), nil, func(e *storage.Enrollment) error {
+		if !e.Enrolled {
+			return fmt.Errorf("%w: device is not enrolled", ErrForbidden)
+		}
+		e.BootstrapTokenSealed, e.BootstrapTokenAt = sealed, now
+		return nil
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("%w: device is not enrolled", ErrForbidden)
+	}
+	return err
+}
+
+func (s *Service) getBootstrapToken(ctx context.Context, ch mdm.Channel) ([]byte, error) {
+	e, err := s.enrolledChannel(ctx, ch)
+	if err != nil {
+		return nil, err
+	}
+	var resp struct {
+		BootstrapToken []byte `plist:",omitempty"`
+	}
+	if len(e.BootstrapTokenSealed) > 0 {
+		if resp.BootstrapToken, err = s.box.Open(e.BootstrapTokenSealed, labelBootstrap); err != nil {
+			return nil, fmt.Errorf("open escrowed bootstrap token: %w", err)
+		}
+	}
+	s.log.Info("bootstrap token requested", "device", ch.DeviceID, "escrowed", len(resp.BootstrapToken) > 0)
+	return plist.Marshal(resp)
+}
+
+// UnlockToken returns a channel's unlock token, for commands that need it
+// (ClearPasscode). It is a secret: callers must not log or return it.
+func (s *Service) UnlockToken(ctx context.Context, channel string) ([]byte, error) {
+	e, err := s.store.Enrollment(ctx, channel)
+	if err != nil {
+		return nil, err
+	}
+	if len(e.UnlockTokenSealed) == 0 {
+		return nil, fmt.Errorf("%w: no unlock token escrowed for %s", storage.ErrNotFound, channel)
+	}
+	return s.box.Open(e.UnlockTokenSealed, labelUnlock)
+}

@@ -1,0 +1,85 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/orchardmdm/orchard/mdm"
+	"github.com/orchardmdm/orchard/mdm/identity"
+	"github.com/orchardmdm/orchard/storage"
+)
+
+// Report handles a device's PUT to the server URL: it stores the result
+// (if any) and returns the next command plist, or nil for an empty 200.
+func (s *Service) Report(ctx context.Context, id *identity.Identity, r *mdm.Report) ([]byte, error) {
+	if err := s.boundDevice(ctx, id, r.Channel); err != nil {
+		return nil, err
+	}
+	channel := r.Channel.ID()
+	if _, err := s.enrolledChannel(ctx, r.Channel); err != nil {
+		return nil, err
+	}
+	s.touch(channel)
+	if r.Status == mdm.StatusIdle {
+		// A new connection sequence: NotNow'd commands are due again.
+		if err := s.store.Undefer(ctx, channel); err != nil {
+			return nil, err
+		}
+	} else if err := s.storeResult(ctx, channel, r); err != nil {
+		return nil, err
+	}
+	cmd, err := s.store.Next(ctx, channel)
+	if err != nil || cmd == nil {
+		s.inflight.Delete(channel)
+		return nil, err
+	}
+	s.inflight.Store(channel, cmd.UUID)
+	return cmd.Raw, nil
+}
+
+func (s *Service) storeResult(ctx context.Context, channel string, r *mdm.Report) error {
+	res := &storage.Result{
+		CommandUUID: r.CommandUUID,
+		ChannelID:   channel,
+		Status:      storage.TargetStatus(r.Status),
+		Raw:         r.Raw,
+		At:          s.now(),
+	}
+	for _, e := range r.ErrorChain {
+		res.ErrorChain = append(res.ErrorChain, storage.ErrorChain{
+			ErrorCode: e.ErrorCode, ErrorDomain: e.ErrorDomain,
+			LocalizedDescription: e.LocalizedDescription, USEnglishDescription: e.USEnglishDescription,
+		})
+	}
+	dup, err := s.store.StoreResult(ctx, res)
+	if errors.Is(err, storage.ErrNotFound) {
+		s.log.Warn("result for a command this channel never received", "channel", channel, "command", r.CommandUUID, "status", r.Status)
+		return fmt.Errorf("%w: command %.64q was never sent to this channel", ErrBadRequest, r.CommandUUID)
+	}
+	if err != nil {
+		return err
+	}
+	if !dup && s.hooks.Result != nil {
+		s.hooks.Result(ctx, res)
+	}
+	return nil
+}
+
+// ReportUnreadable is called when an identified device sent a report body
+// that could not be decoded: the command last offered on its device
+// channel is set aside until the next Idle, so it is offered again later
+// but cannot block the commands behind it.
+func (s *Service) ReportUnreadable(ctx context.Context, id *identity.Identity) {
+	dev, err := s.store.DeviceForCert(ctx, id.Hash)
+	if err != nil {
+		return
+	}
+	v, ok := s.inflight.LoadAndDelete(dev)
+	if !ok {
+		return
+	}
+	if err := s.store.Defer(ctx, dev, v.(string)); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		s.log.Error("defer command after unreadable result", "device", dev, "err", err)
+	}
+}

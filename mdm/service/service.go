@@ -1,0 +1,178 @@
+// Package service is Orchard's MDM core between the HTTP adapters and
+// storage: it binds identities to enrollments, applies the check-in rules,
+// and moves the command queues. It speaks mdm types and storage records,
+// never HTTP.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/orchardmdm/orchard/internal/pki"
+	"github.com/orchardmdm/orchard/mdm"
+	"github.com/orchardmdm/orchard/mdm/identity"
+	"github.com/orchardmdm/orchard/storage"
+)
+
+// Errors the HTTP edge maps to status codes. Each is wrapped with a
+// one-line reason.
+var (
+	ErrBadRequest   = errors.New("bad request")
+	ErrForbidden    = errors.New("forbidden")
+	ErrConflict     = errors.New("conflict")
+	ErrGone         = errors.New("gone")
+	ErrNotSupported = errors.New("not supported")
+)
+
+// Store is what the service needs from storage.
+type Store interface {
+	storage.CheckinStore
+	storage.CommandQueue
+}
+
+// Hooks let other parts of Orchard react to device events. Each runs after
+// the write it follows is durable; errors are logged, never sent to the device.
+type Hooks struct {
+	// Enrolled runs after a device channel's first TokenUpdate of an enrollment.
+	Enrolled func(ctx context.Context, e *storage.Enrollment)
+	// Result runs after a command result was stored.
+	Result func(ctx context.Context, r *storage.Result)
+	// Authenticated runs after an Authenticate was stored.
+	Authenticated func(ctx context.Context, e *storage.Enrollment)
+}
+
+// Service handles check-ins and command reports.
+type Service struct {
+	store    Store
+	box      *pki.SecretBox
+	log      *slog.Logger
+	hooks    Hooks
+	topic    func() string
+	userAuth func() bool
+	now      func() time.Time
+
+	inflight sync.Map // device channel ID -> uuid last offered on it
+
+	seenMu sync.Mutex
+	seen   map[string]time.Time
+}
+
+// Option configures a Service.
+type Option func(*Service)
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
+
+// WithHooks sets the event hooks.
+func WithHooks(h Hooks) Option { return func(s *Service) { s.hooks = h } }
+
+// WithTopic makes the service refuse Authenticate and TokenUpdate messages
+// whose Topic is not the push certificate's; topic returns "" when no
+// push certificate is set yet.
+func WithTopic(topic func() string) Option { return func(s *Service) { s.topic = topic } }
+
+// WithUserAuthentication reports whether network user authentication is on.
+func WithUserAuthentication(on func() bool) Option { return func(s *Service) { s.userAuth = on } }
+
+// WithClock sets the time source.
+func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
+
+// New builds a Service. box seals secrets (bootstrap and unlock tokens).
+func New(store Store, box *pki.SecretBox, opts ...Option) (*Service, error) {
+	if store == nil || box == nil {
+		return nil, errors.New("service: store and secret box are required")
+	}
+	s := &Service{
+		store:    store,
+		box:      box,
+		log:      slog.Default(),
+		topic:    func() string { return "" },
+		userAuth: func() bool { return false },
+		now:      time.Now,
+		seen:     map[string]time.Time{},
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
+}
+
+// Sealing labels bind a sealed value to its field.
+const (
+	labelBootstrap = "bootstrap-token"
+	labelUnlock    = "unlock-token"
+)
+
+// boundDevice returns the device channel the identity is bound to and
+// checks the message claims that device: one device can never act as another.
+func (s *Service) boundDevice(ctx context.Context, id *identity.Identity, ch mdm.Channel) error {
+	dev, err := s.store.DeviceForCert(ctx, id.Hash)
+	if errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("%w: certificate is not bound to an enrollment; Authenticate first", ErrForbidden)
+	}
+	if err != nil {
+		return err
+	}
+	if dev != ch.DeviceID {
+		return fmt.Errorf("%w: certificate is bound to another device", ErrForbidden)
+	}
+	return nil
+}
+
+// enrolledChannel loads a channel and checks it is enrolled.
+func (s *Service) enrolledChannel(ctx context.Context, ch mdm.Channel) (*storage.Enrollment, error) {
+	e, err := s.store.Enrollment(ctx, ch.ID())
+	if errors.Is(err, storage.ErrNotFound) || err == nil && !e.Enrolled {
+		return nil, fmt.Errorf("%w: channel %s is not enrolled", ErrForbidden, ch.ID())
+	}
+	return e, err
+}
+
+func (s *Service) checkTopic(got string) error {
+	if want := s.topic(); want != "" && got != want {
+		return fmt.Errorf("%w: topic %q is not this server's push topic", ErrForbidden, got)
+	}
+	return nil
+}
+
+// touch records last-seen in memory; FlushLastSeen writes it out.
+func (s *Service) touch(channel string) {
+	s.seenMu.Lock()
+	s.seen[channel] = s.now()
+	s.seenMu.Unlock()
+}
+
+// FlushLastSeen writes the collected last-seen times in one transaction.
+func (s *Service) FlushLastSeen(ctx context.Context) error {
+	s.seenMu.Lock()
+	seen := s.seen
+	s.seen = map[string]time.Time{}
+	s.seenMu.Unlock()
+	if len(seen) == 0 {
+		return nil
+	}
+	return s.store.TouchLastSeen(ctx, seen)
+}
+
+// RunLastSeenFlusher flushes every interval until ctx ends, then once more.
+func (s *Service) RunLastSeenFlusher(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if err := s.FlushLastSeen(context.WithoutCancel(ctx)); err != nil {
+				s.log.Error("flush last-seen times", "err", err)
+			}
+			return
+		case <-t.C:
+			if err := s.FlushLastSeen(ctx); err != nil {
+				s.log.Error("flush last-seen times", "err", err)
+			}
+		}
+	}
+}
