@@ -121,7 +121,8 @@ type ChallengeStore interface {
 type InvitationStore interface {
 	PutInvitation(ctx context.Context, inv *Invitation) error
 	// SpendInvitation atomically marks the invitation with that token hash
-	// spent at now and stores ch as the challenge it hands out. It returns
+	// spent at now and stores ch as the challenge it hands out, with
+	// ch.Ref set to the invitation ID. It returns
 	// ErrNotFound for an unknown token and ErrGone for a spent or expired one.
 	SpendInvitation(ctx context.Context, tokenHash string, now time.Time, ch *Challenge) (*Invitation, error)
 	// ListInvitations returns invitations ordered by ID after the given one.

@@ -206,6 +206,7 @@ func (s *Store) SpendInvitation(ctx context.Context, tokenHash string, now time.
 			return storage.ErrGone
 		}
 		inv.SpentAt, inv.ChallengeID = now, ch.ID
+		ch.Ref = inv.ID
 		if err := putInvitation(tx, inv); err != nil {
 			return err
 		}

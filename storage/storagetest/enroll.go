@@ -149,8 +149,8 @@ func RunEnroll(t *testing.T, newStore func(t *testing.T) storage.EnrollStore) {
 		if got.ID != "i1" || got.ChallengeID != "c1" || !got.SpentAt.Equal(now) {
 			t.Errorf("spent invitation = %+v", got)
 		}
-		if _, err := s.Challenge(ctx, "c1"); err != nil {
-			t.Errorf("challenge not stored with the spend: %v", err)
+		if c, err := s.Challenge(ctx, "c1"); err != nil || c.Ref != "i1" {
+			t.Errorf("challenge not stored with the spend, for the invitation: %+v, %v", c, err)
 		}
 		if _, err := s.SpendInvitation(ctx, "th1", now, challenge("c2", false)); !errors.Is(err, storage.ErrGone) {
 			t.Errorf("second spend: err = %v, want ErrGone", err)
