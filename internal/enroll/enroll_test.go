@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -47,6 +48,14 @@ var (
 	deviceKey   *rsa.PrivateKey
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if fixtureDir != "" {
+		os.RemoveAll(fixtureDir)
+	}
+	os.Exit(code)
+}
+
 type env struct {
 	ts    *httptest.Server
 	store *bolt.Store
@@ -58,8 +67,10 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	fixtureOnce.Do(func() {
 		// One CA and device key for the package: RSA generation is slow.
-		fixtureDir = filepath.Join(t.TempDir(), "..", "..", fmt.Sprintf("orchard-enroll-fixture-%d", time.Now().UnixNano()))
 		var err error
+		if fixtureDir, err = os.MkdirTemp("", "orchard-enroll-fixture"); err != nil {
+			panic(err)
+		}
 		if _, err = pki.LoadOrCreateCA(fixtureDir); err != nil {
 			panic(err)
 		}
