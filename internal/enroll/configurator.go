@@ -1,0 +1,235 @@
+package enroll
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/micromdm/plist"
+	"github.com/orchardmdm/orchard/scep"
+	"github.com/orchardmdm/orchard/storage"
+	"github.com/smallstep/pkcs7"
+)
+
+func (h *Handler) adminProfile(w http.ResponseWriter, r *http.Request) {
+	h.serveProfile(w, r, profileSpec{
+		challenge: scep.ChallengeSpec{Kind: storage.KindProfile, Ref: "admin", TTL: OTAChallengeTTL},
+		filename:  "orchard-enroll.mobileconfig",
+		commit:    h.store.PutChallenge,
+	})
+}
+
+type configuratorRequest struct {
+	Name         string `json:"name"`
+	Description  string `json:"description"`
+	UserAffinity bool   `json:"user_affinity"`
+}
+
+// configuratorView is a profile with what the admin exports from it.
+type configuratorView struct {
+	storage.ConfiguratorProfile
+	// SetupAssistantURL is the enrollment URL to give Apple Configurator.
+	SetupAssistantURL string `json:"setup_assistant_url"`
+	// DirectEnrollment is the .mobileconfig download path, or why there is none.
+	DirectEnrollmentURL  string `json:"direct_enrollment_url,omitempty"`
+	DirectEnrollmentNote string `json:"direct_enrollment_note,omitempty"`
+}
+
+const noDirectWithAffinity = "direct enrollment requires a profile without user affinity"
+
+func (h *Handler) view(p storage.ConfiguratorProfile) configuratorView {
+	v := configuratorView{ConfiguratorProfile: p, SetupAssistantURL: h.cfg.PublicURL + "/enroll/configurator/" + p.ID}
+	if p.UserAffinity {
+		v.DirectEnrollmentNote = noDirectWithAffinity
+	} else {
+		v.DirectEnrollmentURL = "/v1/configurator/profiles/" + p.ID + "/mobileconfig"
+	}
+	return v
+}
+
+func (h *Handler) createConfigurator(w http.ResponseWriter, r *http.Request) {
+	var req configuratorRequest
+	if !h.decodeJSON(w, r, &req) {
+		return
+	}
+	req.Name = strings.TrimSpace(req.Name)
+	switch {
+	case req.Name == "":
+		h.fail(w, http.StatusBadRequest, errors.New("name is required"))
+		return
+	case len(req.Name) > 128 || len(req.Description) > 1024:
+		h.fail(w, http.StatusBadRequest, errors.New("name (128) or description (1024 characters) too long"))
+		return
+	}
+	p := storage.ConfiguratorProfile{ID: randomHex(8), Name: req.Name, Description: req.Description,
+		UserAffinity: req.UserAffinity, CreatedAt: h.now()}
+	if err := h.store.PutConfiguratorProfile(r.Context(), &p); err != nil {
+		h.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, h.view(p))
+}
+
+func (h *Handler) listConfigurators(w http.ResponseWriter, r *http.Request) {
+	ps, err := h.store.ListConfiguratorProfiles(r.Context())
+	if err != nil {
+		h.storeError(w, err)
+		return
+	}
+	views := make([]configuratorView, 0, len(ps))
+	for _, p := range ps {
+		views = append(views, h.view(p))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"profiles": views})
+}
+
+func (h *Handler) showConfigurator(w http.ResponseWriter, r *http.Request) {
+	p, err := h.store.ConfiguratorProfile(r.Context(), r.PathValue("id"))
+	if err != nil {
+		h.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, h.view(*p))
+}
+
+func (h *Handler) deleteConfigurator(w http.ResponseWriter, r *http.Request) {
+	if err := h.store.DeleteConfiguratorProfile(r.Context(), r.PathValue("id"), h.now()); err != nil {
+		h.storeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// directEnrollmentProfile answers a .mobileconfig with its own multi-use
+// challenge valid 14 days from this download.
+func (h *Handler) directEnrollmentProfile(w http.ResponseWriter, r *http.Request) {
+	p, err := h.store.ConfiguratorProfile(r.Context(), r.PathValue("id"))
+	if err != nil {
+		h.storeError(w, err)
+		return
+	}
+	if p.UserAffinity {
+		h.fail(w, http.StatusConflict, errors.New(noDirectWithAffinity))
+		return
+	}
+	h.serveProfile(w, r, profileSpec{
+		challenge: scep.ChallengeSpec{Kind: storage.KindConfigurator, Ref: p.ID, MultiUse: true, TTL: DirectEnrollmentTTL},
+		expiresAt: h.now().Add(DirectEnrollmentTTL),
+		filename:  "orchard-" + p.ID + ".mobileconfig",
+		commit:    h.store.PutChallenge,
+	})
+}
+
+// download is a challenge as the admin sees it (never the secret).
+type download struct {
+	ID        string    `json:"id"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Uses      int       `json:"uses"`
+	Revoked   bool      `json:"revoked"`
+	Expired   bool      `json:"expired"`
+}
+
+func (h *Handler) listDownloads(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, err := h.store.ConfiguratorProfile(r.Context(), id); err != nil {
+		h.storeError(w, err)
+		return
+	}
+	chs, err := h.store.ChallengesFor(r.Context(), id)
+	if err != nil {
+		h.storeError(w, err)
+		return
+	}
+	now := h.now()
+	out := []download{}
+	for _, c := range chs {
+		if !c.MultiUse {
+			continue // Setup Assistant challenges are not downloads
+		}
+		out = append(out, download{ID: c.ID, CreatedAt: c.CreatedAt, ExpiresAt: c.ExpiresAt, Uses: c.Uses,
+			Revoked: !c.RevokedAt.IsZero(), Expired: !now.Before(c.ExpiresAt)})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"downloads": out})
+}
+
+func (h *Handler) revokeDownload(w http.ResponseWriter, r *http.Request) {
+	ch, err := h.store.Challenge(r.Context(), r.PathValue("download"))
+	if err == nil && ch.Ref != r.PathValue("id") {
+		err = storage.ErrNotFound
+	}
+	if err == nil {
+		err = h.store.RevokeChallenge(r.Context(), ch.ID, h.now())
+	}
+	if err != nil {
+		h.storeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// machineInfo is what a device sends when it fetches its enrollment
+// profile during Setup Assistant (other/machineinfo.yaml).
+type machineInfo struct {
+	UDID    string `plist:"UDID"`
+	Serial  string `plist:"SERIAL"`
+	Product string `plist:"PRODUCT"`
+	Version string `plist:"VERSION"`
+}
+
+// setupAssistantProfile answers a device in Setup Assistant: its signed
+// MachineInfo must name a serial assigned to this profile.
+func (h *Handler) setupAssistantProfile(w http.ResponseWriter, r *http.Request) {
+	body, ok := h.readBody(w, r, maxMachineInfoBody)
+	if !ok {
+		return
+	}
+	info, err := parseMachineInfo(body)
+	if err != nil {
+		h.fail(w, http.StatusBadRequest, err)
+		return
+	}
+	id := r.PathValue("id")
+	p, err := h.store.ConfiguratorProfile(r.Context(), id)
+	if err != nil {
+		h.storeError(w, err)
+		return
+	}
+	a, err := h.store.Serial(r.Context(), info.Serial)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && a.ProfileID != p.ID) {
+		h.fail(w, http.StatusForbidden, errors.New("this device's serial number is not assigned to this profile"))
+		return
+	} else if err != nil {
+		h.storeError(w, err)
+		return
+	}
+	h.serveProfile(w, r, profileSpec{
+		challenge: scep.ChallengeSpec{Kind: storage.KindConfigurator, Ref: p.ID, ForUDID: info.UDID,
+			ForSerial: info.Serial, TTL: OTAChallengeTTL},
+		filename: "orchard-enroll.mobileconfig",
+		commit:   func(ctx context.Context, ch *storage.Challenge) error { return h.store.PutChallenge(ctx, ch) },
+	})
+}
+
+// parseMachineInfo reads the CMS-signed MachineInfo plist. The signature
+// is checked for integrity; Apple's device CA is not available to chain to,
+// so the serial-number assignment is what authorizes the device.
+func parseMachineInfo(body []byte) (*machineInfo, error) {
+	p7, err := pkcs7.Parse(body)
+	if err != nil {
+		return nil, errors.New("body is not a signed MachineInfo")
+	}
+	if err := p7.Verify(); err != nil {
+		return nil, errors.New("MachineInfo signature does not verify")
+	}
+	var info machineInfo
+	if err := plist.Unmarshal(p7.Content, &info); err != nil {
+		return nil, errors.New("MachineInfo is not a plist")
+	}
+	if info.Serial == "" || info.UDID == "" || len(info.Serial) > 64 || len(info.UDID) > 128 {
+		return nil, errors.New("MachineInfo needs UDID and SERIAL")
+	}
+	return &info, nil
+}

@@ -1,0 +1,220 @@
+// Package enroll owns how devices get to Orchard's enrollment profile:
+// one-time invitation links, the admin's scripted profile download, Apple
+// Configurator profiles (Setup Assistant URL and direct-enrollment
+// .mobileconfig downloads), the serial numbers assigned to them, and the
+// admin view of issued certificates. It serves HTTP; the caller mounts the
+// admin routes behind authentication and the public routes as they are.
+package enroll
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/orchardmdm/orchard/mdm/enrollprofile"
+	"github.com/orchardmdm/orchard/scep"
+	"github.com/orchardmdm/orchard/storage"
+)
+
+// Lifetimes fixed by the enrollment rules.
+const (
+	OTAChallengeTTL      = 15 * time.Minute    // single-use, over the air
+	DirectEnrollmentTTL  = 14 * 24 * time.Hour // Configurator .mobileconfig download
+	defaultInvitationTTL = 7 * 24 * time.Hour
+	maxInvitationTTL     = 30 * 24 * time.Hour
+	maxJSONBody          = 64 << 10
+	maxMachineInfoBody   = 64 << 10
+)
+
+// Config is what the handlers need to know about the server.
+type Config struct {
+	// PublicURL is the https base URL devices use.
+	PublicURL string
+	// TLSCert is the server certificate; when TLSSelfSigned it is put in
+	// profiles as a trusted root.
+	TLSCert       *x509.Certificate
+	TLSSelfSigned bool
+	// Topic returns the current push topic ("" until a push cert is set).
+	Topic  func() string
+	Logger *slog.Logger
+}
+
+// Handler serves enrollment endpoints.
+type Handler struct {
+	cfg    Config
+	store  storage.EnrollStore
+	signer *enrollprofile.Signer
+	scep   http.Handler
+	now    func() time.Time
+	log    *slog.Logger
+}
+
+// Option configures a Handler.
+type Option func(*Handler)
+
+// WithClock sets the time source (tests).
+func WithClock(now func() time.Time) Option { return func(h *Handler) { h.now = now } }
+
+// New returns the enrollment handlers. scepHandler serves /scep.
+func New(cfg Config, store storage.EnrollStore, signer *enrollprofile.Signer, scepHandler http.Handler, opts ...Option) (*Handler, error) {
+	if store == nil || signer == nil || scepHandler == nil || cfg.Topic == nil {
+		return nil, errors.New("enroll: store, signer, SCEP handler and topic func are required")
+	}
+	if !strings.HasPrefix(cfg.PublicURL, "https://") {
+		return nil, fmt.Errorf("enroll: public URL %q must be https", cfg.PublicURL)
+	}
+	if cfg.TLSSelfSigned && cfg.TLSCert == nil {
+		return nil, errors.New("enroll: a self-signed TLS setup needs the TLS certificate")
+	}
+	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
+	h := &Handler{cfg: cfg, store: store, signer: signer, scep: scepHandler, now: time.Now, log: cfg.Logger}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	for _, o := range opts {
+		o(h)
+	}
+	return h, nil
+}
+
+// RegisterPublic mounts the unauthenticated device routes.
+func (h *Handler) RegisterPublic(mux *http.ServeMux) {
+	mux.Handle("/scep", h.scep)
+	mux.HandleFunc("GET /enroll/{token}", h.getInvitationProfile)
+	mux.HandleFunc("POST /enroll/configurator/{id}", h.setupAssistantProfile)
+}
+
+// RegisterAdmin mounts the admin API routes (the caller adds auth).
+func (h *Handler) RegisterAdmin(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v1/enrollment/invitations", h.createInvitation)
+	mux.HandleFunc("GET /v1/enrollment/invitations", h.listInvitations)
+	mux.HandleFunc("GET /v1/enrollment/profile", h.adminProfile)
+
+	mux.HandleFunc("POST /v1/configurator/profiles", h.createConfigurator)
+	mux.HandleFunc("GET /v1/configurator/profiles", h.listConfigurators)
+	mux.HandleFunc("GET /v1/configurator/profiles/{id}", h.showConfigurator)
+	mux.HandleFunc("DELETE /v1/configurator/profiles/{id}", h.deleteConfigurator)
+	mux.HandleFunc("GET /v1/configurator/profiles/{id}/mobileconfig", h.directEnrollmentProfile)
+	mux.HandleFunc("GET /v1/configurator/profiles/{id}/downloads", h.listDownloads)
+	mux.HandleFunc("DELETE /v1/configurator/profiles/{id}/downloads/{download}", h.revokeDownload)
+
+	mux.HandleFunc("POST /v1/configurator/serials", h.importSerials)
+	mux.HandleFunc("GET /v1/configurator/serials", h.listSerials)
+	mux.HandleFunc("POST /v1/configurator/serials/assign", h.assignSerials)
+
+	mux.HandleFunc("GET /v1/certificates", h.listCerts)
+	mux.HandleFunc("POST /v1/certificates/{serial}/revoke", h.revokeCert)
+}
+
+// profileSpec is one profile to hand out.
+type profileSpec struct {
+	challenge scep.ChallengeSpec
+	expiresAt time.Time // PayloadExpirationDate, zero for none
+	filename  string
+	// commit stores the challenge (and whatever it spends) in one write.
+	commit func(ctx context.Context, ch *storage.Challenge) error
+}
+
+// serveProfile builds and signs first, so a failure there spends nothing,
+// then commits, then answers.
+func (h *Handler) serveProfile(w http.ResponseWriter, r *http.Request, spec profileSpec) {
+	now := h.now()
+	secret, ch, err := scep.NewChallenge(spec.challenge, now)
+	if err != nil {
+		h.fail(w, http.StatusInternalServerError, err)
+		return
+	}
+	params := enrollprofile.Params{PublicURL: h.cfg.PublicURL, Topic: h.cfg.Topic(), Challenge: secret, ExpiresAt: spec.expiresAt}
+	if h.cfg.TLSSelfSigned {
+		params.RootCert = h.cfg.TLSCert
+	}
+	if spec.challenge.ForSerial != "" {
+		params.Subject = [][2]string{{"O", "Orchard"}, {"CN", "Orchard device " + spec.challenge.ForSerial}}
+	}
+	raw, err := enrollprofile.Build(params)
+	if err == nil {
+		raw, err = h.signer.Sign(raw)
+	}
+	if err != nil {
+		h.fail(w, http.StatusInternalServerError, fmt.Errorf("build profile: %w", err))
+		return
+	}
+	if err := spec.commit(r.Context(), ch); err != nil {
+		h.storeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-apple-aspen-config")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+spec.filename+`"`)
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Orchard-Challenge-Id", ch.ID)
+	w.Write(raw)
+}
+
+type invitationRequest struct {
+	Label     string `json:"label"`
+	ExpiresIn string `json:"expires_in"` // Go duration, default 168h, at most 720h
+}
+
+type invitationResponse struct {
+	storage.Invitation
+	URL string `json:"url"`
+}
+
+func (h *Handler) createInvitation(w http.ResponseWriter, r *http.Request) {
+	var req invitationRequest
+	if !h.decodeJSON(w, r, &req) {
+		return
+	}
+	ttl := defaultInvitationTTL
+	if req.ExpiresIn != "" {
+		d, err := time.ParseDuration(req.ExpiresIn)
+		if err != nil || d <= 0 || d > maxInvitationTTL {
+			h.fail(w, http.StatusBadRequest, errors.New("expires_in must be a duration between 1s and 720h"))
+			return
+		}
+		ttl = d
+	}
+	if len(req.Label) > 128 {
+		h.fail(w, http.StatusBadRequest, errors.New("label longer than 128 characters"))
+		return
+	}
+	token := randomToken(32)
+	now := h.now()
+	inv := storage.Invitation{ID: randomHex(8), TokenHash: tokenHash(token), Label: req.Label, CreatedAt: now, ExpiresAt: now.Add(ttl)}
+	if err := h.store.PutInvitation(r.Context(), &inv); err != nil {
+		h.storeError(w, err)
+		return
+	}
+	// The URL holds the secret token: answered once, never stored or logged.
+	writeJSON(w, http.StatusCreated, invitationResponse{Invitation: inv, URL: h.cfg.PublicURL + "/enroll/" + token})
+}
+
+func (h *Handler) listInvitations(w http.ResponseWriter, r *http.Request) {
+	after, limit, ok := h.page(w, r)
+	if !ok {
+		return
+	}
+	invs, err := h.store.ListInvitations(r.Context(), after, limit)
+	if err != nil {
+		h.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"invitations": nonNil(invs)})
+}
+
+func (h *Handler) getInvitationProfile(w http.ResponseWriter, r *http.Request) {
+	hash := tokenHash(r.PathValue("token"))
+	h.serveProfile(w, r, profileSpec{
+		challenge: scep.ChallengeSpec{Kind: storage.KindInvitation, TTL: OTAChallengeTTL},
+		filename:  "orchard-enroll.mobileconfig",
+		commit: func(ctx context.Context, ch *storage.Challenge) error {
+			_, err := h.store.SpendInvitation(ctx, hash, h.now(), ch)
+			return err
+		},
+	})
+}

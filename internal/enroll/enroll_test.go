@@ -1,0 +1,481 @@
+package enroll_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/micromdm/plist"
+	"github.com/orchardmdm/orchard/internal/enroll"
+	"github.com/orchardmdm/orchard/internal/pki"
+	"github.com/orchardmdm/orchard/mdm/enrollprofile"
+	"github.com/orchardmdm/orchard/scep"
+	"github.com/orchardmdm/orchard/scep/scepclient"
+	"github.com/orchardmdm/orchard/storage"
+	"github.com/orchardmdm/orchard/storage/bolt"
+	"github.com/smallstep/pkcs7"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+var (
+	fixtureOnce sync.Once
+	fixtureDir  string
+	deviceKey   *rsa.PrivateKey
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if fixtureDir != "" {
+		os.RemoveAll(fixtureDir)
+	}
+	os.Exit(code)
+}
+
+type env struct {
+	ts    *httptest.Server
+	store *bolt.Store
+	ca    *pki.CA
+	clock *clock
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	fixtureOnce.Do(func() {
+		// One CA and device key for the package: RSA generation is slow.
+		var err error
+		if fixtureDir, err = os.MkdirTemp("", "orchard-enroll-fixture"); err != nil {
+			panic(err)
+		}
+		if _, err = pki.LoadOrCreateCA(fixtureDir); err != nil {
+			panic(err)
+		}
+		if _, err = enrollprofile.LoadOrCreateSigner(fixtureDir, mustCA()); err != nil {
+			panic(err)
+		}
+		if deviceKey, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+			panic(err)
+		}
+	})
+	ca := mustCA()
+	signer, err := enrollprofile.LoadOrCreateSigner(fixtureDir, ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "orchard.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	clk := &clock{t: time.Now()}
+	scepSrv, err := scep.New(ca, st, scep.WithClock(clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	ts := httptest.NewUnstartedServer(mux)
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	h, err := enroll.New(enroll.Config{PublicURL: ts.URL, TLSCert: ts.Certificate(), TLSSelfSigned: true,
+		Topic: func() string { return "com.apple.mgmt.External.test" }}, st, signer, scepSrv, enroll.WithClock(clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.RegisterAdmin(mux)
+	h.RegisterPublic(mux)
+	return &env{ts: ts, store: st, ca: ca, clock: clk}
+}
+
+func mustCA() *pki.CA {
+	ca, err := pki.LoadOrCreateCA(fixtureDir)
+	if err != nil {
+		panic(err)
+	}
+	return ca
+}
+
+func (e *env) do(t *testing.T, method, path, ctype, body string) (int, []byte, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(method, e.ts.URL+path, strings.NewReader(body))
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := e.ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, data, resp.Header
+}
+
+func decode[T any](t *testing.T, data []byte) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(data, &v); err != nil {
+		t.Fatalf("decode %s: %v", data, err)
+	}
+	return v
+}
+
+// enrollWithProfile is an independent device: it reads the signed profile
+// with plain plist decoding and does SCEP with only what it finds there.
+func (e *env) enrollWithProfile(t *testing.T, profile []byte) (*x509.Certificate, error) {
+	t.Helper()
+	content, _, err := enrollprofile.Parse(profile, e.ca.Pool())
+	if err != nil {
+		t.Fatalf("profile does not verify: %v", err)
+	}
+	var top map[string]any
+	if err := plist.Unmarshal(content, &top); err != nil {
+		t.Fatal(err)
+	}
+	var scepURL, challenge string
+	for _, p := range top["PayloadContent"].([]any) {
+		d := p.(map[string]any)
+		if d["PayloadType"] == "com.apple.security.scep" {
+			c := d["PayloadContent"].(map[string]any)
+			scepURL, challenge = c["URL"].(string), c["Challenge"].(string)
+		}
+	}
+	if scepURL == "" || challenge == "" {
+		t.Fatalf("no SCEP URL/challenge in profile")
+	}
+	c, err := scepclient.New(scepURL, e.ts.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Enroll(context.Background(), deviceKey, pkix.Name{CommonName: "dev"}, challenge)
+}
+
+func wantSCEPFail(t *testing.T, err error) {
+	t.Helper()
+	var fe *scepclient.FailError
+	if !errors.As(err, &fe) {
+		t.Fatalf("err = %v, want SCEP failure", err)
+	}
+}
+
+func TestInvitationSpentAfterOneGet(t *testing.T) {
+	e := newEnv(t)
+	code, body, _ := e.do(t, "POST", "/v1/enrollment/invitations", "application/json", `{"label":"Alice's iPad"}`)
+	if code != 201 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	inv := decode[struct {
+		ID  string `json:"id"`
+		URL string `json:"url"`
+	}](t, body)
+	path := strings.TrimPrefix(inv.URL, e.ts.URL)
+	code, profile, hdr := e.do(t, "GET", path, "", "")
+	if code != 200 || hdr.Get("Content-Type") != "application/x-apple-aspen-config" {
+		t.Fatalf("first GET: %d %s", code, hdr.Get("Content-Type"))
+	}
+	if code, body, _ := e.do(t, "GET", path, "", ""); code != 410 || !strings.Contains(string(body), `"error"`) {
+		t.Errorf("second GET: %d %s, want 410", code, body)
+	}
+	if code, _, _ := e.do(t, "GET", "/enroll/not-a-token", "", ""); code != 404 {
+		t.Errorf("unknown token: %d, want 404", code)
+	}
+	cert, err := e.enrollWithProfile(t, profile)
+	if err != nil {
+		t.Fatalf("SCEP with the profile's challenge: %v", err)
+	}
+	rec, err := e.store.Cert(context.Background(), pki.Fingerprint(cert))
+	if err != nil || rec.Authorization.Kind != storage.KindInvitation || rec.Authorization.Ref != inv.ID {
+		t.Errorf("record %+v, %v; want invitation %s", rec, err, inv.ID)
+	}
+	if _, err := e.enrollWithProfile(t, profile); err == nil {
+		t.Error("the invitation's challenge worked twice")
+	}
+}
+
+func TestInvitationChallengeExpires(t *testing.T) {
+	e := newEnv(t)
+	_, body, _ := e.do(t, "POST", "/v1/enrollment/invitations", "", `{"expires_in":"1h"}`)
+	url := decode[struct{ URL string }](t, body).URL
+	_, profile, _ := e.do(t, "GET", strings.TrimPrefix(url, e.ts.URL), "", "")
+	e.clock.Add(enroll.OTAChallengeTTL)
+	_, err := e.enrollWithProfile(t, profile)
+	wantSCEPFail(t, err)
+}
+
+func TestAdminProfileSingleUse(t *testing.T) {
+	e := newEnv(t)
+	code, profile, _ := e.do(t, "GET", "/v1/enrollment/profile", "", "")
+	if code != 200 {
+		t.Fatalf("profile: %d", code)
+	}
+	if _, err := e.enrollWithProfile(t, profile); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.enrollWithProfile(t, profile)
+	wantSCEPFail(t, err)
+}
+
+func (e *env) createConfigurator(t *testing.T, affinity bool) string {
+	t.Helper()
+	code, body, _ := e.do(t, "POST", "/v1/configurator/profiles", "application/json",
+		fmt.Sprintf(`{"name":"Lab iPads","description":"shared","user_affinity":%v}`, affinity))
+	if code != 201 {
+		t.Fatalf("create configurator profile: %d %s", code, body)
+	}
+	return decode[struct{ ID string }](t, body).ID
+}
+
+func TestConfiguratorDirectEnrollmentDownloads(t *testing.T) {
+	e := newEnv(t)
+	withUser := e.createConfigurator(t, true)
+	code, body, _ := e.do(t, "GET", "/v1/configurator/profiles/"+withUser+"/mobileconfig", "", "")
+	if code != 409 || !strings.Contains(string(body), "without user affinity") {
+		t.Errorf("direct enrollment with user affinity: %d %s", code, body)
+	}
+	id := e.createConfigurator(t, false)
+	_, first, _ := e.do(t, "GET", "/v1/configurator/profiles/"+id+"/mobileconfig", "", "")
+	e.clock.Add(7 * 24 * time.Hour)
+	_, second, _ := e.do(t, "GET", "/v1/configurator/profiles/"+id+"/mobileconfig", "", "")
+	// Multi-use: the first download enrolls two devices.
+	for range 2 {
+		if _, err := e.enrollWithProfile(t, first); err != nil {
+			t.Fatalf("first download: %v", err)
+		}
+	}
+	// Day 14 after the first download: it expired, the second did not.
+	e.clock.Add(7 * 24 * time.Hour)
+	_, err := e.enrollWithProfile(t, first)
+	wantSCEPFail(t, err)
+	if _, err := e.enrollWithProfile(t, second); err != nil {
+		t.Fatalf("second download was shortened by the first's expiry: %v", err)
+	}
+	_, body, _ = e.do(t, "GET", "/v1/configurator/profiles/"+id+"/downloads", "", "")
+	dl := decode[struct {
+		Downloads []struct {
+			ID      string
+			Uses    int
+			Expired bool
+		}
+	}](t, body).Downloads
+	if len(dl) != 2 || dl[0].Uses != 2 || !dl[0].Expired || dl[1].Uses != 1 || dl[1].Expired {
+		t.Fatalf("downloads = %+v", dl)
+	}
+	if code, _, _ := e.do(t, "DELETE", "/v1/configurator/profiles/"+withUser+"/downloads/"+dl[1].ID, "", ""); code != 404 {
+		t.Errorf("revoke through another profile: %d, want 404", code)
+	}
+	if code, _, _ := e.do(t, "DELETE", "/v1/configurator/profiles/"+id+"/downloads/"+dl[1].ID, "", ""); code != 204 {
+		t.Fatalf("revoke: %d", code)
+	}
+	_, err = e.enrollWithProfile(t, second)
+	wantSCEPFail(t, err)
+	// The show view exports the Setup Assistant URL.
+	_, body, _ = e.do(t, "GET", "/v1/configurator/profiles/"+id, "", "")
+	v := decode[map[string]any](t, body)
+	if v["setup_assistant_url"] != e.ts.URL+"/enroll/configurator/"+id {
+		t.Errorf("setup_assistant_url = %v", v["setup_assistant_url"])
+	}
+}
+
+func TestSerialCSV(t *testing.T) {
+	e := newEnv(t)
+	p1, p2 := e.createConfigurator(t, false), e.createConfigurator(t, true)
+	imp := func(q, csv string) (int, []byte) {
+		code, body, _ := e.do(t, "POST", "/v1/configurator/serials?"+q, "text/csv", csv)
+		return code, body
+	}
+	good := "F7TLWCLBX196,device details  \nDLXQPCWVGHMJ,device details\n"
+	tests := []struct {
+		name, csv string
+		want      []string
+	}{
+		{"bad rows", "AAA111,ok\nBAD SERIAL,x\nCCC333\nDDD444," + strings.Repeat("x", 129) + "\nAAA111,dup\n",
+			[]string{"line 2: serial", "line 3: want 2 columns", "line 4: details longer than 128", "line 5: serial AAA111 repeats line 1"}},
+		{"too many rows", strings.Repeat("X1,d\n", 1) + rowsCSV(5001), []string{"more than 5000 rows"}},
+		{"empty", "", []string{"no rows"}},
+		{"bad quoting", "A1,\"x\n", []string{"line 1"}},
+	}
+	for _, tc := range tests {
+		code, body := imp("profile_id="+p1, tc.csv)
+		if code != 400 {
+			t.Errorf("%s: status %d", tc.name, code)
+			continue
+		}
+		got := decode[struct {
+			Error    string
+			Problems []string
+		}](t, body)
+		all := strings.Join(got.Problems, "\n")
+		for _, w := range tc.want {
+			if !strings.Contains(all, w) {
+				t.Errorf("%s: problems %q lack %q", tc.name, got.Problems, w)
+			}
+		}
+		if strings.Contains(got.Error, "\n") {
+			t.Errorf("%s: error is not one line", tc.name)
+		}
+	}
+	if list, _ := e.store.ListSerials(context.Background(), "", "", 0); len(list) != 0 {
+		t.Fatalf("refused files imported %d serials", len(list))
+	}
+	if code, body := imp("profile_id="+p1, rowsCSV(5000)); code != 200 || decode[storage.ImportResult](t, body).Added != 5000 {
+		t.Fatalf("5000 rows: %d %s", code, body)
+	}
+	if code, _ := imp("profile_id=nope", good); code != 404 {
+		t.Errorf("unknown profile: %d", code)
+	}
+	if code, _ := imp("profile_id="+p1, good); code != 200 {
+		t.Fatal(code)
+	}
+	if code, body := imp("profile_id="+p2, "F7TLWCLBX196,new details\n"); code != 200 || decode[storage.ImportResult](t, body).Updated != 1 {
+		t.Fatalf("re-import: %d %s", code, body)
+	}
+	a, _ := e.store.Serial(context.Background(), "F7TLWCLBX196")
+	if a.Details != "device details" || a.ProfileID != p2 {
+		t.Errorf("without overwrite: %+v", a)
+	}
+	imp("profile_id="+p2+"&overwrite=true", "F7TLWCLBX196,new details\n")
+	if a, _ := e.store.Serial(context.Background(), "F7TLWCLBX196"); a.Details != "new details" {
+		t.Errorf("with overwrite: %+v", a)
+	}
+	code, body, _ := e.do(t, "POST", "/v1/configurator/serials/assign", "", `{"serials":["DLXQPCWVGHMJ","NOPE"],"profile_id":"`+p2+`"}`)
+	if code != 404 {
+		t.Errorf("assign with unknown serial: %d %s", code, body)
+	}
+	if code, _, _ := e.do(t, "POST", "/v1/configurator/serials/assign", "", `{"serials":["dlxqpcwvghmj"],"profile_id":"`+p2+`"}`); code != 200 {
+		t.Errorf("assign: %d", code)
+	}
+	_, body, _ = e.do(t, "GET", "/v1/configurator/serials?profile_id="+p2, "", "")
+	if got := decode[struct{ Serials []storage.SerialAssignment }](t, body).Serials; len(got) != 2 {
+		t.Errorf("serials of p2 = %+v", got)
+	}
+	if code, _, _ := e.do(t, "DELETE", "/v1/configurator/profiles/"+p2, "", ""); code != 409 {
+		t.Errorf("delete profile with serials: %d, want 409", code)
+	}
+}
+
+func rowsCSV(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "SN%06d,row %d\n", i, i)
+	}
+	return b.String()
+}
+
+func signedMachineInfo(t *testing.T, udid, serial string) string {
+	t.Helper()
+	content, _ := plist.Marshal(map[string]string{"UDID": udid, "SERIAL": serial, "PRODUCT": "iPad13,1", "VERSION": "22A3354"})
+	cert, _ := scepclient.SelfSigned(deviceKey, pkix.Name{CommonName: "Apple iPhone Device"})
+	sd, _ := pkcs7.NewSignedData(content)
+	if err := sd.AddSigner(cert, deviceKey, pkcs7.SignerInfoConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := sd.Finish()
+	return string(raw)
+}
+
+func TestSetupAssistantProfile(t *testing.T) {
+	e := newEnv(t)
+	p1, p2 := e.createConfigurator(t, true), e.createConfigurator(t, false)
+	e.do(t, "POST", "/v1/configurator/serials?profile_id="+p1, "text/csv", "F7TLWCLBX196,lab\n")
+	tests := []struct {
+		name, profile, body string
+		status              int
+	}{
+		{"assigned", p1, signedMachineInfo(t, "UDID-1", "F7TLWCLBX196"), 200},
+		{"other profile", p2, signedMachineInfo(t, "UDID-1", "F7TLWCLBX196"), 403},
+		{"unknown serial", p1, signedMachineInfo(t, "UDID-2", "ZZZ"), 403},
+		{"unsigned", p1, "<plist/>", 400},
+	}
+	for _, tc := range tests {
+		code, body, _ := e.do(t, "POST", "/enroll/configurator/"+tc.profile, "application/pkcs7-signature", tc.body)
+		if code != tc.status {
+			t.Errorf("%s: %d %s, want %d", tc.name, code, body, tc.status)
+			continue
+		}
+		if code != 200 {
+			continue
+		}
+		cert, err := e.enrollWithProfile(t, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, _ := e.store.Cert(context.Background(), pki.Fingerprint(cert))
+		want := storage.CertAuthorization{Kind: storage.KindConfigurator, ChallengeID: rec.Authorization.ChallengeID,
+			Ref: p1, ForUDID: "UDID-1", ForSerial: "F7TLWCLBX196"}
+		if rec.Authorization != want || cert.Subject.SerialNumber != "F7TLWCLBX196" {
+			t.Errorf("authorization %+v subject %v", rec.Authorization, cert.Subject)
+		}
+	}
+}
+
+func TestBadInputWritesNothing(t *testing.T) {
+	e := newEnv(t)
+	tests := []struct {
+		method, path, body string
+		status             int
+	}{
+		{"POST", "/v1/enrollment/invitations", `{"label":`, 400},
+		{"POST", "/v1/enrollment/invitations", `{"expires_in":"9999h"}`, 400},
+		{"POST", "/v1/enrollment/invitations", `{"nope":1}`, 400},
+		{"POST", "/v1/configurator/profiles", `{"name":""}`, 400},
+		{"POST", "/v1/configurator/profiles", strings.Repeat(" ", 70<<10) + "{}", 413},
+		{"GET", "/v1/configurator/profiles/nope", "", 404},
+		{"GET", "/v1/configurator/profiles/nope/mobileconfig", "", 404},
+		{"POST", "/v1/configurator/serials", "A,b", 400},
+		{"POST", "/v1/certificates/zz/revoke", "", 400},
+		{"POST", "/v1/certificates/abcd/revoke", "", 404},
+	}
+	for _, tc := range tests {
+		code, body, _ := e.do(t, tc.method, tc.path, "application/json", tc.body)
+		if code != tc.status || !strings.HasPrefix(string(body), `{"error":`) {
+			t.Errorf("%s %s: %d %s, want %d with a JSON error", tc.method, tc.path, code, body, tc.status)
+		}
+	}
+	ctx := context.Background()
+	invs, _ := e.store.ListInvitations(ctx, "", 0)
+	profs, _ := e.store.ListConfiguratorProfiles(ctx)
+	if len(invs)+len(profs) != 0 {
+		t.Errorf("bad input wrote %d invitations, %d profiles", len(invs), len(profs))
+	}
+}
+
+func TestRevokeCertificate(t *testing.T) {
+	e := newEnv(t)
+	_, profile, _ := e.do(t, "GET", "/v1/enrollment/profile", "", "")
+	cert, err := e.enrollWithProfile(t, profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body, _ := e.do(t, "POST", "/v1/certificates/"+scep.SerialString(cert)+"/revoke", "", ""); code != 204 {
+		t.Fatalf("revoke: %d %s", code, body)
+	}
+	rec, _ := e.store.Cert(context.Background(), pki.Fingerprint(cert))
+	if !rec.Revoked {
+		t.Error("certificate not revoked")
+	}
+	c, _ := scepclient.New(e.ts.URL+"/scep", e.ts.Client())
+	_, err = c.Renew(context.Background(), deviceKey, pkix.Name{CommonName: "dev"}, cert, deviceKey)
+	wantSCEPFail(t, err)
+}

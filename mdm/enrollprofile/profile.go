@@ -1,0 +1,177 @@
+// Package enrollprofile owns the MDM enrollment profile: the .mobileconfig
+// that makes a device get an identity by SCEP and enroll in Orchard, its
+// CMS signature, and the key that signs it.
+package enrollprofile
+
+import (
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/micromdm/plist"
+)
+
+// Params is what goes into one enrollment profile.
+type Params struct {
+	// PublicURL is the server's base URL as devices reach it (https://host[:port]).
+	PublicURL string
+	// Topic is the push certificate topic; it may be empty before a push
+	// certificate is configured (the device then cannot be pushed to).
+	Topic string
+	// Challenge is the SCEP challenge secret for this profile.
+	Challenge string
+	// Subject is the subject the device asks for, as [oid-name, value]
+	// pairs; the server chooses the real subject anyway.
+	Subject [][2]string
+	// RootCert, when set, is installed as a trusted root: pass the server's
+	// TLS certificate when it is self-signed, nil otherwise.
+	RootCert *x509.Certificate
+	// ExpiresAt, when set, becomes PayloadExpirationDate.
+	ExpiresAt time.Time
+	// Organization and DisplayName are shown on the device.
+	Organization string
+	DisplayName  string
+	Description  string
+}
+
+// Payload identifiers are stable so a re-enrollment replaces the profile.
+const identifier = "com.orchardmdm.enrollment"
+
+// AccessRights: all MDM rights (1 through 4096 summed).
+const accessRightsAll = 8191
+
+type profile struct {
+	PayloadType           string     `plist:"PayloadType"`
+	PayloadVersion        int        `plist:"PayloadVersion"`
+	PayloadIdentifier     string     `plist:"PayloadIdentifier"`
+	PayloadUUID           string     `plist:"PayloadUUID"`
+	PayloadDisplayName    string     `plist:"PayloadDisplayName"`
+	PayloadDescription    string     `plist:"PayloadDescription,omitempty"`
+	PayloadOrganization   string     `plist:"PayloadOrganization"`
+	PayloadScope          string     `plist:"PayloadScope"`
+	PayloadExpirationDate *time.Time `plist:"PayloadExpirationDate,omitempty"`
+	PayloadContent        []any      `plist:"PayloadContent"`
+}
+
+type payloadHeader struct {
+	PayloadType        string `plist:"PayloadType"`
+	PayloadVersion     int    `plist:"PayloadVersion"`
+	PayloadIdentifier  string `plist:"PayloadIdentifier"`
+	PayloadUUID        string `plist:"PayloadUUID"`
+	PayloadDisplayName string `plist:"PayloadDisplayName"`
+}
+
+type scepPayload struct {
+	payloadHeader
+	PayloadContent scepContent `plist:"PayloadContent"`
+}
+
+type scepContent struct {
+	URL       string       `plist:"URL"`
+	Name      string       `plist:"Name"`
+	Subject   [][][]string `plist:"Subject"`
+	Challenge string       `plist:"Challenge"`
+	Keysize   int          `plist:"Keysize"`
+	KeyType   string       `plist:"Key Type"`
+	KeyUsage  int          `plist:"Key Usage"`
+}
+
+type mdmPayload struct {
+	payloadHeader
+	IdentityCertificateUUID string   `plist:"IdentityCertificateUUID"`
+	Topic                   string   `plist:"Topic"`
+	ServerURL               string   `plist:"ServerURL"`
+	CheckInURL              string   `plist:"CheckInURL"`
+	SignMessage             bool     `plist:"SignMessage"`
+	AccessRights            int      `plist:"AccessRights"`
+	CheckOutWhenRemoved     bool     `plist:"CheckOutWhenRemoved"`
+	ServerCapabilities      []string `plist:"ServerCapabilities"`
+}
+
+type rootPayload struct {
+	payloadHeader
+	PayloadCertificateFileName string `plist:"PayloadCertificateFileName"`
+	PayloadContent             []byte `plist:"PayloadContent"`
+}
+
+// Build returns the unsigned profile plist (XML).
+func Build(p Params) ([]byte, error) {
+	base, err := url.Parse(p.PublicURL)
+	if err != nil || base.Scheme != "https" || base.Host == "" {
+		return nil, fmt.Errorf("enrollprofile: public URL %q must be an absolute https URL", p.PublicURL)
+	}
+	if p.Challenge == "" {
+		return nil, errors.New("enrollprofile: a SCEP challenge is required")
+	}
+	root := strings.TrimSuffix(base.String(), "/")
+	if p.Organization == "" {
+		p.Organization = "Orchard"
+	}
+	if p.DisplayName == "" {
+		p.DisplayName = "Orchard MDM enrollment"
+	}
+	if len(p.Subject) == 0 {
+		p.Subject = [][2]string{{"O", p.Organization}, {"CN", "Orchard device"}}
+	}
+	subject := make([][][]string, len(p.Subject))
+	for i, kv := range p.Subject {
+		subject[i] = [][]string{{kv[0], kv[1]}}
+	}
+	scepUUID := newUUID()
+	content := []any{
+		scepPayload{
+			payloadHeader: header("com.apple.security.scep", identifier+".scep", scepUUID, "Device identity"),
+			PayloadContent: scepContent{
+				URL: root + "/scep", Name: "Orchard", Subject: subject, Challenge: p.Challenge,
+				Keysize: 2048, KeyType: "RSA", KeyUsage: 5, // 1 signing + 4 encryption
+			},
+		},
+		mdmPayload{
+			payloadHeader:           header("com.apple.mdm", identifier+".mdm", newUUID(), "Device management"),
+			IdentityCertificateUUID: scepUUID,
+			Topic:                   p.Topic,
+			ServerURL:               root + "/mdm/connect",
+			CheckInURL:              root + "/mdm/checkin",
+			SignMessage:             true,
+			AccessRights:            accessRightsAll,
+			CheckOutWhenRemoved:     true,
+			ServerCapabilities:      []string{"com.apple.mdm.per-user-connections", "com.apple.mdm.bootstraptoken"},
+		},
+	}
+	if p.RootCert != nil {
+		// First, so the server is trusted before the device connects to it.
+		content = append([]any{rootPayload{
+			payloadHeader:              header("com.apple.security.root", identifier+".root", newUUID(), "Orchard server certificate"),
+			PayloadCertificateFileName: "orchard-server.cer",
+			PayloadContent:             p.RootCert.Raw,
+		}}, content...)
+	}
+	prof := profile{
+		PayloadType: "Configuration", PayloadVersion: 1, PayloadIdentifier: identifier, PayloadUUID: newUUID(),
+		PayloadDisplayName: p.DisplayName, PayloadDescription: p.Description, PayloadOrganization: p.Organization,
+		PayloadScope: "System", PayloadContent: content,
+	}
+	if !p.ExpiresAt.IsZero() {
+		t := p.ExpiresAt.UTC().Truncate(time.Second)
+		prof.PayloadExpirationDate = &t
+	}
+	return plist.MarshalIndent(prof, "\t")
+}
+
+func header(typ, id, uuid, name string) payloadHeader {
+	return payloadHeader{PayloadType: typ, PayloadVersion: 1, PayloadIdentifier: id, PayloadUUID: uuid, PayloadDisplayName: name}
+}
+
+func newUUID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%X-%X-%X-%X-%X", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}

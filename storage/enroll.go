@@ -1,0 +1,161 @@
+package storage
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"time"
+)
+
+// Challenge kinds, also used as CertAuthorization.Kind.
+const (
+	KindInvitation   = "invitation"   // over-the-air invitation URL
+	KindConfigurator = "configurator" // Apple Configurator profile (download or Setup Assistant)
+	KindADE          = "ade"          // Automated Device Enrollment
+	KindProfile      = "profile"      // profile fetched by an admin for scripted use
+	KindRenewal      = "renewal"      // SCEP RenewalReq signed by a valid Orchard certificate
+)
+
+// Challenge refusals. Each is a distinct reason so metrics can count them.
+var (
+	ErrChallengeInvalid = errors.New("challenge is not valid")
+	ErrChallengeUsed    = errors.New("challenge was already used")
+	ErrChallengeExpired = errors.New("challenge has expired")
+	ErrChallengeRevoked = errors.New("challenge was revoked")
+	// ErrGone: a one-time link was already spent or has expired.
+	ErrGone = errors.New("gone")
+)
+
+// Challenge is a SCEP challenge as stored: never the secret, only its
+// SHA-256, so a stolen database cannot enroll devices.
+type Challenge struct {
+	ID   string `json:"id"`
+	Hash []byte `json:"hash"` // SHA-256 of the full challenge string
+	// Kind and Ref say what it was issued for (e.g. configurator + profile ID).
+	Kind      string `json:"kind"`
+	Ref       string `json:"ref,omitempty"`
+	ForUDID   string `json:"for_udid,omitempty"`
+	ForSerial string `json:"for_serial,omitempty"`
+	// MultiUse challenges may sign any number of certificates until they
+	// expire or are revoked; the others sign exactly one.
+	MultiUse  bool      `json:"multi_use,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	UsedAt    time.Time `json:"used_at,omitzero"` // last use
+	Uses      int       `json:"uses"`
+	RevokedAt time.Time `json:"revoked_at,omitzero"`
+}
+
+// Check reports whether the challenge whose secret hashes to hash may
+// sign a certificate at now. The hash comparison is constant-time.
+func (c *Challenge) Check(hash []byte, now time.Time) error {
+	switch {
+	case len(hash) == 0 || subtle.ConstantTimeCompare(c.Hash, hash) != 1:
+		return ErrChallengeInvalid
+	case !c.RevokedAt.IsZero():
+		return ErrChallengeRevoked
+	case !now.Before(c.ExpiresAt):
+		return ErrChallengeExpired
+	case !c.MultiUse && c.Uses > 0:
+		return ErrChallengeUsed
+	}
+	return nil
+}
+
+// Invitation is a one-time enrollment link. The token in the URL is a
+// secret; only its hash is kept.
+type Invitation struct {
+	ID        string    `json:"id"`
+	TokenHash string    `json:"-"` // hex SHA-256 of the URL token
+	Label     string    `json:"label,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	SpentAt   time.Time `json:"spent_at,omitzero"`
+	// ChallengeID is the challenge handed out when the link was spent.
+	ChallengeID string `json:"challenge_id,omitempty"`
+}
+
+// ConfiguratorProfile is an Apple Configurator enrollment profile.
+type ConfiguratorProfile struct {
+	ID           string    `json:"id"`
+	Name         string    `json:"name"`
+	Description  string    `json:"description,omitempty"`
+	UserAffinity bool      `json:"user_affinity"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+// SerialAssignment is a device serial number imported for Setup Assistant
+// enrollment with Apple Configurator, and the profile it enrolls with.
+type SerialAssignment struct {
+	Serial    string    `json:"serial"`
+	Details   string    `json:"details,omitempty"`
+	ProfileID string    `json:"profile_id"`
+	AddedAt   time.Time `json:"added_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// ImportResult counts what an import did.
+type ImportResult struct {
+	Added   int `json:"added"`
+	Updated int `json:"updated"`
+}
+
+// ChallengeStore keeps SCEP challenges.
+type ChallengeStore interface {
+	// PutChallenge stores a new challenge; ErrConflict if the ID exists.
+	PutChallenge(ctx context.Context, c *Challenge) error
+	// Challenge returns a challenge by ID, or ErrNotFound.
+	Challenge(ctx context.Context, id string) (*Challenge, error)
+	// RedeemChallenge checks the challenge again (Challenge.Check with hash
+	// at now), counts one use and stores cert, all in one write: of
+	// concurrent redeemers of a single-use challenge exactly one succeeds.
+	// It returns the challenge as it was before the use.
+	RedeemChallenge(ctx context.Context, id string, hash []byte, now time.Time, cert *CertRecord) (*Challenge, error)
+	// RevokeChallenge refuses a challenge from now on; ErrNotFound if unknown.
+	RevokeChallenge(ctx context.Context, id string, at time.Time) error
+	// ChallengesFor lists the challenges issued for a ref, oldest first.
+	ChallengesFor(ctx context.Context, ref string) ([]Challenge, error)
+}
+
+// InvitationStore keeps one-time enrollment links.
+type InvitationStore interface {
+	PutInvitation(ctx context.Context, inv *Invitation) error
+	// SpendInvitation atomically marks the invitation with that token hash
+	// spent at now and stores ch as the challenge it hands out, with
+	// ch.Ref set to the invitation ID. It returns
+	// ErrNotFound for an unknown token and ErrGone for a spent or expired one.
+	SpendInvitation(ctx context.Context, tokenHash string, now time.Time, ch *Challenge) (*Invitation, error)
+	// ListInvitations returns invitations ordered by ID after the given one.
+	ListInvitations(ctx context.Context, after string, limit int) ([]Invitation, error)
+}
+
+// ConfiguratorStore keeps Apple Configurator profiles and serial numbers.
+type ConfiguratorStore interface {
+	// PutConfiguratorProfile creates or replaces a profile.
+	PutConfiguratorProfile(ctx context.Context, p *ConfiguratorProfile) error
+	ConfiguratorProfile(ctx context.Context, id string) (*ConfiguratorProfile, error)
+	ListConfiguratorProfiles(ctx context.Context) ([]ConfiguratorProfile, error)
+	// DeleteConfiguratorProfile removes a profile and revokes every challenge
+	// issued for it. It fails with ErrConflict while serials are assigned.
+	DeleteConfiguratorProfile(ctx context.Context, id string, at time.Time) error
+	// ImportSerials assigns every row to its ProfileID in one write. Existing
+	// serials move to the row's profile; their details are replaced only when
+	// overwrite is set. A missing profile fails the whole import (ErrNotFound).
+	ImportSerials(ctx context.Context, rows []SerialAssignment, overwrite bool) (ImportResult, error)
+	// AssignSerials moves existing serials to a profile in one write; an
+	// unknown serial or profile fails it whole (ErrNotFound).
+	AssignSerials(ctx context.Context, serials []string, profileID string, at time.Time) error
+	// Serial returns one assignment, or ErrNotFound.
+	Serial(ctx context.Context, serial string) (*SerialAssignment, error)
+	// ListSerials returns assignments ordered by serial after the given one;
+	// profileID filters when not empty.
+	ListSerials(ctx context.Context, profileID, after string, limit int) ([]SerialAssignment, error)
+}
+
+// EnrollStore is everything enrollment needs, for wiring.
+type EnrollStore interface {
+	CertStore
+	ChallengeStore
+	InvitationStore
+	ConfiguratorStore
+}
