@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -79,6 +80,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	public := envFlag(fs, "public-url", "", "base URL devices use (default https://<hostname>:<port>)")
 	cert := envFlag(fs, "tls-cert", "", "PEM TLS certificate (default: self-signed, generated into the data dir)")
 	key := envFlag(fs, "tls-key", "", "PEM TLS private key")
+	plain := envFlag(fs, "plain-http", "false", "serve plain HTTP behind a TLS-terminating proxy (devices still sign every message)")
 	level := envFlag(fs, "log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -90,7 +92,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	srv, err := server.New(server.Config{DataDir: *data, Listen: *listen, PublicURL: *public, TLSCert: *cert, TLSKey: *key, Logger: log})
+	plainHTTP, err := strconv.ParseBool(*plain)
+	if err != nil {
+		return fmt.Errorf("--plain-http: %w", err)
+	}
+	srv, err := server.New(server.Config{DataDir: *data, Listen: *listen, PublicURL: *public, TLSCert: *cert, TLSKey: *key, PlainHTTP: plainHTTP, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -20,10 +20,13 @@ import (
 	"time"
 
 	"github.com/orchardmdm/orchard/internal/api"
+	"github.com/orchardmdm/orchard/internal/enroll"
 	"github.com/orchardmdm/orchard/internal/pki"
+	"github.com/orchardmdm/orchard/mdm/enrollprofile"
 	"github.com/orchardmdm/orchard/mdm/identity"
 	"github.com/orchardmdm/orchard/mdm/mdmhttp"
 	"github.com/orchardmdm/orchard/mdm/service"
+	"github.com/orchardmdm/orchard/scep"
 	"github.com/orchardmdm/orchard/storage/bolt"
 )
 
@@ -34,6 +37,9 @@ type Config struct {
 	PublicURL string // base URL devices use; default https://<hostname>:<port>
 	TLSCert   string // PEM files; when empty a self-signed pair is generated
 	TLSKey    string
+	// PlainHTTP serves without TLS, for a TLS-terminating proxy in front.
+	// Devices still sign every message (Mdm-Signature), so identity holds.
+	PlainHTTP bool
 	Logger    *slog.Logger
 }
 
@@ -181,11 +187,32 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
+	scepSrv, err := scep.New(s.ca, s.store, scep.WithLogger(s.log))
+	if err != nil {
+		return err
+	}
+	signer, err := enrollprofile.LoadOrCreateSigner(s.cfg.DataDir, s.ca)
+	if err != nil {
+		return err
+	}
+	enrollment, err := enroll.New(enroll.Config{
+		PublicURL:     s.cfg.PublicURL,
+		TLSCert:       s.tlsCert.Leaf,
+		TLSSelfSigned: s.selfSigned,
+		Topic:         s.pushTopic,
+		Logger:        s.log,
+	}, s.store, signer, scepSrv)
+	if err != nil {
+		return err
+	}
+
 	adminMux := http.NewServeMux()
 	admin.Register(adminMux)
+	enrollment.RegisterAdmin(adminMux)
 
 	mux := http.NewServeMux()
 	device.Register(mux)
+	enrollment.RegisterPublic(mux)
 	mux.Handle("/v1/", api.RequireKey(s.apiKey, adminMux))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -194,6 +221,10 @@ func (s *Server) build() error {
 	s.handler = mux
 	return nil
 }
+
+// pushTopic is the MDM push topic devices must use; "" until a push
+// certificate is uploaded.
+func (s *Server) pushTopic() string { return "" }
 
 // Handler is the whole HTTP surface.
 func (s *Server) Handler() http.Handler { return s.handler }
@@ -242,7 +273,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { s.svc.RunLastSeenFlusher(bg, 30*time.Second); close(flushed) }()
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	go func() {
+		if s.cfg.PlainHTTP {
+			errc <- srv.Serve(ln)
+		} else {
+			errc <- srv.ServeTLS(ln, "", "")
+		}
+	}()
 	var err error
 	select {
 	case err = <-errc:

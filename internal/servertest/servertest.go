@@ -192,3 +192,49 @@ func (s *Server) API(t testing.TB, method, path string, body, out any) int {
 	}
 	return resp.StatusCode
 }
+
+// Get fetches a path with the admin key and returns the raw body.
+func (s *Server) Get(t testing.TB, path string) []byte {
+	t.Helper()
+	req, err := http.NewRequest("GET", s.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.APIKey())
+	resp, err := s.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s = %d: %s", path, resp.StatusCode, body)
+	}
+	return body
+}
+
+// EnrollOTA enrolls a new simulated device the way a real one does: it
+// fetches a signed enrollment profile from the admin API, gets its identity
+// certificate from /scep with the profile's challenge, and runs
+// Authenticate and TokenUpdate.
+func (s *Server) EnrollOTA(t testing.TB) *simdevice.Device {
+	t.Helper()
+	n := int(serial.Add(1))
+	dev := &simdevice.Device{
+		UDID:         fmt.Sprintf("00008110-%016X", n),
+		SerialNumber: fmt.Sprintf("G%011d", n),
+		Model:        "iPad13,16", ModelName: "iPad Air", ProductName: "iPad13,16",
+		OSVersion: "18.1", BuildVersion: "22B83", DeviceName: fmt.Sprintf("Test iPad %d", n),
+		Topic:     "com.apple.mgmt.External.00000000-0000-0000-0000-000000000000",
+		Token:     bytes.Repeat([]byte{byte(n), 0xA5}, 16),
+		PushMagic: fmt.Sprintf("PUSHMAGIC-OTA-%d", n),
+	}
+	profile := s.Get(t, "/v1/enrollment/profile")
+	if err := dev.EnrollFromProfile(context.Background(), profile, rsaKey(t, n), s.Client); err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.Enroll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return dev
+}

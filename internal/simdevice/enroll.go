@@ -1,0 +1,109 @@
+package simdevice
+
+import (
+	"context"
+	"crypto/rsa"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/micromdm/plist"
+	"github.com/orchardmdm/orchard/scep/scepclient"
+	"github.com/smallstep/pkcs7"
+)
+
+// ProfileSettings are what a device takes from an enrollment profile,
+// read with Apple's published payload keys only.
+type ProfileSettings struct {
+	SCEPURL     string
+	Challenge   string
+	Subject     pkix.Name
+	ServerURL   string
+	CheckInURL  string
+	Topic       string
+	SignMessage bool
+}
+
+// ReadProfile extracts the SCEP and MDM payloads from a (signed or plain)
+// .mobileconfig, as any client following Apple's payload keys would.
+func ReadProfile(mobileconfig []byte) (*ProfileSettings, error) {
+	content := mobileconfig
+	if p7, err := pkcs7.Parse(mobileconfig); err == nil && len(p7.Content) > 0 {
+		content = p7.Content
+	}
+	var profile struct {
+		PayloadContent []map[string]any
+	}
+	if err := plist.Unmarshal(content, &profile); err != nil {
+		return nil, fmt.Errorf("profile: %w", err)
+	}
+	var s ProfileSettings
+	for _, p := range profile.PayloadContent {
+		switch p["PayloadType"] {
+		case "com.apple.security.scep":
+			c, _ := p["PayloadContent"].(map[string]any)
+			s.SCEPURL, _ = c["URL"].(string)
+			s.Challenge, _ = c["Challenge"].(string)
+			if rdn, ok := c["Subject"].([]any); ok {
+				for _, set := range rdn {
+					for _, attr := range asSlice(set) {
+						pair := asSlice(attr)
+						if len(pair) == 2 {
+							k, _ := pair[0].(string)
+							v, _ := pair[1].(string)
+							switch k {
+							case "CN":
+								s.Subject.CommonName = v
+							case "O":
+								s.Subject.Organization = append(s.Subject.Organization, v)
+							}
+						}
+					}
+				}
+			}
+		case "com.apple.mdm":
+			s.ServerURL, _ = p["ServerURL"].(string)
+			s.CheckInURL, _ = p["CheckInURL"].(string)
+			s.Topic, _ = p["Topic"].(string)
+			s.SignMessage, _ = p["SignMessage"].(bool)
+		}
+	}
+	if s.SCEPURL == "" || s.ServerURL == "" {
+		return nil, errors.New("profile has no SCEP or MDM payload")
+	}
+	if s.CheckInURL == "" {
+		s.CheckInURL = s.ServerURL // Apple: check-ins go to ServerURL when CheckInURL is absent
+	}
+	return &s, nil
+}
+
+func asSlice(v any) []any {
+	s, _ := v.([]any)
+	return s
+}
+
+// EnrollFromProfile does what a device does with an enrollment profile:
+// gets an identity certificate by SCEP with the profile's challenge, then
+// points d at the profile's MDM URLs. key is the device's new RSA key.
+func (d *Device) EnrollFromProfile(ctx context.Context, mobileconfig []byte, key *rsa.PrivateKey, hc *http.Client) error {
+	ps, err := ReadProfile(mobileconfig)
+	if err != nil {
+		return err
+	}
+	sc, err := scepclient.New(ps.SCEPURL, hc)
+	if err != nil {
+		return err
+	}
+	cert, err := sc.Enroll(ctx, key, ps.Subject, ps.Challenge)
+	if err != nil {
+		return fmt.Errorf("scep: %w", err)
+	}
+	d.Cert, d.Key = cert, key
+	d.ServerURL, d.CheckinURL = ps.ServerURL, ps.CheckInURL
+	if ps.Topic != "" {
+		d.Topic = ps.Topic
+	}
+	d.Client = hc
+	return nil
+}
