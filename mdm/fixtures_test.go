@@ -89,14 +89,26 @@ func plistFields(v any) map[string]reflect.Value {
 	return out
 }
 
+// payloadKeys are fixture keys Orchard keeps only in Raw: command
+// response bodies and GetToken parameters.
+var payloadKeys = map[string]bool{
+	"QueryResponses": true, "ProfileList": true, "InstalledApplicationList": true,
+	"SecurityInfo": true, "TokenParameters": true,
+}
+
 // compareFields checks that every typed field agrees with the generic
-// decoding: keys present in the fixture have the same value, and fields
-// whose key is absent are zero.
+// decoding: keys present in the fixture have the same value, fields whose
+// key is absent are zero, and no fixture key goes unread.
 func compareFields(t *testing.T, typed any, m map[string]any) {
 	t.Helper()
 	fields := plistFields(typed)
 	if len(fields) == 0 {
 		t.Fatalf("%T has no plist fields", typed)
+	}
+	for k := range m {
+		if _, ok := fields[k]; !ok && !payloadKeys[k] {
+			t.Errorf("fixture key %s is not decoded into %T", k, typed)
+		}
 	}
 	for name, fv := range fields {
 		want, present := m[name]
