@@ -110,6 +110,10 @@ func (e Enrollment) Channel() (Channel, error) {
 			return c, fmt.Errorf("EnrollmentID: %w", err)
 		}
 		c.DeviceID, c.UserEnrollment = e.EnrollmentID, true
+		if e.UserID != "" {
+			// Ignoring it would route a user's message to the device channel.
+			return c, fmt.Errorf("%w: UserID with EnrollmentID (User Enrollment uses EnrollmentUserID)", ErrBadID)
+		}
 		if e.EnrollmentUserID != "" {
 			if err := validUserID(e.EnrollmentUserID); err != nil {
 				return c, fmt.Errorf("EnrollmentUserID: %w", err)

@@ -395,8 +395,13 @@ func (s *Store) Undefer(ctx context.Context, channel string) error {
 	}
 	return s.update(func(tx *bolt.Tx) error {
 		q, d := tx.Bucket([]byte(bQueue)), tx.Bucket([]byte(bDeferred))
+		now := time.Now()
 		c := d.Cursor()
-		for k, _ := c.Seek(p); k != nil && hasPrefix(k, p); k, _ = c.Seek(p) {
+		for k, v := c.Seek(p); k != nil && hasPrefix(k, p); k, v = c.Seek(p) {
+			// Queued again: a later NotNow is a new answer, not a repeat.
+			if err := setTargetStatus(tx, string(v), channel, storage.Queued, now); err != nil {
+				return err
+			}
 			if err := move(d, q, k); err != nil {
 				return err
 			}
