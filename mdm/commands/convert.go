@@ -452,7 +452,7 @@ func toDate(path string, v any, src source) (time.Time, error) {
 		if !ok {
 			return time.Time{}, refuse(path, "must be a date")
 		}
-		return t, nil
+		return t.UTC(), nil
 	}
 	s, ok := v.(string)
 	if !ok {
