@@ -20,19 +20,20 @@ func ParseSet(requestType string, assignments []string) (map[string]any, error) 
 		return nil, unknownRequestType(requestType)
 	}
 	payload := map[string]any{}
+	whole := map[string]bool{} // paths assigned a complete value
 	for _, a := range assignments {
 		name, raw, ok := strings.Cut(a, "=")
 		if !ok || name == "" {
 			return nil, &Error{Reason: fmt.Sprintf("--set %q: want Key=value", a)}
 		}
-		if err := setPath(payload, c.Keys, "Payload", strings.Split(name, "."), raw); err != nil {
+		if err := setPath(payload, whole, c.Keys, "Payload", strings.Split(name, "."), raw); err != nil {
 			return nil, err
 		}
 	}
 	return payload, nil
 }
 
-func setPath(dict map[string]any, keys []Key, path string, names []string, raw string) error {
+func setPath(dict map[string]any, whole map[string]bool, keys []Key, path string, names []string, raw string) error {
 	name := names[0]
 	path += "." + name
 	k := findKey(keys, name)
@@ -48,8 +49,12 @@ func setPath(dict map[string]any, keys []Key, path string, names []string, raw s
 	}
 	if len(names) == 1 {
 		if _, dup := dict[name]; dup {
-			return refuse(path, "set twice")
+			if whole[path] {
+				return refuse(path, "set twice")
+			}
+			return refuse(path, "set both whole and by key")
 		}
+		whole[path] = true
 		v, err := parseTyped(path, k.Type, raw)
 		if err != nil {
 			return err
@@ -60,15 +65,15 @@ func setPath(dict map[string]any, keys []Key, path string, names []string, raw s
 	if k.Type != TypeDictionary {
 		return refuse(path, "is a %s, not a dictionary", k.Type)
 	}
+	if whole[path] {
+		return refuse(path, "set both whole and by key")
+	}
 	sub, ok := dict[name].(map[string]any)
 	if !ok {
-		if _, set := dict[name]; set {
-			return refuse(path, "set both whole and by key")
-		}
 		sub = map[string]any{}
 		dict[name] = sub
 	}
-	return setPath(sub, k.Subkeys, path, names[1:], raw)
+	return setPath(sub, whole, k.Subkeys, path, names[1:], raw)
 }
 
 func parseTyped(path string, t Type, raw string) (any, error) {
