@@ -121,4 +121,3 @@ func decodeJSONValue(raw string) (any, error) {
 	}
 	return v, nil
 }
-
