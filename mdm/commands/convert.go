@@ -59,7 +59,7 @@ func DecodeRequest(r io.Reader) (Request, error) {
 	dec.DisallowUnknownFields()
 	var req Request
 	if err := dec.Decode(&req); err != nil {
-		return Request{}, &Error{Reason: "invalid JSON request: " + err.Error()}
+		return Request{}, &Error{Reason: "invalid JSON request: " + oneLine(err.Error())}
 	}
 	if dec.More() {
 		return Request{}, &Error{Reason: "invalid JSON request: data after the object"}
@@ -145,7 +145,7 @@ type Raw struct {
 func ValidatePlist(raw []byte) (Raw, error) {
 	var top map[string]any
 	if err := unmarshalPlist(raw, &top); err != nil {
-		return Raw{}, &Error{Reason: "invalid plist: " + err.Error()}
+		return Raw{}, &Error{Reason: "invalid plist: " + oneLine(err.Error())}
 	}
 	if top == nil {
 		return Raw{}, &Error{Reason: "invalid plist: not a dictionary"}
@@ -190,6 +190,16 @@ func ValidatePlist(raw []byte) (Raw, error) {
 	return r, nil
 }
 
+// oneLine escapes control characters that decoder errors copy from the
+// input, so a refusal stays one line.
+func oneLine(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) {
+		return s
+	}
+	q := strconv.QuoteToGraphic(s)
+	return q[1 : len(q)-1]
+}
+
 // unmarshalPlist turns a panic inside the plist decoder into an error: the
 // bytes come from admins and must never take the server down.
 func unmarshalPlist(raw []byte, v any) (err error) {
@@ -229,7 +239,7 @@ func convertDict(path string, keys []Key, in map[string]any, src source) (map[st
 		if k == nil {
 			return nil, refuse(path, "unknown key %q", name)
 		}
-		v, err := convertValue(path+"."+name, k, in[name], src)
+		v, err := convertValue(joinPath(path, name), k, in[name], src)
 		if err != nil {
 			return nil, err
 		}
@@ -242,6 +252,15 @@ func convertDict(path string, keys []Key, in map[string]any, src source) (map[st
 		}
 	}
 	return out, nil
+}
+
+// joinPath appends a key name to an error path, quoting names that would
+// make the path ambiguous or break the one-line error.
+func joinPath(path, name string) string {
+	if name == "" || strings.ContainsAny(name, `.[]" `) || strings.ContainsFunc(name, func(r rune) bool { return !strconv.IsPrint(r) }) {
+		return path + "[" + strconv.Quote(name) + "]"
+	}
+	return path + "." + name
 }
 
 func findKey(keys []Key, name string) *Key {
@@ -523,7 +542,7 @@ func anyValue(path string, v any, src source) (any, error) {
 func anyDict(path string, in map[string]any, src source) (map[string]any, error) {
 	out := make(map[string]any, len(in))
 	for _, name := range sortedKeys(in) {
-		v, err := anyValue(path+"."+name, in[name], src)
+		v, err := anyValue(joinPath(path, name), in[name], src)
 		if err != nil {
 			return nil, err
 		}
