@@ -139,10 +139,15 @@ type Raw struct {
 	Command map[string]any
 }
 
-// ValidatePlist checks a raw command plist (XML or binary) against the
-// schema. It accepts either the full {CommandUUID, Command} envelope or a
-// bare Command dictionary (recognised by its RequestType key).
+// ValidatePlist checks a raw XML command plist against the schema. It
+// accepts either the full {CommandUUID, Command} envelope or a bare Command
+// dictionary (recognised by its RequestType key). Binary plists are refused:
+// the plist library follows object references without cycle detection, so a
+// self-referencing binary plist overflows the stack and kills the process.
 func ValidatePlist(raw []byte) (Raw, error) {
+	if bytes.HasPrefix(raw, []byte("bplist")) {
+		return Raw{}, &Error{Reason: "invalid plist: binary plists are not accepted, send XML"}
+	}
 	var top map[string]any
 	if err := unmarshalPlist(raw, &top); err != nil {
 		return Raw{}, &Error{Reason: "invalid plist: " + oneLine(err.Error())}

@@ -176,6 +176,10 @@ func TestValidatePlistRefuses(t *testing.T) {
 		want string
 	}{
 		{name: "garbage", raw: "not a plist", want: "invalid plist: "},
+		// A self-referencing binary array: decoding it would overflow the stack.
+		{name: "binary plist", raw: "bplist00\xa1\x00\x08" + strings.Repeat("\x00", 6) + "\x01\x01" +
+			"\x00\x00\x00\x00\x00\x00\x00\x01" + strings.Repeat("\x00", 8) + "\x00\x00\x00\x00\x00\x00\x00\x0a",
+			want: "invalid plist: binary plists are not accepted, send XML"},
 		{name: "top-level array", raw: mustPlist(t, []any{"a"}), want: "invalid plist: "},
 		{name: "unknown envelope key", doc: map[string]any{"CommandUUID": "u", "Command": map[string]any{}, "Extra": true}, want: `unknown key "Extra"`},
 		{name: "no CommandUUID", doc: map[string]any{"Command": map[string]any{"RequestType": "DeviceLock"}}, want: `CommandUUID: must be a non-empty string`},
