@@ -9,9 +9,11 @@ package commands
 //go:generate go run ./internal/gencommands -out zz_generated.go
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
+	"sync"
 )
 
 // Type is the plist type of a payload key, as named by Apple's schema.
@@ -162,13 +164,19 @@ type Listing struct {
 	Commands []Command `json:"commands"`
 }
 
-// ListingJSON returns the discovery document as JSON.
-func ListingJSON() ([]byte, error) {
+// listingJSON is built once: the tables never change at run time.
+var listingJSON = sync.OnceValues(func() ([]byte, error) {
 	b, err := json.Marshal(Listing{Commands: All()})
 	if err != nil {
 		return nil, fmt.Errorf("commands: encode listing: %w", err)
 	}
 	return b, nil
+})
+
+// ListingJSON returns the discovery document as JSON.
+func ListingJSON() ([]byte, error) {
+	b, err := listingJSON()
+	return bytes.Clone(b), err
 }
 
 // f lets generated code take the address of a constant bound.
