@@ -227,20 +227,11 @@ func sortedKeys(m map[string]any) []string {
 
 func convertDict(path string, keys []Key, in map[string]any, src source) (map[string]any, error) {
 	if len(keys) == 0 {
-		return anyDict(path, in, src)
-	}
-	var wildcard *Key
-	for i := range keys {
-		if keys[i].Wildcard {
-			wildcard = &keys[i]
-		}
+		return anyDict(path, in, src, 0)
 	}
 	out := make(map[string]any, len(in))
 	for _, name := range sortedKeys(in) {
 		k := findKey(keys, name)
-		if k == nil {
-			k = wildcard
-		}
 		if k == nil {
 			return nil, refuse(path, "unknown key %q", name)
 		}
@@ -268,13 +259,19 @@ func joinPath(path, name string) string {
 	return path + "." + name
 }
 
+// findKey returns the schema key for name: the key of that name, else the
+// dictionary's wildcard, else nil.
 func findKey(keys []Key, name string) *Key {
+	var wildcard *Key
 	for i := range keys {
-		if !keys[i].Wildcard && keys[i].Name == name {
+		switch {
+		case keys[i].Wildcard:
+			wildcard = &keys[i]
+		case keys[i].Name == name:
 			return &keys[i]
 		}
 	}
-	return nil
+	return wildcard
 }
 
 func convertValue(path string, k *Key, v any, src source) (any, error) {
@@ -322,7 +319,7 @@ func convertValue(path string, k *Key, v any, src source) (any, error) {
 		}
 		return convertDict(path, k.Subkeys, m, src)
 	case TypeAny:
-		return anyValue(path, v, src)
+		return anyValue(path, v, src, 0)
 	}
 	return nil, refuse(path, "has unsupported schema type %s", k.Type)
 }
@@ -334,11 +331,11 @@ func convertArray(path string, k *Key, v any, src source) (any, error) {
 	}
 	out := make([]any, len(in))
 	for i, elem := range in {
-		ep := path + "[" + strconv.Itoa(i) + "]"
+		ep := indexPath(path, i)
 		var err error
 		switch len(k.Subkeys) {
 		case 0:
-			out[i], err = anyValue(ep, elem, src)
+			out[i], err = anyValue(ep, elem, src, 0)
 		case 1:
 			out[i], err = convertValue(ep, &k.Subkeys[0], elem, src)
 		default:
@@ -508,11 +505,21 @@ func toData(path string, v any, src source) ([]byte, error) {
 	return b, nil
 }
 
+// maxAnyDepth bounds nesting inside unconstrained values, so hostile input
+// cannot drive the recursion (and the stack) arbitrarily deep. Real app
+// configurations and manifests are a few levels deep.
+const maxAnyDepth = 32
+
+func indexPath(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
+
 // anyValue converts a value the schema does not constrain (<any>, app
 // configurations, manifests) into plist-ready types. From JSON, strings stay
 // strings (there is no way to tell data or dates apart) and numbers become
 // int64 when exact, float64 otherwise.
-func anyValue(path string, v any, src source) (any, error) {
+func anyValue(path string, v any, src source, depth int) (any, error) {
+	if depth > maxAnyDepth {
+		return nil, refuse(path, "nests deeper than %d levels", maxAnyDepth)
+	}
 	switch x := v.(type) {
 	case string, bool:
 		return x, nil
@@ -521,12 +528,12 @@ func anyValue(path string, v any, src source) (any, error) {
 			return x, nil
 		}
 	case map[string]any:
-		return anyDict(path, x, src)
+		return anyDict(path, x, src, depth)
 	case []any:
 		out := make([]any, len(x))
 		for i, e := range x {
 			var err error
-			if out[i], err = anyValue(path+"["+strconv.Itoa(i)+"]", e, src); err != nil {
+			if out[i], err = anyValue(indexPath(path, i), e, src, depth+1); err != nil {
 				return nil, err
 			}
 		}
@@ -544,10 +551,10 @@ func anyValue(path string, v any, src source) (any, error) {
 	return nil, refuse(path, "has a value (%T) with no plist equivalent", v)
 }
 
-func anyDict(path string, in map[string]any, src source) (map[string]any, error) {
+func anyDict(path string, in map[string]any, src source, depth int) (map[string]any, error) {
 	out := make(map[string]any, len(in))
 	for _, name := range sortedKeys(in) {
-		v, err := anyValue(joinPath(path, name), in[name], src)
+		v, err := anyValue(joinPath(path, name), in[name], src, depth+1)
 		if err != nil {
 			return nil, err
 		}

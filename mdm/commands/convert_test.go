@@ -94,6 +94,7 @@ func TestFromJSONRefuses(t *testing.T) {
 		{"settings variant key wrong", `{"request_type":"Settings","payload":{"Settings":[{"Item":"Wallpaper","Image":"AA==","Where":4}]}}`, `Payload.Settings[0].Where: must be one of 1, 2, 3`},
 		{"settings key from other variant", `{"request_type":"Settings","payload":{"Settings":[{"Item":"DeviceName","DeviceName":"x","Where":1}]}}`, `Payload.Settings[0]: unknown key "Where"`},
 		{"null inside any", `{"request_type":"InstallApplication","payload":{"iTunesStoreID":1,"Configuration":{"a":null}}}`, `Payload.Configuration.a: null has no plist equivalent`},
+		{"odd key name inside any", `{"request_type":"InstallApplication","payload":{"iTunesStoreID":1,"Configuration":{"a.b\nc":null}}}`, `Payload.Configuration["a.b\nc"]: null has no plist equivalent`},
 		{"null deep inside any", `{"request_type":"InstallApplication","payload":{"iTunesStoreID":1,"Configuration":{"a":[1,{"b":null}]}}}`, `Payload.Configuration.a[1].b: null has no plist equivalent`},
 		{"huge number inside any", `{"request_type":"InstallApplication","payload":{"iTunesStoreID":1,"Configuration":{"a":1e999}}}`, `Payload.Configuration.a: has a value (json.Number) with no plist equivalent`},
 	}
@@ -272,5 +273,19 @@ func TestLookup(t *testing.T) {
 	}
 	if _, ok := commands.Lookup("devicelock"); ok {
 		t.Error("Lookup is case-insensitive; request types are exact")
+	}
+}
+
+func TestFromJSONRefusesDeepAny(t *testing.T) {
+	deep := strings.Repeat(`{"a":`, 40) + `1` + strings.Repeat(`}`, 40)
+	body := `{"request_type":"InstallApplication","payload":{"iTunesStoreID":1,"Configuration":` + deep + `}}`
+	_, err := commands.FromJSON(testUUID, []byte(body))
+	if err == nil || !strings.HasSuffix(err.Error(), ": nests deeper than 32 levels") {
+		t.Fatalf("error = %v", err)
+	}
+	shallow := strings.Repeat(`{"a":`, 20) + `1` + strings.Repeat(`}`, 20)
+	body = `{"request_type":"InstallApplication","payload":{"iTunesStoreID":1,"Configuration":` + shallow + `}}`
+	if _, err := commands.FromJSON(testUUID, []byte(body)); err != nil {
+		t.Fatalf("20 levels refused: %v", err)
 	}
 }

@@ -35,15 +35,8 @@ func ParseSet(requestType string, assignments []string) (map[string]any, error) 
 
 func setPath(dict map[string]any, whole map[string]bool, keys []Key, path string, names []string, raw string) error {
 	name := names[0]
-	path += "." + name
+	path = joinPath(path, name)
 	k := findKey(keys, name)
-	if k == nil {
-		for i := range keys {
-			if keys[i].Wildcard {
-				k = &keys[i]
-			}
-		}
-	}
 	if k == nil {
 		return refuse(path, "unknown key %q", name)
 	}
