@@ -352,6 +352,14 @@ func convertArray(path string, k *Key, v any, src source) (any, error) {
 // dictionary shapes (Settings). Each shape has a required key with a single
 // allowed value, which says which shape the element claims to be.
 func convertVariant(path string, variants []Key, v any, src source) (any, error) {
+	k, err := pickVariant(path, variants, v, src)
+	if err != nil {
+		return nil, err
+	}
+	return convertValue(path, k, v, src)
+}
+
+func pickVariant(path string, variants []Key, v any, src source) (*Key, error) {
 	m, ok := v.(map[string]any)
 	if !ok {
 		return nil, refuse(path, "must be a dictionary")
@@ -369,7 +377,7 @@ func convertVariant(path string, variants []Key, v any, src source) (any, error)
 		}
 		got, err := convertValue(path+"."+d.Name, d, raw, src)
 		if err == nil && got == d.Values[0] {
-			return convertValue(path, &variants[i], v, src)
+			return &variants[i], nil
 		}
 	}
 	return nil, refuse(path, "matches none of the allowed items (%s)", strings.Join(claims, ", "))

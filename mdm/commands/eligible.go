@@ -215,3 +215,60 @@ func versionPart(parts []string, i int) int {
 	}
 	return n
 }
+
+// Unsupported returns the paths of keys in command (a Command dictionary
+// from BuildCommand or ValidatePlist) that platform does not support, such
+// as DeviceLock's PIN on iOS. Devices ignore or refuse such keys, so the
+// admin API can warn; it is not a reason to refuse the command.
+func (c *Command) Unsupported(platform string, command map[string]any) []string {
+	osName, ok := schemaOS(platform)
+	if !ok {
+		return nil
+	}
+	var paths []string
+	walkUnsupported(osName, "", c.Keys, command, &paths)
+	return paths
+}
+
+func walkUnsupported(osName, path string, keys []Key, dict map[string]any, paths *[]string) {
+	for _, name := range sortedKeys(dict) {
+		k := findKey(keys, name)
+		if k == nil {
+			continue
+		}
+		p := name
+		if path != "" {
+			p = joinPath(path, name)
+		}
+		walkKey(osName, p, k, dict[name], paths)
+	}
+}
+
+func walkKey(osName, path string, k *Key, v any, paths *[]string) {
+	for _, os := range k.NotOn {
+		if os == osName {
+			*paths = append(*paths, path)
+			return
+		}
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		if k.Type == TypeDictionary {
+			walkUnsupported(osName, path, k.Subkeys, x, paths)
+		}
+	case []any:
+		if k.Type != TypeArray || len(k.Subkeys) == 0 {
+			return
+		}
+		for i, elem := range x {
+			ek := &k.Subkeys[0]
+			if len(k.Subkeys) > 1 {
+				var err error
+				if ek, err = pickVariant(path, k.Subkeys, elem, fromPlist); err != nil {
+					continue
+				}
+			}
+			walkKey(osName, indexPath(path, i), ek, elem, paths)
+		}
+	}
+}

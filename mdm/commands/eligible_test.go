@@ -3,6 +3,7 @@ package commands_test
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/orchardmdm/orchard/mdm/commands"
@@ -91,5 +92,34 @@ func TestKnown(t *testing.T) {
 	}
 	if commands.Fact(0) != commands.Unknown {
 		t.Error("zero Fact is not Unknown")
+	}
+}
+
+func TestUnsupportedKeys(t *testing.T) {
+	tests := []struct {
+		name, platform, body string
+		want                 []string
+	}{
+		{"PIN is macOS only", "iOS", `{"request_type":"DeviceLock","payload":{"Message":"m","PIN":"123456"}}`, []string{"PIN"}},
+		{"PIN on macOS", "macOS", `{"request_type":"DeviceLock","payload":{"Message":"m","PIN":"123456"}}`, nil},
+		{"setting item not on macOS", "macOS", `{"request_type":"Settings","payload":{"Settings":[{"Item":"DeviceName","DeviceName":"x"},{"Item":"Wallpaper","Image":"AA==","Where":1}]}}`, []string{"Settings[1]"}},
+		{"nested key", "tvOS", `{"request_type":"EraseDevice","payload":{"PreserveDataPlan":true,"ReturnToService":{"Enabled":true}}}`, []string{"PreserveDataPlan"}},
+		{"unknown platform", "PalmOS", `{"request_type":"DeviceLock","payload":{"PIN":"1"}}`, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := commands.DecodeRequest(strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd, err := req.Build()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, _ := commands.Lookup(req.RequestType)
+			if got := c.Unsupported(tt.platform, cmd); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Unsupported(%s) = %q, want %q", tt.platform, got, tt.want)
+			}
+		})
 	}
 }

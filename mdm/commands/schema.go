@@ -79,6 +79,9 @@ type Key struct {
 	// Wildcard marks the schema's "ANY" placeholder: a dictionary whose
 	// subkey is a wildcard accepts any key name, each value shaped like it.
 	Wildcard bool `json:"wildcard,omitempty"`
+	// NotOn lists platforms (schema names) where the command runs but this
+	// key is not supported; devices there ignore or refuse it.
+	NotOn []string `json:"not_on,omitempty"`
 	// Values is the schema's rangelist: the only values allowed.
 	Values []any    `json:"values,omitempty"`
 	Min    *float64 `json:"min,omitempty"`

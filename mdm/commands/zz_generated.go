@@ -116,8 +116,8 @@ var generated = []Command{
 		},
 		Keys: []Key{
 			{Name: "UserName", Type: TypeString},
-			{Name: "ForceDeletion", Type: TypeBoolean},
-			{Name: "DeleteAllUsers", Type: TypeBoolean},
+			{Name: "ForceDeletion", Type: TypeBoolean, NotOn: []string{"macOS"}},
+			{Name: "DeleteAllUsers", Type: TypeBoolean, NotOn: []string{"macOS"}},
 		},
 	},
 	{RequestType: "DeviceConfigured", Title: "Device Configured Command",
@@ -156,9 +156,9 @@ var generated = []Command{
 			{OS: "watchOS", Introduced: "10.0", AccessRights: "AllowPasscodeRemovalAndLock", DeviceChannel: true},
 		},
 		Keys: []Key{
-			{Name: "Message", Type: TypeString},
-			{Name: "PhoneNumber", Type: TypeString},
-			{Name: "PIN", Type: TypeString},
+			{Name: "Message", Type: TypeString, NotOn: []string{"visionOS"}},
+			{Name: "PhoneNumber", Type: TypeString, NotOn: []string{"visionOS"}},
+			{Name: "PIN", Type: TypeString, NotOn: []string{"iOS", "visionOS", "watchOS"}},
 		},
 	},
 	{RequestType: "DisableLostMode", Title: "Disable Lost Mode Command",
@@ -195,11 +195,11 @@ var generated = []Command{
 			{OS: "watchOS", Introduced: "10.0", AccessRights: "AllowDeviceErase", DeviceChannel: true},
 		},
 		Keys: []Key{
-			{Name: "PreserveDataPlan", Type: TypeBoolean},
-			{Name: "DisallowProximitySetup", Type: TypeBoolean},
-			{Name: "PIN", Type: TypeString},
-			{Name: "ObliterationBehavior", Type: TypeString, Values: []any{"Default", "DoNotObliterate", "ObliterateWithWarning", "Always"}},
-			{Name: "ReturnToService", Type: TypeDictionary, Subkeys: []Key{
+			{Name: "PreserveDataPlan", Type: TypeBoolean, NotOn: []string{"macOS", "tvOS", "visionOS"}},
+			{Name: "DisallowProximitySetup", Type: TypeBoolean, NotOn: []string{"macOS", "tvOS", "visionOS", "watchOS"}},
+			{Name: "PIN", Type: TypeString, NotOn: []string{"iOS", "tvOS", "visionOS", "watchOS"}},
+			{Name: "ObliterationBehavior", Type: TypeString, NotOn: []string{"iOS", "tvOS", "visionOS", "watchOS"}, Values: []any{"Default", "DoNotObliterate", "ObliterateWithWarning", "Always"}},
+			{Name: "ReturnToService", Type: TypeDictionary, NotOn: []string{"macOS", "visionOS", "watchOS"}, Subkeys: []Key{
 				{Name: "Enabled", Type: TypeBoolean, Required: true},
 				{Name: "WiFiProfileData", Type: TypeData},
 				{Name: "MDMProfileData", Type: TypeData},
@@ -225,24 +225,24 @@ var generated = []Command{
 			{Name: "Configuration", Type: TypeDictionary, Subkeys: []Key{
 				{Name: "ANY", Type: TypeAny, Wildcard: true},
 			}},
-			{Name: "Attributes", Type: TypeDictionary, Subkeys: []Key{
-				{Name: "VPNUUID", Type: TypeString},
-				{Name: "ContentFilterUUID", Type: TypeString},
-				{Name: "DNSProxyUUID", Type: TypeString},
-				{Name: "RelayUUID", Type: TypeString},
-				{Name: "AssociatedDomains", Type: TypeArray, Subkeys: []Key{
+			{Name: "Attributes", Type: TypeDictionary, NotOn: []string{"macOS"}, Subkeys: []Key{
+				{Name: "VPNUUID", Type: TypeString, NotOn: []string{"tvOS"}},
+				{Name: "ContentFilterUUID", Type: TypeString, NotOn: []string{"tvOS", "watchOS"}},
+				{Name: "DNSProxyUUID", Type: TypeString, NotOn: []string{"tvOS", "watchOS"}},
+				{Name: "RelayUUID", Type: TypeString, NotOn: []string{"tvOS", "watchOS"}},
+				{Name: "AssociatedDomains", Type: TypeArray, NotOn: []string{"tvOS"}, Subkeys: []Key{
 					{Name: "AssociatedDomain", Type: TypeString},
 				}},
-				{Name: "AssociatedDomainsEnableDirectDownloads", Type: TypeBoolean},
+				{Name: "AssociatedDomainsEnableDirectDownloads", Type: TypeBoolean, NotOn: []string{"tvOS"}},
 				{Name: "Removable", Type: TypeBoolean},
-				{Name: "TapToPayScreenLock", Type: TypeBoolean},
-				{Name: "CellularSliceUUID", Type: TypeString},
-				{Name: "Hideable", Type: TypeBoolean},
-				{Name: "Lockable", Type: TypeBoolean},
+				{Name: "TapToPayScreenLock", Type: TypeBoolean, NotOn: []string{"tvOS", "visionOS", "watchOS"}},
+				{Name: "CellularSliceUUID", Type: TypeString, NotOn: []string{"tvOS", "visionOS", "watchOS"}},
+				{Name: "Hideable", Type: TypeBoolean, NotOn: []string{"tvOS", "visionOS", "watchOS"}},
+				{Name: "Lockable", Type: TypeBoolean, NotOn: []string{"tvOS", "visionOS", "watchOS"}},
 			}},
 			{Name: "ChangeManagementState", Type: TypeString, Values: []any{"Managed"}},
-			{Name: "InstallAsManaged", Type: TypeBoolean},
-			{Name: "iOSApp", Type: TypeBoolean},
+			{Name: "InstallAsManaged", Type: TypeBoolean, NotOn: []string{"iOS", "tvOS", "visionOS", "watchOS"}},
+			{Name: "iOSApp", Type: TypeBoolean, NotOn: []string{"iOS", "tvOS", "visionOS", "watchOS"}},
 		},
 	},
 	{RequestType: "InstallEnterpriseApplication", Title: "Install Enterprise Application Command",
@@ -264,7 +264,7 @@ var generated = []Command{
 				{Name: "ANY", Type: TypeAny, Wildcard: true},
 			}},
 			{Name: "ChangeManagementState", Type: TypeString, Values: []any{"Managed"}},
-			{Name: "iOSApp", Type: TypeBoolean},
+			{Name: "iOSApp", Type: TypeBoolean, NotOn: []string{"iOS", "tvOS"}},
 		},
 	},
 	{RequestType: "InstallMedia", Title: "Install Media Command",
@@ -274,13 +274,13 @@ var generated = []Command{
 		},
 		Keys: []Key{
 			{Name: "iTunesStoreID", Type: TypeInteger},
-			{Name: "MediaURL", Type: TypeString},
+			{Name: "MediaURL", Type: TypeString, NotOn: []string{"macOS"}},
 			{Name: "MediaType", Type: TypeString, Required: true, Values: []any{"Book"}},
-			{Name: "PersistentID", Type: TypeString},
-			{Name: "Kind", Type: TypeString, Values: []any{"pdf", "epub", "ibooks"}},
-			{Name: "Version", Type: TypeString},
-			{Name: "Author", Type: TypeString},
-			{Name: "Title", Type: TypeString},
+			{Name: "PersistentID", Type: TypeString, NotOn: []string{"macOS"}},
+			{Name: "Kind", Type: TypeString, NotOn: []string{"macOS"}, Values: []any{"pdf", "epub", "ibooks"}},
+			{Name: "Version", Type: TypeString, NotOn: []string{"macOS"}},
+			{Name: "Author", Type: TypeString, NotOn: []string{"macOS"}},
+			{Name: "Title", Type: TypeString, NotOn: []string{"macOS"}},
 		},
 	},
 	{RequestType: "InstallProfile", Title: "Install Profile Command",
@@ -320,7 +320,7 @@ var generated = []Command{
 				{Name: "IdentifiersItem", Type: TypeString},
 			}},
 			{Name: "ManagedAppsOnly", Type: TypeBoolean},
-			{Name: "Items", Type: TypeArray, Subkeys: []Key{
+			{Name: "Items", Type: TypeArray, NotOn: []string{"macOS"}, Subkeys: []Key{
 				{Name: "ItemsItem", Type: TypeString, Values: []any{"AdHocCodeSigned", "AppStoreVendable", "BetaApp", "BundleSize", "DeviceBasedVPP", "DistributorIdentifier", "DynamicSize", "ExternalVersionIdentifier", "HasUpdateAvailable", "Identifier", "Installing", "IsAppClip", "IsValidated", "Name", "ShortVersion", "Version"}},
 			}},
 		},
@@ -545,11 +545,11 @@ var generated = []Command{
 			{OS: "tvOS", Introduced: "10.2", AccessRights: "AllowPasscodeRemovalAndLock", DeviceChannel: true, Supervised: true},
 		},
 		Keys: []Key{
-			{Name: "RebuildKernelCache", Type: TypeBoolean},
-			{Name: "KextPaths", Type: TypeArray, Subkeys: []Key{
+			{Name: "RebuildKernelCache", Type: TypeBoolean, NotOn: []string{"iOS", "tvOS"}},
+			{Name: "KextPaths", Type: TypeArray, NotOn: []string{"iOS", "tvOS"}, Subkeys: []Key{
 				{Name: "KextPathsItem", Type: TypeString},
 			}},
-			{Name: "NotifyUser", Type: TypeBoolean},
+			{Name: "NotifyUser", Type: TypeBoolean, NotOn: []string{"iOS", "tvOS"}},
 		},
 	},
 	{RequestType: "Restrictions", Title: "Restrictions Command",
@@ -590,8 +590,8 @@ var generated = []Command{
 					{Name: "ProductKey", Type: TypeString},
 					{Name: "ProductVersion", Type: TypeString},
 					{Name: "InstallAction", Type: TypeString, Required: true, Values: []any{"Default", "DownloadOnly", "InstallASAP", "NotifyOnly", "InstallLater", "InstallForceRestart"}},
-					{Name: "MaxUserDeferrals", Type: TypeInteger},
-					{Name: "Priority", Type: TypeString, Values: []any{"Low", "High"}},
+					{Name: "MaxUserDeferrals", Type: TypeInteger, NotOn: []string{"iOS", "tvOS"}},
+					{Name: "Priority", Type: TypeString, NotOn: []string{"iOS", "tvOS"}, Values: []any{"Low", "High"}},
 				}},
 			}},
 		},
@@ -651,24 +651,24 @@ var generated = []Command{
 		},
 		Keys: []Key{
 			{Name: "Settings", Type: TypeArray, Required: true, Subkeys: []Key{
-				{Name: "Wallpaper", Type: TypeDictionary, Subkeys: []Key{
+				{Name: "Wallpaper", Type: TypeDictionary, NotOn: []string{"macOS", "tvOS", "visionOS", "watchOS"}, Subkeys: []Key{
 					{Name: "Item", Type: TypeString, Required: true, Values: []any{"Wallpaper"}},
 					{Name: "Image", Type: TypeData, Required: true},
 					{Name: "Where", Type: TypeInteger, Required: true, Values: []any{int64(1), int64(2), int64(3)}},
 				}},
-				{Name: "DataRoaming", Type: TypeDictionary, Subkeys: []Key{
+				{Name: "DataRoaming", Type: TypeDictionary, NotOn: []string{"macOS", "tvOS", "visionOS", "watchOS"}, Subkeys: []Key{
 					{Name: "Item", Type: TypeString, Required: true, Values: []any{"DataRoaming"}},
 					{Name: "Enabled", Type: TypeBoolean, Required: true},
 				}},
-				{Name: "VoiceRoaming", Type: TypeDictionary, Subkeys: []Key{
+				{Name: "VoiceRoaming", Type: TypeDictionary, NotOn: []string{"macOS", "tvOS", "visionOS", "watchOS"}, Subkeys: []Key{
 					{Name: "Item", Type: TypeString, Required: true, Values: []any{"VoiceRoaming"}},
 					{Name: "Enabled", Type: TypeBoolean, Required: true},
 				}},
-				{Name: "PersonalHotspot", Type: TypeDictionary, Subkeys: []Key{
+				{Name: "PersonalHotspot", Type: TypeDictionary, NotOn: []string{"macOS", "tvOS", "visionOS", "watchOS"}, Subkeys: []Key{
 					{Name: "Item", Type: TypeString, Required: true, Values: []any{"PersonalHotspot"}},
 					{Name: "Enabled", Type: TypeBoolean, Required: true},
 				}},
-				{Name: "Bluetooth", Type: TypeDictionary, Subkeys: []Key{
+				{Name: "Bluetooth", Type: TypeDictionary, NotOn: []string{"tvOS", "visionOS", "watchOS"}, Subkeys: []Key{
 					{Name: "Item", Type: TypeString, Required: true, Values: []any{"Bluetooth"}},
 					{Name: "Enabled", Type: TypeBoolean, Required: true},
 				}},
@@ -679,30 +679,30 @@ var generated = []Command{
 						{Name: "ANY", Type: TypeAny, Wildcard: true},
 					}},
 				}},
-				{Name: "ApplicationAttributes", Type: TypeDictionary, Subkeys: []Key{
+				{Name: "ApplicationAttributes", Type: TypeDictionary, NotOn: []string{"macOS"}, Subkeys: []Key{
 					{Name: "Item", Type: TypeString, Required: true, Values: []any{"ApplicationAttributes"}},
 					{Name: "Identifier", Type: TypeString, Required: true},
 					{Name: "Attributes", Type: TypeDictionary, Subkeys: []Key{
-						{Name: "VPNUUID", Type: TypeString},
-						{Name: "ContentFilterUUID", Type: TypeString},
-						{Name: "DNSProxyUUID", Type: TypeString},
-						{Name: "RelayUUID", Type: TypeString},
-						{Name: "AssociatedDomains", Type: TypeArray, Subkeys: []Key{
+						{Name: "VPNUUID", Type: TypeString, NotOn: []string{"tvOS"}},
+						{Name: "ContentFilterUUID", Type: TypeString, NotOn: []string{"tvOS", "watchOS"}},
+						{Name: "DNSProxyUUID", Type: TypeString, NotOn: []string{"tvOS", "watchOS"}},
+						{Name: "RelayUUID", Type: TypeString, NotOn: []string{"tvOS", "watchOS"}},
+						{Name: "AssociatedDomains", Type: TypeArray, NotOn: []string{"tvOS"}, Subkeys: []Key{
 							{Name: "AssociatedDomain", Type: TypeString},
 						}},
-						{Name: "AssociatedDomainsEnableDirectDownloads", Type: TypeBoolean},
+						{Name: "AssociatedDomainsEnableDirectDownloads", Type: TypeBoolean, NotOn: []string{"tvOS"}},
 						{Name: "Removable", Type: TypeBoolean},
-						{Name: "TapToPayScreenLock", Type: TypeBoolean},
-						{Name: "CellularSliceUUID", Type: TypeString},
-						{Name: "Hideable", Type: TypeBoolean},
-						{Name: "Lockable", Type: TypeBoolean},
+						{Name: "TapToPayScreenLock", Type: TypeBoolean, NotOn: []string{"tvOS", "visionOS", "watchOS"}},
+						{Name: "CellularSliceUUID", Type: TypeString, NotOn: []string{"tvOS", "visionOS", "watchOS"}},
+						{Name: "Hideable", Type: TypeBoolean, NotOn: []string{"tvOS", "visionOS", "watchOS"}},
+						{Name: "Lockable", Type: TypeBoolean, NotOn: []string{"tvOS", "visionOS", "watchOS"}},
 					}},
 				}},
-				{Name: "DeviceName", Type: TypeDictionary, Subkeys: []Key{
+				{Name: "DeviceName", Type: TypeDictionary, NotOn: []string{"watchOS"}, Subkeys: []Key{
 					{Name: "Item", Type: TypeString, Required: true, Values: []any{"DeviceName"}},
 					{Name: "DeviceName", Type: TypeString, Required: true},
 				}},
-				{Name: "HostName", Type: TypeDictionary, Subkeys: []Key{
+				{Name: "HostName", Type: TypeDictionary, NotOn: []string{"iOS", "tvOS", "visionOS", "watchOS"}, Subkeys: []Key{
 					{Name: "Item", Type: TypeString, Required: true, Values: []any{"HostName"}},
 					{Name: "HostName", Type: TypeString, Required: true},
 				}},
@@ -717,19 +717,19 @@ var generated = []Command{
 						{Name: "OrganizationMagic", Type: TypeString},
 					}},
 				}},
-				{Name: "MDMOptions", Type: TypeDictionary, Subkeys: []Key{
+				{Name: "MDMOptions", Type: TypeDictionary, NotOn: []string{"tvOS", "watchOS"}, Subkeys: []Key{
 					{Name: "Item", Type: TypeString, Required: true, Values: []any{"MDMOptions"}},
 					{Name: "MDMOptions", Type: TypeDictionary, Required: true, Subkeys: []Key{
 						{Name: "ActivationLockAllowedWhileSupervised", Type: TypeBoolean},
-						{Name: "BootstrapTokenAllowed", Type: TypeBoolean},
-						{Name: "PromptUserToAllowBootstrapTokenForAuthentication", Type: TypeBoolean},
+						{Name: "BootstrapTokenAllowed", Type: TypeBoolean, NotOn: []string{"iOS", "tvOS", "visionOS", "watchOS"}},
+						{Name: "PromptUserToAllowBootstrapTokenForAuthentication", Type: TypeBoolean, NotOn: []string{"iOS", "tvOS", "visionOS", "watchOS"}},
 					}},
 				}},
-				{Name: "MaximumResidentUsers", Type: TypeDictionary, Subkeys: []Key{
+				{Name: "MaximumResidentUsers", Type: TypeDictionary, NotOn: []string{"macOS", "tvOS", "visionOS", "watchOS"}, Subkeys: []Key{
 					{Name: "Item", Type: TypeString, Required: true, Values: []any{"MaximumResidentUsers"}},
 					{Name: "MaximumResidentUsers", Type: TypeInteger, Required: true},
 				}},
-				{Name: "SharedDeviceConfiguration", Type: TypeDictionary, Subkeys: []Key{
+				{Name: "SharedDeviceConfiguration", Type: TypeDictionary, NotOn: []string{"macOS", "tvOS", "visionOS", "watchOS"}, Subkeys: []Key{
 					{Name: "Item", Type: TypeString, Required: true, Values: []any{"SharedDeviceConfiguration"}},
 					{Name: "QuotaSize", Type: TypeInteger},
 					{Name: "ResidentUsers", Type: TypeInteger},
@@ -749,37 +749,37 @@ var generated = []Command{
 						{Name: "AutoLockTime", Type: TypeInteger},
 					}},
 				}},
-				{Name: "DiagnosticSubmission", Type: TypeDictionary, Subkeys: []Key{
+				{Name: "DiagnosticSubmission", Type: TypeDictionary, NotOn: []string{"macOS", "tvOS", "visionOS", "watchOS"}, Subkeys: []Key{
 					{Name: "Item", Type: TypeString, Required: true, Values: []any{"DiagnosticSubmission"}},
 					{Name: "Enabled", Type: TypeBoolean, Required: true},
 				}},
-				{Name: "AppAnalytics", Type: TypeDictionary, Subkeys: []Key{
+				{Name: "AppAnalytics", Type: TypeDictionary, NotOn: []string{"macOS", "tvOS", "visionOS", "watchOS"}, Subkeys: []Key{
 					{Name: "Item", Type: TypeString, Required: true, Values: []any{"AppAnalytics"}},
 					{Name: "Enabled", Type: TypeBoolean, Required: true},
 				}},
-				{Name: "PasscodeLockGracePeriod", Type: TypeDictionary, Subkeys: []Key{
+				{Name: "PasscodeLockGracePeriod", Type: TypeDictionary, NotOn: []string{"macOS", "tvOS", "visionOS", "watchOS"}, Subkeys: []Key{
 					{Name: "Item", Type: TypeString, Required: true, Values: []any{"PasscodeLockGracePeriod"}},
 					{Name: "PasscodeLockGracePeriod", Type: TypeInteger, Required: true, Values: []any{int64(0), int64(60), int64(300), int64(900), int64(3600), int64(14400)}},
 				}},
-				{Name: "TimeZone", Type: TypeDictionary, Subkeys: []Key{
+				{Name: "TimeZone", Type: TypeDictionary, NotOn: []string{"macOS", "watchOS"}, Subkeys: []Key{
 					{Name: "Item", Type: TypeString, Required: true, Values: []any{"TimeZone"}},
 					{Name: "TimeZone", Type: TypeString, Required: true},
 				}},
-				{Name: "SoftwareUpdateSettings", Type: TypeDictionary, Subkeys: []Key{
+				{Name: "SoftwareUpdateSettings", Type: TypeDictionary, NotOn: []string{"macOS", "tvOS", "visionOS", "watchOS"}, Subkeys: []Key{
 					{Name: "Item", Type: TypeString, Required: true, Values: []any{"SoftwareUpdateSettings"}},
 					{Name: "RecommendationCadence", Type: TypeInteger, Required: true, Values: []any{int64(0), int64(1), int64(2)}},
 				}},
-				{Name: "AccessibilitySettings", Type: TypeDictionary, Subkeys: []Key{
+				{Name: "AccessibilitySettings", Type: TypeDictionary, NotOn: []string{"macOS", "tvOS", "visionOS"}, Subkeys: []Key{
 					{Name: "Item", Type: TypeString, Required: true, Values: []any{"AccessibilitySettings"}},
 					{Name: "BoldTextEnabled", Type: TypeBoolean},
-					{Name: "IncreaseContrastEnabled", Type: TypeBoolean},
+					{Name: "IncreaseContrastEnabled", Type: TypeBoolean, NotOn: []string{"watchOS"}},
 					{Name: "ReduceMotionEnabled", Type: TypeBoolean},
 					{Name: "ReduceTransparencyEnabled", Type: TypeBoolean},
 					{Name: "TextSize", Type: TypeInteger, Values: []any{int64(0), int64(1), int64(2), int64(3), int64(4), int64(5), int64(6), int64(7), int64(8), int64(9), int64(10), int64(11)}},
 					{Name: "TouchAccommodationsEnabled", Type: TypeBoolean},
 					{Name: "VoiceOverEnabled", Type: TypeBoolean},
 					{Name: "ZoomEnabled", Type: TypeBoolean},
-					{Name: "GrayscaleEnabled", Type: TypeBoolean},
+					{Name: "GrayscaleEnabled", Type: TypeBoolean, NotOn: []string{"iOS", "watchOS"}},
 				}},
 			}},
 		},

@@ -84,7 +84,10 @@ type key struct {
 		Min *float64 `yaml:"min"`
 		Max *float64 `yaml:"max"`
 	} `yaml:"range"`
-	Subkeys []key `yaml:"subkeys"`
+	Subkeys     []key `yaml:"subkeys"`
+	SupportedOS map[string]struct {
+		Introduced string `yaml:"introduced"`
+	} `yaml:"supportedOS"`
 }
 
 var typeConsts = map[string]string{
@@ -228,6 +231,15 @@ func writeKey(b *bytes.Buffer, k key, path string) error {
 	}
 	if strings.HasPrefix(k.Key, "ANY") {
 		b.WriteString(", Wildcard: true")
+	}
+	var notOn []string
+	for _, name := range platforms {
+		if os, ok := k.SupportedOS[name]; ok && os.Introduced == "n/a" {
+			notOn = append(notOn, strconv.Quote(name))
+		}
+	}
+	if len(notOn) > 0 {
+		fmt.Fprintf(b, ", NotOn: []string{%s}", strings.Join(notOn, ", "))
 	}
 	values := k.RangeList
 	subkeys := k.Subkeys
