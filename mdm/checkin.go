@@ -3,8 +3,6 @@ package mdm
 import (
 	"errors"
 	"fmt"
-
-	"github.com/micromdm/plist"
 )
 
 // MessageType names a check-in message.
@@ -121,7 +119,7 @@ func DecodeCheckin(raw []byte) (*Checkin, error) {
 		MessageType MessageType
 		Enrollment
 	}
-	if err := plist.Unmarshal(raw, &head); err != nil {
+	if err := Unmarshal(raw, &head); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrParse, err)
 	}
 	var msg any
@@ -147,7 +145,7 @@ func DecodeCheckin(raw []byte) (*Checkin, error) {
 	default:
 		return nil, fmt.Errorf("%w: unknown MessageType %.64q", ErrParse, head.MessageType)
 	}
-	if err := plist.Unmarshal(raw, msg); err != nil {
+	if err := Unmarshal(raw, msg); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrParse, head.MessageType, err)
 	}
 	ch, err := head.Enrollment.Channel()

@@ -47,7 +47,7 @@ const MaxCommandUUIDLen = 128
 // DecodeReport parses and validates a command report.
 func DecodeReport(raw []byte) (*Report, error) {
 	r := new(Report)
-	if err := plist.Unmarshal(raw, r); err != nil {
+	if err := Unmarshal(raw, r); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrParse, err)
 	}
 	ch, err := r.Enrollment.Channel()
@@ -100,7 +100,7 @@ func EncodeCommand(uuid string, cmd CommandPayload) ([]byte, error) {
 // DecodeCommand reads a raw command envelope and returns its UUID and request type.
 func DecodeCommand(raw []byte) (uuid, requestType string, cmd CommandPayload, err error) {
 	var env Envelope
-	if err := plist.Unmarshal(raw, &env); err != nil {
+	if err := Unmarshal(raw, &env); err != nil {
 		return "", "", nil, fmt.Errorf("%w: %v", ErrBadCommand, err)
 	}
 	rt, _ := env.Command["RequestType"].(string)

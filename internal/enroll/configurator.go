@@ -3,11 +3,11 @@ package enroll
 import (
 	"context"
 	"errors"
+	"github.com/orchardmdm/orchard/mdm"
 	"net/http"
 	"strings"
 	"time"
 
-	"github.com/micromdm/plist"
 	"github.com/orchardmdm/orchard/scep"
 	"github.com/orchardmdm/orchard/storage"
 	"github.com/smallstep/pkcs7"
@@ -225,7 +225,7 @@ func parseMachineInfo(body []byte) (*machineInfo, error) {
 		return nil, errors.New("MachineInfo signature does not verify")
 	}
 	var info machineInfo
-	if err := plist.Unmarshal(p7.Content, &info); err != nil {
+	if err := mdm.Unmarshal(p7.Content, &info); err != nil {
 		return nil, errors.New("MachineInfo is not a plist")
 	}
 	if info.Serial == "" || info.UDID == "" || len(info.Serial) > 64 || len(info.UDID) > 128 {
