@@ -70,9 +70,14 @@ func P7M(t testing.TB, cert *x509.Certificate, tok Token) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inner := "Content-Type: text/plain;charset=UTF-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n" +
-		"-----BEGIN MESSAGE-----\n" + string(js) + "\n-----END MESSAGE-----\n"
-	der, err := pkcs7.Encrypt([]byte(inner), []*x509.Certificate{cert})
+	return P7MRaw(t, cert, "Content-Type: text/plain;charset=UTF-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n"+
+		"-----BEGIN MESSAGE-----\n"+string(js)+"\n-----END MESSAGE-----\n")
+}
+
+// P7MRaw envelopes any plaintext to cert as an S/MIME file.
+func P7MRaw(t testing.TB, cert *x509.Certificate, plaintext string) []byte {
+	t.Helper()
+	der, err := pkcs7.Encrypt([]byte(plaintext), []*x509.Certificate{cert})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +137,31 @@ type Server struct {
 	calls        map[string]int
 	assignTries  map[string]int
 	maxBatch     int
+
+	gateMu  sync.Mutex
+	gate    chan struct{}
+	waiting int
 }
+
+// Block holds every request until the returned release is called, so a
+// test can act while a call is in flight. Waiting tells how many wait.
+func (s *Server) Block() (release func()) {
+	ch := make(chan struct{})
+	s.gateMu.Lock()
+	s.gate = ch
+	s.gateMu.Unlock()
+	return func() {
+		s.gateMu.Lock()
+		if s.gate == ch {
+			s.gate = nil
+		}
+		s.gateMu.Unlock()
+		close(ch)
+	}
+}
+
+// Waiting counts requests held by Block.
+func (s *Server) Waiting() int { s.gateMu.Lock(); defer s.gateMu.Unlock(); return s.waiting }
 
 // NewServer starts a fake that accepts tok and assigns n generated devices.
 // It is closed when the test ends.
@@ -264,6 +293,18 @@ func (s *Server) Profiles() int { s.mu.Lock(); defer s.mu.Unlock(); return len(s
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	route := r.Method + " " + r.URL.Path
+	s.gateMu.Lock()
+	gate := s.gate
+	if gate != nil {
+		s.waiting++
+	}
+	s.gateMu.Unlock()
+	if gate != nil {
+		<-gate
+		s.gateMu.Lock()
+		s.waiting--
+		s.gateMu.Unlock()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls[route]++
