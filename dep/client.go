@@ -69,7 +69,7 @@ var codeRE = regexp.MustCompile(`[A-Z][A-Z0-9_]{3,}`)
 // classify turns a non-2xx response into an *APIError.
 func classify(endpoint string, status int, h http.Header, body []byte) *APIError {
 	e := &APIError{Endpoint: endpoint, Status: status}
-	text := string(body)
+	text := strings.TrimSpace(string(body))
 	if i := strings.Index(text, "oauth_problem="); i >= 0 {
 		v, _ := url.ParseQuery(text[i:])
 		e.Code = "oauth_problem=" + v.Get("oauth_problem")
