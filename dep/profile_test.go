@@ -30,7 +30,10 @@ func TestProfileValidation(t *testing.T) {
 		{"bad affinity", ok(func(p *dep.ProfileSpec) { p.UserAffinity = "maybe" }), "user_affinity"},
 		{"locked needs supervised", ok(func(p *dep.ProfileSpec) { p.LockedEnrollment = true }), "locked_enrollment requires supervised"},
 		{"locked and supervised", ok(func(p *dep.ProfileSpec) { p.LockedEnrollment, p.Supervised = true, true }), ""},
-		{"shared iPad", ok(func(p *dep.ProfileSpec) { shared(p); p.MaxCachedUsers, p.PasscodeLockGraceSecs, p.UserSessionTimeout = 10, 14400, 30 }), ""},
+		{"shared iPad", ok(func(p *dep.ProfileSpec) {
+			shared(p)
+			p.MaxCachedUsers, p.PasscodeLockGraceSecs, p.UserSessionTimeout = 10, 14400, 30
+		}), ""},
 		{"shared needs supervised", ok(func(p *dep.ProfileSpec) { p.SharedIPad = true }), "shared_ipad requires supervised"},
 		{"shared needs no affinity", ok(func(p *dep.ProfileSpec) { shared(p); p.UserAffinity = storage.AffinityModernAuth }), "shared_ipad requires user_affinity none"},
 		{"shared settings need shared", ok(func(p *dep.ProfileSpec) { p.MaxCachedUsers = 3 }), "require shared_ipad"},
@@ -81,7 +84,6 @@ func TestProfileValidation(t *testing.T) {
 		})
 	}
 }
-
 
 func TestEveryScreenMapsToASkipKeyOrSaysWhyNot(t *testing.T) {
 	seen := map[string]bool{}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -205,7 +206,7 @@ func (s *Service) view(t storage.DEPToken, st storage.DEPSyncState) TokenView {
 	case left <= 0:
 		v.Warning = "token expired: download a new one from Apple Business Manager and renew it"
 	case left <= ExpiryWarning:
-		v.Warning = fmt.Sprintf("token expires in %d days: renew it", int(left.Hours()/24)+1)
+		v.Warning = fmt.Sprintf("token expires in %d days: renew it", int(math.Ceil(left.Hours()/24)))
 	}
 	return v
 }

@@ -255,9 +255,9 @@ type DEPProfile struct {
 
 // DEPTokenInUseError refuses deleting a token that still owns data.
 type DEPTokenInUseError struct {
-	Devices        int
-	Profiles       int
-	DefaultProfile string
+	Devices        int    `json:"devices"`
+	Profiles       int    `json:"profiles"`
+	DefaultProfile string `json:"default_profile,omitempty"`
 }
 
 func (e *DEPTokenInUseError) Error() string {
