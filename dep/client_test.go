@@ -3,6 +3,7 @@ package dep_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,5 +126,40 @@ func TestClientBatchLimit(t *testing.T) {
 	c, _, _, _ := newClient(t, 1)
 	if _, err := c.AssignProfile(context.Background(), "X", make([]string, dep.MaxBatch+1)); err == nil {
 		t.Fatal("sent more than MaxBatch serials")
+	}
+}
+
+func TestClientProfileAndDeviceCalls(t *testing.T) {
+	c, fake, _, _ := newClient(t, 3)
+	ctx := context.Background()
+	uuid, _, err := c.DefineProfile(ctx, &dep.Profile{ProfileName: "P", URL: "https://x/enroll", SkipSetupItems: []string{"Siri"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.GetProfile(ctx, uuid)
+	if err != nil || p.ProfileName != "P" || p.ProfileUUID != uuid || len(p.SkipSetupItems) != 1 {
+		t.Fatalf("get profile: %+v %v", p, err)
+	}
+	if _, _, err := c.DefineProfile(ctx, &dep.Profile{ProfileName: "no url"}); err == nil || !strings.Contains(err.Error(), "CONFIG_URL_REQUIRED") {
+		t.Fatalf("profile without url: %v", err)
+	}
+	s0, s1 := deptest.Serial(0), deptest.Serial(1)
+	res, err := c.AssignProfile(ctx, uuid, []string{s0, "UNKNOWN"})
+	if err != nil || res[s0] != "SUCCESS" || res["UNKNOWN"] != "NOT_ACCESSIBLE" || fake.AssignedProfile(s0) != uuid {
+		t.Fatalf("assign: %v %v", res, err)
+	}
+	details, err := c.DeviceDetails(ctx, []string{s0, "UNKNOWN"})
+	if err != nil || details[s0].ProfileUUID != uuid || details[s0].ResponseStatus != "SUCCESS" || details["UNKNOWN"].ResponseStatus != "NOT_ACCESSIBLE" {
+		t.Fatalf("details: %+v %v", details, err)
+	}
+	if res, err := c.RemoveProfile(ctx, []string{s0}); err != nil || res[s0] != "SUCCESS" || fake.AssignedProfile(s0) != "" {
+		t.Fatalf("remove: %v %v", res, err)
+	}
+	if res, err := c.Disown(ctx, []string{s1}); err != nil || res[s1] != "SUCCESS" {
+		t.Fatalf("disown: %v %v", res, err)
+	}
+	page, err := c.FetchDevices(ctx, "", 100)
+	if err != nil || len(page.Devices) != 2 {
+		t.Fatalf("after disown: %d devices %v", len(page.Devices), err)
 	}
 }
