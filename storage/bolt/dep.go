@@ -26,25 +26,6 @@ func init() {
 
 var _ storage.DEPStore = (*Store)(nil)
 
-func getJSON(b *bolt.Bucket, key []byte, v any) error {
-	raw := b.Get(key)
-	if raw == nil {
-		return storage.ErrNotFound
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return fmt.Errorf("bolt: decode %s/%s: %w", "record", key, err)
-	}
-	return nil
-}
-
-func putJSON(b *bolt.Bucket, key []byte, v any) error {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("bolt: encode %s: %w", key, err)
-	}
-	return b.Put(key, raw)
-}
-
 // PutDEPToken implements storage.DEPTokenStore.
 func (s *Store) PutDEPToken(ctx context.Context, t storage.DEPToken) error {
 	return s.update(func(tx *bolt.Tx) error {

@@ -3,6 +3,11 @@ package bolt
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
+	"fmt"
+
+	"github.com/orchardmdm/orchard/storage"
+	bolt "go.etcd.io/bbolt"
 )
 
 // Composite keys join parts with a NUL byte. Every part is validated by the
@@ -38,3 +43,24 @@ func seqKey(channel string, seq uint64) []byte {
 func u64(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
 
 func hasPrefix(k, p []byte) bool { return bytes.HasPrefix(k, p) }
+
+// Records are JSON: readable in a bbolt browser, and tolerant of new fields.
+
+func getJSON(b *bolt.Bucket, k []byte, v any) error {
+	data := b.Get(k)
+	if data == nil {
+		return storage.ErrNotFound
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("decode %s record: %w", k, err)
+	}
+	return nil
+}
+
+func putJSON(b *bolt.Bucket, k []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(k, data)
+}

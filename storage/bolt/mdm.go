@@ -28,25 +28,6 @@ func init() {
 
 var _ storage.MDMStore = (*Store)(nil)
 
-func getJSON(b *bolt.Bucket, k []byte, v any) error {
-	data := b.Get(k)
-	if data == nil {
-		return storage.ErrNotFound
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("decode %s record: %w", k, err)
-	}
-	return nil
-}
-
-func putJSON(b *bolt.Bucket, k []byte, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return b.Put(k, data)
-}
-
 // Authenticate implements storage.CheckinStore.
 func (s *Store) Authenticate(ctx context.Context, rec *storage.AuthenticateRecord) error {
 	e := rec.Enrollment
