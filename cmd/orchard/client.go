@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/orchardmdm/orchard/mdm/commands"
 )
 
 // client talks to the admin API.
@@ -165,7 +167,7 @@ func runClient(ctx context.Context, cmd string, args []string, stdout, stderr io
 		typ := fs.String("type", "", "request type, e.g. DeviceInformation")
 		payload := fs.String("payload", "", "JSON object of the command's keys")
 		plistFile := fs.String("plist", "", "file holding a full command plist ({CommandUUID, Command})")
-		fs.Var(&sets, "set", "Key=Value for the command (repeat); values are parsed as JSON when they can be")
+		fs.Var(&sets, "set", "Key=Value for the command (repeat), typed by Apple's schema; arrays and dictionaries as JSON")
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
@@ -191,12 +193,14 @@ func runClient(ctx context.Context, cmd string, args []string, stdout, stderr io
 					return fmt.Errorf("--payload: %w", err)
 				}
 			}
-			for _, kv := range sets {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok || k == "" {
-					return fmt.Errorf("--set %q: want Key=Value", kv)
+			typed, err := commands.ParseSet(*typ, sets)
+			if err != nil {
+				return fmt.Errorf("--set: %w", err)
+			}
+			for k, v := range typed {
+				if k != "RequestType" {
+					p[k] = v
 				}
-				p[k] = setValue(v)
 			}
 			req["request_type"], req["payload"] = *typ, p
 		default:
@@ -209,14 +213,4 @@ func runClient(ctx context.Context, cmd string, args []string, stdout, stderr io
 		return printJSON(stdout, out)
 	}
 	return fmt.Errorf("unknown command %q", cmd)
-}
-
-// setValue reads a --set value: JSON when it parses (numbers, booleans,
-// arrays, objects, quoted strings), else the plain string.
-func setValue(v string) any {
-	var x any
-	if err := json.Unmarshal([]byte(v), &x); err == nil {
-		return x
-	}
-	return v
 }

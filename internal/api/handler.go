@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/orchardmdm/orchard/mdm"
+	"github.com/orchardmdm/orchard/mdm/commands"
 	"github.com/orchardmdm/orchard/storage"
 )
 
@@ -20,14 +21,6 @@ import (
 type Store interface {
 	storage.CheckinStore
 	storage.CommandQueue
-}
-
-// CommandBuilder turns an API request into a checked command dictionary.
-type CommandBuilder interface {
-	// FromJSON builds {RequestType, ...payload} from JSON values.
-	FromJSON(requestType string, payload map[string]any) (mdm.CommandPayload, error)
-	// Check validates a command dictionary taken from a raw plist.
-	Check(cmd mdm.CommandPayload) error
 }
 
 // Pusher wakes channels after commands are queued for them. It must return
@@ -44,16 +37,14 @@ type Secrets interface {
 // Handler serves the core admin API.
 type Handler struct {
 	store   Store
-	builder CommandBuilder
 	pusher  Pusher
 	secrets Secrets
 	log     *slog.Logger
 }
 
-// Config wires the handler. Builder and Pusher may be nil.
+// Config wires the handler. Pusher and Secrets may be nil.
 type Config struct {
 	Store   Store
-	Builder CommandBuilder
 	Pusher  Pusher
 	Secrets Secrets
 	Logger  *slog.Logger
@@ -64,13 +55,10 @@ func New(c Config) (*Handler, error) {
 	if c.Store == nil {
 		return nil, errors.New("api: store is required")
 	}
-	if c.Builder == nil {
-		c.Builder = PlainBuilder{}
-	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	return &Handler{store: c.Store, builder: c.Builder, pusher: c.Pusher, secrets: c.Secrets, log: c.Logger}, nil
+	return &Handler{store: c.Store, pusher: c.Pusher, secrets: c.Secrets, log: c.Logger}, nil
 }
 
 // Register mounts the routes on mux (which the caller puts behind RequireKey).
@@ -80,6 +68,17 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/commands", h.sendCommand)
 	mux.HandleFunc("GET /v1/commands/{uuid}", h.showCommand)
 	mux.HandleFunc("DELETE /v1/commands/{uuid}", h.cancelCommand)
+	mux.HandleFunc("GET /v1/schema/commands", h.schema)
+}
+
+func (h *Handler) schema(w http.ResponseWriter, r *http.Request) {
+	body, err := commands.ListingJSON()
+	if err != nil {
+		writeErr(w, h.log, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(body)
 }
 
 // DeviceView is a device as the API shows it: no secrets unless revealed.
@@ -276,7 +275,9 @@ func (h *Handler) sendCommand(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusBadRequest, fmt.Sprintf("targets: give 1..%d device or channel IDs", MaxTargets))
 		return
 	}
-	results, channels := h.resolveTargets(r.Context(), req.Targets, req.UserID)
+	rt, _ := cmd["RequestType"].(string)
+	spec, _ := commands.Lookup(rt)
+	results, channels := h.resolveTargets(r.Context(), spec, req.Targets, req.UserID)
 	if len(channels) == 0 {
 		WriteJSON(w, http.StatusBadRequest, map[string]any{"error": "no target can receive the command", "targets": results})
 		return
@@ -286,7 +287,6 @@ func (h *Handler) sendCommand(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, h.log, Badf("%v", err))
 		return
 	}
-	rt, _ := cmd["RequestType"].(string)
 	c := &storage.Command{UUID: uuid, RequestType: rt, Raw: raw, CreatedAt: time.Now()}
 	if err := h.store.Enqueue(r.Context(), c, channels); err != nil {
 		writeErr(w, h.log, err)
@@ -308,19 +308,20 @@ func (h *Handler) buildCommand(req *CommandRequest) (string, mdm.CommandPayload,
 		if err != nil {
 			return "", nil, Badf("plist: not base64")
 		}
-		uuid, _, cmd, err := mdm.DecodeCommand(raw)
+		checked, err := commands.ValidatePlist(raw)
 		if err != nil {
 			return "", nil, Badf("plist: %v", err)
 		}
-		if err := h.builder.Check(cmd); err != nil {
-			return "", nil, Badf("plist: %v", err)
-		}
+		uuid := checked.CommandUUID
 		if uuid == "" {
 			uuid = NewUUID()
 		}
-		return uuid, cmd, nil
+		if len(uuid) > mdm.MaxCommandUUIDLen {
+			return "", nil, Badf("plist: CommandUUID longer than %d bytes", mdm.MaxCommandUUIDLen)
+		}
+		return uuid, checked.Command, nil
 	case req.RequestType != "":
-		cmd, err := h.builder.FromJSON(req.RequestType, req.Payload)
+		cmd, err := commands.BuildCommand(req.RequestType, req.Payload)
 		if err != nil {
 			return "", nil, Badf("%v", err)
 		}
@@ -331,7 +332,7 @@ func (h *Handler) buildCommand(req *CommandRequest) (string, mdm.CommandPayload,
 
 // resolveTargets turns device IDs (plus an optional user) into enrolled
 // channels, reporting each target that cannot receive the command.
-func (h *Handler) resolveTargets(ctx context.Context, targets []string, user string) ([]TargetResult, []string) {
+func (h *Handler) resolveTargets(ctx context.Context, spec *commands.Command, targets []string, user string) ([]TargetResult, []string) {
 	results := make([]TargetResult, 0, len(targets))
 	var channels []string
 	seen := map[string]bool{}
@@ -357,6 +358,10 @@ func (h *Handler) resolveTargets(ctx context.Context, targets []string, user str
 			case !e.Enrolled:
 				res.Error = "not enrolled"
 			default:
+				if err := h.eligible(ctx, spec, e); err != nil {
+					res.Error = err.Error()
+					break
+				}
 				res.Queued = true
 				channels = append(channels, id)
 			}
@@ -365,6 +370,27 @@ func (h *Handler) resolveTargets(ctx context.Context, targets []string, user str
 		results = append(results, res)
 	}
 	return results, channels
+}
+
+// eligible checks a command against what Orchard knows of a channel;
+// what it does not know never refuses.
+func (h *Handler) eligible(ctx context.Context, spec *commands.Command, e *storage.Enrollment) error {
+	t := commands.Target{Channel: commands.DeviceChannel}
+	if e.ID != e.DeviceID {
+		t.Channel = commands.UserChannel
+	}
+	t.UserEnrollment = commands.Known(e.Type == storage.UserEnrollmentDevice || e.Type == storage.UserEnrollment)
+	facts := e.Facts
+	if facts == nil {
+		if dev, err := h.store.Enrollment(ctx, e.DeviceID); err == nil {
+			facts = dev.Facts
+		}
+	}
+	if facts != nil {
+		t.Platform = mdm.Platform(facts.ProductName, facts.Model)
+		t.OSVersion = facts.OSVersion
+	}
+	return spec.Eligible(t)
 }
 
 // CommandView is a command with per-target status and results.

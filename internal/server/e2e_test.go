@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/orchardmdm/orchard/internal/servertest"
@@ -20,6 +21,7 @@ func statusOf(err error) int {
 }
 
 type sendResp struct {
+	Error       string `json:"error"`
 	CommandUUID string `json:"command_uuid"`
 	Targets     []struct {
 		Target string `json:"target"`
@@ -233,7 +235,7 @@ func TestNotNowAndOrdering(t *testing.T) {
 		t.Fatal(err)
 	}
 	var uuids []string
-	for _, rt := range []string{"DeviceInformation", "ProfileList", "CertificateList"} {
+	for _, rt := range []string{"SecurityInfo", "ProfileList", "CertificateList"} {
 		uuids = append(uuids, send(t, s, map[string]any{"targets": []string{dev.UDID}, "request_type": rt}).CommandUUID)
 	}
 	c1, err := dev.Idle(ctx)
@@ -387,4 +389,50 @@ func plistDict(kv ...string) string {
 		out += "<key>" + kv[i] + "</key><string>" + kv[i+1] + "</string>"
 	}
 	return out + "</dict></plist>"
+}
+
+// Commands are checked against Apple's schema, and per target against what
+// Orchard knows of the device: other targets still get the command.
+func TestCommandChecks(t *testing.T) {
+	ctx := context.Background()
+	s := servertest.Start(t)
+	iphone := s.NewDevice(t)
+	mac := s.NewDevice(t)
+	mac.ProductName, mac.Model, mac.OSVersion = "Mac14,2", "Mac14,2", "15.1"
+	for _, d := range []*simdevice.Device{iphone, mac} {
+		if err := d.Enroll(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		req  map[string]any
+		want string
+	}{
+		{"unknown request type", map[string]any{"targets": []string{mac.UDID}, "request_type": "MakeCoffee"}, "MakeCoffee"},
+		{"missing required key", map[string]any{"targets": []string{mac.UDID}, "request_type": "DeviceInformation"}, "Queries"},
+		{"unknown key", map[string]any{"targets": []string{mac.UDID}, "request_type": "DeviceLock", "payload": map[string]any{"Colour": "red"}}, "Colour"},
+		{"wrong type", map[string]any{"targets": []string{mac.UDID}, "request_type": "DeviceLock", "payload": map[string]any{"PIN": 123456}}, "PIN"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out sendResp
+			if code := s.API(t, "POST", "/v1/commands", tc.req, &out); code != http.StatusBadRequest || !strings.Contains(out.Error, tc.want) {
+				t.Fatalf("= %d %q, want 400 naming %q", code, out.Error, tc.want)
+			}
+		})
+	}
+	// SetAutoAdminPassword is macOS only: the iPhone is refused, the Mac gets it.
+	out := send(t, s, map[string]any{
+		"targets": []string{iphone.UDID, mac.UDID}, "request_type": "SetAutoAdminPassword",
+		"payload": map[string]any{"GUID": "2DC6C8B4-9A4F-4B9E-8E5C-1D2F3A4B5C6D", "passwordHash": "c2FsdGVkLWhhc2g="},
+	})
+	if out.Targets[0].Queued || !strings.Contains(out.Targets[0].Error, "iOS") || !out.Targets[1].Queued {
+		t.Fatalf("targets = %+v", out.Targets)
+	}
+	var listing struct {
+		Commands []map[string]any `json:"commands"`
+	}
+	if code := s.API(t, "GET", "/v1/schema/commands", nil, &listing); code != 200 || len(listing.Commands) < 60 {
+		t.Fatalf("schema listing: %d, %d commands", code, len(listing.Commands))
+	}
 }

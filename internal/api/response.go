@@ -1,0 +1,39 @@
+package api
+
+import (
+	"encoding/base64"
+	"time"
+
+	"github.com/micromdm/plist"
+)
+
+// responseOf decodes a device's result plist for display as JSON: data
+// becomes base64, dates RFC 3339.
+func responseOf(raw []byte) map[string]any {
+	var m map[string]any
+	if err := plist.Unmarshal(raw, &m); err != nil {
+		return nil
+	}
+	for _, k := range []string{"UDID", "Status", "CommandUUID", "ErrorChain", "EnrollmentID", "UserID", "EnrollmentUserID"} {
+		delete(m, k)
+	}
+	return jsonSafe(m).(map[string]any)
+}
+
+func jsonSafe(v any) any {
+	switch x := v.(type) {
+	case []byte:
+		return base64.StdEncoding.EncodeToString(x)
+	case time.Time:
+		return x.UTC().Format(time.RFC3339)
+	case []any:
+		for i := range x {
+			x[i] = jsonSafe(x[i])
+		}
+	case map[string]any:
+		for k := range x {
+			x[k] = jsonSafe(x[k])
+		}
+	}
+	return v
+}
