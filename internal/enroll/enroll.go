@@ -52,6 +52,7 @@ type Handler struct {
 	scep   http.Handler
 	now    func() time.Time
 	log    *slog.Logger
+	ade    ADEDevices // nil: no ADE endpoint
 }
 
 // Option configures a Handler.
@@ -87,6 +88,9 @@ func (h *Handler) RegisterPublic(mux *http.ServeMux) {
 	mux.Handle("/scep", h.scep)
 	mux.HandleFunc("GET /enroll/{token}", h.getInvitationProfile)
 	mux.HandleFunc("POST /enroll/configurator/{id}", h.setupAssistantProfile)
+	if h.ade != nil {
+		mux.HandleFunc("POST /enroll/ade", h.adeProfile)
+	}
 }
 
 // RegisterAdmin mounts the admin API routes (the caller adds auth).

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orchardmdm/orchard/dep"
+	"github.com/orchardmdm/orchard/dep/depapi"
 	"github.com/orchardmdm/orchard/internal/api"
 	"github.com/orchardmdm/orchard/internal/enroll"
 	"github.com/orchardmdm/orchard/internal/pki"
@@ -27,6 +29,7 @@ import (
 	"github.com/orchardmdm/orchard/mdm/mdmhttp"
 	"github.com/orchardmdm/orchard/mdm/service"
 	"github.com/orchardmdm/orchard/scep"
+	"github.com/orchardmdm/orchard/storage"
 	"github.com/orchardmdm/orchard/storage/bolt"
 )
 
@@ -40,7 +43,9 @@ type Config struct {
 	// PlainHTTP serves without TLS, for a TLS-terminating proxy in front.
 	// Devices still sign every message (Mdm-Signature), so identity holds.
 	PlainHTTP bool
-	Logger    *slog.Logger
+	// DEPURL overrides Apple's device assignment service (tests, proxies).
+	DEPURL string
+	Logger *slog.Logger
 }
 
 // Server is a running Orchard.
@@ -54,6 +59,7 @@ type Server struct {
 	tlsCert    tls.Certificate
 	selfSigned bool
 	svc        *service.Service
+	dep        *dep.Service
 	handler    http.Handler
 }
 
@@ -175,7 +181,30 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
-	s.svc, err = service.New(s.store, s.box, service.WithLogger(s.log))
+	depKeys, err := dep.LoadOrCreateKeyPair(s.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	depOpts := []dep.Option{dep.WithServiceLogger(s.log)}
+	if s.cfg.DEPURL != "" {
+		depOpts = append(depOpts, dep.WithClientOptions(dep.WithBaseURL(s.cfg.DEPURL)))
+	}
+	s.dep, err = dep.New(context.Background(), dep.Config{
+		Store: s.store, Box: s.box, Keys: depKeys,
+		EnrollURL: func(tokenID, profileID string) string {
+			return enroll.ADEEnrollURL(s.cfg.PublicURL, tokenID, profileID)
+		},
+	}, depOpts...)
+	if err != nil {
+		return err
+	}
+	depAdmin, err := depapi.New(s.dep, depapi.WithLogger(s.log))
+	if err != nil {
+		return err
+	}
+	s.svc, err = service.New(s.store, s.box, service.WithLogger(s.log), service.WithHooks(service.Hooks{
+		Authenticated: s.authenticated,
+	}))
 	if err != nil {
 		return err
 	}
@@ -201,7 +230,7 @@ func (s *Server) build() error {
 		TLSSelfSigned: s.selfSigned,
 		Topic:         s.pushTopic,
 		Logger:        s.log,
-	}, s.store, signer, scepSrv)
+	}, s.store, signer, scepSrv, enroll.WithADE(s.store))
 	if err != nil {
 		return err
 	}
@@ -209,6 +238,7 @@ func (s *Server) build() error {
 	adminMux := http.NewServeMux()
 	admin.Register(adminMux)
 	enrollment.RegisterAdmin(adminMux)
+	depAdmin.Register(adminMux)
 
 	mux := http.NewServeMux()
 	device.Register(mux)
@@ -220,6 +250,16 @@ func (s *Server) build() error {
 	})
 	s.handler = mux
 	return nil
+}
+
+// authenticated runs after a device's Authenticate is stored.
+func (s *Server) authenticated(ctx context.Context, e *storage.Enrollment) {
+	if e.Facts == nil || e.Facts.SerialNumber == "" {
+		return
+	}
+	if err := s.dep.MarkEnrolled(ctx, e.Facts.SerialNumber); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		s.log.Error("mark ADE device enrolled", "serial", e.Facts.SerialNumber, "err", err)
+	}
 }
 
 // pushTopic is the MDM push topic devices must use; "" until a push
@@ -269,8 +309,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	bg, stop := context.WithCancel(ctx)
 	defer stop()
-	flushed := make(chan struct{})
+	flushed, synced := make(chan struct{}), make(chan struct{})
 	go func() { s.svc.RunLastSeenFlusher(bg, 30*time.Second); close(flushed) }()
+	go func() {
+		if err := s.dep.Run(bg); err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Error("ABM sync stopped", "err", err)
+		}
+		close(synced)
+	}()
 
 	errc := make(chan error, 1)
 	go func() {
@@ -290,6 +336,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	stop()
 	<-flushed
+	<-synced
 	if cerr := s.store.Close(); err == nil || errors.Is(err, http.ErrServerClosed) {
 		err = cerr
 	}

@@ -179,6 +179,9 @@ func (s *Server) API(t testing.TB, method, path string, body, out any) int {
 		t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+s.APIKey())
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := s.Client.Do(req)
 	if err != nil {
 		t.Fatal(err)

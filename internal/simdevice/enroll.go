@@ -2,11 +2,17 @@ package simdevice
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"math/big"
 	"net/http"
+	"time"
 
 	"github.com/micromdm/plist"
 	"github.com/orchardmdm/orchard/scep/scepclient"
@@ -106,4 +112,43 @@ func (d *Device) EnrollFromProfile(ctx context.Context, mobileconfig []byte, key
 	}
 	d.Client = hc
 	return nil
+}
+
+// MachineInfo is what a device in Setup Assistant POSTs to an enrollment
+// URL (ADE or Apple Configurator): its identity, CMS-signed. A real device
+// signs with its Apple-issued device certificate; the simulator uses a
+// self-signed one.
+func (d *Device) MachineInfo() ([]byte, error) {
+	content, err := plist.Marshal(map[string]string{
+		"UDID": d.UDID, "SERIAL": d.SerialNumber, "PRODUCT": d.ProductName, "VERSION": d.BuildVersion,
+	})
+	if err != nil {
+		return nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "Apple Device " + d.SerialNumber},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	sd, err := pkcs7.NewSignedData(content)
+	if err != nil {
+		return nil, err
+	}
+	if err := sd.AddSigner(cert, key, pkcs7.SignerInfoConfig{}); err != nil {
+		return nil, err
+	}
+	return sd.Finish()
 }

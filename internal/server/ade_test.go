@@ -1,0 +1,126 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/orchardmdm/orchard/dep/deptest"
+	"github.com/orchardmdm/orchard/internal/enroll"
+	"github.com/orchardmdm/orchard/internal/server"
+	"github.com/orchardmdm/orchard/internal/servertest"
+)
+
+// Automated Device Enrollment end to end against the fake Apple service:
+// the admin uploads a server token, defines a profile, Orchard syncs the
+// devices and assigns the profile at Apple; a device in Setup Assistant
+// gets its enrollment profile only for its own serial, enrolls, and shows
+// as enrolled in both views.
+func TestADEEnrollment(t *testing.T) {
+	ctx := context.Background()
+	tok := deptest.NewToken()
+	apple := deptest.NewServer(t, tok, 3)
+	s := servertest.Start(t, func(c *server.Config) { c.DEPURL = apple.URL })
+
+	block, _ := pem.Decode(s.Get(t, "/v1/dep/public-key"))
+	if block == nil {
+		t.Fatal("public key is not PEM")
+	}
+	depCert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var token struct {
+		ID string `json:"id"`
+	}
+	if code := s.API(t, "POST", "/v1/dep/tokens", map[string]any{
+		"name": "Main", "note": "it@example.com", "token": string(deptest.P7M(t, depCert, tok)),
+	}, &token); code != http.StatusCreated {
+		t.Fatalf("upload token = %d", code)
+	}
+	var profile struct {
+		ID string `json:"id"`
+	}
+	if code := s.API(t, "POST", "/v1/dep/tokens/"+token.ID+"/profiles", map[string]any{
+		"name": "Corporate iPhones", "supervised": true, "locked_enrollment": true, "default": true,
+	}, &profile); code != http.StatusCreated {
+		t.Fatalf("create profile = %d", code)
+	}
+	serial := deptest.Serial(0)
+	waitStatus := func(want ...string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			var list struct {
+				Devices []struct {
+					Status string `json:"status"`
+				} `json:"devices"`
+			}
+			s.API(t, "GET", "/v1/dep/devices?serial="+serial, nil, &list)
+			if len(list.Devices) == 1 && slices.Contains(want, list.Devices[0].Status) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("device %s never became %s: %+v", serial, want, list)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	// A manual sync brings the devices (the scheduler would within a minute).
+	if code := s.API(t, "POST", "/v1/dep/tokens/"+token.ID+"/sync", nil, nil); code != 200 {
+		t.Fatalf("sync = %d", code)
+	}
+	waitStatus("ready", "missing_profile")
+	var assigned map[string]any
+	if code := s.API(t, "POST", "/v1/dep/tokens/"+token.ID+"/profiles/"+profile.ID+"/devices",
+		map[string]any{"devices": []string{serial}}, &assigned); code != 200 {
+		t.Fatalf("assign = %d %v", code, assigned)
+	}
+	waitStatus("ready")
+	if got := apple.AssignedProfile(serial); got == "" {
+		t.Fatalf("profile not assigned at Apple")
+	}
+
+	url := enroll.ADEEnrollURL(s.URL, token.ID, profile.ID)
+	dev := s.NewDevice(t)
+	post := func(serialNumber string) (*http.Response, []byte) {
+		d := *dev
+		d.SerialNumber = serialNumber
+		info, err := d.MachineInfo()
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := s.Client.Post(url, "application/pkcs7-signature", bytes.NewReader(info))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, readAll(t, resp)
+	}
+	if resp, _ := post("NOTINABM0001"); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("unknown serial got %d", resp.StatusCode)
+	}
+	dev.SerialNumber = serial
+	resp, mobileconfig := post(serial)
+	if resp.StatusCode != 200 {
+		t.Fatalf("ADE profile = %d: %s", resp.StatusCode, mobileconfig)
+	}
+	if err := dev.EnrollFromProfile(ctx, mobileconfig, mustKey(t), s.Client); err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.Enroll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus("enrolled")
+	var shown struct {
+		EnrollmentMethod string `json:"enrollment_method"`
+	}
+	s.API(t, "GET", "/v1/devices/"+dev.UDID, nil, &shown)
+	if shown.EnrollmentMethod != "ade" {
+		t.Fatalf("enrollment method = %q", shown.EnrollmentMethod)
+	}
+}
