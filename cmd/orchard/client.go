@@ -99,6 +99,28 @@ func (c *client) do(ctx context.Context, method, path string, body any, out any)
 	return nil
 }
 
+// raw fetches a non-JSON resource.
+func (c *client) raw(ctx context.Context, method, path string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s %s: status %d: %s", method, path, resp.StatusCode, bytes.TrimSpace(body))
+	}
+	return body, nil
+}
+
 // kvFlags collects repeated --set Key=Value flags.
 type kvFlags []string
 
@@ -159,6 +181,83 @@ func runClient(ctx context.Context, cmd string, args []string, stdout, stderr io
 			return err
 		}
 		return printJSON(stdout, out)
+	case "dep tokens", "dep public-key":
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		c, err := mk()
+		if err != nil {
+			return err
+		}
+		if cmd == "dep public-key" {
+			pemBytes, err := c.raw(ctx, "GET", "/v1/dep/public-key")
+			if err != nil {
+				return err
+			}
+			_, err = stdout.Write(pemBytes)
+			return err
+		}
+		var out json.RawMessage
+		if err := c.do(ctx, "GET", "/v1/dep/tokens", nil, &out); err != nil {
+			return err
+		}
+		return printJSON(stdout, out)
+	case "dep sync":
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 {
+			return fmt.Errorf("dep sync takes the token ID")
+		}
+		c, err := mk()
+		if err != nil {
+			return err
+		}
+		var out json.RawMessage
+		if err := c.do(ctx, "POST", "/v1/dep/tokens/"+url.PathEscape(fs.Arg(0))+"/sync", nil, &out); err != nil {
+			return err
+		}
+		return printJSON(stdout, out)
+	case "dep devices":
+		token := fs.String("token", "", "only devices of this token")
+		status := fs.String("status", "", "ready, missing_profile, enrolled or removed")
+		serial := fs.String("serial", "", "one serial number")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		c, err := mk()
+		if err != nil {
+			return err
+		}
+		q := url.Values{}
+		for k, v := range map[string]string{"token": *token, "status": *status, "serial": *serial} {
+			if v != "" {
+				q.Set(k, v)
+			}
+		}
+		var out json.RawMessage
+		if err := c.do(ctx, "GET", "/v1/dep/devices?"+q.Encode(), nil, &out); err != nil {
+			return err
+		}
+		return printJSON(stdout, out)
+	case "enroll profile":
+		output := fs.String("o", "orchard-enroll.mobileconfig", "file to write the signed enrollment profile to")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		c, err := mk()
+		if err != nil {
+			return err
+		}
+		body, err := c.raw(ctx, "GET", "/v1/enrollment/profile")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*output, body, 0o600); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s (its SCEP challenge is single-use and expires in 15 minutes)\n", *output)
+		return nil
 	case "commands send":
 		var udids listFlags
 		var sets kvFlags

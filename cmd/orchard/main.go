@@ -39,6 +39,11 @@ commands:
   commands send               queue a command (see: orchard commands send -h)
   commands show <uuid>        show a command's status and results
   commands cancel <uuid>      remove a queued command
+  enroll profile [-o file]    download a signed over-the-air enrollment profile
+  dep public-key              print the certificate to upload to Apple Business Manager
+  dep tokens                  list ABM/ASM server tokens
+  dep sync <token-id>         sync a token's devices now
+  dep devices [--token --status --serial]  list ADE devices
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -49,7 +54,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stderr)
-	case "devices", "commands":
+	case "devices", "commands", "dep", "enroll":
 		if len(args) < 2 {
 			fmt.Fprint(stderr, usage)
 			return flag.ErrHelp

@@ -3,7 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,7 +19,6 @@ import (
 func TestCLICommandsRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	s := servertest.Start(t)
-	dev := s.EnrollOTA(t)
 	cli := func(args ...string) []byte {
 		t.Helper()
 		var out, errOut bytes.Buffer
@@ -24,6 +27,24 @@ func TestCLICommandsRoundTrip(t *testing.T) {
 			t.Fatalf("orchard %s: %v (%s)", strings.Join(args, " "), err, errOut.String())
 		}
 		return out.Bytes()
+	}
+	// The profile the CLI downloads enrolls a device through SCEP.
+	file := filepath.Join(t.TempDir(), "enroll.mobileconfig")
+	cli("enroll", "profile", "-o", file)
+	profile, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := s.NewDevice(t)
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.EnrollFromProfile(ctx, profile, key, s.Client); err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.Enroll(ctx); err != nil {
+		t.Fatal(err)
 	}
 	var list struct {
 		Devices []struct {
