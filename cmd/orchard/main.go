@@ -86,6 +86,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	cert := envFlag(fs, "tls-cert", "", "PEM TLS certificate (default: self-signed, generated into the data dir)")
 	key := envFlag(fs, "tls-key", "", "PEM TLS private key")
 	plain := envFlag(fs, "plain-http", "false", "serve plain HTTP behind a TLS-terminating proxy (devices still sign every message)")
+	userAuth := envFlag(fs, "user-auth", "false", "admit user channels for macOS network accounts (UserAuthenticate)")
 	depURL := envFlag(fs, "dep-url", "", "Apple device assignment service base URL (default Apple's; for tests and proxies)")
 	level := envFlag(fs, "log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -102,7 +103,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("--plain-http: %w", err)
 	}
-	srv, err := server.New(server.Config{DataDir: *data, Listen: *listen, PublicURL: *public, TLSCert: *cert, TLSKey: *key, PlainHTTP: plainHTTP, DEPURL: *depURL, Logger: log})
+	userAuthOn, err := strconv.ParseBool(*userAuth)
+	if err != nil {
+		return fmt.Errorf("--user-auth: %w", err)
+	}
+	srv, err := server.New(server.Config{UserAuthentication: userAuthOn, DataDir: *data, Listen: *listen, PublicURL: *public, TLSCert: *cert, TLSKey: *key, PlainHTTP: plainHTTP, DEPURL: *depURL, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/orchardmdm/orchard/internal/server"
 	"github.com/orchardmdm/orchard/internal/servertest"
 	"github.com/orchardmdm/orchard/internal/simdevice"
 	"github.com/orchardmdm/orchard/storage"
@@ -434,5 +435,30 @@ func TestCommandChecks(t *testing.T) {
 	}
 	if code := s.API(t, "GET", "/v1/schema/commands", nil, &listing); code != 200 || len(listing.Commands) < 60 {
 		t.Fatalf("schema listing: %d, %d commands", code, len(listing.Commands))
+	}
+}
+
+// With user authentication on, a network user is admitted: the first
+// UserAuthenticate gets an empty DigestChallenge (no prompt), the second
+// an empty 200, and the user channel then works.
+func TestUserAuthenticateOn(t *testing.T) {
+	ctx := context.Background()
+	s := servertest.Start(t, func(c *server.Config) { c.UserAuthentication = true })
+	mac := s.NewDevice(t)
+	if err := mac.Enroll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	user := "AB12CD34-0000-4000-8000-00000000USER"
+	resp, err := mac.Checkin(ctx, map[string]any{"MessageType": "UserAuthenticate", "UDID": mac.UDID, "UserID": user})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := simdevice.DecodePlistMap(resp)
+	if challenge, ok := m["DigestChallenge"].(string); err != nil || !ok || challenge != "" {
+		t.Fatalf("first UserAuthenticate answer = %q %v", resp, err)
+	}
+	resp, err = mac.Checkin(ctx, map[string]any{"MessageType": "UserAuthenticate", "UDID": mac.UDID, "UserID": user, "DigestResponse": "x"})
+	if err != nil || len(resp) != 0 {
+		t.Fatalf("second UserAuthenticate = %q %v", resp, err)
 	}
 }

@@ -43,6 +43,9 @@ type Config struct {
 	// PlainHTTP serves without TLS, for a TLS-terminating proxy in front.
 	// Devices still sign every message (Mdm-Signature), so identity holds.
 	PlainHTTP bool
+	// UserAuthentication admits macOS network users' user channels
+	// (UserAuthenticate); off, devices are answered 410 Gone.
+	UserAuthentication bool
 	// DEPURL overrides Apple's device assignment service (tests, proxies).
 	DEPURL string
 	Logger *slog.Logger
@@ -202,9 +205,10 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
-	s.svc, err = service.New(s.store, s.box, service.WithLogger(s.log), service.WithHooks(service.Hooks{
-		Authenticated: s.authenticated,
-	}))
+	userAuth := s.cfg.UserAuthentication
+	s.svc, err = service.New(s.store, s.box, service.WithLogger(s.log),
+		service.WithUserAuthentication(func() bool { return userAuth }),
+		service.WithHooks(service.Hooks{Authenticated: s.authenticated}))
 	if err != nil {
 		return err
 	}
