@@ -17,8 +17,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/orchardmdm/orchard/apns"
@@ -62,6 +64,10 @@ type Push struct {
 type Server struct {
 	srv *httptest.Server
 
+	conns       atomic.Int64 // TCP connections accepted
+	inFlight    atomic.Int64
+	maxInFlight atomic.Int64
+
 	mu       sync.Mutex
 	trusted  [][]byte            // raw DER of trusted client certificates
 	scripts  map[string][]Answer // hex token -> next answers
@@ -78,6 +84,11 @@ func NewServer(trusted ...*x509.Certificate) *Server {
 	}
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
 	s.srv.EnableHTTP2 = true
+	s.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			s.conns.Add(1)
+		}
+	}
 	// The TLS layer only demands a certificate; the handler decides whether
 	// it is trusted, so a wrong one gets APNs' 403 BadCertificate.
 	s.srv.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
@@ -135,6 +146,12 @@ func (s *Server) SetDefault(a Answer) {
 	s.fallback = a
 }
 
+// Connections is how many TCP connections clients have opened.
+func (s *Server) Connections() int { return int(s.conns.Load()) }
+
+// MaxInFlight is the largest number of requests handled at once.
+func (s *Server) MaxInFlight() int { return int(s.maxInFlight.Load()) }
+
 // Pushes returns a copy of every request received so far.
 func (s *Server) Pushes() []Push {
 	s.mu.Lock()
@@ -142,15 +159,20 @@ func (s *Server) Pushes() []Push {
 	return append([]Push(nil), s.pushes...)
 }
 
-// Reset forgets recorded pushes and scripts.
+// Reset forgets recorded pushes, scripts and the in-flight peak.
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pushes, s.global, s.fallback = nil, nil, Answer{}
+	s.maxInFlight.Store(0)
 	clear(s.scripts)
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	n := s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	for m := s.maxInFlight.Load(); n > m && !s.maxInFlight.CompareAndSwap(m, n); m = s.maxInFlight.Load() {
+	}
 	p := Push{Topic: r.Header.Get("apns-topic"), Header: r.Header.Clone(), At: time.Now()}
 	a := s.check(r, &p)
 	if a.Status == 0 { // the push is valid: use the script
