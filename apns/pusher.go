@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/net/http2"
 )
 
 // APNs endpoints for certificate-based providers.
@@ -188,24 +190,21 @@ func NewPusher(cert tls.Certificate, opts ...Option) (*Pusher, error) {
 	}
 	p.topic, _ = TopicFromCert(leaf) // "" means each Notification names its topic
 
-	protocols := new(http.Protocols)
-	protocols.SetHTTP2(true) // APNs speaks HTTP/2 only
-	p.client = &http.Client{Transport: &http.Transport{
+	// golang.org/x/net/http2 (already required by apns2) rather than
+	// net/http's Transport: its pool dials once for concurrent first
+	// requests, so a burst shares ONE connection instead of racing many.
+	p.client = &http.Client{Transport: &http2.Transport{
 		TLSClientConfig: &tls.Config{
 			Certificates: []tls.Certificate{cert},
 			RootCAs:      p.roots,
 			MinVersion:   tls.VersionTLS12,
 		},
-		Protocols:           protocols,
-		TLSHandshakeTimeout: p.timeout,
-		IdleConnTimeout:     10 * time.Minute,
-		// Queue on the one connection's stream limit rather than opening
-		// more connections: APNs asks providers to reuse connections.
-		HTTP2: &http.HTTP2Config{
-			StrictMaxConcurrentRequests: true,
-			SendPingTimeout:             time.Minute,
-			PingTimeout:                 15 * time.Second,
-		},
+		// Wait for a free stream on the connection rather than opening
+		// more: APNs asks providers to keep and reuse connections.
+		StrictMaxConcurrentStreams: true,
+		IdleConnTimeout:            10 * time.Minute,
+		ReadIdleTimeout:            time.Minute,
+		PingTimeout:                15 * time.Second,
 	}}
 	return p, nil
 }
