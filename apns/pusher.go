@@ -192,16 +192,17 @@ func NewPusher(cert tls.Certificate, opts ...Option) (*Pusher, error) {
 
 	// golang.org/x/net/http2 (already required by apns2) rather than
 	// net/http's Transport: its pool dials once for concurrent first
-	// requests, so a burst shares ONE connection instead of racing many.
+	// requests, so a burst within the stream limit shares ONE connection.
 	p.client = &http.Client{Transport: &http2.Transport{
 		TLSClientConfig: &tls.Config{
 			Certificates: []tls.Certificate{cert},
 			RootCAs:      p.roots,
 			MinVersion:   tls.VersionTLS12,
 		},
-		// Wait for a free stream on the connection rather than opening
-		// more: APNs asks providers to keep and reuse connections.
-		StrictMaxConcurrentStreams: true,
+		// Not strict: beyond the server's stream limit (APNs starts some
+		// connections at 1) open another connection instead of queueing;
+		// strict mode left queued requests hanging until their timeout.
+		StrictMaxConcurrentStreams: false,
 		IdleConnTimeout:            10 * time.Minute,
 		ReadIdleTimeout:            time.Minute,
 		PingTimeout:                15 * time.Second,

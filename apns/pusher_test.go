@@ -266,28 +266,31 @@ func TestPushCancelDuringBackoff(t *testing.T) {
 }
 
 func TestPushConcurrencyAndOneConnection(t *testing.T) {
+	// The fake (Go's HTTP/2 server) allows 250 streams per connection.
 	tests := []struct {
 		concurrency, n int
 		delay          time.Duration
+		maxConns       int
 	}{
-		{1, 5, 5 * time.Millisecond},
-		{4, 40, 10 * time.Millisecond},
-		{50, 500, 10 * time.Millisecond},
+		{1, 5, 5 * time.Millisecond, 1},
+		{4, 40, 10 * time.Millisecond, 1},
+		{100, 1000, 10 * time.Millisecond, 1},
+		{400, 2000, 20 * time.Millisecond, 3}, // beyond one connection's limit
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprint(tc.concurrency), func(t *testing.T) {
 			e := newEnv(t, apns.WithConcurrency(tc.concurrency))
 			e.fake.SetDefault(apnstest.Slow(tc.delay))
 			for _, r := range e.pusher.Push(context.Background(), notes(tc.n)) {
-				if !r.Sent {
+				if !r.Sent || r.Attempts != 1 {
 					t.Fatalf("result = %+v", r)
 				}
 			}
 			if m := e.fake.MaxInFlight(); m > tc.concurrency || (tc.concurrency > 1 && m < 2) {
 				t.Errorf("max in flight = %d, concurrency %d", m, tc.concurrency)
 			}
-			if c := e.fake.Connections(); c != 1 {
-				t.Errorf("%d connections, want 1", c)
+			if c := e.fake.Connections(); c < 1 || c > tc.maxConns {
+				t.Errorf("%d connections, want 1..%d", c, tc.maxConns)
 			}
 		})
 	}
