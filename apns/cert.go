@@ -78,6 +78,9 @@ type PushCert struct {
 
 // ParseP12 reads a PKCS#12 (.p12/.pfx) push certificate and checks it.
 func ParseP12(data []byte, password string) (*PushCert, error) {
+	if err := checkP12Work(data); err != nil {
+		return nil, err
+	}
 	tc, err := certificate.FromP12Bytes(data, password)
 	if err != nil {
 		var notImpl pkcs12.NotImplementedError
@@ -106,6 +109,33 @@ func ParsePEM(certPEM, keyPEM []byte, password string) (*PushCert, error) {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, oneLine(err))
 	}
 	return newPushCert(tc, time.Now())
+}
+
+// maxP12Iterations bounds the key-derivation work a PKCS#12 file may ask
+// for; real exports use a few thousand. Without it a crafted file can pin a
+// CPU for minutes.
+const maxP12Iterations = 100_000
+
+// checkP12Work refuses a PKCS#12 file whose MAC asks for more than
+// maxP12Iterations before any key derivation runs. Structural errors are
+// left to the decoder, which reports them.
+func checkP12Work(data []byte) error {
+	var pfx struct {
+		Version  int
+		AuthSafe asn1.RawValue
+		MacData  struct {
+			Mac        asn1.RawValue
+			MacSalt    []byte
+			Iterations int `asn1:"optional,default:1"`
+		} `asn1:"optional"`
+	}
+	if _, err := asn1.Unmarshal(data, &pfx); err != nil {
+		return nil
+	}
+	if n := pfx.MacData.Iterations; n > maxP12Iterations || n < 0 {
+		return fmt.Errorf("%w: PKCS#12 asks for %d key-derivation iterations (at most %d)", ErrMalformed, n, maxP12Iterations)
+	}
+	return nil
 }
 
 func newPushCert(tc tls.Certificate, now time.Time) (*PushCert, error) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/orchardmdm/orchard/apns"
 	"github.com/orchardmdm/orchard/apns/apnstest"
+	pkcs12 "software.sslmate.com/src/go-pkcs12"
 )
 
 func pushCert(t testing.TB, opts ...apnstest.CertOption) *apnstest.Cert {
@@ -49,6 +50,12 @@ func TestParseP12(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A crafted file asking for a million KDF rounds must be refused before
+	// any key derivation runs.
+	heavy, err := pkcs12.LegacyDES.WithIterations(1_000_000).Encode(good.Key, good.Leaf, nil, "s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name     string
 		data     []byte
@@ -59,6 +66,7 @@ func TestParseP12(t *testing.T) {
 		{"empty password", noPass, "", nil},
 		{"wrong password", p12, "guess", apns.ErrBadPassword},
 		{"OpenSSL 3 AES p12", modern, "s3cret", apns.ErrUnsupportedP12},
+		{"a million iterations", heavy, "s3cret", apns.ErrMalformed},
 		{"not a p12", []byte("hello"), "", apns.ErrMalformed},
 		{"empty", nil, "", apns.ErrMalformed},
 		{"truncated", p12[:len(p12)/2], "s3cret", apns.ErrMalformed},
