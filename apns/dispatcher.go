@@ -76,6 +76,9 @@ func NewDispatcher(ctx context.Context, s Sender, onResult func([]Result), opts 
 	}
 	d := &Dispatcher{sender: s, onResult: onResult, batch: DefaultBatchSize, done: make(chan struct{})}
 	for _, o := range opts {
+		if o == nil {
+			return nil, errors.New("apns: nil option")
+		}
 		if err := o(d); err != nil {
 			return nil, err
 		}

@@ -180,19 +180,16 @@ func TestNewDispatcherRefuses(t *testing.T) {
 		cb   func([]apns.Result)
 		opt  apns.DispatcherOption
 	}{
-		{"nil context", nil, e.pusher, cb, nil},
-		{"nil sender", context.Background(), nil, cb, nil},
-		{"nil callback", context.Background(), e.pusher, nil, nil},
+		{"nil context", nil, e.pusher, cb, apns.WithBatchSize(1)},
+		{"nil sender", context.Background(), nil, cb, apns.WithBatchSize(1)},
+		{"nil callback", context.Background(), e.pusher, nil, apns.WithBatchSize(1)},
+		{"nil option", context.Background(), e.pusher, cb, nil},
 		{"zero queue", context.Background(), e.pusher, cb, apns.WithQueueSize(0)},
 		{"zero batch", context.Background(), e.pusher, cb, apns.WithBatchSize(0)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var opts []apns.DispatcherOption
-			if tc.opt != nil {
-				opts = append(opts, tc.opt)
-			}
-			if _, err := apns.NewDispatcher(tc.ctx, tc.s, tc.cb, opts...); err == nil {
+			if _, err := apns.NewDispatcher(tc.ctx, tc.s, tc.cb, tc.opt); err == nil {
 				t.Error("accepted")
 			}
 		})

@@ -178,6 +178,9 @@ func NewPusher(cert tls.Certificate, opts ...Option) (*Pusher, error) {
 		log:         slog.Default(),
 	}
 	for _, o := range opts {
+		if o == nil {
+			return nil, errors.New("apns: nil option")
+		}
 		if err := o(p); err != nil {
 			return nil, err
 		}

@@ -338,8 +338,9 @@ func TestNewPusherRefuses(t *testing.T) {
 		cert tls.Certificate
 		opt  apns.Option
 	}{
-		{"no certificate", tls.Certificate{}, nil},
-		{"no key", tls.Certificate{Certificate: c.TLS.Certificate}, nil},
+		{"no certificate", tls.Certificate{}, apns.WithSandbox()},
+		{"no key", tls.Certificate{Certificate: c.TLS.Certificate}, apns.WithSandbox()},
+		{"nil option", c.TLS, nil},
 		{"http base URL", c.TLS, apns.WithBaseURL("http://example.com")},
 		{"zero concurrency", c.TLS, apns.WithConcurrency(0)},
 		{"zero attempts", c.TLS, apns.WithRetry(0, time.Millisecond, time.Second)},
@@ -351,11 +352,7 @@ func TestNewPusherRefuses(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var opts []apns.Option
-			if tc.opt != nil {
-				opts = append(opts, tc.opt)
-			}
-			if p, err := apns.NewPusher(tc.cert, opts...); err == nil {
+			if p, err := apns.NewPusher(tc.cert, tc.opt); err == nil {
 				p.Close()
 				t.Error("accepted")
 			}
