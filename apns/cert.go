@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/sideshow/apns2/certificate"
-	"golang.org/x/crypto/pkcs12"
+	"software.sslmate.com/src/go-pkcs12"
 )
 
 // TopicPrefix starts the topic of every MDM push certificate.
@@ -32,7 +32,7 @@ var ErrInvalidCert = errors.New("invalid push certificate")
 var (
 	ErrMalformed      = fmt.Errorf("%w: cannot read certificate or key", ErrInvalidCert)
 	ErrBadPassword    = fmt.Errorf("%w: wrong password for the PKCS#12 file", ErrInvalidCert)
-	ErrUnsupportedP12 = fmt.Errorf("%w: the PKCS#12 file uses an encryption Orchard cannot read (OpenSSL 3 defaults to AES); re-export it with 'openssl pkcs12 -export -legacy' or upload the certificate and key as PEM", ErrInvalidCert)
+	ErrUnsupportedP12 = fmt.Errorf("%w: the PKCS#12 file uses an encryption Orchard cannot read; upload the certificate and key as PEM", ErrInvalidCert)
 	ErrNoTopic        = fmt.Errorf("%w: certificate subject has no UID (topic); this is not an MDM push certificate", ErrInvalidCert)
 	ErrNotMDMTopic    = fmt.Errorf("%w: certificate topic does not start with %q; this is not an MDM push certificate", ErrInvalidCert, TopicPrefix)
 	ErrKeyMismatch    = fmt.Errorf("%w: private key does not match the certificate", ErrInvalidCert)
@@ -81,7 +81,9 @@ func ParseP12(data []byte, password string) (*PushCert, error) {
 	if err := checkP12Work(data); err != nil {
 		return nil, err
 	}
-	tc, err := certificate.FromP12Bytes(data, password)
+	// go-pkcs12 reads both Keychain's legacy exports and OpenSSL 3's AES
+	// default, which apns2's reader (x/crypto/pkcs12) cannot open.
+	key, leaf, _, err := pkcs12.DecodeChain(data, password)
 	if err != nil {
 		var notImpl pkcs12.NotImplementedError
 		switch {
@@ -92,6 +94,7 @@ func ParseP12(data []byte, password string) (*PushCert, error) {
 		}
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, oneLine(err))
 	}
+	tc := tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf}
 	return newPushCert(tc, time.Now())
 }
 
