@@ -36,6 +36,9 @@ type Enrollment struct {
 	PushMagic      string    `json:"push_magic,omitempty"`
 	TokenUpdatedAt time.Time `json:"token_updated_at,omitzero"`
 	TokenInvalid   bool      `json:"token_invalid,omitempty"` // APNs said the token is gone
+	LastPushAt     time.Time `json:"last_push_at,omitzero"`
+	LastPushSent   bool      `json:"last_push_sent,omitempty"`
+	LastPushError  string    `json:"last_push_error,omitempty"`
 
 	UnlockTokenSealed     []byte `json:"unlock_token_sealed,omitempty"`
 	AwaitingConfiguration bool   `json:"awaiting_configuration,omitempty"`
@@ -239,6 +242,25 @@ type CommandQueue interface {
 	QueueDepth(ctx context.Context, channel string) (int, error)
 }
 
+// PushResult is APNs's answer to one channel's push.
+type PushResult struct {
+	ChannelID    string
+	Token        []byte // the token that was pushed
+	At           time.Time
+	Sent         bool
+	TokenInvalid bool
+	Reason       string
+}
+
+// PushStore records push outcomes on their channels.
+type PushStore interface {
+	// RecordPushResults stores each channel's last push outcome in one
+	// write. TokenInvalid marks the channel's token invalid only while the
+	// stored token is still the one pushed (a TokenUpdate may have replaced
+	// it since). Unknown channels are skipped.
+	RecordPushResults(ctx context.Context, results []PushResult) error
+}
+
 // SettingsStore keeps small server-wide values.
 type SettingsStore interface {
 	Setting(ctx context.Context, key string) ([]byte, error) // ErrNotFound when unset
@@ -251,4 +273,5 @@ type MDMStore interface {
 	CertStore
 	CommandQueue
 	SettingsStore
+	PushStore
 }

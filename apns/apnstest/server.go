@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -104,6 +105,12 @@ func (s *Server) RootCAs() *x509.CertPool {
 	pool := x509.NewCertPool()
 	pool.AddCert(s.srv.Certificate())
 	return pool
+}
+
+// CertPEM is the fake's server certificate as PEM, for a server's
+// --apns-ca flag.
+func (s *Server) CertPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.srv.Certificate().Raw})
 }
 
 // ClientTLSConfig is a client configuration that presents cert and trusts

@@ -22,6 +22,7 @@ import (
 
 // client talks to the admin API.
 type client struct {
+	data string
 	base string
 	key  string
 	http *http.Client
@@ -51,6 +52,7 @@ func newClientFlags(fs *flag.FlagSet) func() (*client, error) {
 			tlsConf.RootCAs = pool
 		}
 		return &client{
+			data: *data,
 			base: strings.TrimRight(*server, "/"),
 			key:  key,
 			http: &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: tlsConf}},
@@ -258,6 +260,79 @@ func runClient(ctx context.Context, cmd string, args []string, stdout, stderr io
 		}
 		fmt.Fprintf(stdout, "wrote %s (its SCEP challenge is single-use and expires in 15 minutes)\n", *output)
 		return nil
+	case "push-cert upload":
+		p12 := fs.String("p12", "", "PKCS#12 file of the push certificate")
+		password := fs.String("password", "", "password of the PKCS#12 file")
+		certFile := fs.String("cert", "", "PEM push certificate (as downloaded from the Apple Push Certificates Portal)")
+		keyFile := fs.String("key", "", "PEM private key (default: the key `orchard push-cert csr` kept in the data dir)")
+		appleID := fs.String("apple-id", "", "the Apple ID that owns the certificate, noted for renewals")
+		force := fs.Bool("force", false, "replace a certificate with a different topic (every enrolled device must re-enroll)")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		c, err := mk()
+		if err != nil {
+			return err
+		}
+		req := map[string]any{"apple_id": *appleID, "force": *force}
+		switch {
+		case *p12 != "":
+			b, err := os.ReadFile(*p12)
+			if err != nil {
+				return err
+			}
+			req["p12"], req["password"] = base64.StdEncoding.EncodeToString(b), *password
+		case *certFile != "":
+			certPEM, err := os.ReadFile(*certFile)
+			if err != nil {
+				return err
+			}
+			kf := *keyFile
+			if kf == "" {
+				kf = filepath.Join(c.data, pushCSRKey)
+			}
+			keyPEM, err := os.ReadFile(kf)
+			if err != nil {
+				return fmt.Errorf("private key: %w", err)
+			}
+			req["cert_pem"], req["key_pem"] = string(certPEM), string(keyPEM)
+		default:
+			return fmt.Errorf("give --p12 (with --password) or --cert")
+		}
+		var out json.RawMessage
+		if err := c.do(ctx, "PUT", "/v1/push-certificate", req, &out); err != nil {
+			return err
+		}
+		return printJSON(stdout, out)
+	case "push-cert show":
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		c, err := mk()
+		if err != nil {
+			return err
+		}
+		var out json.RawMessage
+		if err := c.do(ctx, "GET", "/v1/push-certificate", nil, &out); err != nil {
+			return err
+		}
+		return printJSON(stdout, out)
+	case "push":
+		var udids listFlags
+		fs.Var(&udids, "udid", "device UDID or enrollment ID to wake (repeat for many)")
+		user := fs.String("user", "", "wake this user channel on each device")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		c, err := mk()
+		if err != nil {
+			return err
+		}
+		var out json.RawMessage
+		if err := c.do(ctx, "POST", "/v1/push", map[string]any{"targets": []string(udids), "user_id": *user}, &out); err != nil {
+			return err
+		}
+		return printJSON(stdout, out)
 	case "commands send":
 		var udids listFlags
 		var sets kvFlags

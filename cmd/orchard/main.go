@@ -14,10 +14,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 
+	"github.com/orchardmdm/orchard/apns"
+	"github.com/orchardmdm/orchard/internal/pki"
 	"github.com/orchardmdm/orchard/internal/server"
 )
 
@@ -39,6 +42,10 @@ commands:
   commands send               queue a command (see: orchard commands send -h)
   commands show <uuid>        show a command's status and results
   commands cancel <uuid>      remove a queued command
+  push-cert csr               create a key (kept in the data dir) and a CSR for the push certificate vendor
+  push-cert upload            upload the MDM push certificate (--p12 file --password, or --cert file)
+  push-cert show              show the push certificate: topic, expiry, status
+  push --udid <id>            wake devices now
   enroll profile [-o file]    download a signed over-the-air enrollment profile
   dep public-key              print the certificate to upload to Apple Business Manager
   dep tokens                  list ABM/ASM server tokens
@@ -54,6 +61,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stderr)
+	case "push":
+		return runClient(ctx, "push", args[1:], stdout, stderr)
+	case "push-cert":
+		if len(args) >= 2 && args[1] == "csr" {
+			return pushCSR(args[2:], stdout, stderr)
+		}
+		fallthrough
 	case "devices", "commands", "dep", "enroll":
 		if len(args) < 2 {
 			fmt.Fprint(stderr, usage)
@@ -87,6 +101,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	key := envFlag(fs, "tls-key", "", "PEM TLS private key")
 	plain := envFlag(fs, "plain-http", "false", "serve plain HTTP behind a TLS-terminating proxy (devices still sign every message)")
 	userAuth := envFlag(fs, "user-auth", "false", "admit user channels for macOS network accounts (UserAuthenticate)")
+	apnsURL := envFlag(fs, "apns-url", "", "APNs endpoint (default Apple's production; for proxies and tests)")
+	apnsCA := envFlag(fs, "apns-ca", "", "PEM file of extra CA certificates to trust for the APNs endpoint")
+	apnsSandbox := envFlag(fs, "apns-sandbox", "false", "push through Apple's development APNs endpoint")
 	depURL := envFlag(fs, "dep-url", "", "Apple device assignment service base URL (default Apple's; for tests and proxies)")
 	level := envFlag(fs, "log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -107,9 +124,46 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("--user-auth: %w", err)
 	}
-	srv, err := server.New(server.Config{UserAuthentication: userAuthOn, DataDir: *data, Listen: *listen, PublicURL: *public, TLSCert: *cert, TLSKey: *key, PlainHTTP: plainHTTP, DEPURL: *depURL, Logger: log})
+	sandbox, err := strconv.ParseBool(*apnsSandbox)
+	if err != nil {
+		return fmt.Errorf("--apns-sandbox: %w", err)
+	}
+	srv, err := server.New(server.Config{UserAuthentication: userAuthOn, APNsURL: *apnsURL, APNsCA: *apnsCA, APNsSandbox: sandbox, DataDir: *data, Listen: *listen, PublicURL: *public, TLSCert: *cert, TLSKey: *key, PlainHTTP: plainHTTP, DEPURL: *depURL, Logger: log})
 	if err != nil {
 		return err
 	}
 	return srv.Run(ctx)
+}
+
+// pushCSRKey is where `push-cert csr` keeps the key for the later upload.
+const pushCSRKey = "push-csr.key"
+
+// pushCSR makes the key and certificate signing request an admin takes to
+// the push certificate vendor; the key stays in the data dir (mode 0600).
+func pushCSR(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("push-cert csr", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := envFlag(fs, "data", "orchard-data", "data directory to keep the private key in")
+	cn := fs.String("cn", "Orchard MDM", "common name for the request")
+	email := fs.String("email", "", "contact email for the request")
+	out := fs.String("o", "push.csr", "file to write the PEM certificate signing request to")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	keyPath := filepath.Join(*data, pushCSRKey)
+	if _, err := os.Stat(keyPath); err == nil {
+		return fmt.Errorf("%s exists: upload the signed certificate first, or move the old key away", keyPath)
+	}
+	keyPEM, csrPEM, err := apns.NewCSR(*cn, *email)
+	if err != nil {
+		return err
+	}
+	if err := pki.WriteFileAtomic(keyPath, keyPEM, 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(*out, csrPEM, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s; the private key is in %s (keep it: the upload needs it)\n", *out, keyPath)
+	return nil
 }

@@ -3,14 +3,24 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/json"
+	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/orchardmdm/orchard/internal/pki"
 	"github.com/orchardmdm/orchard/internal/servertest"
 )
 
@@ -81,4 +91,68 @@ func TestCLICommandsRoundTrip(t *testing.T) {
 	if err := run(ctx, []string{"devices", "list", "--data", s.Dir, "--server", s.URL, "--api-key", "wrong"}, &bytes.Buffer{}, &errOut); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("wrong key: %v", err)
 	}
+}
+
+// push-cert csr keeps the key in the data dir; upload --cert pairs the
+// signed certificate with it; show reports the topic.
+func TestCLIPushCertificate(t *testing.T) {
+	ctx := context.Background()
+	s := servertest.Start(t)
+	var out, errOut bytes.Buffer
+	csrFile := filepath.Join(t.TempDir(), "push.csr")
+	if err := run(ctx, []string{"push-cert", "csr", "--data", s.Dir, "--email", "it@example.com", "-o", csrFile}, &out, &errOut); err != nil {
+		t.Fatalf("csr: %v %s", err, errOut.String())
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(s.Dir, pushCSRKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(filepath.Join(s.Dir, pushCSRKey)); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v", fi.Mode().Perm())
+	}
+	// Stand in for the vendor and Apple: sign a push certificate for the
+	// CSR's key.
+	key, err := pki.ParsePrivateKeyPEM(keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM := signPushCert(t, key.Public())
+	certFile := filepath.Join(t.TempDir(), "MDM_Certificate.pem")
+	os.WriteFile(certFile, certPEM, 0o600)
+	out.Reset()
+	if err := run(ctx, []string{"push-cert", "upload", "--data", s.Dir, "--server", s.URL, "--cert", certFile, "--apple-id", "it@example.com"}, &out, &errOut); err != nil {
+		t.Fatalf("upload: %v %s", err, errOut.String())
+	}
+	out.Reset()
+	if err := run(ctx, []string{"push-cert", "show", "--data", s.Dir, "--server", s.URL}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	var info struct {
+		Topic   string `json:"topic"`
+		AppleID string `json:"apple_id"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &info); err != nil || info.Topic != testTopic || info.AppleID != "it@example.com" {
+		t.Fatalf("show = %s %v", out.String(), err)
+	}
+	if strings.Contains(out.String(), "PRIVATE KEY") {
+		t.Fatal("show revealed the key")
+	}
+}
+
+const testTopic = "com.apple.mgmt.External.6a1c0f3e-1b2d-4c5e-8f90-123456789abc"
+
+func signPushCert(t *testing.T, pub crypto.PublicKey) []byte {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Test Apple Push CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(1, 0, 0), IsCA: true,
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(1, 0, 0),
+		Subject:     pkix.Name{CommonName: "APSP:" + testTopic, ExtraNames: []pkix.AttributeTypeAndValue{{Type: asn1.ObjectIdentifier{0, 9, 2342, 19200300, 100, 1, 1}, Value: testTopic}}},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, leaf, ca, pub, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }

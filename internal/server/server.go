@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -19,11 +20,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orchardmdm/orchard/apns"
 	"github.com/orchardmdm/orchard/dep"
 	"github.com/orchardmdm/orchard/dep/depapi"
 	"github.com/orchardmdm/orchard/internal/api"
 	"github.com/orchardmdm/orchard/internal/enroll"
 	"github.com/orchardmdm/orchard/internal/pki"
+	"github.com/orchardmdm/orchard/internal/push"
 	"github.com/orchardmdm/orchard/mdm/enrollprofile"
 	"github.com/orchardmdm/orchard/mdm/identity"
 	"github.com/orchardmdm/orchard/mdm/mdmhttp"
@@ -46,6 +49,12 @@ type Config struct {
 	// UserAuthentication admits macOS network users' user channels
 	// (UserAuthenticate); off, devices are answered 410 Gone.
 	UserAuthentication bool
+	// APNsURL overrides Apple's push endpoint (proxies, tests); APNsCA is
+	// a PEM file of extra roots to trust for it; APNsSandbox uses Apple's
+	// development endpoint.
+	APNsURL     string
+	APNsCA      string
+	APNsSandbox bool
 	// DEPURL overrides Apple's device assignment service (tests, proxies).
 	DEPURL string
 	Logger *slog.Logger
@@ -63,6 +72,9 @@ type Server struct {
 	selfSigned bool
 	svc        *service.Service
 	dep        *dep.Service
+	push       *push.Service
+	bg         context.Context // lives until Serve returns or Close
+	stopBg     context.CancelFunc
 	handler    http.Handler
 }
 
@@ -180,6 +192,15 @@ func defaultPublicURL(listen string) string {
 }
 
 func (s *Server) build() error {
+	s.bg, s.stopBg = context.WithCancel(context.Background())
+	apnsOpts, err := s.apnsOptions()
+	if err != nil {
+		return err
+	}
+	s.push, err = push.New(s.bg, s.store, s.box, push.WithLogger(s.log), push.WithAPNsOptions(apnsOpts...))
+	if err != nil {
+		return err
+	}
 	verifier, err := identity.NewVerifier(s.ca.Pool(), s.store)
 	if err != nil {
 		return err
@@ -208,6 +229,7 @@ func (s *Server) build() error {
 	userAuth := s.cfg.UserAuthentication
 	s.svc, err = service.New(s.store, s.box, service.WithLogger(s.log),
 		service.WithUserAuthentication(func() bool { return userAuth }),
+		service.WithTopic(s.push.Topic),
 		service.WithHooks(service.Hooks{Authenticated: s.authenticated}))
 	if err != nil {
 		return err
@@ -216,7 +238,7 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
-	admin, err := api.New(api.Config{Store: s.store, Secrets: s.svc, Logger: s.log})
+	admin, err := api.New(api.Config{Store: s.store, Secrets: s.svc, Pusher: s.push, Logger: s.log})
 	if err != nil {
 		return err
 	}
@@ -232,7 +254,7 @@ func (s *Server) build() error {
 		PublicURL:     s.cfg.PublicURL,
 		TLSCert:       s.tlsCert.Leaf,
 		TLSSelfSigned: s.selfSigned,
-		Topic:         s.pushTopic,
+		Topic:         s.push.Topic,
 		Logger:        s.log,
 	}, s.store, signer, scepSrv, enroll.WithADE(s.store))
 	if err != nil {
@@ -243,6 +265,7 @@ func (s *Server) build() error {
 	admin.Register(adminMux)
 	enrollment.RegisterAdmin(adminMux)
 	depAdmin.Register(adminMux)
+	s.push.Register(adminMux)
 
 	mux := http.NewServeMux()
 	device.Register(mux)
@@ -266,9 +289,31 @@ func (s *Server) authenticated(ctx context.Context, e *storage.Enrollment) {
 	}
 }
 
-// pushTopic is the MDM push topic devices must use; "" until a push
-// certificate is uploaded.
-func (s *Server) pushTopic() string { return "" }
+// apnsOptions turns the APNs settings into pusher options.
+func (s *Server) apnsOptions() ([]apns.Option, error) {
+	var opts []apns.Option
+	if s.cfg.APNsSandbox {
+		opts = append(opts, apns.WithSandbox())
+	}
+	if s.cfg.APNsURL != "" {
+		opts = append(opts, apns.WithBaseURL(s.cfg.APNsURL))
+	}
+	if s.cfg.APNsCA != "" {
+		pemBytes, err := os.ReadFile(s.cfg.APNsCA)
+		if err != nil {
+			return nil, fmt.Errorf("--apns-ca: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pemBytes) {
+			return nil, fmt.Errorf("--apns-ca: %s holds no PEM certificate", s.cfg.APNsCA)
+		}
+		opts = append(opts, apns.WithRootCAs(pool))
+	}
+	return opts, nil
+}
 
 // Handler is the whole HTTP surface.
 func (s *Server) Handler() http.Handler { return s.handler }
@@ -313,6 +358,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	bg, stop := context.WithCancel(ctx)
 	defer stop()
+	go s.push.RunExpiryWarnings(bg)
 	flushed, synced := make(chan struct{}), make(chan struct{})
 	go func() { s.svc.RunLastSeenFlusher(bg, 30*time.Second); close(flushed) }()
 	go func() {
@@ -341,6 +387,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	stop()
 	<-flushed
 	<-synced
+	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	s.push.Close(drain)
+	cancel()
+	s.stopBg()
 	if cerr := s.store.Close(); err == nil || errors.Is(err, http.ErrServerClosed) {
 		err = cerr
 	}
@@ -359,4 +409,7 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // Close releases the database when Serve was never called.
-func (s *Server) Close() error { return s.store.Close() }
+func (s *Server) Close() error {
+	s.stopBg()
+	return s.store.Close()
+}

@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -511,4 +512,27 @@ func (s *Store) Setting(ctx context.Context, k string) ([]byte, error) {
 // PutSetting implements storage.SettingsStore.
 func (s *Store) PutSetting(ctx context.Context, k string, v []byte) error {
 	return s.update(func(tx *bolt.Tx) error { return tx.Bucket([]byte(bSettings)).Put([]byte(k), v) })
+}
+
+// RecordPushResults implements storage.PushStore.
+func (s *Store) RecordPushResults(ctx context.Context, results []storage.PushResult) error {
+	return s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bEnrollments))
+		for _, r := range results {
+			var e storage.Enrollment
+			if err := getJSON(b, []byte(r.ChannelID), &e); err == storage.ErrNotFound {
+				continue
+			} else if err != nil {
+				return err
+			}
+			e.LastPushAt, e.LastPushSent, e.LastPushError = r.At, r.Sent, r.Reason
+			if r.TokenInvalid && bytes.Equal(e.Token, r.Token) {
+				e.TokenInvalid = true
+			}
+			if err := putJSON(b, []byte(r.ChannelID), &e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

@@ -26,4 +26,5 @@ func openStore(t testing.TB) *bolt.Store {
 
 func TestMDMConformance(t *testing.T) {
 	storagetest.RunMDM(t, func(t *testing.T) storage.MDMStore { return openStore(t) })
+	storagetest.RunPush(t, func(t *testing.T) storage.MDMStore { return openStore(t) })
 }

@@ -1,0 +1,329 @@
+// Package push is Orchard's side of push notifications: it keeps the MDM
+// push certificate (key sealed at rest), turns channel IDs into APNs
+// notifications, sends them in the background through apns, and records
+// each channel's outcome (a dead token stops further pushes until the
+// device's next TokenUpdate).
+package push
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/orchardmdm/orchard/apns"
+	"github.com/orchardmdm/orchard/internal/pki"
+	"github.com/orchardmdm/orchard/storage"
+)
+
+// Store is what the push service reads and writes.
+type Store interface {
+	storage.SettingsStore
+	storage.PushStore
+	Enrollment(ctx context.Context, id string) (*storage.Enrollment, error)
+}
+
+// Observer counts push outcomes (metrics).
+type Observer func(outcome string)
+
+const (
+	settingKey = "apns.push_certificate"
+	labelKey   = "apns-push-key"
+)
+
+// stored is the push certificate as kept in settings.
+type stored struct {
+	CertPEM    []byte    `json:"cert_pem"`
+	KeySealed  []byte    `json:"key_sealed"`
+	AppleID    string    `json:"apple_id,omitempty"`
+	UploadedAt time.Time `json:"uploaded_at"`
+}
+
+// Service pushes channels. Its methods are safe for concurrent use.
+type Service struct {
+	store   Store
+	box     *pki.SecretBox
+	log     *slog.Logger
+	opts    []apns.Option
+	observe Observer
+	ctx     context.Context
+
+	mu      sync.RWMutex
+	cert    *apns.PushCert
+	meta    stored
+	pusher  *apns.Pusher
+	disp    *apns.Dispatcher
+	stopOld func()
+}
+
+// Option configures a Service.
+type Option func(*Service)
+
+// WithAPNsOptions passes options to the pusher (base URL, sandbox...).
+func WithAPNsOptions(o ...apns.Option) Option {
+	return func(s *Service) { s.opts = append(s.opts, o...) }
+}
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
+
+// WithObserver counts outcomes.
+func WithObserver(o Observer) Option { return func(s *Service) { s.observe = o } }
+
+// New loads the stored push certificate, if any. Pushes run until ctx ends.
+func New(ctx context.Context, store Store, box *pki.SecretBox, opts ...Option) (*Service, error) {
+	if store == nil || box == nil {
+		return nil, errors.New("push: store and secret box are required")
+	}
+	s := &Service{store: store, box: box, log: slog.Default(), observe: func(string) {}, ctx: ctx}
+	for _, o := range opts {
+		o(s)
+	}
+	raw, err := store.Setting(ctx, settingKey)
+	if errors.Is(err, storage.ErrNotFound) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("push: load certificate: %w", err)
+	}
+	var st stored
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return nil, fmt.Errorf("push: decode stored certificate: %w", err)
+	}
+	keyPEM, err := box.Open(st.KeySealed, labelKey)
+	if err != nil {
+		return nil, fmt.Errorf("push: open stored key: %w", err)
+	}
+	pc, err := apns.ParsePEM(st.CertPEM, keyPEM, "")
+	if errors.Is(err, apns.ErrExpired) {
+		s.log.Error("the stored MDM push certificate has expired: devices cannot be woken until a renewed one is uploaded")
+	}
+	if err != nil && !errors.Is(err, apns.ErrExpired) {
+		return nil, fmt.Errorf("push: stored certificate: %w", err)
+	}
+	if pc != nil {
+		if err := s.install(pc, st); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// install makes pc the live certificate with a fresh pusher.
+func (s *Service) install(pc *apns.PushCert, st stored) error {
+	p, err := apns.NewPusher(pc.TLS, append([]apns.Option{apns.WithLogger(s.log)}, s.opts...)...)
+	if err != nil {
+		return fmt.Errorf("push: %w", err)
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	d, err := apns.NewDispatcher(ctx, p, s.record)
+	if err != nil {
+		cancel()
+		return fmt.Errorf("push: %w", err)
+	}
+	s.mu.Lock()
+	old, oldPusher, stopOld := s.disp, s.pusher, s.stopOld
+	s.cert, s.meta, s.pusher, s.disp, s.stopOld = pc, st, p, d, cancel
+	s.mu.Unlock()
+	if old != nil {
+		// Let the old certificate's queue drain; renewal must not drop pushes.
+		go func() {
+			ctx, done := context.WithTimeout(context.WithoutCancel(s.ctx), 30*time.Second)
+			defer done()
+			old.Close(ctx)
+			oldPusher.Close()
+			stopOld()
+		}()
+	}
+	s.warnIfExpiring(time.Now())
+	return nil
+}
+
+func (s *Service) warnIfExpiring(now time.Time) {
+	s.mu.RLock()
+	pc := s.cert
+	s.mu.RUnlock()
+	if pc == nil {
+		return
+	}
+	if st := pc.Status(now); st != apns.StatusActive {
+		s.log.Warn("MDM push certificate needs renewal", "topic", pc.Topic, "status", st.String(), "days_left", pc.DaysLeft(now), "not_after", pc.Leaf.NotAfter)
+	}
+}
+
+// RunExpiryWarnings logs a warning daily while the certificate expires
+// within 30 days.
+func (s *Service) RunExpiryWarnings(ctx context.Context) {
+	t := time.NewTicker(24 * time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			s.warnIfExpiring(now)
+		}
+	}
+}
+
+// Topic is the push certificate's topic, "" when none is set.
+func (s *Service) Topic() string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.cert == nil {
+		return ""
+	}
+	return s.cert.Topic
+}
+
+// ErrNoCertificate: nothing can be pushed before a push certificate is uploaded.
+var ErrNoCertificate = errors.New("no MDM push certificate uploaded yet")
+
+// Upload stores a new push certificate. A certificate for another topic is
+// refused unless force: every enrolled device is bound to the old topic.
+func (s *Service) Upload(ctx context.Context, pc *apns.PushCert, appleID string, force bool) error {
+	s.mu.RLock()
+	current := s.cert
+	s.mu.RUnlock()
+	if err := apns.CheckRenewal(current, pc, force); err != nil {
+		return err
+	}
+	certPEM, keyPEM, err := pc.PEM()
+	if err != nil {
+		return err
+	}
+	st := stored{CertPEM: certPEM, KeySealed: s.box.Seal(keyPEM, labelKey), AppleID: appleID, UploadedAt: time.Now().UTC()}
+	raw, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	if err := s.store.PutSetting(ctx, settingKey, raw); err != nil {
+		return err
+	}
+	s.log.Info("MDM push certificate installed", "topic", pc.Topic, "not_after", pc.Leaf.NotAfter, "renewal", current != nil)
+	return s.install(pc, st)
+}
+
+// Info describes the push certificate for the API.
+type Info struct {
+	Topic     string    `json:"topic"`
+	Subject   string    `json:"subject"`
+	Serial    string    `json:"serial"`
+	NotBefore time.Time `json:"not_before"`
+	NotAfter  time.Time `json:"not_after"`
+	DaysLeft  int       `json:"days_until_expiry"`
+	Status    string    `json:"status"`
+	AppleID   string    `json:"apple_id,omitempty"`
+	Uploaded  time.Time `json:"uploaded_at"`
+}
+
+// Info returns the certificate's details, or ErrNoCertificate.
+func (s *Service) Info(now time.Time) (*Info, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.cert == nil {
+		return nil, ErrNoCertificate
+	}
+	l := s.cert.Leaf
+	return &Info{
+		Topic: s.cert.Topic, Subject: l.Subject.String(), Serial: l.SerialNumber.Text(16),
+		NotBefore: l.NotBefore, NotAfter: l.NotAfter, DaysLeft: s.cert.DaysLeft(now),
+		Status: s.cert.Status(now).String(), AppleID: s.meta.AppleID, Uploaded: s.meta.UploadedAt,
+	}, nil
+}
+
+// Target is one channel's push request outcome at enqueue time.
+type Target struct {
+	Channel string `json:"target"`
+	Queued  bool   `json:"queued"`
+	Error   string `json:"error,omitempty"`
+}
+
+// Push queues wake-ups for channels and returns at once; outcomes are
+// recorded on each channel as APNs answers.
+func (s *Service) Push(ctx context.Context, channels []string) ([]Target, error) {
+	s.mu.RLock()
+	d := s.disp
+	s.mu.RUnlock()
+	if d == nil {
+		return nil, ErrNoCertificate
+	}
+	out := make([]Target, 0, len(channels))
+	ns := make([]apns.Notification, 0, len(channels))
+	for _, ch := range channels {
+		t := Target{Channel: ch}
+		e, err := s.store.Enrollment(ctx, ch)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			t.Error = "unknown device or channel"
+		case err != nil:
+			return nil, err
+		case !e.Enrolled:
+			t.Error = "not enrolled"
+		case len(e.Token) == 0 || e.PushMagic == "":
+			t.Error = "no push token yet"
+		case e.TokenInvalid:
+			t.Error = "push token invalid (APNs said so); waiting for the device's next TokenUpdate"
+		default:
+			t.Queued = true
+			ns = append(ns, apns.Notification{Token: e.Token, PushMagic: e.PushMagic, Topic: e.Topic, ID: ch + " " + hex.EncodeToString(e.Token)})
+		}
+		out = append(out, t)
+	}
+	if refused := d.Enqueue(ns); len(refused) > 0 {
+		s.record(refused)
+	}
+	return out, nil
+}
+
+// PushChannels wakes channels after commands were queued for them; it
+// never fails the caller: without a certificate, devices get their
+// commands at their next connect.
+func (s *Service) PushChannels(ctx context.Context, channels []string) {
+	if _, err := s.Push(ctx, channels); err != nil && !errors.Is(err, ErrNoCertificate) {
+		s.log.Error("push after enqueue", "err", err)
+	}
+}
+
+// record stores a batch of APNs outcomes on their channels.
+func (s *Service) record(results []apns.Result) {
+	out := make([]storage.PushResult, 0, len(results))
+	for _, r := range results {
+		ch, tokHex, _ := strings.Cut(r.ID, " ")
+		tok, _ := hex.DecodeString(tokHex)
+		out = append(out, storage.PushResult{ChannelID: ch, Token: tok, At: r.At, Sent: r.Sent, TokenInvalid: r.TokenInvalid, Reason: r.Reason})
+		switch {
+		case r.Sent:
+			s.observe("sent")
+		case r.TokenInvalid:
+			s.observe("token_invalid")
+			s.log.Warn("APNs says a push token is invalid; no more pushes until the device's next TokenUpdate", "channel", ch, "reason", r.Reason)
+		default:
+			s.observe("failed")
+			s.log.Warn("push failed", "channel", ch, "reason", r.Reason, "status", r.Status, "attempts", r.Attempts)
+		}
+	}
+	if err := s.store.RecordPushResults(context.WithoutCancel(s.ctx), out); err != nil {
+		s.log.Error("record push results", "err", err)
+	}
+}
+
+// Close stops pushing, letting queued pushes finish within ctx.
+func (s *Service) Close(ctx context.Context) error {
+	s.mu.Lock()
+	d, p, stop := s.disp, s.pusher, s.stopOld
+	s.disp = nil
+	s.mu.Unlock()
+	if d == nil {
+		return nil
+	}
+	err := d.Close(ctx)
+	p.Close()
+	stop()
+	return err
+}

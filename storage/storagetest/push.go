@@ -1,0 +1,53 @@
+package storagetest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/orchardmdm/orchard/storage"
+)
+
+// RunPush checks the storage.PushStore contract on a store that also keeps
+// enrollments.
+func RunPush(t *testing.T, newStore func(t *testing.T) storage.MDMStore) {
+	ctx := context.Background()
+	t.Run("RecordPushResults", func(t *testing.T) {
+		s := newStore(t)
+		now := time.Now().UTC().Truncate(time.Second)
+		for _, id := range []string{"DEV-A", "DEV-B"} {
+			err := s.UpdateEnrollment(ctx, id, &storage.Enrollment{ID: id, DeviceID: id, Type: storage.Device, Enrolled: true}, func(e *storage.Enrollment) error {
+				e.Token, e.PushMagic = []byte("token-"+id), "magic-"+id
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := s.RecordPushResults(ctx, []storage.PushResult{
+			{ChannelID: "DEV-A", Token: []byte("token-DEV-A"), At: now, TokenInvalid: true, Reason: "Unregistered"},
+			{ChannelID: "DEV-B", Token: []byte("an-older-token"), At: now, TokenInvalid: true, Reason: "BadDeviceToken"},
+			{ChannelID: "UNKNOWN", Token: []byte("x"), At: now, Sent: true},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, _ := s.Enrollment(ctx, "DEV-A")
+		if !a.TokenInvalid || a.LastPushError != "Unregistered" || !a.LastPushAt.Equal(now) || a.LastPushSent {
+			t.Fatalf("DEV-A after 410 = %+v", a)
+		}
+		b, _ := s.Enrollment(ctx, "DEV-B")
+		if b.TokenInvalid || b.LastPushError != "BadDeviceToken" {
+			t.Fatalf("a result for a replaced token invalidated the new one: %+v", b)
+		}
+		if _, err := s.Enrollment(ctx, "UNKNOWN"); err != storage.ErrNotFound {
+			t.Fatalf("unknown channel created: %v", err)
+		}
+		if err := s.RecordPushResults(ctx, []storage.PushResult{{ChannelID: "DEV-B", Token: []byte("token-DEV-B"), At: now, Sent: true}}); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ = s.Enrollment(ctx, "DEV-B"); !b.LastPushSent || b.LastPushError != "" {
+			t.Fatalf("DEV-B after a sent push = %+v", b)
+		}
+	})
+}
