@@ -111,6 +111,9 @@ type PushView struct {
 	HasToken     bool       `json:"has_token"`
 	TokenInvalid bool       `json:"token_invalid,omitempty"`
 	UpdatedAt    *time.Time `json:"token_updated_at,omitempty"`
+	LastPushAt   *time.Time `json:"last_push_at,omitempty"`
+	LastPushSent bool       `json:"last_push_sent,omitempty"`
+	LastPushErr  string     `json:"last_push_error,omitempty"`
 }
 
 func timePtr(t time.Time) *time.Time {

@@ -78,7 +78,8 @@ func TestPushOnEnqueue(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	var shown struct {
 		Push struct {
-			TokenInvalid bool `json:"token_invalid"`
+			TokenInvalid bool   `json:"token_invalid"`
+			LastPushErr  string `json:"last_push_error"`
 		} `json:"push"`
 	}
 	for !shown.Push.TokenInvalid {
@@ -87,6 +88,9 @@ func TestPushOnEnqueue(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 		s.API(t, "GET", "/v1/devices/"+dev.UDID, nil, &shown)
+	}
+	if shown.Push.LastPushErr != "Unregistered" {
+		t.Fatalf("last push error = %q", shown.Push.LastPushErr)
 	}
 	send(t, s, map[string]any{"targets": []string{dev.UDID}, "request_type": "SecurityInfo"})
 	var direct struct {
