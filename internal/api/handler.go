@@ -129,7 +129,8 @@ func viewOf(e *storage.Enrollment) DeviceView {
 		EnrollmentMethod: e.EnrollmentMethod, EnrollmentRef: e.EnrollmentRef,
 		EnrolledAt: e.EnrolledAt, CheckedOutAt: timePtr(e.CheckedOutAt), LastSeen: timePtr(e.LastSeen),
 		Facts: e.Facts, CertSerial: e.CertSerial, CertNotAfter: timePtr(e.CertNotAfter),
-		Push:           PushView{Topic: e.Topic, HasToken: len(e.Token) > 0, TokenInvalid: e.TokenInvalid, UpdatedAt: timePtr(e.TokenUpdatedAt)},
+		Push: PushView{Topic: e.Topic, HasToken: len(e.Token) > 0, TokenInvalid: e.TokenInvalid, UpdatedAt: timePtr(e.TokenUpdatedAt),
+			LastPushAt: timePtr(e.LastPushAt), LastPushSent: e.LastPushSent, LastPushErr: e.LastPushError},
 		AwaitingConfig: e.AwaitingConfiguration, BootstrapToken: len(e.BootstrapTokenSealed) > 0,
 		UnlockToken: len(e.UnlockTokenSealed) > 0, UserID: e.UserID, UserShortName: e.UserShortName,
 	}
