@@ -216,6 +216,13 @@ func TestAuthenticateRules(t *testing.T) {
 	if _, err := a.Idle(ctx); statusOf(err) != http.StatusForbidden {
 		t.Fatalf("old cert after renewal: %v", err)
 	}
+	// A certificate issued for one device (an ADE or Setup Assistant
+	// challenge bound to its UDID and serial) cannot enroll another.
+	bound2 := s.NewDevice(t)
+	bound2.Cert, bound2.Key = s.IssueCert(t, storage.CertAuthorization{Kind: "ade", ForUDID: "00008030-00000000000000AA", ForSerial: "SERIALAA"})
+	if err := bound2.Authenticate(ctx); statusOf(err) != http.StatusForbidden {
+		t.Fatalf("cert bound to another device: %v", err)
+	}
 	// After CheckOut, another certificate may enroll the UDID.
 	if _, err := renewed.Checkin(ctx, map[string]any{"MessageType": "CheckOut", "UDID": a.UDID, "Topic": a.Topic}); err != nil {
 		t.Fatal(err)

@@ -50,6 +50,13 @@ func (s *Service) authenticate(ctx context.Context, id *identity.Identity, ch md
 	case err != nil && !errors.Is(err, storage.ErrNotFound):
 		return err
 	}
+	var auth storage.CertAuthorization
+	if id.Record != nil {
+		auth = id.Record.Authorization
+	}
+	if auth.ForUDID != "" && auth.ForUDID != ch.DeviceID || auth.ForSerial != "" && auth.ForSerial != m.SerialNumber {
+		return fmt.Errorf("%w: certificate was issued for another device", ErrForbidden)
+	}
 	old, err := s.store.Enrollment(ctx, ch.DeviceID)
 	if errors.Is(err, storage.ErrNotFound) {
 		old = &storage.Enrollment{}
@@ -81,9 +88,7 @@ func (s *Service) authenticate(ctx context.Context, id *identity.Identity, ch md
 		CertSerial:   fmt.Sprintf("%x", id.Cert.SerialNumber),
 		CertNotAfter: id.Cert.NotAfter,
 	}
-	if id.Record != nil {
-		e.EnrollmentMethod, e.EnrollmentRef = id.Record.Authorization.Kind, id.Record.Authorization.Ref
-	}
+	e.EnrollmentMethod, e.EnrollmentRef = auth.Kind, auth.Ref
 	err = s.store.Authenticate(ctx, &storage.AuthenticateRecord{Enrollment: e, PrevCertHash: old.CertHash})
 	if errors.Is(err, storage.ErrConflict) {
 		return fmt.Errorf("%w: %w", ErrConflict, err)
