@@ -138,7 +138,7 @@ func (v *Verifier) VerifyCert(ctx context.Context, cert *x509.Certificate) (*Ide
 	if now.Add(-v.skew).After(cert.NotAfter) {
 		return nil, fail("expired", "certificate expired at %s", cert.NotAfter.UTC().Format(time.RFC3339))
 	}
-	if !v.chainOK(hash, cert) {
+	if !v.chainOK(hash, cert, now) {
 		return nil, fail("untrusted", "certificate is not a client certificate issued by Orchard's CA")
 	}
 	rec, err := v.certs.Cert(ctx, hash)
@@ -154,15 +154,21 @@ func (v *Verifier) VerifyCert(ctx context.Context, cert *x509.Certificate) (*Ide
 	return &Identity{Cert: cert, Hash: hash, Record: rec}, nil
 }
 
-func (v *Verifier) chainOK(hash string, cert *x509.Certificate) bool {
+func (v *Verifier) chainOK(hash string, cert *x509.Certificate, now time.Time) bool {
 	v.mu.Lock()
 	ok, seen := v.chained[hash]
 	v.mu.Unlock()
 	if seen {
 		return ok
 	}
-	// Verify inside the validity window: expiry has its own check with skew.
-	at := cert.NotBefore.Add(cert.NotAfter.Sub(cert.NotBefore) / 2)
+	// Verify at a time inside the certificate's validity: expiry has its
+	// own check above, with the clock skew allowance.
+	at := now
+	if at.Before(cert.NotBefore) {
+		at = cert.NotBefore
+	} else if at.After(cert.NotAfter) {
+		at = cert.NotAfter
+	}
 	_, err := cert.Verify(x509.VerifyOptions{
 		Roots:       v.roots,
 		CurrentTime: at,

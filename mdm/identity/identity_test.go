@@ -1,0 +1,180 @@
+package identity_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/orchardmdm/orchard/internal/pki"
+	"github.com/orchardmdm/orchard/mdm/identity"
+	"github.com/orchardmdm/orchard/storage"
+	"github.com/orchardmdm/orchard/storage/bolt"
+	"github.com/smallstep/pkcs7"
+)
+
+type env struct {
+	ca    *pki.CA
+	store *bolt.Store
+	now   time.Time
+	v     *identity.Verifier
+}
+
+func newEnv(t *testing.T) *env {
+	dir := t.TempDir()
+	ca, err := pki.LoadOrCreateCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := bolt.Open(filepath.Join(dir, "orchard.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	e := &env{ca: ca, store: store, now: time.Now()}
+	e.v, err = identity.NewVerifier(ca.Pool(), store, identity.WithClock(func() time.Time { return e.now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// issue signs a device certificate; record stores it as issued.
+func (e *env) issue(t *testing.T, mutate func(*x509.Certificate), record bool) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: pki.RandomSerial(),
+		Subject:      pkix.Name{CommonName: "device"},
+		NotBefore:    e.now.Add(-time.Hour),
+		NotAfter:     e.now.AddDate(1, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	if mutate != nil {
+		mutate(tmpl)
+	}
+	cert, err := e.ca.Sign(tmpl, key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if record {
+		sum := sha256.Sum256(cert.Raw)
+		if err := e.store.PutCert(context.Background(), &storage.CertRecord{Hash: hex.EncodeToString(sum[:]), Serial: cert.SerialNumber.Text(16), NotAfter: cert.NotAfter}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cert, key
+}
+
+func sign(t *testing.T, body []byte, cert *x509.Certificate, key *ecdsa.PrivateKey) string {
+	t.Helper()
+	sd, err := pkcs7.NewSignedData(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sd.AddSigner(cert, key, pkcs7.SignerInfoConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	sd.Detach()
+	der, err := sd.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(der)
+}
+
+func reason(err error) string {
+	var ie *identity.Error
+	if errors.As(err, &ie) {
+		return ie.Reason
+	}
+	return "not an identity error: " + err.Error()
+}
+
+func TestVerifyCert(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	good, _ := e.issue(t, nil, true)
+	unrecorded, _ := e.issue(t, nil, false)
+	serverAuth, _ := e.issue(t, func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth} }, true)
+	expired, _ := e.issue(t, func(c *x509.Certificate) { c.NotBefore, c.NotAfter = e.now.AddDate(-1, 0, 0), e.now.Add(-10*time.Minute) }, true)
+	skewedExpiry, _ := e.issue(t, func(c *x509.Certificate) { c.NotBefore, c.NotAfter = e.now.AddDate(-1, 0, 0), e.now.Add(-2*time.Minute) }, true)
+	future, _ := e.issue(t, func(c *x509.Certificate) { c.NotBefore = e.now.Add(time.Hour) }, true)
+	skewedStart, _ := e.issue(t, func(c *x509.Certificate) { c.NotBefore = e.now.Add(2 * time.Minute) }, true)
+	foreign := newEnv(t)
+	alien, _ := foreign.issue(t, nil, true)
+
+	for _, tc := range []struct {
+		name string
+		cert *x509.Certificate
+		want string // "" accepts
+	}{
+		{"issued and recorded", good, ""},
+		{"not recorded as issued", unrecorded, "unknown_cert"},
+		{"server-auth only", serverAuth, "untrusted"},
+		{"expired", expired, "expired"},
+		{"expired within the allowed skew", skewedExpiry, ""},
+		{"not valid yet", future, "expired"},
+		{"valid within the allowed skew", skewedStart, ""},
+		{"another CA", alien, "untrusted"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id, err := e.v.VerifyCert(ctx, tc.cert)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want == "" && id.Record == nil:
+				t.Fatal("no issuance record")
+			case tc.want != "" && reason(err) != tc.want:
+				t.Fatalf("err = %v, want reason %s", err, tc.want)
+			}
+		})
+	}
+	if err := e.store.RevokeCert(ctx, good.SerialNumber.Text(16), e.now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.v.VerifyCert(ctx, good); reason(err) != "revoked" {
+		t.Fatalf("after revocation: %v", err)
+	}
+}
+
+func TestVerifySignature(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	cert, key := e.issue(t, nil, true)
+	other, otherKey := e.issue(t, nil, true)
+	body := []byte("<plist><dict/></plist>")
+	id, err := e.v.VerifySignature(ctx, body, sign(t, body, cert, key))
+	if err != nil || !id.Cert.Equal(cert) {
+		t.Fatalf("good signature: %v", err)
+	}
+	// A signature by another device over the same body names that device.
+	if id, err := e.v.VerifySignature(ctx, body, sign(t, body, other, otherKey)); err != nil || !id.Cert.Equal(other) {
+		t.Fatalf("other signer: %v", err)
+	}
+	for _, tc := range []struct {
+		name, sig string
+		body      []byte
+	}{
+		{"missing", "", body},
+		{"garbage", "bm90IGNtcw==", body},
+		{"not base64", "***", body},
+		{"other body", sign(t, []byte("something else"), cert, key), body},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := e.v.VerifySignature(ctx, tc.body, tc.sig); !errors.Is(err, identity.ErrIdentity) {
+				t.Fatalf("err = %v, want an identity failure", err)
+			}
+		})
+	}
+}
