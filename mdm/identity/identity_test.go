@@ -107,8 +107,12 @@ func TestVerifyCert(t *testing.T) {
 	good, _ := e.issue(t, nil, true)
 	unrecorded, _ := e.issue(t, nil, false)
 	serverAuth, _ := e.issue(t, func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth} }, true)
-	expired, _ := e.issue(t, func(c *x509.Certificate) { c.NotBefore, c.NotAfter = e.now.AddDate(-1, 0, 0), e.now.Add(-10*time.Minute) }, true)
-	skewedExpiry, _ := e.issue(t, func(c *x509.Certificate) { c.NotBefore, c.NotAfter = e.now.AddDate(-1, 0, 0), e.now.Add(-2*time.Minute) }, true)
+	expired, _ := e.issue(t, func(c *x509.Certificate) {
+		c.NotBefore, c.NotAfter = e.now.AddDate(-1, 0, 0), e.now.Add(-10*time.Minute)
+	}, true)
+	skewedExpiry, _ := e.issue(t, func(c *x509.Certificate) {
+		c.NotBefore, c.NotAfter = e.now.AddDate(-1, 0, 0), e.now.Add(-2*time.Minute)
+	}, true)
 	future, _ := e.issue(t, func(c *x509.Certificate) { c.NotBefore = e.now.Add(time.Hour) }, true)
 	skewedStart, _ := e.issue(t, func(c *x509.Certificate) { c.NotBefore = e.now.Add(2 * time.Minute) }, true)
 	foreign := newEnv(t)
