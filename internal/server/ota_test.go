@@ -2,9 +2,11 @@ package server_test
 
 import (
 	"context"
+	"encoding/base64"
 	"net/http"
 	"testing"
 
+	"github.com/micromdm/plist"
 	"github.com/orchardmdm/orchard/internal/servertest"
 	"github.com/orchardmdm/orchard/internal/simdevice"
 )
@@ -32,17 +34,56 @@ func TestOverTheAirEnrollment(t *testing.T) {
 		shown.CertSerial != dev.Cert.SerialNumber.Text(16) || shown.EnrollmentMethod == "" {
 		t.Fatalf("device view = %+v", shown)
 	}
-	sent := send(t, s, map[string]any{"targets": []string{dev.UDID}, "request_type": "ProfileList"})
-	handled, err := dev.Drain(ctx, func(c *simdevice.Command) (string, map[string]any) {
-		return "Acknowledged", map[string]any{"ProfileList": []any{map[string]any{"PayloadIdentifier": "com.example.wifi"}}}
-	})
-	if err != nil || len(handled) != 1 || handled[0].UUID != sent.CommandUUID {
-		t.Fatalf("drain: %+v %v", handled, err)
+	wifi := `<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict><key>PayloadType</key><string>Configuration</string>` +
+		`<key>PayloadIdentifier</key><string>com.example.wifi</string><key>PayloadUUID</key><string>4B8E0B61-1C2D-4E3F-9A0B-1C2D3E4F5A6B</string>` +
+		`<key>PayloadVersion</key><integer>1</integer><key>PayloadContent</key><array/></dict></plist>`
+	var uuids []string
+	for _, req := range []map[string]any{
+		{"request_type": "DeviceInformation", "payload": map[string]any{"Queries": []string{"DeviceName", "OSVersion", "SerialNumber"}}},
+		{"request_type": "InstallProfile", "payload": map[string]any{"Payload": base64.StdEncoding.EncodeToString([]byte(wifi))}},
+		{"request_type": "ProfileList"},
+	} {
+		req["targets"] = []string{dev.UDID}
+		uuids = append(uuids, send(t, s, req).CommandUUID)
 	}
-	var view commandView
-	s.API(t, "GET", "/v1/commands/"+sent.CommandUUID, nil, &view)
-	if view.Targets[0].Status != "Acknowledged" {
-		t.Fatalf("command view = %+v", view)
+	installed := map[string]bool{}
+	handled, err := dev.Drain(ctx, func(c *simdevice.Command) (string, map[string]any) {
+		switch c.RequestType {
+		case "DeviceInformation":
+			return "Acknowledged", map[string]any{"QueryResponses": map[string]any{
+				"DeviceName": dev.DeviceName, "OSVersion": dev.OSVersion, "SerialNumber": dev.SerialNumber}}
+		case "InstallProfile":
+			// The device really reads the profile it was sent.
+			var p struct{ PayloadIdentifier string }
+			if err := plist.Unmarshal(c.Payload["Payload"].([]byte), &p); err != nil || p.PayloadIdentifier == "" {
+				return "Error", map[string]any{"ErrorChain": []any{map[string]any{"ErrorCode": 4001, "ErrorDomain": "MCProfileErrorDomain"}}}
+			}
+			installed[p.PayloadIdentifier] = true
+			return "Acknowledged", nil
+		case "ProfileList":
+			var list []any
+			for id := range installed {
+				list = append(list, map[string]any{"PayloadIdentifier": id})
+			}
+			return "Acknowledged", map[string]any{"ProfileList": list}
+		}
+		return "CommandFormatError", nil
+	})
+	if err != nil || len(handled) != 3 {
+		t.Fatalf("drain: %d commands, %v", len(handled), err)
+	}
+	for i, uuid := range uuids {
+		var view commandView
+		s.API(t, "GET", "/v1/commands/"+uuid, nil, &view)
+		if view.Targets[0].Status != "Acknowledged" || handled[i].UUID != uuid {
+			t.Fatalf("command %d (%s) = %+v", i, view.RequestType, view)
+		}
+		if view.RequestType == "ProfileList" {
+			list, _ := view.Targets[0].Results[0].Response["ProfileList"].([]any)
+			if len(list) != 1 || list[0].(map[string]any)["PayloadIdentifier"] != "com.example.wifi" {
+				t.Fatalf("profile list after install = %+v", list)
+			}
+		}
 	}
 }
 
