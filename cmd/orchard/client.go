@@ -60,18 +60,20 @@ func newClientFlags(fs *flag.FlagSet) func() (*client, error) {
 	}
 }
 
-func (c *client) do(ctx context.Context, method, path string, body any, out any) error {
+// send performs one API call and returns the body of a 2xx answer; any
+// other answer becomes an error carrying the server's one-line reason.
+func (c *client) send(ctx context.Context, method, path string, body any) ([]byte, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.key)
 	if body != nil {
@@ -79,48 +81,23 @@ func (c *client) do(ctx context.Context, method, path string, body any, out any)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if resp.StatusCode >= 300 {
 		var e struct {
 			Error string `json:"error"`
 		}
 		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return fmt.Errorf("%s %s: %s (%d)", method, path, e.Error, resp.StatusCode)
+			return nil, fmt.Errorf("%s %s: %s (%d)", method, path, e.Error, resp.StatusCode)
 		}
-		return fmt.Errorf("%s %s: status %d", method, path, resp.StatusCode)
+		return nil, fmt.Errorf("%s %s: status %d", method, path, resp.StatusCode)
 	}
-	if out != nil {
-		return json.Unmarshal(data, out)
-	}
-	return nil
-}
-
-// raw fetches a non-JSON resource.
-func (c *client) raw(ctx context.Context, method, path string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.key)
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s %s: status %d: %s", method, path, resp.StatusCode, bytes.TrimSpace(body))
-	}
-	return body, nil
+	return data, nil
 }
 
 // kvFlags collects repeated --set Key=Value flags.
@@ -135,220 +112,142 @@ type listFlags []string
 func (l *listFlags) String() string     { return strings.Join(*l, ",") }
 func (l *listFlags) Set(s string) error { *l = append(*l, s); return nil }
 
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+// call is what one CLI command asks of the API.
+type call struct {
+	method, path string
+	body         any
+	// save, when set, receives a non-JSON answer instead of printing it.
+	save func(body []byte, stdout io.Writer) error
 }
 
-func runClient(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	mk := newClientFlags(fs)
-	switch cmd {
-	case "devices list":
-		limit := fs.Int("limit", 100, "devices per page")
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		c, err := mk()
-		if err != nil {
-			return err
-		}
-		var out json.RawMessage
-		if err := c.do(ctx, "GET", fmt.Sprintf("/v1/devices?limit=%d", *limit), nil, &out); err != nil {
-			return err
-		}
-		return printJSON(stdout, out)
-	case "devices show", "commands show", "commands cancel":
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		if fs.NArg() != 1 {
-			return fmt.Errorf("%s takes one argument", cmd)
-		}
-		c, err := mk()
-		if err != nil {
-			return err
-		}
-		method, path := "GET", "/v1/devices/"
-		switch cmd {
-		case "commands show":
-			path = "/v1/commands/"
-		case "commands cancel":
-			method, path = "DELETE", "/v1/commands/"
-		}
-		var out json.RawMessage
-		if err := c.do(ctx, method, path+url.PathEscape(fs.Arg(0)), nil, &out); err != nil {
-			return err
-		}
-		return printJSON(stdout, out)
-	case "dep tokens", "dep public-key":
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		c, err := mk()
-		if err != nil {
-			return err
-		}
-		if cmd == "dep public-key" {
-			pemBytes, err := c.raw(ctx, "GET", "/v1/dep/public-key")
-			if err != nil {
-				return err
+// clientCommand is one API-calling CLI command: setup registers its flags
+// and returns the function that builds the call once flags are parsed.
+type clientCommand struct {
+	args  int // positional arguments required
+	setup func(fs *flag.FlagSet) func(c *client, args []string) (call, error)
+}
+
+func noFlags(method, path string) func(fs *flag.FlagSet) func(*client, []string) (call, error) {
+	return func(*flag.FlagSet) func(*client, []string) (call, error) {
+		return func(_ *client, args []string) (call, error) {
+			p := path
+			for _, a := range args {
+				p = strings.Replace(p, "%s", url.PathEscape(a), 1)
 			}
-			_, err = stdout.Write(pemBytes)
-			return err
+			return call{method: method, path: p}, nil
 		}
-		var out json.RawMessage
-		if err := c.do(ctx, "GET", "/v1/dep/tokens", nil, &out); err != nil {
-			return err
+	}
+}
+
+var clientCommands = map[string]clientCommand{
+	"devices list": {setup: func(fs *flag.FlagSet) func(*client, []string) (call, error) {
+		limit := fs.Int("limit", 100, "devices per page")
+		return func(*client, []string) (call, error) {
+			return call{method: "GET", path: fmt.Sprintf("/v1/devices?limit=%d", *limit)}, nil
 		}
-		return printJSON(stdout, out)
-	case "dep sync":
-		if err := fs.Parse(args); err != nil {
-			return err
+	}},
+	"devices show":     {args: 1, setup: noFlags("GET", "/v1/devices/%s")},
+	"commands show":    {args: 1, setup: noFlags("GET", "/v1/commands/%s")},
+	"commands cancel":  {args: 1, setup: noFlags("DELETE", "/v1/commands/%s")},
+	"commands send":    {setup: commandsSend},
+	"dep tokens":       {setup: noFlags("GET", "/v1/dep/tokens")},
+	"dep sync":         {args: 1, setup: noFlags("POST", "/v1/dep/tokens/%s/sync")},
+	"push-cert show":   {setup: noFlags("GET", "/v1/push-certificate")},
+	"push-cert upload": {setup: pushCertUpload},
+	"dep public-key": {setup: func(*flag.FlagSet) func(*client, []string) (call, error) {
+		return func(*client, []string) (call, error) {
+			return call{method: "GET", path: "/v1/dep/public-key", save: func(b []byte, w io.Writer) error {
+				_, err := w.Write(b)
+				return err
+			}}, nil
 		}
-		if fs.NArg() != 1 {
-			return fmt.Errorf("dep sync takes the token ID")
-		}
-		c, err := mk()
-		if err != nil {
-			return err
-		}
-		var out json.RawMessage
-		if err := c.do(ctx, "POST", "/v1/dep/tokens/"+url.PathEscape(fs.Arg(0))+"/sync", nil, &out); err != nil {
-			return err
-		}
-		return printJSON(stdout, out)
-	case "dep devices":
+	}},
+	"dep devices": {setup: func(fs *flag.FlagSet) func(*client, []string) (call, error) {
 		token := fs.String("token", "", "only devices of this token")
 		status := fs.String("status", "", "ready, missing_profile, enrolled or removed")
 		serial := fs.String("serial", "", "one serial number")
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		c, err := mk()
-		if err != nil {
-			return err
-		}
-		q := url.Values{}
-		for k, v := range map[string]string{"token": *token, "status": *status, "serial": *serial} {
-			if v != "" {
-				q.Set(k, v)
+		return func(*client, []string) (call, error) {
+			q := url.Values{}
+			for k, v := range map[string]string{"token": *token, "status": *status, "serial": *serial} {
+				if v != "" {
+					q.Set(k, v)
+				}
 			}
+			return call{method: "GET", path: "/v1/dep/devices?" + q.Encode()}, nil
 		}
-		var out json.RawMessage
-		if err := c.do(ctx, "GET", "/v1/dep/devices?"+q.Encode(), nil, &out); err != nil {
-			return err
-		}
-		return printJSON(stdout, out)
-	case "enroll profile":
+	}},
+	"enroll profile": {setup: func(fs *flag.FlagSet) func(*client, []string) (call, error) {
 		output := fs.String("o", "orchard-enroll.mobileconfig", "file to write the signed enrollment profile to")
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		c, err := mk()
-		if err != nil {
-			return err
-		}
-		body, err := c.raw(ctx, "GET", "/v1/enrollment/profile")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(*output, body, 0o600); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "wrote %s (its SCEP challenge is single-use and expires in 15 minutes)\n", *output)
-		return nil
-	case "push-cert upload":
-		p12 := fs.String("p12", "", "PKCS#12 file of the push certificate")
-		password := fs.String("password", "", "password of the PKCS#12 file")
-		certFile := fs.String("cert", "", "PEM push certificate (as downloaded from the Apple Push Certificates Portal)")
-		keyFile := fs.String("key", "", "PEM private key (default: the key `orchard push-cert csr` kept in the data dir)")
-		appleID := fs.String("apple-id", "", "the Apple ID that owns the certificate, noted for renewals")
-		force := fs.Bool("force", false, "replace a certificate with a different topic (every enrolled device must re-enroll)")
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		c, err := mk()
-		if err != nil {
-			return err
-		}
-		req := map[string]any{"apple_id": *appleID, "force": *force}
-		switch {
-		case *p12 != "":
-			b, err := os.ReadFile(*p12)
-			if err != nil {
+		return func(*client, []string) (call, error) {
+			return call{method: "GET", path: "/v1/enrollment/profile", save: func(b []byte, w io.Writer) error {
+				if err := os.WriteFile(*output, b, 0o600); err != nil {
+					return err
+				}
+				_, err := fmt.Fprintf(w, "wrote %s (its SCEP challenge is single-use and expires in 15 minutes)\n", *output)
 				return err
-			}
-			req["p12"], req["password"] = base64.StdEncoding.EncodeToString(b), *password
-		case *certFile != "":
-			certPEM, err := os.ReadFile(*certFile)
-			if err != nil {
-				return err
-			}
-			kf := *keyFile
-			if kf == "" {
-				kf = filepath.Join(c.data, pushCSRKey)
-			}
-			keyPEM, err := os.ReadFile(kf)
-			if err != nil {
-				return fmt.Errorf("private key: %w", err)
-			}
-			req["cert_pem"], req["key_pem"] = string(certPEM), string(keyPEM)
-		default:
-			return fmt.Errorf("give --p12 (with --password) or --cert")
+			}}, nil
 		}
-		var out json.RawMessage
-		if err := c.do(ctx, "PUT", "/v1/push-certificate", req, &out); err != nil {
-			return err
-		}
-		return printJSON(stdout, out)
-	case "push-cert show":
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		c, err := mk()
-		if err != nil {
-			return err
-		}
-		var out json.RawMessage
-		if err := c.do(ctx, "GET", "/v1/push-certificate", nil, &out); err != nil {
-			return err
-		}
-		return printJSON(stdout, out)
-	case "push":
+	}},
+	"push": {setup: func(fs *flag.FlagSet) func(*client, []string) (call, error) {
 		var udids listFlags
 		fs.Var(&udids, "udid", "device UDID or enrollment ID to wake (repeat for many)")
 		user := fs.String("user", "", "wake this user channel on each device")
-		if err := fs.Parse(args); err != nil {
-			return err
+		return func(*client, []string) (call, error) {
+			return call{method: "POST", path: "/v1/push", body: map[string]any{"targets": []string(udids), "user_id": *user}}, nil
 		}
-		c, err := mk()
-		if err != nil {
-			return err
-		}
-		var out json.RawMessage
-		if err := c.do(ctx, "POST", "/v1/push", map[string]any{"targets": []string(udids), "user_id": *user}, &out); err != nil {
-			return err
-		}
-		return printJSON(stdout, out)
-	case "commands send":
-		var udids listFlags
-		var sets kvFlags
-		fs.Var(&udids, "udid", "target device UDID or enrollment ID (repeat for many)")
-		user := fs.String("user", "", "target this user channel on each device")
-		typ := fs.String("type", "", "request type, e.g. DeviceInformation")
-		payload := fs.String("payload", "", "JSON object of the command's keys")
-		plistFile := fs.String("plist", "", "file holding a full command plist ({CommandUUID, Command})")
-		fs.Var(&sets, "set", "Key=Value for the command (repeat), typed by Apple's schema; arrays and dictionaries as JSON")
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		c, err := mk()
-		if err != nil {
-			return err
-		}
+	}},
+}
+
+func runClient(ctx context.Context, name string, args []string, stdout, stderr io.Writer) error {
+	cmd, ok := clientCommands[name]
+	if !ok {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", name)
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	mk := newClientFlags(fs)
+	build := cmd.setup(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != cmd.args {
+		return fmt.Errorf("%s takes %d argument(s), got %d", name, cmd.args, fs.NArg())
+	}
+	c, err := mk()
+	if err != nil {
+		return err
+	}
+	req, err := build(c, fs.Args())
+	if err != nil {
+		return err
+	}
+	body, err := c.send(ctx, req.method, req.path, req.body)
+	if err != nil {
+		return err
+	}
+	if req.save != nil {
+		return req.save(body, stdout)
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, body, "", "  "); err != nil {
+		return fmt.Errorf("server answered something other than JSON: %w", err)
+	}
+	out.WriteByte('\n')
+	_, err = stdout.Write(out.Bytes())
+	return err
+}
+
+func commandsSend(fs *flag.FlagSet) func(*client, []string) (call, error) {
+	var udids listFlags
+	var sets kvFlags
+	fs.Var(&udids, "udid", "target device UDID or enrollment ID (repeat for many)")
+	user := fs.String("user", "", "target this user channel on each device")
+	typ := fs.String("type", "", "request type, e.g. DeviceInformation")
+	payload := fs.String("payload", "", "JSON object of the command's keys")
+	plistFile := fs.String("plist", "", "file holding a full command plist ({CommandUUID, Command})")
+	fs.Var(&sets, "set", "Key=Value for the command (repeat), typed by Apple's schema; arrays and dictionaries as JSON")
+	return func(*client, []string) (call, error) {
 		req := map[string]any{"targets": []string(udids)}
 		if *user != "" {
 			req["user_id"] = *user
@@ -357,19 +256,19 @@ func runClient(ctx context.Context, cmd string, args []string, stdout, stderr io
 		case *plistFile != "":
 			b, err := os.ReadFile(*plistFile)
 			if err != nil {
-				return err
+				return call{}, err
 			}
 			req["plist"] = base64.StdEncoding.EncodeToString(b)
 		case *typ != "":
 			p := map[string]any{}
 			if *payload != "" {
 				if err := json.Unmarshal([]byte(*payload), &p); err != nil {
-					return fmt.Errorf("--payload: %w", err)
+					return call{}, fmt.Errorf("--payload: %w", err)
 				}
 			}
 			typed, err := commands.ParseSet(*typ, sets)
 			if err != nil {
-				return fmt.Errorf("--set: %w", err)
+				return call{}, fmt.Errorf("--set: %w", err)
 			}
 			for k, v := range typed {
 				if k != "RequestType" {
@@ -378,13 +277,45 @@ func runClient(ctx context.Context, cmd string, args []string, stdout, stderr io
 			}
 			req["request_type"], req["payload"] = *typ, p
 		default:
-			return fmt.Errorf("give --type or --plist")
+			return call{}, fmt.Errorf("give --type or --plist")
 		}
-		var out json.RawMessage
-		if err := c.do(ctx, "POST", "/v1/commands", req, &out); err != nil {
-			return err
-		}
-		return printJSON(stdout, out)
+		return call{method: "POST", path: "/v1/commands", body: req}, nil
 	}
-	return fmt.Errorf("unknown command %q", cmd)
+}
+
+func pushCertUpload(fs *flag.FlagSet) func(*client, []string) (call, error) {
+	p12 := fs.String("p12", "", "PKCS#12 file of the push certificate")
+	password := fs.String("password", "", "password of the PKCS#12 file")
+	certFile := fs.String("cert", "", "PEM push certificate (as downloaded from the Apple Push Certificates Portal)")
+	keyFile := fs.String("key", "", "PEM private key (default: the key `orchard push-cert csr` kept in the data dir)")
+	appleID := fs.String("apple-id", "", "the Apple ID that owns the certificate, noted for renewals")
+	force := fs.Bool("force", false, "replace a certificate with a different topic (every enrolled device must re-enroll)")
+	return func(c *client, _ []string) (call, error) {
+		req := map[string]any{"apple_id": *appleID, "force": *force}
+		switch {
+		case *p12 != "":
+			b, err := os.ReadFile(*p12)
+			if err != nil {
+				return call{}, err
+			}
+			req["p12"], req["password"] = base64.StdEncoding.EncodeToString(b), *password
+		case *certFile != "":
+			certPEM, err := os.ReadFile(*certFile)
+			if err != nil {
+				return call{}, err
+			}
+			kf := *keyFile
+			if kf == "" {
+				kf = filepath.Join(c.data, pushCSRKey)
+			}
+			keyPEM, err := os.ReadFile(kf)
+			if err != nil {
+				return call{}, fmt.Errorf("private key: %w", err)
+			}
+			req["cert_pem"], req["key_pem"] = string(certPEM), string(keyPEM)
+		default:
+			return call{}, fmt.Errorf("give --p12 (with --password) or --cert")
+		}
+		return call{method: "PUT", path: "/v1/push-certificate", body: req}, nil
+	}
 }
