@@ -33,6 +33,15 @@ type UnlockTokens interface {
 	UnlockToken(ctx context.Context, channel string) ([]byte, error)
 }
 
+// UnlockTokenFunc adapts a function to UnlockTokens; it lets the
+// inventory be built before the MDM service whose hooks it provides.
+type UnlockTokenFunc func(ctx context.Context, channel string) ([]byte, error)
+
+// UnlockToken implements UnlockTokens.
+func (f UnlockTokenFunc) UnlockToken(ctx context.Context, channel string) ([]byte, error) {
+	return f(ctx, channel)
+}
+
 // DefaultInterval is how often a connecting device is asked for its inventory.
 const DefaultInterval = 24 * time.Hour
 
