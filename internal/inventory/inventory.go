@@ -62,7 +62,7 @@ type Inventory struct {
 
 	// next is when each device channel is due for a refresh, loaded lazily
 	// from QueriedAt, so Connected costs a map lookup on most connects.
-	mu   sync.Mutex
+	mu   sync.RWMutex
 	next map[string]time.Time
 }
 

@@ -56,9 +56,9 @@ func (i *Inventory) Connected(ctx context.Context, channel string) {
 		return // inventory is per device
 	}
 	now := i.now()
-	i.mu.Lock()
+	i.mu.RLock()
 	next, known := i.next[channel]
-	i.mu.Unlock()
+	i.mu.RUnlock()
 	if known && now.Before(next) {
 		return
 	}
