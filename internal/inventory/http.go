@@ -1,0 +1,287 @@
+package inventory
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/orchardmdm/orchard/internal/api"
+	"github.com/orchardmdm/orchard/mdm"
+	"github.com/orchardmdm/orchard/storage"
+)
+
+// Register mounts the inventory and action routes on mux (which the caller
+// puts behind api.RequireKey).
+func (i *Inventory) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/inventory", i.list)
+	mux.HandleFunc("GET /v1/devices/{id}/inventory", i.show)
+	mux.HandleFunc("GET /v1/devices/{id}/apps", i.listRoute(rtApps, "InstalledApplicationList", "apps"))
+	mux.HandleFunc("GET /v1/devices/{id}/profiles", i.listRoute(rtProfiles, "ProfileList", "profiles"))
+	mux.HandleFunc("GET /v1/devices/{id}/certificates", i.listRoute(rtCertificates, "CertificateList", "certificates"))
+	mux.HandleFunc("GET /v1/devices/{id}/location", i.listRoute(rtLocation, "", "location"))
+	mux.HandleFunc("POST /v1/devices/{id}/actions/{action}", i.action)
+}
+
+// httpError is an answer other than 500, with a one-line reason.
+type httpError struct {
+	code int
+	msg  string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func fail(code int, format string, args ...any) error {
+	return &httpError{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+// writeErr answers an error: its own status, 404 for missing records,
+// otherwise 500 (logged, not shown).
+func (i *Inventory) writeErr(w http.ResponseWriter, err error) {
+	var he *httpError
+	switch {
+	case errors.As(err, &he):
+		api.WriteError(w, he.code, he.msg)
+	case errors.Is(err, storage.ErrNotFound):
+		api.WriteError(w, http.StatusNotFound, err.Error())
+	default:
+		i.log.Error("inventory API request failed", "err", err)
+		api.WriteError(w, http.StatusInternalServerError, "internal server error")
+	}
+}
+
+// deviceID reads and checks the {id} path value: a device channel.
+func deviceID(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	ch, err := mdm.ParseChannelID(id)
+	if err != nil {
+		return "", fail(http.StatusBadRequest, "invalid device id: %v", err)
+	}
+	if ch.IsUser() {
+		return "", fail(http.StatusBadRequest, "give a device id, not a user channel")
+	}
+	return id, nil
+}
+
+// View is a device's inventory as the API shows it.
+type View struct {
+	storage.DeviceInventory
+	Enrolled               bool                   `json:"enrolled"`
+	EnrollmentType         storage.EnrollmentType `json:"enrollment_type,omitempty"`
+	EnrollmentMethod       string                 `json:"enrollment_method,omitempty"`
+	LastSeen               *time.Time             `json:"last_seen,omitempty"`
+	BootstrapTokenEscrowed bool                   `json:"bootstrap_token_escrowed"`
+	Raw                    RawView                `json:"raw"`
+}
+
+// RawView holds the device's last answers as it sent them, secrets removed.
+type RawView struct {
+	DeviceInformation map[string]any `json:"device_information,omitempty"`
+	SecurityInfo      map[string]any `json:"security_info,omitempty"`
+}
+
+// secretKeys are answer keys never shown: a push token, and the escrowed
+// FileVault personal recovery key.
+var secretKeys = map[string][]string{
+	rtDeviceInformation: {"PushToken"},
+	rtSecurityInfo:      {"FDE_PersonalRecoveryKeyCMS"},
+}
+
+// device loads what is known of a device: its enrollment and inventory,
+// either of which may be missing (not both).
+func (i *Inventory) device(r *http.Request, id string) (*storage.Enrollment, *storage.DeviceInventory, error) {
+	e, err := i.store.Enrollment(r.Context(), id)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return nil, nil, err
+	}
+	rec, ierr := i.store.Inventory(r.Context(), id)
+	switch {
+	case ierr != nil && !errors.Is(ierr, storage.ErrNotFound):
+		return nil, nil, ierr
+	case rec == nil && e == nil:
+		return nil, nil, fail(http.StatusNotFound, "unknown device %s", id)
+	case rec == nil:
+		rec = &storage.DeviceInventory{DeviceID: id}
+		seed(rec, e, e.EnrolledAt, false)
+	}
+	return e, rec, nil
+}
+
+func (i *Inventory) show(w http.ResponseWriter, r *http.Request) {
+	id, err := deviceID(r)
+	if err != nil {
+		i.writeErr(w, err)
+		return
+	}
+	e, rec, err := i.device(r, id)
+	if err != nil {
+		i.writeErr(w, err)
+		return
+	}
+	v := View{DeviceInventory: *rec}
+	if e != nil {
+		v.Enrolled, v.EnrollmentType, v.EnrollmentMethod = e.Enrolled, e.Type, e.EnrollmentMethod
+		v.BootstrapTokenEscrowed = len(e.BootstrapTokenSealed) > 0
+		if !e.LastSeen.IsZero() {
+			v.LastSeen = &e.LastSeen
+		}
+	}
+	if v.Raw.DeviceInformation, err = i.rawAnswer(r, id, rtDeviceInformation, "QueryResponses"); err != nil {
+		i.writeErr(w, err)
+		return
+	}
+	if v.Raw.SecurityInfo, err = i.rawAnswer(r, id, rtSecurityInfo, "SecurityInfo"); err != nil {
+		i.writeErr(w, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, v)
+}
+
+// rawAnswer returns the dictionary under key of the latest answer of a
+// kind, as JSON values, without secrets; nil when there is none.
+func (i *Inventory) rawAnswer(r *http.Request, id, kind, key string) (map[string]any, error) {
+	rep, err := i.store.DeviceReport(r.Context(), id, kind)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	d, _ := api.ResponseJSON(rep.Raw)[key].(map[string]any)
+	for _, k := range secretKeys[kind] {
+		delete(d, k)
+	}
+	return d, nil
+}
+
+// listRoute serves the latest answer of a kind: the array under key, or
+// the whole answer when key is "".
+func (i *Inventory) listRoute(kind, key, name string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		if _, err := mdm.ParseChannelID(id); err != nil {
+			api.WriteError(w, http.StatusBadRequest, "invalid device or channel id: "+err.Error())
+			return
+		}
+		rep, err := i.store.DeviceReport(r.Context(), id, kind)
+		if errors.Is(err, storage.ErrNotFound) {
+			api.WriteError(w, http.StatusNotFound, fmt.Sprintf("no %s answer from %s yet", kind, id))
+			return
+		}
+		if err != nil {
+			i.writeErr(w, err)
+			return
+		}
+		var body any = api.ResponseJSON(rep.Raw)
+		if key != "" {
+			body = body.(map[string]any)[key]
+		}
+		if body == nil {
+			body = []any{}
+		}
+		api.WriteJSON(w, http.StatusOK, map[string]any{
+			"device_id": id, "command_uuid": rep.CommandUUID, "at": rep.At, name: body,
+		})
+	}
+}
+
+// Filter selects devices in GET /v1/inventory. Empty fields match all.
+type Filter struct {
+	Platform   string // case-insensitive
+	Model      string // Model, ProductName or ModelName, case-insensitive
+	OSVersion  string // a version or a prefix of whole parts: "17" matches 17.5.1
+	Supervised *bool  // devices that never said do not match
+	Ownership  storage.Ownership
+}
+
+// Match reports whether inv passes the filter.
+func (f *Filter) Match(inv *storage.DeviceInventory) bool {
+	switch {
+	case f.Platform != "" && !strings.EqualFold(f.Platform, inv.Platform):
+		return false
+	case f.Model != "" && !strings.EqualFold(f.Model, inv.Model) && !strings.EqualFold(f.Model, inv.ProductName) && !strings.EqualFold(f.Model, inv.ModelName):
+		return false
+	case f.OSVersion != "" && inv.OSVersion != f.OSVersion && !strings.HasPrefix(inv.OSVersion, f.OSVersion+"."):
+		return false
+	case f.Supervised != nil && (inv.Supervised == nil || *inv.Supervised != *f.Supervised):
+		return false
+	case f.Ownership != "" && f.Ownership != inv.Ownership:
+		return false
+	}
+	return true
+}
+
+var filterParams = []string{"platform", "model", "os_version", "supervised", "ownership", "limit", "after"}
+
+func parseFilter(r *http.Request) (*Filter, int, error) {
+	q := r.URL.Query()
+	for k := range q {
+		if !slices.Contains(filterParams, k) {
+			return nil, 0, fail(http.StatusBadRequest, "unknown parameter %q (%s)", k, strings.Join(filterParams, ", "))
+		}
+	}
+	f := &Filter{Platform: q.Get("platform"), Model: q.Get("model"), OSVersion: q.Get("os_version")}
+	if s := q.Get("supervised"); s != "" {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return nil, 0, fail(http.StatusBadRequest, "supervised must be true or false")
+		}
+		f.Supervised = &b
+	}
+	switch o := storage.Ownership(q.Get("ownership")); o {
+	case "", storage.Corporate, storage.Personal:
+		f.Ownership = o
+	default:
+		return nil, 0, fail(http.StatusBadRequest, "ownership must be corporate or personal")
+	}
+	limit := 100
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxPage {
+			return nil, 0, fail(http.StatusBadRequest, "limit must be 1..%d", maxPage)
+		}
+		limit = n
+	}
+	return f, limit, nil
+}
+
+const (
+	maxPage  = 1000
+	scanPage = 500
+)
+
+// list serves GET /v1/inventory: devices matching the filter, in device ID
+// order, with "next" as the cursor for the following page ("" at the end).
+func (i *Inventory) list(w http.ResponseWriter, r *http.Request) {
+	f, limit, err := parseFilter(r)
+	if err != nil {
+		i.writeErr(w, err)
+		return
+	}
+	after, next := r.URL.Query().Get("after"), ""
+	out := []storage.DeviceInventory{}
+	for {
+		page, err := i.store.ListInventory(r.Context(), after, scanPage)
+		if err != nil {
+			i.writeErr(w, err)
+			return
+		}
+		for n := range page {
+			after = page[n].DeviceID
+			if f.Match(&page[n]) {
+				out = append(out, page[n])
+				if len(out) == limit {
+					next = after
+					break
+				}
+			}
+		}
+		if next != "" || len(page) < scanPage {
+			break
+		}
+	}
+	api.WriteJSON(w, http.StatusOK, map[string]any{"devices": out, "next": next})
+}

@@ -1,0 +1,119 @@
+// Package inventory owns what Orchard knows of each enrolled device beyond
+// its check-in facts: it queues DeviceInformation and SecurityInfo after
+// enrollment and every refresh interval on a connect, stores the answers
+// (structured and raw) with the latest app, profile, certificate and
+// location lists, serves them on the admin API, and turns the admin's
+// remote actions (lock, erase, restart, lost mode, retire...) into
+// schema-checked MDM commands.
+package inventory
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/orchardmdm/orchard/internal/api"
+	"github.com/orchardmdm/orchard/mdm/service"
+	"github.com/orchardmdm/orchard/storage"
+)
+
+// Store is what the inventory reads and writes.
+type Store interface {
+	Enrollment(ctx context.Context, id string) (*storage.Enrollment, error)
+	Enqueue(ctx context.Context, cmd *storage.Command, channels []string) error
+	Command(ctx context.Context, uuid string) (*storage.Command, []storage.Target, error)
+	storage.InventoryStore
+}
+
+// UnlockTokens opens a device's escrowed unlock token (the MDM service
+// has it). A device without one answers an error wrapping storage.ErrNotFound.
+type UnlockTokens interface {
+	UnlockToken(ctx context.Context, channel string) ([]byte, error)
+}
+
+// UnlockTokenFunc adapts a function to UnlockTokens; it lets the
+// inventory be built before the MDM service whose hooks it provides.
+type UnlockTokenFunc func(ctx context.Context, channel string) ([]byte, error)
+
+// UnlockToken implements UnlockTokens.
+func (f UnlockTokenFunc) UnlockToken(ctx context.Context, channel string) ([]byte, error) {
+	return f(ctx, channel)
+}
+
+// DefaultInterval is how often a connecting device is asked for its inventory.
+const DefaultInterval = 24 * time.Hour
+
+// retryAfter is how long a connecting device is left alone after a refresh
+// could not be queued (queries still outstanding, or an error).
+const retryAfter = time.Hour
+
+// Inventory is the device inventory service. Its methods are safe for
+// concurrent use.
+type Inventory struct {
+	store    Store
+	unlock   UnlockTokens
+	pusher   api.Pusher
+	log      *slog.Logger
+	now      func() time.Time
+	interval time.Duration
+	profile  string
+
+	// next is when each device channel is due for a refresh, loaded lazily
+	// from QueriedAt, so Connected costs a map lookup on most connects.
+	mu   sync.RWMutex
+	next map[string]time.Time
+}
+
+// Option configures an Inventory.
+type Option func(*Inventory)
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(i *Inventory) { i.log = l } }
+
+// WithClock sets the time source.
+func WithClock(now func() time.Time) Option { return func(i *Inventory) { i.now = now } }
+
+// WithInterval sets how often connecting devices are re-queried.
+func WithInterval(d time.Duration) Option { return func(i *Inventory) { i.interval = d } }
+
+// WithPusher wakes devices after an action queues a command; without one,
+// commands wait for the device's next connect.
+func WithPusher(p api.Pusher) Option { return func(i *Inventory) { i.pusher = p } }
+
+// WithMDMProfileIdentifier overrides the PayloadIdentifier that retire
+// removes (default EnrollmentProfileIdentifier).
+func WithMDMProfileIdentifier(id string) Option { return func(i *Inventory) { i.profile = id } }
+
+// EnrollmentProfileIdentifier is the PayloadIdentifier of the enrollment
+// profile mdm/enrollprofile builds; removing it unenrolls the device.
+const EnrollmentProfileIdentifier = "com.orchardmdm.enrollment"
+
+// New builds the inventory service. unlock is required for clear-passcode.
+func New(store Store, unlock UnlockTokens, opts ...Option) (*Inventory, error) {
+	if store == nil || unlock == nil {
+		return nil, errors.New("inventory: store and unlock token source are required")
+	}
+	i := &Inventory{
+		store: store, unlock: unlock, log: slog.Default(), now: time.Now,
+		interval: DefaultInterval, profile: EnrollmentProfileIdentifier,
+		next: map[string]time.Time{},
+	}
+	for _, o := range opts {
+		o(i)
+	}
+	if i.interval <= 0 {
+		return nil, errors.New("inventory: interval must be positive")
+	}
+	if i.profile == "" {
+		return nil, errors.New("inventory: MDM profile identifier must not be empty")
+	}
+	return i, nil
+}
+
+// Hooks returns the MDM service hooks the inventory needs. The caller also
+// calls Connected on every device connect (see Connected).
+func (i *Inventory) Hooks() service.Hooks {
+	return service.Hooks{Enrolled: i.Enrolled, Result: i.Result}
+}

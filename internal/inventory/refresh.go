@@ -1,0 +1,318 @@
+package inventory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/orchardmdm/orchard/internal/api"
+	"github.com/orchardmdm/orchard/mdm"
+	"github.com/orchardmdm/orchard/mdm/commands"
+	"github.com/orchardmdm/orchard/storage"
+)
+
+// Request types the inventory queues or keeps the answers of.
+const (
+	rtDeviceInformation = "DeviceInformation"
+	rtSecurityInfo      = "SecurityInfo"
+	rtApps              = "InstalledApplicationList"
+	rtProfiles          = "ProfileList"
+	rtCertificates      = "CertificateList"
+	rtLocation          = "DeviceLocation"
+)
+
+// kept lists the request types whose latest answer is stored per channel.
+var kept = []string{rtDeviceInformation, rtSecurityInfo, rtApps, rtProfiles, rtCertificates, rtLocation}
+
+var (
+	// ErrOutstanding: inventory queries queued earlier are not answered yet.
+	ErrOutstanding = errors.New("inventory queries are still outstanding")
+	errRetired     = errors.New("device is retired")
+)
+
+// Enrolled queues the inventory queries for a newly enrolled device channel
+// and pushes it. It is a service.Hooks.Enrolled function.
+func (i *Inventory) Enrolled(ctx context.Context, e *storage.Enrollment) {
+	ctx = context.WithoutCancel(ctx)
+	now := i.now()
+	if _, err := i.refresh(ctx, e, true, false); err != nil {
+		i.log.Warn("inventory: queue queries after enrollment", "device", e.ID, "err", err)
+		i.setNext(e.ID, now.Add(retryAfter))
+		return
+	}
+	i.setNext(e.ID, now.Add(i.interval))
+	i.push(ctx, e.ID)
+}
+
+// Connected is called on every connect of a channel (the service's Report
+// path, before it picks the next command). Once a device channel's inventory
+// is older than the interval, it queues DeviceInformation and SecurityInfo,
+// unless earlier ones are still outstanding. Most calls cost one map lookup.
+func (i *Inventory) Connected(ctx context.Context, channel string) {
+	if strings.Contains(channel, mdm.ChannelSeparator) {
+		return // inventory is per device
+	}
+	now := i.now()
+	i.mu.RLock()
+	next, known := i.next[channel]
+	i.mu.RUnlock()
+	if known && now.Before(next) {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	if !known {
+		rec, err := i.store.Inventory(ctx, channel)
+		if err == nil && !rec.QueriedAt.IsZero() {
+			if next = rec.QueriedAt.Add(i.interval); now.Before(next) {
+				i.setNext(channel, next)
+				return
+			}
+		}
+	}
+	e, err := i.store.Enrollment(ctx, channel)
+	if err != nil || !e.Enrolled {
+		i.setNext(channel, now.Add(i.interval))
+		return
+	}
+	_, err = i.refresh(ctx, e, false, false)
+	switch {
+	case err == nil:
+		i.setNext(channel, now.Add(i.interval))
+	case errors.Is(err, ErrOutstanding), errors.Is(err, errRetired):
+		i.setNext(channel, now.Add(retryAfter))
+	default:
+		i.log.Warn("inventory: queue periodic queries", "device", channel, "err", err)
+		i.setNext(channel, now.Add(retryAfter))
+	}
+}
+
+func (i *Inventory) setNext(channel string, at time.Time) {
+	i.mu.Lock()
+	i.next[channel] = at
+	i.mu.Unlock()
+}
+
+func (i *Inventory) push(ctx context.Context, channel string) bool {
+	if i.pusher == nil {
+		return false
+	}
+	i.pusher.PushChannels(ctx, []string{channel})
+	return true
+}
+
+// refresh queues the inventory queries on a device channel (with the app,
+// profile and certificate lists when full) and records them as pending.
+// fresh marks a new enrollment: its facts win and a retired mark is lifted.
+func (i *Inventory) refresh(ctx context.Context, e *storage.Enrollment, fresh, full bool) ([]string, error) {
+	rec, err := i.store.Inventory(ctx, e.ID)
+	if errors.Is(err, storage.ErrNotFound) {
+		rec = &storage.DeviceInventory{DeviceID: e.ID}
+	} else if err != nil {
+		return nil, err
+	}
+	if rec.Retired && !fresh {
+		return nil, errRetired
+	}
+	seen := rec.Pending
+	if busy, err := i.outstanding(ctx, e.ID, seen); err != nil {
+		return nil, err
+	} else if busy {
+		return nil, ErrOutstanding
+	}
+	platform := rec.Platform
+	if platform == "" && e.Facts != nil {
+		platform = platformOf(e.Facts.ProductName, e.Facts.ModelName)
+	}
+	queries := map[string]any{"Queries": queriesFor(platform, e.Type == storage.UserEnrollmentDevice)}
+	reqs := []request{{rtDeviceInformation, queries}, {rtSecurityInfo, nil}}
+	if full {
+		reqs = append(reqs, request{rtApps, nil}, request{rtProfiles, nil}, request{rtCertificates, nil})
+	}
+	cmds := make([]*storage.Command, len(reqs))
+	uuids := make([]string, len(reqs))
+	for n, r := range reqs {
+		if cmds[n], err = i.build(r.rt, r.payload); err != nil {
+			return nil, err
+		}
+		uuids[n] = cmds[n].UUID
+	}
+	now := i.now()
+	_, err = i.store.UpdateInventory(ctx, e.ID, func(inv *storage.DeviceInventory) error {
+		if !slices.Equal(inv.Pending, seen) {
+			return fmt.Errorf("%w: another refresh was queued meanwhile", ErrOutstanding)
+		}
+		if inv.Retired && !fresh {
+			return errRetired
+		}
+		seed(inv, e, now, fresh)
+		if fresh {
+			inv.Retired, inv.RetiredAt, inv.RetireCommand = false, time.Time{}, ""
+		}
+		inv.Pending, inv.QueriedAt = uuids, now
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for n, c := range cmds {
+		if err := i.store.Enqueue(ctx, c, []string{e.ID}); err != nil {
+			i.dropPending(ctx, e.ID, uuids[n:])
+			return uuids[:n], fmt.Errorf("queue %s: %w", c.RequestType, err)
+		}
+	}
+	return uuids, nil
+}
+
+type request struct {
+	rt      string
+	payload map[string]any
+}
+
+// outstanding reports whether any of the commands is still waiting for a
+// final result on the channel. Commands canceled, superseded or gone count
+// as answered.
+func (i *Inventory) outstanding(ctx context.Context, channel string, uuids []string) (bool, error) {
+	for _, u := range uuids {
+		_, targets, err := i.store.Command(ctx, u)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		for _, t := range targets {
+			if t.ChannelID == channel && !t.Status.Final() {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+func (i *Inventory) dropPending(ctx context.Context, channel string, uuids []string) {
+	_, err := i.store.UpdateInventory(ctx, channel, func(inv *storage.DeviceInventory) error {
+		inv.Pending = slices.DeleteFunc(slices.Clone(inv.Pending), func(u string) bool { return slices.Contains(uuids, u) })
+		return nil
+	})
+	if err != nil {
+		i.log.Error("inventory: forget queries that were not queued", "device", channel, "err", err)
+	}
+}
+
+// build checks a command against Apple's schema and encodes it.
+func (i *Inventory) build(requestType string, payload map[string]any) (*storage.Command, error) {
+	cmd, err := commands.BuildCommand(requestType, payload)
+	if err != nil {
+		return nil, err
+	}
+	uuid := api.NewUUID()
+	raw, err := mdm.EncodeCommand(uuid, cmd)
+	if err != nil {
+		return nil, err
+	}
+	return &storage.Command{UUID: uuid, RequestType: requestType, Raw: raw, CreatedAt: i.now()}, nil
+}
+
+// seed fills a record from the enrollment's check-in facts: missing fields
+// only, or all of them on a fresh enrollment.
+func seed(inv *storage.DeviceInventory, e *storage.Enrollment, now time.Time, overwrite bool) {
+	if inv.CreatedAt.IsZero() {
+		inv.CreatedAt = now
+	}
+	inv.Ownership = ownershipOf(e.EnrollmentMethod, inv.Ownership)
+	if e.Type == storage.UserEnrollmentDevice {
+		yes := true
+		inv.UserEnrollment = &yes
+	}
+	f := e.Facts
+	if f == nil {
+		return
+	}
+	set := func(dst *string, v string) {
+		if v != "" && (overwrite || *dst == "") {
+			*dst = v
+		}
+	}
+	set(&inv.Platform, platformOf(f.ProductName, f.ModelName))
+	set(&inv.DeviceName, f.DeviceName)
+	set(&inv.Model, f.Model)
+	set(&inv.ModelName, f.ModelName)
+	set(&inv.ProductName, f.ProductName)
+	set(&inv.OSVersion, f.OSVersion)
+	set(&inv.BuildVersion, f.BuildVersion)
+	set(&inv.SerialNumber, f.SerialNumber)
+	set(&inv.UDID, f.UDID)
+	set(&inv.IMEI, f.IMEI)
+	set(&inv.MEID, f.MEID)
+}
+
+// Result stores the answers the inventory keeps: DeviceInformation and
+// SecurityInfo update the device's inventory, and the latest
+// InstalledApplicationList, ProfileList, CertificateList and DeviceLocation
+// answers are kept per channel. It is a service.Hooks.Result function.
+func (i *Inventory) Result(ctx context.Context, r *storage.Result) {
+	ctx = context.WithoutCancel(ctx)
+	cmd, _, err := i.store.Command(ctx, r.CommandUUID)
+	if err != nil {
+		i.log.Error("inventory: look up command of a result", "command", r.CommandUUID, "err", err)
+		return
+	}
+	if !slices.Contains(kept, cmd.RequestType) {
+		return
+	}
+	var fn func(*storage.DeviceInventory) error
+	if !strings.Contains(r.ChannelID, mdm.ChannelSeparator) {
+		fn, err = i.applyFor(ctx, cmd.RequestType, r)
+		if err != nil {
+			i.log.Warn("inventory: unreadable answer", "device", r.ChannelID, "request_type", cmd.RequestType, "err", err)
+		}
+	}
+	if r.Status != storage.Acknowledged {
+		if fn != nil && r.Status.Final() {
+			if _, err := i.store.UpdateInventory(ctx, r.ChannelID, fn); err != nil {
+				i.log.Error("inventory: record a failed query", "device", r.ChannelID, "err", err)
+			}
+		}
+		return
+	}
+	rep := &storage.DeviceReport{ChannelID: r.ChannelID, Kind: cmd.RequestType, CommandUUID: r.CommandUUID, At: r.At, Raw: r.Raw}
+	if err := i.store.PutDeviceReport(ctx, rep, fn); err != nil {
+		i.log.Error("inventory: store answer", "device", r.ChannelID, "request_type", cmd.RequestType, "err", err)
+	}
+}
+
+// applyFor returns how a result changes the device's inventory, or nil
+// when it does not: it clears the command from Pending and, for an
+// acknowledged DeviceInformation or SecurityInfo, applies the answer.
+func (i *Inventory) applyFor(ctx context.Context, requestType string, r *storage.Result) (func(*storage.DeviceInventory) error, error) {
+	var apply func(*storage.DeviceInventory)
+	var err error
+	if r.Status == storage.Acknowledged {
+		switch requestType {
+		case rtDeviceInformation:
+			apply, err = parseDeviceInformation(r.Raw, r.At)
+		case rtSecurityInfo:
+			apply, err = parseSecurityInfo(r.Raw, r.At)
+		}
+	}
+	pending := false
+	if rec, rerr := i.store.Inventory(ctx, r.ChannelID); rerr == nil {
+		pending = slices.Contains(rec.Pending, r.CommandUUID)
+	}
+	if apply == nil && !pending {
+		return nil, err
+	}
+	return func(inv *storage.DeviceInventory) error {
+		if inv.CreatedAt.IsZero() {
+			inv.CreatedAt = r.At
+		}
+		inv.Pending = slices.DeleteFunc(slices.Clone(inv.Pending), func(u string) bool { return u == r.CommandUUID })
+		if apply != nil {
+			apply(inv)
+		}
+		return nil
+	}, err
+}

@@ -1,0 +1,111 @@
+package bolt
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/orchardmdm/orchard/storage"
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	bInventory     = []byte("inventory")      // channel -> DeviceInventory
+	bDeviceReports = []byte("device_reports") // channel \x00 kind -> DeviceReport
+)
+
+func init() { registerBuckets(string(bInventory), string(bDeviceReports)) }
+
+var _ storage.InventoryStore = (*Store)(nil)
+
+// Inventory implements storage.InventoryStore.
+func (s *Store) Inventory(ctx context.Context, deviceID string) (*storage.DeviceInventory, error) {
+	var inv storage.DeviceInventory
+	err := s.view(func(tx *bolt.Tx) error { return getJSON(tx.Bucket(bInventory), []byte(deviceID), &inv) })
+	if err != nil {
+		return nil, err
+	}
+	return &inv, nil
+}
+
+// UpdateInventory implements storage.InventoryStore.
+func (s *Store) UpdateInventory(ctx context.Context, deviceID string, fn func(*storage.DeviceInventory) error) (*storage.DeviceInventory, error) {
+	if deviceID == "" || fn == nil {
+		return nil, errors.New("bolt: update inventory: device ID and function are required")
+	}
+	var out *storage.DeviceInventory
+	err := s.update(func(tx *bolt.Tx) error {
+		inv, err := updateInventory(tx, deviceID, fn)
+		out = inv
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func updateInventory(tx *bolt.Tx, deviceID string, fn func(*storage.DeviceInventory) error) (*storage.DeviceInventory, error) {
+	b := tx.Bucket(bInventory)
+	inv := &storage.DeviceInventory{DeviceID: deviceID}
+	if err := getJSON(b, []byte(deviceID), inv); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return nil, err
+	}
+	if err := fn(inv); err != nil {
+		return nil, err
+	}
+	inv.DeviceID = deviceID
+	return inv, putJSON(b, []byte(deviceID), inv)
+}
+
+// ListInventory implements storage.InventoryStore.
+func (s *Store) ListInventory(ctx context.Context, after string, limit int) ([]storage.DeviceInventory, error) {
+	var out []storage.DeviceInventory
+	err := s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bInventory).Cursor()
+		k, v := c.First()
+		if after != "" {
+			k, v = c.Seek([]byte(after))
+			if k != nil && string(k) == after {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil && len(out) < limit; k, v = c.Next() {
+			var inv storage.DeviceInventory
+			if err := json.Unmarshal(v, &inv); err != nil {
+				return fmt.Errorf("decode inventory %s: %w", k, err)
+			}
+			out = append(out, inv)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// PutDeviceReport implements storage.InventoryStore.
+func (s *Store) PutDeviceReport(ctx context.Context, rep *storage.DeviceReport, fn func(*storage.DeviceInventory) error) error {
+	if rep == nil || rep.ChannelID == "" || rep.Kind == "" {
+		return errors.New("bolt: put device report: channel and kind are required")
+	}
+	return s.update(func(tx *bolt.Tx) error {
+		if err := putJSON(tx.Bucket(bDeviceReports), key(rep.ChannelID, rep.Kind), rep); err != nil {
+			return err
+		}
+		if fn == nil {
+			return nil
+		}
+		_, err := updateInventory(tx, rep.ChannelID, fn)
+		return err
+	})
+}
+
+// DeviceReport implements storage.InventoryStore.
+func (s *Store) DeviceReport(ctx context.Context, channel, kind string) (*storage.DeviceReport, error) {
+	var rep storage.DeviceReport
+	err := s.view(func(tx *bolt.Tx) error { return getJSON(tx.Bucket(bDeviceReports), key(channel, kind), &rep) })
+	if err != nil {
+		return nil, err
+	}
+	return &rep, nil
+}
