@@ -2,26 +2,27 @@ package mdm
 
 import "strings"
 
-// Platform names the OS family a device runs, from the ProductName (or
-// Model) it reports: iOS, iPadOS, macOS, tvOS, visionOS, watchOS, or ""
-// when it cannot tell.
+// Platform names the OS family a device runs, from its ProductName
+// (iPhone15,2, Mac14,9) or, failing that, its Model or ModelName (iPhone,
+// MacBook Pro, Apple TV): iOS, iPadOS, macOS, tvOS, visionOS, watchOS, or
+// "" when neither tells.
 func Platform(productName, model string) string {
-	for _, s := range []string{productName, model} {
-		switch {
-		case s == "":
-			continue
-		case strings.HasPrefix(s, "iPhone"), strings.HasPrefix(s, "iPod"):
-			return "iOS"
-		case strings.HasPrefix(s, "iPad"):
-			return "iPadOS"
-		case strings.HasPrefix(s, "Mac"), strings.HasPrefix(s, "iMac"), strings.HasPrefix(s, "VirtualMac"):
-			return "macOS"
-		case strings.HasPrefix(s, "AppleTV"):
-			return "tvOS"
-		case strings.HasPrefix(s, "RealityDevice"):
-			return "visionOS"
-		case strings.HasPrefix(s, "Watch"):
-			return "watchOS"
+	if p := platformPrefix(productName); p != "" {
+		return p
+	}
+	return platformPrefix(model)
+}
+
+var platformPrefixes = []struct{ prefix, platform string }{
+	{"iPhone", "iOS"}, {"iPod", "iOS"}, {"iPad", "iPadOS"}, {"AppleTV", "tvOS"}, {"Apple TV", "tvOS"},
+	{"Watch", "watchOS"}, {"Apple Watch", "watchOS"}, {"RealityDevice", "visionOS"}, {"Apple Vision", "visionOS"},
+	{"Mac", "macOS"}, {"iMac", "macOS"}, {"VirtualMac", "macOS"},
+}
+
+func platformPrefix(name string) string {
+	for _, p := range platformPrefixes {
+		if strings.HasPrefix(name, p.prefix) {
+			return p.platform
 		}
 	}
 	return ""

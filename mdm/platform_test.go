@@ -18,6 +18,8 @@ func TestPlatform(t *testing.T) {
 		{"Watch6,1", "", "watchOS"},
 		{"", "", ""},
 		{"Toaster1,1", "", ""},
+		{"", "Apple TV", "tvOS"},
+		{"", "MacBook Pro", "macOS"},
 	} {
 		if got := mdm.Platform(tc.product, tc.model); got != tc.want {
 			t.Errorf("Platform(%q, %q) = %q, want %q", tc.product, tc.model, got, tc.want)

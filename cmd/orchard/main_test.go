@@ -53,9 +53,7 @@ func TestCLICommandsRoundTrip(t *testing.T) {
 	if err := dev.EnrollFromProfile(ctx, profile, key, s.Client); err != nil {
 		t.Fatal(err)
 	}
-	if err := dev.Enroll(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s.Enroll(t, dev)
 	var list struct {
 		Devices []struct {
 			ID string `json:"id"`

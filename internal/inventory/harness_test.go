@@ -28,7 +28,6 @@ import (
 	"github.com/orchardmdm/orchard/internal/api"
 	"github.com/orchardmdm/orchard/internal/pki"
 	"github.com/orchardmdm/orchard/internal/simdevice"
-	"github.com/orchardmdm/orchard/mdm"
 	"github.com/orchardmdm/orchard/mdm/identity"
 	"github.com/orchardmdm/orchard/mdm/mdmhttp"
 	"github.com/orchardmdm/orchard/mdm/service"
@@ -126,26 +125,11 @@ func newHarness(t *testing.T) *harness {
 	deviceMux := http.NewServeMux()
 	device.Register(deviceMux)
 	mux := http.NewServeMux()
-	mux.Handle("/mdm/", connectHook(h.inv, deviceMux))
+	mux.Handle("/mdm/", deviceMux)
 	mux.Handle("/v1/", api.RequireKey(h.apiKey, adminMux))
 	h.srv = httptest.NewTLSServer(mux)
 	t.Cleanup(h.srv.Close)
 	return h
-}
-
-// connectHook calls Inventory.Connected on each Idle, where the lead wires
-// it into the service's Report path.
-func connectHook(inv *Inventory, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/mdm/connect" {
-			body, _ := io.ReadAll(r.Body)
-			r.Body = io.NopCloser(bytes.NewReader(body))
-			if rep, err := mdm.DecodeReport(body); err == nil && rep.Status == mdm.StatusIdle {
-				inv.Connected(r.Context(), rep.Channel.ID())
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 var deviceKey = sync.OnceValues(func() (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, 2048) })

@@ -10,6 +10,7 @@ package inventory
 import (
 	"context"
 	"errors"
+	"github.com/orchardmdm/orchard/mdm/enrollprofile"
 	"log/slog"
 	"sync"
 	"time"
@@ -88,7 +89,7 @@ func WithMDMProfileIdentifier(id string) Option { return func(i *Inventory) { i.
 
 // EnrollmentProfileIdentifier is the PayloadIdentifier of the enrollment
 // profile mdm/enrollprofile builds; removing it unenrolls the device.
-const EnrollmentProfileIdentifier = "com.orchardmdm.enrollment"
+const EnrollmentProfileIdentifier = enrollprofile.Identifier
 
 // New builds the inventory service. unlock is required for clear-passcode.
 func New(store Store, unlock UnlockTokens, opts ...Option) (*Inventory, error) {
@@ -115,5 +116,5 @@ func New(store Store, unlock UnlockTokens, opts ...Option) (*Inventory, error) {
 // Hooks returns the MDM service hooks the inventory needs. The caller also
 // calls Connected on every device connect (see Connected).
 func (i *Inventory) Hooks() service.Hooks {
-	return service.Hooks{Enrolled: i.Enrolled, Result: i.Result}
+	return service.Hooks{Enrolled: i.Enrolled, Result: i.Result, Connected: i.Connected}
 }

@@ -1,8 +1,7 @@
 package inventory
 
 import (
-	"strings"
-
+	"github.com/orchardmdm/orchard/mdm"
 	"github.com/orchardmdm/orchard/storage"
 )
 
@@ -16,27 +15,8 @@ const (
 	WatchOS  = "watchOS"
 )
 
-// platformOf tells the platform from a product name (iPhone15,2, Mac14,9)
-// or, failing that, a model name (iPhone, MacBook Pro); "" when neither says.
-func platformOf(productName, modelName string) string {
-	if p := platformPrefix(productName); p != "" {
-		return p
-	}
-	return platformPrefix(modelName)
-}
-
-func platformPrefix(name string) string {
-	for _, p := range []struct{ prefix, platform string }{
-		{"iPhone", IOS}, {"iPod", IOS}, {"iPad", IPadOS}, {"AppleTV", TVOS}, {"Apple TV", TVOS},
-		{"Watch", WatchOS}, {"Apple Watch", WatchOS}, {"RealityDevice", VisionOS}, {"Apple Vision", VisionOS},
-		{"Mac", MacOS}, {"iMac", MacOS}, {"VirtualMac", MacOS},
-	} {
-		if strings.HasPrefix(name, p.prefix) {
-			return p.platform
-		}
-	}
-	return ""
-}
+// platformOf tells the platform from a product name or a model name.
+func platformOf(productName, modelName string) string { return mdm.Platform(productName, modelName) }
 
 // schemaOS is the platform name Apple's schema uses (iPadOS shares iOS's).
 func schemaOS(platform string) string {

@@ -112,9 +112,7 @@ func TestADEEnrollment(t *testing.T) {
 	if err := dev.EnrollFromProfile(ctx, mobileconfig, mustKey(t), s.Client); err != nil {
 		t.Fatal(err)
 	}
-	if err := dev.Enroll(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s.Enroll(t, dev)
 	waitStatus("enrolled")
 	var shown struct {
 		EnrollmentMethod string `json:"enrollment_method"`

@@ -60,9 +60,7 @@ func TestDeviceRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	s := servertest.Start(t)
 	dev := s.NewDevice(t)
-	if err := dev.Enroll(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s.Enroll(t, dev)
 	sent := send(t, s, map[string]any{
 		"targets":      []string{dev.UDID},
 		"request_type": "DeviceInformation",
@@ -95,9 +93,7 @@ func TestDeviceRoundTrip(t *testing.T) {
 
 	// Another enrolled device's certificate cannot act as dev.
 	other := s.NewDevice(t)
-	if err := other.Enroll(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s.Enroll(t, other)
 	second := send(t, s, map[string]any{"targets": []string{dev.UDID}, "request_type": "ProfileList"})
 	impostor := *dev
 	impostor.Cert, impostor.Key = other.Cert, other.Key
@@ -125,9 +121,7 @@ func TestIdentityFailures(t *testing.T) {
 	ctx := context.Background()
 	s := servertest.Start(t)
 	dev := s.NewDevice(t)
-	if err := dev.Enroll(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s.Enroll(t, dev)
 	body := []byte(`<?xml version="1.0"?><plist version="1.0"><dict><key>Status</key><string>Idle</string><key>UDID</key><string>` + dev.UDID + `</string></dict></plist>`)
 	sig, err := dev.Sign(body)
 	if err != nil {
@@ -177,9 +171,7 @@ func TestAuthenticateRules(t *testing.T) {
 	if err := a.TokenUpdate(ctx); statusOf(err) != http.StatusForbidden {
 		t.Fatalf("token update before authenticate: %v", err)
 	}
-	if err := a.Enroll(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s.Enroll(t, a)
 	// One certificate can never Authenticate a second UDID.
 	b := *a
 	b.UDID = "00008030-0000000000000BBB"
@@ -205,8 +197,14 @@ func TestAuthenticateRules(t *testing.T) {
 	if err := renewed.TokenUpdate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if cmd, err := renewed.Idle(ctx); err != nil || cmd != nil {
-		t.Fatalf("new enrollment got %+v %v", cmd, err)
+	got, err := renewed.Settle(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range got {
+		if c.UUID == sent.CommandUUID {
+			t.Fatalf("the new enrollment received the old enrollment's command %s", c.UUID)
+		}
 	}
 	var view commandView
 	s.API(t, "GET", "/v1/commands/"+sent.CommandUUID, nil, &view)
@@ -230,18 +228,14 @@ func TestAuthenticateRules(t *testing.T) {
 	if e, _ := s.Store().Enrollment(ctx, a.UDID); e.Enrolled || e.CheckedOutAt.IsZero() {
 		t.Fatalf("after checkout: %+v", e)
 	}
-	if err := intruder.Enroll(ctx); err != nil {
-		t.Fatalf("enroll after checkout: %v", err)
-	}
+	s.Enroll(t, intruder)
 }
 
 func TestNotNowAndOrdering(t *testing.T) {
 	ctx := context.Background()
 	s := servertest.Start(t)
 	dev := s.NewDevice(t)
-	if err := dev.Enroll(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s.Enroll(t, dev)
 	var uuids []string
 	for _, rt := range []string{"SecurityInfo", "ProfileList", "CertificateList"} {
 		uuids = append(uuids, send(t, s, map[string]any{"targets": []string{dev.UDID}, "request_type": rt}).CommandUUID)
@@ -286,9 +280,7 @@ func TestUserChannelAndBootstrap(t *testing.T) {
 	ctx := context.Background()
 	s := servertest.Start(t)
 	mac := s.NewDevice(t)
-	if err := mac.Enroll(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s.Enroll(t, mac)
 	user := "2DC6C8B4-9A4F-4B9E-8E5C-1D2F3A4B5C6D"
 	_, err := mac.Checkin(ctx, map[string]any{
 		"MessageType": "TokenUpdate", "UDID": mac.UDID, "UserID": user, "UserShortName": "jappleseed",
@@ -402,15 +394,12 @@ func plistDict(kv ...string) string {
 // Commands are checked against Apple's schema, and per target against what
 // Orchard knows of the device: other targets still get the command.
 func TestCommandChecks(t *testing.T) {
-	ctx := context.Background()
 	s := servertest.Start(t)
 	iphone := s.NewDevice(t)
 	mac := s.NewDevice(t)
 	mac.ProductName, mac.Model, mac.OSVersion = "Mac14,2", "Mac14,2", "15.1"
 	for _, d := range []*simdevice.Device{iphone, mac} {
-		if err := d.Enroll(ctx); err != nil {
-			t.Fatal(err)
-		}
+		s.Enroll(t, d)
 	}
 	for _, tc := range []struct {
 		name string
@@ -452,9 +441,7 @@ func TestUserAuthenticateOn(t *testing.T) {
 	ctx := context.Background()
 	s := servertest.Start(t, func(c *server.Config) { c.UserAuthentication = true })
 	mac := s.NewDevice(t)
-	if err := mac.Enroll(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s.Enroll(t, mac)
 	user := "AB12CD34-0000-4000-8000-00000000USER"
 	resp, err := mac.Checkin(ctx, map[string]any{"MessageType": "UserAuthenticate", "UDID": mac.UDID, "UserID": user})
 	if err != nil {

@@ -117,9 +117,7 @@ func TestInvitationEnrollment(t *testing.T) {
 	if err := dev.EnrollFromProfile(ctx, profile, mustKey(t), s.Client); err != nil {
 		t.Fatal(err)
 	}
-	if err := dev.Enroll(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s.Enroll(t, dev)
 	// The challenge was single-use: a second device cannot reuse the profile.
 	other := s.NewDevice(t)
 	if err := other.EnrollFromProfile(ctx, profile, mustKey(t), s.Client); err == nil {
@@ -144,9 +142,7 @@ func TestConfiguratorDirectEnrollment(t *testing.T) {
 		if err := dev.EnrollFromProfile(ctx, mobileconfig, mustKey(t), s.Client); err != nil {
 			t.Fatal(err)
 		}
-		if err := dev.Enroll(ctx); err != nil {
-			t.Fatal(err)
-		}
+		s.Enroll(t, dev)
 		var shown struct {
 			EnrollmentMethod string `json:"enrollment_method"`
 			EnrollmentRef    string `json:"enrollment_ref"`

@@ -62,19 +62,19 @@ func TestPushOnEnqueue(t *testing.T) {
 		t.Fatal("Authenticate with a foreign topic was accepted")
 	}
 	dev.Topic = cert.Topic
-	if err := dev.Enroll(ctx); err != nil {
-		t.Fatal(err)
-	}
+	// Enrollment queues the inventory queries and pushes once for them.
+	s.Enroll(t, dev)
+	waitPushes(t, fake, 1)
 	send(t, s, map[string]any{"targets": []string{dev.UDID}, "request_type": "ProfileList"})
-	pushes := waitPushes(t, fake, 1)
-	if string(pushes[0].Token) != string(dev.Token) || pushes[0].PushMagic != dev.PushMagic || pushes[0].Topic != cert.Topic {
-		t.Fatalf("push = %+v", pushes[0])
+	pushes := waitPushes(t, fake, 2)
+	if string(pushes[1].Token) != string(dev.Token) || pushes[1].PushMagic != dev.PushMagic || pushes[1].Topic != cert.Topic {
+		t.Fatalf("push = %+v", pushes[1])
 	}
 
 	// APNs now says the token is gone.
 	fake.Script(dev.Token, apnstest.Unregistered)
 	send(t, s, map[string]any{"targets": []string{dev.UDID}, "request_type": "CertificateList"})
-	waitPushes(t, fake, 2)
+	waitPushes(t, fake, 3)
 	deadline := time.Now().Add(10 * time.Second)
 	var shown struct {
 		Push struct {
@@ -103,8 +103,8 @@ func TestPushOnEnqueue(t *testing.T) {
 		t.Fatalf("push to an invalid token = %d %+v", code, direct)
 	}
 	time.Sleep(200 * time.Millisecond)
-	if n := len(fake.Pushes()); n != 2 {
-		t.Fatalf("%d pushes after the token was invalidated, want 2", n)
+	if n := len(fake.Pushes()); n != 3 {
+		t.Fatalf("%d pushes after the token was invalidated, want 3", n)
 	}
 	// The device still gets every queued command on its next connect.
 	handled, err := dev.Drain(ctx, nil)
@@ -118,7 +118,7 @@ func TestPushOnEnqueue(t *testing.T) {
 	if code := s.API(t, "POST", "/v1/push", map[string]any{"targets": []string{dev.UDID}}, &direct); code != http.StatusAccepted || !direct.Targets[0].Queued {
 		t.Fatalf("push after TokenUpdate = %d %+v", code, direct)
 	}
-	waitPushes(t, fake, 3)
+	waitPushes(t, fake, 4)
 }
 
 func waitPushes(t *testing.T, fake *apnstest.Server, n int) []apnstest.Push {

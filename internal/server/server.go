@@ -25,6 +25,7 @@ import (
 	"github.com/orchardmdm/orchard/dep/depapi"
 	"github.com/orchardmdm/orchard/internal/api"
 	"github.com/orchardmdm/orchard/internal/enroll"
+	"github.com/orchardmdm/orchard/internal/inventory"
 	"github.com/orchardmdm/orchard/internal/pki"
 	"github.com/orchardmdm/orchard/internal/push"
 	"github.com/orchardmdm/orchard/mdm/enrollprofile"
@@ -226,11 +227,21 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
+	// The inventory needs the service's unlock tokens and the service the
+	// inventory's hooks: the closure breaks the cycle.
+	inv, err := inventory.New(s.store,
+		inventory.UnlockTokenFunc(func(ctx context.Context, ch string) ([]byte, error) { return s.svc.UnlockToken(ctx, ch) }),
+		inventory.WithPusher(s.push), inventory.WithLogger(s.log))
+	if err != nil {
+		return err
+	}
+	hooks := inv.Hooks()
+	hooks.Authenticated = s.authenticated
 	userAuth := s.cfg.UserAuthentication
 	s.svc, err = service.New(s.store, s.box, service.WithLogger(s.log),
 		service.WithUserAuthentication(func() bool { return userAuth }),
 		service.WithTopic(s.push.Topic),
-		service.WithHooks(service.Hooks{Authenticated: s.authenticated}))
+		service.WithHooks(hooks))
 	if err != nil {
 		return err
 	}
@@ -266,6 +277,7 @@ func (s *Server) build() error {
 	enrollment.RegisterAdmin(adminMux)
 	depAdmin.Register(adminMux)
 	s.push.Register(adminMux)
+	inv.Register(adminMux)
 
 	mux := http.NewServeMux()
 	device.Register(mux)

@@ -236,8 +236,20 @@ func (s *Server) EnrollOTA(t testing.TB) *simdevice.Device {
 	if err := dev.EnrollFromProfile(context.Background(), profile, rsaKey(t, n), s.Client); err != nil {
 		t.Fatal(err)
 	}
-	if err := dev.Enroll(context.Background()); err != nil {
+	s.Enroll(t, dev)
+	return dev
+}
+
+// Enroll runs the device's Authenticate and TokenUpdate, then answers the
+// queries Orchard queues after enrollment (inventory), so the device's
+// queue is empty when Enroll returns.
+func (s *Server) Enroll(t testing.TB, dev *simdevice.Device) {
+	t.Helper()
+	ctx := context.Background()
+	if err := dev.Enroll(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return dev
+	if _, err := dev.Settle(ctx); err != nil {
+		t.Fatalf("settle after enrollment: %v", err)
+	}
 }

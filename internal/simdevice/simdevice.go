@@ -209,16 +209,17 @@ func ParseCommand(resp []byte) (*Command, error) {
 type Answerer func(c *Command) (status string, extra map[string]any)
 
 // Drain connects until the server has nothing more to send, answering each
-// command with answer. It returns the commands it handled.
+// command with answer (nil: the device's default Answer). It returns the
+// commands it handled.
 func (d *Device) Drain(ctx context.Context, answer Answerer) ([]*Command, error) {
 	var done []*Command
 	cmd, err := d.Idle(ctx)
 	for err == nil && cmd != nil {
 		done = append(done, cmd)
-		status, extra := "Acknowledged", map[string]any(nil)
-		if answer != nil {
-			status, extra = answer(cmd)
+		if answer == nil {
+			answer = d.Answer
 		}
+		status, extra := answer(cmd)
 		cmd, err = d.Report(ctx, status, cmd.UUID, extra)
 		if len(done) > 100_000 {
 			return done, errors.New("drain: server never ran out of commands")

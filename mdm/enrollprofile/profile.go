@@ -38,8 +38,9 @@ type Params struct {
 	Description  string
 }
 
-// Payload identifiers are stable so a re-enrollment replaces the profile.
-const identifier = "com.orchardmdm.enrollment"
+// Identifier is the enrollment profile's PayloadIdentifier. It is stable
+// so a re-enrollment replaces the profile, and RemoveProfile of it unenrolls.
+const Identifier = "com.orchardmdm.enrollment"
 
 // AccessRights: all MDM rights (1 through 4096 summed).
 const accessRightsAll = 8191
@@ -124,14 +125,14 @@ func Build(p Params) ([]byte, error) {
 	scepUUID := newUUID()
 	content := []any{
 		scepPayload{
-			payloadHeader: header("com.apple.security.scep", identifier+".scep", scepUUID, "Device identity"),
+			payloadHeader: header("com.apple.security.scep", Identifier+".scep", scepUUID, "Device identity"),
 			PayloadContent: scepContent{
 				URL: root + "/scep", Name: "Orchard", Subject: subject, Challenge: p.Challenge,
 				Keysize: 2048, KeyType: "RSA", KeyUsage: 5, // 1 signing + 4 encryption
 			},
 		},
 		mdmPayload{
-			payloadHeader:           header("com.apple.mdm", identifier+".mdm", newUUID(), "Device management"),
+			payloadHeader:           header("com.apple.mdm", Identifier+".mdm", newUUID(), "Device management"),
 			IdentityCertificateUUID: scepUUID,
 			Topic:                   p.Topic,
 			ServerURL:               root + "/mdm/connect",
@@ -145,13 +146,13 @@ func Build(p Params) ([]byte, error) {
 	if p.RootCert != nil {
 		// First, so the server is trusted before the device connects to it.
 		content = append([]any{rootPayload{
-			payloadHeader:              header("com.apple.security.root", identifier+".root", newUUID(), "Orchard server certificate"),
+			payloadHeader:              header("com.apple.security.root", Identifier+".root", newUUID(), "Orchard server certificate"),
 			PayloadCertificateFileName: "orchard-server.cer",
 			PayloadContent:             p.RootCert.Raw,
 		}}, content...)
 	}
 	prof := profile{
-		PayloadType: "Configuration", PayloadVersion: 1, PayloadIdentifier: identifier, PayloadUUID: newUUID(),
+		PayloadType: "Configuration", PayloadVersion: 1, PayloadIdentifier: Identifier, PayloadUUID: newUUID(),
 		PayloadDisplayName: p.DisplayName, PayloadDescription: p.Description, PayloadOrganization: p.Organization,
 		PayloadScope: "System", PayloadContent: content,
 	}

@@ -51,9 +51,7 @@ func serve(b *testing.B, h http.Handler, sb signedBody) *httptest.ResponseRecord
 func enrolled(b *testing.B) (*servertest.Server, *simdevice.Device) {
 	s := servertest.Start(b)
 	dev := s.NewDevice(b)
-	if err := dev.Enroll(context.Background()); err != nil {
-		b.Fatal(err)
-	}
+	s.Enroll(b, dev)
 	return s, dev
 }
 
@@ -110,9 +108,7 @@ func BenchmarkIdleConnectParallel(b *testing.B) {
 	bodies := make([]signedBody, devices)
 	for i := range devices {
 		dev := s.NewDevice(b)
-		if err := dev.Enroll(context.Background()); err != nil {
-			b.Fatal(err)
-		}
+		s.Enroll(b, dev)
 		bodies[i] = sign(b, dev, map[string]any{"UDID": dev.UDID, "Status": "Idle"})
 	}
 	h := s.Handler()

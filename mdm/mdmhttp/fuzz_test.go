@@ -2,7 +2,6 @@ package mdmhttp_test
 
 import (
 	"bytes"
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -34,9 +33,7 @@ func seedBodies(f *testing.F, dirs ...string) {
 func fuzzHandler(f *testing.F, path, ctype string) {
 	s := servertest.Start(f)
 	dev := s.NewDevice(f)
-	if err := dev.Enroll(context.Background()); err != nil {
-		f.Fatal(err)
-	}
+	s.Enroll(f, dev)
 	h := s.Handler()
 	f.Fuzz(func(t *testing.T, body []byte) {
 		sig, err := dev.Sign(body)
@@ -72,9 +69,7 @@ func FuzzConnectHandler(f *testing.F) {
 func FuzzSignatureHeader(f *testing.F) {
 	s := servertest.Start(f)
 	dev := s.NewDevice(f)
-	if err := dev.Enroll(context.Background()); err != nil {
-		f.Fatal(err)
-	}
+	s.Enroll(f, dev)
 	body := []byte(`<?xml version="1.0"?><plist version="1.0"><dict><key>Status</key><string>Idle</string><key>UDID</key><string>` + dev.UDID + `</string></dict></plist>`)
 	good, err := dev.Sign(body)
 	if err != nil {

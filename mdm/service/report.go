@@ -26,6 +26,9 @@ func (s *Service) Report(ctx context.Context, id *identity.Identity, r *mdm.Repo
 		if err := s.store.Undefer(ctx, channel); err != nil {
 			return nil, err
 		}
+		if s.hooks.Connected != nil {
+			s.hooks.Connected(ctx, channel)
+		}
 	} else if err := s.storeResult(ctx, channel, r); err != nil {
 		return nil, err
 	}

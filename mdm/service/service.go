@@ -43,6 +43,10 @@ type Hooks struct {
 	Result func(ctx context.Context, r *storage.Result)
 	// Authenticated runs after an Authenticate was stored.
 	Authenticated func(ctx context.Context, e *storage.Enrollment)
+	// Connected runs when an identified, enrolled channel reports Idle,
+	// before the next command is picked, so what it queues goes out in the
+	// same connection. It is on the hot path: keep it cheap.
+	Connected func(ctx context.Context, channel string)
 }
 
 // Service handles check-ins and command reports.
