@@ -146,14 +146,18 @@ var clientCommands = map[string]clientCommand{
 			return call{method: "GET", path: fmt.Sprintf("/v1/devices?limit=%d", *limit)}, nil
 		}
 	}},
-	"devices show":     {args: 1, setup: noFlags("GET", "/v1/devices/%s")},
-	"commands show":    {args: 1, setup: noFlags("GET", "/v1/commands/%s")},
-	"commands cancel":  {args: 1, setup: noFlags("DELETE", "/v1/commands/%s")},
-	"commands send":    {setup: commandsSend},
-	"dep tokens":       {setup: noFlags("GET", "/v1/dep/tokens")},
-	"dep sync":         {args: 1, setup: noFlags("POST", "/v1/dep/tokens/%s/sync")},
-	"push-cert show":   {setup: noFlags("GET", "/v1/push-certificate")},
-	"push-cert upload": {setup: pushCertUpload},
+	"devices show":      {args: 1, setup: noFlags("GET", "/v1/devices/%s")},
+	"commands show":     {args: 1, setup: noFlags("GET", "/v1/commands/%s")},
+	"commands cancel":   {args: 1, setup: noFlags("DELETE", "/v1/commands/%s")},
+	"commands send":     {setup: commandsSend},
+	"devices inventory": {args: 1, setup: noFlags("GET", "/v1/devices/%s/inventory")},
+	"devices apps":      {args: 1, setup: noFlags("GET", "/v1/devices/%s/apps")},
+	"devices profiles":  {args: 1, setup: noFlags("GET", "/v1/devices/%s/profiles")},
+	"devices action":    {args: 2, setup: deviceAction},
+	"dep tokens":        {setup: noFlags("GET", "/v1/dep/tokens")},
+	"dep sync":          {args: 1, setup: noFlags("POST", "/v1/dep/tokens/%s/sync")},
+	"push-cert show":    {setup: noFlags("GET", "/v1/push-certificate")},
+	"push-cert upload":  {setup: pushCertUpload},
 	"dep public-key": {setup: func(*flag.FlagSet) func(*client, []string) (call, error) {
 		return func(*client, []string) (call, error) {
 			return call{method: "GET", path: "/v1/dep/public-key", save: func(b []byte, w io.Writer) error {
@@ -317,5 +321,32 @@ func pushCertUpload(fs *flag.FlagSet) func(*client, []string) (call, error) {
 			return call{}, fmt.Errorf("give --p12 (with --password) or --cert")
 		}
 		return call{method: "PUT", path: "/v1/push-certificate", body: req}, nil
+	}
+}
+
+// deviceAction runs a remote action: orchard devices action <id> lock --set message="Call IT".
+func deviceAction(fs *flag.FlagSet) func(*client, []string) (call, error) {
+	var sets kvFlags
+	fs.Var(&sets, "set", "field=value for the action (repeat); true/false are booleans, anything else a string")
+	confirm := fs.Bool("confirm", false, "confirm a destructive action (erase, retire)")
+	return func(_ *client, args []string) (call, error) {
+		body := map[string]any{}
+		for _, kv := range sets {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return call{}, fmt.Errorf("--set %q: want field=value", kv)
+			}
+			switch v {
+			case "true", "false":
+				body[k] = v == "true"
+			default:
+				body[k] = v
+			}
+		}
+		if *confirm {
+			body["confirm"] = true
+		}
+		path := "/v1/devices/" + url.PathEscape(args[0]) + "/actions/" + url.PathEscape(args[1])
+		return call{method: "POST", path: path, body: body}, nil
 	}
 }

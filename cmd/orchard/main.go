@@ -33,12 +33,16 @@ func main() {
 	}
 }
 
-const usage = `usage: orchard <command> [flags]
+const usage = `usage: orchard <command> [flags] [arguments]
 
 commands:
   serve                       run the MDM server
   devices list                list enrolled devices
   devices show <id>           show one device
+  devices inventory <id>      the device's inventory (also: devices apps|profiles <id>)
+  devices action [--set field=value] [--confirm] <id> <action>
+                              sync, refresh, lock, erase, clear-passcode, restart, shutdown, rename,
+                              lost-mode-enable|disable|location, retire
   commands send               queue a command (see: orchard commands send -h)
   commands show <uuid>        show a command's status and results
   commands cancel <uuid>      remove a queued command

@@ -84,8 +84,23 @@ func TestCLICommandsRoundTrip(t *testing.T) {
 	if err := json.Unmarshal(cli("commands", "show", sent.CommandUUID), &shown); err != nil || shown.Targets[0].Status != "Acknowledged" {
 		t.Fatalf("commands show = %+v %v", shown, err)
 	}
-	// A wrong key is refused by the server, and the CLI says so.
+	// A remote action through the CLI reaches the device as its command;
+	// a destructive one needs --confirm.
+	var action struct {
+		CommandUUID string `json:"command_uuid"`
+	}
+	if err := json.Unmarshal(cli("devices", "action", "--set", "name=Front Desk", dev.UDID, "rename"), &action); err != nil || action.CommandUUID == "" {
+		t.Fatalf("rename action: %+v %v", action, err)
+	}
+	if cmd, err := dev.Idle(ctx); err != nil || cmd == nil || cmd.RequestType != "Settings" {
+		t.Fatalf("device received %+v %v", cmd, err)
+	}
 	var errOut bytes.Buffer
+	if err := run(ctx, []string{"devices", "action", "--data", s.Dir, "--server", s.URL, dev.UDID, "retire"}, &bytes.Buffer{}, &errOut); err == nil || !strings.Contains(err.Error(), "400") {
+		t.Fatalf("retire without --confirm: %v", err)
+	}
+	// A wrong key is refused by the server, and the CLI says so.
+	errOut.Reset()
 	if err := run(ctx, []string{"devices", "list", "--data", s.Dir, "--server", s.URL, "--api-key", "wrong"}, &bytes.Buffer{}, &errOut); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("wrong key: %v", err)
 	}
