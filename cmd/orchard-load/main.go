@@ -6,6 +6,7 @@
 //
 //	orchard-load [run] --target orchard --server http://127.0.0.1:8080 --api-key ... --devices 200
 //	orchard-load seed --data <dir> --devices 100000   (bench only: pre-fill a stopped server's store)
+//	orchard-load report compare a.json b.json | report curve run.json...   (Markdown tables)
 package main
 
 import (
@@ -36,6 +37,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		switch args[0] {
 		case "seed":
 			return seedMain(ctx, args[1:], stdout, stderr)
+		case "report":
+			return reportMain(args[1:], stdout)
 		case "run":
 			args = args[1:]
 		}

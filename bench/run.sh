@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Side-by-side load benchmark of Orchard and NanoMDM on loopback, then
+# Orchard's cost curve; writes BENCHMARKS.md. Called by `make bench`.
+# Everything it builds or stores goes under .bench/ (gitignored).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+source bench/lib.sh
+
+DEVICES=${DEVICES:-200}
+CONNECTS=${CONNECTS:-20}
+CONCURRENCY=${CONCURRENCY:-8}
+CURVE=${CURVE:-"1000 10000 100000"}
+BACKLOG=${BACKLOG:-10000}
+OUTFILE=${OUTFILE:-BENCHMARKS.md}
+
+build_all
+rm -rf "$RUN" && mkdir -p "$RUN" "$OUT"
+LOADFLAGS=(--devices "$DEVICES" --connects "$CONNECTS" --concurrency "$CONCURRENCY" --key-cache "$KEYS" --timeout 10m)
+CMDLOG="$OUT/commands.txt"
+: >"$CMDLOG"
+
+# logcmd records a command for BENCHMARKS.md, without the PID or the
+# Orchard API key (which lives in the data dir).
+logcmd() {
+	printf '%q ' "$@" | sed -e 's/--pid [0-9]*/--pid <server-pid>/' -e 's/--api-key [A-Za-z0-9_-]\{40,\}/--api-key "$(cat <data>\/api-key)"/' >>"$CMDLOG"
+	echo >>"$CMDLOG"
+}
+
+# orchard_load <json> <label> <orchard-data-dir> <pid> [extra flags...]
+orchard_load() {
+	local json=$1 label=$2 data=$3 pid=$4
+	shift 4
+	local cmd=("$BIN/orchard-load" --target orchard --server "http://$ORCHARD_ADDR" --api-key "$(cat "$data/api-key")"
+		--pid "$pid" --label "$label" --json "$json" "${LOADFLAGS[@]}" "$@")
+	logcmd "${cmd[@]}"
+	"${cmd[@]}"
+}
+
+nano_load() {
+	local json=$1 label=$2 pid=$3
+	shift 3
+	local cmd=("$BIN/orchard-load" --target nanomdm --server "http://$NANO_ADDR" --api-key "$NANO_API_KEY"
+		--scep-url "http://$SCEP_ADDR/scep" --challenge "$SCEP_CHALLENGE"
+		--pid "$pid" --label "$label" --json "$json" "${LOADFLAGS[@]}" "$@")
+	logcmd "${cmd[@]}"
+	"${cmd[@]}"
+}
+
+for scenario in idle roundtrip; do
+	echo "== $scenario: Orchard"
+	data="$RUN/orchard-$scenario"
+	start_orchard "$data"
+	orchard_load "$OUT/$scenario-orchard.json" Orchard "$data" "$ORCHARD_PID" --scenario "$scenario"
+	stop_pid "$ORCHARD_PID"
+
+	echo "== $scenario: NanoMDM"
+	dir="$RUN/nanomdm-$scenario"
+	start_nanomdm "$dir"
+	nano_load "$OUT/$scenario-nanomdm.json" NanoMDM "$NANO_PID" --scenario "$scenario"
+	stop_pid "$NANO_PID" "$SCEP_PID"
+done
+
+echo "== enrollment of $DEVICES devices (Orchard: profile, SCEP, Authenticate, TokenUpdate)"
+data="$RUN/orchard-enroll"
+start_orchard "$data"
+orchard_load "$OUT/enroll-orchard.json" "Orchard enroll" "$data" "$ORCHARD_PID" --enroll-only
+stop_pid "$ORCHARD_PID"
+
+echo "== cost curve (Orchard)"
+data="$RUN/orchard-curve"
+start_orchard "$data" # creates the CA and database
+stop_pid "$ORCHARD_PID"
+seeded=0 first=0 curve_files=()
+for n in $CURVE; do
+	add=$((n - seeded))
+	if ((add > 0)); then
+		logcmd "$BIN/orchard-load" seed --data "$data" --devices "$add" --first "$seeded"
+		"$BIN/orchard-load" seed --data "$data" --devices "$add" --first "$seeded" | tee -a "$OUT/seed.txt"
+		seeded=$n
+	fi
+	start_orchard "$data"
+	orchard_load "$OUT/curve-$n.json" "$n seeded" "$data" "$ORCHARD_PID" --scenario idle --first "$first"
+	stop_pid "$ORCHARD_PID"
+	curve_files+=("$OUT/curve-$n.json")
+	first=$((first + DEVICES))
+done
+if ((BACKLOG > 0)); then
+	start_orchard "$data"
+	orchard_load "$OUT/curve-backlog.json" "$seeded seeded + $BACKLOG-command backlog on one device" "$data" "$ORCHARD_PID" \
+		--scenario idle --first "$first" --backlog "$BACKLOG"
+	stop_pid "$ORCHARD_PID"
+	curve_files+=("$OUT/curve-backlog.json")
+fi
+
+write_markdown "$OUTFILE" "${curve_files[@]}"
+echo "wrote $OUTFILE"
