@@ -96,8 +96,28 @@ stop_pid() {
 # jqf <file> <expr>: one number from a JSON report.
 jqf() { jq -r "$2" "$1"; }
 
-# verdict <ok-expression-result>
-verdict() { if [[ $1 == true ]]; then echo "**met**"; else echo "**not met**"; fi; }
+# jratio <a.json> <b.json> <field>: a.field / b.field, or null when b's is 0.
+jratio() {
+	jq -n --slurpfile a "$1" --slurpfile b "$2" "(\$a[0].$3 // 0) as \$x | (\$b[0].$3 // 0) as \$y | if \$y == 0 then null else \$x / \$y end"
+}
+
+# fmt2 <number|null>
+fmt2() { if [[ $1 == null ]]; then echo "n/a"; else printf %.2f "$1"; fi; }
+
+# verdict <value|null> <comparison> [<value|null> <comparison>]...: met
+# when every value passes its comparison; n/a when any value is null.
+verdict() {
+	local ok=true
+	while (($# >= 2)); do
+		if [[ $1 == null ]]; then
+			echo "n/a (too short to measure)"
+			return
+		fi
+		[[ $(jq -n "$1 $2") == true ]] || ok=false
+		shift 2
+	done
+	if [[ $ok == true ]]; then echo "**met**"; else echo "**not met**"; fi
+}
 
 write_markdown() {
 	local outfile=$1
@@ -110,15 +130,15 @@ write_markdown() {
 	local idle_o="$OUT/idle-orchard.json" idle_n="$OUT/idle-nanomdm.json"
 	local rt_o="$OUT/roundtrip-orchard.json" rt_n="$OUT/roundtrip-nanomdm.json"
 	local cpu_ratio cps_ratio
-	cpu_ratio=$(jq -n --slurpfile o "$idle_o" --slurpfile n "$idle_n" '$o[0].cpu_per_connect_ms / $n[0].cpu_per_connect_ms')
-	cps_ratio=$(jq -n --slurpfile o "$idle_o" --slurpfile n "$idle_n" '$o[0].connects_per_s / $n[0].connects_per_s')
+	cpu_ratio=$(jratio "$idle_o" "$idle_n" cpu_per_connect_ms)
+	cps_ratio=$(jratio "$idle_o" "$idle_n" connects_per_s)
 	local first="${curve[0]}" last_plain="${curve[-1]}"
 	[[ -f "$OUT/curve-backlog.json" && ${#curve[@]} -gt 1 ]] && last_plain="${curve[-2]}"
 	local flat_cpu flat_p50 flat_backlog
-	flat_cpu=$(jq -n --slurpfile a "$first" --slurpfile b "$last_plain" '$b[0].cpu_per_connect_ms / $a[0].cpu_per_connect_ms')
-	flat_p50=$(jq -n --slurpfile a "$first" --slurpfile b "$last_plain" '$b[0].p50_ms / $a[0].p50_ms')
-	flat_backlog=null
-	[[ -f "$OUT/curve-backlog.json" ]] && flat_backlog=$(jq -n --slurpfile a "$last_plain" --slurpfile b "$OUT/curve-backlog.json" '$b[0].cpu_per_connect_ms / $a[0].cpu_per_connect_ms')
+	flat_cpu=$(jratio "$last_plain" "$first" cpu_per_connect_ms)
+	flat_p50=$(jratio "$last_plain" "$first" p50_ms)
+	flat_backlog=none
+	[[ -f "$OUT/curve-backlog.json" ]] && flat_backlog=$(jratio "$OUT/curve-backlog.json" "$last_plain" cpu_per_connect_ms)
 
 	{
 		echo "# Benchmarks"
@@ -152,11 +172,11 @@ write_markdown() {
 		echo
 		echo "| target | measured | verdict |"
 		echo "|---|---|---|"
-		echo "| server CPU per idle connect at most half of NanoMDM's | Orchard/NanoMDM = $(printf %.2f "$cpu_ratio") | $(verdict "$(jq -n "$cpu_ratio <= 0.5")") |"
-		echo "| connects/s at least 1.5x NanoMDM's, every answered write durable | Orchard/NanoMDM = $(printf %.2f "$cps_ratio") (Orchard fsyncs, NanoMDM does not) | $(verdict "$(jq -n "$cps_ratio >= 1.5")") |"
-		echo "| flat cost from $(jqf "$first" .label) to $(jqf "$last_plain" .label) devices (CPU/connect and p50 within 1.5x) | CPU/connect x$(printf %.2f "$flat_cpu"), p50 x$(printf %.2f "$flat_p50") | $(verdict "$(jq -n "$flat_cpu <= 1.5 and $flat_p50 <= 1.5")") |"
-		if [[ $flat_backlog != null ]]; then
-			echo "| flat cost with a $BACKLOG-command backlog on one device (CPU/connect within 1.5x) | CPU/connect x$(printf %.2f "$flat_backlog") | $(verdict "$(jq -n "$flat_backlog <= 1.5")") |"
+		echo "| server CPU per idle connect at most half of NanoMDM's | Orchard/NanoMDM = $(fmt2 "$cpu_ratio") | $(verdict "$cpu_ratio" "<= 0.5") |"
+		echo "| connects/s at least 1.5x NanoMDM's, every answered write durable | Orchard/NanoMDM = $(fmt2 "$cps_ratio") (Orchard fsyncs, NanoMDM does not) | $(verdict "$cps_ratio" ">= 1.5") |"
+		echo "| flat cost from $(jqf "$first" .label) to $(jqf "$last_plain" .label) devices (CPU/connect and p50 within 1.5x) | CPU/connect x$(fmt2 "$flat_cpu"), p50 x$(fmt2 "$flat_p50") | $(verdict "$flat_cpu" "<= 1.5" "$flat_p50" "<= 1.5") |"
+		if [[ $flat_backlog != none ]]; then
+			echo "| flat cost with a $BACKLOG-command backlog on one device (CPU/connect within 1.5x) | CPU/connect x$(fmt2 "$flat_backlog") | $(verdict "$flat_backlog" "<= 1.5") |"
 		fi
 		echo
 		echo "## Idle connects ($DEVICES devices x $CONNECTS connects, $CONCURRENCY concurrent)"
