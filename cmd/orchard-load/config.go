@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -49,6 +50,8 @@ type config struct {
 	AllowRemote bool
 	EnrollOnly  bool
 	Rebase      bool
+
+	client *http.Client // tests: a client trusting the test server
 }
 
 func parseLoadFlags(args []string, stderr io.Writer) (*config, error) {

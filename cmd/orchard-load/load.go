@@ -19,6 +19,19 @@ import (
 const maxRequestsPerDevice = 1_000
 
 func loadMain(ctx context.Context, c *config, stdout, stderr io.Writer) error {
+	rep, err := runLoad(ctx, c, stderr)
+	if err != nil {
+		return err
+	}
+	rep.writeText(stdout)
+	if c.JSON != "" {
+		return rep.writeJSON(c.JSON, stdout)
+	}
+	return nil
+}
+
+// runLoad enrolls the devices, prepares the scenario and measures it.
+func runLoad(ctx context.Context, c *config, stderr io.Writer) (*report, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 
@@ -26,12 +39,15 @@ func loadMain(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 	if c.ServerCmd != "" {
 		srv, err := startServer(ctx, c.ServerCmd, c.ReadyURL, stderr)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		defer srv.stop()
 		pid = srv.pid()
 	}
-	hc := newHTTPClient(c.Concurrency)
+	hc := c.client
+	if hc == nil {
+		hc = newHTTPClient(c.Concurrency)
+	}
 
 	n := c.Devices
 	if c.Backlog > 0 {
@@ -39,7 +55,7 @@ func loadMain(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 	}
 	keys, err := loadKeys(ctx, c.KeyCache, n)
 	if err != nil {
-		return fmt.Errorf("keys: %w", err)
+		return nil, fmt.Errorf("keys: %w", err)
 	}
 	devs := make([]*simdevice.Device, n)
 	for i := range devs {
@@ -60,14 +76,14 @@ func loadMain(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rep.Enroll = phaseOf(time.Since(start), before, pid)
 	fmt.Fprintf(stderr, "%s: enrolled %d devices in %s\n", c.Label, n, rep.Enroll.Wall.Round(time.Millisecond))
 
 	if !c.EnrollOnly {
 		if err := prepare(ctx, c, hc, devs); err != nil {
-			return err
+			return nil, err
 		}
 		measured := devs
 		if c.Backlog > 0 {
@@ -82,7 +98,7 @@ func loadMain(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 			err = idle(ctx, c, devs, st)
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 		rep.Load = phaseOf(time.Since(start), before, pid)
 		rep.fill(st)
@@ -92,11 +108,7 @@ func loadMain(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 			rep.PeakRSSBytes = p.peakRSS
 		}
 	}
-	rep.writeText(stdout)
-	if c.JSON != "" {
-		return rep.writeJSON(c.JSON, stdout)
-	}
-	return nil
+	return rep, nil
 }
 
 // prepare queues what the scenario needs before the measured phase.

@@ -69,19 +69,19 @@ func parseProc(stat, status []byte) (procStat, error) {
 	return p, nil
 }
 
-// server is a server process the generator started.
-type server struct{ cmd *exec.Cmd }
+// serverProc is a server process the generator started.
+type serverProc struct{ cmd *exec.Cmd }
 
 // startServer runs command with sh -c 'exec ...' (so the PID is the
 // server's own) and waits until readyURL answers.
-func startServer(ctx context.Context, command, readyURL string, stderr io.Writer) (*server, error) {
+func startServer(ctx context.Context, command, readyURL string, stderr io.Writer) (*serverProc, error) {
 	cmd := exec.Command("sh", "-c", "exec "+command)
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("--server-cmd: %w", err)
 	}
-	s := &server{cmd: cmd}
+	s := &serverProc{cmd: cmd}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(readyURL)
@@ -97,10 +97,10 @@ func startServer(ctx context.Context, command, readyURL string, stderr io.Writer
 	}
 }
 
-func (s *server) pid() int { return s.cmd.Process.Pid }
+func (s *serverProc) pid() int { return s.cmd.Process.Pid }
 
 // stop ends the server with SIGTERM (SIGKILL after 15s) and reaps it.
-func (s *server) stop() {
+func (s *serverProc) stop() {
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() { s.cmd.Wait(); close(done) }()
