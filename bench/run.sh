@@ -16,7 +16,7 @@ BACKLOG=${BACKLOG:-10000}
 OUTFILE=${OUTFILE:-BENCHMARKS.md}
 
 build_all
-rm -rf "$RUN" && mkdir -p "$RUN" "$OUT"
+rm -rf "$RUN" "$OUT" && mkdir -p "$RUN" "$OUT"
 LOADFLAGS=(--devices "$DEVICES" --connects "$CONNECTS" --concurrency "$CONCURRENCY" --key-cache "$KEYS" --timeout 10m)
 CMDLOG="$OUT/commands.txt"
 : >"$CMDLOG"
@@ -78,6 +78,9 @@ for n in $CURVE; do
 	if ((add > 0)); then
 		logcmd "$BIN/orchard-load" seed --data "$data" --devices "$add" --first "$seeded"
 		"$BIN/orchard-load" seed --data "$data" --devices "$add" --first "$seeded" | tee -a "$OUT/seed.txt"
+		# Write back the seeder's dirty pages now, or the kernel does it
+		# during the measurement and slows every fsync there.
+		sync
 		seeded=$n
 	fi
 	start_orchard "$data"
