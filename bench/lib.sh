@@ -93,6 +93,27 @@ stop_pid() {
 	done
 }
 
+# pick_median <out.json> <run.json>...: copies the run with the median
+# connects/s (enrollment runs: median enrollment wall time).
+pick_median() {
+	local out=$1
+	shift
+	local key='if .requests > 0 then .connects_per_s else .enroll.wall_s end'
+	local pick
+	pick=$(for f in "$@"; do echo "$(jq -r "$key" "$f") $f"; done | sort -g | sed -n "$((($# + 1) / 2))p" | cut -d' ' -f2-)
+	cp "$pick" "$out"
+}
+
+# runs_line <prefix>: "a/s @ b ms CPU" for every repeated run of a measurement.
+runs_line() {
+	local f out=()
+	for f in "$1"-[0-9]*.json; do
+		out+=("$(jq -r '"\(.connects_per_s*10|round/10)/s, \(.cpu_per_connect_ms // 0 | .*1000|round/1000) ms CPU/connect"' "$f")")
+	done
+	local IFS=';'
+	echo "${out[*]}" | sed 's/;/; /g'
+}
+
 # jqf <file> <expr>: one number from a JSON report.
 jqf() { jq -r "$2" "$1"; }
 
@@ -143,7 +164,9 @@ write_markdown() {
 	{
 		echo "# Benchmarks"
 		echo
-		echo "Written by \`make bench\` (bench/run.sh) on $(date -u +%Y-%m-%d). Numbers are from one run; rerun to compare."
+		echo "Written by \`make bench\` (bench/run.sh) on $(date -u +%Y-%m-%d). Each figure comes from $REPEAT runs on fresh server"
+		echo "starts (Orchard and NanoMDM alternating); tables show the run with the median connects/s and list every run,"
+		echo "because a shared 2-core machine is noisy: expect ±20% between runs."
 		echo
 		echo "## Machine"
 		echo
@@ -183,18 +206,28 @@ write_markdown() {
 		echo
 		"$BIN/orchard-load" report compare "$idle_o" "$idle_n"
 		echo
+		echo "Every run (median shown above): Orchard $(runs_line "$OUT/idle-orchard"); NanoMDM $(runs_line "$OUT/idle-nanomdm")."
+		echo
 		echo "## Command round trip (DeviceInformation queued for all $DEVICES devices, each connects until its queue is empty, $CONCURRENCY concurrent)"
 		echo
 		"$BIN/orchard-load" report compare "$rt_o" "$rt_n"
+		echo
+		echo "Every run (median shown above): Orchard $(runs_line "$OUT/roundtrip-orchard"); NanoMDM $(runs_line "$OUT/roundtrip-nanomdm")."
 		echo
 		echo "## Cost curve (Orchard only)"
 		echo
 		echo "Idle connects of $DEVICES freshly enrolled devices x $CONNECTS connects ($CONCURRENCY concurrent) with N devices"
 		echo "already in the store (seeded offline by \`orchard-load seed\`: enrollments bound to certificates issued by the"
 		echo "data dir's CA, written in group-committed batches before the server starts). The last row adds $BACKLOG"
-		echo "DeviceInformation commands queued on one extra device, which takes part in the connects and answers them."
+		echo "DeviceInformation commands queued on one extra device, which takes part in the connects and answers them"
+		echo "(each repeated run adds its own backlogged device, so later runs have up to $REPEAT such queues in the store)."
 		echo
 		"$BIN/orchard-load" report curve "${curve[@]}"
+		echo
+		local c
+		for c in "${curve[@]}"; do
+			echo "- $(jqf "$c" .label), every run: $(runs_line "${c%.json}")"
+		done
 		echo
 		if [[ -f "$OUT/seed.txt" ]]; then
 			echo "Seeding: $(paste -sd';' "$OUT/seed.txt" | sed 's/;/; /g')."

@@ -13,6 +13,7 @@ CONNECTS=${CONNECTS:-20}
 CONCURRENCY=${CONCURRENCY:-8}
 CURVE=${CURVE:-"1000 10000 100000"}
 BACKLOG=${BACKLOG:-10000}
+REPEAT=${REPEAT:-3}
 OUTFILE=${OUTFILE:-BENCHMARKS.md}
 
 build_all
@@ -48,31 +49,54 @@ nano_load() {
 	"${cmd[@]}"
 }
 
+# Each measurement runs REPEAT times on a fresh server start (Orchard and
+# NanoMDM alternating, so drift on a shared machine hits both alike); the
+# tables show the run with the median connects/s and list every run.
 for scenario in idle roundtrip; do
-	echo "== $scenario: Orchard"
-	data="$RUN/orchard-$scenario"
-	start_orchard "$data"
-	orchard_load "$OUT/$scenario-orchard.json" Orchard "$data" "$ORCHARD_PID" --scenario "$scenario"
-	stop_pid "$ORCHARD_PID"
+	for r in $(seq 1 "$REPEAT"); do
+		echo "== $scenario $r/$REPEAT: Orchard"
+		data="$RUN/orchard-$scenario-$r"
+		start_orchard "$data"
+		orchard_load "$OUT/$scenario-orchard-$r.json" Orchard "$data" "$ORCHARD_PID" --scenario "$scenario"
+		stop_pid "$ORCHARD_PID"
 
-	echo "== $scenario: NanoMDM"
-	dir="$RUN/nanomdm-$scenario"
-	start_nanomdm "$dir"
-	nano_load "$OUT/$scenario-nanomdm.json" NanoMDM "$NANO_PID" --scenario "$scenario"
-	stop_pid "$NANO_PID" "$SCEP_PID"
+		echo "== $scenario $r/$REPEAT: NanoMDM"
+		dir="$RUN/nanomdm-$scenario-$r"
+		start_nanomdm "$dir"
+		nano_load "$OUT/$scenario-nanomdm-$r.json" NanoMDM "$NANO_PID" --scenario "$scenario"
+		stop_pid "$NANO_PID" "$SCEP_PID"
+	done
+	pick_median "$OUT/$scenario-orchard.json" "$OUT/$scenario-orchard-"*.json
+	pick_median "$OUT/$scenario-nanomdm.json" "$OUT/$scenario-nanomdm-"*.json
 done
 
 echo "== enrollment of $DEVICES devices (Orchard: profile, SCEP, Authenticate, TokenUpdate)"
-data="$RUN/orchard-enroll"
-start_orchard "$data"
-orchard_load "$OUT/enroll-orchard.json" "Orchard enroll" "$data" "$ORCHARD_PID" --enroll-only
-stop_pid "$ORCHARD_PID"
+for r in $(seq 1 "$REPEAT"); do
+	data="$RUN/orchard-enroll-$r"
+	start_orchard "$data"
+	orchard_load "$OUT/enroll-orchard-$r.json" "Orchard" "$data" "$ORCHARD_PID" --enroll-only
+	stop_pid "$ORCHARD_PID"
+done
+pick_median "$OUT/enroll-orchard.json" "$OUT/enroll-orchard-"*.json
 
 echo "== cost curve (Orchard)"
 data="$RUN/orchard-curve"
 start_orchard "$data" # creates the CA and database
 stop_pid "$ORCHARD_PID"
 seeded=0 first=0 curve_files=()
+# curve_point <name> <label> [flags...]: REPEAT runs of fresh devices.
+curve_point() {
+	local name=$1 label=$2 r
+	shift 2
+	for r in $(seq 1 "$REPEAT"); do
+		start_orchard "$data"
+		orchard_load "$OUT/curve-$name-$r.json" "$label" "$data" "$ORCHARD_PID" --scenario idle --first "$first" "$@"
+		stop_pid "$ORCHARD_PID"
+		first=$((first + DEVICES + 1))
+	done
+	pick_median "$OUT/curve-$name.json" "$OUT/curve-$name-"*.json
+	curve_files+=("$OUT/curve-$name.json")
+}
 for n in $CURVE; do
 	add=$((n - seeded))
 	if ((add > 0)); then
@@ -83,18 +107,10 @@ for n in $CURVE; do
 		sync
 		seeded=$n
 	fi
-	start_orchard "$data"
-	orchard_load "$OUT/curve-$n.json" "$n seeded" "$data" "$ORCHARD_PID" --scenario idle --first "$first"
-	stop_pid "$ORCHARD_PID"
-	curve_files+=("$OUT/curve-$n.json")
-	first=$((first + DEVICES))
+	curve_point "$n" "$n seeded"
 done
 if ((BACKLOG > 0)); then
-	start_orchard "$data"
-	orchard_load "$OUT/curve-backlog.json" "$seeded seeded + $BACKLOG-command backlog on one device" "$data" "$ORCHARD_PID" \
-		--scenario idle --first "$first" --backlog "$BACKLOG"
-	stop_pid "$ORCHARD_PID"
-	curve_files+=("$OUT/curve-backlog.json")
+	curve_point backlog "$seeded seeded + $BACKLOG-command backlog on one device" --backlog "$BACKLOG"
 fi
 
 write_markdown "$OUTFILE" "${curve_files[@]}"
