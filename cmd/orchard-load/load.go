@@ -67,7 +67,7 @@ func runLoad(ctx context.Context, c *config, stderr io.Writer) (*report, error) 
 	}
 
 	rep := &report{Label: c.Label, Target: c.Target, Scenario: c.Scenario, Devices: c.Devices, Concurrency: c.Concurrency, Backlog: c.Backlog}
-	before, _ := readProc(pid)
+	before := markProc(pid)
 	start := time.Now()
 	err = parallel(ctx, n, c.Concurrency, func(ctx context.Context, i int) error {
 		if err := enroll(ctx, devs[i], keys[i]); err != nil {
@@ -89,7 +89,7 @@ func runLoad(ctx context.Context, c *config, stderr io.Writer) (*report, error) 
 		if c.Backlog > 0 {
 			measured = devs[:c.Devices]
 		}
-		before, _ = readProc(pid)
+		before = markProc(pid)
 		st := newStats()
 		start = time.Now()
 		if c.Scenario == scenarioRoundtrip {

@@ -70,6 +70,7 @@ var figures = []figure{
 	{"errors", func(r *report) float64 { return float64(r.ErrorCount) }, "%.0f"},
 	{"server CPU (s)", func(r *report) float64 { return r.Load.ServerCPUS }, "%.2f"},
 	{"server CPU per connect (ms)", func(r *report) float64 { return r.CPUPerConnectMs }, "%.3f"},
+	{"load generator CPU per connect (ms)", func(r *report) float64 { return r.ClientCPUPerConnectMs }, "%.3f"},
 	{"peak RSS (MiB)", func(r *report) float64 { return float64(r.PeakRSSBytes) / (1 << 20) }, "%.1f"},
 }
 

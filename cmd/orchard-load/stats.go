@@ -47,15 +47,30 @@ type phase struct {
 	Wall       time.Duration `json:"wall_ns"`
 	WallS      float64       `json:"wall_s"`
 	ServerCPUS float64       `json:"server_cpu_s,omitempty"`
+	// ClientCPUS is the load generator's own CPU time: on a shared
+	// machine it competes with the server for the same cores.
+	ClientCPUS float64 `json:"client_cpu_s,omitempty"`
 }
 
-func phaseOf(wall time.Duration, before procStat, pid int) phase {
-	p := phase{Wall: wall, WallS: wall.Seconds()}
+// procMark is the CPU time of the server and of this process at a point.
+type procMark struct{ server, client procStat }
+
+func markProc(pid int) procMark {
+	var m procMark
 	if pid > 0 {
-		if after, err := readProc(pid); err == nil {
-			p.ServerCPUS = (after.cpu - before.cpu).Seconds()
-		}
+		m.server, _ = readProc(pid)
 	}
+	m.client, _ = readProc(os.Getpid())
+	return m
+}
+
+func phaseOf(wall time.Duration, before procMark, pid int) phase {
+	p := phase{Wall: wall, WallS: wall.Seconds()}
+	after := markProc(pid)
+	if pid > 0 {
+		p.ServerCPUS = (after.server.cpu - before.server.cpu).Seconds()
+	}
+	p.ClientCPUS = (after.client.cpu - before.client.cpu).Seconds()
 	return p
 }
 
@@ -80,7 +95,9 @@ type report struct {
 	ErrorCount  int            `json:"error_count"`
 	// CPU per successful connect, in server CPU milliseconds.
 	CPUPerConnectMs float64 `json:"cpu_per_connect_ms,omitempty"`
-	PeakRSSBytes    int64   `json:"peak_rss_bytes,omitempty"`
+	// Load generator CPU per successful connect (signing, plist), ms.
+	ClientCPUPerConnectMs float64 `json:"client_cpu_per_connect_ms,omitempty"`
+	PeakRSSBytes          int64   `json:"peak_rss_bytes,omitempty"`
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -107,6 +124,9 @@ func (r *report) fill(s *stats) {
 	if len(lat) > 0 && r.Load.ServerCPUS > 0 {
 		r.CPUPerConnectMs = r.Load.ServerCPUS * 1000 / float64(len(lat))
 	}
+	if len(lat) > 0 && r.Load.ClientCPUS > 0 {
+		r.ClientCPUPerConnectMs = r.Load.ClientCPUS * 1000 / float64(len(lat))
+	}
 }
 
 func (r *report) writeText(w io.Writer) {
@@ -119,6 +139,7 @@ func (r *report) writeText(w io.Writer) {
 		fmt.Fprintf(tw, "latency ms\tp50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", r.P50Ms, r.P90Ms, r.P99Ms, r.MaxMs)
 		fmt.Fprintf(tw, "errors\t%d %s\n", r.ErrorCount, formatErrors(r.Errors))
 		fmt.Fprintf(tw, "server CPU\t%.2fs (%.3f ms per connect)\n", r.Load.ServerCPUS, r.CPUPerConnectMs)
+		fmt.Fprintf(tw, "generator CPU\t%.2fs (%.3f ms per connect)\n", r.Load.ClientCPUS, r.ClientCPUPerConnectMs)
 	}
 	if r.PeakRSSBytes > 0 {
 		fmt.Fprintf(tw, "peak RSS\t%.1f MiB\n", float64(r.PeakRSSBytes)/(1<<20))
