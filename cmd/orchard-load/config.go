@@ -50,6 +50,8 @@ type config struct {
 	AllowRemote bool
 	EnrollOnly  bool
 	Rebase      bool
+	// SignIdleOnce: each device signs its Idle report once and resends it.
+	SignIdleOnce bool
 
 	client *http.Client // tests: a client trusting the test server
 }
@@ -81,6 +83,7 @@ func parseLoadFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.Timeout, "timeout", 10*time.Minute, "give up after this long")
 	fs.BoolVar(&c.AllowRemote, "allow-remote", false, "allow a non-loopback server")
 	fs.BoolVar(&c.Rebase, "rebase", true, "send the profile's https URLs to --server, as a TLS proxy in front of a --plain-http server would")
+	fs.BoolVar(&c.SignIdleOnce, "sign-idle-once", true, "each device signs its Idle report once and resends it (the server still verifies every request); false signs every connect")
 	fs.BoolVar(&c.EnrollOnly, "enroll-only", false, "measure enrollment (profile, SCEP, Authenticate, TokenUpdate) and stop")
 	if err := fs.Parse(args); err != nil {
 		return nil, err

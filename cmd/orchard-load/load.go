@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/micromdm/plist"
 	"github.com/orchardmdm/orchard/internal/simdevice"
 )
 
@@ -148,18 +149,44 @@ func prepare(ctx context.Context, c *config, hc *http.Client, devs []*simdevice.
 type deviceState struct {
 	mu      sync.Mutex
 	pending *simdevice.Command
+	// signIdleOnce: the device signs its Idle report once per run and
+	// resends it (idleBody, idleSig), so the generator's RSA signing does
+	// not crowd the server out of a shared machine. The body never
+	// changes, and the server verifies the signature on every request.
+	signIdleOnce bool
+	idleBody     []byte
+	idleSig      string
 }
 
 // connect sends one request: the answer to the pending command, or Idle.
 func connect(ctx context.Context, d *simdevice.Device, s *deviceState, st *stats) error {
-	status, uuid, extra := "Idle", "", map[string]any(nil)
-	if s.pending != nil {
-		status, extra = answer(d, s.pending)
-		uuid = s.pending.UUID
+	var cmd *simdevice.Command
+	var err error
+	var took time.Duration
+	switch {
+	case s.pending != nil:
+		status, extra := answer(d, s.pending)
+		t := time.Now()
+		cmd, err = d.Report(ctx, status, s.pending.UUID, extra)
+		took = time.Since(t)
+	case s.signIdleOnce:
+		if s.idleBody == nil {
+			if s.idleBody, s.idleSig, err = signedIdle(d); err != nil {
+				return err
+			}
+		}
+		t := time.Now()
+		var resp []byte
+		if resp, err = d.PutSigned(ctx, d.ServerURL, contentTypeConnect, s.idleBody, s.idleSig); err == nil {
+			cmd, err = simdevice.ParseCommand(resp)
+		}
+		took = time.Since(t)
+	default:
+		t := time.Now()
+		cmd, err = d.Idle(ctx)
+		took = time.Since(t)
 	}
-	t := time.Now()
-	cmd, err := d.Report(ctx, status, uuid, extra)
-	st.observe(time.Since(t), err)
+	st.observe(took, err)
 	if err != nil {
 		return err // the pending command stays: the device retries it, as a real one would
 	}
@@ -170,10 +197,25 @@ func connect(ctx context.Context, d *simdevice.Device, s *deviceState, st *stats
 	return nil
 }
 
+const contentTypeConnect = "application/x-apple-aspen-mdm"
+
+// signedIdle is the device's Idle report and its Mdm-Signature.
+func signedIdle(d *simdevice.Device) ([]byte, string, error) {
+	body, err := plist.Marshal(map[string]any{"UDID": d.UDID, "Status": "Idle"})
+	if err != nil {
+		return nil, "", err
+	}
+	sig, err := d.Sign(body)
+	return body, sig, err
+}
+
 // idle runs --connects requests per device: Idle, or the answer to a
 // command the previous connect returned.
 func idle(ctx context.Context, c *config, devs []*simdevice.Device, st *stats) error {
 	states := make([]deviceState, len(devs))
+	for i := range states {
+		states[i].signIdleOnce = c.SignIdleOnce
+	}
 	total := len(devs) * c.Connects
 	// Interleave devices so no device is in two workers at once in practice;
 	// the per-device lock makes it certain.
@@ -191,7 +233,7 @@ func idle(ctx context.Context, c *config, devs []*simdevice.Device, st *stats) e
 func roundtrip(ctx context.Context, c *config, devs []*simdevice.Device, st *stats) error {
 	var left atomic.Int64
 	err := parallel(ctx, len(devs), c.Concurrency, func(ctx context.Context, i int) error {
-		var s deviceState
+		s := deviceState{signIdleOnce: c.SignIdleOnce}
 		for n := 0; ; n++ {
 			if n >= maxRequestsPerDevice {
 				left.Add(1)

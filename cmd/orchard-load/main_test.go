@@ -196,22 +196,26 @@ func TestRoundtripAgainstOrchard(t *testing.T) {
 }
 
 func TestIdleWithBacklog(t *testing.T) {
-	s := servertest.Start(t)
-	c := testConfig(t, s, func(c *config) { c.Devices, c.Connects, c.Backlog, c.First = 2, 3, 5, 10 })
-	rep, err := runLoad(context.Background(), c, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// 3 devices x 3 connects; the backlog device answers 2 of its 5 commands.
-	if rep.Requests != 9 || rep.Answered != 2 || rep.ErrorCount != 0 {
-		t.Errorf("requests %d, answered %d, errors %d; want 9, 2, 0", rep.Requests, rep.Answered, rep.ErrorCount)
-	}
-	backlogged := newDevice(12, nil).UDID
-	if n, err := s.Store().QueueDepth(context.Background(), backlogged); err != nil || n != 3 {
-		t.Errorf("backlog device queue depth %d, %v; want 3", n, err)
-	}
-	if rep.P50Ms <= 0 || rep.MaxMs < rep.P99Ms || rep.P99Ms < rep.P50Ms {
-		t.Errorf("latencies out of order: %+v", rep)
+	for _, once := range []bool{true, false} {
+		t.Run(fmt.Sprintf("sign-idle-once=%v", once), func(t *testing.T) {
+			s := servertest.Start(t)
+			c := testConfig(t, s, func(c *config) { c.Devices, c.Connects, c.Backlog, c.First, c.SignIdleOnce = 2, 3, 5, 10, once })
+			rep, err := runLoad(context.Background(), c, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// 3 devices x 3 connects; the backlog device answers 2 of its 5 commands.
+			if rep.Requests != 9 || rep.Answered != 2 || rep.ErrorCount != 0 {
+				t.Errorf("requests %d, answered %d, errors %d %v; want 9, 2, 0", rep.Requests, rep.Answered, rep.ErrorCount, rep.Errors)
+			}
+			backlogged := newDevice(12, nil).UDID
+			if n, err := s.Store().QueueDepth(context.Background(), backlogged); err != nil || n != 3 {
+				t.Errorf("backlog device queue depth %d, %v; want 3", n, err)
+			}
+			if rep.P50Ms <= 0 || rep.MaxMs < rep.P99Ms || rep.P99Ms < rep.P50Ms {
+				t.Errorf("latencies out of order: %+v", rep)
+			}
+		})
 	}
 }
 
