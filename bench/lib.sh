@@ -117,9 +117,10 @@ runs_line() {
 # jqf <file> <expr>: one number from a JSON report.
 jqf() { jq -r "$2" "$1"; }
 
-# jratio <a.json> <b.json> <field>: a.field / b.field, or null when b's is 0.
+# jratio <a.json> <b.json> <field>: a.field / b.field, or null when either
+# is 0 (CPU figures of runs too short for the 10 ms /proc clock).
 jratio() {
-	jq -n --slurpfile a "$1" --slurpfile b "$2" "(\$a[0].$3 // 0) as \$x | (\$b[0].$3 // 0) as \$y | if \$y == 0 then null else \$x / \$y end"
+	jq -n --slurpfile a "$1" --slurpfile b "$2" "(\$a[0].$3 // 0) as \$x | (\$b[0].$3 // 0) as \$y | if \$y == 0 or \$x == 0 then null else \$x / \$y end"
 }
 
 # fmt2 <number|null>
@@ -150,9 +151,12 @@ write_markdown() {
 	gov=$("$GO" version)
 	local idle_o="$OUT/idle-orchard.json" idle_n="$OUT/idle-nanomdm.json"
 	local rt_o="$OUT/roundtrip-orchard.json" rt_n="$OUT/roundtrip-nanomdm.json"
-	local cpu_ratio cps_ratio
+	local fresh_o="$OUT/idle-fresh-orchard.json" fresh_n="$OUT/idle-fresh-nanomdm.json"
+	local cpu_ratio cps_ratio fcpu_ratio fcps_ratio
 	cpu_ratio=$(jratio "$idle_o" "$idle_n" cpu_per_connect_ms)
 	cps_ratio=$(jratio "$idle_o" "$idle_n" connects_per_s)
+	fcpu_ratio=$(jratio "$fresh_o" "$fresh_n" cpu_per_connect_ms)
+	fcps_ratio=$(jratio "$fresh_o" "$fresh_n" connects_per_s)
 	local first="${curve[0]}" last_plain="${curve[-1]}"
 	[[ -f "$OUT/curve-backlog.json" && ${#curve[@]} -gt 1 ]] && last_plain="${curve[-2]}"
 	local flat_cpu flat_p50 flat_backlog
@@ -200,6 +204,8 @@ write_markdown() {
 		echo "|---|---|---|"
 		echo "| server CPU per idle connect at most half of NanoMDM's | Orchard/NanoMDM = $(fmt2 "$cpu_ratio") | $(verdict "$cpu_ratio" "<= 0.5") |"
 		echo "| connects/s at least 1.5x NanoMDM's, every answered write durable | Orchard/NanoMDM = $(fmt2 "$cps_ratio") (Orchard fsyncs, NanoMDM does not) | $(verdict "$cps_ratio" ">= 1.5") |"
+		echo "| same, every Idle signed fresh (generator-bound, see below) | CPU/connect Orchard/NanoMDM = $(fmt2 "$fcpu_ratio") | $(verdict "$fcpu_ratio" "<= 0.5") |"
+		echo "| same, every Idle signed fresh (generator-bound, see below) | connects/s Orchard/NanoMDM = $(fmt2 "$fcps_ratio") | $(verdict "$fcps_ratio" ">= 1.5") |"
 		echo "| flat cost from $(jqf "$first" .label) to $(jqf "$last_plain" .label) devices (CPU/connect and p50 within 1.5x) | CPU/connect x$(fmt2 "$flat_cpu"), p50 x$(fmt2 "$flat_p50") | $(verdict "$flat_cpu" "<= 1.5" "$flat_p50" "<= 1.5") |"
 		if [[ $flat_backlog != none ]]; then
 			echo "| flat cost with a $BACKLOG-command backlog on one device (CPU/connect within 1.5x) | CPU/connect x$(fmt2 "$flat_backlog") | $(verdict "$flat_backlog" "<= 1.5") |"
@@ -210,6 +216,16 @@ write_markdown() {
 		"$BIN/orchard-load" report compare "$idle_o" "$idle_n"
 		echo
 		echo "Every run (median shown above): Orchard $(runs_line "$OUT/idle-orchard"); NanoMDM $(runs_line "$OUT/idle-nanomdm")."
+		echo
+		echo "## Idle connects, every Idle signed fresh (\`--sign-idle-once=false\`; otherwise as above)"
+		echo
+		echo "Here the generator signs every request (RSA-2048) on the same $cpu cores; compare its CPU per connect with the"
+		echo "servers': when it is several times theirs, connects/s measures mostly the generator, and per-connect server CPU"
+		echo "includes more scheduler wake-ups at the lower request rate."
+		echo
+		"$BIN/orchard-load" report compare "$fresh_o" "$fresh_n"
+		echo
+		echo "Every run (median shown above): Orchard $(runs_line "$OUT/idle-fresh-orchard"); NanoMDM $(runs_line "$OUT/idle-fresh-nanomdm")."
 		echo
 		echo "## Command round trip (DeviceInformation queued for all $DEVICES devices, each connects until its queue is empty, $CONCURRENCY concurrent)"
 		echo

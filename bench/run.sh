@@ -52,18 +52,27 @@ nano_load() {
 # Each measurement runs REPEAT times on a fresh server start (Orchard and
 # NanoMDM alternating, so drift on a shared machine hits both alike); the
 # tables show the run with the median connects/s and list every run.
-for scenario in idle roundtrip; do
+# scenario_flags <name>: the generator flags of a comparison scenario.
+scenario_flags() {
+	case $1 in
+	idle) echo --scenario idle ;;
+	idle-fresh) echo --scenario idle --sign-idle-once=false ;;
+	roundtrip) echo --scenario roundtrip ;;
+	esac
+}
+for scenario in idle idle-fresh roundtrip; do
+	read -ra flags <<<"$(scenario_flags "$scenario")"
 	for r in $(seq 1 "$REPEAT"); do
 		echo "== $scenario $r/$REPEAT: Orchard"
 		data="$RUN/orchard-$scenario-$r"
 		start_orchard "$data"
-		orchard_load "$OUT/$scenario-orchard-$r.json" Orchard "$data" "$ORCHARD_PID" --scenario "$scenario"
+		orchard_load "$OUT/$scenario-orchard-$r.json" Orchard "$data" "$ORCHARD_PID" "${flags[@]}"
 		stop_pid "$ORCHARD_PID"
 
 		echo "== $scenario $r/$REPEAT: NanoMDM"
 		dir="$RUN/nanomdm-$scenario-$r"
 		start_nanomdm "$dir"
-		nano_load "$OUT/$scenario-nanomdm-$r.json" NanoMDM "$NANO_PID" --scenario "$scenario"
+		nano_load "$OUT/$scenario-nanomdm-$r.json" NanoMDM "$NANO_PID" "${flags[@]}"
 		stop_pid "$NANO_PID" "$SCEP_PID"
 	done
 	pick_median "$OUT/$scenario-orchard.json" "$OUT/$scenario-orchard-"*.json
