@@ -1,7 +1,7 @@
 GO ?= go
 BIN := bin/orchard
 
-.PHONY: build run test bench fuzz vet fmt clean
+.PHONY: build run test bench gobench fuzz vet fmt clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/orchard
@@ -15,8 +15,12 @@ test:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 
-# Go benchmarks of the hot paths.
+# Side-by-side load benchmark against NanoMDM on loopback; writes BENCHMARKS.md.
 bench:
+	GO=$(GO) ./bench/run.sh
+
+# Go benchmarks of the hot paths.
+gobench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 
 fmt:

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Targets the generator knows how to drive.
+const (
+	targetOrchard = "orchard"
+	targetNanoMDM = "nanomdm"
+)
+
+// Scenarios.
+const (
+	scenarioIdle      = "idle"
+	scenarioRoundtrip = "roundtrip"
+)
+
+type config struct {
+	Target   string
+	Server   string // base URL
+	APIKey   string
+	Scenario string
+
+	// Orchard enrollment.
+	ProfileURL string
+	// NanoMDM (or any server without a profile service) enrollment.
+	SCEPURL, Challenge, CheckinURL, ServerURL string
+
+	Devices     int
+	First       int // index of the first simulated device (distinct devices per run on one server)
+	Connects    int
+	Concurrency int
+	Backlog     int // commands queued on one extra device before the measured phase
+	KeyCache    string
+	Label       string
+	JSON        string // write the JSON report here ("-" for stdout)
+	PID         int
+	ServerCmd   string
+	ReadyURL    string
+	Timeout     time.Duration
+	AllowRemote bool
+	EnrollOnly  bool
+	Rebase      bool
+	// SignIdleOnce: each device signs its Idle report once and resends it.
+	SignIdleOnce bool
+
+	client *http.Client // tests: a client trusting the test server
+}
+
+func parseLoadFlags(args []string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("orchard-load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.Target, "target", targetOrchard, "server kind: orchard or nanomdm")
+	fs.StringVar(&c.Server, "server", "http://127.0.0.1:8080", "server base URL")
+	fs.StringVar(&c.APIKey, "api-key", "", "admin API key (Orchard: bearer key; NanoMDM: -api password)")
+	fs.StringVar(&c.Scenario, "scenario", scenarioIdle, "idle: Idle connects; roundtrip: DeviceInformation for every device, connect until every queue is empty")
+	fs.StringVar(&c.ProfileURL, "profile-url", "", "Orchard enrollment profile URL (default <server>/v1/enrollment/profile)")
+	fs.StringVar(&c.SCEPURL, "scep-url", "", "SCEP URL (servers without a profile service)")
+	fs.StringVar(&c.Challenge, "challenge", "", "SCEP challenge (servers without a profile service)")
+	fs.StringVar(&c.CheckinURL, "checkin-url", "", "check-in URL (servers without a profile service)")
+	fs.StringVar(&c.ServerURL, "server-url", "", "MDM ServerURL for connects (servers without a profile service)")
+	fs.IntVar(&c.Devices, "devices", 200, "simulated devices")
+	fs.IntVar(&c.First, "first", 0, "index of the first simulated device; runs against one data dir need distinct ranges")
+	fs.IntVar(&c.Connects, "connects", 20, "connects per device (idle scenario)")
+	fs.IntVar(&c.Concurrency, "concurrency", 8, "concurrent device workers")
+	fs.IntVar(&c.Backlog, "backlog", 0, "queue this many commands on one extra device before measuring (Orchard)")
+	fs.StringVar(&c.KeyCache, "key-cache", "", "directory caching the devices' RSA keys between runs")
+	fs.StringVar(&c.Label, "label", "", "name of this run in the report")
+	fs.StringVar(&c.JSON, "json", "", "also write the report as JSON to this file (- for stdout)")
+	fs.IntVar(&c.PID, "pid", 0, "server process ID: report its CPU seconds and peak RSS")
+	fs.StringVar(&c.ServerCmd, "server-cmd", "", "start this server command (sh -c 'exec ...') and measure it")
+	fs.StringVar(&c.ReadyURL, "ready-url", "", "with --server-cmd: poll this URL until it answers (default <server>)")
+	fs.DurationVar(&c.Timeout, "timeout", 10*time.Minute, "give up after this long")
+	fs.BoolVar(&c.AllowRemote, "allow-remote", false, "allow a non-loopback server")
+	fs.BoolVar(&c.Rebase, "rebase", true, "send the profile's https URLs to --server, as a TLS proxy in front of a --plain-http server would")
+	fs.BoolVar(&c.SignIdleOnce, "sign-idle-once", true, "each device signs its Idle report once and resends it (the server still verifies every request); false signs every connect")
+	fs.BoolVar(&c.EnrollOnly, "enroll-only", false, "measure enrollment (profile, SCEP, Authenticate, TokenUpdate) and stop")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return c, c.validate()
+}
+
+// maxDevices bounds one run; larger fleets are seeded offline.
+const maxDevices = 100_000
+
+func (c *config) validate() error {
+	c.Server = strings.TrimRight(c.Server, "/")
+	switch {
+	case c.Target != targetOrchard && c.Target != targetNanoMDM:
+		return fmt.Errorf("--target: want orchard or nanomdm, got %q", c.Target)
+	case c.Scenario != scenarioIdle && c.Scenario != scenarioRoundtrip:
+		return fmt.Errorf("--scenario: want idle or roundtrip, got %q", c.Scenario)
+	case c.Devices < 1 || c.Devices > maxDevices:
+		return fmt.Errorf("--devices: want 1..%d", maxDevices)
+	case c.First < 0 || c.First > 10_000_000:
+		return errors.New("--first: want 0..10000000")
+	case c.Connects < 1 || c.Connects > 1_000_000:
+		return errors.New("--connects: want 1..1000000")
+	case c.Concurrency < 1 || c.Concurrency > 4096:
+		return errors.New("--concurrency: want 1..4096")
+	case c.Backlog < 0 || c.Backlog > 1_000_000:
+		return errors.New("--backlog: want 0..1000000")
+	case c.Backlog > 0 && c.Target != targetOrchard:
+		return errors.New("--backlog is implemented for orchard only")
+	case c.Timeout <= 0:
+		return errors.New("--timeout must be positive")
+	}
+	if c.ProfileURL == "" && c.Target == targetOrchard {
+		c.ProfileURL = c.Server + "/v1/enrollment/profile"
+	}
+	if c.Target == targetNanoMDM {
+		if c.SCEPURL == "" || c.Challenge == "" {
+			return errors.New("nanomdm: --scep-url and --challenge are required")
+		}
+		if c.CheckinURL == "" {
+			c.CheckinURL = c.Server + "/checkin"
+		}
+		if c.ServerURL == "" {
+			c.ServerURL = c.Server + "/mdm"
+		}
+	}
+	if c.ReadyURL == "" {
+		c.ReadyURL = c.Server + "/"
+	}
+	if c.Label == "" {
+		c.Label = c.Target
+	}
+	if c.AllowRemote {
+		return nil
+	}
+	for _, u := range []string{c.Server, c.ProfileURL, c.SCEPURL, c.CheckinURL, c.ServerURL, c.ReadyURL} {
+		if u == "" {
+			continue
+		}
+		if err := loopbackOnly(u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loopbackOnly refuses URLs whose host is not a loopback address or
+// "localhost": a load generator must not be pointed at someone's server
+// by accident.
+func loopbackOnly(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("bad URL %q", raw)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("%q: want http or https", raw)
+	}
+	h := u.Hostname()
+	if h == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(h); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("%s is not a loopback host (use --allow-remote to load a remote server)", h)
+}

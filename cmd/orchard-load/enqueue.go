@@ -1,0 +1,97 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/micromdm/plist"
+)
+
+// queuer queues one DeviceInformation command for the given device IDs.
+type queuer func(ctx context.Context, ids []string) error
+
+// deviceQueries are asked of every device in the roundtrip scenario.
+var deviceQueries = []string{"DeviceName", "OSVersion", "BuildVersion", "ModelName", "Model", "ProductName",
+	"SerialNumber", "UDID", "DeviceCapacity", "AvailableDeviceCapacity", "BatteryLevel", "IsSupervised", "WiFiMAC", "BluetoothMAC"}
+
+// enqueueBatch is how many targets one API call carries: Orchard takes up
+// to 100,000; NanoMDM puts the IDs in the URL path, so keep that short.
+func enqueueBatch(target string) int {
+	if target == targetNanoMDM {
+		return 100
+	}
+	return 10_000
+}
+
+func orchardQueue(c *config, hc *http.Client) queuer {
+	return func(ctx context.Context, ids []string) error {
+		body, err := json.Marshal(map[string]any{
+			"targets":      ids,
+			"request_type": "DeviceInformation",
+			"payload":      map[string]any{"Queries": deviceQueries},
+		})
+		if err != nil {
+			return err
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Server+"/v1/commands", bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+c.APIKey)
+		req.Header.Set("Content-Type", "application/json")
+		return do(hc, req)
+	}
+}
+
+// nanoQueue uses NanoMDM's PUT /v1/enqueue/<id>,<id>?nopush=1 with a raw
+// command plist and basic auth nanomdm:<api key>.
+func nanoQueue(c *config, hc *http.Client) queuer {
+	return func(ctx context.Context, ids []string) error {
+		body, err := plist.Marshal(map[string]any{
+			"CommandUUID": newUUID(),
+			"Command":     map[string]any{"RequestType": "DeviceInformation", "Queries": deviceQueries},
+		})
+		if err != nil {
+			return err
+		}
+		escaped := make([]string, len(ids))
+		for i, id := range ids {
+			escaped[i] = url.PathEscape(id)
+		}
+		u := c.Server + "/v1/enqueue/" + strings.Join(escaped, ",") + "?nopush=1"
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, u, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.SetBasicAuth("nanomdm", c.APIKey)
+		return do(hc, req)
+	}
+}
+
+func do(hc *http.Client, req *http.Request) error {
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s: %d %s", req.Method, req.URL.Path, resp.StatusCode, bytes.TrimSpace(b))
+	}
+	return nil
+}
+
+func newUUID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}

@@ -1,0 +1,284 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/micromdm/plist"
+	"github.com/orchardmdm/orchard/internal/simdevice"
+)
+
+// maxRequestsPerDevice bounds the roundtrip drain loop.
+const maxRequestsPerDevice = 1_000
+
+func loadMain(ctx context.Context, c *config, stdout, stderr io.Writer) error {
+	rep, err := runLoad(ctx, c, stderr)
+	if err != nil {
+		return err
+	}
+	rep.writeText(stdout)
+	if c.JSON != "" {
+		return rep.writeJSON(c.JSON, stdout)
+	}
+	return nil
+}
+
+// runLoad enrolls the devices, prepares the scenario and measures it.
+func runLoad(ctx context.Context, c *config, stderr io.Writer) (*report, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+
+	pid := c.PID
+	if c.ServerCmd != "" {
+		srv, err := startServer(ctx, c.ServerCmd, c.ReadyURL, stderr)
+		if err != nil {
+			return nil, err
+		}
+		defer srv.stop()
+		pid = srv.pid()
+	}
+	hc := c.client
+	if hc == nil {
+		hc = newHTTPClient(c.Concurrency)
+	}
+
+	n := c.Devices
+	if c.Backlog > 0 {
+		n++ // the last device carries the backlog
+	}
+	keys, err := loadKeys(ctx, c.KeyCache, n)
+	if err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	devs := make([]*simdevice.Device, n)
+	for i := range devs {
+		devs[i] = newDevice(c.First+i, hc)
+	}
+	enroll := orchardEnroller(c, hc)
+	if c.Target == targetNanoMDM {
+		enroll = staticEnroller(c, hc)
+	}
+
+	rep := &report{Label: c.Label, Target: c.Target, Scenario: c.Scenario, Devices: c.Devices, Concurrency: c.Concurrency, Backlog: c.Backlog}
+	before := markProc(pid)
+	start := time.Now()
+	err = parallel(ctx, n, c.Concurrency, func(ctx context.Context, i int) error {
+		if err := enroll(ctx, devs[i], keys[i]); err != nil {
+			return fmt.Errorf("enroll device %d: %w", i, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	rep.Enroll = phaseOf(time.Since(start), before, pid)
+	fmt.Fprintf(stderr, "%s: enrolled %d devices in %s\n", c.Label, n, rep.Enroll.Wall.Round(time.Millisecond))
+
+	if !c.EnrollOnly {
+		if err := prepare(ctx, c, hc, devs); err != nil {
+			return nil, err
+		}
+		measured := devs
+		if c.Backlog > 0 {
+			measured = devs[:c.Devices]
+		}
+		before = markProc(pid)
+		st := newStats()
+		start = time.Now()
+		if c.Scenario == scenarioRoundtrip {
+			err = roundtrip(ctx, c, measured, st)
+		} else {
+			err = idle(ctx, c, devs, st)
+		}
+		if err != nil {
+			return nil, err
+		}
+		rep.Load = phaseOf(time.Since(start), before, pid)
+		rep.fill(st)
+	}
+	if pid > 0 {
+		if p, err := readProc(pid); err == nil {
+			rep.PeakRSSBytes = p.peakRSS
+		}
+	}
+	return rep, nil
+}
+
+// prepare queues what the scenario needs before the measured phase.
+func prepare(ctx context.Context, c *config, hc *http.Client, devs []*simdevice.Device) error {
+	enq := orchardQueue(c, hc)
+	if c.Target == targetNanoMDM {
+		enq = nanoQueue(c, hc)
+	}
+	if c.Backlog > 0 {
+		d := devs[len(devs)-1]
+		err := parallel(ctx, c.Backlog, c.Concurrency, func(ctx context.Context, i int) error {
+			return enq(ctx, []string{d.UDID})
+		})
+		if err != nil {
+			return fmt.Errorf("backlog: %w", err)
+		}
+	}
+	if c.Scenario != scenarioRoundtrip {
+		return nil
+	}
+	ids := make([]string, 0, c.Devices)
+	for _, d := range devs[:c.Devices] {
+		ids = append(ids, d.UDID)
+	}
+	for len(ids) > 0 {
+		batch := ids[:min(len(ids), enqueueBatch(c.Target))]
+		ids = ids[len(batch):]
+		if err := enq(ctx, batch); err != nil {
+			return fmt.Errorf("enqueue: %w", err)
+		}
+	}
+	return nil
+}
+
+// deviceState is what one device carries between connects: the command
+// it still has to answer.
+type deviceState struct {
+	mu      sync.Mutex
+	pending *simdevice.Command
+	// signIdleOnce: the device signs its Idle report once per run and
+	// resends it (idleBody, idleSig), so the generator's RSA signing does
+	// not crowd the server out of a shared machine. The body never
+	// changes, and the server verifies the signature on every request.
+	signIdleOnce bool
+	idleBody     []byte
+	idleSig      string
+}
+
+// connect sends one request: the answer to the pending command, or Idle.
+func connect(ctx context.Context, d *simdevice.Device, s *deviceState, st *stats) error {
+	var cmd *simdevice.Command
+	var err error
+	var took time.Duration
+	switch {
+	case s.pending != nil:
+		status, extra := answer(d, s.pending)
+		t := time.Now()
+		cmd, err = d.Report(ctx, status, s.pending.UUID, extra)
+		took = time.Since(t)
+	case s.signIdleOnce:
+		if s.idleBody == nil {
+			if s.idleBody, s.idleSig, err = signedIdle(d); err != nil {
+				return err
+			}
+		}
+		t := time.Now()
+		var resp []byte
+		if resp, err = d.PutSigned(ctx, d.ServerURL, contentTypeConnect, s.idleBody, s.idleSig); err == nil {
+			cmd, err = simdevice.ParseCommand(resp)
+		}
+		took = time.Since(t)
+	default:
+		t := time.Now()
+		cmd, err = d.Idle(ctx)
+		took = time.Since(t)
+	}
+	st.observe(took, err)
+	if err != nil {
+		return err // the pending command stays: the device retries it, as a real one would
+	}
+	if s.pending != nil {
+		st.answered.Add(1)
+	}
+	s.pending = cmd
+	return nil
+}
+
+const contentTypeConnect = "application/x-apple-aspen-mdm"
+
+// signedIdle is the device's Idle report and its Mdm-Signature.
+func signedIdle(d *simdevice.Device) ([]byte, string, error) {
+	body, err := plist.Marshal(map[string]any{"UDID": d.UDID, "Status": "Idle"})
+	if err != nil {
+		return nil, "", err
+	}
+	sig, err := d.Sign(body)
+	return body, sig, err
+}
+
+// idle runs --connects requests per device: Idle, or the answer to a
+// command the previous connect returned.
+func idle(ctx context.Context, c *config, devs []*simdevice.Device, st *stats) error {
+	states := make([]deviceState, len(devs))
+	for i := range states {
+		states[i].signIdleOnce = c.SignIdleOnce
+	}
+	total := len(devs) * c.Connects
+	// Interleave devices so no device is in two workers at once in practice;
+	// the per-device lock makes it certain.
+	return parallel(ctx, total, c.Concurrency, func(ctx context.Context, i int) error {
+		k := i % len(devs)
+		states[k].mu.Lock()
+		connect(ctx, devs[k], &states[k], st)
+		states[k].mu.Unlock()
+		return ctx.Err()
+	})
+}
+
+// roundtrip connects each device until its queue is empty, bounded by
+// maxRequestsPerDevice.
+func roundtrip(ctx context.Context, c *config, devs []*simdevice.Device, st *stats) error {
+	var left atomic.Int64
+	err := parallel(ctx, len(devs), c.Concurrency, func(ctx context.Context, i int) error {
+		s := deviceState{signIdleOnce: c.SignIdleOnce}
+		for n := 0; ; n++ {
+			if n >= maxRequestsPerDevice {
+				left.Add(1)
+				return nil
+			}
+			if err := connect(ctx, devs[i], &s, st); err == nil && s.pending == nil {
+				return nil
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+	})
+	if n := left.Load(); n > 0 {
+		return fmt.Errorf("roundtrip: %d devices still had commands after %d requests", n, maxRequestsPerDevice)
+	}
+	return err
+}
+
+func newHTTPClient(concurrency int) *http.Client {
+	return &http.Client{
+		Timeout: time.Minute,
+		Transport: &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+			MaxIdleConns:        concurrency * 2,
+			MaxIdleConnsPerHost: concurrency * 2,
+			IdleConnTimeout:     time.Minute,
+		},
+	}
+}
+
+// errorKind names an error for the report.
+func errorKind(err error) string {
+	var se *simdevice.StatusError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("http_%d", se.Code)
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return "timeout"
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return "network"
+	}
+	return "other"
+}

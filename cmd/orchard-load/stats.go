@@ -1,0 +1,180 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+)
+
+// stats collects one latency per request and errors by kind.
+type stats struct {
+	mu        sync.Mutex
+	latencies []time.Duration
+	errors    map[string]int
+	answered  atomic.Int64
+}
+
+func newStats() *stats { return &stats{errors: map[string]int{}} }
+
+func (s *stats) observe(d time.Duration, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.errors[errorKind(err)]++
+		return
+	}
+	s.latencies = append(s.latencies, d)
+}
+
+// percentile returns the nearest-rank q-th percentile of sorted (0 < q <= 100).
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(q/100*float64(len(sorted)) + 0.999999)
+	return sorted[min(max(rank, 1), len(sorted))-1]
+}
+
+// phase is one timed part of a run, with the server's CPU time over it.
+type phase struct {
+	Wall       time.Duration `json:"wall_ns"`
+	WallS      float64       `json:"wall_s"`
+	ServerCPUS float64       `json:"server_cpu_s,omitempty"`
+	// ClientCPUS is the load generator's own CPU time: on a shared
+	// machine it competes with the server for the same cores.
+	ClientCPUS float64 `json:"client_cpu_s,omitempty"`
+}
+
+// procMark is the CPU time of the server and of this process at a point.
+type procMark struct{ server, client procStat }
+
+func markProc(pid int) procMark {
+	var m procMark
+	if pid > 0 {
+		m.server, _ = readProc(pid)
+	}
+	m.client, _ = readProc(os.Getpid())
+	return m
+}
+
+func phaseOf(wall time.Duration, before procMark, pid int) phase {
+	p := phase{Wall: wall, WallS: wall.Seconds()}
+	after := markProc(pid)
+	if pid > 0 {
+		p.ServerCPUS = (after.server.cpu - before.server.cpu).Seconds()
+	}
+	p.ClientCPUS = (after.client.cpu - before.client.cpu).Seconds()
+	return p
+}
+
+// report is what a run prints; JSON field names are stable for scripts.
+type report struct {
+	Label       string         `json:"label"`
+	Target      string         `json:"target"`
+	Scenario    string         `json:"scenario"`
+	Devices     int            `json:"devices"`
+	Concurrency int            `json:"concurrency"`
+	Backlog     int            `json:"backlog,omitempty"`
+	Enroll      phase          `json:"enroll"`
+	Load        phase          `json:"load"`
+	Requests    int            `json:"requests"`
+	Answered    int64          `json:"commands_answered"`
+	PerSecond   float64        `json:"connects_per_s"`
+	P50Ms       float64        `json:"p50_ms"`
+	P90Ms       float64        `json:"p90_ms"`
+	P99Ms       float64        `json:"p99_ms"`
+	MaxMs       float64        `json:"max_ms"`
+	Errors      map[string]int `json:"errors"`
+	ErrorCount  int            `json:"error_count"`
+	// CPU per successful connect, in server CPU milliseconds.
+	CPUPerConnectMs float64 `json:"cpu_per_connect_ms,omitempty"`
+	// Load generator CPU per successful connect (signing, plist), ms.
+	ClientCPUPerConnectMs float64 `json:"client_cpu_per_connect_ms,omitempty"`
+	PeakRSSBytes          int64   `json:"peak_rss_bytes,omitempty"`
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func (r *report) fill(s *stats) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	lat := slices.Clone(s.latencies)
+	slices.Sort(lat)
+	r.Requests = len(lat)
+	r.Answered = s.answered.Load()
+	r.Errors = map[string]int{}
+	for k, v := range s.errors {
+		r.Errors[k] = v
+		r.ErrorCount += v
+	}
+	if r.Load.Wall > 0 {
+		r.PerSecond = float64(len(lat)) / r.Load.Wall.Seconds()
+	}
+	r.P50Ms, r.P90Ms, r.P99Ms = ms(percentile(lat, 50)), ms(percentile(lat, 90)), ms(percentile(lat, 99))
+	if len(lat) > 0 {
+		r.MaxMs = ms(lat[len(lat)-1])
+	}
+	if len(lat) > 0 && r.Load.ServerCPUS > 0 {
+		r.CPUPerConnectMs = r.Load.ServerCPUS * 1000 / float64(len(lat))
+	}
+	if len(lat) > 0 && r.Load.ClientCPUS > 0 {
+		r.ClientCPUPerConnectMs = r.Load.ClientCPUS * 1000 / float64(len(lat))
+	}
+}
+
+func (r *report) writeText(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "run\t%s (%s, %s)\n", r.Label, r.Target, r.Scenario)
+	fmt.Fprintf(tw, "devices\t%d (concurrency %d, backlog %d)\n", r.Devices, r.Concurrency, r.Backlog)
+	fmt.Fprintf(tw, "enroll\t%.2fs wall, %.2fs server CPU\n", r.Enroll.WallS, r.Enroll.ServerCPUS)
+	if r.Requests+r.ErrorCount > 0 {
+		fmt.Fprintf(tw, "connects\t%d ok in %.2fs = %.1f/s (%d commands answered)\n", r.Requests, r.Load.WallS, r.PerSecond, r.Answered)
+		fmt.Fprintf(tw, "latency ms\tp50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", r.P50Ms, r.P90Ms, r.P99Ms, r.MaxMs)
+		fmt.Fprintf(tw, "errors\t%d %s\n", r.ErrorCount, formatErrors(r.Errors))
+		fmt.Fprintf(tw, "server CPU\t%.2fs (%.3f ms per connect)\n", r.Load.ServerCPUS, r.CPUPerConnectMs)
+		fmt.Fprintf(tw, "generator CPU\t%.2fs (%.3f ms per connect)\n", r.Load.ClientCPUS, r.ClientCPUPerConnectMs)
+	}
+	if r.PeakRSSBytes > 0 {
+		fmt.Fprintf(tw, "peak RSS\t%.1f MiB\n", float64(r.PeakRSSBytes)/(1<<20))
+	}
+	tw.Flush()
+}
+
+func formatErrors(m map[string]int) string {
+	if len(m) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := "("
+	for i, k := range keys {
+		if i > 0 {
+			out += ", "
+		}
+		out += fmt.Sprintf("%s %d", k, m[k])
+	}
+	return out + ")"
+}
+
+func (r *report) writeJSON(path string, stdout io.Writer) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	if path == "-" {
+		_, err = stdout.Write(b)
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
