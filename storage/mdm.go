@@ -122,6 +122,7 @@ type Target struct {
 // Result is one report a device sent for a command.
 type Result struct {
 	CommandUUID string       `json:"command_uuid"`
+	RequestType string       `json:"request_type,omitempty"` // filled by StoreResult
 	ChannelID   string       `json:"channel_id"`
 	Status      TargetStatus `json:"status"`
 	ErrorChain  []ErrorChain `json:"error_chain,omitempty"`
@@ -240,6 +241,10 @@ type CommandQueue interface {
 	Cancel(ctx context.Context, uuid string) (int, error)
 	// QueueDepth counts the commands waiting on a channel.
 	QueueDepth(ctx context.Context, channel string) (int, error)
+	// Counts reports server-wide totals: commands waiting (queued or
+	// deferred) on all channels, and device channels currently enrolled.
+	// It may walk the data; callers cache it.
+	Counts(ctx context.Context) (queued, enrolledDevices int, err error)
 }
 
 // PushResult is APNs's answer to one channel's push.

@@ -120,7 +120,9 @@ func staticEnroller(c *config, hc *http.Client) enroller {
 	}
 }
 
-// enrollWith gets the device's identity by SCEP and runs Authenticate and TokenUpdate.
+// enrollWith gets the device's identity by SCEP, runs Authenticate and
+// TokenUpdate, then answers what the server queues at enrollment (Orchard's
+// inventory queries), as a real device does before it idles.
 func enrollWith(ctx context.Context, d *simdevice.Device, key *rsa.PrivateKey, hc *http.Client, ps *simdevice.ProfileSettings) error {
 	sc, err := scepclient.New(ps.SCEPURL, hc)
 	if err != nil {
@@ -135,7 +137,11 @@ func enrollWith(ctx context.Context, d *simdevice.Device, key *rsa.PrivateKey, h
 	if ps.Topic != "" {
 		d.Topic = ps.Topic
 	}
-	return d.Enroll(ctx)
+	if err := d.Enroll(ctx); err != nil {
+		return err
+	}
+	_, err = d.Settle(ctx)
+	return err
 }
 
 // rebase keeps raw's path and query on base's scheme and host.

@@ -165,7 +165,7 @@ func connect(ctx context.Context, d *simdevice.Device, s *deviceState, st *stats
 	var took time.Duration
 	switch {
 	case s.pending != nil:
-		status, extra := answer(d, s.pending)
+		status, extra := d.Answer(s.pending)
 		t := time.Now()
 		cmd, err = d.Report(ctx, status, s.pending.UUID, extra)
 		took = time.Since(t)

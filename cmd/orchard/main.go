@@ -108,6 +108,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	apnsURL := envFlag(fs, "apns-url", "", "APNs endpoint (default Apple's production; for proxies and tests)")
 	apnsCA := envFlag(fs, "apns-ca", "", "PEM file of extra CA certificates to trust for the APNs endpoint")
 	apnsSandbox := envFlag(fs, "apns-sandbox", "false", "push through Apple's development APNs endpoint")
+	metricsListen := envFlag(fs, "metrics-listen", "", "serve /metrics on this address instead of the main listener (e.g. 127.0.0.1:9100)")
 	depURL := envFlag(fs, "dep-url", "", "Apple device assignment service base URL (default Apple's; for tests and proxies)")
 	level := envFlag(fs, "log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -132,7 +133,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("--apns-sandbox: %w", err)
 	}
-	srv, err := server.New(server.Config{UserAuthentication: userAuthOn, APNsURL: *apnsURL, APNsCA: *apnsCA, APNsSandbox: sandbox, DataDir: *data, Listen: *listen, PublicURL: *public, TLSCert: *cert, TLSKey: *key, PlainHTTP: plainHTTP, DEPURL: *depURL, Logger: log})
+	srv, err := server.New(server.Config{UserAuthentication: userAuthOn, APNsURL: *apnsURL, APNsCA: *apnsCA, APNsSandbox: sandbox, MetricsListen: *metricsListen, DataDir: *data, Listen: *listen, PublicURL: *public, TLSCert: *cert, TLSKey: *key, PlainHTTP: plainHTTP, DEPURL: *depURL, Logger: log})
 	if err != nil {
 		return err
 	}

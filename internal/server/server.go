@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/orchardmdm/orchard/apns"
@@ -26,6 +27,7 @@ import (
 	"github.com/orchardmdm/orchard/internal/api"
 	"github.com/orchardmdm/orchard/internal/enroll"
 	"github.com/orchardmdm/orchard/internal/inventory"
+	"github.com/orchardmdm/orchard/internal/metrics"
 	"github.com/orchardmdm/orchard/internal/pki"
 	"github.com/orchardmdm/orchard/internal/push"
 	"github.com/orchardmdm/orchard/mdm/enrollprofile"
@@ -56,6 +58,9 @@ type Config struct {
 	APNsURL     string
 	APNsCA      string
 	APNsSandbox bool
+	// MetricsListen serves /metrics on its own plain-HTTP listener (e.g.
+	// 127.0.0.1:9100) instead of the main one.
+	MetricsListen string
 	// DEPURL overrides Apple's device assignment service (tests, proxies).
 	DEPURL string
 	Logger *slog.Logger
@@ -74,6 +79,7 @@ type Server struct {
 	svc        *service.Service
 	dep        *dep.Service
 	push       *push.Service
+	metrics    *metrics.Metrics
 	bg         context.Context // lives until Serve returns or Close
 	stopBg     context.CancelFunc
 	handler    http.Handler
@@ -194,11 +200,16 @@ func defaultPublicURL(listen string) string {
 
 func (s *Server) build() error {
 	s.bg, s.stopBg = context.WithCancel(context.Background())
+	s.metrics = metrics.New()
+	if err := s.registerGauges(); err != nil {
+		return err
+	}
 	apnsOpts, err := s.apnsOptions()
 	if err != nil {
 		return err
 	}
-	s.push, err = push.New(s.bg, s.store, s.box, push.WithLogger(s.log), push.WithAPNsOptions(apnsOpts...))
+	s.push, err = push.New(s.bg, s.store, s.box, push.WithLogger(s.log), push.WithAPNsOptions(apnsOpts...),
+		push.WithObserver(s.metrics.PushResult))
 	if err != nil {
 		return err
 	}
@@ -210,7 +221,7 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
-	depOpts := []dep.Option{dep.WithServiceLogger(s.log)}
+	depOpts := []dep.Option{dep.WithServiceLogger(s.log), dep.WithServiceMetrics(s.metrics)}
 	if s.cfg.DEPURL != "" {
 		depOpts = append(depOpts, dep.WithClientOptions(dep.WithBaseURL(s.cfg.DEPURL)))
 	}
@@ -229,7 +240,8 @@ func (s *Server) build() error {
 	}
 	// The inventory needs the service's unlock tokens and the service the
 	// inventory's hooks: the closure breaks the cycle.
-	inv, err := inventory.New(s.store,
+	counted := countingStore{Store: s.store, m: s.metrics}
+	inv, err := inventory.New(counted,
 		inventory.UnlockTokenFunc(func(ctx context.Context, ch string) ([]byte, error) { return s.svc.UnlockToken(ctx, ch) }),
 		inventory.WithPusher(s.push), inventory.WithLogger(s.log))
 	if err != nil {
@@ -237,6 +249,12 @@ func (s *Server) build() error {
 	}
 	hooks := inv.Hooks()
 	hooks.Authenticated = s.authenticated
+	hooks.Delivered = func(_ context.Context, _ string, cmd *storage.Command) { s.metrics.CommandDelivered(cmd.RequestType) }
+	invResult := hooks.Result
+	hooks.Result = func(ctx context.Context, r *storage.Result) {
+		s.metrics.CommandResult(r.RequestType, string(r.Status))
+		invResult(ctx, r)
+	}
 	userAuth := s.cfg.UserAuthentication
 	s.svc, err = service.New(s.store, s.box, service.WithLogger(s.log),
 		service.WithUserAuthentication(func() bool { return userAuth }),
@@ -245,15 +263,15 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
-	device, err := mdmhttp.New(s.svc, verifier, mdmhttp.WithLogger(s.log))
+	device, err := mdmhttp.New(s.svc, verifier, mdmhttp.WithLogger(s.log), mdmhttp.WithObserver(s.metrics))
 	if err != nil {
 		return err
 	}
-	admin, err := api.New(api.Config{Store: s.store, Secrets: s.svc, Pusher: s.push, Logger: s.log})
+	admin, err := api.New(api.Config{Store: counted, Secrets: s.svc, Pusher: s.push, Logger: s.log})
 	if err != nil {
 		return err
 	}
-	scepSrv, err := scep.New(s.ca, s.store, scep.WithLogger(s.log))
+	scepSrv, err := scep.New(s.ca, s.store, scep.WithLogger(s.log), scep.WithObserver(s.metrics.SCEP))
 	if err != nil {
 		return err
 	}
@@ -287,7 +305,10 @@ func (s *Server) build() error {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write([]byte("ok\n"))
 	})
-	s.handler = mux
+	if s.cfg.MetricsListen == "" {
+		mux.Handle("GET /metrics", s.metrics.Handler())
+	}
+	s.handler = s.metrics.Instrument(mux)
 	return nil
 }
 
@@ -299,6 +320,45 @@ func (s *Server) authenticated(ctx context.Context, e *storage.Enrollment) {
 	if err := s.dep.MarkEnrolled(ctx, e.Facts.SerialNumber); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		s.log.Error("mark ADE device enrolled", "serial", e.Facts.SerialNumber, "err", err)
 	}
+}
+
+// countingStore counts commands as they are queued, whoever queues them.
+type countingStore struct {
+	*bolt.Store
+	m *metrics.Metrics
+}
+
+func (c countingStore) Enqueue(ctx context.Context, cmd *storage.Command, channels []string) error {
+	if err := c.Store.Enqueue(ctx, cmd, channels); err != nil {
+		return err
+	}
+	c.m.CommandsEnqueued(cmd.RequestType, len(channels))
+	return nil
+}
+
+// registerGauges exposes the queue depth and enrolled devices. Counting
+// walks the database, so a scrape reuses a count up to 30 seconds old.
+func (s *Server) registerGauges() error {
+	var mu sync.Mutex
+	var at time.Time
+	var queued, enrolled int
+	counts := func() (int, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(at) > 30*time.Second {
+			q, e, err := s.store.Counts(s.bg)
+			if err != nil {
+				s.log.Error("count queue and devices for metrics", "err", err)
+			} else {
+				queued, enrolled, at = q, e, time.Now()
+			}
+		}
+		return queued, enrolled
+	}
+	if err := s.metrics.SetQueueDepthFunc(func() float64 { q, _ := counts(); return float64(q) }); err != nil {
+		return err
+	}
+	return s.metrics.SetEnrolledDevicesFunc(func() float64 { _, e := counts(); return float64(e) })
 }
 
 // apnsOptions turns the APNs settings into pusher options.
@@ -368,6 +428,26 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+	errc := make(chan error, 2)
+	if s.cfg.MetricsListen != "" {
+		ml, err := net.Listen("tcp", s.cfg.MetricsListen)
+		if err != nil {
+			ln.Close()
+			s.Close()
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+		metricsMux := http.NewServeMux()
+		metricsMux.Handle("GET /metrics", s.metrics.Handler())
+		msrv := &http.Server{Handler: metricsMux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := msrv.Serve(ml); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("metrics listener: %w", err)
+			}
+		}()
+		defer msrv.Close()
+		s.log.Info("metrics served", "listen", ml.Addr().String())
+	}
+
 	bg, stop := context.WithCancel(ctx)
 	defer stop()
 	go s.push.RunExpiryWarnings(bg)
@@ -379,8 +459,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		close(synced)
 	}()
-
-	errc := make(chan error, 1)
 	go func() {
 		if s.cfg.PlainHTTP {
 			errc <- srv.Serve(ln)
@@ -392,10 +470,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
-		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-		err = srv.Shutdown(shutdown)
-		cancel()
 	}
+	// Whatever ended serving, stop taking requests before closing storage.
+	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	if serr := srv.Shutdown(shutdown); err == nil {
+		err = serr
+	}
+	cancel()
 	stop()
 	<-flushed
 	<-synced

@@ -2,6 +2,7 @@ package simdevice
 
 import (
 	"context"
+	"fmt"
 	"strings"
 )
 
@@ -12,20 +13,18 @@ import (
 func (d *Device) Answer(c *Command) (string, map[string]any) {
 	switch c.RequestType {
 	case "DeviceInformation":
-		known := map[string]any{
-			"UDID": d.UDID, "DeviceName": d.DeviceName, "OSVersion": d.OSVersion, "BuildVersion": d.BuildVersion,
-			"ModelName": d.ModelName, "Model": d.Model, "ProductName": d.ProductName, "SerialNumber": d.SerialNumber,
-			"IsSupervised": false, "IsActivationLockEnabled": false, "DeviceCapacity": 128.0, "AvailableDeviceCapacity": 64.5,
-			"BatteryLevel": 0.8, "WiFiMAC": "a4:83:e7:00:00:01",
-		}
+		facts := d.Facts()
 		out := map[string]any{}
 		queries, _ := c.Payload["Queries"].([]any)
 		for _, q := range queries {
 			if k, ok := q.(string); ok {
-				if v, ok := known[k]; ok {
+				if v, ok := facts[k]; ok {
 					out[k] = v
 				}
 			}
+		}
+		if len(queries) == 0 {
+			out = facts
 		}
 		return "Acknowledged", map[string]any{"QueryResponses": out}
 	case "SecurityInfo":
@@ -36,6 +35,42 @@ func (d *Device) Answer(c *Command) (string, map[string]any) {
 		return "Acknowledged", map[string]any{"SecurityInfo": info}
 	}
 	return "Acknowledged", nil
+}
+
+// Facts are the device's answers to DeviceInformation queries, keyed by
+// the query names of Apple's schema.
+func (d *Device) Facts() map[string]any {
+	return map[string]any{
+		"UDID":                          d.UDID,
+		"SerialNumber":                  d.SerialNumber,
+		"DeviceName":                    d.DeviceName,
+		"Model":                         d.Model,
+		"ModelName":                     d.ModelName,
+		"ProductName":                   d.ProductName,
+		"OSVersion":                     d.OSVersion,
+		"BuildVersion":                  d.BuildVersion,
+		"DeviceCapacity":                119.2,
+		"AvailableDeviceCapacity":       87.5,
+		"BatteryLevel":                  0.82,
+		"IsSupervised":                  true,
+		"IsActivationLockEnabled":       false,
+		"IsDeviceLocatorServiceEnabled": true,
+		"IsCloudBackupEnabled":          true,
+		"WiFiMAC":                       d.mac(0x10),
+		"BluetoothMAC":                  d.mac(0x20),
+		"IMEI":                          "35 209900 176148 1",
+		"ModemFirmwareVersion":          "2.00.01",
+		"TimeZone":                      "Europe/Paris",
+	}
+}
+
+// mac derives a stable MAC address from the UDID.
+func (d *Device) mac(salt byte) string {
+	var sum byte
+	for i := 0; i < len(d.UDID); i++ {
+		sum = sum*31 + d.UDID[i]
+	}
+	return fmt.Sprintf("a4:83:e7:%02x:%02x:%02x", salt, sum, len(d.UDID))
 }
 
 // Settle connects until the server has nothing more for the device,

@@ -38,6 +38,9 @@ func (s *Service) Report(ctx context.Context, id *identity.Identity, r *mdm.Repo
 		return nil, err
 	}
 	s.inflight.Store(channel, cmd.UUID)
+	if s.hooks.Delivered != nil {
+		s.hooks.Delivered(ctx, channel, cmd)
+	}
 	return cmd.Raw, nil
 }
 

@@ -47,6 +47,8 @@ type Hooks struct {
 	// before the next command is picked, so what it queues goes out in the
 	// same connection. It is on the hot path: keep it cheap.
 	Connected func(ctx context.Context, channel string)
+	// Delivered runs when a command is handed to a channel.
+	Delivered func(ctx context.Context, channel string, cmd *storage.Command)
 }
 
 // Service handles check-ins and command reports.

@@ -315,6 +315,11 @@ func (s *Store) StoreResult(ctx context.Context, r *storage.Result) (bool, error
 		if err := getJSON(tb, tk, &t); err != nil {
 			return err
 		}
+		var cmd storage.Command
+		if err := getJSON(tx.Bucket([]byte(bCommands)), []byte(r.CommandUUID), &cmd); err != nil {
+			return err
+		}
+		r.RequestType = cmd.RequestType
 		if t.Status == r.Status && t.ResultCount > 0 {
 			dup = true
 			return nil
@@ -535,4 +540,26 @@ func (s *Store) RecordPushResults(ctx context.Context, results []storage.PushRes
 		}
 		return nil
 	})
+}
+
+// Counts implements storage.CommandQueue.
+func (s *Store) Counts(ctx context.Context) (queued, enrolled int, err error) {
+	err = s.view(func(tx *bolt.Tx) error {
+		queued = tx.Bucket([]byte(bQueue)).Stats().KeyN + tx.Bucket([]byte(bDeferred)).Stats().KeyN
+		return tx.Bucket([]byte(bEnrollments)).ForEach(func(k, v []byte) error {
+			// Only the two fields that matter are decoded.
+			var e struct {
+				DeviceID string `json:"device_id"`
+				Enrolled bool   `json:"enrolled"`
+			}
+			if err := json.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			if e.Enrolled && e.DeviceID == string(k) {
+				enrolled++
+			}
+			return nil
+		})
+	})
+	return queued, enrolled, err
 }

@@ -27,4 +27,7 @@ func openStore(t testing.TB) *bolt.Store {
 func TestMDMConformance(t *testing.T) {
 	storagetest.RunMDM(t, func(t *testing.T) storage.MDMStore { return openStore(t) })
 	storagetest.RunPush(t, func(t *testing.T) storage.MDMStore { return openStore(t) })
+	t.Run("Counts", func(t *testing.T) {
+		storagetest.RunCounts(t, func(t *testing.T) storage.MDMStore { return openStore(t) })
+	})
 }

@@ -2,11 +2,50 @@ package storagetest
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/orchardmdm/orchard/storage"
 )
+
+// RunCounts checks CommandQueue.Counts.
+func RunCounts(t *testing.T, newStore func(t *testing.T) storage.MDMStore) {
+	ctx := context.Background()
+	s := newStore(t)
+	if q, e, err := s.Counts(ctx); err != nil || q != 0 || e != 0 {
+		t.Fatalf("empty store counts = %d, %d, %v", q, e, err)
+	}
+	for _, id := range []string{"DEV-A", "DEV-B", "DEV-C"} {
+		if err := s.UpdateEnrollment(ctx, id, &storage.Enrollment{ID: id, DeviceID: id, Type: storage.Device, Enrolled: true}, func(*storage.Enrollment) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	user := "DEV-A:USER1"
+	if err := s.UpdateEnrollment(ctx, user, &storage.Enrollment{ID: user, DeviceID: "DEV-A", Type: storage.User, UserID: "USER1", Enrolled: true}, func(*storage.Enrollment) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CheckOut(ctx, "DEV-C", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for i, chans := range [][]string{{"DEV-A", "DEV-B"}, {"DEV-A", user}} {
+		cmd := &storage.Command{UUID: fmt.Sprintf("CMD-%d", i), RequestType: "ProfileList", Raw: []byte("x"), CreatedAt: time.Now()}
+		if err := s.Enqueue(ctx, cmd, chans); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res := &storage.Result{CommandUUID: "CMD-0", ChannelID: "DEV-B", Status: storage.NotNow, At: time.Now()}
+	if _, err := s.StoreResult(ctx, res); err != nil {
+		t.Fatal(err)
+	}
+	if res.RequestType != "ProfileList" {
+		t.Fatalf("StoreResult set RequestType %q, want the command's", res.RequestType)
+	}
+	q, e, err := s.Counts(ctx)
+	if err != nil || q != 4 || e != 2 {
+		t.Fatalf("counts = %d queued (want 4, a deferred one included), %d enrolled devices (want 2), %v", q, e, err)
+	}
+}
 
 // RunPush checks the storage.PushStore contract on a store that also keeps
 // enrollments.

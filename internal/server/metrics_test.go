@@ -1,0 +1,48 @@
+package server_test
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/orchardmdm/orchard/internal/servertest"
+)
+
+// /metrics reflects what devices and admins did, in Prometheus text format.
+func TestMetricsEndpoint(t *testing.T) {
+	ctx := context.Background()
+	s := servertest.Start(t)
+	dev := s.EnrollOTA(t)
+	send(t, s, map[string]any{"targets": []string{dev.UDID}, "request_type": "ProfileList"})
+	send(t, s, map[string]any{"targets": []string{dev.UDID}, "request_type": "CertificateList"})
+	if _, err := dev.Idle(ctx); err != nil { // delivers ProfileList, leaves one queued
+		t.Fatal(err)
+	}
+	resp, err := s.Client.Get(s.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	text := string(body)
+	for _, want := range []string{
+		`orchard_checkins_total{message_type="Authenticate",outcome="ok"} 1`,
+		`orchard_checkins_total{message_type="TokenUpdate",outcome="ok"} 1`,
+		`orchard_commands_enqueued_total{request_type="ProfileList"} 1`,
+		`orchard_commands_delivered_total{request_type="ProfileList"} 1`,
+		`orchard_command_results_total{request_type="DeviceInformation",status="Acknowledged"} 1`,
+		`orchard_scep_requests_total{kind="profile",outcome="issued"} 1`,
+		`orchard_enrolled_devices 1`,
+		`orchard_command_queue_depth 2`,
+		`orchard_http_request_duration_seconds_count{code="200",method="PUT",route="PUT /mdm/connect"}`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(text, dev.PushMagic) || strings.Contains(text, dev.UDID) {
+		t.Error("/metrics leaks a device identifier or secret")
+	}
+}
