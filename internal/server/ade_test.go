@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,6 +49,7 @@ func TestADEEnrollment(t *testing.T) {
 	}
 	if code := s.API(t, "POST", "/v1/dep/tokens/"+token.ID+"/profiles", map[string]any{
 		"name": "Corporate iPhones", "supervised": true, "locked_enrollment": true, "default": true,
+		"await_device_configured": true, "device_name_template": "{{DEVICETYPE}}-{{SERIAL}}",
 	}, &profile); code != http.StatusCreated {
 		t.Fatalf("create profile = %d", code)
 	}
@@ -112,7 +114,36 @@ func TestADEEnrollment(t *testing.T) {
 	if err := dev.EnrollFromProfile(ctx, mobileconfig, mustKey(t), s.Client); err != nil {
 		t.Fatal(err)
 	}
-	s.Enroll(t, dev)
+	// In Setup Assistant the device says it awaits configuration; Orchard
+	// names it from the profile's template and then releases it.
+	if err := dev.Authenticate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dev.Checkin(ctx, map[string]any{"MessageType": "TokenUpdate", "UDID": dev.UDID, "Topic": dev.Topic,
+		"Token": dev.Token, "PushMagic": dev.PushMagic, "AwaitingConfiguration": true}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := dev.Settle(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	var name string
+	for _, c := range got {
+		types = append(types, c.RequestType)
+		if c.RequestType == "Settings" {
+			items, _ := c.Payload["Settings"].([]any)
+			if len(items) == 1 {
+				name, _ = items[0].(map[string]any)["DeviceName"].(string)
+			}
+		}
+	}
+	if i := slices.Index(types, "DeviceConfigured"); i < 0 || i < slices.Index(types, "Settings") || slices.Index(types, "Settings") < 0 {
+		t.Fatalf("after enrollment the device got %v; want Settings before DeviceConfigured", types)
+	}
+	if name == "" || !strings.HasSuffix(name, "-"+serial) {
+		t.Fatalf("device name from the template = %q", name)
+	}
 	waitStatus("enrolled")
 	var shown struct {
 		EnrollmentMethod string `json:"enrollment_method"`

@@ -30,6 +30,7 @@ import (
 	"github.com/orchardmdm/orchard/internal/metrics"
 	"github.com/orchardmdm/orchard/internal/pki"
 	"github.com/orchardmdm/orchard/internal/push"
+	"github.com/orchardmdm/orchard/mdm"
 	"github.com/orchardmdm/orchard/mdm/enrollprofile"
 	"github.com/orchardmdm/orchard/mdm/identity"
 	"github.com/orchardmdm/orchard/mdm/mdmhttp"
@@ -249,6 +250,11 @@ func (s *Server) build() error {
 	}
 	hooks := inv.Hooks()
 	hooks.Authenticated = s.authenticated
+	invEnrolled := hooks.Enrolled
+	hooks.Enrolled = func(ctx context.Context, e *storage.Enrollment) {
+		s.adeSetup(ctx, counted, e)
+		invEnrolled(ctx, e)
+	}
 	hooks.Delivered = func(_ context.Context, _ string, cmd *storage.Command) { s.metrics.CommandDelivered(cmd.RequestType) }
 	invResult := hooks.Result
 	hooks.Result = func(ctx context.Context, r *storage.Result) {
@@ -319,6 +325,35 @@ func (s *Server) authenticated(ctx context.Context, e *storage.Enrollment) {
 	}
 	if err := s.dep.MarkEnrolled(ctx, e.Facts.SerialNumber); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		s.log.Error("mark ADE device enrolled", "serial", e.Facts.SerialNumber, "err", err)
+	}
+}
+
+// adeSetup queues what an ADE device's profile asks for after enrollment
+// (name, Shared iPad settings, cellular plan; DeviceConfigured when it waits
+// in Setup Assistant) and wakes it.
+func (s *Server) adeSetup(ctx context.Context, q storage.CommandQueue, e *storage.Enrollment) {
+	if e.Facts == nil || e.Facts.SerialNumber == "" {
+		return
+	}
+	cmds, err := s.dep.SetupCommands(ctx, e.Facts.SerialNumber, e.Facts.ModelName, e.AwaitingConfiguration)
+	if err != nil {
+		s.log.Error("ADE setup commands", "device", e.ID, "err", err)
+		return
+	}
+	for _, c := range cmds {
+		uuid := api.NewUUID()
+		raw, err := mdm.EncodeCommand(uuid, c)
+		if err == nil {
+			rt, _ := c["RequestType"].(string)
+			err = q.Enqueue(ctx, &storage.Command{UUID: uuid, RequestType: rt, Raw: raw, CreatedAt: time.Now()}, []string{e.ID})
+		}
+		if err != nil {
+			s.log.Error("queue ADE setup command", "device", e.ID, "err", err)
+			return
+		}
+	}
+	if len(cmds) > 0 {
+		s.push.PushChannels(ctx, []string{e.ID})
 	}
 }
 

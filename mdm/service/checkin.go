@@ -170,7 +170,7 @@ func (s *Service) tokenUpdate(ctx context.Context, ch mdm.Channel, m *mdm.TokenU
 		return err
 	}
 	if first && !ch.IsUser() && s.hooks.Enrolled != nil {
-		dev.Token, dev.PushMagic, dev.Topic = m.Token, m.PushMagic, m.Topic
+		dev.Token, dev.PushMagic, dev.Topic, dev.AwaitingConfiguration = m.Token, m.PushMagic, m.Topic, m.AwaitingConfiguration
 		s.hooks.Enrolled(ctx, dev)
 	}
 	return nil
