@@ -255,19 +255,18 @@ func seed(inv *storage.DeviceInventory, e *storage.Enrollment, now time.Time, ov
 // answers are kept per channel. It is a service.Hooks.Result function.
 func (i *Inventory) Result(ctx context.Context, r *storage.Result) {
 	ctx = context.WithoutCancel(ctx)
-	cmd, _, err := i.store.Command(ctx, r.CommandUUID)
-	if err != nil {
-		i.log.Error("inventory: look up command of a result", "command", r.CommandUUID, "err", err)
-		return
-	}
-	if !slices.Contains(kept, cmd.RequestType) {
+	// r.RequestType comes with the stored result: looking the command up
+	// would read all its targets, for every answer to a broadcast.
+	rt := r.RequestType
+	if !slices.Contains(kept, rt) {
 		return
 	}
 	var fn func(*storage.DeviceInventory) error
+	var err error
 	if !strings.Contains(r.ChannelID, mdm.ChannelSeparator) {
-		fn, err = i.applyFor(ctx, cmd.RequestType, r)
+		fn, err = i.applyFor(ctx, rt, r)
 		if err != nil {
-			i.log.Warn("inventory: unreadable answer", "device", r.ChannelID, "request_type", cmd.RequestType, "err", err)
+			i.log.Warn("inventory: unreadable answer", "device", r.ChannelID, "request_type", rt, "err", err)
 		}
 	}
 	if r.Status != storage.Acknowledged {
@@ -278,9 +277,9 @@ func (i *Inventory) Result(ctx context.Context, r *storage.Result) {
 		}
 		return
 	}
-	rep := &storage.DeviceReport{ChannelID: r.ChannelID, Kind: cmd.RequestType, CommandUUID: r.CommandUUID, At: r.At, Raw: r.Raw}
+	rep := &storage.DeviceReport{ChannelID: r.ChannelID, Kind: rt, CommandUUID: r.CommandUUID, At: r.At, Raw: r.Raw}
 	if err := i.store.PutDeviceReport(ctx, rep, fn); err != nil {
-		i.log.Error("inventory: store answer", "device", r.ChannelID, "request_type", cmd.RequestType, "err", err)
+		i.log.Error("inventory: store answer", "device", r.ChannelID, "request_type", rt, "err", err)
 	}
 }
 

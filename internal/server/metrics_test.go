@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/orchardmdm/orchard/internal/servertest"
 )
@@ -44,5 +45,30 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	if strings.Contains(text, dev.PushMagic) || strings.Contains(text, dev.UDID) {
 		t.Error("/metrics leaks a device identifier or secret")
+	}
+}
+
+// The answers the device gave to the queries Orchard sent at enrollment
+// show as its inventory.
+func TestInventoryAfterEnrollment(t *testing.T) {
+	s := servertest.Start(t)
+	dev := s.EnrollOTA(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var inv struct {
+			SerialNumber string `json:"serial_number"`
+			OSVersion    string `json:"os_version"`
+			WiFiMAC      string `json:"wifi_mac"`
+			Supervised   *bool  `json:"supervised"`
+		}
+		code := s.API(t, "GET", "/v1/devices/"+dev.UDID+"/inventory", nil, &inv)
+		if code == 200 && inv.SerialNumber == dev.SerialNumber && inv.OSVersion == dev.OSVersion &&
+			inv.WiFiMAC == dev.Facts()["WiFiMAC"] && inv.Supervised != nil && *inv.Supervised {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("inventory never showed the device's answers: %d %+v", code, inv)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -81,6 +81,7 @@ type Server struct {
 	dep        *dep.Service
 	push       *push.Service
 	metrics    *metrics.Metrics
+	async      sync.WaitGroup  // hook work running off the request path
 	bg         context.Context // lives until Serve returns or Close
 	stopBg     context.CancelFunc
 	handler    http.Handler
@@ -259,7 +260,14 @@ func (s *Server) build() error {
 	invResult := hooks.Result
 	hooks.Result = func(ctx context.Context, r *storage.Result) {
 		s.metrics.CommandResult(r.RequestType, string(r.Status))
-		invResult(ctx, r)
+		// The result itself is on disk before the device is answered; the
+		// inventory derived from it is written off the device's request path
+		// (a lost update is redone by the next query).
+		s.async.Add(1)
+		go func() {
+			defer s.async.Done()
+			invResult(context.WithoutCancel(ctx), r)
+		}()
 	}
 	userAuth := s.cfg.UserAuthentication
 	s.svc, err = service.New(s.store, s.box, service.WithLogger(s.log),
@@ -518,6 +526,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	s.push.Close(drain)
 	cancel()
+	s.async.Wait()
 	s.stopBg()
 	if cerr := s.store.Close(); err == nil || errors.Is(err, http.ErrServerClosed) {
 		err = cerr
@@ -538,6 +547,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 // Close releases the database when Serve was never called.
 func (s *Server) Close() error {
+	s.async.Wait()
 	s.stopBg()
 	return s.store.Close()
 }
