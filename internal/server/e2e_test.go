@@ -154,9 +154,12 @@ func TestIdentityFailures(t *testing.T) {
 	if _, err := alien.Idle(ctx); statusOf(err) != http.StatusForbidden {
 		t.Fatalf("foreign CA: %v, want 403", err)
 	}
-	// A revoked certificate.
-	if err := s.Store().RevokeCert(ctx, dev.Cert.SerialNumber.Text(16), dev.Cert.NotBefore); err != nil {
+	// A certificate the admin revokes is refused from then on.
+	if _, err := dev.Idle(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if code := s.API(t, "POST", "/v1/certificates/"+dev.Cert.SerialNumber.Text(16)+"/revoke", nil, nil); code/100 != 2 {
+		t.Fatalf("revoke = %d", code)
 	}
 	if _, err := dev.Idle(ctx); statusOf(err) != http.StatusForbidden {
 		t.Fatalf("revoked: %v, want 403", err)
@@ -227,6 +230,10 @@ func TestAuthenticateRules(t *testing.T) {
 	}
 	if e, _ := s.Store().Enrollment(ctx, a.UDID); e.Enrolled || e.CheckedOutAt.IsZero() {
 		t.Fatalf("after checkout: %+v", e)
+	}
+	// A checked-out device gets nothing more, though it connected before.
+	if _, err := renewed.Idle(ctx); statusOf(err) != http.StatusForbidden {
+		t.Fatalf("connect after checkout: %v", err)
 	}
 	s.Enroll(t, intruder)
 }

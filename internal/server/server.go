@@ -299,7 +299,7 @@ func (s *Server) build() error {
 		TLSSelfSigned: s.selfSigned,
 		Topic:         s.push.Topic,
 		Logger:        s.log,
-	}, s.store, signer, scepSrv, enroll.WithADE(s.store))
+	}, revokingStore{Store: s.store, forget: verifier.Forget}, signer, scepSrv, enroll.WithADE(s.store))
 	if err != nil {
 		return err
 	}
@@ -363,6 +363,21 @@ func (s *Server) adeSetup(ctx context.Context, q storage.CommandQueue, e *storag
 	if len(cmds) > 0 {
 		s.push.PushChannels(ctx, []string{e.ID})
 	}
+}
+
+// revokingStore tells the identity verifier when a certificate is revoked,
+// so its cached issuance record is dropped at once.
+type revokingStore struct {
+	*bolt.Store
+	forget func(serial string)
+}
+
+func (r revokingStore) RevokeCert(ctx context.Context, serial string, at time.Time) error {
+	if err := r.Store.RevokeCert(ctx, serial, at); err != nil {
+		return err
+	}
+	r.forget(serial)
+	return nil
 }
 
 // countingStore counts commands as they are queued, whoever queues them.

@@ -61,7 +61,8 @@ type Verifier struct {
 	now   func() time.Time
 
 	mu      sync.Mutex
-	chained map[string]bool // hash -> chains to roots with client auth
+	chained map[string]bool                // hash -> chains to roots with client auth
+	records map[string]*storage.CertRecord // hash -> issuance record, until Forget
 }
 
 // Option configures a Verifier.
@@ -78,7 +79,8 @@ func NewVerifier(roots *x509.CertPool, certs CertLookup, opts ...Option) (*Verif
 	if roots == nil || certs == nil {
 		return nil, errors.New("identity: roots and cert records are required")
 	}
-	v := &Verifier{roots: roots, certs: certs, skew: DefaultClockSkew, now: time.Now, chained: map[string]bool{}}
+	v := &Verifier{roots: roots, certs: certs, skew: DefaultClockSkew, now: time.Now,
+		chained: map[string]bool{}, records: map[string]*storage.CertRecord{}}
 	for _, o := range opts {
 		o(v)
 	}
@@ -141,7 +143,7 @@ func (v *Verifier) VerifyCert(ctx context.Context, cert *x509.Certificate) (*Ide
 	if !v.chainOK(hash, cert, now) {
 		return nil, fail("untrusted", "certificate is not a client certificate issued by Orchard's CA")
 	}
-	rec, err := v.certs.Cert(ctx, hash)
+	rec, err := v.record(ctx, hash)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, fail("unknown_cert", "certificate %x was not issued by this server", cert.SerialNumber)
 	}
@@ -152,6 +154,43 @@ func (v *Verifier) VerifyCert(ctx context.Context, cert *x509.Certificate) (*Ide
 		return nil, fail("revoked", "certificate %s was revoked", rec.Serial)
 	}
 	return &Identity{Cert: cert, Hash: hash, Record: rec}, nil
+}
+
+// maxCached bounds each per-certificate cache; past it the cache starts over.
+const maxCached = 200_000
+
+// record returns a certificate's issuance record, cached: records change
+// only by revocation, which must go through Forget.
+func (v *Verifier) record(ctx context.Context, hash string) (*storage.CertRecord, error) {
+	v.mu.Lock()
+	rec, ok := v.records[hash]
+	v.mu.Unlock()
+	if ok {
+		return rec, nil
+	}
+	rec, err := v.certs.Cert(ctx, hash)
+	if err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	if len(v.records) >= maxCached {
+		clear(v.records)
+	}
+	v.records[hash] = rec
+	v.mu.Unlock()
+	return rec, nil
+}
+
+// Forget drops what the verifier cached of the certificate with this
+// serial (hex, as in CertRecord.Serial). Call it after revoking one.
+func (v *Verifier) Forget(serial string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for h, rec := range v.records {
+		if rec.Serial == serial {
+			delete(v.records, h)
+		}
+	}
 }
 
 func (v *Verifier) chainOK(hash string, cert *x509.Certificate, now time.Time) bool {
@@ -176,7 +215,7 @@ func (v *Verifier) chainOK(hash string, cert *x509.Certificate, now time.Time) b
 	})
 	ok = err == nil
 	v.mu.Lock()
-	if len(v.chained) > 100_000 {
+	if len(v.chained) >= maxCached {
 		clear(v.chained) // bounded; refilled on demand
 	}
 	v.chained[hash] = ok

@@ -147,6 +147,7 @@ func TestVerifyCert(t *testing.T) {
 	if err := e.store.RevokeCert(ctx, good.SerialNumber.Text(16), e.now); err != nil {
 		t.Fatal(err)
 	}
+	e.v.Forget(good.SerialNumber.Text(16))
 	if _, err := e.v.VerifyCert(ctx, good); reason(err) != "revoked" {
 		t.Fatalf("after revocation: %v", err)
 	}

@@ -18,7 +18,7 @@ func (s *Service) Checkin(ctx context.Context, id *identity.Identity, c *mdm.Che
 	if m, ok := c.Message.(*mdm.Authenticate); ok {
 		return nil, s.authenticate(ctx, id, c.Channel, m)
 	}
-	if err := s.boundDevice(ctx, id, c.Channel); err != nil {
+	if err := s.boundDevice(ctx, id.Hash, c.Channel); err != nil {
 		return nil, err
 	}
 	s.touch(c.Channel.ID())
@@ -96,6 +96,10 @@ func (s *Service) authenticate(ctx context.Context, id *identity.Identity, ch md
 	if err != nil {
 		return err
 	}
+	// The old enrollment's user channels ended with it.
+	s.cache.unenroll(mdm.Channel{DeviceID: ch.DeviceID})
+	s.cache.bind(id.Hash, ch.DeviceID)
+	s.cache.setEnrolled(ch)
 	s.log.Info("device authenticated", "device", ch.DeviceID, "serial", m.SerialNumber, "model", m.Model, "cert_serial", e.CertSerial)
 	if s.hooks.Authenticated != nil {
 		s.hooks.Authenticated(ctx, &e)
@@ -169,6 +173,7 @@ func (s *Service) tokenUpdate(ctx context.Context, ch mdm.Channel, m *mdm.TokenU
 	if err != nil {
 		return err
 	}
+	s.cache.setEnrolled(ch)
 	if first && !ch.IsUser() && s.hooks.Enrolled != nil {
 		dev.Token, dev.PushMagic, dev.Topic, dev.AwaitingConfiguration = m.Token, m.PushMagic, m.Topic, m.AwaitingConfiguration
 		s.hooks.Enrolled(ctx, dev)
@@ -178,6 +183,8 @@ func (s *Service) tokenUpdate(ctx context.Context, ch mdm.Channel, m *mdm.TokenU
 
 func (s *Service) checkOut(ctx context.Context, ch mdm.Channel) error {
 	now := s.now()
+	// Forget first: a failed write must not leave the cache saying enrolled.
+	s.cache.unenroll(ch)
 	if !ch.IsUser() {
 		if err := s.store.CheckOut(ctx, ch.DeviceID, now); err != nil {
 			return err

@@ -13,11 +13,11 @@ import (
 // Report handles a device's PUT to the server URL: it stores the result
 // (if any) and returns the next command plist, or nil for an empty 200.
 func (s *Service) Report(ctx context.Context, id *identity.Identity, r *mdm.Report) ([]byte, error) {
-	if err := s.boundDevice(ctx, id, r.Channel); err != nil {
+	if err := s.boundDevice(ctx, id.Hash, r.Channel); err != nil {
 		return nil, err
 	}
 	channel := r.Channel.ID()
-	if _, err := s.enrolledChannel(ctx, r.Channel); err != nil {
+	if err := s.checkEnrolled(ctx, r.Channel); err != nil {
 		return nil, err
 	}
 	s.touch(channel)

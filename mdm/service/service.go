@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/orchardmdm/orchard/internal/pki"
-	"github.com/orchardmdm/orchard/mdm"
-	"github.com/orchardmdm/orchard/mdm/identity"
 	"github.com/orchardmdm/orchard/storage"
 )
 
@@ -62,6 +60,7 @@ type Service struct {
 	now      func() time.Time
 
 	inflight sync.Map // device channel ID -> uuid last offered on it
+	cache    *stateCache
 
 	seenMu sync.Mutex
 	seen   map[string]time.Time
@@ -100,6 +99,7 @@ func New(store Store, box *pki.SecretBox, opts ...Option) (*Service, error) {
 		userAuth: func() bool { return false },
 		now:      time.Now,
 		seen:     map[string]time.Time{},
+		cache:    newStateCache(),
 	}
 	for _, o := range opts {
 		o(s)
@@ -112,31 +112,6 @@ const (
 	labelBootstrap = "bootstrap-token"
 	labelUnlock    = "unlock-token"
 )
-
-// boundDevice returns the device channel the identity is bound to and
-// checks the message claims that device: one device can never act as another.
-func (s *Service) boundDevice(ctx context.Context, id *identity.Identity, ch mdm.Channel) error {
-	dev, err := s.store.DeviceForCert(ctx, id.Hash)
-	if errors.Is(err, storage.ErrNotFound) {
-		return fmt.Errorf("%w: certificate is not bound to an enrollment; Authenticate first", ErrForbidden)
-	}
-	if err != nil {
-		return err
-	}
-	if dev != ch.DeviceID {
-		return fmt.Errorf("%w: certificate is bound to another device", ErrForbidden)
-	}
-	return nil
-}
-
-// enrolledChannel loads a channel and checks it is enrolled.
-func (s *Service) enrolledChannel(ctx context.Context, ch mdm.Channel) (*storage.Enrollment, error) {
-	e, err := s.store.Enrollment(ctx, ch.ID())
-	if errors.Is(err, storage.ErrNotFound) || err == nil && !e.Enrolled {
-		return nil, fmt.Errorf("%w: channel %s is not enrolled", ErrForbidden, ch.ID())
-	}
-	return e, err
-}
 
 func (s *Service) checkTopic(got string) error {
 	if want := s.topic(); want != "" && got != want {
