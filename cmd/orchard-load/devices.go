@@ -19,7 +19,6 @@ import (
 
 	"github.com/orchardmdm/orchard/internal/pki"
 	"github.com/orchardmdm/orchard/internal/simdevice"
-	"github.com/orchardmdm/orchard/scep/scepclient"
 )
 
 // loadKeys returns n RSA 2048 keys, generated in parallel and cached in
@@ -124,23 +123,13 @@ func staticEnroller(c *config, hc *http.Client) enroller {
 // TokenUpdate, then answers what the server queues at enrollment (Orchard's
 // inventory queries), as a real device does before it idles.
 func enrollWith(ctx context.Context, d *simdevice.Device, key *rsa.PrivateKey, hc *http.Client, ps *simdevice.ProfileSettings) error {
-	sc, err := scepclient.New(ps.SCEPURL, hc)
-	if err != nil {
+	if err := d.EnrollWith(ctx, ps, key, hc); err != nil {
 		return err
-	}
-	cert, err := sc.Enroll(ctx, key, ps.Subject, ps.Challenge)
-	if err != nil {
-		return fmt.Errorf("scep: %w", err)
-	}
-	d.Cert, d.Key = cert, key
-	d.CheckinURL, d.ServerURL = ps.CheckInURL, ps.ServerURL
-	if ps.Topic != "" {
-		d.Topic = ps.Topic
 	}
 	if err := d.Enroll(ctx); err != nil {
 		return err
 	}
-	_, err = d.Settle(ctx)
+	_, err := d.Settle(ctx)
 	return err
 }
 

@@ -32,13 +32,8 @@ func ADEEnrollURL(publicURL, tokenID, profileID string) string {
 // enrollment profile, with a single-use challenge bound to its serial and
 // UDID.
 func (h *Handler) adeProfile(w http.ResponseWriter, r *http.Request) {
-	body, ok := h.readBody(w, r, maxMachineInfoBody)
+	info, ok := h.readMachineInfo(w, r)
 	if !ok {
-		return
-	}
-	info, err := parseMachineInfo(body)
-	if err != nil {
-		h.fail(w, http.StatusBadRequest, err)
 		return
 	}
 	token, profile := r.URL.Query().Get("token"), r.URL.Query().Get("profile")

@@ -182,13 +182,8 @@ type machineInfo struct {
 // setupAssistantProfile answers a device in Setup Assistant: its signed
 // MachineInfo must name a serial assigned to this profile.
 func (h *Handler) setupAssistantProfile(w http.ResponseWriter, r *http.Request) {
-	body, ok := h.readBody(w, r, maxMachineInfoBody)
+	info, ok := h.readMachineInfo(w, r)
 	if !ok {
-		return
-	}
-	info, err := parseMachineInfo(body)
-	if err != nil {
-		h.fail(w, http.StatusBadRequest, err)
 		return
 	}
 	id := r.PathValue("id")
@@ -211,6 +206,21 @@ func (h *Handler) setupAssistantProfile(w http.ResponseWriter, r *http.Request) 
 		filename: "orchard-enroll.mobileconfig",
 		commit:   func(ctx context.Context, ch *storage.Challenge) error { return h.store.PutChallenge(ctx, ch) },
 	})
+}
+
+// readMachineInfo reads a Setup Assistant request's MachineInfo, answering
+// the request itself when it cannot.
+func (h *Handler) readMachineInfo(w http.ResponseWriter, r *http.Request) (*machineInfo, bool) {
+	body, ok := h.readBody(w, r, maxMachineInfoBody)
+	if !ok {
+		return nil, false
+	}
+	info, err := parseMachineInfo(body)
+	if err != nil {
+		h.fail(w, http.StatusBadRequest, err)
+		return nil, false
+	}
+	return info, true
 }
 
 // parseMachineInfo reads the CMS-signed MachineInfo plist. The signature

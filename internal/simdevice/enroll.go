@@ -97,6 +97,13 @@ func (d *Device) EnrollFromProfile(ctx context.Context, mobileconfig []byte, key
 	if err != nil {
 		return err
 	}
+	return d.EnrollWith(ctx, ps, key, hc)
+}
+
+// EnrollWith gets the device's identity certificate by SCEP with the
+// settings a profile gave (or a server without profiles documents) and
+// points d at the MDM URLs.
+func (d *Device) EnrollWith(ctx context.Context, ps *ProfileSettings, key *rsa.PrivateKey, hc *http.Client) error {
 	sc, err := scepclient.New(ps.SCEPURL, hc)
 	if err != nil {
 		return err
