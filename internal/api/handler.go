@@ -29,6 +29,12 @@ type Pusher interface {
 	PushChannels(ctx context.Context, channels []string)
 }
 
+// Targets tells what Orchard knows of a channel for Apple's eligibility
+// rules (the inventory does).
+type Targets interface {
+	Target(ctx context.Context, e *storage.Enrollment) commands.Target
+}
+
 // Secrets opens a device's sealed secrets when the admin asks by name.
 type Secrets interface {
 	UnlockToken(ctx context.Context, channel string) ([]byte, error)
@@ -39,14 +45,16 @@ type Handler struct {
 	store   Store
 	pusher  Pusher
 	secrets Secrets
+	targets Targets
 	log     *slog.Logger
 }
 
-// Config wires the handler. Pusher and Secrets may be nil.
+// Config wires the handler. Pusher, Secrets and Targets may be nil.
 type Config struct {
 	Store   Store
 	Pusher  Pusher
 	Secrets Secrets
+	Targets Targets
 	Logger  *slog.Logger
 }
 
@@ -58,7 +66,7 @@ func New(c Config) (*Handler, error) {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	return &Handler{store: c.Store, pusher: c.Pusher, secrets: c.Secrets, log: c.Logger}, nil
+	return &Handler{store: c.Store, pusher: c.Pusher, secrets: c.Secrets, targets: c.Targets, log: c.Logger}, nil
 }
 
 // Register mounts the routes on mux (which the caller puts behind RequireKey).
@@ -259,6 +267,9 @@ type TargetResult struct {
 	Target string `json:"target"`
 	Queued bool   `json:"queued"`
 	Error  string `json:"error,omitempty"`
+	// Warnings name keys the target's platform does not support: the
+	// device ignores or rejects them.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // MaxTargets bounds one API call.
@@ -281,7 +292,7 @@ func (h *Handler) sendCommand(w http.ResponseWriter, r *http.Request) {
 	}
 	rt, _ := cmd["RequestType"].(string)
 	spec, _ := commands.Lookup(rt)
-	results, channels := h.resolveTargets(r.Context(), spec, req.Targets, req.UserID)
+	results, channels := h.resolveTargets(r.Context(), spec, cmd, req.Targets, req.UserID)
 	if len(channels) == 0 {
 		WriteJSON(w, http.StatusBadRequest, map[string]any{"error": "no target can receive the command", "targets": results})
 		return
@@ -336,7 +347,7 @@ func (h *Handler) buildCommand(req *CommandRequest) (string, mdm.CommandPayload,
 
 // resolveTargets turns device IDs (plus an optional user) into enrolled
 // channels, reporting each target that cannot receive the command.
-func (h *Handler) resolveTargets(ctx context.Context, spec *commands.Command, targets []string, user string) ([]TargetResult, []string) {
+func (h *Handler) resolveTargets(ctx context.Context, spec *commands.Command, cmd mdm.CommandPayload, targets []string, user string) ([]TargetResult, []string) {
 	results := make([]TargetResult, 0, len(targets))
 	var channels []string
 	seen := map[string]bool{}
@@ -362,10 +373,12 @@ func (h *Handler) resolveTargets(ctx context.Context, spec *commands.Command, ta
 			case !e.Enrolled:
 				res.Error = "not enrolled"
 			default:
-				if err := h.eligible(ctx, spec, e); err != nil {
+				t := h.target(ctx, e)
+				if err := spec.Eligible(t); err != nil {
 					res.Error = err.Error()
 					break
 				}
+				res.Warnings = spec.Unsupported(t.Platform, cmd)
 				res.Queued = true
 				channels = append(channels, id)
 			}
@@ -376,9 +389,12 @@ func (h *Handler) resolveTargets(ctx context.Context, spec *commands.Command, ta
 	return results, channels
 }
 
-// eligible checks a command against what Orchard knows of a channel;
-// what it does not know never refuses.
-func (h *Handler) eligible(ctx context.Context, spec *commands.Command, e *storage.Enrollment) error {
+// target is what Orchard knows of a channel for Apple's eligibility
+// rules; what it does not know never refuses.
+func (h *Handler) target(ctx context.Context, e *storage.Enrollment) commands.Target {
+	if h.targets != nil {
+		return h.targets.Target(ctx, e)
+	}
 	t := commands.Target{Channel: commands.DeviceChannel}
 	if e.ID != e.DeviceID {
 		t.Channel = commands.UserChannel
@@ -394,7 +410,7 @@ func (h *Handler) eligible(ctx context.Context, spec *commands.Command, e *stora
 		t.Platform = mdm.Platform(facts.ProductName, facts.Model)
 		t.OSVersion = facts.OSVersion
 	}
-	return spec.Eligible(t)
+	return t
 }
 
 // CommandView is a command with per-target status and results.

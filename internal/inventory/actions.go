@@ -361,3 +361,26 @@ func lostModePayload(_ *Inventory, _ context.Context, _ device, req *ActionReque
 func retirePayload(i *Inventory, _ context.Context, _ device, _ *ActionRequest) (map[string]any, error) {
 	return map[string]any{"Identifier": i.profile}, nil
 }
+
+// Target is what Apple's eligibility rules can know of a device channel
+// from its inventory (platform, OS version, supervision, Shared iPad, ADE),
+// seeded from what the device said at enrollment when it has answered
+// nothing yet. The admin API checks every command against it.
+func (i *Inventory) Target(ctx context.Context, e *storage.Enrollment) commands.Target {
+	dev := e
+	if e.DeviceID != e.ID {
+		if d, err := i.store.Enrollment(ctx, e.DeviceID); err == nil {
+			dev = d
+		}
+	}
+	rec, err := i.store.Inventory(ctx, dev.ID)
+	if err != nil {
+		rec = &storage.DeviceInventory{DeviceID: dev.ID}
+		seed(rec, dev, dev.EnrolledAt, false)
+	}
+	t := targetOf(device{e: dev, inv: rec})
+	if e.ID != e.DeviceID {
+		t.Channel = commands.UserChannel
+	}
+	return t
+}

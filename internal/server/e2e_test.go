@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/orchardmdm/orchard/internal/server"
 	"github.com/orchardmdm/orchard/internal/servertest"
@@ -25,9 +26,10 @@ type sendResp struct {
 	Error       string `json:"error"`
 	CommandUUID string `json:"command_uuid"`
 	Targets     []struct {
-		Target string `json:"target"`
-		Queued bool   `json:"queued"`
-		Error  string `json:"error"`
+		Target   string   `json:"target"`
+		Queued   bool     `json:"queued"`
+		Error    string   `json:"error"`
+		Warnings []string `json:"warnings"`
 	} `json:"targets"`
 }
 
@@ -287,6 +289,7 @@ func TestUserChannelAndBootstrap(t *testing.T) {
 	ctx := context.Background()
 	s := servertest.Start(t)
 	mac := s.NewDevice(t)
+	mac.ProductName, mac.Model, mac.ModelName, mac.OSVersion = "Mac14,2", "Mac14,2", "MacBook Air", "15.1"
 	s.Enroll(t, mac)
 	user := "2DC6C8B4-9A4F-4B9E-8E5C-1D2F3A4B5C6D"
 	_, err := mac.Checkin(ctx, map[string]any{
@@ -425,6 +428,19 @@ func TestCommandChecks(t *testing.T) {
 			}
 		})
 	}
+	// What the inventory learned counts: lost mode needs a supervised
+	// iPhone, and this one said it is not supervised.
+	waitInventory(t, s, iphone.UDID)
+	var lost sendResp
+	if code := s.API(t, "POST", "/v1/commands", map[string]any{"targets": []string{iphone.UDID}, "request_type": "EnableLostMode",
+		"payload": map[string]any{"Message": "Lost"}}, &lost); code != http.StatusBadRequest || len(lost.Targets) != 1 || !strings.Contains(lost.Targets[0].Error, "supervis") {
+		t.Fatalf("lost mode on an unsupervised iPhone = %d %+v", code, lost)
+	}
+	// A key the platform does not support is queued with a warning.
+	locked := send(t, s, map[string]any{"targets": []string{iphone.UDID}, "request_type": "DeviceLock", "payload": map[string]any{"PIN": "123456"}})
+	if !locked.Targets[0].Queued || len(locked.Targets[0].Warnings) != 1 || !strings.Contains(locked.Targets[0].Warnings[0], "PIN") {
+		t.Fatalf("DeviceLock with a PIN to an iPhone = %+v", locked.Targets)
+	}
 	// SetAutoAdminPassword is macOS only: the iPhone is refused, the Mac gets it.
 	out := send(t, s, map[string]any{
 		"targets": []string{iphone.UDID, mac.UDID}, "request_type": "SetAutoAdminPassword",
@@ -461,5 +477,24 @@ func TestUserAuthenticateOn(t *testing.T) {
 	resp, err = mac.Checkin(ctx, map[string]any{"MessageType": "UserAuthenticate", "UDID": mac.UDID, "UserID": user, "DigestResponse": "x"})
 	if err != nil || len(resp) != 0 {
 		t.Fatalf("second UserAuthenticate = %q %v", resp, err)
+	}
+}
+
+// waitInventory waits until the device's answers to the enrollment queries
+// are in its inventory (they are written off the request path).
+func waitInventory(t *testing.T, s *servertest.Server, udid string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var inv struct {
+			Supervised *bool `json:"supervised"`
+		}
+		if s.API(t, "GET", "/v1/devices/"+udid+"/inventory", nil, &inv) == 200 && inv.Supervised != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no inventory for %s", udid)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

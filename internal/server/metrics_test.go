@@ -63,7 +63,7 @@ func TestInventoryAfterEnrollment(t *testing.T) {
 		}
 		code := s.API(t, "GET", "/v1/devices/"+dev.UDID+"/inventory", nil, &inv)
 		if code == 200 && inv.SerialNumber == dev.SerialNumber && inv.OSVersion == dev.OSVersion &&
-			inv.WiFiMAC == dev.Facts()["WiFiMAC"] && inv.Supervised != nil && *inv.Supervised {
+			inv.WiFiMAC == dev.Facts()["WiFiMAC"] && inv.Supervised != nil && !*inv.Supervised {
 			return
 		}
 		if time.Now().After(deadline) {

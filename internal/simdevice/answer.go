@@ -52,7 +52,7 @@ func (d *Device) Facts() map[string]any {
 		"DeviceCapacity":                119.2,
 		"AvailableDeviceCapacity":       87.5,
 		"BatteryLevel":                  0.82,
-		"IsSupervised":                  true,
+		"IsSupervised":                  d.Supervised,
 		"IsActivationLockEnabled":       false,
 		"IsDeviceLocatorServiceEnabled": true,
 		"IsCloudBackupEnabled":          true,

@@ -32,6 +32,7 @@ type Device struct {
 	Topic        string
 	Token        []byte
 	PushMagic    string
+	Supervised   bool // what it answers to IsSupervised
 
 	Cert *x509.Certificate
 	Key  crypto.Signer
