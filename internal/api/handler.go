@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,6 +47,7 @@ type Handler struct {
 	pusher  Pusher
 	secrets Secrets
 	targets Targets
+	filter  http.Handler
 	log     *slog.Logger
 }
 
@@ -55,7 +57,9 @@ type Config struct {
 	Pusher  Pusher
 	Secrets Secrets
 	Targets Targets
-	Logger  *slog.Logger
+	// Filter serves GET /v1/devices when inventory filters are given.
+	Filter http.Handler
+	Logger *slog.Logger
 }
 
 // New builds the admin API handler.
@@ -66,7 +70,7 @@ func New(c Config) (*Handler, error) {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	return &Handler{store: c.Store, pusher: c.Pusher, secrets: c.Secrets, targets: c.Targets, log: c.Logger}, nil
+	return &Handler{store: c.Store, pusher: c.Pusher, secrets: c.Secrets, targets: c.Targets, filter: c.Filter, log: c.Logger}, nil
 }
 
 // Register mounts the routes on mux (which the caller puts behind RequireKey).
@@ -146,7 +150,14 @@ func viewOf(e *storage.Enrollment) DeviceView {
 
 const maxPage = 1000
 
+// inventoryFilters are the GET /v1/devices parameters the inventory answers.
+var inventoryFilters = []string{"platform", "model", "os_version", "supervised", "ownership"}
+
 func (h *Handler) listDevices(w http.ResponseWriter, r *http.Request) {
+	if h.filter != nil && slices.ContainsFunc(inventoryFilters, r.URL.Query().Has) {
+		h.filter.ServeHTTP(w, r)
+		return
+	}
 	limit := 100
 	if s := r.URL.Query().Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)

@@ -255,6 +255,10 @@ const (
 
 // list serves GET /v1/inventory: devices matching the filter, in device ID
 // order, with "next" as the cursor for the following page ("" at the end).
+// FilterHandler serves the filtered device list (GET /v1/inventory); the
+// admin API hands GET /v1/devices to it when filters are given.
+func (i *Inventory) FilterHandler() http.Handler { return http.HandlerFunc(i.list) }
+
 func (i *Inventory) list(w http.ResponseWriter, r *http.Request) {
 	f, limit, err := parseFilter(r)
 	if err != nil {

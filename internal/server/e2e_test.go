@@ -436,6 +436,16 @@ func TestCommandChecks(t *testing.T) {
 		"payload": map[string]any{"Message": "Lost"}}, &lost); code != http.StatusBadRequest || len(lost.Targets) != 1 || !strings.Contains(lost.Targets[0].Error, "supervis") {
 		t.Fatalf("lost mode on an unsupervised iPhone = %d %+v", code, lost)
 	}
+	// GET /v1/devices filters on what the inventory knows.
+	waitInventory(t, s, mac.UDID)
+	var macs struct {
+		Devices []struct {
+			DeviceID string `json:"device_id"`
+		} `json:"devices"`
+	}
+	if code := s.API(t, "GET", "/v1/devices?platform=macOS", nil, &macs); code != 200 || len(macs.Devices) != 1 || macs.Devices[0].DeviceID != mac.UDID {
+		t.Fatalf("devices?platform=macOS = %d %+v", code, macs)
+	}
 	// A key the platform does not support is queued with a warning.
 	locked := send(t, s, map[string]any{"targets": []string{iphone.UDID}, "request_type": "DeviceLock", "payload": map[string]any{"PIN": "123456"}})
 	if !locked.Targets[0].Queued || len(locked.Targets[0].Warnings) != 1 || !strings.Contains(locked.Targets[0].Warnings[0], "PIN") {

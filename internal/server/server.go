@@ -281,7 +281,7 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
-	admin, err := api.New(api.Config{Store: counted, Secrets: s.svc, Pusher: s.push, Targets: inv, Logger: s.log})
+	admin, err := api.New(api.Config{Store: counted, Secrets: s.svc, Pusher: s.push, Targets: inv, Filter: inv.FilterHandler(), Logger: s.log})
 	if err != nil {
 		return err
 	}
