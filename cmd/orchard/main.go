@@ -86,54 +86,76 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("unknown command %q", args[0])
 }
 
+// envName is a flag's environment twin: ORCHARD_<NAME>.
+func envName(flagName string) string {
+	return "ORCHARD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
 // envFlag registers a string flag whose default comes from ORCHARD_<NAME>.
 func envFlag(fs *flag.FlagSet, name, def, help string) *string {
-	env := "ORCHARD_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+	p := new(string)
+	envString(fs, p, name, def, help)
+	return p
+}
+
+func envString(fs *flag.FlagSet, p *string, name, def, help string) {
+	env := envName(name)
 	if v, ok := os.LookupEnv(env); ok {
 		def = v
 	}
-	return fs.String(name, def, help+" (env "+env+")")
+	fs.StringVar(p, name, def, help+" (env "+env+")")
+}
+
+// envBool registers a boolean flag defaulting to ORCHARD_<NAME>; a value
+// there that is not a boolean is reported through bad.
+func envBool(fs *flag.FlagSet, p *bool, name, help string, bad *error) {
+	env := envName(name)
+	def := false
+	if v, ok := os.LookupEnv(env); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil && *bad == nil {
+			*bad = fmt.Errorf("%s: %w", env, err)
+		}
+		def = b
+	}
+	fs.BoolVar(p, name, def, help+" (env "+env+")")
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	data := envFlag(fs, "data", "orchard-data", "data directory: database and keys")
-	listen := envFlag(fs, "listen", ":8443", "HTTPS listen address")
-	public := envFlag(fs, "public-url", "", "base URL devices use (default https://<hostname>:<port>)")
-	cert := envFlag(fs, "tls-cert", "", "PEM TLS certificate (default: self-signed, generated into the data dir)")
-	key := envFlag(fs, "tls-key", "", "PEM TLS private key")
-	plain := envFlag(fs, "plain-http", "false", "serve plain HTTP behind a TLS-terminating proxy (devices still sign every message)")
-	userAuth := envFlag(fs, "user-auth", "false", "admit user channels for macOS network accounts (UserAuthenticate)")
-	apnsURL := envFlag(fs, "apns-url", "", "APNs endpoint (default Apple's production; for proxies and tests)")
-	apnsCA := envFlag(fs, "apns-ca", "", "PEM file of extra CA certificates to trust for the APNs endpoint")
-	apnsSandbox := envFlag(fs, "apns-sandbox", "false", "push through Apple's development APNs endpoint")
-	metricsListen := envFlag(fs, "metrics-listen", "", "serve /metrics on this address instead of the main listener (e.g. 127.0.0.1:9100)")
-	depURL := envFlag(fs, "dep-url", "", "Apple device assignment service base URL (default Apple's; for tests and proxies)")
+	var cfg server.Config
+	var badEnv error
+	envString(fs, &cfg.DataDir, "data", "orchard-data", "data directory: database and keys")
+	envString(fs, &cfg.Listen, "listen", ":8443", "HTTPS listen address")
+	envString(fs, &cfg.PublicURL, "public-url", "", "base URL devices use (default https://<hostname>:<port>)")
+	envString(fs, &cfg.TLSCert, "tls-cert", "", "PEM TLS certificate (default: self-signed, generated into the data dir)")
+	envString(fs, &cfg.TLSKey, "tls-key", "", "PEM TLS private key")
+	envBool(fs, &cfg.PlainHTTP, "plain-http", "serve plain HTTP behind a TLS-terminating proxy (devices still sign every message)", &badEnv)
+	envBool(fs, &cfg.UserAuthentication, "user-auth", "admit user channels for macOS network accounts (UserAuthenticate)", &badEnv)
+	envString(fs, &cfg.APNsURL, "apns-url", "", "APNs endpoint (default Apple's production; for proxies and tests)")
+	envString(fs, &cfg.APNsCA, "apns-ca", "", "PEM file of extra CA certificates to trust for the APNs endpoint")
+	envBool(fs, &cfg.APNsSandbox, "apns-sandbox", "push through Apple's development APNs endpoint", &badEnv)
+	envString(fs, &cfg.MetricsListen, "metrics-listen", "", "serve /metrics on this address instead of the main listener (e.g. 127.0.0.1:9100)")
+	envString(fs, &cfg.DEPURL, "dep-url", "", "Apple device assignment service base URL (default Apple's; for tests and proxies)")
 	level := envFlag(fs, "log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if badEnv != nil {
+		return badEnv
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve takes flags only, got %q", fs.Args())
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	plainHTTP, err := strconv.ParseBool(*plain)
-	if err != nil {
-		return fmt.Errorf("--plain-http: %w", err)
-	}
-	userAuthOn, err := strconv.ParseBool(*userAuth)
-	if err != nil {
-		return fmt.Errorf("--user-auth: %w", err)
-	}
-	sandbox, err := strconv.ParseBool(*apnsSandbox)
-	if err != nil {
-		return fmt.Errorf("--apns-sandbox: %w", err)
-	}
-	srv, err := server.New(server.Config{UserAuthentication: userAuthOn, APNsURL: *apnsURL, APNsCA: *apnsCA, APNsSandbox: sandbox, MetricsListen: *metricsListen, DataDir: *data, Listen: *listen, PublicURL: *public, TLSCert: *cert, TLSKey: *key, PlainHTTP: plainHTTP, DEPURL: *depURL, Logger: log})
+	srv, err := server.New(cfg)
 	if err != nil {
 		return err
 	}
