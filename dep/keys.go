@@ -59,23 +59,11 @@ func LoadOrCreateKeyPair(dir string) (*KeyPair, error) {
 		KeyUsage:              x509.KeyUsageKeyEncipherment | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, rsaKey.Public(), rsaKey)
-	if err != nil {
+	if cert, err = pki.SelfSigned(tmpl, rsaKey); err != nil {
 		return nil, fmt.Errorf("dep: create certificate: %w", err)
 	}
-	cert, err = x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	keyPEM, err := pki.EncodeKeyPEM(rsaKey)
-	if err != nil {
-		return nil, err
-	}
-	if err := pki.WriteFileAtomic(keyPath, keyPEM, 0o600); err != nil {
-		return nil, fmt.Errorf("dep: write key: %w", err)
-	}
-	if err := pki.WriteFileAtomic(certPath, pki.EncodeCertPEM(cert), 0o644); err != nil {
-		return nil, fmt.Errorf("dep: write certificate: %w", err)
+	if err := pki.SavePair(certPath, keyPath, cert, rsaKey); err != nil {
+		return nil, fmt.Errorf("dep: save key pair: %w", err)
 	}
 	return NewKeyPair(cert, rsaKey)
 }

@@ -63,11 +63,11 @@ func LoadOrCreateCA(dir string) (*CA, error) {
 		IsCA:                  true,
 		MaxPathLenZero:        true,
 	}
-	cert, err = createCert(tmpl, tmpl, key.Public(), key)
+	cert, err = SelfSigned(tmpl, key)
 	if err != nil {
 		return nil, err
 	}
-	if err := savePair(certPath, keyPath, cert, key); err != nil {
+	if err := SavePair(certPath, keyPath, cert, key); err != nil {
 		return nil, err
 	}
 	return &CA{Cert: cert, Signer: key}, nil
@@ -99,11 +99,11 @@ func LoadOrCreateServerTLS(dir string, hosts []string) (certPath, keyPath string
 		BasicConstraintsValid: true,
 	}
 	AddHosts(tmpl, hosts)
-	cert, err := createCert(tmpl, tmpl, key.Public(), key)
+	cert, err := SelfSigned(tmpl, key)
 	if err != nil {
 		return "", "", err
 	}
-	return certPath, keyPath, savePair(certPath, keyPath, cert, key)
+	return certPath, keyPath, SavePair(certPath, keyPath, cert, key)
 }
 
 // Fingerprint is the hex SHA-256 of a certificate's DER.
@@ -127,6 +127,11 @@ func createCert(tmpl, parent *x509.Certificate, pub crypto.PublicKey, signer cry
 		return nil, fmt.Errorf("pki: create certificate: %w", err)
 	}
 	return x509.ParseCertificate(der)
+}
+
+// SelfSigned creates a self-signed certificate from tmpl for key.
+func SelfSigned(tmpl *x509.Certificate, key crypto.Signer) (*x509.Certificate, error) {
+	return createCert(tmpl, tmpl, key.Public(), key)
 }
 
 // Sign issues a certificate from tmpl for pub, signed by the CA.
@@ -198,7 +203,9 @@ func EncodeKeyPEM(key crypto.Signer) ([]byte, error) {
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
-func savePair(certPath, keyPath string, cert *x509.Certificate, key crypto.Signer) error {
+// SavePair writes a certificate and its key as PEM files, the key first
+// and readable by the owner only, each atomically.
+func SavePair(certPath, keyPath string, cert *x509.Certificate, key crypto.Signer) error {
 	keyPEM, err := EncodeKeyPEM(key)
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/micromdm/plist"
+	"github.com/orchardmdm/orchard/internal/pki"
 	"github.com/orchardmdm/orchard/scep/scepclient"
 	"github.com/smallstep/pkcs7"
 )
@@ -142,11 +143,7 @@ func (d *Device) MachineInfo() ([]byte, error) {
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(time.Hour),
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
+	cert, err := pki.SelfSigned(tmpl, key)
 	if err != nil {
 		return nil, err
 	}

@@ -64,14 +64,7 @@ func LoadOrCreateSigner(dir string, ca *pki.CA) (*Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	keyPEM, err := pki.EncodeKeyPEM(rsaKey)
-	if err != nil {
-		return nil, err
-	}
-	if err := pki.WriteFileAtomic(keyPath, keyPEM, 0o600); err != nil {
-		return nil, err
-	}
-	if err := pki.WriteFileAtomic(certPath, pki.EncodeCertPEM(cert), 0o644); err != nil {
+	if err := pki.SavePair(certPath, keyPath, cert, rsaKey); err != nil {
 		return nil, err
 	}
 	return NewSigner(cert, rsaKey, ca.Cert)
