@@ -2,7 +2,6 @@ package bolt
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -66,38 +65,5 @@ func (s *Store) RevokeCert(ctx context.Context, serial string, at time.Time) err
 
 // ListCerts returns records ordered by hash after the given one.
 func (s *Store) ListCerts(ctx context.Context, after string, limit int) ([]storage.CertRecord, error) {
-	var out []storage.CertRecord
-	err := s.view(func(tx *bolt.Tx) error {
-		return scanValues(tx.Bucket(bucketCerts), nil, after, limit, func(v []byte) error {
-			var rec storage.CertRecord
-			if err := json.Unmarshal(v, &rec); err != nil {
-				return err
-			}
-			out = append(out, rec)
-			return nil
-		})
-	})
-	return out, err
-}
-
-// scanValues calls fn for values whose keys start with prefix and sort
-// after prefix+after, at most limit of them (limit <= 0: no limit).
-func scanValues(b *bolt.Bucket, prefix []byte, after string, limit int, fn func(v []byte) error) error {
-	c := b.Cursor()
-	start := append(append([]byte{}, prefix...), after...)
-	k, v := c.Seek(start)
-	n := 0
-	for ; k != nil && hasPrefix(k, prefix); k, v = c.Next() {
-		if after != "" && string(k) == string(start) {
-			continue
-		}
-		if limit > 0 && n >= limit {
-			break
-		}
-		if err := fn(v); err != nil {
-			return err
-		}
-		n++
-	}
-	return nil
+	return listJSON[storage.CertRecord](s, bucketCerts, after, limit)
 }

@@ -254,18 +254,7 @@ func (s *Store) ConfiguratorProfile(ctx context.Context, id string) (*storage.Co
 
 // ListConfiguratorProfiles returns every profile ordered by ID.
 func (s *Store) ListConfiguratorProfiles(ctx context.Context) ([]storage.ConfiguratorProfile, error) {
-	var out []storage.ConfiguratorProfile
-	err := s.view(func(tx *bolt.Tx) error {
-		return scanValues(tx.Bucket(bucketCfgProfiles), nil, "", 0, func(v []byte) error {
-			var p storage.ConfiguratorProfile
-			if err := json.Unmarshal(v, &p); err != nil {
-				return err
-			}
-			out = append(out, p)
-			return nil
-		})
-	})
-	return out, err
+	return listJSON[storage.ConfiguratorProfile](s, bucketCfgProfiles, "", 0)
 }
 
 // DeleteConfiguratorProfile removes a profile without serials and revokes its challenges.

@@ -2,9 +2,7 @@ package bolt
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 
 	"github.com/orchardmdm/orchard/storage"
 	bolt "go.etcd.io/bbolt"
@@ -61,26 +59,7 @@ func updateInventory(tx *bolt.Tx, deviceID string, fn func(*storage.DeviceInvent
 
 // ListInventory implements storage.InventoryStore.
 func (s *Store) ListInventory(ctx context.Context, after string, limit int) ([]storage.DeviceInventory, error) {
-	var out []storage.DeviceInventory
-	err := s.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bInventory).Cursor()
-		k, v := c.First()
-		if after != "" {
-			k, v = c.Seek([]byte(after))
-			if k != nil && string(k) == after {
-				k, v = c.Next()
-			}
-		}
-		for ; k != nil && len(out) < limit; k, v = c.Next() {
-			var inv storage.DeviceInventory
-			if err := json.Unmarshal(v, &inv); err != nil {
-				return fmt.Errorf("decode inventory %s: %w", k, err)
-			}
-			out = append(out, inv)
-		}
-		return nil
-	})
-	return out, err
+	return listJSON[storage.DeviceInventory](s, bInventory, after, limit)
 }
 
 // PutDeviceReport implements storage.InventoryStore.

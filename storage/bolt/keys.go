@@ -64,3 +64,42 @@ func putJSON(b *bolt.Bucket, k []byte, v any) error {
 	}
 	return b.Put(k, data)
 }
+
+// scanValues calls fn for values whose keys start with prefix and sort
+// after prefix+after, at most limit of them (limit <= 0: no limit).
+func scanValues(b *bolt.Bucket, prefix []byte, after string, limit int, fn func(v []byte) error) error {
+	c := b.Cursor()
+	start := append(append([]byte{}, prefix...), after...)
+	k, v := c.Seek(start)
+	n := 0
+	for ; k != nil && hasPrefix(k, prefix); k, v = c.Next() {
+		if after != "" && string(k) == string(start) {
+			continue
+		}
+		if limit > 0 && n >= limit {
+			break
+		}
+		if err := fn(v); err != nil {
+			return err
+		}
+		n++
+	}
+	return nil
+}
+
+// listJSON decodes the records of a bucket in key order, after the given
+// key, at most limit of them (limit <= 0: all).
+func listJSON[T any](s *Store, bucket []byte, after string, limit int) ([]T, error) {
+	var out []T
+	err := s.view(func(tx *bolt.Tx) error {
+		return scanValues(tx.Bucket(bucket), nil, after, limit, func(v []byte) error {
+			var rec T
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return err
+			}
+			out = append(out, rec)
+			return nil
+		})
+	})
+	return out, err
+}

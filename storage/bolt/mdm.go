@@ -213,26 +213,7 @@ func (s *Store) TouchLastSeen(ctx context.Context, seen map[string]time.Time) er
 
 // ListEnrollments implements storage.CheckinStore.
 func (s *Store) ListEnrollments(ctx context.Context, after string, limit int) ([]storage.Enrollment, error) {
-	var out []storage.Enrollment
-	err := s.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket([]byte(bEnrollments)).Cursor()
-		k, v := c.First()
-		if after != "" {
-			k, v = c.Seek([]byte(after))
-			if k != nil && string(k) == after {
-				k, v = c.Next()
-			}
-		}
-		for ; k != nil && len(out) < limit; k, v = c.Next() {
-			var e storage.Enrollment
-			if err := json.Unmarshal(v, &e); err != nil {
-				return err
-			}
-			out = append(out, e)
-		}
-		return nil
-	})
-	return out, err
+	return listJSON[storage.Enrollment](s, []byte(bEnrollments), after, limit)
 }
 
 // Enqueue implements storage.CommandQueue.
