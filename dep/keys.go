@@ -24,7 +24,7 @@ import (
 
 	"github.com/smallstep/pkcs7"
 
-	"github.com/orchardmdm/orchard/internal/pki"
+	"github.com/orchardmdm/orchard/pki"
 )
 
 // KeyPair is the certificate uploaded to ABM/ASM and the key that decrypts

@@ -23,7 +23,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/orchardmdm/orchard/internal/pki"
+	"github.com/orchardmdm/orchard/pki"
 	"github.com/orchardmdm/orchard/storage"
 	"github.com/smallstep/pkcs7"
 	scep "github.com/smallstep/scep"

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/orchardmdm/orchard/internal/pki"
+	"github.com/orchardmdm/orchard/pki"
 	"github.com/orchardmdm/orchard/scep"
 	"github.com/orchardmdm/orchard/scep/scepclient"
 	"github.com/orchardmdm/orchard/storage"

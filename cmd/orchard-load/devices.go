@@ -17,8 +17,8 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/orchardmdm/orchard/internal/pki"
 	"github.com/orchardmdm/orchard/internal/simdevice"
+	"github.com/orchardmdm/orchard/pki"
 )
 
 // loadKeys returns n RSA 2048 keys, generated in parallel and cached in

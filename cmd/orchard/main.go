@@ -20,8 +20,8 @@ import (
 	"syscall"
 
 	"github.com/orchardmdm/orchard/apns"
-	"github.com/orchardmdm/orchard/internal/pki"
 	"github.com/orchardmdm/orchard/internal/server"
+	"github.com/orchardmdm/orchard/pki"
 )
 
 func main() {

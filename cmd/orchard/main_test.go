@@ -20,8 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/orchardmdm/orchard/internal/pki"
 	"github.com/orchardmdm/orchard/internal/servertest"
+	"github.com/orchardmdm/orchard/pki"
 )
 
 // The CLI against a real server: it finds the API key and TLS certificate

@@ -21,8 +21,8 @@ import (
 
 	"github.com/micromdm/plist"
 	"github.com/orchardmdm/orchard/internal/enroll"
-	"github.com/orchardmdm/orchard/internal/pki"
 	"github.com/orchardmdm/orchard/mdm/enrollprofile"
+	"github.com/orchardmdm/orchard/pki"
 	"github.com/orchardmdm/orchard/scep"
 	"github.com/orchardmdm/orchard/scep/scepclient"
 	"github.com/orchardmdm/orchard/storage"

@@ -26,11 +26,11 @@ import (
 	"github.com/micromdm/plist"
 	"github.com/orchardmdm/orchard/dep/deptest"
 	"github.com/orchardmdm/orchard/internal/api"
-	"github.com/orchardmdm/orchard/internal/pki"
 	"github.com/orchardmdm/orchard/internal/simdevice"
 	"github.com/orchardmdm/orchard/mdm/identity"
 	"github.com/orchardmdm/orchard/mdm/mdmhttp"
 	"github.com/orchardmdm/orchard/mdm/service"
+	"github.com/orchardmdm/orchard/pki"
 	"github.com/orchardmdm/orchard/storage"
 	"github.com/orchardmdm/orchard/storage/bolt"
 )

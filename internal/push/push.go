@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/orchardmdm/orchard/apns"
-	"github.com/orchardmdm/orchard/internal/pki"
+	"github.com/orchardmdm/orchard/pki"
 	"github.com/orchardmdm/orchard/storage"
 )
 

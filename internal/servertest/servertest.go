@@ -25,9 +25,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/orchardmdm/orchard/internal/pki"
 	"github.com/orchardmdm/orchard/internal/server"
 	"github.com/orchardmdm/orchard/internal/simdevice"
+	"github.com/orchardmdm/orchard/pki"
 	"github.com/orchardmdm/orchard/storage"
 )
 

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/micromdm/plist"
-	"github.com/orchardmdm/orchard/internal/pki"
+	"github.com/orchardmdm/orchard/pki"
 	"github.com/orchardmdm/orchard/scep/scepclient"
 	"github.com/smallstep/pkcs7"
 )

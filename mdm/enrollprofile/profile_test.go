@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/micromdm/plist"
-	"github.com/orchardmdm/orchard/internal/pki"
 	"github.com/orchardmdm/orchard/mdm/enrollprofile"
+	"github.com/orchardmdm/orchard/pki"
 )
 
 func selfSignedTLS(t *testing.T) *x509.Certificate {

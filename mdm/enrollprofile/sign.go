@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/orchardmdm/orchard/internal/pki"
+	"github.com/orchardmdm/orchard/pki"
 	"github.com/smallstep/pkcs7"
 )
 

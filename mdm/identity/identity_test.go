@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/orchardmdm/orchard/internal/pki"
 	"github.com/orchardmdm/orchard/mdm/identity"
+	"github.com/orchardmdm/orchard/pki"
 	"github.com/orchardmdm/orchard/storage"
 	"github.com/orchardmdm/orchard/storage/bolt"
 	"github.com/smallstep/pkcs7"

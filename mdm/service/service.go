@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/orchardmdm/orchard/internal/pki"
+	"github.com/orchardmdm/orchard/pki"
 	"github.com/orchardmdm/orchard/storage"
 )
 
