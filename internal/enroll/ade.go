@@ -3,6 +3,7 @@ package enroll
 import (
 	"context"
 	"errors"
+	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
 	"net/http"
 	"net/url"
 
@@ -43,7 +44,7 @@ func (h *Handler) adeProfile(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, http.StatusForbidden, errors.New("this serial number is not assigned to this server in Apple Business Manager"))
 		return
 	case err != nil:
-		h.storeError(w, err)
+		apijson.Fail(w, r, h.log, err)
 		return
 	case d.TokenID != token || d.ProfileID != profile || d.Status == storage.DEPRemoved:
 		h.fail(w, http.StatusForbidden, errors.New("this device is not assigned this enrollment profile"))

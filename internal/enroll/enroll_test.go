@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/orchardmdm/orchard/internal/adminapi"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -55,6 +56,8 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
+
+const testAPIKey = "enroll-test-key"
 
 type env struct {
 	ts    *httptest.Server
@@ -105,7 +108,11 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.RegisterAdmin(mux)
+	admin, err := adminapi.New(adminapi.Config{APIKey: testAPIKey, Store: st, Enroll: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux.Handle("/v1/", admin)
 	h.RegisterPublic(mux)
 	return &env{ts: ts, store: st, ca: ca, clock: clk}
 }
@@ -123,6 +130,9 @@ func (e *env) do(t *testing.T, method, path, ctype, body string) (int, []byte, h
 	req, _ := http.NewRequest(method, e.ts.URL+path, strings.NewReader(body))
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
+	}
+	if strings.HasPrefix(path, "/v1/") {
+		req.Header.Set("Authorization", "Bearer "+testAPIKey)
 	}
 	resp, err := e.ts.Client().Do(req)
 	if err != nil {
@@ -449,7 +459,8 @@ func TestBadInputWritesNothing(t *testing.T) {
 	}
 	for _, tc := range tests {
 		code, body, _ := e.do(t, tc.method, tc.path, "application/json", tc.body)
-		if code != tc.status || !strings.HasPrefix(string(body), `{"error":`) {
+		var got struct{ Error string }
+		if code != tc.status || json.Unmarshal(body, &got) != nil || got.Error == "" {
 			t.Errorf("%s %s: %d %s, want %d with a JSON error", tc.method, tc.path, code, body, tc.status)
 		}
 	}

@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/orchardmdm/orchard/internal/api"
 	"github.com/orchardmdm/orchard/mdm/service"
 	"github.com/orchardmdm/orchard/storage"
 )
@@ -55,7 +54,7 @@ const retryAfter = time.Hour
 type Inventory struct {
 	store    Store
 	unlock   UnlockTokens
-	pusher   api.Pusher
+	pusher   Pusher
 	log      *slog.Logger
 	now      func() time.Time
 	interval time.Duration
@@ -65,6 +64,12 @@ type Inventory struct {
 	// from QueriedAt, so Connected costs a map lookup on most connects.
 	mu   sync.RWMutex
 	next map[string]time.Time
+}
+
+// Pusher wakes channels; it must return promptly (pushes proceed in the
+// background).
+type Pusher interface {
+	PushChannels(ctx context.Context, channels []string)
 }
 
 // Option configures an Inventory.
@@ -81,7 +86,7 @@ func WithInterval(d time.Duration) Option { return func(i *Inventory) { i.interv
 
 // WithPusher wakes devices after an action queues a command; without one,
 // commands wait for the device's next connect.
-func WithPusher(p api.Pusher) Option { return func(i *Inventory) { i.pusher = p } }
+func WithPusher(p Pusher) Option { return func(i *Inventory) { i.pusher = p } }
 
 // WithMDMProfileIdentifier overrides the PayloadIdentifier that retire
 // removes (default EnrollmentProfileIdentifier).

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/orchardmdm/orchard/internal/api"
 	"github.com/orchardmdm/orchard/mdm"
 	"github.com/orchardmdm/orchard/mdm/commands"
 	"github.com/orchardmdm/orchard/storage"
@@ -208,7 +207,7 @@ func (i *Inventory) build(requestType string, payload map[string]any) (*storage.
 	if err != nil {
 		return nil, err
 	}
-	uuid := api.NewUUID()
+	uuid := mdm.NewUUID()
 	raw, err := mdm.EncodeCommand(uuid, cmd)
 	if err != nil {
 		return nil, err

@@ -23,8 +23,7 @@ import (
 
 	"github.com/orchardmdm/orchard/apns"
 	"github.com/orchardmdm/orchard/dep"
-	"github.com/orchardmdm/orchard/dep/depapi"
-	"github.com/orchardmdm/orchard/internal/api"
+	"github.com/orchardmdm/orchard/internal/adminapi"
 	"github.com/orchardmdm/orchard/internal/enroll"
 	"github.com/orchardmdm/orchard/internal/inventory"
 	"github.com/orchardmdm/orchard/internal/metrics"
@@ -236,10 +235,6 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
-	depAdmin, err := depapi.New(s.dep, depapi.WithLogger(s.log))
-	if err != nil {
-		return err
-	}
 	// The inventory needs the service's unlock tokens and the service the
 	// inventory's hooks: the closure breaks the cycle.
 	counted := countingStore{Store: s.store, m: s.metrics}
@@ -281,10 +276,6 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
-	admin, err := api.New(api.Config{Store: counted, Secrets: s.svc, Pusher: s.push, Targets: inv, Filter: inv.FilterHandler(), Logger: s.log})
-	if err != nil {
-		return err
-	}
 	scepSrv, err := scep.New(s.ca, s.store, scep.WithLogger(s.log), scep.WithObserver(s.metrics.SCEP))
 	if err != nil {
 		return err
@@ -304,17 +295,16 @@ func (s *Server) build() error {
 		return err
 	}
 
-	adminMux := http.NewServeMux()
-	admin.Register(adminMux)
-	enrollment.RegisterAdmin(adminMux)
-	depAdmin.Register(adminMux)
-	s.push.Register(adminMux)
-	inv.Register(adminMux)
+	admin, err := adminapi.New(adminapi.Config{APIKey: s.apiKey, Store: counted, Secrets: s.svc, Pusher: s.push,
+		Targets: inv, Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Logger: s.log})
+	if err != nil {
+		return err
+	}
 
 	mux := http.NewServeMux()
 	device.Register(mux)
 	enrollment.RegisterPublic(mux)
-	mux.Handle("/v1/", api.RequireKey(s.apiKey, adminMux))
+	mux.Handle("/v1/", admin) // the whole admin API: routes in internal/adminapi/routes.go
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write([]byte("ok\n"))
@@ -349,7 +339,7 @@ func (s *Server) adeSetup(ctx context.Context, q storage.CommandQueue, e *storag
 		return
 	}
 	for _, c := range cmds {
-		uuid := api.NewUUID()
+		uuid := mdm.NewUUID()
 		raw, err := mdm.EncodeCommand(uuid, c)
 		if err == nil {
 			rt, _ := c["RequestType"].(string)

@@ -1,12 +1,11 @@
-package api
+package adminapi
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"log/slog"
+	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
 	"net/http"
 	"slices"
 	"strconv"
@@ -18,75 +17,10 @@ import (
 	"github.com/orchardmdm/orchard/storage"
 )
 
-// Store is what the admin API reads and writes.
-type Store interface {
-	storage.CheckinStore
-	storage.CommandQueue
-}
-
-// Pusher wakes channels after commands are queued for them. It must return
-// promptly; pushes proceed in the background.
-type Pusher interface {
-	PushChannels(ctx context.Context, channels []string)
-}
-
-// Targets tells what Orchard knows of a channel for Apple's eligibility
-// rules (the inventory does).
-type Targets interface {
-	Target(ctx context.Context, e *storage.Enrollment) commands.Target
-}
-
-// Secrets opens a device's sealed secrets when the admin asks by name.
-type Secrets interface {
-	UnlockToken(ctx context.Context, channel string) ([]byte, error)
-}
-
-// Handler serves the core admin API.
-type Handler struct {
-	store   Store
-	pusher  Pusher
-	secrets Secrets
-	targets Targets
-	filter  http.Handler
-	log     *slog.Logger
-}
-
-// Config wires the handler. Pusher, Secrets and Targets may be nil.
-type Config struct {
-	Store   Store
-	Pusher  Pusher
-	Secrets Secrets
-	Targets Targets
-	// Filter serves GET /v1/devices when inventory filters are given.
-	Filter http.Handler
-	Logger *slog.Logger
-}
-
-// New builds the admin API handler.
-func New(c Config) (*Handler, error) {
-	if c.Store == nil {
-		return nil, errors.New("api: store is required")
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	return &Handler{store: c.Store, pusher: c.Pusher, secrets: c.Secrets, targets: c.Targets, filter: c.Filter, log: c.Logger}, nil
-}
-
-// Register mounts the routes on mux (which the caller puts behind RequireKey).
-func (h *Handler) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/devices", h.listDevices)
-	mux.HandleFunc("GET /v1/devices/{id}", h.showDevice)
-	mux.HandleFunc("POST /v1/commands", h.sendCommand)
-	mux.HandleFunc("GET /v1/commands/{uuid}", h.showCommand)
-	mux.HandleFunc("DELETE /v1/commands/{uuid}", h.cancelCommand)
-	mux.HandleFunc("GET /v1/schema/commands", h.schema)
-}
-
-func (h *Handler) schema(w http.ResponseWriter, r *http.Request) {
+func (a *API) schema(w http.ResponseWriter, r *http.Request) {
 	body, err := commands.ListingJSON()
 	if err != nil {
-		writeErr(w, h.log, err)
+		apijson.Fail(w, r, a.log, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -153,16 +87,16 @@ const maxPage = 1000
 // inventoryFilters are the GET /v1/devices parameters the inventory answers.
 var inventoryFilters = []string{"platform", "model", "os_version", "supervised", "ownership"}
 
-func (h *Handler) listDevices(w http.ResponseWriter, r *http.Request) {
-	if h.filter != nil && slices.ContainsFunc(inventoryFilters, r.URL.Query().Has) {
-		h.filter.ServeHTTP(w, r)
+func (a *API) listDevices(w http.ResponseWriter, r *http.Request) {
+	if a.inv != nil && slices.ContainsFunc(inventoryFilters, r.URL.Query().Has) {
+		a.inv.List(w, r)
 		return
 	}
 	limit := 100
 	if s := r.URL.Query().Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > maxPage {
-			WriteError(w, http.StatusBadRequest, fmt.Sprintf("limit must be 1..%d", maxPage))
+			apijson.WriteError(w, http.StatusBadRequest, fmt.Sprintf("limit must be 1..%d", maxPage))
 			return
 		}
 		limit = n
@@ -171,9 +105,9 @@ func (h *Handler) listDevices(w http.ResponseWriter, r *http.Request) {
 	var out []DeviceView
 	next := ""
 	for len(out) < limit {
-		page, err := h.store.ListEnrollments(r.Context(), after, limit)
+		page, err := a.store.ListEnrollments(r.Context(), after, limit)
 		if err != nil {
-			writeErr(w, h.log, err)
+			apijson.Fail(w, r, a.log, err)
 			return
 		}
 		for i := range page {
@@ -191,31 +125,31 @@ func (h *Handler) listDevices(w http.ResponseWriter, r *http.Request) {
 	if out == nil {
 		out = []DeviceView{}
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"devices": out, "next": next})
+	apijson.WriteJSON(w, http.StatusOK, map[string]any{"devices": out, "next": next})
 }
 
-func (h *Handler) showDevice(w http.ResponseWriter, r *http.Request) {
+func (a *API) showDevice(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if _, err := mdm.ParseChannelID(id); err != nil {
-		WriteError(w, http.StatusBadRequest, "invalid device id: "+err.Error())
+		apijson.WriteError(w, http.StatusBadRequest, "invalid device id: "+err.Error())
 		return
 	}
-	e, err := h.store.Enrollment(r.Context(), id)
+	e, err := a.store.Enrollment(r.Context(), id)
 	if err != nil {
-		writeErr(w, h.log, err)
+		apijson.Fail(w, r, a.log, err)
 		return
 	}
 	v := viewOf(e)
-	depth, err := h.store.QueueDepth(r.Context(), id)
+	depth, err := a.store.QueueDepth(r.Context(), id)
 	if err != nil {
-		writeErr(w, h.log, err)
+		apijson.Fail(w, r, a.log, err)
 		return
 	}
 	v.QueueDepth = &depth
 	if e.DeviceID == e.ID {
-		users, err := h.store.ListEnrollments(r.Context(), id+mdm.ChannelSeparator, maxPage)
+		users, err := a.store.ListEnrollments(r.Context(), id+mdm.ChannelSeparator, maxPage)
 		if err != nil {
-			writeErr(w, h.log, err)
+			apijson.Fail(w, r, a.log, err)
 			return
 		}
 		for i := range users {
@@ -226,17 +160,17 @@ func (h *Handler) showDevice(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if reveal := r.URL.Query().Get("reveal"); reveal != "" {
-		if v.Revealed, err = h.reveal(r.Context(), e, reveal); err != nil {
-			writeErr(w, h.log, err)
+		if v.Revealed, err = a.reveal(r.Context(), e, reveal); err != nil {
+			apijson.Fail(w, r, a.log, err)
 			return
 		}
-		h.log.Info("secrets revealed to the admin", "device", id, "fields", reveal)
+		a.log.Info("secrets revealed to the admin", "device", id, "fields", reveal)
 	}
-	WriteJSON(w, http.StatusOK, v)
+	apijson.WriteJSON(w, http.StatusOK, v)
 }
 
 // reveal returns secrets the admin named: push_magic, push_token, unlock_token.
-func (h *Handler) reveal(ctx context.Context, e *storage.Enrollment, names string) (map[string]string, error) {
+func (a *API) reveal(ctx context.Context, e *storage.Enrollment, names string) (map[string]string, error) {
 	out := map[string]string{}
 	for _, n := range strings.Split(names, ",") {
 		switch n {
@@ -245,17 +179,17 @@ func (h *Handler) reveal(ctx context.Context, e *storage.Enrollment, names strin
 		case "push_token":
 			out[n] = fmt.Sprintf("%x", e.Token)
 		case "unlock_token":
-			if h.secrets == nil || len(e.UnlockTokenSealed) == 0 {
+			if a.secrets == nil || len(e.UnlockTokenSealed) == 0 {
 				out[n] = ""
 				continue
 			}
-			tok, err := h.secrets.UnlockToken(ctx, e.ID)
+			tok, err := a.secrets.UnlockToken(ctx, e.ID)
 			if err != nil {
 				return nil, err
 			}
 			out[n] = base64.StdEncoding.EncodeToString(tok)
 		default:
-			return nil, Badf("reveal: unknown field %q (push_magic, push_token, unlock_token)", n)
+			return nil, apijson.Bad("reveal: unknown field %q (push_magic, push_token, unlock_token)", n)
 		}
 	}
 	return out, nil
@@ -286,79 +220,79 @@ type TargetResult struct {
 // MaxTargets bounds one API call.
 const MaxTargets = 100_000
 
-func (h *Handler) sendCommand(w http.ResponseWriter, r *http.Request) {
+func (a *API) sendCommand(w http.ResponseWriter, r *http.Request) {
 	var req CommandRequest
-	if err := DecodeJSON(w, r, &req); err != nil {
-		writeErr(w, h.log, err)
+	if err := apijson.Decode(w, r, MaxJSONBody, &req); err != nil {
+		apijson.Fail(w, r, a.log, err)
 		return
 	}
-	uuid, cmd, err := h.buildCommand(&req)
+	uuid, cmd, err := a.buildCommand(&req)
 	if err != nil {
-		writeErr(w, h.log, err)
+		apijson.Fail(w, r, a.log, err)
 		return
 	}
 	if len(req.Targets) == 0 || len(req.Targets) > MaxTargets {
-		WriteError(w, http.StatusBadRequest, fmt.Sprintf("targets: give 1..%d device or channel IDs", MaxTargets))
+		apijson.WriteError(w, http.StatusBadRequest, fmt.Sprintf("targets: give 1..%d device or channel IDs", MaxTargets))
 		return
 	}
 	rt, _ := cmd["RequestType"].(string)
 	spec, _ := commands.Lookup(rt)
-	results, channels := h.resolveTargets(r.Context(), spec, cmd, req.Targets, req.UserID)
+	results, channels := a.resolveTargets(r.Context(), spec, cmd, req.Targets, req.UserID)
 	if len(channels) == 0 {
-		WriteJSON(w, http.StatusBadRequest, map[string]any{"error": "no target can receive the command", "targets": results})
+		apijson.WriteJSON(w, http.StatusBadRequest, map[string]any{"error": "no target can receive the command", "targets": results})
 		return
 	}
 	raw, err := mdm.EncodeCommand(uuid, cmd)
 	if err != nil {
-		writeErr(w, h.log, Badf("%v", err))
+		apijson.Fail(w, r, a.log, apijson.Bad("%v", err))
 		return
 	}
 	c := &storage.Command{UUID: uuid, RequestType: rt, Raw: raw, CreatedAt: time.Now()}
-	if err := h.store.Enqueue(r.Context(), c, channels); err != nil {
-		writeErr(w, h.log, err)
+	if err := a.store.Enqueue(r.Context(), c, channels); err != nil {
+		apijson.Fail(w, r, a.log, err)
 		return
 	}
-	if h.pusher != nil {
-		h.pusher.PushChannels(context.WithoutCancel(r.Context()), channels)
+	if a.pusher != nil {
+		a.pusher.PushChannels(context.WithoutCancel(r.Context()), channels)
 	}
-	h.log.Info("command queued", "command", uuid, "request_type", rt, "targets", len(channels))
-	WriteJSON(w, http.StatusCreated, map[string]any{"command_uuid": uuid, "request_type": rt, "targets": results})
+	a.log.Info("command queued", "command", uuid, "request_type", rt, "targets", len(channels))
+	apijson.WriteJSON(w, http.StatusCreated, map[string]any{"command_uuid": uuid, "request_type": rt, "targets": results})
 }
 
-func (h *Handler) buildCommand(req *CommandRequest) (string, mdm.CommandPayload, error) {
+func (a *API) buildCommand(req *CommandRequest) (string, mdm.CommandPayload, error) {
 	switch {
 	case req.Plist != "" && req.RequestType != "":
-		return "", nil, Badf("give either plist or request_type, not both")
+		return "", nil, apijson.Bad("give either plist or request_type, not both")
 	case req.Plist != "":
 		raw, err := base64.StdEncoding.DecodeString(req.Plist)
 		if err != nil {
-			return "", nil, Badf("plist: not base64")
+			return "", nil, apijson.Bad("plist: not base64")
 		}
 		checked, err := commands.ValidatePlist(raw)
 		if err != nil {
-			return "", nil, Badf("plist: %v", err)
+			return "", nil, apijson.Bad("plist: %v", err)
 		}
 		uuid := checked.CommandUUID
 		if uuid == "" {
-			uuid = NewUUID()
+			uuid = mdm.NewUUID()
 		}
 		if len(uuid) > mdm.MaxCommandUUIDLen {
-			return "", nil, Badf("plist: CommandUUID longer than %d bytes", mdm.MaxCommandUUIDLen)
+			return "", nil, apijson.Bad("plist: CommandUUID longer than %d bytes", mdm.MaxCommandUUIDLen)
 		}
 		return uuid, checked.Command, nil
 	case req.RequestType != "":
 		cmd, err := commands.BuildCommand(req.RequestType, req.Payload)
 		if err != nil {
-			return "", nil, Badf("%v", err)
+			return "", nil, apijson.Bad("%v", err)
 		}
-		return NewUUID(), cmd, nil
+		return mdm.NewUUID(), cmd, nil
 	}
-	return "", nil, Badf("give a command: plist (base64) or request_type with payload")
+	return "", nil, apijson.Bad("give a command: plist (base64) or request_type with payload")
 }
 
 // resolveTargets turns device IDs (plus an optional user) into enrolled
 // channels, reporting each target that cannot receive the command.
-func (h *Handler) resolveTargets(ctx context.Context, spec *commands.Command, cmd mdm.CommandPayload, targets []string, user string) ([]TargetResult, []string) {
+func (a *API) resolveTargets(ctx context.Context, spec *commands.Command, cmd mdm.CommandPayload, targets []string, user string) ([]TargetResult, []string) {
 	results := make([]TargetResult, 0, len(targets))
 	var channels []string
 	seen := map[string]bool{}
@@ -374,17 +308,17 @@ func (h *Handler) resolveTargets(ctx context.Context, spec *commands.Command, cm
 		case seen[id]:
 			res.Error = "listed twice"
 		default:
-			e, err := h.store.Enrollment(ctx, id)
+			e, err := a.store.Enrollment(ctx, id)
 			switch {
 			case errors.Is(err, storage.ErrNotFound):
 				res.Error = "unknown device or channel"
 			case err != nil:
 				res.Error = "lookup failed"
-				h.log.Error("resolve target", "target", id, "err", err)
+				a.log.Error("resolve target", "target", id, "err", err)
 			case !e.Enrolled:
 				res.Error = "not enrolled"
 			default:
-				t := h.target(ctx, e)
+				t := a.target(ctx, e)
 				if err := spec.Eligible(t); err != nil {
 					res.Error = err.Error()
 					break
@@ -402,9 +336,9 @@ func (h *Handler) resolveTargets(ctx context.Context, spec *commands.Command, cm
 
 // target is what Orchard knows of a channel for Apple's eligibility
 // rules; what it does not know never refuses.
-func (h *Handler) target(ctx context.Context, e *storage.Enrollment) commands.Target {
-	if h.targets != nil {
-		return h.targets.Target(ctx, e)
+func (a *API) target(ctx context.Context, e *storage.Enrollment) commands.Target {
+	if a.targets != nil {
+		return a.targets.Target(ctx, e)
 	}
 	t := commands.Target{Channel: commands.DeviceChannel}
 	if e.ID != e.DeviceID {
@@ -413,7 +347,7 @@ func (h *Handler) target(ctx context.Context, e *storage.Enrollment) commands.Ta
 	t.UserEnrollment = commands.Known(e.Type == storage.UserEnrollmentDevice || e.Type == storage.UserEnrollment)
 	facts := e.Facts
 	if facts == nil {
-		if dev, err := h.store.Enrollment(ctx, e.DeviceID); err == nil {
+		if dev, err := a.store.Enrollment(ctx, e.DeviceID); err == nil {
 			facts = dev.Facts
 		}
 	}
@@ -446,45 +380,36 @@ type ResultView struct {
 	Response   map[string]any       `json:"response,omitempty"`
 }
 
-func (h *Handler) showCommand(w http.ResponseWriter, r *http.Request) {
+func (a *API) showCommand(w http.ResponseWriter, r *http.Request) {
 	uuid := r.PathValue("uuid")
-	cmd, targets, err := h.store.Command(r.Context(), uuid)
+	cmd, targets, err := a.store.Command(r.Context(), uuid)
 	if err != nil {
-		writeErr(w, h.log, err)
+		apijson.Fail(w, r, a.log, err)
 		return
 	}
-	results, err := h.store.Results(r.Context(), uuid)
+	results, err := a.store.Results(r.Context(), uuid)
 	if err != nil {
-		writeErr(w, h.log, err)
+		apijson.Fail(w, r, a.log, err)
 		return
 	}
 	byChannel := map[string][]ResultView{}
 	for _, res := range results {
 		byChannel[res.ChannelID] = append(byChannel[res.ChannelID], ResultView{
-			Status: res.Status, At: res.At, ErrorChain: res.ErrorChain, Response: responseOf(res.Raw),
+			Status: res.Status, At: res.At, ErrorChain: res.ErrorChain, Response: apijson.ResponseJSON(res.Raw),
 		})
 	}
 	v := CommandView{UUID: cmd.UUID, RequestType: cmd.RequestType, CreatedAt: cmd.CreatedAt}
 	for _, t := range targets {
 		v.Targets = append(v.Targets, TargetView{Target: t, Results: byChannel[t.ChannelID]})
 	}
-	WriteJSON(w, http.StatusOK, v)
+	apijson.WriteJSON(w, http.StatusOK, v)
 }
 
-func (h *Handler) cancelCommand(w http.ResponseWriter, r *http.Request) {
-	n, err := h.store.Cancel(r.Context(), r.PathValue("uuid"))
+func (a *API) cancelCommand(w http.ResponseWriter, r *http.Request) {
+	n, err := a.store.Cancel(r.Context(), r.PathValue("uuid"))
 	if err != nil {
-		writeErr(w, h.log, err)
+		apijson.Fail(w, r, a.log, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, map[string]int{"canceled": n})
-}
-
-// NewUUID returns a random (version 4) UUID string.
-func NewUUID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%X-%X-%X-%X-%X", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	apijson.WriteJSON(w, http.StatusOK, map[string]int{"canceled": n})
 }

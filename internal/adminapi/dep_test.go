@@ -1,4 +1,4 @@
-package depapi_test
+package adminapi_test
 
 import (
 	"bytes"
@@ -14,12 +14,14 @@ import (
 	"time"
 
 	"github.com/orchardmdm/orchard/dep"
-	"github.com/orchardmdm/orchard/dep/depapi"
 	"github.com/orchardmdm/orchard/dep/deptest"
+	"github.com/orchardmdm/orchard/internal/adminapi"
 	"github.com/orchardmdm/orchard/pki"
 	"github.com/orchardmdm/orchard/storage"
 	"github.com/orchardmdm/orchard/storage/bolt"
 )
+
+const depTestKey = "dep-test-key"
 
 type api struct {
 	t     *testing.T
@@ -56,13 +58,11 @@ func newAPI(t *testing.T, devices int) *api {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := depapi.New(svc, depapi.WithLogger(quiet))
+	h, err := adminapi.New(adminapi.Config{APIKey: depTestKey, Store: db, DEP: svc, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	h.Register(mux)
-	a.srv = httptest.NewServer(mux)
+	a.srv = httptest.NewServer(h)
 	t.Cleanup(a.srv.Close)
 	return a
 }
@@ -77,6 +77,7 @@ func (a *api) call(method, path, contentType string, body []byte, out any) (*htt
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	req.Header.Set("Authorization", "Bearer "+depTestKey)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		a.t.Fatal(err)
@@ -169,7 +170,7 @@ func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 		{"empty token", "POST", "/v1/dep/tokens?name=x", "", nil, 400, "upload the .p7m"},
 		{"token too big", "POST", "/v1/dep/tokens?name=x", "", make([]byte, 100<<10), 413, "larger than"},
 		{"unknown JSON field", "POST", "/v1/dep/tokens", "application/json", []byte(`{"name":"x","tokn":"y"}`), 400, "unknown field"},
-		{"trailing JSON", "POST", "/v1/dep/tokens", "application/json", []byte(`{"name":"x"} {}`), 400, "after the JSON"},
+		{"trailing JSON", "POST", "/v1/dep/tokens", "application/json", []byte(`{"name":"x"} {}`), 400, "trailing data"},
 		{"unknown token sync", "POST", "/v1/dep/tokens/nope/sync", "", nil, 404, "not found"},
 		{"bad status filter", "GET", "/v1/dep/devices?status=lost", "", nil, 400, "status must be"},
 		{"bad limit", "GET", "/v1/dep/devices?limit=0", "", nil, 400, "limit must be"},
