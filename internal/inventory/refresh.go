@@ -8,9 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/orchardmdm/orchard/internal/api"
+	"github.com/orchardmdm/orchard/internal/command"
 	"github.com/orchardmdm/orchard/mdm"
-	"github.com/orchardmdm/orchard/mdm/commands"
 	"github.com/orchardmdm/orchard/storage"
 )
 
@@ -134,7 +133,7 @@ func (i *Inventory) refresh(ctx context.Context, e *storage.Enrollment, fresh, f
 	cmds := make([]*storage.Command, len(reqs))
 	uuids := make([]string, len(reqs))
 	for n, r := range reqs {
-		if cmds[n], err = i.build(r.rt, r.payload); err != nil {
+		if cmds[n], err = i.cmds.Build(r.rt, r.payload); err != nil {
 			return nil, err
 		}
 		uuids[n] = cmds[n].UUID
@@ -157,11 +156,10 @@ func (i *Inventory) refresh(ctx context.Context, e *storage.Enrollment, fresh, f
 	if err != nil {
 		return nil, err
 	}
-	for n, c := range cmds {
-		if err := i.store.Enqueue(ctx, c, []string{e.ID}); err != nil {
-			i.dropPending(ctx, e.ID, uuids[n:])
-			return uuids[:n], fmt.Errorf("queue %s: %w", c.RequestType, err)
-		}
+	// The caller pushes (or not: Connected runs while the device is here).
+	if n, err := i.cmds.Queue(ctx, []string{e.ID}, command.NoPush, cmds...); err != nil {
+		i.dropPending(ctx, e.ID, uuids[n:])
+		return uuids[:n], fmt.Errorf("queue %s: %w", cmds[n].RequestType, err)
 	}
 	return uuids, nil
 }
@@ -200,20 +198,6 @@ func (i *Inventory) dropPending(ctx context.Context, channel string, uuids []str
 	if err != nil {
 		i.log.Error("inventory: forget queries that were not queued", "device", channel, "err", err)
 	}
-}
-
-// build checks a command against Apple's schema and encodes it.
-func (i *Inventory) build(requestType string, payload map[string]any) (*storage.Command, error) {
-	cmd, err := commands.BuildCommand(requestType, payload)
-	if err != nil {
-		return nil, err
-	}
-	uuid := api.NewUUID()
-	raw, err := mdm.EncodeCommand(uuid, cmd)
-	if err != nil {
-		return nil, err
-	}
-	return &storage.Command{UUID: uuid, RequestType: requestType, Raw: raw, CreatedAt: i.now()}, nil
 }
 
 // seed fills a record from the enrollment's check-in facts: missing fields

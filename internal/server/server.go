@@ -25,11 +25,12 @@ import (
 	"github.com/orchardmdm/orchard/dep"
 	"github.com/orchardmdm/orchard/dep/depapi"
 	"github.com/orchardmdm/orchard/internal/api"
+	"github.com/orchardmdm/orchard/internal/command"
 	"github.com/orchardmdm/orchard/internal/enroll"
 	"github.com/orchardmdm/orchard/internal/inventory"
 	"github.com/orchardmdm/orchard/internal/metrics"
 	"github.com/orchardmdm/orchard/internal/push"
-	"github.com/orchardmdm/orchard/mdm"
+	"github.com/orchardmdm/orchard/mdm/commands"
 	"github.com/orchardmdm/orchard/mdm/enrollprofile"
 	"github.com/orchardmdm/orchard/mdm/identity"
 	"github.com/orchardmdm/orchard/mdm/mdmhttp"
@@ -78,6 +79,7 @@ type Server struct {
 	tlsCert    tls.Certificate
 	selfSigned bool
 	svc        *service.Service
+	cmds       *command.Service
 	dep        *dep.Service
 	push       *push.Service
 	metrics    *metrics.Metrics
@@ -240,20 +242,27 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
-	// The inventory needs the service's unlock tokens and the service the
-	// inventory's hooks: the closure breaks the cycle.
-	counted := countingStore{Store: s.store, m: s.metrics}
-	inv, err := inventory.New(counted,
-		inventory.UnlockTokenFunc(func(ctx context.Context, ch string) ([]byte, error) { return s.svc.UnlockToken(ctx, ch) }),
-		inventory.WithPusher(s.push), inventory.WithLogger(s.log))
+	// Every command is queued through s.cmds. It asks the inventory what a
+	// target is, the inventory queues through it and needs the service's
+	// unlock tokens, the service reports to the inventory: the closures
+	// break the cycles.
+	var inv *inventory.Inventory
+	s.cmds, err = command.New(s.store, s.store, s.push, command.WithLogger(s.log), command.WithObserver(s.metrics),
+		command.WithTargets(command.TargetsFunc(func(ctx context.Context, e *storage.Enrollment) commands.Target { return inv.Target(ctx, e) })))
 	if err != nil {
 		return err
 	}
-	hooks := inv.Hooks()
+	inv, err = inventory.New(s.store,
+		inventory.UnlockTokenFunc(func(ctx context.Context, ch string) ([]byte, error) { return s.svc.UnlockToken(ctx, ch) }),
+		s.cmds, inventory.WithPusher(s.push), inventory.WithLogger(s.log))
+	if err != nil {
+		return err
+	}
+	hooks := service.Hooks{Enrolled: inv.Enrolled, Result: inv.Result, Connected: inv.Connected}
 	hooks.Authenticated = s.authenticated
 	invEnrolled := hooks.Enrolled
 	hooks.Enrolled = func(ctx context.Context, e *storage.Enrollment) {
-		s.adeSetup(ctx, counted, e)
+		s.adeSetup(ctx, e)
 		invEnrolled(ctx, e)
 	}
 	hooks.Delivered = func(_ context.Context, _ string, cmd *storage.Command) { s.metrics.CommandDelivered(cmd.RequestType) }
@@ -281,7 +290,7 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
-	admin, err := api.New(api.Config{Store: counted, Secrets: s.svc, Pusher: s.push, Targets: inv, Filter: inv.FilterHandler(), Logger: s.log})
+	admin, err := api.New(api.Config{Store: s.store, Commands: s.cmds, Secrets: s.svc, Filter: inv.FilterHandler(), Logger: s.log})
 	if err != nil {
 		return err
 	}
@@ -339,7 +348,7 @@ func (s *Server) authenticated(ctx context.Context, e *storage.Enrollment) {
 // adeSetup queues what an ADE device's profile asks for after enrollment
 // (name, Shared iPad settings, cellular plan; DeviceConfigured when it waits
 // in Setup Assistant) and wakes it.
-func (s *Server) adeSetup(ctx context.Context, q storage.CommandQueue, e *storage.Enrollment) {
+func (s *Server) adeSetup(ctx context.Context, e *storage.Enrollment) {
 	if e.Facts == nil || e.Facts.SerialNumber == "" {
 		return
 	}
@@ -348,20 +357,15 @@ func (s *Server) adeSetup(ctx context.Context, q storage.CommandQueue, e *storag
 		s.log.Error("ADE setup commands", "device", e.ID, "err", err)
 		return
 	}
-	for _, c := range cmds {
-		uuid := api.NewUUID()
-		raw, err := mdm.EncodeCommand(uuid, c)
-		if err == nil {
-			rt, _ := c["RequestType"].(string)
-			err = q.Enqueue(ctx, &storage.Command{UUID: uuid, RequestType: rt, Raw: raw, CreatedAt: time.Now()}, []string{e.ID})
-		}
-		if err != nil {
+	encoded := make([]*storage.Command, len(cmds))
+	for n, c := range cmds {
+		if encoded[n], err = s.cmds.Encode(c); err != nil {
 			s.log.Error("queue ADE setup command", "device", e.ID, "err", err)
 			return
 		}
 	}
-	if len(cmds) > 0 {
-		s.push.PushChannels(ctx, []string{e.ID})
+	if _, err := s.cmds.Queue(ctx, []string{e.ID}, command.Push, encoded...); err != nil {
+		s.log.Error("queue ADE setup command", "device", e.ID, "err", err)
 	}
 }
 
@@ -377,20 +381,6 @@ func (r revokingStore) RevokeCert(ctx context.Context, serial string, at time.Ti
 		return err
 	}
 	r.forget(serial)
-	return nil
-}
-
-// countingStore counts commands as they are queued, whoever queues them.
-type countingStore struct {
-	*bolt.Store
-	m *metrics.Metrics
-}
-
-func (c countingStore) Enqueue(ctx context.Context, cmd *storage.Command, channels []string) error {
-	if err := c.Store.Enqueue(ctx, cmd, channels); err != nil {
-		return err
-	}
-	c.m.CommandsEnqueued(cmd.RequestType, len(channels))
 	return nil
 }
 
