@@ -38,7 +38,7 @@ import (
 )
 
 // harness is a real Orchard slice over loopback TLS: a bolt file, the MDM
-// service with the inventory's hooks, the device endpoints, the core admin
+// service observed by the inventory, the device endpoints, the core admin
 // API and the inventory routes. Only APNs is replaced (pushRecorder).
 type harness struct {
 	t      *testing.T
@@ -112,7 +112,7 @@ func newHarness(t *testing.T) *harness {
 	if h.inv, err = New(store, unlock, h.cmds, WithClock(h.clock.Now), WithPusher(h.pushed), WithLogger(log)); err != nil {
 		t.Fatal(err)
 	}
-	if svc, err = service.New(store, box, service.WithHooks(service.Hooks{Enrolled: h.inv.Enrolled, Result: h.inv.Result, Connected: h.inv.Connected}), service.WithClock(h.clock.Now), service.WithLogger(log)); err != nil {
+	if svc, err = service.New(store, box, service.WithObserver(h.inv), service.WithClock(h.clock.Now), service.WithLogger(log)); err != nil {
 		t.Fatal(err)
 	}
 	verifier, err := identity.NewVerifier(ca.Pool(), store)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/orchardmdm/orchard/internal/command"
 	"github.com/orchardmdm/orchard/mdm/enrollprofile"
+	"github.com/orchardmdm/orchard/mdm/service"
 	"github.com/orchardmdm/orchard/storage"
 )
 
@@ -123,4 +124,19 @@ func New(store Store, unlock UnlockTokens, cmds Commands, opts ...Option) (*Inve
 		return nil, errors.New("inventory: MDM profile identifier must not be empty")
 	}
 	return i, nil
+}
+
+// Observe implements service.Observer: a new enrollment and a due connect
+// queue the inventory queries, and a stored result may carry an answer the
+// inventory keeps. The result work reads and writes storage; run it off
+// the device's request path where that matters (the server does).
+func (i *Inventory) Observe(ctx context.Context, ev service.Event) {
+	switch ev := ev.(type) {
+	case service.Enrolled:
+		i.Enrolled(ctx, ev.Enrollment)
+	case service.Connected:
+		i.Connected(ctx, ev.Channel)
+	case service.ResultStored:
+		i.Result(ctx, ev.Result)
+	}
 }

@@ -33,7 +33,7 @@ var (
 )
 
 // Enrolled queues the inventory queries for a newly enrolled device channel
-// and pushes it. It is a service.Hooks.Enrolled function.
+// and pushes it. It runs on service.Enrolled.
 func (i *Inventory) Enrolled(ctx context.Context, e *storage.Enrollment) {
 	ctx = context.WithoutCancel(ctx)
 	now := i.now()
@@ -236,7 +236,7 @@ func seed(inv *storage.DeviceInventory, e *storage.Enrollment, now time.Time, ov
 // Result stores the answers the inventory keeps: DeviceInformation and
 // SecurityInfo update the device's inventory, and the latest
 // InstalledApplicationList, ProfileList, CertificateList and DeviceLocation
-// answers are kept per channel. It is a service.Hooks.Result function.
+// answers are kept per channel. It runs on service.ResultStored.
 func (i *Inventory) Result(ctx context.Context, r *storage.Result) {
 	ctx = context.WithoutCancel(ctx)
 	// r.RequestType comes with the stored result: looking the command up

@@ -83,7 +83,7 @@ type Server struct {
 	dep        *dep.Service
 	push       *push.Service
 	metrics    *metrics.Metrics
-	async      sync.WaitGroup  // hook work running off the request path
+	async      sync.WaitGroup  // observer work running off the request path
 	bg         context.Context // lives until Serve returns or Close
 	stopBg     context.CancelFunc
 	handler    http.Handler
@@ -258,31 +258,18 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
-	hooks := service.Hooks{Enrolled: inv.Enrolled, Result: inv.Result, Connected: inv.Connected}
-	hooks.Authenticated = s.authenticated
-	invEnrolled := hooks.Enrolled
-	hooks.Enrolled = func(ctx context.Context, e *storage.Enrollment) {
-		s.adeSetup(ctx, e)
-		invEnrolled(ctx, e)
-	}
-	hooks.Delivered = func(_ context.Context, _ string, cmd *storage.Command) { s.metrics.CommandDelivered(cmd.RequestType) }
-	invResult := hooks.Result
-	hooks.Result = func(ctx context.Context, r *storage.Result) {
-		s.metrics.CommandResult(r.RequestType, string(r.Status))
-		// The result itself is on disk before the device is answered; the
-		// inventory derived from it is written off the device's request path
-		// (a lost update is redone by the next query).
-		s.async.Add(1)
-		go func() {
-			defer s.async.Done()
-			invResult(context.WithoutCancel(ctx), r)
-		}()
+	adeSetup, err := enroll.NewADESetup(s.dep, s.cmds, s.log)
+	if err != nil {
+		return err
 	}
 	userAuth := s.cfg.UserAuthentication
 	s.svc, err = service.New(s.store, s.box, service.WithLogger(s.log),
 		service.WithUserAuthentication(func() bool { return userAuth }),
 		service.WithTopic(s.push.Topic),
-		service.WithHooks(hooks))
+		// What reacts to device events, in the order it runs.
+		service.WithObserver(s.metrics),
+		service.WithObserver(adeSetup),
+		service.WithObserver(offRequestPath{next: inv, wg: &s.async}))
 	if err != nil {
 		return err
 	}
@@ -335,38 +322,26 @@ func (s *Server) build() error {
 	return nil
 }
 
-// authenticated runs after a device's Authenticate is stored.
-func (s *Server) authenticated(ctx context.Context, e *storage.Enrollment) {
-	if e.Facts == nil || e.Facts.SerialNumber == "" {
-		return
-	}
-	if err := s.dep.MarkEnrolled(ctx, e.Facts.SerialNumber); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		s.log.Error("mark ADE device enrolled", "serial", e.Facts.SerialNumber, "err", err)
-	}
+// offRequestPath runs next's work on stored results in the background:
+// the result itself is on disk before the device is answered, and what is
+// derived from it (the inventory) need not hold the device up (a lost
+// update is redone by the next query). Serve waits for it before closing
+// storage. Other events go to next as they come.
+type offRequestPath struct {
+	next service.Observer
+	wg   *sync.WaitGroup
 }
 
-// adeSetup queues what an ADE device's profile asks for after enrollment
-// (name, Shared iPad settings, cellular plan; DeviceConfigured when it waits
-// in Setup Assistant) and wakes it.
-func (s *Server) adeSetup(ctx context.Context, e *storage.Enrollment) {
-	if e.Facts == nil || e.Facts.SerialNumber == "" {
+func (o offRequestPath) Observe(ctx context.Context, ev service.Event) {
+	if _, ok := ev.(service.ResultStored); !ok {
+		o.next.Observe(ctx, ev)
 		return
 	}
-	cmds, err := s.dep.SetupCommands(ctx, e.Facts.SerialNumber, e.Facts.ModelName, e.AwaitingConfiguration)
-	if err != nil {
-		s.log.Error("ADE setup commands", "device", e.ID, "err", err)
-		return
-	}
-	encoded := make([]*storage.Command, len(cmds))
-	for n, c := range cmds {
-		if encoded[n], err = s.cmds.Encode(c); err != nil {
-			s.log.Error("queue ADE setup command", "device", e.ID, "err", err)
-			return
-		}
-	}
-	if _, err := s.cmds.Queue(ctx, []string{e.ID}, command.Push, encoded...); err != nil {
-		s.log.Error("queue ADE setup command", "device", e.ID, "err", err)
-	}
+	o.wg.Add(1)
+	go func() {
+		defer o.wg.Done()
+		o.next.Observe(context.WithoutCancel(ctx), ev)
+	}()
 }
 
 // revokingStore tells the identity verifier when a certificate is revoked,
