@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orchardmdm/orchard/internal/command"
 	"github.com/orchardmdm/orchard/mdm"
 	"github.com/orchardmdm/orchard/mdm/commands"
 	"github.com/orchardmdm/orchard/storage"
@@ -24,16 +24,9 @@ type Store interface {
 	storage.CommandQueue
 }
 
-// Pusher wakes channels after commands are queued for them. It must return
-// promptly; pushes proceed in the background.
-type Pusher interface {
-	PushChannels(ctx context.Context, channels []string)
-}
-
-// Targets tells what Orchard knows of a channel for Apple's eligibility
-// rules (the inventory does).
-type Targets interface {
-	Target(ctx context.Context, e *storage.Enrollment) commands.Target
+// Commands sends commands (the command service).
+type Commands interface {
+	Send(ctx context.Context, req *command.Request) (*command.Outcome, error)
 }
 
 // Secrets opens a device's sealed secrets when the admin asks by name.
@@ -43,20 +36,18 @@ type Secrets interface {
 
 // Handler serves the core admin API.
 type Handler struct {
-	store   Store
-	pusher  Pusher
-	secrets Secrets
-	targets Targets
-	filter  http.Handler
-	log     *slog.Logger
+	store    Store
+	commands Commands
+	secrets  Secrets
+	filter   http.Handler
+	log      *slog.Logger
 }
 
-// Config wires the handler. Pusher, Secrets and Targets may be nil.
+// Config wires the handler. Secrets may be nil.
 type Config struct {
-	Store   Store
-	Pusher  Pusher
-	Secrets Secrets
-	Targets Targets
+	Store    Store
+	Commands Commands
+	Secrets  Secrets
 	// Filter serves GET /v1/devices when inventory filters are given.
 	Filter http.Handler
 	Logger *slog.Logger
@@ -64,13 +55,13 @@ type Config struct {
 
 // New builds the admin API handler.
 func New(c Config) (*Handler, error) {
-	if c.Store == nil {
-		return nil, errors.New("api: store is required")
+	if c.Store == nil || c.Commands == nil {
+		return nil, errors.New("api: store and command service are required")
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	return &Handler{store: c.Store, pusher: c.Pusher, secrets: c.Secrets, targets: c.Targets, filter: c.Filter, log: c.Logger}, nil
+	return &Handler{store: c.Store, commands: c.Commands, secrets: c.Secrets, filter: c.Filter, log: c.Logger}, nil
 }
 
 // Register mounts the routes on mux (which the caller puts behind RequireKey).
@@ -274,17 +265,10 @@ type CommandRequest struct {
 }
 
 // TargetResult says what happened for one target.
-type TargetResult struct {
-	Target string `json:"target"`
-	Queued bool   `json:"queued"`
-	Error  string `json:"error,omitempty"`
-	// Warnings name keys the target's platform does not support: the
-	// device ignores or rejects them.
-	Warnings []string `json:"warnings,omitempty"`
-}
+type TargetResult = command.TargetResult
 
 // MaxTargets bounds one API call.
-const MaxTargets = 100_000
+const MaxTargets = command.MaxTargets
 
 func (h *Handler) sendCommand(w http.ResponseWriter, r *http.Request) {
 	var req CommandRequest
@@ -292,136 +276,31 @@ func (h *Handler) sendCommand(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, h.log, err)
 		return
 	}
-	uuid, cmd, err := h.buildCommand(&req)
-	if err != nil {
-		writeErr(w, h.log, err)
-		return
-	}
-	if len(req.Targets) == 0 || len(req.Targets) > MaxTargets {
-		WriteError(w, http.StatusBadRequest, fmt.Sprintf("targets: give 1..%d device or channel IDs", MaxTargets))
-		return
-	}
-	rt, _ := cmd["RequestType"].(string)
-	spec, _ := commands.Lookup(rt)
-	results, channels := h.resolveTargets(r.Context(), spec, cmd, req.Targets, req.UserID)
-	if len(channels) == 0 {
-		WriteJSON(w, http.StatusBadRequest, map[string]any{"error": "no target can receive the command", "targets": results})
-		return
-	}
-	raw, err := mdm.EncodeCommand(uuid, cmd)
-	if err != nil {
-		writeErr(w, h.log, Badf("%v", err))
-		return
-	}
-	c := &storage.Command{UUID: uuid, RequestType: rt, Raw: raw, CreatedAt: time.Now()}
-	if err := h.store.Enqueue(r.Context(), c, channels); err != nil {
-		writeErr(w, h.log, err)
-		return
-	}
-	if h.pusher != nil {
-		h.pusher.PushChannels(context.WithoutCancel(r.Context()), channels)
-	}
-	h.log.Info("command queued", "command", uuid, "request_type", rt, "targets", len(channels))
-	WriteJSON(w, http.StatusCreated, map[string]any{"command_uuid": uuid, "request_type": rt, "targets": results})
-}
-
-func (h *Handler) buildCommand(req *CommandRequest) (string, mdm.CommandPayload, error) {
-	switch {
-	case req.Plist != "" && req.RequestType != "":
-		return "", nil, Badf("give either plist or request_type, not both")
-	case req.Plist != "":
+	creq := &command.Request{Targets: req.Targets, UserID: req.UserID, RequestType: req.RequestType, Payload: req.Payload}
+	if req.Plist != "" && req.RequestType == "" {
 		raw, err := base64.StdEncoding.DecodeString(req.Plist)
 		if err != nil {
-			return "", nil, Badf("plist: not base64")
+			writeErr(w, h.log, Badf("plist: not base64"))
+			return
 		}
-		checked, err := commands.ValidatePlist(raw)
-		if err != nil {
-			return "", nil, Badf("plist: %v", err)
-		}
-		uuid := checked.CommandUUID
-		if uuid == "" {
-			uuid = NewUUID()
-		}
-		if len(uuid) > mdm.MaxCommandUUIDLen {
-			return "", nil, Badf("plist: CommandUUID longer than %d bytes", mdm.MaxCommandUUIDLen)
-		}
-		return uuid, checked.Command, nil
-	case req.RequestType != "":
-		cmd, err := commands.BuildCommand(req.RequestType, req.Payload)
-		if err != nil {
-			return "", nil, Badf("%v", err)
-		}
-		return NewUUID(), cmd, nil
+		creq.Plist = raw
+	} else if req.Plist != "" {
+		creq.Plist = []byte(req.Plist) // refused: both forms given
 	}
-	return "", nil, Badf("give a command: plist (base64) or request_type with payload")
-}
-
-// resolveTargets turns device IDs (plus an optional user) into enrolled
-// channels, reporting each target that cannot receive the command.
-func (h *Handler) resolveTargets(ctx context.Context, spec *commands.Command, cmd mdm.CommandPayload, targets []string, user string) ([]TargetResult, []string) {
-	results := make([]TargetResult, 0, len(targets))
-	var channels []string
-	seen := map[string]bool{}
-	for _, t := range targets {
-		id := t
-		if user != "" {
-			id = t + mdm.ChannelSeparator + user
-		}
-		res := TargetResult{Target: id}
-		switch _, err := mdm.ParseChannelID(id); {
-		case err != nil:
-			res.Error = "invalid id: " + err.Error()
-		case seen[id]:
-			res.Error = "listed twice"
-		default:
-			e, err := h.store.Enrollment(ctx, id)
-			switch {
-			case errors.Is(err, storage.ErrNotFound):
-				res.Error = "unknown device or channel"
-			case err != nil:
-				res.Error = "lookup failed"
-				h.log.Error("resolve target", "target", id, "err", err)
-			case !e.Enrolled:
-				res.Error = "not enrolled"
-			default:
-				t := h.target(ctx, e)
-				if err := spec.Eligible(t); err != nil {
-					res.Error = err.Error()
-					break
-				}
-				res.Warnings = spec.Unsupported(t.Platform, cmd)
-				res.Queued = true
-				channels = append(channels, id)
-			}
-		}
-		seen[id] = true
-		results = append(results, res)
+	out, err := h.commands.Send(r.Context(), creq)
+	var invalid *command.Invalid
+	switch {
+	case errors.As(err, &invalid):
+		writeErr(w, h.log, Badf("%s", invalid.Reason))
+		return
+	case errors.Is(err, command.ErrNoTarget):
+		WriteJSON(w, http.StatusBadRequest, map[string]any{"error": err.Error(), "targets": out.Targets})
+		return
+	case err != nil:
+		writeErr(w, h.log, err)
+		return
 	}
-	return results, channels
-}
-
-// target is what Orchard knows of a channel for Apple's eligibility
-// rules; what it does not know never refuses.
-func (h *Handler) target(ctx context.Context, e *storage.Enrollment) commands.Target {
-	if h.targets != nil {
-		return h.targets.Target(ctx, e)
-	}
-	t := commands.Target{Channel: commands.DeviceChannel}
-	if e.ID != e.DeviceID {
-		t.Channel = commands.UserChannel
-	}
-	t.UserEnrollment = commands.Known(e.Type == storage.UserEnrollmentDevice || e.Type == storage.UserEnrollment)
-	facts := e.Facts
-	if facts == nil {
-		if dev, err := h.store.Enrollment(ctx, e.DeviceID); err == nil {
-			facts = dev.Facts
-		}
-	}
-	if facts != nil {
-		t.Platform = mdm.Platform(facts.ProductName, facts.Model)
-		t.OSVersion = facts.OSVersion
-	}
-	return t
+	WriteJSON(w, http.StatusCreated, map[string]any{"command_uuid": out.UUID, "request_type": out.RequestType, "targets": out.Targets})
 }
 
 // CommandView is a command with per-target status and results.
@@ -481,10 +360,4 @@ func (h *Handler) cancelCommand(w http.ResponseWriter, r *http.Request) {
 }
 
 // NewUUID returns a random (version 4) UUID string.
-func NewUUID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%X-%X-%X-%X-%X", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
+func NewUUID() string { return command.NewUUID() }

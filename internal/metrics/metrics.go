@@ -1,15 +1,17 @@
 // Package metrics owns Orchard's Prometheus metrics: one registry of its
 // own (with the Go runtime and process collectors), the /metrics handler,
 // HTTP request instrumentation, and the observer methods the device,
-// SCEP, DEP and push packages call. Every label value that comes from the
+// MDM service, command, SCEP, DEP and push packages call. Every label value that comes from the
 // outside world is bounded so no client can grow the series count.
 package metrics
 
 import (
+	"context"
 	"net/http"
 	"time"
 
 	"github.com/orchardmdm/orchard/dep"
+	"github.com/orchardmdm/orchard/mdm/service"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -172,6 +174,17 @@ func (m *Metrics) IdentityFailure(reason string) {
 func (m *Metrics) CommandsEnqueued(requestType string, n int) {
 	if n > 0 {
 		m.commandsEnqueued.WithLabelValues(m.requestTypes.label(requestType)).Add(float64(n))
+	}
+}
+
+// Observe counts the MDM service's command deliveries and results; pass
+// it to service.WithObserver.
+func (m *Metrics) Observe(_ context.Context, ev service.Event) {
+	switch ev := ev.(type) {
+	case service.CommandDelivered:
+		m.CommandDelivered(ev.Command.RequestType)
+	case service.ResultStored:
+		m.CommandResult(ev.Result.RequestType, string(ev.Result.Status))
 	}
 }
 

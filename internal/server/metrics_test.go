@@ -31,6 +31,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		`orchard_checkins_total{message_type="Authenticate",outcome="ok"} 1`,
 		`orchard_checkins_total{message_type="TokenUpdate",outcome="ok"} 1`,
 		`orchard_commands_enqueued_total{request_type="ProfileList"} 1`,
+		`orchard_commands_enqueued_total{request_type="DeviceInformation"} 1`, // the inventory, queued through the same service
 		`orchard_commands_delivered_total{request_type="ProfileList"} 1`,
 		`orchard_command_results_total{request_type="DeviceInformation",status="Acknowledged"} 1`,
 		`orchard_scep_requests_total{kind="profile",outcome="issued"} 1`,

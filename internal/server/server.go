@@ -25,11 +25,12 @@ import (
 	"github.com/orchardmdm/orchard/dep"
 	"github.com/orchardmdm/orchard/dep/depapi"
 	"github.com/orchardmdm/orchard/internal/api"
+	"github.com/orchardmdm/orchard/internal/command"
 	"github.com/orchardmdm/orchard/internal/enroll"
 	"github.com/orchardmdm/orchard/internal/inventory"
 	"github.com/orchardmdm/orchard/internal/metrics"
 	"github.com/orchardmdm/orchard/internal/push"
-	"github.com/orchardmdm/orchard/mdm"
+	"github.com/orchardmdm/orchard/mdm/commands"
 	"github.com/orchardmdm/orchard/mdm/enrollprofile"
 	"github.com/orchardmdm/orchard/mdm/identity"
 	"github.com/orchardmdm/orchard/mdm/mdmhttp"
@@ -78,10 +79,11 @@ type Server struct {
 	tlsCert    tls.Certificate
 	selfSigned bool
 	svc        *service.Service
+	cmds       *command.Service
 	dep        *dep.Service
 	push       *push.Service
 	metrics    *metrics.Metrics
-	async      sync.WaitGroup  // hook work running off the request path
+	async      sync.WaitGroup  // observer work running off the request path
 	bg         context.Context // lives until Serve returns or Close
 	stopBg     context.CancelFunc
 	handler    http.Handler
@@ -240,40 +242,34 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
-	// The inventory needs the service's unlock tokens and the service the
-	// inventory's hooks: the closure breaks the cycle.
-	counted := countingStore{Store: s.store, m: s.metrics}
-	inv, err := inventory.New(counted,
-		inventory.UnlockTokenFunc(func(ctx context.Context, ch string) ([]byte, error) { return s.svc.UnlockToken(ctx, ch) }),
-		inventory.WithPusher(s.push), inventory.WithLogger(s.log))
+	// Every command is queued through s.cmds. It asks the inventory what a
+	// target is, the inventory queues through it and needs the service's
+	// unlock tokens, the service reports to the inventory: the closures
+	// break the cycles.
+	var inv *inventory.Inventory
+	s.cmds, err = command.New(s.store, s.store, s.push, command.WithLogger(s.log), command.WithObserver(s.metrics),
+		command.WithTargets(command.TargetsFunc(func(ctx context.Context, e *storage.Enrollment) commands.Target { return inv.Target(ctx, e) })))
 	if err != nil {
 		return err
 	}
-	hooks := inv.Hooks()
-	hooks.Authenticated = s.authenticated
-	invEnrolled := hooks.Enrolled
-	hooks.Enrolled = func(ctx context.Context, e *storage.Enrollment) {
-		s.adeSetup(ctx, counted, e)
-		invEnrolled(ctx, e)
+	inv, err = inventory.New(s.store,
+		inventory.UnlockTokenFunc(func(ctx context.Context, ch string) ([]byte, error) { return s.svc.UnlockToken(ctx, ch) }),
+		s.cmds, inventory.WithPusher(s.push), inventory.WithLogger(s.log))
+	if err != nil {
+		return err
 	}
-	hooks.Delivered = func(_ context.Context, _ string, cmd *storage.Command) { s.metrics.CommandDelivered(cmd.RequestType) }
-	invResult := hooks.Result
-	hooks.Result = func(ctx context.Context, r *storage.Result) {
-		s.metrics.CommandResult(r.RequestType, string(r.Status))
-		// The result itself is on disk before the device is answered; the
-		// inventory derived from it is written off the device's request path
-		// (a lost update is redone by the next query).
-		s.async.Add(1)
-		go func() {
-			defer s.async.Done()
-			invResult(context.WithoutCancel(ctx), r)
-		}()
+	adeSetup, err := enroll.NewADESetup(s.dep, s.cmds, s.log)
+	if err != nil {
+		return err
 	}
 	userAuth := s.cfg.UserAuthentication
 	s.svc, err = service.New(s.store, s.box, service.WithLogger(s.log),
 		service.WithUserAuthentication(func() bool { return userAuth }),
 		service.WithTopic(s.push.Topic),
-		service.WithHooks(hooks))
+		// What reacts to device events, in the order it runs.
+		service.WithObserver(s.metrics),
+		service.WithObserver(adeSetup),
+		service.WithObserver(offRequestPath{next: inv, wg: &s.async}))
 	if err != nil {
 		return err
 	}
@@ -281,7 +277,7 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
-	admin, err := api.New(api.Config{Store: counted, Secrets: s.svc, Pusher: s.push, Targets: inv, Filter: inv.FilterHandler(), Logger: s.log})
+	admin, err := api.New(api.Config{Store: s.store, Commands: s.cmds, Secrets: s.svc, Filter: inv.FilterHandler(), Logger: s.log})
 	if err != nil {
 		return err
 	}
@@ -326,43 +322,26 @@ func (s *Server) build() error {
 	return nil
 }
 
-// authenticated runs after a device's Authenticate is stored.
-func (s *Server) authenticated(ctx context.Context, e *storage.Enrollment) {
-	if e.Facts == nil || e.Facts.SerialNumber == "" {
-		return
-	}
-	if err := s.dep.MarkEnrolled(ctx, e.Facts.SerialNumber); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		s.log.Error("mark ADE device enrolled", "serial", e.Facts.SerialNumber, "err", err)
-	}
+// offRequestPath runs next's work on stored results in the background:
+// the result itself is on disk before the device is answered, and what is
+// derived from it (the inventory) need not hold the device up (a lost
+// update is redone by the next query). Serve waits for it before closing
+// storage. Other events go to next as they come.
+type offRequestPath struct {
+	next service.Observer
+	wg   *sync.WaitGroup
 }
 
-// adeSetup queues what an ADE device's profile asks for after enrollment
-// (name, Shared iPad settings, cellular plan; DeviceConfigured when it waits
-// in Setup Assistant) and wakes it.
-func (s *Server) adeSetup(ctx context.Context, q storage.CommandQueue, e *storage.Enrollment) {
-	if e.Facts == nil || e.Facts.SerialNumber == "" {
+func (o offRequestPath) Observe(ctx context.Context, ev service.Event) {
+	if _, ok := ev.(service.ResultStored); !ok {
+		o.next.Observe(ctx, ev)
 		return
 	}
-	cmds, err := s.dep.SetupCommands(ctx, e.Facts.SerialNumber, e.Facts.ModelName, e.AwaitingConfiguration)
-	if err != nil {
-		s.log.Error("ADE setup commands", "device", e.ID, "err", err)
-		return
-	}
-	for _, c := range cmds {
-		uuid := api.NewUUID()
-		raw, err := mdm.EncodeCommand(uuid, c)
-		if err == nil {
-			rt, _ := c["RequestType"].(string)
-			err = q.Enqueue(ctx, &storage.Command{UUID: uuid, RequestType: rt, Raw: raw, CreatedAt: time.Now()}, []string{e.ID})
-		}
-		if err != nil {
-			s.log.Error("queue ADE setup command", "device", e.ID, "err", err)
-			return
-		}
-	}
-	if len(cmds) > 0 {
-		s.push.PushChannels(ctx, []string{e.ID})
-	}
+	o.wg.Add(1)
+	go func() {
+		defer o.wg.Done()
+		o.next.Observe(context.WithoutCancel(ctx), ev)
+	}()
 }
 
 // revokingStore tells the identity verifier when a certificate is revoked,
@@ -377,20 +356,6 @@ func (r revokingStore) RevokeCert(ctx context.Context, serial string, at time.Ti
 		return err
 	}
 	r.forget(serial)
-	return nil
-}
-
-// countingStore counts commands as they are queued, whoever queues them.
-type countingStore struct {
-	*bolt.Store
-	m *metrics.Metrics
-}
-
-func (c countingStore) Enqueue(ctx context.Context, cmd *storage.Command, channels []string) error {
-	if err := c.Store.Enqueue(ctx, cmd, channels); err != nil {
-		return err
-	}
-	c.m.CommandsEnqueued(cmd.RequestType, len(channels))
 	return nil
 }
 

@@ -39,6 +39,13 @@ type Observer interface {
 	IdentityFailure(reason string)
 }
 
+// Service is the MDM core the handlers hand messages to (mdm/service).
+type Service interface {
+	Checkin(ctx context.Context, id *identity.Identity, c *mdm.Checkin) ([]byte, error)
+	Report(ctx context.Context, id *identity.Identity, r *mdm.Report) ([]byte, error)
+	ReportUnreadable(ctx context.Context, id *identity.Identity)
+}
+
 type nopObserver struct{}
 
 func (nopObserver) Checkin(string, string) {}
@@ -47,7 +54,7 @@ func (nopObserver) IdentityFailure(string) {}
 
 // Handler serves /mdm/checkin and /mdm/connect.
 type Handler struct {
-	svc      *service.Service
+	svc      Service
 	verifier *identity.Verifier
 	log      *slog.Logger
 	obs      Observer
@@ -63,7 +70,7 @@ func WithLogger(l *slog.Logger) Option { return func(h *Handler) { h.log = l } }
 func WithObserver(o Observer) Option { return func(h *Handler) { h.obs = o } }
 
 // New builds the device-facing handler.
-func New(svc *service.Service, v *identity.Verifier, opts ...Option) (*Handler, error) {
+func New(svc Service, v *identity.Verifier, opts ...Option) (*Handler, error) {
 	if svc == nil || v == nil {
 		return nil, errors.New("mdmhttp: service and verifier are required")
 	}
