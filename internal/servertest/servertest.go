@@ -1,6 +1,7 @@
 // Package servertest starts a real Orchard server for tests: a temporary
-// data dir, a real bbolt file, real TLS on a loopback port, and simulated
-// devices with certificates from the server's own CA.
+// data dir, a real storage backend (bbolt unless a test picks another from
+// Backends), real TLS on a loopback port, and simulated devices with
+// certificates from the server's own CA.
 package servertest
 
 import (
@@ -37,6 +38,31 @@ type Server struct {
 	URL    string // https://127.0.0.1:port
 	Client *http.Client
 	Dir    string
+}
+
+// Backend is a storage backend the end-to-end suite runs on.
+type Backend struct {
+	Name string
+	// Open opens a fresh, empty store for a server's data dir.
+	Open func(dataDir string) (storage.Store, error)
+}
+
+// Backends lists every backend the end-to-end suite runs on; a new one
+// (PostgreSQL) is one more entry.
+var Backends = []Backend{
+	{Name: "bolt", Open: server.OpenBolt},
+}
+
+// WithStore makes the server open its store with open.
+func WithStore(open func(dataDir string) (storage.Store, error)) func(*server.Config) {
+	return func(c *server.Config) { c.OpenStore = open }
+}
+
+// Start runs a server on the backend until the test ends; mutate may adjust
+// the config further.
+func (b Backend) Start(t testing.TB, mutate ...func(*server.Config)) *Server {
+	t.Helper()
+	return Start(t, append([]func(*server.Config){WithStore(b.Open)}, mutate...)...)
 }
 
 // Start runs a server until the test ends. mutate may adjust the config.
