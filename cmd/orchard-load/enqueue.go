@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/micromdm/plist"
+
+	"github.com/orchardmdm/orchard/mdm"
 )
 
 // queuer queues one DeviceInformation command for the given device IDs.
@@ -55,7 +56,7 @@ func orchardQueue(c *config, hc *http.Client) queuer {
 func nanoQueue(c *config, hc *http.Client) queuer {
 	return func(ctx context.Context, ids []string) error {
 		body, err := plist.Marshal(map[string]any{
-			"CommandUUID": newUUID(),
+			"CommandUUID": mdm.NewUUID(),
 			"Command":     map[string]any{"RequestType": "DeviceInformation", "Queries": deviceQueries},
 		})
 		if err != nil {
@@ -86,12 +87,4 @@ func do(hc *http.Client, req *http.Request) error {
 		return fmt.Errorf("%s %s: %d %s", req.Method, req.URL.Path, resp.StatusCode, bytes.TrimSpace(b))
 	}
 	return nil
-}
-
-func newUUID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }

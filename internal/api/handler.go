@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -340,7 +339,7 @@ func (h *Handler) buildCommand(req *CommandRequest) (string, mdm.CommandPayload,
 		}
 		uuid := checked.CommandUUID
 		if uuid == "" {
-			uuid = NewUUID()
+			uuid = mdm.NewUUID()
 		}
 		if len(uuid) > mdm.MaxCommandUUIDLen {
 			return "", nil, Badf("plist: CommandUUID longer than %d bytes", mdm.MaxCommandUUIDLen)
@@ -351,7 +350,7 @@ func (h *Handler) buildCommand(req *CommandRequest) (string, mdm.CommandPayload,
 		if err != nil {
 			return "", nil, Badf("%v", err)
 		}
-		return NewUUID(), cmd, nil
+		return mdm.NewUUID(), cmd, nil
 	}
 	return "", nil, Badf("give a command: plist (base64) or request_type with payload")
 }
@@ -480,11 +479,5 @@ func (h *Handler) cancelCommand(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, map[string]int{"canceled": n})
 }
 
-// NewUUID returns a random (version 4) UUID string.
-func NewUUID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%X-%X-%X-%X-%X", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
+// NewUUID is mdm.NewUUID, kept so callers outside this package need no edit.
+func NewUUID() string { return mdm.NewUUID() }
