@@ -144,14 +144,8 @@ func (s *Server) IssueCert(t testing.TB, auth storage.CertAuthorization) (*x509.
 	n := int(serial.Add(1))
 	key := rsaKey(t, n)
 	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: pki.RandomSerial(),
-		Subject:      pkix.Name{CommonName: fmt.Sprintf("Orchard test device %d", n)},
-		NotBefore:    now.Add(-time.Minute),
-		NotAfter:     now.AddDate(1, 0, 0),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
+	tmpl := pki.DeviceTemplate(pki.RandomSerial(), pkix.Name{CommonName: fmt.Sprintf("Orchard test device %d", n)},
+		key.Public(), now.Add(-time.Minute), now.AddDate(1, 0, 0))
 	cert, err := s.CA().Sign(tmpl, key.Public())
 	if err != nil {
 		t.Fatal(err)
