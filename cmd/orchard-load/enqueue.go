@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/micromdm/plist"
 
+	"github.com/orchardmdm/orchard/internal/apiclient"
 	"github.com/orchardmdm/orchard/mdm"
 )
 
@@ -32,22 +32,14 @@ func enqueueBatch(target string) int {
 }
 
 func orchardQueue(c *config, hc *http.Client) queuer {
+	api := &apiclient.Client{BaseURL: c.Server, Key: c.APIKey, HTTP: hc}
 	return func(ctx context.Context, ids []string) error {
-		body, err := json.Marshal(map[string]any{
+		_, err := api.Call(ctx, http.MethodPost, "/v1/commands", map[string]any{
 			"targets":      ids,
 			"request_type": "DeviceInformation",
 			"payload":      map[string]any{"Queries": deviceQueries},
 		})
-		if err != nil {
-			return err
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Server+"/v1/commands", bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Authorization", "Bearer "+c.APIKey)
-		req.Header.Set("Content-Type", "application/json")
-		return do(hc, req)
+		return err
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orchardmdm/orchard/internal/apiclient"
 	"github.com/orchardmdm/orchard/internal/server"
 	"github.com/orchardmdm/orchard/internal/simdevice"
 	"github.com/orchardmdm/orchard/pki"
@@ -38,6 +39,7 @@ type Server struct {
 	URL    string // https://127.0.0.1:port
 	Client *http.Client
 	Dir    string
+	api    *apiclient.Client
 }
 
 // Backend is a storage backend the end-to-end suite runs on.
@@ -106,7 +108,8 @@ func Start(t testing.TB, mutate ...func(*server.Config)) *Server {
 		Timeout:   30 * time.Second,
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 64},
 	}
-	return &Server{Server: srv, URL: url, Client: client, Dir: dir}
+	api := &apiclient.Client{BaseURL: url, Key: srv.APIKey(), HTTP: client}
+	return &Server{Server: srv, URL: url, Client: client, Dir: dir, api: api}
 }
 
 type testWriter struct{ t testing.TB }
@@ -186,52 +189,27 @@ func (s *Server) NewDevice(t testing.TB) *simdevice.Device {
 // It returns the status code.
 func (s *Server) API(t testing.TB, method, path string, body, out any) int {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, s.URL+path, rd)
+	code, data, err := s.api.Do(context.Background(), method, path, body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+s.APIKey())
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := s.Client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
 			t.Fatalf("%s %s: decode %q: %v", method, path, data, err)
 		}
 	}
-	return resp.StatusCode
+	return code
 }
 
 // Get fetches a path with the admin key and returns the raw body.
 func (s *Server) Get(t testing.TB, path string) []byte {
 	t.Helper()
-	req, err := http.NewRequest("GET", s.URL+path, nil)
+	code, body, err := s.api.Do(context.Background(), http.MethodGet, path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+s.APIKey())
-	resp, err := s.Client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s = %d: %s", path, resp.StatusCode, body)
+	if code != http.StatusOK {
+		t.Fatalf("GET %s = %d: %s", path, code, body)
 	}
 	return body
 }
