@@ -453,21 +453,8 @@ func (s *Server) sign(pub crypto.PublicKey, auth storage.CertAuthorization, now 
 		subject.CommonName = "Orchard device " + serial.Text(16)[:min(12, len(serial.Text(16)))]
 	}
 	subject.SerialNumber = auth.ForSerial
-	usage := x509.KeyUsageDigitalSignature
-	if _, ok := pub.(*rsa.PublicKey); ok {
-		usage |= x509.KeyUsageKeyEncipherment
-	}
 	notBefore := now.Add(-clockSkewAllowance)
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               subject,
-		NotBefore:             notBefore,
-		NotAfter:              notBefore.Add(s.validity),
-		KeyUsage:              usage,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  false,
-	}
+	tmpl := pki.DeviceTemplate(serial, subject, pub, notBefore, notBefore.Add(s.validity))
 	cert, err := s.ca.Sign(tmpl, pub)
 	if err != nil {
 		return nil, nil, err

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orchardmdm/orchard/dep/deptest"
 	"github.com/orchardmdm/orchard/pki"
 	"github.com/orchardmdm/orchard/scep"
 	"github.com/orchardmdm/orchard/scep/scepclient"
@@ -51,18 +52,6 @@ func testKeys(t testing.TB) []*rsa.PrivateKey {
 	return keys
 }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 type env struct {
 	ca     *pki.CA
 	store  *bolt.Store
@@ -70,7 +59,7 @@ type env struct {
 	client *scepclient.Client
 	url    string
 	hc     *http.Client
-	clock  *clock
+	clock  *deptest.Clock
 }
 
 var (
@@ -108,7 +97,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	clk := &clock{t: time.Now()}
+	clk := deptest.NewClock(time.Now())
 	srv, err := scep.New(ca, st, scep.WithClock(clk.Now))
 	if err != nil {
 		t.Fatal(err)
@@ -264,11 +253,11 @@ func TestChallengeRules(t *testing.T) {
 			return s
 		}, scep.ReasonChallengeUsed},
 		{"expired", false, func(t *testing.T, e *env, s string, ch *storage.Challenge) string {
-			e.clock.Add(15 * time.Minute)
+			e.clock.Advance(15 * time.Minute)
 			return s
 		}, scep.ReasonChallengeExpired},
 		{"multi-use expired", true, func(t *testing.T, e *env, s string, ch *storage.Challenge) string {
-			e.clock.Add(15*time.Minute + time.Second)
+			e.clock.Advance(15*time.Minute + time.Second)
 			return s
 		}, scep.ReasonChallengeExpired},
 		{"revoked", true, func(t *testing.T, e *env, s string, ch *storage.Challenge) string {
@@ -305,7 +294,7 @@ func TestMultiUseChallenge(t *testing.T) {
 		if _, err := enroll(e, testKeys(t)[i], secret); err != nil {
 			t.Fatalf("use %d: %v", i+1, err)
 		}
-		e.clock.Add(24 * time.Hour)
+		e.clock.Advance(24 * time.Hour)
 	}
 	got, _ := e.store.Challenge(context.Background(), ch.ID)
 	if got.Uses != 2 {
@@ -380,7 +369,7 @@ func TestRenewal(t *testing.T) {
 			return c, k
 		}, smallscep.BadCertID, scep.ReasonRenewalRevoked},
 		{"expired", func(t *testing.T, e *env, c *x509.Certificate, k *rsa.PrivateKey) (*x509.Certificate, *rsa.PrivateKey) {
-			e.clock.Add(366 * 24 * time.Hour)
+			e.clock.Advance(366 * 24 * time.Hour)
 			return c, k
 		}, smallscep.BadTime, scep.ReasonRenewalExpired},
 		{"self-signed", func(t *testing.T, e *env, c *x509.Certificate, k *rsa.PrivateKey) (*x509.Certificate, *rsa.PrivateKey) {

@@ -358,6 +358,3 @@ func (h *Handler) cancelCommand(w http.ResponseWriter, r *http.Request) {
 	}
 	WriteJSON(w, http.StatusOK, map[string]int{"canceled": n})
 }
-
-// NewUUID returns a random (version 4) UUID string.
-func NewUUID() string { return command.NewUUID() }

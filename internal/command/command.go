@@ -9,7 +9,6 @@ package command
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -106,16 +105,6 @@ func New(queue Enqueuer, enrollments Enrollments, pusher Pusher, opts ...Option)
 	return s, nil
 }
 
-// NewUUID returns a random (version 4) UUID string. Every command UUID
-// Orchard makes comes from here.
-func NewUUID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%X-%X-%X-%X-%X", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
-
 // Invalid is a refused command or request; its message is one line, safe
 // to show whoever sent it.
 type Invalid struct{ Reason string }
@@ -209,7 +198,7 @@ func (s *Service) build(req *Request) (string, mdm.CommandPayload, error) {
 		}
 		uuid := checked.CommandUUID
 		if uuid == "" {
-			uuid = NewUUID()
+			uuid = mdm.NewUUID()
 		}
 		if len(uuid) > mdm.MaxCommandUUIDLen {
 			return "", nil, invalidf("plist: CommandUUID longer than %d bytes", mdm.MaxCommandUUIDLen)
@@ -220,7 +209,7 @@ func (s *Service) build(req *Request) (string, mdm.CommandPayload, error) {
 		if err != nil {
 			return "", nil, invalidf("%v", err)
 		}
-		return NewUUID(), cmd, nil
+		return mdm.NewUUID(), cmd, nil
 	}
 	return "", nil, invalidf("give a command: plist (base64) or request_type with payload")
 }
@@ -301,13 +290,13 @@ func (s *Service) Build(requestType string, payload map[string]any) (*storage.Co
 	if err != nil {
 		return nil, err
 	}
-	return s.encode(NewUUID(), cmd)
+	return s.encode(mdm.NewUUID(), cmd)
 }
 
 // Encode encodes a command already built and checked (for instance by
 // commands.BuildCommand) under a new UUID, ready for Queue.
 func (s *Service) Encode(cmd map[string]any) (*storage.Command, error) {
-	return s.encode(NewUUID(), cmd)
+	return s.encode(mdm.NewUUID(), cmd)
 }
 
 func (s *Service) encode(uuid string, cmd mdm.CommandPayload) (*storage.Command, error) {

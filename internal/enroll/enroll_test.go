@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/micromdm/plist"
+	"github.com/orchardmdm/orchard/dep/deptest"
 	"github.com/orchardmdm/orchard/internal/enroll"
 	"github.com/orchardmdm/orchard/mdm/enrollprofile"
 	"github.com/orchardmdm/orchard/pki"
@@ -29,18 +30,6 @@ import (
 	"github.com/orchardmdm/orchard/storage/bolt"
 	"github.com/smallstep/pkcs7"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 var (
 	fixtureOnce sync.Once
@@ -60,7 +49,7 @@ type env struct {
 	ts    *httptest.Server
 	store *bolt.Store
 	ca    *pki.CA
-	clock *clock
+	clock *deptest.Clock
 }
 
 func newEnv(t *testing.T) *env {
@@ -91,7 +80,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	clk := &clock{t: time.Now()}
+	clk := deptest.NewClock(time.Now())
 	scepSrv, err := scep.New(ca, st, scep.WithClock(clk.Now))
 	if err != nil {
 		t.Fatal(err)
@@ -219,7 +208,7 @@ func TestInvitationChallengeExpires(t *testing.T) {
 	_, body, _ := e.do(t, "POST", "/v1/enrollment/invitations", "", `{"expires_in":"1h"}`)
 	url := decode[struct{ URL string }](t, body).URL
 	_, profile, _ := e.do(t, "GET", strings.TrimPrefix(url, e.ts.URL), "", "")
-	e.clock.Add(enroll.OTAChallengeTTL)
+	e.clock.Advance(enroll.OTAChallengeTTL)
 	_, err := e.enrollWithProfile(t, profile)
 	wantSCEPFail(t, err)
 }
@@ -256,7 +245,7 @@ func TestConfiguratorDirectEnrollmentDownloads(t *testing.T) {
 	}
 	id := e.createConfigurator(t, false)
 	_, first, _ := e.do(t, "GET", "/v1/configurator/profiles/"+id+"/mobileconfig", "", "")
-	e.clock.Add(7 * 24 * time.Hour)
+	e.clock.Advance(7 * 24 * time.Hour)
 	_, second, _ := e.do(t, "GET", "/v1/configurator/profiles/"+id+"/mobileconfig", "", "")
 	// Multi-use: the first download enrolls two devices.
 	for range 2 {
@@ -265,7 +254,7 @@ func TestConfiguratorDirectEnrollmentDownloads(t *testing.T) {
 		}
 	}
 	// Day 14 after the first download: it expired, the second did not.
-	e.clock.Add(7 * 24 * time.Hour)
+	e.clock.Advance(7 * 24 * time.Hour)
 	_, err := e.enrollWithProfile(t, first)
 	wantSCEPFail(t, err)
 	if _, err := e.enrollWithProfile(t, second); err != nil {

@@ -11,9 +11,9 @@ import (
 )
 
 // /metrics reflects what devices and admins did, in Prometheus text format.
-func TestMetricsEndpoint(t *testing.T) {
+func testMetricsEndpoint(t *testing.T, backend servertest.Backend) {
 	ctx := context.Background()
-	s := servertest.Start(t)
+	s := backend.Start(t)
 	dev := s.EnrollOTA(t)
 	send(t, s, map[string]any{"targets": []string{dev.UDID}, "request_type": "ProfileList"})
 	send(t, s, map[string]any{"targets": []string{dev.UDID}, "request_type": "CertificateList"})
@@ -51,8 +51,8 @@ func TestMetricsEndpoint(t *testing.T) {
 
 // The answers the device gave to the queries Orchard sent at enrollment
 // show as its inventory.
-func TestInventoryAfterEnrollment(t *testing.T) {
-	s := servertest.Start(t)
+func testInventoryAfterEnrollment(t *testing.T, backend servertest.Backend) {
+	s := backend.Start(t)
 	dev := s.EnrollOTA(t)
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -65,14 +65,17 @@ type Config struct {
 	MetricsListen string
 	// DEPURL overrides Apple's device assignment service (tests, proxies).
 	DEPURL string
-	Logger *slog.Logger
+	// OpenStore opens the storage backend for the data dir; the default is
+	// the bbolt file orchard.db in it. Tests pass another backend's opener.
+	OpenStore func(dataDir string) (storage.Store, error)
+	Logger    *slog.Logger
 }
 
 // Server is a running Orchard.
 type Server struct {
 	cfg        Config
 	log        *slog.Logger
-	store      *bolt.Store
+	store      storage.Store
 	ca         *pki.CA
 	box        *pki.SecretBox
 	apiKey     string
@@ -100,6 +103,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.OpenStore == nil {
+		cfg.OpenStore = OpenBolt
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
@@ -113,9 +119,9 @@ func New(cfg Config) (*Server, error) {
 	if _, err := url.Parse(s.cfg.PublicURL); err != nil {
 		return nil, fmt.Errorf("--public-url: %w", err)
 	}
-	store, err := bolt.Open(filepath.Join(cfg.DataDir, "orchard.db"), bolt.Options{})
+	store, err := cfg.OpenStore(cfg.DataDir)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("open store: %w", err)
 	}
 	s.store = store
 	if err := s.build(); err != nil {
@@ -347,7 +353,7 @@ func (o offRequestPath) Observe(ctx context.Context, ev service.Event) {
 // revokingStore tells the identity verifier when a certificate is revoked,
 // so its cached issuance record is dropped at once.
 type revokingStore struct {
-	*bolt.Store
+	storage.Store
 	forget func(serial string)
 }
 
@@ -417,7 +423,12 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) CA() *pki.CA { return s.ca }
 
 // Store is the storage backend.
-func (s *Server) Store() *bolt.Store { return s.store }
+func (s *Server) Store() storage.Store { return s.store }
+
+// OpenBolt opens the default backend: the bbolt file orchard.db in dataDir.
+func OpenBolt(dataDir string) (storage.Store, error) {
+	return bolt.Open(filepath.Join(dataDir, "orchard.db"), bolt.Options{})
+}
 
 // APIKey is the admin bearer key.
 func (s *Server) APIKey() string { return s.apiKey }
