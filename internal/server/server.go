@@ -65,6 +65,11 @@ type Config struct {
 	// DEPURL overrides Apple's device assignment service (tests, proxies).
 	DEPURL string
 	Logger *slog.Logger
+
+	// RateLimit is the per-minute budget, per source address, of wrong
+	// SCEP challenges, unknown enrollment tokens and MachineInfo posts
+	// (0: DefaultRateLimit; negative: no limits).
+	RateLimit int
 }
 
 // Server is a running Orchard.
@@ -285,7 +290,11 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
-	scepSrv, err := scep.New(s.ca, s.store, scep.WithLogger(s.log), scep.WithObserver(s.metrics.SCEP))
+	scepLimit, enrollLimit, err := limitOptions(s.cfg.RateLimit, s.metrics.RateLimited)
+	if err != nil {
+		return err
+	}
+	scepSrv, err := scep.New(s.ca, s.store, append(scepLimit, scep.WithLogger(s.log), scep.WithObserver(s.metrics.SCEP))...)
 	if err != nil {
 		return err
 	}
@@ -299,7 +308,7 @@ func (s *Server) build() error {
 		TLSSelfSigned: s.selfSigned,
 		Topic:         s.push.Topic,
 		Logger:        s.log,
-	}, revokingStore{Store: s.store, forget: verifier.Forget}, signer, scepSrv, enroll.WithADE(s.store))
+	}, revokingStore{Store: s.store, forget: verifier.Forget}, signer, scepSrv, append(enrollLimit, enroll.WithADE(s.store))...)
 	if err != nil {
 		return err
 	}
