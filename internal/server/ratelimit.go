@@ -10,7 +10,7 @@ import (
 // DefaultRateLimit is each unauthenticated limit's budget per source
 // address and minute (and its burst). Only failures and anonymous lookups
 // spend it, so thousands of devices enrolling from behind one NAT stay far
-// below it; a brute force against 160-bit secrets gains nothing from it.
+// below it, and guessing secrets of 160 bits or more gains nothing from it.
 const DefaultRateLimit = 600
 
 // limitOptions builds the per-address limiters for SCEP and /enroll/*;
