@@ -1,12 +1,14 @@
 package scep_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +21,7 @@ import (
 	"time"
 
 	"github.com/orchardmdm/orchard/dep/deptest"
+	"github.com/orchardmdm/orchard/internal/ratelimit"
 	"github.com/orchardmdm/orchard/pki"
 	"github.com/orchardmdm/orchard/scep"
 	"github.com/orchardmdm/orchard/scep/scepclient"
@@ -76,7 +79,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func newEnv(t testing.TB) *env {
+func newEnv(t testing.TB, opts ...scep.Option) *env {
 	t.Helper()
 	dir := t.TempDir()
 	caOnce.Do(func() {
@@ -98,7 +101,7 @@ func newEnv(t testing.TB) *env {
 	}
 	t.Cleanup(func() { st.Close() })
 	clk := deptest.NewClock(time.Now())
-	srv, err := scep.New(ca, st, scep.WithClock(clk.Now))
+	srv, err := scep.New(ca, st, append([]scep.Option{scep.WithClock(clk.Now)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -484,8 +487,64 @@ func TestHTTPErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 400 {
-		t.Errorf("oversized body: status %d", resp.StatusCode)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized body: status %d, want 413", resp.StatusCode)
+	}
+	if got := e.srv.Counts()[scep.ReasonMalformed]; got == 0 {
+		t.Error("oversized body not counted as malformed")
+	}
+}
+
+// Wrong challenges from one address use up its budget, after which even a
+// valid request gets a 429 with Retry-After; successful enrollments from
+// the same address spend nothing.
+func TestWrongChallengesRateLimited(t *testing.T) {
+	var clk *deptest.Clock
+	lim, err := ratelimit.New("scep", 3, 60, ratelimit.WithClock(func() time.Time { return clk.Now() }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, scep.WithLimiter(lim))
+	clk = e.clock
+	key := testKeys(t)[0]
+	secret, ch := e.challenge(t, scep.ChallengeSpec{Kind: storage.KindProfile, MultiUse: true, TTL: time.Hour})
+	for i := range 5 {
+		if _, err := enroll(e, key, secret); err != nil {
+			t.Fatalf("enrollment %d: %v", i+1, err)
+		}
+	}
+	for range 3 {
+		_, err := enroll(e, key, ch.ID+".AAAAAAAAAAAAAAAAAAAAAAAAAAA")
+		wantFail(t, err, smallscep.BadRequest)
+	}
+	issued := e.certCount(t)
+	csr, _ := scepclient.NewCSR(key, pkix.Name{CommonName: "device"}, secret)
+	signer, _ := scepclient.SelfSigned(key, pkix.Name{CommonName: "device"})
+	raw, err := scepclient.BuildMessage(e.ca.Cert, smallscep.PKCSReq, csr, signer, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.hc.Post(e.url+"?operation=PKIOperation", "application/x-pki-message", bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" ||
+		!strings.Contains(string(body), "wrong challenges") {
+		t.Fatalf("after 3 wrong challenges: %d Retry-After=%q %q, want 429 with Retry-After 1",
+			resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	if n := e.certCount(t); n != issued {
+		t.Fatalf("a refused request issued a certificate (%d -> %d)", issued, n)
+	}
+	if got := e.srv.Counts()[scep.ReasonRateLimited]; got != 1 {
+		t.Fatalf("count[rate_limited] = %d, want 1", got)
+	}
+	// One token refills in a second.
+	e.clock.Advance(time.Second)
+	if _, err := enroll(e, key, secret); err != nil {
+		t.Fatalf("after the refill: %v", err)
 	}
 }
 

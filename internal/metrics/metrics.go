@@ -33,6 +33,7 @@ type Metrics struct {
 
 	scepRequests *prometheus.CounterVec
 	pushes       *prometheus.CounterVec
+	rateLimited  *prometheus.CounterVec
 
 	depSyncs        *prometheus.CounterVec
 	depSyncDevices  prometheus.Counter
@@ -88,6 +89,10 @@ func New() *Metrics {
 			Name: "orchard_pushes_total",
 			Help: "APNs push notifications sent, by outcome.",
 		}, []string{"outcome"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orchard_rate_limited_total",
+			Help: "Unauthenticated requests refused with 429 by a per-address limit, by limit.",
+		}, []string{"limit"}),
 		depSyncs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orchard_dep_syncs_total",
 			Help: "Apple Business Manager device syncs by kind (full, delta) and outcome.",
@@ -122,7 +127,7 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.httpDuration, m.checkins, m.connects, m.identityFailures,
 		m.commandsEnqueued, m.commandsDelivered, m.commandResults,
-		m.scepRequests, m.pushes,
+		m.scepRequests, m.pushes, m.rateLimited,
 		m.depSyncs, m.depSyncDevices, m.depSyncDuration, m.depAPIErrors, m.depThrottled,
 	)
 	return m
@@ -209,6 +214,12 @@ func (m *Metrics) SCEP(outcome, kind string) {
 // PushResult counts one push notification by outcome.
 func (m *Metrics) PushResult(outcome string) {
 	m.pushes.WithLabelValues(m.outcomes.label(outcome)).Inc()
+}
+
+// RateLimited counts one 429 from the named limiter; pass it to
+// ratelimit.WithObserver.
+func (m *Metrics) RateLimited(limit string) {
+	m.rateLimited.WithLabelValues(known(limit, rateLimits)).Inc()
 }
 
 // SyncDone implements dep.Metrics: one finished Apple Business Manager sync.

@@ -69,6 +69,11 @@ type Config struct {
 	// the bbolt file orchard.db in it. Tests pass another backend's opener.
 	OpenStore func(dataDir string) (storage.Store, error)
 	Logger    *slog.Logger
+
+	// RateLimit is the per-minute budget, per source address, of wrong
+	// SCEP challenges, unknown enrollment tokens and MachineInfo posts
+	// (0: DefaultRateLimit; negative: no limits).
+	RateLimit int
 }
 
 // Server is a running Orchard.
@@ -287,7 +292,11 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
-	scepSrv, err := scep.New(s.ca, s.store, scep.WithLogger(s.log), scep.WithObserver(s.metrics.SCEP))
+	scepLimit, enrollLimit, err := limitOptions(s.cfg.RateLimit, s.metrics.RateLimited)
+	if err != nil {
+		return err
+	}
+	scepSrv, err := scep.New(s.ca, s.store, append(scepLimit, scep.WithLogger(s.log), scep.WithObserver(s.metrics.SCEP))...)
 	if err != nil {
 		return err
 	}
@@ -301,7 +310,7 @@ func (s *Server) build() error {
 		TLSSelfSigned: s.selfSigned,
 		Topic:         s.push.Topic,
 		Logger:        s.log,
-	}, revokingStore{Store: s.store, forget: verifier.Forget}, signer, scepSrv, enroll.WithADE(s.store))
+	}, revokingStore{Store: s.store, forget: verifier.Forget}, signer, scepSrv, append(enrollLimit, enroll.WithADE(s.store))...)
 	if err != nil {
 		return err
 	}
