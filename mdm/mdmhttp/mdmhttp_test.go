@@ -242,4 +242,8 @@ func TestBodyBudget(t *testing.T) {
 	if rec := put(mux, bytes.NewReader(large), len(large), largeSig); rec.Code != http.StatusOK {
 		t.Fatalf("large body after the budget was released: %d: %s", rec.Code, rec.Body)
 	}
+	// A body of unknown length is charged the whole limit, capped at the budget.
+	if rec := put(mux, bytes.NewReader(large), -1, largeSig); rec.Code != http.StatusOK {
+		t.Fatalf("chunked body: %d: %s", rec.Code, rec.Body)
+	}
 }
