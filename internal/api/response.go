@@ -4,14 +4,14 @@ import (
 	"encoding/base64"
 	"time"
 
-	"github.com/micromdm/plist"
+	"github.com/orchardmdm/orchard/mdm"
 )
 
 // responseOf decodes a device's result plist for display as JSON: data
 // becomes base64, dates RFC 3339.
 func responseOf(raw []byte) map[string]any {
 	var m map[string]any
-	if err := plist.Unmarshal(raw, &m); err != nil {
+	if err := mdm.Unmarshal(raw, &m); err != nil {
 		return nil
 	}
 	for _, k := range []string{"UDID", "Status", "CommandUUID", "ErrorChain", "EnrollmentID", "UserID", "EnrollmentUserID"} {
