@@ -44,6 +44,9 @@ type Service interface {
 	Checkin(ctx context.Context, id *identity.Identity, c *mdm.Checkin) ([]byte, error)
 	Report(ctx context.Context, id *identity.Identity, r *mdm.Report) ([]byte, error)
 	ReportUnreadable(ctx context.Context, id *identity.Identity)
+	// AuthorizeReport refuses, before the body is read, a certificate that
+	// is not bound to an enrollment.
+	AuthorizeReport(ctx context.Context, id *identity.Identity) error
 }
 
 type nopObserver struct{}
