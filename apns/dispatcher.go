@@ -201,5 +201,5 @@ func (d *Dispatcher) abandon(cause error) {
 }
 
 func failed(n Notification, reason string) Result {
-	return Result{ID: n.ID, Reason: reason, At: time.Now()}
+	return Result{ID: n.ID, Token: n.Token, Reason: reason, At: time.Now()}
 }

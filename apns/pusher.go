@@ -51,6 +51,7 @@ type Notification struct {
 // Result is the outcome of one Notification.
 type Result struct {
 	ID           string    // Notification.ID
+	Token        []byte    // Notification.Token, so callers need not carry it in ID
 	Sent         bool      // APNs accepted the push (200)
 	TokenInvalid bool      // token is dead for this topic: stop pushing until a new TokenUpdate
 	Status       int       // HTTP status of the last answer, 0 if none
@@ -263,8 +264,11 @@ const (
 	vFail
 )
 
+// pushOne logs each failure at debug level only: one failed push per
+// device of a large fleet would flood the log; Push logs the batch totals
+// and callers (internal/push) aggregate reasons.
 func (p *Pusher) pushOne(ctx context.Context, n *Notification) Result {
-	res := Result{ID: n.ID}
+	res := Result{ID: n.ID, Token: n.Token}
 	topic := n.Topic
 	if topic == "" {
 		topic = p.topic
@@ -301,17 +305,17 @@ func (p *Pusher) pushOne(ctx context.Context, n *Notification) Result {
 			return res
 		case vInvalidToken:
 			res.TokenInvalid = true
-			p.log.LogAttrs(ctx, slog.LevelInfo, "apns token invalid",
+			p.log.LogAttrs(ctx, slog.LevelDebug, "apns token invalid",
 				slog.String("id", n.ID), slog.String("token", RedactToken(n.Token)), slog.String("reason", res.Reason))
 			return res
 		case vFail:
-			p.log.LogAttrs(ctx, slog.LevelWarn, "apns push failed",
+			p.log.LogAttrs(ctx, slog.LevelDebug, "apns push failed",
 				slog.String("id", n.ID), slog.String("token", RedactToken(n.Token)),
 				slog.Int("status", res.Status), slog.String("reason", res.Reason))
 			return res
 		}
 		if res.Attempts >= p.attempts || ctx.Err() != nil {
-			p.log.LogAttrs(ctx, slog.LevelWarn, "apns push gave up",
+			p.log.LogAttrs(ctx, slog.LevelDebug, "apns push gave up",
 				slog.String("id", n.ID), slog.String("token", RedactToken(n.Token)),
 				slog.Int("attempts", res.Attempts), slog.Int("status", res.Status), slog.String("reason", res.Reason))
 			return res

@@ -302,10 +302,21 @@ func TestPushNeverLogsSecrets(t *testing.T) {
 	e.fake.Script(ns[0].Token, apnstest.Unregistered)
 	e.fake.Script(ns[1].Token, apnstest.InternalServerError, apnstest.InternalServerError, apnstest.InternalServerError)
 	e.fake.Script(ns[2].Token, apnstest.Answer{Status: 400, Reason: "BadTopic"})
-	e.pusher.Push(context.Background(), ns)
+	rs := e.pusher.Push(context.Background(), ns)
+	for i := range rs {
+		if !bytes.Equal(rs[i].Token, ns[i].Token) {
+			t.Errorf("result %d carries token %x, want %x", i, rs[i].Token, ns[i].Token)
+		}
+	}
 	logs := e.logs.String()
 	if !strings.Contains(logs, "token invalid") || !strings.Contains(logs, "gave up") || !strings.Contains(logs, "push failed") {
 		t.Fatalf("expected log lines missing:\n%s", logs)
+	}
+	// Per-device lines are debug only: a fleet-wide failure must not write
+	// a warning per device; above debug there is one line per batch.
+	if n := strings.Count(logs, "level=WARN") + strings.Count(logs, "level=INFO"); n != 1 ||
+		!strings.Contains(logs, `level=INFO msg="apns push batch" total=3 sent=0 token_invalid=1 failed=2`) {
+		t.Errorf("%d lines above debug, want only the batch summary:\n%s", n, logs)
 	}
 	for _, n := range ns {
 		for _, secret := range []string{n.PushMagic, hex.EncodeToString(n.Token), hex.EncodeToString(n.Token[:8])} {

@@ -26,6 +26,9 @@ func seedAll(f *testing.F, dirs ...string) {
 			f.Add(fx.raw)
 		}
 	}
+	// Past the nesting limit, with arrays and with dicts.
+	f.Add(nested(mdm.MaxPlistDepth+1, "<array>", "</array>"))
+	f.Add(nested(mdm.MaxPlistDepth+1, "<dict><key>UDID</key>", "</dict>"))
 }
 
 func FuzzDecodeCheckin(f *testing.F) {

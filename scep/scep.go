@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/orchardmdm/orchard/internal/ratelimit"
 	"github.com/orchardmdm/orchard/pki"
 	"github.com/orchardmdm/orchard/storage"
 	"github.com/smallstep/pkcs7"
@@ -58,6 +59,7 @@ const (
 	ReasonRenewalRevoked    = "renewal_revoked_cert"
 	ReasonRenewalExpired    = "renewal_expired_cert"
 	ReasonInternal          = "internal_error"
+	ReasonRateLimited       = "rate_limited"
 	maxMessageBytes         = 256 << 10
 	defaultValidity         = 365 * 24 * time.Hour
 	clockSkewAllowance      = 5 * time.Minute
@@ -75,6 +77,7 @@ type Server struct {
 	now      func() time.Time
 	validity time.Duration
 	observe  func(outcome, kind string)
+	limit    Limiter
 
 	mu     sync.Mutex
 	counts map[string]uint64
@@ -96,6 +99,18 @@ func WithValidity(d time.Duration) Option { return func(s *Server) { s.validity 
 // Reason*, and the authorization kind ("" when refused before one was known).
 // The lead maps it to a Prometheus counter.
 func WithObserver(fn func(outcome, kind string)) Option { return func(s *Server) { s.observe = fn } }
+
+// Limiter rations PKIOperations per source address. Only wrong challenges
+// spend, so a fleet enrolling from behind one NAT is never slowed by its
+// own successes (internal/ratelimit provides one).
+type Limiter interface {
+	Check(key string) (retryAfter time.Duration, ok bool)
+	Spend(key string)
+}
+
+// WithLimiter answers 429 to a source whose wrong challenges used up l's
+// budget, before its message is even read.
+func WithLimiter(l Limiter) Option { return func(s *Server) { s.limit = l } }
 
 // New returns a SCEP server signing with ca and recording into store.
 func New(ca *pki.CA, store Store, opts ...Option) (*Server, error) {
@@ -150,13 +165,29 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", contentTypeCACert)
 		w.Write(s.ca.Cert.Raw)
 	case op == "PKIOperation" && (r.Method == http.MethodGet || r.Method == http.MethodPost):
+		key := ratelimit.SourceKey(r)
+		if s.limit != nil {
+			if wait, ok := s.limit.Check(key); !ok {
+				s.record(ReasonRateLimited, "")
+				w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
+				http.Error(w, "too many wrong challenges from this address; retry later", http.StatusTooManyRequests)
+				return
+			}
+		}
 		raw, err := readMessage(w, r)
 		if err != nil {
 			s.record(ReasonMalformed, "")
-			http.Error(w, err.Error(), http.StatusBadRequest)
+			status := http.StatusBadRequest
+			if errors.Is(err, errTooLarge) {
+				status = http.StatusRequestEntityTooLarge
+			}
+			http.Error(w, err.Error(), status)
 			return
 		}
-		reply, status := s.PKIOperation(r.Context(), raw)
+		reply, status, outcome := s.pkiOperation(r.Context(), raw)
+		if outcome == ReasonChallengeInvalid && s.limit != nil {
+			s.limit.Spend(key)
+		}
 		if status != http.StatusOK {
 			http.Error(w, string(reply), status)
 			return
@@ -171,17 +202,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// errTooLarge marks a message over maxMessageBytes (413, not 400).
+var errTooLarge = fmt.Errorf("SCEP message larger than %d bytes", maxMessageBytes)
+
 func readMessage(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if r.Method == http.MethodPost {
 		data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxMessageBytes))
-		if err != nil {
-			return nil, errors.New("SCEP message too large or unreadable")
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			return nil, errTooLarge
+		case err != nil:
+			return nil, errors.New("SCEP message unreadable")
 		}
 		return data, nil
 	}
 	msg := r.URL.Query().Get("message")
-	if msg == "" || len(msg) > maxMessageBytes*4/3+4 {
-		return nil, errors.New("missing or oversized message parameter")
+	if len(msg) > maxMessageBytes*4/3+4 {
+		return nil, errTooLarge
+	}
+	if msg == "" {
+		return nil, errors.New("missing message parameter")
 	}
 	// A '+' not percent-encoded arrives as a space.
 	msg = strings.ReplaceAll(msg, " ", "+")
@@ -210,11 +251,17 @@ func refuse(reason string, info scep.FailInfo, format string, args ...any) *refu
 // HTTP status. Authorization failures are CertRep failures with status 200
 // (as SCEP requires); undecodable messages are 400.
 func (s *Server) PKIOperation(ctx context.Context, raw []byte) ([]byte, int) {
+	reply, status, _ := s.pkiOperation(ctx, raw)
+	return reply, status
+}
+
+// pkiOperation is PKIOperation that also returns the outcome recorded.
+func (s *Server) pkiOperation(ctx context.Context, raw []byte) ([]byte, int, string) {
 	msg, p7, ref, err := decode(raw)
 	if err != nil {
 		s.record(ReasonMalformed, "")
 		s.log.Info("scep: refused undecodable message", "err", err)
-		return []byte("malformed SCEP message"), http.StatusBadRequest
+		return []byte("malformed SCEP message"), http.StatusBadRequest, ReasonMalformed
 	}
 	var (
 		cert *x509.Certificate
@@ -224,7 +271,9 @@ func (s *Server) PKIOperation(ctx context.Context, raw []byte) ([]byte, int) {
 		cert, kind, ref = s.authorizeAndIssue(ctx, msg, p7)
 	}
 	var reply *scep.PKIMessage
+	outcome := OutcomeIssued
 	if ref != nil {
+		outcome = ref.reason
 		s.record(ref.reason, kind)
 		s.log.Info("scep: refused", "reason", ref.reason, "message_type", string(msg.MessageType), "err", ref.err)
 		reply, err = msg.Fail(s.ca.Cert, s.ca.Signer, ref.info)
@@ -235,9 +284,9 @@ func (s *Server) PKIOperation(ctx context.Context, raw []byte) ([]byte, int) {
 	}
 	if err != nil {
 		s.log.Error("scep: build reply", "err", err)
-		return []byte("could not build SCEP reply"), http.StatusInternalServerError
+		return []byte("could not build SCEP reply"), http.StatusInternalServerError, ReasonInternal
 	}
-	return reply.Raw, http.StatusOK
+	return reply.Raw, http.StatusOK, outcome
 }
 
 var (
@@ -453,21 +502,8 @@ func (s *Server) sign(pub crypto.PublicKey, auth storage.CertAuthorization, now 
 		subject.CommonName = "Orchard device " + serial.Text(16)[:min(12, len(serial.Text(16)))]
 	}
 	subject.SerialNumber = auth.ForSerial
-	usage := x509.KeyUsageDigitalSignature
-	if _, ok := pub.(*rsa.PublicKey); ok {
-		usage |= x509.KeyUsageKeyEncipherment
-	}
 	notBefore := now.Add(-clockSkewAllowance)
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               subject,
-		NotBefore:             notBefore,
-		NotAfter:              notBefore.Add(s.validity),
-		KeyUsage:              usage,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  false,
-	}
+	tmpl := pki.DeviceTemplate(serial, subject, pub, notBefore, notBefore.Add(s.validity))
 	cert, err := s.ca.Sign(tmpl, pub)
 	if err != nil {
 		return nil, nil, err

@@ -1,12 +1,14 @@
 package scep_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orchardmdm/orchard/dep/deptest"
+	"github.com/orchardmdm/orchard/internal/ratelimit"
 	"github.com/orchardmdm/orchard/pki"
 	"github.com/orchardmdm/orchard/scep"
 	"github.com/orchardmdm/orchard/scep/scepclient"
@@ -51,18 +55,6 @@ func testKeys(t testing.TB) []*rsa.PrivateKey {
 	return keys
 }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 type env struct {
 	ca     *pki.CA
 	store  *bolt.Store
@@ -70,7 +62,7 @@ type env struct {
 	client *scepclient.Client
 	url    string
 	hc     *http.Client
-	clock  *clock
+	clock  *deptest.Clock
 }
 
 var (
@@ -87,7 +79,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func newEnv(t testing.TB) *env {
+func newEnv(t testing.TB, opts ...scep.Option) *env {
 	t.Helper()
 	dir := t.TempDir()
 	caOnce.Do(func() {
@@ -108,8 +100,8 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	clk := &clock{t: time.Now()}
-	srv, err := scep.New(ca, st, scep.WithClock(clk.Now))
+	clk := deptest.NewClock(time.Now())
+	srv, err := scep.New(ca, st, append([]scep.Option{scep.WithClock(clk.Now)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,11 +256,11 @@ func TestChallengeRules(t *testing.T) {
 			return s
 		}, scep.ReasonChallengeUsed},
 		{"expired", false, func(t *testing.T, e *env, s string, ch *storage.Challenge) string {
-			e.clock.Add(15 * time.Minute)
+			e.clock.Advance(15 * time.Minute)
 			return s
 		}, scep.ReasonChallengeExpired},
 		{"multi-use expired", true, func(t *testing.T, e *env, s string, ch *storage.Challenge) string {
-			e.clock.Add(15*time.Minute + time.Second)
+			e.clock.Advance(15*time.Minute + time.Second)
 			return s
 		}, scep.ReasonChallengeExpired},
 		{"revoked", true, func(t *testing.T, e *env, s string, ch *storage.Challenge) string {
@@ -305,7 +297,7 @@ func TestMultiUseChallenge(t *testing.T) {
 		if _, err := enroll(e, testKeys(t)[i], secret); err != nil {
 			t.Fatalf("use %d: %v", i+1, err)
 		}
-		e.clock.Add(24 * time.Hour)
+		e.clock.Advance(24 * time.Hour)
 	}
 	got, _ := e.store.Challenge(context.Background(), ch.ID)
 	if got.Uses != 2 {
@@ -380,7 +372,7 @@ func TestRenewal(t *testing.T) {
 			return c, k
 		}, smallscep.BadCertID, scep.ReasonRenewalRevoked},
 		{"expired", func(t *testing.T, e *env, c *x509.Certificate, k *rsa.PrivateKey) (*x509.Certificate, *rsa.PrivateKey) {
-			e.clock.Add(366 * 24 * time.Hour)
+			e.clock.Advance(366 * 24 * time.Hour)
 			return c, k
 		}, smallscep.BadTime, scep.ReasonRenewalExpired},
 		{"self-signed", func(t *testing.T, e *env, c *x509.Certificate, k *rsa.PrivateKey) (*x509.Certificate, *rsa.PrivateKey) {
@@ -495,8 +487,64 @@ func TestHTTPErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 400 {
-		t.Errorf("oversized body: status %d", resp.StatusCode)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized body: status %d, want 413", resp.StatusCode)
+	}
+	if got := e.srv.Counts()[scep.ReasonMalformed]; got == 0 {
+		t.Error("oversized body not counted as malformed")
+	}
+}
+
+// Wrong challenges from one address use up its budget, after which even a
+// valid request gets a 429 with Retry-After; successful enrollments from
+// the same address spend nothing.
+func TestWrongChallengesRateLimited(t *testing.T) {
+	var clk *deptest.Clock
+	lim, err := ratelimit.New("scep", 3, 60, ratelimit.WithClock(func() time.Time { return clk.Now() }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, scep.WithLimiter(lim))
+	clk = e.clock
+	key := testKeys(t)[0]
+	secret, ch := e.challenge(t, scep.ChallengeSpec{Kind: storage.KindProfile, MultiUse: true, TTL: time.Hour})
+	for i := range 5 {
+		if _, err := enroll(e, key, secret); err != nil {
+			t.Fatalf("enrollment %d: %v", i+1, err)
+		}
+	}
+	for range 3 {
+		_, err := enroll(e, key, ch.ID+".AAAAAAAAAAAAAAAAAAAAAAAAAAA")
+		wantFail(t, err, smallscep.BadRequest)
+	}
+	issued := e.certCount(t)
+	csr, _ := scepclient.NewCSR(key, pkix.Name{CommonName: "device"}, secret)
+	signer, _ := scepclient.SelfSigned(key, pkix.Name{CommonName: "device"})
+	raw, err := scepclient.BuildMessage(e.ca.Cert, smallscep.PKCSReq, csr, signer, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.hc.Post(e.url+"?operation=PKIOperation", "application/x-pki-message", bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" ||
+		!strings.Contains(string(body), "wrong challenges") {
+		t.Fatalf("after 3 wrong challenges: %d Retry-After=%q %q, want 429 with Retry-After 1",
+			resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	if n := e.certCount(t); n != issued {
+		t.Fatalf("a refused request issued a certificate (%d -> %d)", issued, n)
+	}
+	if got := e.srv.Counts()[scep.ReasonRateLimited]; got != 1 {
+		t.Fatalf("count[rate_limited] = %d, want 1", got)
+	}
+	// One token refills in a second.
+	e.clock.Advance(time.Second)
+	if _, err := enroll(e, key, secret); err != nil {
+		t.Fatalf("after the refill: %v", err)
 	}
 }
 

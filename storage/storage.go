@@ -5,7 +5,10 @@
 // conformance suite in storage/storagetest unchanged.
 package storage
 
-import "errors"
+import (
+	"errors"
+	"io"
+)
 
 var (
 	// ErrNotFound: the record does not exist.
@@ -14,3 +17,14 @@ var (
 	// earlier change (the caller re-reads and decides again).
 	ErrConflict = errors.New("conflict")
 )
+
+// Store is every role a backend plays, for wiring: the server opens one and
+// hands each consumer only the role interface it asks for. Close waits for
+// pending writes and releases the backend.
+type Store interface {
+	MDMStore
+	EnrollStore
+	DEPStore
+	InventoryStore
+	io.Closer
+}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
+
+	"github.com/orchardmdm/orchard/mdm"
 )
 
 var oidUID = asn1.ObjectIdentifier{0, 9, 2342, 19200300, 100, 1, 1}
@@ -50,7 +52,7 @@ func WithValidity(notBefore, notAfter time.Time) CertOption {
 // NewPushCert makes a push certificate shaped like Apple's: RSA 2048,
 // CN "APSP:<uuid>", UID com.apple.mgmt.External.<uuid>, TLS client use.
 func NewPushCert(opts ...CertOption) (*Cert, error) {
-	id := newUUID()
+	id := mdm.NewUUID()
 	cfg := certConfig{
 		topic:     "com.apple.mgmt.External." + id,
 		notBefore: time.Now().Add(-time.Hour),

@@ -7,13 +7,11 @@ package apnstest
 
 import (
 	"bytes"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -25,6 +23,7 @@ import (
 	"time"
 
 	"github.com/orchardmdm/orchard/apns"
+	"github.com/orchardmdm/orchard/mdm"
 )
 
 // maxPayload is APNs' payload limit for regular pushes.
@@ -205,7 +204,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.Header.Get("apns-id")
 	if id == "" {
-		id = newUUID()
+		id = mdm.NewUUID()
 	}
 	w.Header().Set("apns-id", id)
 	if a.Status == http.StatusOK {
@@ -340,12 +339,4 @@ func defaultReason(status int) string {
 		return "ServiceUnavailable"
 	}
 	return "InternalServerError"
-}
-
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%X-%X-%X-%X-%X", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

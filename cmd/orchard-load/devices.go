@@ -9,7 +9,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/orchardmdm/orchard/internal/apiclient"
 	"github.com/orchardmdm/orchard/internal/simdevice"
 	"github.com/orchardmdm/orchard/pki"
 )
@@ -147,27 +147,9 @@ func rebase(raw, base string) (string, error) {
 	return u.String(), nil
 }
 
+// apiGet fetches a whole URL from the admin API.
 func apiGet(ctx context.Context, hc *http.Client, url, key string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, &simdevice.StatusError{Code: resp.StatusCode, Body: string(bytes.TrimSpace(body))}
-	}
-	return body, nil
+	return (&apiclient.Client{Key: key, HTTP: hc}).Call(ctx, http.MethodGet, url, nil)
 }
 
 // parallel runs fn for 0..n-1 on at most workers goroutines and returns

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +10,9 @@ import (
 	"strings"
 
 	"github.com/micromdm/plist"
+
+	"github.com/orchardmdm/orchard/internal/apiclient"
+	"github.com/orchardmdm/orchard/mdm"
 )
 
 // queuer queues one DeviceInformation command for the given device IDs.
@@ -31,22 +32,14 @@ func enqueueBatch(target string) int {
 }
 
 func orchardQueue(c *config, hc *http.Client) queuer {
+	api := &apiclient.Client{BaseURL: c.Server, Key: c.APIKey, HTTP: hc}
 	return func(ctx context.Context, ids []string) error {
-		body, err := json.Marshal(map[string]any{
+		_, err := api.Call(ctx, http.MethodPost, "/v1/commands", map[string]any{
 			"targets":      ids,
 			"request_type": "DeviceInformation",
 			"payload":      map[string]any{"Queries": deviceQueries},
 		})
-		if err != nil {
-			return err
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Server+"/v1/commands", bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Authorization", "Bearer "+c.APIKey)
-		req.Header.Set("Content-Type", "application/json")
-		return do(hc, req)
+		return err
 	}
 }
 
@@ -55,7 +48,7 @@ func orchardQueue(c *config, hc *http.Client) queuer {
 func nanoQueue(c *config, hc *http.Client) queuer {
 	return func(ctx context.Context, ids []string) error {
 		body, err := plist.Marshal(map[string]any{
-			"CommandUUID": newUUID(),
+			"CommandUUID": mdm.NewUUID(),
 			"Command":     map[string]any{"RequestType": "DeviceInformation", "Queries": deviceQueries},
 		})
 		if err != nil {
@@ -86,12 +79,4 @@ func do(hc *http.Client, req *http.Request) error {
 		return fmt.Errorf("%s %s: %d %s", req.Method, req.URL.Path, resp.StatusCode, bytes.TrimSpace(b))
 	}
 	return nil
-}
-
-func newUUID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/micromdm/plist"
+	"github.com/orchardmdm/orchard/internal/apiclient"
 	"github.com/orchardmdm/orchard/internal/simdevice"
 )
 
@@ -268,9 +269,12 @@ func newHTTPClient(concurrency int) *http.Client {
 // errorKind names an error for the report.
 func errorKind(err error) string {
 	var se *simdevice.StatusError
+	var ae *apiclient.StatusError
 	switch {
 	case errors.As(err, &se):
 		return fmt.Sprintf("http_%d", se.Code)
+	case errors.As(err, &ae):
+		return fmt.Sprintf("http_%d", ae.Code)
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timeout"
 	case errors.Is(err, os.ErrDeadlineExceeded):

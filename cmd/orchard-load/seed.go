@@ -72,14 +72,8 @@ func seed(ctx context.Context, dir string, first, n int) error {
 	now := time.Now()
 	return parallel(ctx, n, seedWriters, func(ctx context.Context, j int) error {
 		i := first + j
-		tmpl := &x509.Certificate{
-			SerialNumber: pki.RandomSerial(),
-			Subject:      pkix.Name{CommonName: fmt.Sprintf("Orchard seeded device %d", i)},
-			NotBefore:    now.Add(-time.Minute),
-			NotAfter:     now.AddDate(1, 0, 0),
-			KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-			ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		}
+		tmpl := pki.DeviceTemplate(pki.RandomSerial(), pkix.Name{CommonName: fmt.Sprintf("Orchard seeded device %d", i)},
+			key.Public(), now.Add(-time.Minute), now.AddDate(1, 0, 0))
 		cert, err := signLimited(ca, tmpl, key)
 		if err != nil {
 			return err

@@ -17,15 +17,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orchardmdm/orchard/internal/apiclient"
 	"github.com/orchardmdm/orchard/mdm/commands"
 )
 
 // client talks to the admin API.
 type client struct {
 	data string
-	base string
-	key  string
-	http *http.Client
+	api  *apiclient.Client
 }
 
 func newClientFlags(fs *flag.FlagSet) func() (*client, error) {
@@ -51,53 +50,12 @@ func newClientFlags(fs *flag.FlagSet) func() (*client, error) {
 			pool.AppendCertsFromPEM(pemBytes)
 			tlsConf.RootCAs = pool
 		}
-		return &client{
-			data: *data,
-			base: strings.TrimRight(*server, "/"),
-			key:  key,
-			http: &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: tlsConf}},
-		}, nil
+		return &client{data: *data, api: &apiclient.Client{
+			BaseURL: strings.TrimRight(*server, "/"),
+			Key:     key,
+			HTTP:    &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: tlsConf}},
+		}}, nil
 	}
-}
-
-// send performs one API call and returns the body of a 2xx answer; any
-// other answer becomes an error carrying the server's one-line reason.
-func (c *client) send(ctx context.Context, method, path string, body any) ([]byte, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.key)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode >= 300 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return nil, fmt.Errorf("%s %s: %s (%d)", method, path, e.Error, resp.StatusCode)
-		}
-		return nil, fmt.Errorf("%s %s: status %d", method, path, resp.StatusCode)
-	}
-	return data, nil
 }
 
 // kvFlags collects repeated --set Key=Value flags.
@@ -226,7 +184,7 @@ func runClient(ctx context.Context, name string, args []string, stdout, stderr i
 	if err != nil {
 		return err
 	}
-	body, err := c.send(ctx, req.method, req.path, req.body)
+	body, err := c.api.Call(ctx, req.method, req.path, req.body)
 	if err != nil {
 		return err
 	}

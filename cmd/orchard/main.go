@@ -121,6 +121,20 @@ func envBool(fs *flag.FlagSet, p *bool, name, help string, bad *error) {
 	fs.BoolVar(p, name, def, help+" (env "+env+")")
 }
 
+// envInt registers an integer flag defaulting to ORCHARD_<NAME>; a value
+// there that is not an integer is reported through bad.
+func envInt(fs *flag.FlagSet, p *int, name string, def int, help string, bad *error) {
+	env := envName(name)
+	if v, ok := os.LookupEnv(env); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil && *bad == nil {
+			*bad = fmt.Errorf("%s: %w", env, err)
+		}
+		def = n
+	}
+	fs.IntVar(p, name, def, help+" (env "+env+")")
+}
+
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -138,6 +152,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	envBool(fs, &cfg.APNsSandbox, "apns-sandbox", "push through Apple's development APNs endpoint", &badEnv)
 	envString(fs, &cfg.MetricsListen, "metrics-listen", "", "serve /metrics on this address instead of the main listener (e.g. 127.0.0.1:9100)")
 	envString(fs, &cfg.DEPURL, "dep-url", "", "Apple device assignment service base URL (default Apple's; for tests and proxies)")
+	envInt(fs, &cfg.RateLimit, "rate-limit", server.DefaultRateLimit, "per source address and minute: wrong SCEP challenges, unknown enrollment links and MachineInfo posts allowed; raise it behind a proxy, where every device shares one address; -1 turns the limits off", &badEnv)
 	level := envFlag(fs, "log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -7,6 +7,8 @@ import (
 )
 
 // Clock is a manual clock: Sleep advances it at once and records the wait.
+// It is the one test clock of the repository (dep.Clock, and the
+// func() time.Time options of scep, enroll, inventory and service).
 type Clock struct {
 	mu     sync.Mutex
 	t      time.Time

@@ -19,10 +19,10 @@ import (
 
 	"github.com/orchardmdm/orchard/apns"
 	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
+	"github.com/orchardmdm/orchard/internal/command"
 	"github.com/orchardmdm/orchard/internal/enroll"
 	"github.com/orchardmdm/orchard/internal/inventory"
 	"github.com/orchardmdm/orchard/internal/push"
-	"github.com/orchardmdm/orchard/mdm/commands"
 	"github.com/orchardmdm/orchard/storage"
 )
 
@@ -35,16 +35,9 @@ type Store interface {
 	storage.CommandQueue
 }
 
-// Pusher wakes channels after commands are queued for them. It must return
-// promptly; pushes proceed in the background.
-type Pusher interface {
-	PushChannels(ctx context.Context, channels []string)
-}
-
-// Targets tells what Orchard knows of a channel for Apple's eligibility
-// rules (the inventory does).
-type Targets interface {
-	Target(ctx context.Context, e *storage.Enrollment) commands.Target
+// Commands sends commands (the command service).
+type Commands interface {
+	Send(ctx context.Context, req *command.Request) (*command.Outcome, error)
 }
 
 // Secrets opens a device's sealed secrets when the admin asks by name.
@@ -64,9 +57,8 @@ type PushService interface {
 type Config struct {
 	APIKey    string
 	Store     Store
-	Pusher    Pusher
+	Commands  Commands
 	Secrets   Secrets
-	Targets   Targets
 	Push      PushService
 	DEP       DEPService
 	Inventory *inventory.Inventory
@@ -76,17 +68,16 @@ type Config struct {
 
 // API serves /v1/.
 type API struct {
-	cfg     Config
-	store   Store
-	pusher  Pusher
-	secrets Secrets
-	targets Targets
-	push    PushService
-	dep     DEPService
-	inv     *inventory.Inventory
-	enroll  *enroll.Handler
-	log     *slog.Logger
-	key     [sha256.Size]byte
+	cfg      Config
+	store    Store
+	commands Commands
+	secrets  Secrets
+	push     PushService
+	dep      DEPService
+	inv      *inventory.Inventory
+	enroll   *enroll.Handler
+	log      *slog.Logger
+	key      [sha256.Size]byte
 
 	mux   *http.ServeMux
 	paths *http.ServeMux      // the route paths without methods: 405 or 404
@@ -101,7 +92,7 @@ func New(c Config) (*API, error) {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	a := &API{cfg: c, store: c.Store, pusher: c.Pusher, secrets: c.Secrets, targets: c.Targets, push: c.Push,
+	a := &API{cfg: c, store: c.Store, commands: c.Commands, secrets: c.Secrets, push: c.Push,
 		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, log: c.Logger, key: sha256.Sum256([]byte(c.APIKey)),
 		mux: http.NewServeMux(), paths: http.NewServeMux(), allow: map[string][]string{}}
 	for _, rt := range a.routes() {

@@ -2,6 +2,7 @@ package adminapi_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -12,20 +13,39 @@ import (
 	"testing"
 
 	"github.com/orchardmdm/orchard/internal/adminapi"
+	"github.com/orchardmdm/orchard/internal/command"
+	"github.com/orchardmdm/orchard/internal/push"
+	"github.com/orchardmdm/orchard/pki"
 	"github.com/orchardmdm/orchard/storage/bolt"
 )
 
 const testKey = "admin-test-key"
 
-// newServer serves an API with only the store wired, over real HTTP.
+// newServer serves an API with the store and the command service wired
+// (pushing through a push service without a certificate), over real HTTP.
 func newServer(t *testing.T) (*httptest.Server, *bolt.Store) {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "orchard.db"), bolt.Options{})
+	dir := t.TempDir()
+	db, err := bolt.Open(filepath.Join(dir, "orchard.db"), bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	a, err := adminapi.New(adminapi.Config{APIKey: testKey, Store: db, Logger: slog.New(slog.DiscardHandler)})
+	box, err := pki.LoadOrCreateSecretBox(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet := slog.New(slog.DiscardHandler)
+	pusher, err := push.New(t.Context(), db, box, push.WithLogger(quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pusher.Close(context.Background()) })
+	cmds, err := command.New(db, db, pusher, command.WithLogger(quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := adminapi.New(adminapi.Config{APIKey: testKey, Store: db, Commands: cmds, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +149,7 @@ func TestOversizedBodyIs413(t *testing.T) {
 
 func TestUnconfiguredServiceIs503(t *testing.T) {
 	srv, _ := newServer(t)
-	for _, p := range []string{"/v1/dep/tokens", "/v1/push-certificate", "/v1/inventory", "/v1/certificates"} {
+	for _, p := range []string{"/v1/dep/tokens", "/v1/push-certificate", "/v1/inventory", "/v1/certificates"} { // not wired in newServer
 		if code, _, _ := call(t, srv, "GET", p, nil, testKey); code != http.StatusServiceUnavailable {
 			t.Errorf("GET %s without its service: %d, want 503", p, code)
 		}
@@ -161,5 +181,32 @@ func TestOpenAPIServed(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || !bytes.Equal(body, adminapi.OpenAPI()) {
 		t.Fatalf("GET /v1/openapi.json: %d %s, %d bytes", resp.StatusCode, resp.Header.Get("Content-Type"), len(body))
+	}
+}
+
+// TestRefusedCommandKeepsItsTargets: a command no target can receive is a
+// 400 whose body still lists why each target was refused.
+func TestRefusedCommandKeepsItsTargets(t *testing.T) {
+	srv, _ := newServer(t)
+	req, _ := http.NewRequest("POST", srv.URL+"/v1/commands", strings.NewReader(`{"targets": ["UNKNOWN-UDID"], "request_type": "DeviceLock", "payload": {}}`))
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Error   string `json:"error"`
+		Targets []struct {
+			Target string `json:"target"`
+			Queued bool   `json:"queued"`
+			Error  string `json:"error"`
+		} `json:"targets"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 400 || body.Error == "" || len(body.Targets) != 1 || body.Targets[0].Target != "UNKNOWN-UDID" || body.Targets[0].Queued || body.Targets[0].Error == "" {
+		t.Fatalf("%d %+v, want 400 with the refused target", resp.StatusCode, body)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orchardmdm/orchard/internal/command"
 	"github.com/orchardmdm/orchard/mdm"
 	"github.com/orchardmdm/orchard/mdm/commands"
 	"github.com/orchardmdm/orchard/storage"
@@ -208,17 +209,10 @@ type CommandRequest struct {
 }
 
 // TargetResult says what happened for one target.
-type TargetResult struct {
-	Target string `json:"target"`
-	Queued bool   `json:"queued"`
-	Error  string `json:"error,omitempty"`
-	// Warnings name keys the target's platform does not support: the
-	// device ignores or rejects them.
-	Warnings []string `json:"warnings,omitempty"`
-}
+type TargetResult = command.TargetResult
 
 // MaxTargets bounds one API call.
-const MaxTargets = 100_000
+const MaxTargets = command.MaxTargets
 
 func (a *API) sendCommand(w http.ResponseWriter, r *http.Request) {
 	var req CommandRequest
@@ -226,136 +220,26 @@ func (a *API) sendCommand(w http.ResponseWriter, r *http.Request) {
 		apijson.Fail(w, r, a.log, err)
 		return
 	}
-	uuid, cmd, err := a.buildCommand(&req)
-	if err != nil {
-		apijson.Fail(w, r, a.log, err)
-		return
-	}
-	if len(req.Targets) == 0 || len(req.Targets) > MaxTargets {
-		apijson.WriteError(w, http.StatusBadRequest, fmt.Sprintf("targets: give 1..%d device or channel IDs", MaxTargets))
-		return
-	}
-	rt, _ := cmd["RequestType"].(string)
-	spec, _ := commands.Lookup(rt)
-	results, channels := a.resolveTargets(r.Context(), spec, cmd, req.Targets, req.UserID)
-	if len(channels) == 0 {
-		apijson.WriteJSON(w, http.StatusBadRequest, map[string]any{"error": "no target can receive the command", "targets": results})
-		return
-	}
-	raw, err := mdm.EncodeCommand(uuid, cmd)
-	if err != nil {
-		apijson.Fail(w, r, a.log, apijson.Bad("%v", err))
-		return
-	}
-	c := &storage.Command{UUID: uuid, RequestType: rt, Raw: raw, CreatedAt: time.Now()}
-	if err := a.store.Enqueue(r.Context(), c, channels); err != nil {
-		apijson.Fail(w, r, a.log, err)
-		return
-	}
-	if a.pusher != nil {
-		a.pusher.PushChannels(context.WithoutCancel(r.Context()), channels)
-	}
-	a.log.Info("command queued", "command", uuid, "request_type", rt, "targets", len(channels))
-	apijson.WriteJSON(w, http.StatusCreated, map[string]any{"command_uuid": uuid, "request_type": rt, "targets": results})
-}
-
-func (a *API) buildCommand(req *CommandRequest) (string, mdm.CommandPayload, error) {
-	switch {
-	case req.Plist != "" && req.RequestType != "":
-		return "", nil, apijson.Bad("give either plist or request_type, not both")
-	case req.Plist != "":
+	creq := &command.Request{Targets: req.Targets, UserID: req.UserID, RequestType: req.RequestType, Payload: req.Payload}
+	if req.Plist != "" && req.RequestType == "" {
 		raw, err := base64.StdEncoding.DecodeString(req.Plist)
 		if err != nil {
-			return "", nil, apijson.Bad("plist: not base64")
+			apijson.Fail(w, r, a.log, apijson.Bad("plist: not base64"))
+			return
 		}
-		checked, err := commands.ValidatePlist(raw)
-		if err != nil {
-			return "", nil, apijson.Bad("plist: %v", err)
-		}
-		uuid := checked.CommandUUID
-		if uuid == "" {
-			uuid = mdm.NewUUID()
-		}
-		if len(uuid) > mdm.MaxCommandUUIDLen {
-			return "", nil, apijson.Bad("plist: CommandUUID longer than %d bytes", mdm.MaxCommandUUIDLen)
-		}
-		return uuid, checked.Command, nil
-	case req.RequestType != "":
-		cmd, err := commands.BuildCommand(req.RequestType, req.Payload)
-		if err != nil {
-			return "", nil, apijson.Bad("%v", err)
-		}
-		return mdm.NewUUID(), cmd, nil
+		creq.Plist = raw
+	} else if req.Plist != "" {
+		creq.Plist = []byte(req.Plist) // refused: both forms given
 	}
-	return "", nil, apijson.Bad("give a command: plist (base64) or request_type with payload")
-}
-
-// resolveTargets turns device IDs (plus an optional user) into enrolled
-// channels, reporting each target that cannot receive the command.
-func (a *API) resolveTargets(ctx context.Context, spec *commands.Command, cmd mdm.CommandPayload, targets []string, user string) ([]TargetResult, []string) {
-	results := make([]TargetResult, 0, len(targets))
-	var channels []string
-	seen := map[string]bool{}
-	for _, t := range targets {
-		id := t
-		if user != "" {
-			id = t + mdm.ChannelSeparator + user
-		}
-		res := TargetResult{Target: id}
-		switch _, err := mdm.ParseChannelID(id); {
-		case err != nil:
-			res.Error = "invalid id: " + err.Error()
-		case seen[id]:
-			res.Error = "listed twice"
-		default:
-			e, err := a.store.Enrollment(ctx, id)
-			switch {
-			case errors.Is(err, storage.ErrNotFound):
-				res.Error = "unknown device or channel"
-			case err != nil:
-				res.Error = "lookup failed"
-				a.log.Error("resolve target", "target", id, "err", err)
-			case !e.Enrolled:
-				res.Error = "not enrolled"
-			default:
-				t := a.target(ctx, e)
-				if err := spec.Eligible(t); err != nil {
-					res.Error = err.Error()
-					break
-				}
-				res.Warnings = spec.Unsupported(t.Platform, cmd)
-				res.Queued = true
-				channels = append(channels, id)
-			}
-		}
-		seen[id] = true
-		results = append(results, res)
+	out, err := a.commands.Send(r.Context(), creq)
+	if errors.Is(err, command.ErrNoTarget) {
+		err = &apijson.Error{Status: http.StatusBadRequest, Msg: err.Error(), Fields: map[string]any{"targets": out.Targets}}
 	}
-	return results, channels
-}
-
-// target is what Orchard knows of a channel for Apple's eligibility
-// rules; what it does not know never refuses.
-func (a *API) target(ctx context.Context, e *storage.Enrollment) commands.Target {
-	if a.targets != nil {
-		return a.targets.Target(ctx, e)
+	if err != nil {
+		apijson.Fail(w, r, a.log, err)
+		return
 	}
-	t := commands.Target{Channel: commands.DeviceChannel}
-	if e.ID != e.DeviceID {
-		t.Channel = commands.UserChannel
-	}
-	t.UserEnrollment = commands.Known(e.Type == storage.UserEnrollmentDevice || e.Type == storage.UserEnrollment)
-	facts := e.Facts
-	if facts == nil {
-		if dev, err := a.store.Enrollment(ctx, e.DeviceID); err == nil {
-			facts = dev.Facts
-		}
-	}
-	if facts != nil {
-		t.Platform = mdm.Platform(facts.ProductName, facts.Model)
-		t.OSVersion = facts.OSVersion
-	}
-	return t
+	apijson.WriteJSON(w, http.StatusCreated, map[string]any{"command_uuid": out.UUID, "request_type": out.RequestType, "targets": out.Targets})
 }
 
 // CommandView is a command with per-target status and results.

@@ -7,6 +7,7 @@ func (a *API) routes() []route {
 	enr := func(a *API) bool { return a.enroll != nil }
 	dep := func(a *API) bool { return a.dep != nil }
 	psh := func(a *API) bool { return a.push != nil }
+	cmd := func(a *API) bool { return a.commands != nil }
 	return []route{
 		{"GET", "/v1/openapi.json", a.openAPI, nil},
 
@@ -20,7 +21,7 @@ func (a *API) routes() []route {
 		{"POST", "/v1/devices/{id}/actions/{action}", a.inv.Action, inv},
 		{"GET", "/v1/inventory", a.inv.List, inv},
 
-		{"POST", "/v1/commands", a.sendCommand, nil},
+		{"POST", "/v1/commands", a.sendCommand, cmd},
 		{"GET", "/v1/commands/{uuid}", a.showCommand, nil},
 		{"DELETE", "/v1/commands/{uuid}", a.cancelCommand, nil},
 		{"GET", "/v1/schema/commands", a.schema, nil},

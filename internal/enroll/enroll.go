@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orchardmdm/orchard/internal/ratelimit"
 	"github.com/orchardmdm/orchard/mdm/enrollprofile"
 	"github.com/orchardmdm/orchard/scep"
 	"github.com/orchardmdm/orchard/storage"
@@ -55,6 +56,22 @@ type Handler struct {
 	now    func() time.Time
 	log    *slog.Logger
 	ade    ADEDevices // nil: no ADE endpoint
+
+	tokenLimit, infoLimit Limiter // nil: unlimited
+}
+
+// Limiter rations unauthenticated attempts per source address
+// (internal/ratelimit provides one).
+type Limiter interface {
+	Check(key string) (retryAfter time.Duration, ok bool)
+	Spend(key string)
+}
+
+// WithLimits rations, per source address, lookups of unknown invitation
+// tokens (tokens) and MachineInfo posts (machineInfo: every post spends,
+// as each costs a signature check). Either may be nil.
+func WithLimits(tokens, machineInfo Limiter) Option {
+	return func(h *Handler) { h.tokenLimit, h.infoLimit = tokens, machineInfo }
 }
 
 // Option configures a Handler.
@@ -88,10 +105,30 @@ func New(cfg Config, store storage.EnrollStore, signer *enrollprofile.Signer, sc
 // RegisterPublic mounts the unauthenticated device routes.
 func (h *Handler) RegisterPublic(mux *http.ServeMux) {
 	mux.Handle("/scep", h.scep)
-	mux.HandleFunc("GET /enroll/{token}", h.getInvitationProfile)
-	mux.HandleFunc("POST /enroll/configurator/{id}", h.setupAssistantProfile)
+	mux.HandleFunc("GET /enroll/{token}", h.limited(h.tokenLimit, false, h.getInvitationProfile))
+	mux.HandleFunc("POST /enroll/configurator/{id}", h.limited(h.infoLimit, true, h.setupAssistantProfile))
 	if h.ade != nil {
-		mux.HandleFunc("POST /enroll/ade", h.adeProfile)
+		mux.HandleFunc("POST /enroll/ade", h.limited(h.infoLimit, true, h.adeProfile))
+	}
+}
+
+// limited answers 429 to a source that has used up l's budget; with
+// spend, every request it lets through costs one attempt.
+func (h *Handler) limited(l Limiter, spend bool, next http.HandlerFunc) http.HandlerFunc {
+	if l == nil {
+		return next
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		key := ratelimit.SourceKey(r)
+		if wait, ok := l.Check(key); !ok {
+			w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
+			h.fail(w, http.StatusTooManyRequests, errors.New("too many enrollment attempts from this address; retry later"))
+			return
+		}
+		if spend {
+			l.Spend(key)
+		}
+		next(w, r)
 	}
 }
 
@@ -200,6 +237,9 @@ func (h *Handler) getInvitationProfile(w http.ResponseWriter, r *http.Request) {
 		filename:  "orchard-enroll.mobileconfig",
 		commit: func(ctx context.Context, ch *storage.Challenge) error {
 			_, err := h.store.SpendInvitation(ctx, hash, h.now(), ch)
+			if errors.Is(err, storage.ErrNotFound) && h.tokenLimit != nil {
+				h.tokenLimit.Spend(ratelimit.SourceKey(r)) // a guess: only unknown tokens spend
+			}
 			if errors.Is(err, storage.ErrGone) {
 				return apijson.Errorf(http.StatusGone, "this enrollment link was already used or has expired")
 			}

@@ -15,13 +15,16 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/micromdm/plist"
+	"github.com/orchardmdm/orchard/dep/deptest"
 	"github.com/orchardmdm/orchard/internal/enroll"
+	"github.com/orchardmdm/orchard/internal/ratelimit"
 	"github.com/orchardmdm/orchard/mdm/enrollprofile"
 	"github.com/orchardmdm/orchard/pki"
 	"github.com/orchardmdm/orchard/scep"
@@ -30,18 +33,6 @@ import (
 	"github.com/orchardmdm/orchard/storage/bolt"
 	"github.com/smallstep/pkcs7"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 var (
 	fixtureOnce sync.Once
@@ -63,10 +54,10 @@ type env struct {
 	ts    *httptest.Server
 	store *bolt.Store
 	ca    *pki.CA
-	clock *clock
+	clock *deptest.Clock
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T, opts ...enroll.Option) *env {
 	t.Helper()
 	fixtureOnce.Do(func() {
 		// One CA and device key for the package: RSA generation is slow.
@@ -94,7 +85,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	clk := &clock{t: time.Now()}
+	clk := deptest.NewClock(time.Now())
 	scepSrv, err := scep.New(ca, st, scep.WithClock(clk.Now))
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +95,7 @@ func newEnv(t *testing.T) *env {
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
 	h, err := enroll.New(enroll.Config{PublicURL: ts.URL, TLSCert: ts.Certificate(), TLSSelfSigned: true,
-		Topic: func() string { return "com.apple.mgmt.External.test" }}, st, signer, scepSrv, enroll.WithClock(clk.Now))
+		Topic: func() string { return "com.apple.mgmt.External.test" }}, st, signer, scepSrv, append([]enroll.Option{enroll.WithClock(clk.Now)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +220,7 @@ func TestInvitationChallengeExpires(t *testing.T) {
 	_, body, _ := e.do(t, "POST", "/v1/enrollment/invitations", "", `{"expires_in":"1h"}`)
 	url := decode[struct{ URL string }](t, body).URL
 	_, profile, _ := e.do(t, "GET", strings.TrimPrefix(url, e.ts.URL), "", "")
-	e.clock.Add(enroll.OTAChallengeTTL)
+	e.clock.Advance(enroll.OTAChallengeTTL)
 	_, err := e.enrollWithProfile(t, profile)
 	wantSCEPFail(t, err)
 }
@@ -266,7 +257,7 @@ func TestConfiguratorDirectEnrollmentDownloads(t *testing.T) {
 	}
 	id := e.createConfigurator(t, false)
 	_, first, _ := e.do(t, "GET", "/v1/configurator/profiles/"+id+"/mobileconfig", "", "")
-	e.clock.Add(7 * 24 * time.Hour)
+	e.clock.Advance(7 * 24 * time.Hour)
 	_, second, _ := e.do(t, "GET", "/v1/configurator/profiles/"+id+"/mobileconfig", "", "")
 	// Multi-use: the first download enrolls two devices.
 	for range 2 {
@@ -275,7 +266,7 @@ func TestConfiguratorDirectEnrollmentDownloads(t *testing.T) {
 		}
 	}
 	// Day 14 after the first download: it expired, the second did not.
-	e.clock.Add(7 * 24 * time.Hour)
+	e.clock.Advance(7 * 24 * time.Hour)
 	_, err := e.enrollWithProfile(t, first)
 	wantSCEPFail(t, err)
 	if _, err := e.enrollWithProfile(t, second); err != nil {
@@ -489,4 +480,65 @@ func TestRevokeCertificate(t *testing.T) {
 	c, _ := scepclient.New(e.ts.URL+"/scep", e.ts.Client())
 	_, err = c.Renew(context.Background(), deviceKey, pkix.Name{CommonName: "dev"}, cert, deviceKey)
 	wantSCEPFail(t, err)
+}
+
+// Unknown invitation tokens and MachineInfo posts spend a source's budget;
+// once it is used up the source gets a 429 with Retry-After and nothing is
+// spent, even for a valid link. Valid links spend no budget.
+func TestPublicEndpointsRateLimited(t *testing.T) {
+	var clk *deptest.Clock
+	now := func() time.Time { return clk.Now() }
+	var refused []string
+	count := ratelimit.WithObserver(func(n string) { refused = append(refused, n) })
+	tokens, err := ratelimit.New("enroll_token", 2, 1, ratelimit.WithClock(now), count)
+	if err != nil {
+		t.Fatal(err)
+	}
+	infos, err := ratelimit.New("enroll_machineinfo", 2, 1, ratelimit.WithClock(now), count)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, enroll.WithLimits(tokens, infos))
+	clk = e.clock
+	invite := func() string {
+		code, body, _ := e.do(t, "POST", "/v1/enrollment/invitations", "application/json", `{}`)
+		if code != 201 {
+			t.Fatalf("create: %d %s", code, body)
+		}
+		return strings.TrimPrefix(decode[struct {
+			URL string `json:"url"`
+		}](t, body).URL, e.ts.URL)
+	}
+	for i := range 3 {
+		if code, body, _ := e.do(t, "GET", invite(), "", ""); code != 200 {
+			t.Fatalf("valid link %d: %d %s", i+1, code, body)
+		}
+	}
+	for i := range 2 {
+		if code, _, _ := e.do(t, "GET", "/enroll/guess-"+fmt.Sprint(i), "", ""); code != 404 {
+			t.Fatalf("unknown token %d: %d, want 404", i+1, code)
+		}
+	}
+	valid := invite()
+	code, body, hdr := e.do(t, "GET", valid, "", "")
+	if code != 429 || hdr.Get("Retry-After") != "60" || !strings.Contains(string(body), "too many enrollment attempts") {
+		t.Fatalf("after 2 unknown tokens: %d Retry-After=%q %s, want 429 with Retry-After 60", code, hdr.Get("Retry-After"), body)
+	}
+	e.clock.Advance(time.Minute)
+	if code, body, _ := e.do(t, "GET", valid, "", ""); code != 200 {
+		t.Fatalf("the refused link after the refill: %d %s (was it spent by the refusal?)", code, body)
+	}
+
+	p := e.createConfigurator(t, true)
+	for i := range 2 {
+		if code, _, _ := e.do(t, "POST", "/enroll/configurator/"+p, "application/pkcs7-signature", "<plist/>"); code != 400 {
+			t.Fatalf("MachineInfo post %d: %d, want 400", i+1, code)
+		}
+	}
+	if code, _, hdr := e.do(t, "POST", "/enroll/configurator/"+p, "application/pkcs7-signature", "<plist/>"); code != 429 || hdr.Get("Retry-After") == "" {
+		t.Fatalf("third MachineInfo post: %d Retry-After=%q, want 429", code, hdr.Get("Retry-After"))
+	}
+	if want := []string{"enroll_token", "enroll_machineinfo"}; !slices.Equal(refused, want) {
+		t.Fatalf("refusals observed %v, want %v", refused, want)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
+	"github.com/orchardmdm/orchard/internal/command"
 	"github.com/orchardmdm/orchard/mdm/commands"
 	"github.com/orchardmdm/orchard/storage"
 )
@@ -54,7 +55,7 @@ type actionSpec struct {
 	requestType string   // "" for sync and refresh
 	fields      []string // body fields accepted
 	destructive bool
-	payload     func(i *Inventory, ctx context.Context, d device, req *ActionRequest) (map[string]any, error)
+	payload     func(ctx context.Context, i *Inventory, d device, req *ActionRequest) (map[string]any, error)
 }
 
 var confirmFields = []string{"confirm", "serial"}
@@ -188,21 +189,22 @@ func (i *Inventory) runAction(w http.ResponseWriter, r *http.Request) (*ActionRe
 	}
 	var payload map[string]any
 	if spec.payload != nil {
-		if payload, err = spec.payload(i, ctx, d, req); err != nil {
+		if payload, err = spec.payload(ctx, i, d, req); err != nil {
 			return nil, err
 		}
 	}
 	if err := supportedKeys(c, d.inv.Platform, payload); err != nil {
 		return nil, err
 	}
-	cmd, err := i.build(spec.requestType, payload)
+	cmd, err := i.cmds.Build(spec.requestType, payload)
 	var bad *commands.Error
 	if errors.As(err, &bad) {
 		return nil, fail(http.StatusBadRequest, "%v", err)
 	} else if err != nil {
 		return nil, err
 	}
-	if err := i.store.Enqueue(ctx, cmd, []string{id}); errors.Is(err, storage.ErrNotFound) {
+	// Pushed below, once the retire mark is written.
+	if _, err := i.cmds.Queue(ctx, []string{id}, command.NoPush, cmd); errors.Is(err, storage.ErrNotFound) {
 		return nil, fail(http.StatusConflict, "device %s is not enrolled", id)
 	} else if err != nil {
 		return nil, err
@@ -303,14 +305,14 @@ func findMyPIN(p map[string]any, pin string, required *bool, d device, what stri
 	return nil
 }
 
-func lockPayload(_ *Inventory, _ context.Context, d device, req *ActionRequest) (map[string]any, error) {
+func lockPayload(_ context.Context, _ *Inventory, d device, req *ActionRequest) (map[string]any, error) {
 	p := map[string]any{}
 	setString(p, "Message", req.Message)
 	setString(p, "PhoneNumber", req.PhoneNumber)
 	return p, findMyPIN(p, req.PIN, d.inv.PINRequiredForDeviceLock, d, "lock")
 }
 
-func erasePayload(_ *Inventory, _ context.Context, d device, req *ActionRequest) (map[string]any, error) {
+func erasePayload(_ context.Context, _ *Inventory, d device, req *ActionRequest) (map[string]any, error) {
 	p := map[string]any{}
 	setBool(p, "PreserveDataPlan", req.PreserveDataPlan)
 	setBool(p, "DisallowProximitySetup", req.DisallowProximitySetup)
@@ -318,7 +320,7 @@ func erasePayload(_ *Inventory, _ context.Context, d device, req *ActionRequest)
 	return p, findMyPIN(p, req.PIN, d.inv.PINRequiredForEraseDevice, d, "erase")
 }
 
-func clearPasscodePayload(i *Inventory, ctx context.Context, d device, _ *ActionRequest) (map[string]any, error) {
+func clearPasscodePayload(ctx context.Context, i *Inventory, d device, _ *ActionRequest) (map[string]any, error) {
 	tok, err := i.unlock.UnlockToken(ctx, d.e.ID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, fail(http.StatusConflict, "no unlock token is escrowed for %s: the passcode cannot be cleared", d.e.ID)
@@ -330,7 +332,7 @@ func clearPasscodePayload(i *Inventory, ctx context.Context, d device, _ *Action
 	return map[string]any{"UnlockToken": base64.StdEncoding.EncodeToString(tok)}, nil
 }
 
-func restartPayload(_ *Inventory, _ context.Context, _ device, req *ActionRequest) (map[string]any, error) {
+func restartPayload(_ context.Context, _ *Inventory, _ device, req *ActionRequest) (map[string]any, error) {
 	p := map[string]any{}
 	setBool(p, "NotifyUser", req.NotifyUser)
 	return p, nil
@@ -339,7 +341,7 @@ func restartPayload(_ *Inventory, _ context.Context, _ device, req *ActionReques
 // maxDeviceName bounds a new device name (iOS allows far less in practice).
 const maxDeviceName = 255
 
-func renamePayload(_ *Inventory, _ context.Context, _ device, req *ActionRequest) (map[string]any, error) {
+func renamePayload(_ context.Context, _ *Inventory, _ device, req *ActionRequest) (map[string]any, error) {
 	name := strings.TrimSpace(req.Name)
 	if name == "" || len(name) > maxDeviceName || strings.ContainsAny(name, "\r\n\x00") {
 		return nil, fail(http.StatusBadRequest, "name must be 1..%d bytes on one line", maxDeviceName)
@@ -347,7 +349,7 @@ func renamePayload(_ *Inventory, _ context.Context, _ device, req *ActionRequest
 	return map[string]any{"Settings": []any{map[string]any{"Item": "DeviceName", "DeviceName": name}}}, nil
 }
 
-func lostModePayload(_ *Inventory, _ context.Context, _ device, req *ActionRequest) (map[string]any, error) {
+func lostModePayload(_ context.Context, _ *Inventory, _ device, req *ActionRequest) (map[string]any, error) {
 	if req.Message == "" && req.PhoneNumber == "" {
 		return nil, fail(http.StatusBadRequest, "lost mode needs a message or a phone_number to show on the Lock screen")
 	}
@@ -358,7 +360,7 @@ func lostModePayload(_ *Inventory, _ context.Context, _ device, req *ActionReque
 	return p, nil
 }
 
-func retirePayload(i *Inventory, _ context.Context, _ device, _ *ActionRequest) (map[string]any, error) {
+func retirePayload(_ context.Context, i *Inventory, _ device, _ *ActionRequest) (map[string]any, error) {
 	return map[string]any{"Identifier": i.profile}, nil
 }
 

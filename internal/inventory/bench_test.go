@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orchardmdm/orchard/internal/command"
 	"github.com/orchardmdm/orchard/storage"
 	"github.com/orchardmdm/orchard/storage/bolt"
 )
@@ -20,7 +21,11 @@ func benchInventory(b *testing.B) (*Inventory, *bolt.Store) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { store.Close() })
-	inv, err := New(store, UnlockTokenFunc(func(context.Context, string) ([]byte, error) { return nil, storage.ErrNotFound }), WithLogger(quietLogger()))
+	cmds, err := command.New(store, store, &pushRecorder{}, command.WithLogger(quietLogger()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	inv, err := New(store, UnlockTokenFunc(func(context.Context, string) ([]byte, error) { return nil, storage.ErrNotFound }), cmds, WithLogger(quietLogger()))
 	if err != nil {
 		b.Fatal(err)
 	}

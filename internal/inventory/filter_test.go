@@ -179,14 +179,16 @@ func TestNewRefuses(t *testing.T) {
 	for i, c := range []struct {
 		store  Store
 		unlock UnlockTokens
+		cmds   Commands
 		opts   []Option
 	}{
-		{nil, unlock, nil},
-		{h.store, nil, nil},
-		{h.store, unlock, []Option{WithInterval(0)}},
-		{h.store, unlock, []Option{WithMDMProfileIdentifier("")}},
+		{nil, unlock, h.cmds, nil},
+		{h.store, nil, h.cmds, nil},
+		{h.store, unlock, nil, nil},
+		{h.store, unlock, h.cmds, []Option{WithInterval(0)}},
+		{h.store, unlock, h.cmds, []Option{WithMDMProfileIdentifier("")}},
 	} {
-		if _, err := New(c.store, c.unlock, c.opts...); err == nil {
+		if _, err := New(c.store, c.unlock, c.cmds, c.opts...); err == nil {
 			t.Errorf("case %d: New accepted it", i)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ func FuzzParseAnswers(f *testing.F) {
 	f.Add([]byte(`<plist><dict><key>QueryResponses</key><dict><key>BatteryLevel</key><string>full</string><key>IsSupervised</key><integer>1</integer></dict></dict></plist>`))
 	f.Add([]byte(`<plist><dict><key>SecurityInfo</key><dict><key>ManagementStatus</key><string>x</string></dict></dict></plist>`))
 	f.Add([]byte("bplist00"))
+	f.Add([]byte("<plist><dict><key>QueryResponses</key>" + strings.Repeat("<dict><key>a</key>", 100) + "</dict></plist>"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		for _, parse := range []func([]byte, time.Time) (func(*storage.DeviceInventory), error){parseDeviceInformation, parseSecurityInfo} {
 			apply, err := parse(raw, time.Unix(0, 0))

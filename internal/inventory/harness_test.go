@@ -25,7 +25,9 @@ import (
 
 	"github.com/micromdm/plist"
 	"github.com/orchardmdm/orchard/dep/deptest"
+	"github.com/orchardmdm/orchard/internal/command"
 	"github.com/orchardmdm/orchard/internal/simdevice"
+	"github.com/orchardmdm/orchard/mdm/commands"
 	"github.com/orchardmdm/orchard/mdm/identity"
 	"github.com/orchardmdm/orchard/mdm/mdmhttp"
 	"github.com/orchardmdm/orchard/mdm/service"
@@ -35,12 +37,13 @@ import (
 )
 
 // harness is a real Orchard slice over loopback TLS: a bolt file, the MDM
-// service with the inventory's hooks, the device endpoints, the core admin
+// service observed by the inventory, the device endpoints, the core admin
 // API and the inventory routes. Only APNs is replaced (pushRecorder).
 type harness struct {
 	t      *testing.T
 	store  *bolt.Store
 	inv    *Inventory
+	cmds   *command.Service
 	ca     *pki.CA
 	clock  *deptest.Clock
 	pushed *pushRecorder
@@ -100,10 +103,15 @@ func newHarness(t *testing.T) *harness {
 	log := quietLogger()
 	var svc *service.Service
 	unlock := UnlockTokenFunc(func(ctx context.Context, ch string) ([]byte, error) { return svc.UnlockToken(ctx, ch) })
-	if h.inv, err = New(store, unlock, WithClock(h.clock.Now), WithPusher(h.pushed), WithLogger(log)); err != nil {
+	h.cmds, err = command.New(store, store, h.pushed, command.WithClock(h.clock.Now), command.WithLogger(log),
+		command.WithTargets(command.TargetsFunc(func(ctx context.Context, e *storage.Enrollment) commands.Target { return h.inv.Target(ctx, e) })))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if svc, err = service.New(store, box, service.WithHooks(h.inv.Hooks()), service.WithClock(h.clock.Now), service.WithLogger(log)); err != nil {
+	if h.inv, err = New(store, unlock, h.cmds, WithClock(h.clock.Now), WithPusher(h.pushed), WithLogger(log)); err != nil {
+		t.Fatal(err)
+	}
+	if svc, err = service.New(store, box, service.WithObserver(h.inv), service.WithClock(h.clock.Now), service.WithLogger(log)); err != nil {
 		t.Fatal(err)
 	}
 	verifier, err := identity.NewVerifier(ca.Pool(), store)

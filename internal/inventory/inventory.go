@@ -10,11 +10,12 @@ package inventory
 import (
 	"context"
 	"errors"
-	"github.com/orchardmdm/orchard/mdm/enrollprofile"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/orchardmdm/orchard/internal/command"
+	"github.com/orchardmdm/orchard/mdm/enrollprofile"
 	"github.com/orchardmdm/orchard/mdm/service"
 	"github.com/orchardmdm/orchard/storage"
 )
@@ -22,7 +23,6 @@ import (
 // Store is what the inventory reads and writes.
 type Store interface {
 	Enrollment(ctx context.Context, id string) (*storage.Enrollment, error)
-	Enqueue(ctx context.Context, cmd *storage.Command, channels []string) error
 	Command(ctx context.Context, uuid string) (*storage.Command, []storage.Target, error)
 	storage.InventoryStore
 }
@@ -34,12 +34,25 @@ type UnlockTokens interface {
 }
 
 // UnlockTokenFunc adapts a function to UnlockTokens; it lets the
-// inventory be built before the MDM service whose hooks it provides.
+// inventory be built before the MDM service it observes.
 type UnlockTokenFunc func(ctx context.Context, channel string) ([]byte, error)
 
 // UnlockToken implements UnlockTokens.
 func (f UnlockTokenFunc) UnlockToken(ctx context.Context, channel string) ([]byte, error) {
 	return f(ctx, channel)
+}
+
+// Pusher wakes a device, for the sync action and after the inventory's
+// own queries are queued. It must return promptly.
+type Pusher interface {
+	PushChannels(ctx context.Context, channels []string)
+}
+
+// Commands builds and queues the inventory's queries and actions (the
+// command service).
+type Commands interface {
+	Build(requestType string, payload map[string]any) (*storage.Command, error)
+	Queue(ctx context.Context, channels []string, wake command.Wake, cmds ...*storage.Command) (int, error)
 }
 
 // DefaultInterval is how often a connecting device is asked for its inventory.
@@ -54,6 +67,7 @@ const retryAfter = time.Hour
 type Inventory struct {
 	store    Store
 	unlock   UnlockTokens
+	cmds     Commands
 	pusher   Pusher
 	log      *slog.Logger
 	now      func() time.Time
@@ -64,12 +78,6 @@ type Inventory struct {
 	// from QueriedAt, so Connected costs a map lookup on most connects.
 	mu   sync.RWMutex
 	next map[string]time.Time
-}
-
-// Pusher wakes channels; it must return promptly (pushes proceed in the
-// background).
-type Pusher interface {
-	PushChannels(ctx context.Context, channels []string)
 }
 
 // Option configures an Inventory.
@@ -97,12 +105,12 @@ func WithMDMProfileIdentifier(id string) Option { return func(i *Inventory) { i.
 const EnrollmentProfileIdentifier = enrollprofile.Identifier
 
 // New builds the inventory service. unlock is required for clear-passcode.
-func New(store Store, unlock UnlockTokens, opts ...Option) (*Inventory, error) {
-	if store == nil || unlock == nil {
-		return nil, errors.New("inventory: store and unlock token source are required")
+func New(store Store, unlock UnlockTokens, cmds Commands, opts ...Option) (*Inventory, error) {
+	if store == nil || unlock == nil || cmds == nil {
+		return nil, errors.New("inventory: store, unlock token source and command service are required")
 	}
 	i := &Inventory{
-		store: store, unlock: unlock, log: slog.Default(), now: time.Now,
+		store: store, unlock: unlock, cmds: cmds, log: slog.Default(), now: time.Now,
 		interval: DefaultInterval, profile: EnrollmentProfileIdentifier,
 		next: map[string]time.Time{},
 	}
@@ -118,8 +126,17 @@ func New(store Store, unlock UnlockTokens, opts ...Option) (*Inventory, error) {
 	return i, nil
 }
 
-// Hooks returns the MDM service hooks the inventory needs. The caller also
-// calls Connected on every device connect (see Connected).
-func (i *Inventory) Hooks() service.Hooks {
-	return service.Hooks{Enrolled: i.Enrolled, Result: i.Result, Connected: i.Connected}
+// Observe implements service.Observer: a new enrollment and a due connect
+// queue the inventory queries, and a stored result may carry an answer the
+// inventory keeps. The result work reads and writes storage; run it off
+// the device's request path where that matters (the server does).
+func (i *Inventory) Observe(ctx context.Context, ev service.Event) {
+	switch ev := ev.(type) {
+	case service.Enrolled:
+		i.Enrolled(ctx, ev.Enrollment)
+	case service.Connected:
+		i.Connected(ctx, ev.Channel)
+	case service.ResultStored:
+		i.Result(ctx, ev.Result)
+	}
 }

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orchardmdm/orchard/internal/command"
 	"github.com/orchardmdm/orchard/mdm"
-	"github.com/orchardmdm/orchard/mdm/commands"
 	"github.com/orchardmdm/orchard/storage"
 )
 
@@ -33,7 +33,7 @@ var (
 )
 
 // Enrolled queues the inventory queries for a newly enrolled device channel
-// and pushes it. It is a service.Hooks.Enrolled function.
+// and pushes it. It runs on service.Enrolled.
 func (i *Inventory) Enrolled(ctx context.Context, e *storage.Enrollment) {
 	ctx = context.WithoutCancel(ctx)
 	now := i.now()
@@ -133,7 +133,7 @@ func (i *Inventory) refresh(ctx context.Context, e *storage.Enrollment, fresh, f
 	cmds := make([]*storage.Command, len(reqs))
 	uuids := make([]string, len(reqs))
 	for n, r := range reqs {
-		if cmds[n], err = i.build(r.rt, r.payload); err != nil {
+		if cmds[n], err = i.cmds.Build(r.rt, r.payload); err != nil {
 			return nil, err
 		}
 		uuids[n] = cmds[n].UUID
@@ -156,11 +156,10 @@ func (i *Inventory) refresh(ctx context.Context, e *storage.Enrollment, fresh, f
 	if err != nil {
 		return nil, err
 	}
-	for n, c := range cmds {
-		if err := i.store.Enqueue(ctx, c, []string{e.ID}); err != nil {
-			i.dropPending(ctx, e.ID, uuids[n:])
-			return uuids[:n], fmt.Errorf("queue %s: %w", c.RequestType, err)
-		}
+	// The caller pushes (or not: Connected runs while the device is here).
+	if n, err := i.cmds.Queue(ctx, []string{e.ID}, command.NoPush, cmds...); err != nil {
+		i.dropPending(ctx, e.ID, uuids[n:])
+		return uuids[:n], fmt.Errorf("queue %s: %w", cmds[n].RequestType, err)
 	}
 	return uuids, nil
 }
@@ -201,20 +200,6 @@ func (i *Inventory) dropPending(ctx context.Context, channel string, uuids []str
 	}
 }
 
-// build checks a command against Apple's schema and encodes it.
-func (i *Inventory) build(requestType string, payload map[string]any) (*storage.Command, error) {
-	cmd, err := commands.BuildCommand(requestType, payload)
-	if err != nil {
-		return nil, err
-	}
-	uuid := mdm.NewUUID()
-	raw, err := mdm.EncodeCommand(uuid, cmd)
-	if err != nil {
-		return nil, err
-	}
-	return &storage.Command{UUID: uuid, RequestType: requestType, Raw: raw, CreatedAt: i.now()}, nil
-}
-
 // seed fills a record from the enrollment's check-in facts: missing fields
 // only, or all of them on a fresh enrollment.
 func seed(inv *storage.DeviceInventory, e *storage.Enrollment, now time.Time, overwrite bool) {
@@ -251,7 +236,7 @@ func seed(inv *storage.DeviceInventory, e *storage.Enrollment, now time.Time, ov
 // Result stores the answers the inventory keeps: DeviceInformation and
 // SecurityInfo update the device's inventory, and the latest
 // InstalledApplicationList, ProfileList, CertificateList and DeviceLocation
-// answers are kept per channel. It is a service.Hooks.Result function.
+// answers are kept per channel. It runs on service.ResultStored.
 func (i *Inventory) Result(ctx context.Context, r *storage.Result) {
 	ctx = context.WithoutCancel(ctx)
 	// r.RequestType comes with the stored result: looking the command up

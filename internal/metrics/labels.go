@@ -17,6 +17,13 @@ const maxDistinct = 64
 // maxLabelLen bounds one label value.
 const maxLabelLen = 64
 
+// Names of Orchard's per-address limiters, the values of orchard_rate_limited_total's label.
+const (
+	LimitSCEPChallenge     = "scep_challenge"
+	LimitEnrollToken       = "enroll_token"
+	LimitEnrollMachineInfo = "enroll_machineinfo"
+)
+
 var errNilFunc = errors.New("metrics: nil gauge func")
 
 // Apple's check-in message types (the check-in schemas) and the statuses a
@@ -28,6 +35,7 @@ var (
 	scepKinds       = set("none", storage.KindInvitation, storage.KindConfigurator, storage.KindADE,
 		storage.KindProfile, storage.KindRenewal, "admin")
 	depSyncKinds = set("full", "delta")
+	rateLimits   = set(LimitSCEPChallenge, LimitEnrollToken, LimitEnrollMachineInfo)
 	httpMethods  = set("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 )
 

@@ -1,15 +1,17 @@
 // Package metrics owns Orchard's Prometheus metrics: one registry of its
 // own (with the Go runtime and process collectors), the /metrics handler,
 // HTTP request instrumentation, and the observer methods the device,
-// SCEP, DEP and push packages call. Every label value that comes from the
+// MDM service, command, SCEP, DEP and push packages call. Every label value that comes from the
 // outside world is bounded so no client can grow the series count.
 package metrics
 
 import (
+	"context"
 	"net/http"
 	"time"
 
 	"github.com/orchardmdm/orchard/dep"
+	"github.com/orchardmdm/orchard/mdm/service"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -31,6 +33,7 @@ type Metrics struct {
 
 	scepRequests *prometheus.CounterVec
 	pushes       *prometheus.CounterVec
+	rateLimited  *prometheus.CounterVec
 
 	depSyncs        *prometheus.CounterVec
 	depSyncDevices  prometheus.Counter
@@ -86,6 +89,10 @@ func New() *Metrics {
 			Name: "orchard_pushes_total",
 			Help: "APNs push notifications sent, by outcome.",
 		}, []string{"outcome"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orchard_rate_limited_total",
+			Help: "Unauthenticated requests refused with 429 by a per-address limit, by limit.",
+		}, []string{"limit"}),
 		depSyncs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orchard_dep_syncs_total",
 			Help: "Apple Business Manager device syncs by kind (full, delta) and outcome.",
@@ -120,7 +127,7 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.httpDuration, m.checkins, m.connects, m.identityFailures,
 		m.commandsEnqueued, m.commandsDelivered, m.commandResults,
-		m.scepRequests, m.pushes,
+		m.scepRequests, m.pushes, m.rateLimited,
 		m.depSyncs, m.depSyncDevices, m.depSyncDuration, m.depAPIErrors, m.depThrottled,
 	)
 	return m
@@ -175,6 +182,17 @@ func (m *Metrics) CommandsEnqueued(requestType string, n int) {
 	}
 }
 
+// Observe counts the MDM service's command deliveries and results; pass
+// it to service.WithObserver.
+func (m *Metrics) Observe(_ context.Context, ev service.Event) {
+	switch ev := ev.(type) {
+	case service.CommandDelivered:
+		m.CommandDelivered(ev.Command.RequestType)
+	case service.ResultStored:
+		m.CommandResult(ev.Result.RequestType, string(ev.Result.Status))
+	}
+}
+
 // CommandDelivered counts one command handed to a device.
 func (m *Metrics) CommandDelivered(requestType string) {
 	m.commandsDelivered.WithLabelValues(m.requestTypes.label(requestType)).Inc()
@@ -196,6 +214,12 @@ func (m *Metrics) SCEP(outcome, kind string) {
 // PushResult counts one push notification by outcome.
 func (m *Metrics) PushResult(outcome string) {
 	m.pushes.WithLabelValues(m.outcomes.label(outcome)).Inc()
+}
+
+// RateLimited counts one 429 from the named limiter; pass it to
+// ratelimit.WithObserver.
+func (m *Metrics) RateLimited(limit string) {
+	m.rateLimited.WithLabelValues(known(limit, rateLimits)).Inc()
 }
 
 // SyncDone implements dep.Metrics: one finished Apple Business Manager sync.

@@ -95,6 +95,10 @@ func TestObserversExportCounts(t *testing.T) {
 	m.PushResult("sent")
 	m.PushResult("sent")
 	m.PushResult("bad_device_token")
+	m.RateLimited(LimitSCEPChallenge)
+	m.RateLimited(LimitEnrollToken)
+	m.RateLimited(LimitEnrollToken)
+	m.RateLimited("203.0.113.9") // never a free-form value
 	d.SyncDone(dep.SyncFull, "ok", 1200, 3*time.Second)
 	d.SyncDone(dep.SyncDelta, "ok", 3, 500*time.Millisecond)
 	d.APIError("/server/devices", "EXPIRED_CURSOR")
@@ -125,6 +129,9 @@ func TestObserversExportCounts(t *testing.T) {
 		{"orchard_scep_requests_total", lbl("outcome", "malformed_message", "kind", "none"), 1},
 		{"orchard_pushes_total", lbl("outcome", "sent"), 2},
 		{"orchard_pushes_total", lbl("outcome", "bad_device_token"), 1},
+		{"orchard_rate_limited_total", lbl("limit", "scep_challenge"), 1},
+		{"orchard_rate_limited_total", lbl("limit", "enroll_token"), 2},
+		{"orchard_rate_limited_total", lbl("limit", Other), 1},
 		{"orchard_dep_syncs_total", lbl("kind", "full", "outcome", "ok"), 1},
 		{"orchard_dep_syncs_total", lbl("kind", "delta", "outcome", "ok"), 1},
 		{"orchard_dep_sync_devices_total", lbl(), 1203},

@@ -7,12 +7,10 @@ package push
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -52,6 +50,7 @@ type Service struct {
 	opts    []apns.Option
 	observe Observer
 	ctx     context.Context
+	fails   *failureLog
 
 	mu      sync.RWMutex
 	cert    *apns.PushCert
@@ -84,6 +83,7 @@ func New(ctx context.Context, store Store, box *pki.SecretBox, opts ...Option) (
 	for _, o := range opts {
 		o(s)
 	}
+	s.fails = newFailureLog(s.log)
 	raw, err := store.Setting(ctx, settingKey)
 	if errors.Is(err, storage.ErrNotFound) {
 		return s, nil
@@ -271,7 +271,7 @@ func (s *Service) Push(ctx context.Context, channels []string) ([]Target, error)
 			t.Error = "push token invalid (APNs said so); waiting for the device's next TokenUpdate"
 		default:
 			t.Queued = true
-			ns = append(ns, apns.Notification{Token: e.Token, PushMagic: e.PushMagic, Topic: e.Topic, ID: ch + " " + hex.EncodeToString(e.Token)})
+			ns = append(ns, apns.Notification{Token: e.Token, PushMagic: e.PushMagic, Topic: e.Topic, ID: ch})
 		}
 		out = append(out, t)
 	}
@@ -294,18 +294,16 @@ func (s *Service) PushChannels(ctx context.Context, channels []string) {
 func (s *Service) record(results []apns.Result) {
 	out := make([]storage.PushResult, 0, len(results))
 	for _, r := range results {
-		ch, tokHex, _ := strings.Cut(r.ID, " ")
-		tok, _ := hex.DecodeString(tokHex)
-		out = append(out, storage.PushResult{ChannelID: ch, Token: tok, At: r.At, Sent: r.Sent, TokenInvalid: r.TokenInvalid, Reason: r.Reason})
+		out = append(out, storage.PushResult{ChannelID: r.ID, Token: r.Token, At: r.At, Sent: r.Sent, TokenInvalid: r.TokenInvalid, Reason: r.Reason})
 		switch {
 		case r.Sent:
 			s.observe("sent")
 		case r.TokenInvalid:
 			s.observe("token_invalid")
-			s.log.Warn("APNs says a push token is invalid; no more pushes until the device's next TokenUpdate", "channel", ch, "reason", r.Reason)
+			s.fails.note("token_invalid", r.Reason, r.ID, r.Status, r.Attempts)
 		default:
 			s.observe("failed")
-			s.log.Warn("push failed", "channel", ch, "reason", r.Reason, "status", r.Status, "attempts", r.Attempts)
+			s.fails.note("failed", r.Reason, r.ID, r.Status, r.Attempts)
 		}
 	}
 	if err := s.store.RecordPushResults(context.WithoutCancel(s.ctx), out); err != nil {
@@ -325,5 +323,6 @@ func (s *Service) Close(ctx context.Context) error {
 	err := d.Close(ctx)
 	p.Close()
 	stop()
+	s.fails.stop()
 	return err
 }

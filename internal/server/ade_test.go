@@ -22,11 +22,11 @@ import (
 // devices and assigns the profile at Apple; a device in Setup Assistant
 // gets its enrollment profile only for its own serial, enrolls, and shows
 // as enrolled in both views.
-func TestADEEnrollment(t *testing.T) {
+func testADEEnrollment(t *testing.T, backend servertest.Backend) {
 	ctx := context.Background()
 	tok := deptest.NewToken()
 	apple := deptest.NewServer(t, tok, 3)
-	s := servertest.Start(t, func(c *server.Config) { c.DEPURL = apple.URL })
+	s := backend.Start(t, func(c *server.Config) { c.DEPURL = apple.URL })
 
 	block, _ := pem.Decode(s.Get(t, "/v1/dep/public-key"))
 	if block == nil {

@@ -58,9 +58,9 @@ func send(t *testing.T, s *servertest.Server, req map[string]any) sendResp {
 // The core's "done when": enroll, receive a command queued through the
 // API, answer it, see the result in the API; a certificate bound to
 // another device is refused.
-func TestDeviceRoundTrip(t *testing.T) {
+func testDeviceRoundTrip(t *testing.T, backend servertest.Backend) {
 	ctx := context.Background()
-	s := servertest.Start(t)
+	s := backend.Start(t)
 	dev := s.NewDevice(t)
 	s.Enroll(t, dev)
 	sent := send(t, s, map[string]any{
@@ -119,9 +119,9 @@ func TestDeviceRoundTrip(t *testing.T) {
 	}
 }
 
-func TestIdentityFailures(t *testing.T) {
+func testIdentityFailures(t *testing.T, backend servertest.Backend) {
 	ctx := context.Background()
-	s := servertest.Start(t)
+	s := backend.Start(t)
 	dev := s.NewDevice(t)
 	s.Enroll(t, dev)
 	body := []byte(`<?xml version="1.0"?><plist version="1.0"><dict><key>Status</key><string>Idle</string><key>UDID</key><string>` + dev.UDID + `</string></dict></plist>`)
@@ -149,7 +149,7 @@ func TestIdentityFailures(t *testing.T) {
 		})
 	}
 	// A certificate from a foreign CA that looks the same.
-	foreign := servertest.Start(t)
+	foreign := backend.Start(t)
 	alien := foreign.NewDevice(t)
 	alien.CheckinURL, alien.ServerURL, alien.Client = dev.CheckinURL, dev.ServerURL, dev.Client
 	alien.UDID = dev.UDID
@@ -168,9 +168,9 @@ func TestIdentityFailures(t *testing.T) {
 	}
 }
 
-func TestAuthenticateRules(t *testing.T) {
+func testAuthenticateRules(t *testing.T, backend servertest.Backend) {
 	ctx := context.Background()
-	s := servertest.Start(t)
+	s := backend.Start(t)
 	a := s.NewDevice(t)
 	// Nothing but Authenticate before Authenticate.
 	if err := a.TokenUpdate(ctx); statusOf(err) != http.StatusForbidden {
@@ -240,9 +240,9 @@ func TestAuthenticateRules(t *testing.T) {
 	s.Enroll(t, intruder)
 }
 
-func TestNotNowAndOrdering(t *testing.T) {
+func testNotNowAndOrdering(t *testing.T, backend servertest.Backend) {
 	ctx := context.Background()
-	s := servertest.Start(t)
+	s := backend.Start(t)
 	dev := s.NewDevice(t)
 	s.Enroll(t, dev)
 	var uuids []string
@@ -285,9 +285,9 @@ func TestNotNowAndOrdering(t *testing.T) {
 	}
 }
 
-func TestUserChannelAndBootstrap(t *testing.T) {
+func testUserChannelAndBootstrap(t *testing.T, backend servertest.Backend) {
 	ctx := context.Background()
-	s := servertest.Start(t)
+	s := backend.Start(t)
 	mac := s.NewDevice(t)
 	mac.ProductName, mac.Model, mac.ModelName, mac.OSVersion = "Mac14,2", "Mac14,2", "MacBook Air", "15.1"
 	s.Enroll(t, mac)
@@ -337,9 +337,9 @@ func TestUserChannelAndBootstrap(t *testing.T) {
 	}
 }
 
-func TestBadInputWritesNothing(t *testing.T) {
+func testBadInputWritesNothing(t *testing.T, backend servertest.Backend) {
 	ctx := context.Background()
-	s := servertest.Start(t)
+	s := backend.Start(t)
 	dev := s.NewDevice(t)
 	for _, tc := range []struct {
 		name  string
@@ -369,8 +369,8 @@ func TestBadInputWritesNothing(t *testing.T) {
 	}
 }
 
-func TestAdminAPIAuth(t *testing.T) {
-	s := servertest.Start(t)
+func testAdminAPIAuth(t *testing.T, backend servertest.Backend) {
+	s := backend.Start(t)
 	for _, auth := range []string{"", "Bearer wrong", "Basic " + s.APIKey(), s.APIKey()} {
 		req, _ := http.NewRequest("GET", s.URL+"/v1/devices", nil)
 		if auth != "" {
@@ -403,8 +403,8 @@ func plistDict(kv ...string) string {
 
 // Commands are checked against Apple's schema, and per target against what
 // Orchard knows of the device: other targets still get the command.
-func TestCommandChecks(t *testing.T) {
-	s := servertest.Start(t)
+func testCommandChecks(t *testing.T, backend servertest.Backend) {
+	s := backend.Start(t)
 	iphone := s.NewDevice(t)
 	mac := s.NewDevice(t)
 	mac.ProductName, mac.Model, mac.OSVersion = "Mac14,2", "Mac14,2", "15.1"
@@ -470,9 +470,9 @@ func TestCommandChecks(t *testing.T) {
 // With user authentication on, a network user is admitted: the first
 // UserAuthenticate gets an empty DigestChallenge (no prompt), the second
 // an empty 200, and the user channel then works.
-func TestUserAuthenticateOn(t *testing.T) {
+func testUserAuthenticateOn(t *testing.T, backend servertest.Backend) {
 	ctx := context.Background()
-	s := servertest.Start(t, func(c *server.Config) { c.UserAuthentication = true })
+	s := backend.Start(t, func(c *server.Config) { c.UserAuthentication = true })
 	mac := s.NewDevice(t)
 	s.Enroll(t, mac)
 	user := "AB12CD34-0000-4000-8000-00000000USER"

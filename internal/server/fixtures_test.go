@@ -96,9 +96,9 @@ func authenticate(t *testing.T, dev *simdevice.Device, m map[string]any) {
 
 // Every check-in fixture, replayed verbatim through the real handler with
 // a real Mdm-Signature, leaves the state it describes.
-func TestCheckinFixtures(t *testing.T) {
+func testCheckinFixtures(t *testing.T, backend servertest.Backend) {
 	ctx := context.Background()
-	s := servertest.Start(t)
+	s := backend.Start(t)
 	devs := &fixtureDevices{s: s, devs: map[string]*simdevice.Device{}}
 	for _, f := range loadFixtures(t, "checkin") {
 		t.Run(f.name, func(t *testing.T) {
@@ -172,9 +172,9 @@ func TestCheckinFixtures(t *testing.T) {
 
 // Every report fixture, answering a command queued for its channel, is
 // stored verbatim with its status.
-func TestReportFixtures(t *testing.T) {
+func testReportFixtures(t *testing.T, backend servertest.Backend) {
 	ctx := context.Background()
-	s := servertest.Start(t)
+	s := backend.Start(t)
 	devs := &fixtureDevices{s: s, devs: map[string]*simdevice.Device{}}
 	for _, f := range loadFixtures(t, "report") {
 		t.Run(f.name, func(t *testing.T) {

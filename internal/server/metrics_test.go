@@ -11,9 +11,9 @@ import (
 )
 
 // /metrics reflects what devices and admins did, in Prometheus text format.
-func TestMetricsEndpoint(t *testing.T) {
+func testMetricsEndpoint(t *testing.T, backend servertest.Backend) {
 	ctx := context.Background()
-	s := servertest.Start(t)
+	s := backend.Start(t)
 	dev := s.EnrollOTA(t)
 	send(t, s, map[string]any{"targets": []string{dev.UDID}, "request_type": "ProfileList"})
 	send(t, s, map[string]any{"targets": []string{dev.UDID}, "request_type": "CertificateList"})
@@ -31,6 +31,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		`orchard_checkins_total{message_type="Authenticate",outcome="ok"} 1`,
 		`orchard_checkins_total{message_type="TokenUpdate",outcome="ok"} 1`,
 		`orchard_commands_enqueued_total{request_type="ProfileList"} 1`,
+		`orchard_commands_enqueued_total{request_type="DeviceInformation"} 1`, // the inventory, queued through the same service
 		`orchard_commands_delivered_total{request_type="ProfileList"} 1`,
 		`orchard_command_results_total{request_type="DeviceInformation",status="Acknowledged"} 1`,
 		`orchard_scep_requests_total{kind="profile",outcome="issued"} 1`,
@@ -50,8 +51,8 @@ func TestMetricsEndpoint(t *testing.T) {
 
 // The answers the device gave to the queries Orchard sent at enrollment
 // show as its inventory.
-func TestInventoryAfterEnrollment(t *testing.T) {
-	s := servertest.Start(t)
+func testInventoryAfterEnrollment(t *testing.T, backend servertest.Backend) {
+	s := backend.Start(t)
 	dev := s.EnrollOTA(t)
 	deadline := time.Now().Add(10 * time.Second)
 	for {

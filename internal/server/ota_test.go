@@ -13,9 +13,9 @@ import (
 
 // The whole over-the-air flow through the public protocol: profile, SCEP,
 // check-ins signed with the SCEP certificate, a command and its answer.
-func TestOverTheAirEnrollment(t *testing.T) {
+func testOverTheAirEnrollment(t *testing.T, backend servertest.Backend) {
 	ctx := context.Background()
-	s := servertest.Start(t)
+	s := backend.Start(t)
 	dev := s.EnrollOTA(t)
 
 	var shown struct {
@@ -88,9 +88,9 @@ func TestOverTheAirEnrollment(t *testing.T) {
 }
 
 // An invitation URL serves one profile, then is spent.
-func TestInvitationEnrollment(t *testing.T) {
+func testInvitationEnrollment(t *testing.T, backend servertest.Backend) {
 	ctx := context.Background()
-	s := servertest.Start(t)
+	s := backend.Start(t)
 	var inv struct {
 		URL string `json:"url"`
 	}
@@ -127,9 +127,9 @@ func TestInvitationEnrollment(t *testing.T) {
 
 // Apple Configurator direct enrollment: a downloaded profile enrolls any
 // number of devices while it is valid.
-func TestConfiguratorDirectEnrollment(t *testing.T) {
+func testConfiguratorDirectEnrollment(t *testing.T, backend servertest.Backend) {
 	ctx := context.Background()
-	s := servertest.Start(t)
+	s := backend.Start(t)
 	var prof struct {
 		ID string `json:"id"`
 	}

@@ -18,7 +18,7 @@ import (
 // certificate, a queued command wakes the device exactly once with its
 // token, push magic and topic; after APNs answers 410 the token is marked
 // invalid and no further push is sent until the device's next TokenUpdate.
-func TestPushOnEnqueue(t *testing.T) {
+func testPushOnEnqueue(t *testing.T, backend servertest.Backend) {
 	ctx := context.Background()
 	cert, err := apnstest.NewPushCert()
 	if err != nil {
@@ -30,7 +30,7 @@ func TestPushOnEnqueue(t *testing.T) {
 	if err := os.WriteFile(caFile, fake.CertPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := servertest.Start(t, func(c *server.Config) { c.APNsURL, c.APNsCA = fake.URL(), caFile })
+	s := backend.Start(t, func(c *server.Config) { c.APNsURL, c.APNsCA = fake.URL(), caFile })
 
 	// Nothing to show before an upload; then a p12 upload sets the topic.
 	if code := s.API(t, "GET", "/v1/push-certificate", nil, nil); code != http.StatusNotFound {

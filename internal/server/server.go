@@ -24,11 +24,12 @@ import (
 	"github.com/orchardmdm/orchard/apns"
 	"github.com/orchardmdm/orchard/dep"
 	"github.com/orchardmdm/orchard/internal/adminapi"
+	"github.com/orchardmdm/orchard/internal/command"
 	"github.com/orchardmdm/orchard/internal/enroll"
 	"github.com/orchardmdm/orchard/internal/inventory"
 	"github.com/orchardmdm/orchard/internal/metrics"
 	"github.com/orchardmdm/orchard/internal/push"
-	"github.com/orchardmdm/orchard/mdm"
+	"github.com/orchardmdm/orchard/mdm/commands"
 	"github.com/orchardmdm/orchard/mdm/enrollprofile"
 	"github.com/orchardmdm/orchard/mdm/identity"
 	"github.com/orchardmdm/orchard/mdm/mdmhttp"
@@ -63,24 +64,33 @@ type Config struct {
 	MetricsListen string
 	// DEPURL overrides Apple's device assignment service (tests, proxies).
 	DEPURL string
-	Logger *slog.Logger
+	// OpenStore opens the storage backend for the data dir; the default is
+	// the bbolt file orchard.db in it. Tests pass another backend's opener.
+	OpenStore func(dataDir string) (storage.Store, error)
+	Logger    *slog.Logger
+
+	// RateLimit is the per-minute budget, per source address, of wrong
+	// SCEP challenges, unknown enrollment tokens and MachineInfo posts
+	// (0: DefaultRateLimit; negative: no limits).
+	RateLimit int
 }
 
 // Server is a running Orchard.
 type Server struct {
 	cfg        Config
 	log        *slog.Logger
-	store      *bolt.Store
+	store      storage.Store
 	ca         *pki.CA
 	box        *pki.SecretBox
 	apiKey     string
 	tlsCert    tls.Certificate
 	selfSigned bool
 	svc        *service.Service
+	cmds       *command.Service
 	dep        *dep.Service
 	push       *push.Service
 	metrics    *metrics.Metrics
-	async      sync.WaitGroup  // hook work running off the request path
+	async      sync.WaitGroup  // observer work running off the request path
 	bg         context.Context // lives until Serve returns or Close
 	stopBg     context.CancelFunc
 	handler    http.Handler
@@ -97,6 +107,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.OpenStore == nil {
+		cfg.OpenStore = OpenBolt
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
@@ -110,9 +123,9 @@ func New(cfg Config) (*Server, error) {
 	if _, err := url.Parse(s.cfg.PublicURL); err != nil {
 		return nil, fmt.Errorf("--public-url: %w", err)
 	}
-	store, err := bolt.Open(filepath.Join(cfg.DataDir, "orchard.db"), bolt.Options{})
+	store, err := cfg.OpenStore(cfg.DataDir)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("open store: %w", err)
 	}
 	s.store = store
 	if err := s.build(); err != nil {
@@ -235,40 +248,34 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
-	// The inventory needs the service's unlock tokens and the service the
-	// inventory's hooks: the closure breaks the cycle.
-	counted := countingStore{Store: s.store, m: s.metrics}
-	inv, err := inventory.New(counted,
-		inventory.UnlockTokenFunc(func(ctx context.Context, ch string) ([]byte, error) { return s.svc.UnlockToken(ctx, ch) }),
-		inventory.WithPusher(s.push), inventory.WithLogger(s.log))
+	// Every command is queued through s.cmds. It asks the inventory what a
+	// target is, the inventory queues through it and needs the service's
+	// unlock tokens, the service reports to the inventory: the closures
+	// break the cycles.
+	var inv *inventory.Inventory
+	s.cmds, err = command.New(s.store, s.store, s.push, command.WithLogger(s.log), command.WithObserver(s.metrics),
+		command.WithTargets(command.TargetsFunc(func(ctx context.Context, e *storage.Enrollment) commands.Target { return inv.Target(ctx, e) })))
 	if err != nil {
 		return err
 	}
-	hooks := inv.Hooks()
-	hooks.Authenticated = s.authenticated
-	invEnrolled := hooks.Enrolled
-	hooks.Enrolled = func(ctx context.Context, e *storage.Enrollment) {
-		s.adeSetup(ctx, counted, e)
-		invEnrolled(ctx, e)
+	inv, err = inventory.New(s.store,
+		inventory.UnlockTokenFunc(func(ctx context.Context, ch string) ([]byte, error) { return s.svc.UnlockToken(ctx, ch) }),
+		s.cmds, inventory.WithPusher(s.push), inventory.WithLogger(s.log))
+	if err != nil {
+		return err
 	}
-	hooks.Delivered = func(_ context.Context, _ string, cmd *storage.Command) { s.metrics.CommandDelivered(cmd.RequestType) }
-	invResult := hooks.Result
-	hooks.Result = func(ctx context.Context, r *storage.Result) {
-		s.metrics.CommandResult(r.RequestType, string(r.Status))
-		// The result itself is on disk before the device is answered; the
-		// inventory derived from it is written off the device's request path
-		// (a lost update is redone by the next query).
-		s.async.Add(1)
-		go func() {
-			defer s.async.Done()
-			invResult(context.WithoutCancel(ctx), r)
-		}()
+	adeSetup, err := enroll.NewADESetup(s.dep, s.cmds, s.log)
+	if err != nil {
+		return err
 	}
 	userAuth := s.cfg.UserAuthentication
 	s.svc, err = service.New(s.store, s.box, service.WithLogger(s.log),
 		service.WithUserAuthentication(func() bool { return userAuth }),
 		service.WithTopic(s.push.Topic),
-		service.WithHooks(hooks))
+		// What reacts to device events, in the order it runs.
+		service.WithObserver(s.metrics),
+		service.WithObserver(adeSetup),
+		service.WithObserver(offRequestPath{next: inv, wg: &s.async}))
 	if err != nil {
 		return err
 	}
@@ -276,7 +283,11 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
-	scepSrv, err := scep.New(s.ca, s.store, scep.WithLogger(s.log), scep.WithObserver(s.metrics.SCEP))
+	scepLimit, enrollLimit, err := limitOptions(s.cfg.RateLimit, s.metrics.RateLimited)
+	if err != nil {
+		return err
+	}
+	scepSrv, err := scep.New(s.ca, s.store, append(scepLimit, scep.WithLogger(s.log), scep.WithObserver(s.metrics.SCEP))...)
 	if err != nil {
 		return err
 	}
@@ -290,13 +301,13 @@ func (s *Server) build() error {
 		TLSSelfSigned: s.selfSigned,
 		Topic:         s.push.Topic,
 		Logger:        s.log,
-	}, revokingStore{Store: s.store, forget: verifier.Forget}, signer, scepSrv, enroll.WithADE(s.store))
+	}, revokingStore{Store: s.store, forget: verifier.Forget}, signer, scepSrv, append(enrollLimit, enroll.WithADE(s.store))...)
 	if err != nil {
 		return err
 	}
 
-	admin, err := adminapi.New(adminapi.Config{APIKey: s.apiKey, Store: counted, Secrets: s.svc, Pusher: s.push,
-		Targets: inv, Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Logger: s.log})
+	admin, err := adminapi.New(adminapi.Config{APIKey: s.apiKey, Store: s.store, Commands: s.cmds, Secrets: s.svc,
+		Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Logger: s.log})
 	if err != nil {
 		return err
 	}
@@ -316,49 +327,32 @@ func (s *Server) build() error {
 	return nil
 }
 
-// authenticated runs after a device's Authenticate is stored.
-func (s *Server) authenticated(ctx context.Context, e *storage.Enrollment) {
-	if e.Facts == nil || e.Facts.SerialNumber == "" {
-		return
-	}
-	if err := s.dep.MarkEnrolled(ctx, e.Facts.SerialNumber); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		s.log.Error("mark ADE device enrolled", "serial", e.Facts.SerialNumber, "err", err)
-	}
+// offRequestPath runs next's work on stored results in the background:
+// the result itself is on disk before the device is answered, and what is
+// derived from it (the inventory) need not hold the device up (a lost
+// update is redone by the next query). Serve waits for it before closing
+// storage. Other events go to next as they come.
+type offRequestPath struct {
+	next service.Observer
+	wg   *sync.WaitGroup
 }
 
-// adeSetup queues what an ADE device's profile asks for after enrollment
-// (name, Shared iPad settings, cellular plan; DeviceConfigured when it waits
-// in Setup Assistant) and wakes it.
-func (s *Server) adeSetup(ctx context.Context, q storage.CommandQueue, e *storage.Enrollment) {
-	if e.Facts == nil || e.Facts.SerialNumber == "" {
+func (o offRequestPath) Observe(ctx context.Context, ev service.Event) {
+	if _, ok := ev.(service.ResultStored); !ok {
+		o.next.Observe(ctx, ev)
 		return
 	}
-	cmds, err := s.dep.SetupCommands(ctx, e.Facts.SerialNumber, e.Facts.ModelName, e.AwaitingConfiguration)
-	if err != nil {
-		s.log.Error("ADE setup commands", "device", e.ID, "err", err)
-		return
-	}
-	for _, c := range cmds {
-		uuid := mdm.NewUUID()
-		raw, err := mdm.EncodeCommand(uuid, c)
-		if err == nil {
-			rt, _ := c["RequestType"].(string)
-			err = q.Enqueue(ctx, &storage.Command{UUID: uuid, RequestType: rt, Raw: raw, CreatedAt: time.Now()}, []string{e.ID})
-		}
-		if err != nil {
-			s.log.Error("queue ADE setup command", "device", e.ID, "err", err)
-			return
-		}
-	}
-	if len(cmds) > 0 {
-		s.push.PushChannels(ctx, []string{e.ID})
-	}
+	o.wg.Add(1)
+	go func() {
+		defer o.wg.Done()
+		o.next.Observe(context.WithoutCancel(ctx), ev)
+	}()
 }
 
 // revokingStore tells the identity verifier when a certificate is revoked,
 // so its cached issuance record is dropped at once.
 type revokingStore struct {
-	*bolt.Store
+	storage.Store
 	forget func(serial string)
 }
 
@@ -367,20 +361,6 @@ func (r revokingStore) RevokeCert(ctx context.Context, serial string, at time.Ti
 		return err
 	}
 	r.forget(serial)
-	return nil
-}
-
-// countingStore counts commands as they are queued, whoever queues them.
-type countingStore struct {
-	*bolt.Store
-	m *metrics.Metrics
-}
-
-func (c countingStore) Enqueue(ctx context.Context, cmd *storage.Command, channels []string) error {
-	if err := c.Store.Enqueue(ctx, cmd, channels); err != nil {
-		return err
-	}
-	c.m.CommandsEnqueued(cmd.RequestType, len(channels))
 	return nil
 }
 
@@ -442,7 +422,12 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) CA() *pki.CA { return s.ca }
 
 // Store is the storage backend.
-func (s *Server) Store() *bolt.Store { return s.store }
+func (s *Server) Store() storage.Store { return s.store }
+
+// OpenBolt opens the default backend: the bbolt file orchard.db in dataDir.
+func OpenBolt(dataDir string) (storage.Store, error) {
+	return bolt.Open(filepath.Join(dataDir, "orchard.db"), bolt.Options{})
+}
 
 // APIKey is the admin bearer key.
 func (s *Server) APIKey() string { return s.apiKey }

@@ -1,6 +1,7 @@
 // Package servertest starts a real Orchard server for tests: a temporary
-// data dir, a real bbolt file, real TLS on a loopback port, and simulated
-// devices with certificates from the server's own CA.
+// data dir, a real storage backend (bbolt unless a test picks another from
+// Backends), real TLS on a loopback port, and simulated devices with
+// certificates from the server's own CA.
 package servertest
 
 import (
@@ -25,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orchardmdm/orchard/internal/apiclient"
 	"github.com/orchardmdm/orchard/internal/server"
 	"github.com/orchardmdm/orchard/internal/simdevice"
 	"github.com/orchardmdm/orchard/pki"
@@ -37,6 +39,32 @@ type Server struct {
 	URL    string // https://127.0.0.1:port
 	Client *http.Client
 	Dir    string
+	api    *apiclient.Client
+}
+
+// Backend is a storage backend the end-to-end suite runs on.
+type Backend struct {
+	Name string
+	// Open opens a fresh, empty store for a server's data dir.
+	Open func(dataDir string) (storage.Store, error)
+}
+
+// Backends lists every backend the end-to-end suite runs on; a new one
+// (PostgreSQL) is one more entry.
+var Backends = []Backend{
+	{Name: "bolt", Open: server.OpenBolt},
+}
+
+// WithStore makes the server open its store with open.
+func WithStore(open func(dataDir string) (storage.Store, error)) func(*server.Config) {
+	return func(c *server.Config) { c.OpenStore = open }
+}
+
+// Start runs a server on the backend until the test ends; mutate may adjust
+// the config further.
+func (b Backend) Start(t testing.TB, mutate ...func(*server.Config)) *Server {
+	t.Helper()
+	return Start(t, append([]func(*server.Config){WithStore(b.Open)}, mutate...)...)
 }
 
 // Start runs a server until the test ends. mutate may adjust the config.
@@ -80,7 +108,8 @@ func Start(t testing.TB, mutate ...func(*server.Config)) *Server {
 		Timeout:   30 * time.Second,
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 64},
 	}
-	return &Server{Server: srv, URL: url, Client: client, Dir: dir}
+	api := &apiclient.Client{BaseURL: url, Key: srv.APIKey(), HTTP: client}
+	return &Server{Server: srv, URL: url, Client: client, Dir: dir, api: api}
 }
 
 type testWriter struct{ t testing.TB }
@@ -118,14 +147,8 @@ func (s *Server) IssueCert(t testing.TB, auth storage.CertAuthorization) (*x509.
 	n := int(serial.Add(1))
 	key := rsaKey(t, n)
 	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: pki.RandomSerial(),
-		Subject:      pkix.Name{CommonName: fmt.Sprintf("Orchard test device %d", n)},
-		NotBefore:    now.Add(-time.Minute),
-		NotAfter:     now.AddDate(1, 0, 0),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
+	tmpl := pki.DeviceTemplate(pki.RandomSerial(), pkix.Name{CommonName: fmt.Sprintf("Orchard test device %d", n)},
+		key.Public(), now.Add(-time.Minute), now.AddDate(1, 0, 0))
 	cert, err := s.CA().Sign(tmpl, key.Public())
 	if err != nil {
 		t.Fatal(err)
@@ -166,52 +189,27 @@ func (s *Server) NewDevice(t testing.TB) *simdevice.Device {
 // It returns the status code.
 func (s *Server) API(t testing.TB, method, path string, body, out any) int {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, s.URL+path, rd)
+	code, data, err := s.api.Do(context.Background(), method, path, body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+s.APIKey())
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := s.Client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
 			t.Fatalf("%s %s: decode %q: %v", method, path, data, err)
 		}
 	}
-	return resp.StatusCode
+	return code
 }
 
 // Get fetches a path with the admin key and returns the raw body.
 func (s *Server) Get(t testing.TB, path string) []byte {
 	t.Helper()
-	req, err := http.NewRequest("GET", s.URL+path, nil)
+	code, body, err := s.api.Do(context.Background(), http.MethodGet, path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+s.APIKey())
-	resp, err := s.Client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s = %d: %s", path, resp.StatusCode, body)
+	if code != http.StatusOK {
+		t.Fatalf("GET %s = %d: %s", path, code, body)
 	}
 	return body
 }

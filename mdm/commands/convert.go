@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/micromdm/plist"
+	"github.com/orchardmdm/orchard/mdm"
 )
 
 // Error is a refusal of a command: Path names the offending key ("Payload.PIN",
@@ -206,8 +207,12 @@ func oneLine(s string) string {
 }
 
 // unmarshalPlist turns a panic inside the plist decoder into an error: the
-// bytes come from admins and must never take the server down.
+// bytes come from admins and must never take the server down. The shape
+// check comes first because a stack overflow is not a panic.
 func unmarshalPlist(raw []byte, v any) (err error) {
+	if err := mdm.CheckShape(raw); err != nil {
+		return err
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("malformed plist (%v)", p)

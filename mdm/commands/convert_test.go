@@ -181,6 +181,9 @@ func TestValidatePlistRefuses(t *testing.T) {
 		{name: "binary plist", raw: "bplist00\xa1\x00\x08" + strings.Repeat("\x00", 6) + "\x01\x01" +
 			"\x00\x00\x00\x00\x00\x00\x00\x01" + strings.Repeat("\x00", 8) + "\x00\x00\x00\x00\x00\x00\x00\x0a",
 			want: "invalid plist: binary plists are not accepted, send XML"},
+		// 3 million nested arrays: the decoder used to overflow its stack (issue #10).
+		{name: "deep nesting", raw: "<plist><dict><key>RequestType</key><string>Settings</string><key>Settings</key>" +
+			strings.Repeat("<array>", 3_000_000) + "</dict></plist>", want: "invalid plist: property list is too deep or too large"},
 		{name: "top-level array", raw: mustPlist(t, []any{"a"}), want: "invalid plist: "},
 		{name: "unknown envelope key", doc: map[string]any{"CommandUUID": "u", "Command": map[string]any{}, "Extra": true}, want: `unknown key "Extra"`},
 		{name: "no CommandUUID", doc: map[string]any{"Command": map[string]any{"RequestType": "DeviceLock"}}, want: `CommandUUID: must be a non-empty string`},

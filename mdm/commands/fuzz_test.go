@@ -73,6 +73,7 @@ func FuzzValidatePlist(f *testing.F) {
 	for _, s := range seeds(f, ".plist") {
 		f.Add(s)
 	}
+	f.Add([]byte("<plist><dict><key>RequestType</key><string>Settings</string><key>Settings</key>" + strings.Repeat("<array>", 100) + "</dict></plist>"))
 	for _, body := range sampleRequests(f) {
 		out, err := commands.FromJSON(testUUID, body)
 		if err != nil {

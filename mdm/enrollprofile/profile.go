@@ -4,7 +4,6 @@
 package enrollprofile
 
 import (
-	"crypto/rand"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/micromdm/plist"
+
+	"github.com/orchardmdm/orchard/mdm"
 )
 
 // Params is what goes into one enrollment profile.
@@ -122,7 +123,7 @@ func Build(p Params) ([]byte, error) {
 	for i, kv := range p.Subject {
 		subject[i] = [][]string{{kv[0], kv[1]}}
 	}
-	scepUUID := newUUID()
+	scepUUID := mdm.NewUUID()
 	content := []any{
 		scepPayload{
 			payloadHeader: header("com.apple.security.scep", Identifier+".scep", scepUUID, "Device identity"),
@@ -132,7 +133,7 @@ func Build(p Params) ([]byte, error) {
 			},
 		},
 		mdmPayload{
-			payloadHeader:           header("com.apple.mdm", Identifier+".mdm", newUUID(), "Device management"),
+			payloadHeader:           header("com.apple.mdm", Identifier+".mdm", mdm.NewUUID(), "Device management"),
 			IdentityCertificateUUID: scepUUID,
 			Topic:                   p.Topic,
 			ServerURL:               root + "/mdm/connect",
@@ -146,13 +147,13 @@ func Build(p Params) ([]byte, error) {
 	if p.RootCert != nil {
 		// First, so the server is trusted before the device connects to it.
 		content = append([]any{rootPayload{
-			payloadHeader:              header("com.apple.security.root", Identifier+".root", newUUID(), "Orchard server certificate"),
+			payloadHeader:              header("com.apple.security.root", Identifier+".root", mdm.NewUUID(), "Orchard server certificate"),
 			PayloadCertificateFileName: "orchard-server.cer",
 			PayloadContent:             p.RootCert.Raw,
 		}}, content...)
 	}
 	prof := profile{
-		PayloadType: "Configuration", PayloadVersion: 1, PayloadIdentifier: Identifier, PayloadUUID: newUUID(),
+		PayloadType: "Configuration", PayloadVersion: 1, PayloadIdentifier: Identifier, PayloadUUID: mdm.NewUUID(),
 		PayloadDisplayName: p.DisplayName, PayloadDescription: p.Description, PayloadOrganization: p.Organization,
 		PayloadScope: "System", PayloadContent: content,
 	}
@@ -165,14 +166,4 @@ func Build(p Params) ([]byte, error) {
 
 func header(typ, id, uuid, name string) payloadHeader {
 	return payloadHeader{PayloadType: typ, PayloadVersion: 1, PayloadIdentifier: id, PayloadUUID: uuid, PayloadDisplayName: name}
-}
-
-func newUUID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err) // crypto/rand never fails on supported platforms
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%X-%X-%X-%X-%X", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

@@ -93,6 +93,27 @@ const MaxSignatureLen = 16 << 10
 // VerifySignature checks an Mdm-Signature header (base64 CMS detached
 // signature) over body and returns the signer's identity.
 func (v *Verifier) VerifySignature(ctx context.Context, body []byte, header string) (*Identity, error) {
+	sig, err := v.VerifySigner(ctx, header)
+	if err != nil {
+		return nil, err
+	}
+	return sig.Verify(body)
+}
+
+// Signature is an Mdm-Signature whose signer certificate is verified but
+// whose signature over the body is not yet: it lets a server refuse an
+// unknown signer before reading the body the signature covers.
+type Signature struct {
+	p7 *pkcs7.PKCS7
+	id *Identity
+}
+
+// Signer is the verified signer; it speaks for the body only after Verify.
+func (s *Signature) Signer() *Identity { return s.id }
+
+// VerifySigner parses an Mdm-Signature header and checks its signer's
+// certificate as VerifyCert does. Verify must follow once the body is read.
+func (v *Verifier) VerifySigner(ctx context.Context, header string) (*Signature, error) {
 	if header == "" {
 		return nil, fail("missing", "no Mdm-Signature header and no client certificate")
 	}
@@ -111,11 +132,20 @@ func (v *Verifier) VerifySignature(ctx context.Context, body []byte, header stri
 	if signer == nil {
 		return nil, fail("bad_signature", "Mdm-Signature must have exactly one signer with its certificate")
 	}
-	p7.Content = body
-	if err := p7.Verify(); err != nil {
+	id, err := v.VerifyCert(ctx, signer)
+	if err != nil {
+		return nil, err
+	}
+	return &Signature{p7: p7, id: id}, nil
+}
+
+// Verify checks the signature over body and returns the signer's identity.
+func (s *Signature) Verify(body []byte) (*Identity, error) {
+	s.p7.Content = body
+	if err := s.p7.Verify(); err != nil {
 		return nil, fail("bad_signature", "signature does not match the body: %v", err)
 	}
-	return v.VerifyCert(ctx, signer)
+	return s.id, nil
 }
 
 // parseCMS guards the parser: a malformed signature must never crash the server.

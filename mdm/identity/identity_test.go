@@ -183,3 +183,28 @@ func TestVerifySignature(t *testing.T) {
 		})
 	}
 }
+
+// VerifySigner judges the signer from the header alone, so a server can
+// refuse an unknown certificate before reading the body; the signature
+// over the body is checked by Verify afterwards.
+func TestVerifySignerBeforeBody(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	cert, key := e.issue(t, nil, true)
+	unrecorded, unrecordedKey := e.issue(t, nil, false)
+	body := []byte("<plist><dict/></plist>")
+
+	if _, err := e.v.VerifySigner(ctx, sign(t, body, unrecorded, unrecordedKey)); reason(err) != "unknown_cert" {
+		t.Fatalf("unrecorded signer: %v, want unknown_cert", err)
+	}
+	sig, err := e.v.VerifySigner(ctx, sign(t, body, cert, key))
+	if err != nil || !sig.Signer().Cert.Equal(cert) {
+		t.Fatalf("good signer: %v", err)
+	}
+	if _, err := sig.Verify([]byte("another body")); reason(err) != "bad_signature" {
+		t.Fatalf("signature over another body: %v, want bad_signature", err)
+	}
+	if id, err := sig.Verify(body); err != nil || !id.Cert.Equal(cert) {
+		t.Fatalf("signed body: %v", err)
+	}
+}

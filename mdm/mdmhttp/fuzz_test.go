@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/orchardmdm/orchard/internal/servertest"
@@ -24,6 +25,9 @@ func seedBodies(f *testing.F, dirs ...string) {
 	}
 	f.Add([]byte(`<?xml version="1.0"?><plist version="1.0"><dict><key>Status</key><string>Idle</string></dict></plist>`))
 	f.Add([]byte("bplist00"))
+	// Nested past the decoder's depth limit (issue #10).
+	f.Add([]byte("<plist>" + strings.Repeat("<array>", 100) + strings.Repeat("</array>", 100) + "</plist>"))
+	f.Add([]byte("<plist><dict><key>UDID</key>" + strings.Repeat("<dict><key>a</key>", 100) + "</plist>"))
 	f.Add([]byte{})
 }
 

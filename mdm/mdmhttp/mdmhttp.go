@@ -7,11 +7,11 @@ package mdmhttp
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"mime"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/orchardmdm/orchard/mdm"
 	"github.com/orchardmdm/orchard/mdm/identity"
@@ -39,6 +39,16 @@ type Observer interface {
 	IdentityFailure(reason string)
 }
 
+// Service is the MDM core the handlers hand messages to (mdm/service).
+type Service interface {
+	Checkin(ctx context.Context, id *identity.Identity, c *mdm.Checkin) ([]byte, error)
+	Report(ctx context.Context, id *identity.Identity, r *mdm.Report) ([]byte, error)
+	ReportUnreadable(ctx context.Context, id *identity.Identity)
+	// AuthorizeReport refuses, before the body is read, a certificate that
+	// is not bound to an enrollment.
+	AuthorizeReport(ctx context.Context, id *identity.Identity) error
+}
+
 type nopObserver struct{}
 
 func (nopObserver) Checkin(string, string) {}
@@ -47,10 +57,12 @@ func (nopObserver) IdentityFailure(string) {}
 
 // Handler serves /mdm/checkin and /mdm/connect.
 type Handler struct {
-	svc      *service.Service
+	svc      Service
 	verifier *identity.Verifier
 	log      *slog.Logger
 	obs      Observer
+	bodies   *budget
+	bodyWait time.Duration
 }
 
 // Option configures a Handler.
@@ -62,12 +74,20 @@ func WithLogger(l *slog.Logger) Option { return func(h *Handler) { h.log = l } }
 // WithObserver sets the metrics observer.
 func WithObserver(o Observer) Option { return func(h *Handler) { h.obs = o } }
 
+// WithBodyBudget bounds the bytes of large bodies (over 64 KiB) read and
+// handled at once (DefaultBodyBudget); a request waits at most wait for
+// its share, then gets 503.
+func WithBodyBudget(bytes int64, wait time.Duration) Option {
+	return func(h *Handler) { h.bodies, h.bodyWait = newBudget(bytes), wait }
+}
+
 // New builds the device-facing handler.
-func New(svc *service.Service, v *identity.Verifier, opts ...Option) (*Handler, error) {
+func New(svc Service, v *identity.Verifier, opts ...Option) (*Handler, error) {
 	if svc == nil || v == nil {
 		return nil, errors.New("mdmhttp: service and verifier are required")
 	}
-	h := &Handler{svc: svc, verifier: v, log: slog.Default(), obs: nopObserver{}}
+	h := &Handler{svc: svc, verifier: v, log: slog.Default(), obs: nopObserver{},
+		bodies: newBudget(DefaultBodyBudget), bodyWait: 30 * time.Second}
 	for _, o := range opts {
 		o(h)
 	}
@@ -76,8 +96,10 @@ func New(svc *service.Service, v *identity.Verifier, opts ...Option) (*Handler, 
 
 // Register mounts the device endpoints on mux.
 func (h *Handler) Register(mux *http.ServeMux) {
-	mux.Handle("PUT /mdm/checkin", h.device(MaxCheckinBody, []string{ContentTypeCheckin}, h.checkin))
-	mux.Handle("PUT /mdm/connect", h.device(MaxReportBody, []string{ContentTypeConnect, ContentTypeCheckin}, h.connect))
+	// An unbound certificate may check in (to Authenticate), but its
+	// reports are refused before their bodies are read.
+	mux.Handle("PUT /mdm/checkin", h.device(MaxCheckinBody, []string{ContentTypeCheckin}, nil, h.checkin))
+	mux.Handle("PUT /mdm/connect", h.device(MaxReportBody, []string{ContentTypeConnect, ContentTypeCheckin}, h.svc.AuthorizeReport, h.connect))
 }
 
 type ctxKey int
@@ -90,28 +112,48 @@ func IdentityFrom(ctx context.Context) *identity.Identity {
 	return id
 }
 
-// device is the middleware chain for device requests: content type, body
-// limit, identity, then the handler with the body.
-func (h *Handler) device(limit int64, types []string, next func(w http.ResponseWriter, r *http.Request, body []byte)) http.Handler {
+// device is the middleware chain for device requests: content type, the
+// certificate (and, with authorize, its binding) from the TLS handshake or
+// the Mdm-Signature header, the body under the size limit and the body
+// budget, the signature over the body, then the handler with the body.
+// Nothing of the body is read for a request whose identity is refused.
+func (h *Handler) device(limit int64, types []string, authorize func(context.Context, *identity.Identity) error, next func(w http.ResponseWriter, r *http.Request, body []byte)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !contentTypeOK(r.Header.Get("Content-Type"), types) {
 			h.fail(w, r, http.StatusUnsupportedMediaType, "content type must be "+types[0])
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			h.fail(w, r, http.StatusRequestEntityTooLarge, "body is over the limit")
-			return
-		}
-		if err != nil {
-			h.fail(w, r, http.StatusBadRequest, "could not read body")
-			return
-		}
-		id, err := h.identify(r, body)
+		id, sig, err := h.identify(r)
 		if err != nil {
 			h.identityFailed(w, r, err)
 			return
+		}
+		if authorize != nil {
+			if err := authorize(r.Context(), id); err != nil {
+				h.obs.Connect("unknown", h.refuse(w, r, err)) // only reports are authorized early
+				return
+			}
+		}
+		body, release, err := h.readBody(w, r, limit)
+		defer release()
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			h.fail(w, r, http.StatusRequestEntityTooLarge, "body is over the limit")
+			return
+		case errors.Is(err, errBusy):
+			w.Header().Set("Retry-After", "30")
+			h.fail(w, r, http.StatusServiceUnavailable, err.Error())
+			return
+		case err != nil:
+			h.fail(w, r, http.StatusBadRequest, "could not read body")
+			return
+		}
+		if sig != nil {
+			if id, err = sig.Verify(body); err != nil {
+				h.identityFailed(w, r, err)
+				return
+			}
 		}
 		next(w, r.WithContext(context.WithValue(r.Context(), identityKey, id)), body)
 	})
@@ -130,13 +172,19 @@ func contentTypeOK(header string, allowed []string) bool {
 	return false
 }
 
-// identify prefers a verified TLS client certificate, else Mdm-Signature
-// (for servers behind a TLS-terminating proxy).
-func (h *Handler) identify(r *http.Request, body []byte) (*identity.Identity, error) {
+// identify prefers a verified TLS client certificate, else the signer of
+// Mdm-Signature (for servers behind a TLS-terminating proxy), whose
+// signature over the body is still to be checked.
+func (h *Handler) identify(r *http.Request) (*identity.Identity, *identity.Signature, error) {
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-		return h.verifier.VerifyCert(r.Context(), r.TLS.PeerCertificates[0])
+		id, err := h.verifier.VerifyCert(r.Context(), r.TLS.PeerCertificates[0])
+		return id, nil, err
 	}
-	return h.verifier.VerifySignature(r.Context(), body, r.Header.Get("Mdm-Signature"))
+	sig, err := h.verifier.VerifySigner(r.Context(), r.Header.Get("Mdm-Signature"))
+	if err != nil {
+		return nil, nil, err
+	}
+	return sig.Signer(), sig, nil
 }
 
 func (h *Handler) identityFailed(w http.ResponseWriter, r *http.Request, err error) {
@@ -146,10 +194,13 @@ func (h *Handler) identityFailed(w http.ResponseWriter, r *http.Request, err err
 		return
 	}
 	h.obs.IdentityFailure(ie.Reason)
-	h.log.Warn("device identity refused", "path", r.URL.Path, "remote", r.RemoteAddr, "reason", ie.Reason, "detail", ie.Detail)
+	h.log.Warn("device identity refused", "path", r.URL.Path, "remote", r.RemoteAddr, "reason", ie.Reason)
+	// The detail can hold parser output (ASN.1, digests) over several
+	// lines: useful to debug, not to the client.
+	h.log.Debug("device identity refused", "path", r.URL.Path, "reason", ie.Reason, "detail", ie.Detail)
 	// Never 401 and never an ErrorUnrecognizedDevice body: both can make
 	// a device unenroll itself.
-	http.Error(w, ie.Error(), http.StatusForbidden)
+	http.Error(w, identity.ErrIdentity.Error()+": "+ie.Reason, http.StatusForbidden)
 }
 
 func (h *Handler) checkin(w http.ResponseWriter, r *http.Request, body []byte) {
@@ -189,6 +240,11 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, body []byte, e
 		w.Write(body)
 		return "ok"
 	}
+	return h.refuse(w, r, err)
+}
+
+// refuse maps a service error to its status; it returns the outcome label.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, err error) string {
 	for _, m := range statusMap {
 		if errors.Is(err, m.err) {
 			h.fail(w, r, m.code, err.Error())

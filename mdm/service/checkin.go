@@ -101,9 +101,7 @@ func (s *Service) authenticate(ctx context.Context, id *identity.Identity, ch md
 	s.cache.bind(id.Hash, ch.DeviceID)
 	s.cache.setEnrolled(ch)
 	s.log.Info("device authenticated", "device", ch.DeviceID, "serial", m.SerialNumber, "model", m.Model, "cert_serial", e.CertSerial)
-	if s.hooks.Authenticated != nil {
-		s.hooks.Authenticated(ctx, &e)
-	}
+	s.emit(ctx, Authenticated{Enrollment: &e})
 	return nil
 }
 
@@ -174,9 +172,9 @@ func (s *Service) tokenUpdate(ctx context.Context, ch mdm.Channel, m *mdm.TokenU
 		return err
 	}
 	s.cache.setEnrolled(ch)
-	if first && !ch.IsUser() && s.hooks.Enrolled != nil {
+	if first && !ch.IsUser() {
 		dev.Token, dev.PushMagic, dev.Topic, dev.AwaitingConfiguration = m.Token, m.PushMagic, m.Topic, m.AwaitingConfiguration
-		s.hooks.Enrolled(ctx, dev)
+		s.emit(ctx, Enrolled{Enrollment: dev})
 	}
 	return nil
 }

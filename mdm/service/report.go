@@ -26,9 +26,7 @@ func (s *Service) Report(ctx context.Context, id *identity.Identity, r *mdm.Repo
 		if err := s.store.Undefer(ctx, channel); err != nil {
 			return nil, err
 		}
-		if s.hooks.Connected != nil {
-			s.hooks.Connected(ctx, channel)
-		}
+		s.emit(ctx, Connected{Channel: channel})
 	} else if err := s.storeResult(ctx, channel, r); err != nil {
 		return nil, err
 	}
@@ -38,9 +36,7 @@ func (s *Service) Report(ctx context.Context, id *identity.Identity, r *mdm.Repo
 		return nil, err
 	}
 	s.inflight.Store(channel, cmd.UUID)
-	if s.hooks.Delivered != nil {
-		s.hooks.Delivered(ctx, channel, cmd)
-	}
+	s.emit(ctx, CommandDelivered{Channel: channel, Command: cmd})
 	return cmd.Raw, nil
 }
 
@@ -66,8 +62,8 @@ func (s *Service) storeResult(ctx context.Context, channel string, r *mdm.Report
 	if err != nil {
 		return err
 	}
-	if !dup && s.hooks.Result != nil {
-		s.hooks.Result(ctx, res)
+	if !dup {
+		s.emit(ctx, ResultStored{Result: res})
 	}
 	return nil
 }

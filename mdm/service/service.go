@@ -32,29 +32,12 @@ type Store interface {
 	storage.CommandQueue
 }
 
-// Hooks let other parts of Orchard react to device events. Each runs after
-// the write it follows is durable; errors are logged, never sent to the device.
-type Hooks struct {
-	// Enrolled runs after a device channel's first TokenUpdate of an enrollment.
-	Enrolled func(ctx context.Context, e *storage.Enrollment)
-	// Result runs after a command result was stored.
-	Result func(ctx context.Context, r *storage.Result)
-	// Authenticated runs after an Authenticate was stored.
-	Authenticated func(ctx context.Context, e *storage.Enrollment)
-	// Connected runs when an identified, enrolled channel reports Idle,
-	// before the next command is picked, so what it queues goes out in the
-	// same connection. It is on the hot path: keep it cheap.
-	Connected func(ctx context.Context, channel string)
-	// Delivered runs when a command is handed to a channel.
-	Delivered func(ctx context.Context, channel string, cmd *storage.Command)
-}
-
 // Service handles check-ins and command reports.
 type Service struct {
 	store    Store
 	box      *pki.SecretBox
 	log      *slog.Logger
-	hooks    Hooks
+	obs      []Observer
 	topic    func() string
 	userAuth func() bool
 	now      func() time.Time
@@ -72,8 +55,9 @@ type Option func(*Service)
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 
-// WithHooks sets the event hooks.
-func WithHooks(h Hooks) Option { return func(s *Service) { s.hooks = h } }
+// WithObserver adds an observer of the service's events. Observers are
+// told in the order they were added.
+func WithObserver(o Observer) Option { return func(s *Service) { s.obs = append(s.obs, o) } }
 
 // WithTopic makes the service refuse Authenticate and TokenUpdate messages
 // whose Topic is not the push certificate's; topic returns "" when no
@@ -103,6 +87,11 @@ func New(store Store, box *pki.SecretBox, opts ...Option) (*Service, error) {
 	}
 	for _, o := range opts {
 		o(s)
+	}
+	for _, o := range s.obs {
+		if f, isFunc := o.(ObserverFunc); o == nil || isFunc && f == nil {
+			return nil, errors.New("service: nil observer")
+		}
 	}
 	return s, nil
 }

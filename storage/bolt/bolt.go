@@ -14,6 +14,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/orchardmdm/orchard/storage"
 )
 
 // ErrLocked is returned by Open when another process holds the database.
@@ -21,14 +23,20 @@ var ErrLocked = errors.New("database is in use by another process (is another or
 
 // Store is the bbolt backend. Its methods are safe for concurrent use.
 type Store struct {
-	db *bolt.DB
-	gc *groupCommitter
+	db  *bolt.DB
+	gc  *groupCommitter
+	now func() time.Time
 }
+
+var _ storage.Store = (*Store)(nil)
 
 // Options tune Open. The zero value is the production default.
 type Options struct {
 	// LockTimeout bounds how long Open waits for the file lock.
 	LockTimeout time.Duration
+	// Now is the clock for the times the store stamps itself (a target
+	// superseded, cancelled or put back in its queue); default time.Now.
+	Now func() time.Time
 }
 
 // buckets lists every top-level bucket; features register theirs in init
@@ -46,6 +54,9 @@ func registerBuckets(names ...string) {
 func Open(path string, opts Options) (*Store, error) {
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = 2 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("bolt: create data dir: %w", err)
@@ -69,7 +80,7 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("bolt: %w", err)
 	}
-	return &Store{db: db, gc: newGroupCommitter(db)}, nil
+	return &Store{db: db, gc: newGroupCommitter(db), now: opts.Now}, nil
 }
 
 // Close waits for pending writes and closes the file.

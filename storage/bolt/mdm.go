@@ -68,7 +68,7 @@ func (s *Store) Authenticate(ctx context.Context, rec *storage.AuthenticateRecor
 		if err != nil {
 			return err
 		}
-		return supersedeDevice(tx, e.ID, time.Now())
+		return supersedeDevice(tx, e.ID, s.now())
 	})
 }
 
@@ -363,7 +363,7 @@ func (s *Store) Undefer(ctx context.Context, channel string) error {
 	}
 	return s.update(func(tx *bolt.Tx) error {
 		q, d := tx.Bucket([]byte(bQueue)), tx.Bucket([]byte(bDeferred))
-		now := time.Now()
+		now := s.now()
 		c := d.Cursor()
 		for k, v := c.Seek(p); k != nil && hasPrefix(k, p); k, v = c.Seek(p) {
 			// Queued again: a later NotNow is a new answer, not a repeat.
@@ -433,7 +433,7 @@ func (s *Store) Cancel(ctx context.Context, uuid string) (int, error) {
 		tb := tx.Bucket([]byte(bTargets))
 		q, d := tx.Bucket([]byte(bQueue)), tx.Bucket([]byte(bDeferred))
 		p := prefix(uuid)
-		now := time.Now()
+		now := s.now()
 		var ks [][]byte
 		c := tb.Cursor()
 		for k, _ := c.Seek(p); k != nil && hasPrefix(k, p); k, _ = c.Next() {

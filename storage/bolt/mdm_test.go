@@ -24,10 +24,7 @@ func openStore(t testing.TB) *bolt.Store {
 	return s
 }
 
-func TestMDMConformance(t *testing.T) {
-	storagetest.RunMDM(t, func(t *testing.T) storage.MDMStore { return openStore(t) })
-	storagetest.RunPush(t, func(t *testing.T) storage.MDMStore { return openStore(t) })
-	t.Run("Counts", func(t *testing.T) {
-		storagetest.RunCounts(t, func(t *testing.T) storage.MDMStore { return openStore(t) })
-	})
+// TestConformance runs the whole storage suite on fresh bbolt files.
+func TestConformance(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storage.Store { return openStore(t) })
 }

@@ -10,8 +10,8 @@ import (
 	"github.com/orchardmdm/orchard/storage"
 )
 
-// RunCerts checks a CertStore. newStore returns a fresh, empty store.
-func RunCerts(t *testing.T, newStore func(t *testing.T) storage.CertStore) {
+// runCerts checks a CertStore. newStore returns a fresh, empty store.
+func runCerts(t *testing.T, newStore func(t *testing.T) storage.CertStore) {
 	ctx := context.Background()
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	rec := func(i int) *storage.CertRecord {

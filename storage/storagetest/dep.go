@@ -12,8 +12,8 @@ import (
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-// RunDEP is the conformance suite of storage.DEPStore.
-func RunDEP(t *testing.T, newStore func(t *testing.T) storage.DEPStore) {
+// runDEP is the conformance suite of storage.DEPStore.
+func runDEP(t *testing.T, newStore func(t *testing.T) storage.DEPStore) {
 	ctx := context.Background()
 	tok := func(id string) storage.DEPToken {
 		return storage.DEPToken{ID: id, Name: "tok " + id, SealedCredentials: []byte("sealed"), Status: storage.DEPTokenOK, CreatedAt: t0}

@@ -12,8 +12,8 @@ import (
 	"github.com/orchardmdm/orchard/storage"
 )
 
-// RunEnroll checks an EnrollStore. newStore returns a fresh, empty store.
-func RunEnroll(t *testing.T, newStore func(t *testing.T) storage.EnrollStore) {
+// runEnroll checks an EnrollStore. newStore returns a fresh, empty store.
+func runEnroll(t *testing.T, newStore func(t *testing.T) storage.EnrollStore) {
 	ctx := context.Background()
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	secret := sha256.Sum256([]byte("the challenge"))

@@ -12,8 +12,8 @@ import (
 	"github.com/orchardmdm/orchard/storage"
 )
 
-// RunInventory is the conformance suite of storage.InventoryStore.
-func RunInventory(t *testing.T, newStore func(t *testing.T) storage.InventoryStore) {
+// runInventory is the conformance suite of storage.InventoryStore.
+func runInventory(t *testing.T, newStore func(t *testing.T) storage.InventoryStore) {
 	ctx := context.Background()
 	yes := true
 	gb := 118.5

@@ -15,10 +15,10 @@ import (
 	"github.com/orchardmdm/orchard/storage"
 )
 
-// RunMDM checks the documented contracts of CheckinStore, CommandQueue and
+// runMDM checks the documented contracts of CheckinStore, CommandQueue and
 // SettingsStore. newStore must return a fresh, empty store on real storage
 // and arrange its own cleanup (t.Cleanup).
-func RunMDM(t *testing.T, newStore func(t *testing.T) storage.MDMStore) {
+func runMDM(t *testing.T, newStore func(t *testing.T) storage.MDMStore) {
 	for _, tc := range []struct {
 		name string
 		fn   func(t *testing.T, h *harness)

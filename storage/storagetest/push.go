@@ -9,8 +9,8 @@ import (
 	"github.com/orchardmdm/orchard/storage"
 )
 
-// RunCounts checks CommandQueue.Counts.
-func RunCounts(t *testing.T, newStore func(t *testing.T) storage.MDMStore) {
+// runCounts checks CommandQueue.Counts.
+func runCounts(t *testing.T, newStore func(t *testing.T) storage.MDMStore) {
 	ctx := context.Background()
 	s := newStore(t)
 	if q, e, err := s.Counts(ctx); err != nil || q != 0 || e != 0 {
@@ -47,9 +47,9 @@ func RunCounts(t *testing.T, newStore func(t *testing.T) storage.MDMStore) {
 	}
 }
 
-// RunPush checks the storage.PushStore contract on a store that also keeps
+// runPush checks the storage.PushStore contract on a store that also keeps
 // enrollments.
-func RunPush(t *testing.T, newStore func(t *testing.T) storage.MDMStore) {
+func runPush(t *testing.T, newStore func(t *testing.T) storage.MDMStore) {
 	ctx := context.Background()
 	t.Run("RecordPushResults", func(t *testing.T) {
 		s := newStore(t)

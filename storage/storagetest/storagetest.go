@@ -1,4 +1,33 @@
 // Package storagetest is the conformance suite every storage backend must
-// pass unchanged. A backend's test calls Run with a constructor that returns
-// a fresh, empty store on real storage.
+// pass unchanged. A backend's test calls Run with an opener that returns a
+// fresh, empty store on real storage; the suite runs one subtest per role
+// (MDM, Push, Counts, Certs, Enroll, DEP, Inventory), and each of their
+// cases opens its own store.
 package storagetest
+
+import (
+	"testing"
+
+	"github.com/orchardmdm/orchard/storage"
+)
+
+// Run checks every documented contract of storage.Store. open must return a
+// fresh, empty store and arrange its own cleanup (t.Cleanup), closing it.
+func Run(t *testing.T, open func(t *testing.T) storage.Store) {
+	mdm := func(t *testing.T) storage.MDMStore { return open(t) }
+	t.Run("MDM", func(t *testing.T) { runMDM(t, mdm) })
+	t.Run("Push", func(t *testing.T) { runPush(t, mdm) })
+	t.Run("Counts", func(t *testing.T) { runCounts(t, mdm) })
+	t.Run("Certs", func(t *testing.T) {
+		runCerts(t, func(t *testing.T) storage.CertStore { return open(t) })
+	})
+	t.Run("Enroll", func(t *testing.T) {
+		runEnroll(t, func(t *testing.T) storage.EnrollStore { return open(t) })
+	})
+	t.Run("DEP", func(t *testing.T) {
+		runDEP(t, func(t *testing.T) storage.DEPStore { return open(t) })
+	})
+	t.Run("Inventory", func(t *testing.T) {
+		runInventory(t, func(t *testing.T) storage.InventoryStore { return open(t) })
+	})
+}

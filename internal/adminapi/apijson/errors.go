@@ -10,6 +10,7 @@ import (
 
 	"github.com/orchardmdm/orchard/apns"
 	"github.com/orchardmdm/orchard/dep"
+	"github.com/orchardmdm/orchard/internal/command"
 	"github.com/orchardmdm/orchard/storage"
 )
 
@@ -77,6 +78,7 @@ func Status(err error) (int, map[string]any) {
 		soon   *dep.TooSoonError
 		unus   *dep.TokenUnusableError
 		apple  *dep.APIError
+		inval  *command.Invalid
 	)
 	body := func(msg string) map[string]any { return map[string]any{"error": oneLine(msg)} }
 	switch {
@@ -88,6 +90,8 @@ func Status(err error) (int, map[string]any) {
 			}
 		}
 		return e.Status, b
+	case errors.As(err, &inval):
+		return http.StatusBadRequest, body(inval.Reason)
 	case errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge, body(fmt.Sprintf("body larger than %d bytes", tooBig.Limit))
 	case errors.As(err, &inUse):

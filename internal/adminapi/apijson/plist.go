@@ -4,7 +4,7 @@ import (
 	"encoding/base64"
 	"time"
 
-	"github.com/micromdm/plist"
+	"github.com/orchardmdm/orchard/mdm"
 )
 
 // ResponseJSON decodes a device's result plist (already accepted by the
@@ -13,7 +13,7 @@ import (
 // It returns nil when raw is not a dictionary plist.
 func ResponseJSON(raw []byte) map[string]any {
 	var m map[string]any
-	if err := plist.Unmarshal(raw, &m); err != nil {
+	if err := mdm.Unmarshal(raw, &m); err != nil {
 		return nil
 	}
 	for _, k := range []string{"UDID", "Status", "CommandUUID", "ErrorChain", "EnrollmentID", "UserID", "EnrollmentUserID"} {

@@ -1,0 +1,97 @@
+// Package apiclient calls Orchard's admin API with its bearer key: the one
+// client of the CLI, the load generator and the test server, so they all
+// send and read a call the same way.
+package apiclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+)
+
+// maxBody bounds what a call reads back (exports and lists can be large,
+// but a broken or hostile server must not exhaust memory).
+const maxBody = 64 << 20
+
+// Client calls one server.
+type Client struct {
+	BaseURL string // e.g. https://localhost:8443; a path that is a whole URL is used as is when BaseURL is ""
+	Key     string // bearer key; empty sends no Authorization header
+	HTTP    *http.Client
+}
+
+// StatusError is an answer outside 2xx, with the server's one-line reason
+// when its body had one.
+type StatusError struct {
+	Method, Path string
+	Code         int
+	Reason       string // the "error" field of a JSON body, else ""
+	Body         []byte
+}
+
+func (e *StatusError) Error() string {
+	if e.Reason != "" {
+		return fmt.Sprintf("%s %s: %s (%d)", e.Method, e.Path, e.Reason, e.Code)
+	}
+	return fmt.Sprintf("%s %s: status %d", e.Method, e.Path, e.Code)
+}
+
+// Do sends one call, body (when not nil) as JSON, and returns the status
+// and the body of any answer.
+func (c *Client) Do(ctx context.Context, method, path string, body any) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, nil, fmt.Errorf("%s %s: encode body: %w", method, path, err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	if c.Key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Key)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		return resp.StatusCode, nil, fmt.Errorf("%s %s: read answer: %w", method, path, err)
+	}
+	return resp.StatusCode, data, nil
+}
+
+// Call is Do that returns the body of a 2xx answer and a *StatusError for
+// any other.
+func (c *Client) Call(ctx context.Context, method, path string, body any) ([]byte, error) {
+	code, data, err := c.Do(ctx, method, path, body)
+	if err != nil {
+		return nil, err
+	}
+	if code < 200 || code > 299 {
+		se := &StatusError{Method: method, Path: path, Code: code, Body: data}
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(data, &e) == nil {
+			se.Reason = e.Error
+		}
+		return nil, se
+	}
+	return data, nil
+}

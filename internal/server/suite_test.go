@@ -1,0 +1,43 @@
+package server_test
+
+import (
+	"testing"
+
+	"github.com/orchardmdm/orchard/internal/servertest"
+)
+
+// e2eTests is the end-to-end suite: real handlers, a real store, simulated
+// devices. TestE2E runs all of it on every backend in servertest.Backends.
+var e2eTests = []struct {
+	name string
+	fn   func(t *testing.T, b servertest.Backend)
+}{
+	{"ADEEnrollment", testADEEnrollment},
+	{"DeviceRoundTrip", testDeviceRoundTrip},
+	{"IdentityFailures", testIdentityFailures},
+	{"AuthenticateRules", testAuthenticateRules},
+	{"NotNowAndOrdering", testNotNowAndOrdering},
+	{"UserChannelAndBootstrap", testUserChannelAndBootstrap},
+	{"BadInputWritesNothing", testBadInputWritesNothing},
+	{"AdminAPIAuth", testAdminAPIAuth},
+	{"CommandChecks", testCommandChecks},
+	{"UserAuthenticateOn", testUserAuthenticateOn},
+	{"CheckinFixtures", testCheckinFixtures},
+	{"ReportFixtures", testReportFixtures},
+	{"MetricsEndpoint", testMetricsEndpoint},
+	{"InventoryAfterEnrollment", testInventoryAfterEnrollment},
+	{"OverTheAirEnrollment", testOverTheAirEnrollment},
+	{"InvitationEnrollment", testInvitationEnrollment},
+	{"ConfiguratorDirectEnrollment", testConfiguratorDirectEnrollment},
+	{"PushOnEnqueue", testPushOnEnqueue},
+}
+
+func TestE2E(t *testing.T) {
+	for _, b := range servertest.Backends {
+		t.Run(b.Name, func(t *testing.T) {
+			for _, tc := range e2eTests {
+				t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
+			}
+		})
+	}
+}
