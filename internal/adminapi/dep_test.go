@@ -84,6 +84,7 @@ func (a *api) call(method, path, contentType string, body []byte, out any) (*htt
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
+	conforms(a.t, method, a.srv.URL+path, contentType, body, resp, raw)
 	if out != nil && resp.StatusCode < 300 {
 		if err := json.Unmarshal(raw, out); err != nil {
 			a.t.Fatalf("%s %s: %v in %s", method, path, err, raw)
@@ -282,7 +283,7 @@ func TestRenewKeepsToken(t *testing.T) {
 	fresh.Expiry = a.tok.Expiry.Add(365 * 24 * time.Hour)
 	a.fake.AddToken(fresh)
 	var got dep.TokenView
-	resp, body := a.call("PUT", "/v1/dep/tokens/"+v.ID, "", deptest.P7M(t, a.keys.Cert, fresh), &got)
+	resp, body := a.call("PUT", "/v1/dep/tokens/"+v.ID, "application/pkcs7-mime", deptest.P7M(t, a.keys.Cert, fresh), &got)
 	if resp.StatusCode != 200 || got.ID != v.ID || !got.AccessTokenExpiry.Equal(fresh.Expiry) || got.LastSync.IsZero() {
 		t.Fatalf("renew: %d %s", resp.StatusCode, body)
 	}
