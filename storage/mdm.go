@@ -61,6 +61,11 @@ type Enrollment struct {
 
 	BootstrapTokenSealed []byte    `json:"bootstrap_token_sealed,omitempty"`
 	BootstrapTokenAt     time.Time `json:"bootstrap_token_at,omitzero"`
+
+	// ReleasedUntil: an admin released the enrollment, so until then a new
+	// enrollment of the device may replace its bound certificate. The next
+	// Authenticate writes a fresh record, which ends the release.
+	ReleasedUntil time.Time `json:"released_until,omitzero"`
 }
 
 // DeviceFacts are what a device says of itself when it authenticates.

@@ -306,6 +306,7 @@ func (s *Server) build() error {
 
 	adminMux := http.NewServeMux()
 	admin.Register(adminMux)
+	api.RegisterRelease(adminMux, s.svc, s.log)
 	enrollment.RegisterAdmin(adminMux)
 	depAdmin.Register(adminMux)
 	s.push.Register(adminMux)

@@ -63,10 +63,11 @@ func (s *Service) authenticate(ctx context.Context, id *identity.Identity, ch md
 	} else if err != nil {
 		return err
 	}
-	if old.Enrolled && old.CertHash != "" && old.CertHash != id.Hash && !issuedFor(id.Record, old, ch, m) {
-		return fmt.Errorf("%w: device is enrolled under another certificate; it must check out first or present a certificate issued for it", ErrForbidden)
-	}
 	now := s.now()
+	if old.Enrolled && old.CertHash != "" && old.CertHash != id.Hash && !mayReplace(id.Record, old, now) {
+		s.log.Warn("takeover of an enrolled device refused", "device", ch.DeviceID, "kind", auth.Kind, "ref", auth.Ref)
+		return fmt.Errorf("%w: device is enrolled under another certificate; it must check out first, renew its certificate, or an admin must release it", ErrForbidden)
+	}
 	typ := storage.Device
 	if ch.UserEnrollment {
 		typ = storage.UserEnrollmentDevice
@@ -107,23 +108,40 @@ func (s *Service) authenticate(ctx context.Context, id *identity.Identity, ch md
 	return nil
 }
 
-// issuedFor reports whether a certificate may take over an existing
-// enrollment: it renews the bound certificate, or it was issued for this
-// very device.
-func issuedFor(rec *storage.CertRecord, old *storage.Enrollment, ch mdm.Channel, m *mdm.Authenticate) bool {
-	if rec == nil {
-		return false
-	}
-	a := rec.Authorization
-	switch {
-	case a.RenewalOf != "" && a.RenewalOf == old.CertHash:
-		return true
-	case a.ForUDID != "" && a.ForUDID == ch.DeviceID:
-		return true
-	case a.ForSerial != "" && old.Facts != nil && a.ForSerial == old.Facts.SerialNumber && a.ForSerial == m.SerialNumber:
+// mayReplace reports whether a new certificate may take over an enrolled
+// device: it renews the bound certificate, or an admin released the
+// enrollment recently. A challenge bound to the device's UDID or serial is
+// not enough: it came from a MachineInfo Orchard cannot verify yet, so
+// anyone who knows a victim's UDID and serial could obtain one.
+func mayReplace(rec *storage.CertRecord, old *storage.Enrollment, now time.Time) bool {
+	if rec != nil && rec.Authorization.RenewalOf != "" && rec.Authorization.RenewalOf == old.CertHash {
 		return true
 	}
-	return false
+	return now.Before(old.ReleasedUntil)
+}
+
+// ReleaseFor is how long an admin's release lets a new enrollment of a
+// device take over its current one.
+const ReleaseFor = 7 * 24 * time.Hour
+
+// Release lets the next enrollment of an enrolled device replace its bound
+// certificate within ReleaseFor (a wiped or replaced device that could not
+// check out). It returns when the release lapses; ErrNotFound when no such
+// device channel exists.
+func (s *Service) Release(ctx context.Context, deviceID string) (time.Time, error) {
+	until := s.now().Add(ReleaseFor)
+	err := s.store.UpdateEnrollment(ctx, deviceID, nil, func(e *storage.Enrollment) error {
+		if e.ID != e.DeviceID {
+			return fmt.Errorf("%w: %s is a user channel; release its device", ErrBadRequest, deviceID)
+		}
+		e.ReleasedUntil = until
+		return nil
+	})
+	if err != nil {
+		return time.Time{}, err
+	}
+	s.log.Info("enrollment released by an admin", "device", deviceID, "until", until)
+	return until, nil
 }
 
 func (s *Service) tokenUpdate(ctx context.Context, ch mdm.Channel, m *mdm.TokenUpdate) error {
