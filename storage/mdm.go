@@ -122,6 +122,9 @@ type Target struct {
 	Generation  uint64       `json:"generation"` // device generation when queued
 	Seq         uint64       `json:"seq"`        // position in the channel's queue
 	ResultCount int          `json:"result_count"`
+	// OfferedAt is when Next first handed the command to the channel; a
+	// result is only accepted once it was offered.
+	OfferedAt time.Time `json:"offered_at,omitzero"`
 }
 
 // Result is one report a device sent for a command.
@@ -223,14 +226,17 @@ type CommandQueue interface {
 	// error names the channel (wrapping ErrNotFound).
 	Enqueue(ctx context.Context, cmd *Command, channels []string) error
 	// Next returns the first queued command of a channel that is not
-	// deferred, or nil when there is none. Its cost does not grow with queue
-	// depth or the number of channels.
+	// deferred, or nil when there is none, and marks it offered to the
+	// channel (a write only the first time). Its cost does not grow with
+	// queue depth or the number of channels.
 	Next(ctx context.Context, channel string) (*Command, error)
 	// StoreResult records a result and moves the target on: final statuses
 	// dequeue it; NotNow defers it until Undefer. It returns ErrNotFound
-	// when the command was never queued for that channel. A result repeating
-	// the target's current status has no further effect (dup is true).
-	StoreResult(ctx context.Context, r *Result) (dup bool, err error)
+	// when the command was never queued for that channel or never offered
+	// to it by Next. A result after a final one (Acknowledged, Error,
+	// CommandFormatError: the first wins) or repeating the target's current
+	// status is not stored and has no effect (ignored is true).
+	StoreResult(ctx context.Context, r *Result) (ignored bool, err error)
 	// Defer sets a queued command aside until the next Undefer (used when a
 	// device's result could not be read, so it cannot block the queue).
 	Defer(ctx context.Context, channel, uuid string) error

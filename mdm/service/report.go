@@ -58,15 +58,20 @@ func (s *Service) storeResult(ctx context.Context, channel string, r *mdm.Report
 			LocalizedDescription: e.LocalizedDescription, USEnglishDescription: e.USEnglishDescription,
 		})
 	}
-	dup, err := s.store.StoreResult(ctx, res)
+	ignored, err := s.store.StoreResult(ctx, res)
 	if errors.Is(err, storage.ErrNotFound) {
-		s.log.Warn("result for a command this channel never received", "channel", channel, "command", r.CommandUUID, "status", r.Status)
-		return fmt.Errorf("%w: command %.64q was never sent to this channel", ErrBadRequest, r.CommandUUID)
+		s.log.Warn("result for a command never offered to this channel", "channel", channel, "command", r.CommandUUID, "status", r.Status)
+		return fmt.Errorf("%w: command %.64q was never offered to this channel", ErrBadRequest, r.CommandUUID)
 	}
 	if err != nil {
 		return err
 	}
-	if !dup && s.hooks.Result != nil {
+	if ignored {
+		// A repeat, or a late answer after the first final one: that one stands.
+		s.log.Info("result ignored: the command already has this or a final status", "channel", channel, "command", r.CommandUUID, "status", r.Status)
+		return nil
+	}
+	if s.hooks.Result != nil {
 		s.hooks.Result(ctx, res)
 	}
 	return nil

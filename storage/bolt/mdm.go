@@ -268,6 +268,7 @@ func (s *Store) Enqueue(ctx context.Context, cmd *storage.Command, channels []st
 // Next implements storage.CommandQueue.
 func (s *Store) Next(ctx context.Context, channel string) (*storage.Command, error) {
 	var cmd *storage.Command
+	offered := true
 	err := s.view(func(tx *bolt.Tx) error {
 		p := prefix(channel)
 		k, v := tx.Bucket([]byte(bQueue)).Cursor().Seek(p)
@@ -280,9 +281,33 @@ func (s *Store) Next(ctx context.Context, channel string) (*storage.Command, err
 		}
 		// Copy: bbolt memory is only valid inside the transaction.
 		cmd.Raw = append([]byte(nil), tx.Bucket([]byte(bCommandRaw)).Get(v)...)
+		var t storage.Target
+		if err := getJSON(tx.Bucket([]byte(bTargets)), key(cmd.UUID, channel), &t); err != nil {
+			return err
+		}
+		offered = !t.OfferedAt.IsZero()
 		return nil
 	})
-	return cmd, err
+	if err != nil || offered {
+		return cmd, err
+	}
+	// First offer: recorded so that only offered commands can be answered.
+	err = s.update(func(tx *bolt.Tx) error {
+		tb := tx.Bucket([]byte(bTargets))
+		var t storage.Target
+		if err := getJSON(tb, key(cmd.UUID, channel), &t); err != nil {
+			return err
+		}
+		if !t.OfferedAt.IsZero() {
+			return nil
+		}
+		t.OfferedAt = time.Now()
+		return putJSON(tb, key(cmd.UUID, channel), &t)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cmd, nil
 }
 
 // StoreResult implements storage.CommandQueue.
@@ -301,7 +326,10 @@ func (s *Store) StoreResult(ctx context.Context, r *storage.Result) (bool, error
 			return err
 		}
 		r.RequestType = cmd.RequestType
-		if t.Status == r.Status && t.ResultCount > 0 {
+		if t.OfferedAt.IsZero() {
+			return fmt.Errorf("command %s was never offered to %s: %w", r.CommandUUID, r.ChannelID, storage.ErrNotFound)
+		}
+		if t.ResultCount > 0 && (t.Status == r.Status || answered(t.Status)) {
 			dup = true
 			return nil
 		}
@@ -325,6 +353,11 @@ func (s *Store) StoreResult(ctx context.Context, r *storage.Result) (bool, error
 		return d.Delete(qk)
 	})
 	return dup, err
+}
+
+// answered reports whether a status is the device's final answer.
+func answered(st storage.TargetStatus) bool {
+	return st == storage.Acknowledged || st == storage.Error || st == storage.CommandFormatError
 }
 
 // move transfers k from one bucket to another if it is there.

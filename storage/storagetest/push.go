@@ -34,6 +34,9 @@ func RunCounts(t *testing.T, newStore func(t *testing.T) storage.MDMStore) {
 			t.Fatal(err)
 		}
 	}
+	if _, err := s.Next(ctx, "DEV-B"); err != nil { // offered before it is answered
+		t.Fatal(err)
+	}
 	res := &storage.Result{CommandUUID: "CMD-0", ChannelID: "DEV-B", Status: storage.NotNow, At: time.Now()}
 	if _, err := s.StoreResult(ctx, res); err != nil {
 		t.Fatal(err)
