@@ -187,11 +187,15 @@ type AuthenticateRecord struct {
 type CheckinStore interface {
 	// Authenticate starts a fresh enrollment of a device channel. Atomically:
 	// it fails with ErrConflict if the device's bound certificate is no
-	// longer rec.PrevCertHash, or if rec's certificate is bound to another
-	// device; it increments Generation, binds the certificate, and marks every
-	// command still queued for the device and its user channels Superseded.
+	// longer rec.PrevCertHash, if rec's certificate is bound to another
+	// device, or if the device is stored under another spelling of the same
+	// ID (mdm.SameDeviceID: hex UDIDs ignore case); it increments
+	// Generation, binds the certificate, and marks every command still
+	// queued for the device and its user channels Superseded.
 	Authenticate(ctx context.Context, rec *AuthenticateRecord) error
-	// Enrollment returns a channel, or ErrNotFound.
+	// Enrollment returns a channel, or ErrNotFound. The device part of id
+	// matches any spelling of a hex UDID (mdm.FoldDeviceID); the record
+	// keeps, and its ID shows, the spelling it was stored under.
 	Enrollment(ctx context.Context, id string) (*Enrollment, error)
 	// DeviceForCert returns the device channel a certificate is bound to, or ErrNotFound.
 	DeviceForCert(ctx context.Context, certHash string) (string, error)

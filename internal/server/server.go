@@ -116,6 +116,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.store = store
+	for _, n := range store.Notes() {
+		s.log.Warn("storage: " + n)
+	}
 	if err := s.build(); err != nil {
 		store.Close()
 		return nil, err

@@ -129,3 +129,63 @@ func TestForgedMachineInfoCannotTakeOver(t *testing.T) {
 		t.Fatalf("renewal: %v", err)
 	}
 }
+
+// A lower-case copy of an enrolled hex UDID is the same device: it cannot
+// enroll as a second record with the same serial, and the device's own
+// messages in either case reach its one record. Issue #10, section 5.
+func TestUDIDCaseCopyIsTheSameDevice(t *testing.T) {
+	ctx := context.Background()
+	s := servertest.Start(t)
+	dev := s.NewDevice(t)
+	dev.UDID = "00008030-001A35E11E88802E"
+	s.Enroll(t, dev)
+	lower := strings.ToLower(dev.UDID)
+	if lower == dev.UDID {
+		t.Fatalf("test UDID %s has no letters", dev.UDID)
+	}
+	countDevices := func() int {
+		t.Helper()
+		list, err := s.Store().ListEnrollments(ctx, "", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, e := range list {
+			if e.Facts != nil && e.Facts.SerialNumber == dev.SerialNumber {
+				n++
+			}
+		}
+		return n
+	}
+	copied := s.NewDevice(t)
+	copied.UDID, copied.SerialNumber = lower, dev.SerialNumber
+	if err := copied.Authenticate(ctx); statusOf(err) != http.StatusForbidden {
+		t.Fatalf("lower-case copy Authenticate: %v, want 403", err)
+	}
+	if n := countDevices(); n != 1 {
+		t.Fatalf("%d records with serial %s, want 1", n, dev.SerialNumber)
+	}
+	// The device itself, spelling its UDID in lower case, reaches its record.
+	sent := send(t, s, map[string]any{"targets": []string{dev.UDID}, "request_type": "ProfileList"})
+	same := *dev
+	same.UDID = lower
+	if c, err := same.Idle(ctx); err != nil || c == nil || c.UUID != sent.CommandUUID {
+		t.Fatalf("own device in lower case: %+v %v", c, err)
+	}
+	if _, err := same.Report(ctx, "Acknowledged", sent.CommandUUID, nil); err != nil {
+		t.Fatal(err)
+	}
+	// After check-out the copy may enroll, into the same record under the
+	// spelling it was first stored with.
+	if _, err := dev.Checkin(ctx, map[string]any{"MessageType": "CheckOut", "UDID": dev.UDID, "Topic": dev.Topic}); err != nil {
+		t.Fatal(err)
+	}
+	s.Enroll(t, copied)
+	e, err := s.Store().Enrollment(ctx, lower)
+	if err != nil || e.ID != dev.UDID || e.Facts.UDID != lower || !e.Enrolled {
+		t.Fatalf("record after re-enrollment in lower case: %+v %v", e, err)
+	}
+	if n := countDevices(); n != 1 {
+		t.Fatalf("%d records with serial %s after re-enrollment, want 1", n, dev.SerialNumber)
+	}
+}

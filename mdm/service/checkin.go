@@ -18,9 +18,11 @@ func (s *Service) Checkin(ctx context.Context, id *identity.Identity, c *mdm.Che
 	if m, ok := c.Message.(*mdm.Authenticate); ok {
 		return nil, s.authenticate(ctx, id, c.Channel, m)
 	}
-	if err := s.boundDevice(ctx, id.Hash, c.Channel); err != nil {
+	ch, err := s.boundDevice(ctx, id.Hash, c.Channel)
+	if err != nil {
 		return nil, err
 	}
+	c.Channel = ch
 	s.touch(c.Channel.ID())
 	switch m := c.Message.(type) {
 	case *mdm.TokenUpdate:
@@ -43,6 +45,17 @@ func (s *Service) authenticate(ctx context.Context, id *identity.Identity, ch md
 	if err := s.checkTopic(m.Topic); err != nil {
 		return err
 	}
+	// Storage finds the device under any spelling of a hex UDID; the
+	// enrollment keeps the spelling it was first stored under, so one device
+	// never gets two records.
+	old, err := s.store.Enrollment(ctx, ch.DeviceID)
+	if errors.Is(err, storage.ErrNotFound) {
+		old = &storage.Enrollment{}
+	} else if err != nil {
+		return err
+	} else {
+		ch.DeviceID = old.DeviceID
+	}
 	bound, err := s.store.DeviceForCert(ctx, id.Hash)
 	switch {
 	case err == nil && bound != ch.DeviceID:
@@ -54,14 +67,8 @@ func (s *Service) authenticate(ctx context.Context, id *identity.Identity, ch md
 	if id.Record != nil {
 		auth = id.Record.Authorization
 	}
-	if auth.ForUDID != "" && auth.ForUDID != ch.DeviceID || auth.ForSerial != "" && auth.ForSerial != m.SerialNumber {
+	if auth.ForUDID != "" && !mdm.SameDeviceID(auth.ForUDID, ch.DeviceID) || auth.ForSerial != "" && auth.ForSerial != m.SerialNumber {
 		return fmt.Errorf("%w: certificate was issued for another device", ErrForbidden)
-	}
-	old, err := s.store.Enrollment(ctx, ch.DeviceID)
-	if errors.Is(err, storage.ErrNotFound) {
-		old = &storage.Enrollment{}
-	} else if err != nil {
-		return err
 	}
 	now := s.now()
 	if old.Enrolled && old.CertHash != "" && old.CertHash != id.Hash && !mayReplace(id.Record, old, now) {

@@ -13,9 +13,11 @@ import (
 // Report handles a device's PUT to the server URL: it stores the result
 // (if any) and returns the next command plist, or nil for an empty 200.
 func (s *Service) Report(ctx context.Context, id *identity.Identity, r *mdm.Report) ([]byte, error) {
-	if err := s.boundDevice(ctx, id.Hash, r.Channel); err != nil {
+	ch, err := s.boundDevice(ctx, id.Hash, r.Channel)
+	if err != nil {
 		return nil, err
 	}
+	r.Channel = ch
 	channel := r.Channel.ID()
 	if err := s.checkEnrolled(ctx, r.Channel); err != nil {
 		return nil, err

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
+	"github.com/orchardmdm/orchard/mdm"
 	"github.com/orchardmdm/orchard/storage"
 	bolt "go.etcd.io/bbolt"
 )
@@ -21,10 +24,32 @@ const (
 	bDeferred    = "deferred"     // channel NUL seq -> uuid (NotNow'd)
 	bResults     = "results"      // uuid NUL channel NUL n -> Result JSON
 	bSettings    = "settings"     // key -> value
+	bDeviceFold  = "device_fold"  // mdm.FoldDeviceID(device ID) -> device ID as stored
 )
 
 func init() {
 	registerBuckets(bEnrollments, bCertBind, bCommands, bCommandRaw, bTargets, bQueue, bDeferred, bResults, bSettings)
+	registerIndex(bDeviceFold, indexDeviceIDs)
+}
+
+// indexDeviceIDs fills the device_fold index from the enrollments of a
+// database written before it existed. Records stay as they are: two that
+// differ only in case are reported, and the first (in key order) keeps the
+// index, so neither is changed behind the operator's back.
+func indexDeviceIDs(tx *bolt.Tx) (notes []string, err error) {
+	fold := tx.Bucket([]byte(bDeviceFold))
+	err = tx.Bucket([]byte(bEnrollments)).ForEach(func(k, v []byte) error {
+		if bytes.Contains(k, []byte(mdm.ChannelSeparator)) {
+			return nil // user channel
+		}
+		f := []byte(mdm.FoldDeviceID(string(k)))
+		if prev := fold.Get(f); prev != nil {
+			notes = append(notes, fmt.Sprintf("device %s and %s differ only in case; both records kept, %s owns the ID", prev, k, prev))
+			return nil
+		}
+		return fold.Put(f, k)
+	})
+	return notes, err
 }
 
 var _ storage.MDMStore = (*Store)(nil)
@@ -35,15 +60,20 @@ func (s *Store) Authenticate(ctx context.Context, rec *storage.AuthenticateRecor
 	return s.update(func(tx *bolt.Tx) error {
 		enr, bind := tx.Bucket([]byte(bEnrollments)), tx.Bucket([]byte(bCertBind))
 		var old storage.Enrollment
-		switch err := getJSON(enr, []byte(e.ID), &old); err {
-		case nil:
-		case storage.ErrNotFound:
+		if err := getJSON(enr, []byte(e.ID), &old); errors.Is(err, storage.ErrNotFound) {
 			old = storage.Enrollment{}
-		default:
+		} else if err != nil {
 			return err
 		}
 		if old.CertHash != rec.PrevCertHash {
 			return fmt.Errorf("%w: device %s is now bound to another certificate", storage.ErrConflict, e.ID)
+		}
+		fold, f := tx.Bucket([]byte(bDeviceFold)), []byte(mdm.FoldDeviceID(e.ID))
+		if owner := fold.Get(f); owner != nil && string(owner) != e.ID {
+			return fmt.Errorf("%w: device %s is enrolled as %s", storage.ErrConflict, e.ID, owner)
+		}
+		if err := fold.Put(f, []byte(e.ID)); err != nil {
+			return err
 		}
 		if dev := bind.Get([]byte(e.CertHash)); dev != nil && string(dev) != e.ID {
 			return fmt.Errorf("%w: certificate is bound to another device", storage.ErrConflict)
@@ -62,7 +92,7 @@ func (s *Store) Authenticate(ctx context.Context, rec *storage.AuthenticateRecor
 			return err
 		}
 		// The user channels of the old enrollment end with it.
-		err := updateEach(enr, []byte(e.ID+":"), func(u *storage.Enrollment) {
+		err := updateEach(enr, []byte(e.ID+mdm.ChannelSeparator), keyPrefix, func(u *storage.Enrollment) {
 			u.Enrolled, u.Token, u.PushMagic = false, nil, ""
 		})
 		if err != nil {
@@ -103,17 +133,21 @@ func setTargetStatus(tx *bolt.Tx, uuid, channel string, st storage.TargetStatus,
 	return putJSON(tb, key(uuid, channel), &t)
 }
 
-// exact limits updateEach to the key equal to its prefix.
-const exact = true
+// match says which keys updateEach visits.
+type match int
 
-// updateEach applies fn to every enrollment whose key starts with p (or is
-// p, with exact). Keys are collected first: bbolt cursors must not see the
-// bucket change under them.
-func updateEach(b *bolt.Bucket, p []byte, fn func(*storage.Enrollment), exactOnly ...bool) error {
+const (
+	exactKey  match = iota // only the key equal to p
+	keyPrefix              // every key starting with p
+)
+
+// updateEach applies fn to the enrollments whose key matches p. Keys are
+// collected first: bbolt cursors must not see the bucket change under them.
+func updateEach(b *bolt.Bucket, p []byte, m match, fn func(*storage.Enrollment)) error {
 	var keys [][]byte
 	c := b.Cursor()
 	for k, _ := c.Seek(p); k != nil && hasPrefix(k, p); k, _ = c.Next() {
-		if len(exactOnly) > 0 && exactOnly[0] && len(k) != len(p) {
+		if m == exactKey && len(k) != len(p) {
 			break
 		}
 		keys = append(keys, append([]byte(nil), k...))
@@ -134,7 +168,24 @@ func updateEach(b *bolt.Bucket, p []byte, fn func(*storage.Enrollment), exactOnl
 // Enrollment implements storage.CheckinStore.
 func (s *Store) Enrollment(ctx context.Context, id string) (*storage.Enrollment, error) {
 	var e storage.Enrollment
-	err := s.view(func(tx *bolt.Tx) error { return getJSON(tx.Bucket([]byte(bEnrollments)), []byte(id), &e) })
+	err := s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bEnrollments))
+		err := getJSON(b, []byte(id), &e)
+		if !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+		// Another spelling of a hex device ID names the same device.
+		dev, user, isUser := strings.Cut(id, mdm.ChannelSeparator)
+		owner := tx.Bucket([]byte(bDeviceFold)).Get([]byte(mdm.FoldDeviceID(dev)))
+		if owner == nil || string(owner) == dev {
+			return err
+		}
+		k := string(owner)
+		if isUser {
+			k += mdm.ChannelSeparator + user
+		}
+		return getJSON(b, []byte(k), &e)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +212,7 @@ func (s *Store) UpdateEnrollment(ctx context.Context, id string, create *storage
 		b := tx.Bucket([]byte(bEnrollments))
 		var e storage.Enrollment
 		err := getJSON(b, []byte(id), &e)
-		if err == storage.ErrNotFound && create != nil {
+		if errors.Is(err, storage.ErrNotFound) && create != nil {
 			e = *create
 		} else if err != nil {
 			return err
@@ -182,10 +233,10 @@ func (s *Store) CheckOut(ctx context.Context, deviceID string, at time.Time) err
 			return storage.ErrNotFound
 		}
 		mark := func(e *storage.Enrollment) { e.Enrolled, e.CheckedOutAt = false, at }
-		if err := updateEach(b, []byte(deviceID), mark, exact); err != nil {
+		if err := updateEach(b, []byte(deviceID), exactKey, mark); err != nil {
 			return err
 		}
-		return updateEach(b, []byte(deviceID+":"), mark)
+		return updateEach(b, []byte(deviceID+mdm.ChannelSeparator), keyPrefix, mark)
 	})
 }
 
@@ -195,7 +246,7 @@ func (s *Store) TouchLastSeen(ctx context.Context, seen map[string]time.Time) er
 		b := tx.Bucket([]byte(bEnrollments))
 		for id, at := range seen {
 			var e storage.Enrollment
-			if err := getJSON(b, []byte(id), &e); err == storage.ErrNotFound {
+			if err := getJSON(b, []byte(id), &e); errors.Is(err, storage.ErrNotFound) {
 				continue
 			} else if err != nil {
 				return err
@@ -233,7 +284,7 @@ func (s *Store) Enqueue(ctx context.Context, cmd *storage.Command, channels []st
 		q, tb := tx.Bucket([]byte(bQueue)), tx.Bucket([]byte(bTargets))
 		for _, ch := range channels {
 			var e storage.Enrollment
-			if err := getJSON(enr, []byte(ch), &e); err == storage.ErrNotFound || err == nil && !e.Enrolled {
+			if err := getJSON(enr, []byte(ch), &e); errors.Is(err, storage.ErrNotFound) || err == nil && !e.Enrolled {
 				return fmt.Errorf("channel %s is not enrolled: %w", ch, storage.ErrNotFound)
 			} else if err != nil {
 				return err
@@ -539,7 +590,7 @@ func (s *Store) RecordPushResults(ctx context.Context, results []storage.PushRes
 		b := tx.Bucket([]byte(bEnrollments))
 		for _, r := range results {
 			var e storage.Enrollment
-			if err := getJSON(b, []byte(r.ChannelID), &e); err == storage.ErrNotFound {
+			if err := getJSON(b, []byte(r.ChannelID), &e); errors.Is(err, storage.ErrNotFound) {
 				continue
 			} else if err != nil {
 				return err

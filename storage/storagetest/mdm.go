@@ -29,6 +29,7 @@ func RunMDM(t *testing.T, newStore func(t *testing.T) storage.MDMStore) {
 		{"Authenticate/Reenroll", testAuthenticateReenroll},
 		{"Authenticate/UserChannelsUnenrolled", testAuthenticateUsers},
 		{"Authenticate/SupersedesQueued", testAuthenticateSupersedes},
+		{"Authenticate/HexUDIDIgnoresCase", testAuthenticateFoldedUDID},
 		{"UpdateEnrollment", testUpdateEnrollment},
 		{"CheckOut", testCheckOut},
 		{"TouchLastSeen", testTouchLastSeen},
@@ -1112,4 +1113,38 @@ func testResultNotOffered(t *testing.T, h *harness) {
 	}
 	h.wantNext("D1", "c2")
 	h.wantNext(user, "c1")
+}
+
+// A hex UDID in another case is the same device: it can neither enroll as
+// a second record nor miss the first one on lookup (issue #10).
+func testAuthenticateFoldedUDID(t *testing.T, h *harness) {
+	const upper, lower = "00008030-001A35E11E88802E", "00008030-001a35e11e88802e"
+	h.enroll(upper, "cert-a")
+	user := h.addUser(upper, "user-1")
+	rec := &storage.AuthenticateRecord{Enrollment: deviceRecord(lower, "cert-b")}
+	if err := h.s.Authenticate(h.ctx, rec); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("Authenticate(%s) with %s enrolled: %v, want ErrConflict", lower, upper, err)
+	}
+	if _, err := h.s.DeviceForCert(h.ctx, "cert-b"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("refused Authenticate bound its certificate: %v", err)
+	}
+	for _, id := range []string{lower, upper} {
+		if e := h.enrollment(id); e.ID != upper || e.CertHash != "cert-a" {
+			t.Errorf("Enrollment(%s) = %s bound to %s, want %s bound to cert-a", id, e.ID, e.CertHash, upper)
+		}
+	}
+	if e := h.enrollment(strings.ToLower(user)); e.ID != user {
+		t.Errorf("user channel under the other spelling = %s, want %s", e.ID, user)
+	}
+	list, err := h.s.ListEnrollments(h.ctx, "", 10)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("ListEnrollments = %d records, %v; want the device and its user", len(list), err)
+	}
+	// Re-enrolling under the stored spelling still works.
+	h.enroll(upper, "cert-c")
+	// IDs outside Apple's hex shapes stay exact.
+	h.enroll("DEV-A", "cert-d")
+	if _, err := h.s.Enrollment(h.ctx, "dev-a"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Enrollment(dev-a) = %v, want ErrNotFound (not a hex UDID)", err)
+	}
 }
