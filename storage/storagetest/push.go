@@ -2,6 +2,7 @@ package storagetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -82,7 +83,7 @@ func RunPush(t *testing.T, newStore func(t *testing.T) storage.MDMStore) {
 		if b.TokenInvalid || b.LastPushError != "BadDeviceToken" {
 			t.Fatalf("a result for a replaced token invalidated the new one: %+v", b)
 		}
-		if _, err := s.Enrollment(ctx, "UNKNOWN"); err != storage.ErrNotFound {
+		if _, err := s.Enrollment(ctx, "UNKNOWN"); !errors.Is(err, storage.ErrNotFound) {
 			t.Fatalf("unknown channel created: %v", err)
 		}
 		if err := s.RecordPushResults(ctx, []storage.PushResult{{ChannelID: "DEV-B", Token: []byte("token-DEV-B"), At: now, Sent: true}}); err != nil {
