@@ -235,9 +235,10 @@ type CommandQueue interface {
 	// queue depth or the number of channels.
 	Next(ctx context.Context, channel string) (*Command, error)
 	// StoreResult records a result and moves the target on: final statuses
-	// dequeue it; NotNow defers it until Undefer. It returns ErrNotFound
-	// when the command was never queued for that channel or never offered
-	// to it by Next. A result after a final one (Acknowledged, Error,
+	// dequeue it; NotNow defers it until Undefer. The command then at the
+	// head of the channel's queue counts as offered (the caller hands it
+	// out in its answer). It returns ErrNotFound when the command was never
+	// queued for that channel or never offered to it. A result after a final one (Acknowledged, Error,
 	// CommandFormatError: the first wins) or repeating the target's current
 	// status is not stored and has no effect (ignored is true).
 	StoreResult(ctx context.Context, r *Result) (ignored bool, err error)

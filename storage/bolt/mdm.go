@@ -343,18 +343,9 @@ func (s *Store) Next(ctx context.Context, channel string) (*storage.Command, err
 		return cmd, err
 	}
 	// First offer: recorded so that only offered commands can be answered.
-	err = s.update(func(tx *bolt.Tx) error {
-		tb := tx.Bucket([]byte(bTargets))
-		var t storage.Target
-		if err := getJSON(tb, key(cmd.UUID, channel), &t); err != nil {
-			return err
-		}
-		if !t.OfferedAt.IsZero() {
-			return nil
-		}
-		t.OfferedAt = time.Now()
-		return putJSON(tb, key(cmd.UUID, channel), &t)
-	})
+	// (The head may have moved since the read; offerHead marks whatever is
+	// there, which is what the next Next returns.)
+	err = s.update(func(tx *bolt.Tx) error { return offerHead(tx, channel, time.Now()) })
 	if err != nil {
 		return nil, err
 	}
@@ -396,14 +387,43 @@ func (s *Store) StoreResult(ctx context.Context, r *storage.Result) (bool, error
 		qk := seqKey(r.ChannelID, t.Seq)
 		q, d := tx.Bucket([]byte(bQueue)), tx.Bucket([]byte(bDeferred))
 		if r.Status == storage.NotNow {
-			return move(q, d, qk)
+			if err := move(q, d, qk); err != nil {
+				return err
+			}
+		} else {
+			if err := q.Delete(qk); err != nil {
+				return err
+			}
+			if err := d.Delete(qk); err != nil {
+				return err
+			}
 		}
-		if err := q.Delete(qk); err != nil {
-			return err
-		}
-		return d.Delete(qk)
+		return offerHead(tx, r.ChannelID, r.At)
 	})
 	return dup, err
+}
+
+// offerHead marks the command now at the head of a channel's queue
+// offered. StoreResult calls it because the service hands that command out
+// in the same response; doing it in the result's write saves Next a write
+// (and an fsync) per command when several are queued.
+func offerHead(tx *bolt.Tx, channel string, at time.Time) error {
+	p := prefix(channel)
+	k, v := tx.Bucket([]byte(bQueue)).Cursor().Seek(p)
+	if k == nil || !hasPrefix(k, p) {
+		return nil
+	}
+	tb := tx.Bucket([]byte(bTargets))
+	tk := key(string(v), channel)
+	var t storage.Target
+	if err := getJSON(tb, tk, &t); err != nil {
+		return err
+	}
+	if !t.OfferedAt.IsZero() {
+		return nil
+	}
+	t.OfferedAt = at
+	return putJSON(tb, tk, &t)
 }
 
 // answered reports whether a status is the device's final answer.

@@ -1099,19 +1099,23 @@ func testResultNotOffered(t *testing.T, h *harness) {
 	h.wantNext("D1", "c1")
 	refuse("D1", "c2") // behind the head: never offered
 	refuse(user, "c1") // offered on the device channel, not on the user's
-	if _, err := h.s.StoreResult(h.ctx, reportFor("D1", "c1", storage.Acknowledged)); err != nil {
-		t.Fatalf("result for the offered command: %v", err)
-	}
-	refuse("D1", "c2")
-	for _, u := range []string{"c1", "c2"} {
-		if tg := h.target(u, "D1"); u == "c2" && (tg.Status != storage.Queued || tg.ResultCount != 0) {
-			t.Errorf("refused results moved %s: %+v", u, tg)
-		}
+	if tg := h.target("c2", "D1"); tg.Status != storage.Queued || tg.ResultCount != 0 {
+		t.Errorf("refused results moved c2: %+v", tg)
 	}
 	if res, err := h.s.Results(h.ctx, "c2"); err != nil || len(res) != 0 {
 		t.Errorf("refused results were stored: %+v, %v", res, err)
 	}
-	h.wantNext("D1", "c2")
+	h.enqueue("c3", "D1")
+	if _, err := h.s.StoreResult(h.ctx, reportFor("D1", "c1", storage.Acknowledged)); err != nil {
+		t.Fatalf("result for the offered command: %v", err)
+	}
+	// The answer to a result carries the next command: c2 is offered now,
+	// c3 behind it is not.
+	refuse("D1", "c3")
+	if _, err := h.s.StoreResult(h.ctx, reportFor("D1", "c2", storage.Acknowledged)); err != nil {
+		t.Fatalf("result for the command offered with the previous answer: %v", err)
+	}
+	h.wantNext("D1", "c3")
 	h.wantNext(user, "c1")
 }
 
