@@ -26,6 +26,7 @@ func TestForgedMachineInfoCannotTakeOver(t *testing.T) {
 		t.Fatalf("create configurator profile = %d", code)
 	}
 	victim := s.NewDevice(t)
+	victim.UDID = "00008030-001C2D3E4F5A6B7C"
 	req, _ := http.NewRequest("POST", s.URL+"/v1/configurator/serials?profile_id="+prof.ID, strings.NewReader(victim.SerialNumber+",lab\n"))
 	req.Header.Set("Authorization", "Bearer "+s.APIKey())
 	req.Header.Set("Content-Type", "text/csv")
@@ -96,7 +97,8 @@ func TestForgedMachineInfoCannotTakeOver(t *testing.T) {
 	var rel struct {
 		ReleasedUntil string `json:"released_until"`
 	}
-	if code := s.API(t, "POST", "/v1/devices/"+victim.UDID+"/release", nil, &rel); code != 200 || rel.ReleasedUntil == "" {
+	// (Any spelling of the hex UDID names the device.)
+	if code := s.API(t, "POST", "/v1/devices/"+strings.ToLower(victim.UDID)+"/release", nil, &rel); code != 200 || rel.ReleasedUntil == "" {
 		t.Fatalf("release = %d %+v", code, rel)
 	}
 	if code := s.API(t, "POST", "/v1/devices/"+victim.UDID+":user/release", nil, nil); code != http.StatusBadRequest {

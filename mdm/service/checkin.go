@@ -136,8 +136,14 @@ const ReleaseFor = 7 * 24 * time.Hour
 // check out). It returns when the release lapses; ErrNotFound when no such
 // device channel exists.
 func (s *Service) Release(ctx context.Context, deviceID string) (time.Time, error) {
+	// Looked up first: the device may be stored under another spelling.
+	cur, err := s.store.Enrollment(ctx, deviceID)
+	if err != nil {
+		return time.Time{}, err
+	}
+	deviceID = cur.ID
 	until := s.now().Add(ReleaseFor)
-	err := s.store.UpdateEnrollment(ctx, deviceID, nil, func(e *storage.Enrollment) error {
+	err = s.store.UpdateEnrollment(ctx, deviceID, nil, func(e *storage.Enrollment) error {
 		if e.ID != e.DeviceID {
 			return fmt.Errorf("%w: %s is a user channel; release its device", ErrBadRequest, deviceID)
 		}
