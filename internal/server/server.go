@@ -129,6 +129,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	s.store = store
+	// A backend may have found something on open that an admin should know
+	// (bbolt: records that differ only in the case of their UDID).
+	if n, ok := store.(interface{ Notes() []string }); ok {
+		for _, note := range n.Notes() {
+			s.log.Warn("storage: " + note)
+		}
+	}
 	if err := s.build(); err != nil {
 		store.Close()
 		return nil, err
@@ -317,6 +324,7 @@ func (s *Server) build() error {
 
 	adminMux := http.NewServeMux()
 	admin.Register(adminMux)
+	api.RegisterRelease(adminMux, s.svc, s.log)
 	enrollment.RegisterAdmin(adminMux)
 	depAdmin.Register(adminMux)
 	s.push.Register(adminMux)
