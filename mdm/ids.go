@@ -142,3 +142,44 @@ func ParseChannelID(id string) (Channel, error) {
 	}
 	return c, nil
 }
+
+// FoldDeviceID returns the form in which device IDs compare. Apple's hex
+// device IDs are case-insensitive: legacy 40-hex UDIDs, the 8-16 form with
+// a dash (00008030-001A35E11E88802E) and UUIDs fold to upper case, so one
+// device can never hold two records by changing the case of its ID. Any
+// other ID is returned as is. Records keep the device's own spelling; this
+// is only for comparing and indexing.
+func FoldDeviceID(id string) string {
+	if !isHexDeviceID(id) {
+		return id
+	}
+	return strings.ToUpper(id)
+}
+
+// SameDeviceID reports whether two device IDs name the same device.
+func SameDeviceID(a, b string) bool { return a == b || FoldDeviceID(a) == FoldDeviceID(b) }
+
+func isHexDeviceID(id string) bool {
+	var groups []int // lengths of the dash-separated hex groups
+	n := 0
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case c == '-':
+			groups, n = append(groups, n), 0
+		case c >= '0' && c <= '9', c >= 'a' && c <= 'f', c >= 'A' && c <= 'F':
+			n++
+		default:
+			return false
+		}
+	}
+	groups = append(groups, n)
+	switch len(groups) {
+	case 1:
+		return groups[0] == 40
+	case 2:
+		return groups[0] == 8 && groups[1] == 16
+	case 5:
+		return groups[0] == 8 && groups[1] == 4 && groups[2] == 4 && groups[3] == 4 && groups[4] == 12
+	}
+	return false
+}

@@ -166,3 +166,29 @@ func TestUserKeyNeverADeviceKey(t *testing.T) {
 		}
 	}
 }
+
+func TestFoldDeviceID(t *testing.T) {
+	for _, tc := range []struct{ a, b string }{
+		{"00008030-001A35E11E88802E", "00008030-001a35e11e88802e"},
+		{"0123456789abcdef0123456789ABCDEF01234567", "0123456789ABCDEF0123456789abcdef01234567"},
+		{"6f1c2b4a-9d3e-4a57-8b21-0c6e5d4f3a29", "6F1C2B4A-9D3E-4A57-8B21-0C6E5D4F3A29"},
+	} {
+		if !mdm.SameDeviceID(tc.a, tc.b) {
+			t.Errorf("%s and %s are the same hex device ID", tc.a, tc.b)
+		}
+	}
+	// Not Apple's hex shapes: compared exactly.
+	for _, tc := range []struct{ a, b string }{
+		{"DEV-A", "dev-a"},
+		{"abcdef", "ABCDEF"},
+		{"00008030-001A35E11E88802G", "00008030-001a35e11e88802g"},
+		{"00008030-001A35E11E88802E-", "00008030-001a35e11e88802e-"},
+	} {
+		if mdm.SameDeviceID(tc.a, tc.b) {
+			t.Errorf("%s and %s compared case-insensitively", tc.a, tc.b)
+		}
+	}
+	if got := mdm.FoldDeviceID("00008030-001a35e11e88802e"); got != "00008030-001A35E11E88802E" {
+		t.Errorf("FoldDeviceID = %q", got)
+	}
+}

@@ -61,6 +61,11 @@ type Enrollment struct {
 
 	BootstrapTokenSealed []byte    `json:"bootstrap_token_sealed,omitempty"`
 	BootstrapTokenAt     time.Time `json:"bootstrap_token_at,omitzero"`
+
+	// ReleasedUntil: an admin released the enrollment, so until then a new
+	// enrollment of the device may replace its bound certificate. The next
+	// Authenticate writes a fresh record, which ends the release.
+	ReleasedUntil time.Time `json:"released_until,omitzero"`
 }
 
 // DeviceFacts are what a device says of itself when it authenticates.
@@ -117,6 +122,9 @@ type Target struct {
 	Generation  uint64       `json:"generation"` // device generation when queued
 	Seq         uint64       `json:"seq"`        // position in the channel's queue
 	ResultCount int          `json:"result_count"`
+	// OfferedAt is when Next first handed the command to the channel; a
+	// result is only accepted once it was offered.
+	OfferedAt time.Time `json:"offered_at,omitzero"`
 }
 
 // Result is one report a device sent for a command.
@@ -179,11 +187,15 @@ type AuthenticateRecord struct {
 type CheckinStore interface {
 	// Authenticate starts a fresh enrollment of a device channel. Atomically:
 	// it fails with ErrConflict if the device's bound certificate is no
-	// longer rec.PrevCertHash, or if rec's certificate is bound to another
-	// device; it increments Generation, binds the certificate, and marks every
-	// command still queued for the device and its user channels Superseded.
+	// longer rec.PrevCertHash, if rec's certificate is bound to another
+	// device, or if the device is stored under another spelling of the same
+	// ID (mdm.SameDeviceID: hex UDIDs ignore case); it increments
+	// Generation, binds the certificate, and marks every command still
+	// queued for the device and its user channels Superseded.
 	Authenticate(ctx context.Context, rec *AuthenticateRecord) error
-	// Enrollment returns a channel, or ErrNotFound.
+	// Enrollment returns a channel, or ErrNotFound. The device part of id
+	// matches any spelling of a hex UDID (mdm.FoldDeviceID); the record
+	// keeps, and its ID shows, the spelling it was stored under.
 	Enrollment(ctx context.Context, id string) (*Enrollment, error)
 	// DeviceForCert returns the device channel a certificate is bound to, or ErrNotFound.
 	DeviceForCert(ctx context.Context, certHash string) (string, error)
@@ -218,14 +230,18 @@ type CommandQueue interface {
 	// error names the channel (wrapping ErrNotFound).
 	Enqueue(ctx context.Context, cmd *Command, channels []string) error
 	// Next returns the first queued command of a channel that is not
-	// deferred, or nil when there is none. Its cost does not grow with queue
-	// depth or the number of channels.
+	// deferred, or nil when there is none, and marks it offered to the
+	// channel (a write only the first time). Its cost does not grow with
+	// queue depth or the number of channels.
 	Next(ctx context.Context, channel string) (*Command, error)
 	// StoreResult records a result and moves the target on: final statuses
-	// dequeue it; NotNow defers it until Undefer. It returns ErrNotFound
-	// when the command was never queued for that channel. A result repeating
-	// the target's current status has no further effect (dup is true).
-	StoreResult(ctx context.Context, r *Result) (dup bool, err error)
+	// dequeue it; NotNow defers it until Undefer. The command then at the
+	// head of the channel's queue counts as offered (the caller hands it
+	// out in its answer). It returns ErrNotFound when the command was never
+	// queued for that channel or never offered to it. A result after a final one (Acknowledged, Error,
+	// CommandFormatError: the first wins) or repeating the target's current
+	// status is not stored and has no effect (ignored is true).
+	StoreResult(ctx context.Context, r *Result) (ignored bool, err error)
 	// Defer sets a queued command aside until the next Undefer (used when a
 	// device's result could not be read, so it cannot block the queue).
 	Defer(ctx context.Context, channel, uuid string) error

@@ -112,6 +112,7 @@ var clientCommands = map[string]clientCommand{
 	"devices apps":      {args: 1, setup: noFlags("GET", "/v1/devices/%s/apps")},
 	"devices profiles":  {args: 1, setup: noFlags("GET", "/v1/devices/%s/profiles")},
 	"devices action":    {args: 2, setup: deviceAction},
+	"devices release":   {args: 1, setup: noFlags("POST", "/v1/devices/%s/release")},
 	"dep tokens":        {setup: noFlags("GET", "/v1/dep/tokens")},
 	"dep sync":          {args: 1, setup: noFlags("POST", "/v1/dep/tokens/%s/sync")},
 	"push-cert show":    {setup: noFlags("GET", "/v1/push-certificate")},

@@ -43,6 +43,7 @@ commands:
   devices action [--set field=value] [--confirm] <id> <action>
                               sync, refresh, lock, erase, clear-passcode, restart, shutdown, rename,
                               lost-mode-enable|disable|location, retire
+  devices release <udid>      let the device's next enrollment replace this one (7 days, once)
   commands send               queue a command (see: orchard commands send -h)
   commands show <uuid>        show a command's status and results
   commands cancel <uuid>      remove a queued command

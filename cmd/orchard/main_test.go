@@ -62,6 +62,16 @@ func TestCLICommandsRoundTrip(t *testing.T) {
 	if err := json.Unmarshal(cli("devices", "list"), &list); err != nil || len(list.Devices) != 1 || list.Devices[0].ID != dev.UDID {
 		t.Fatalf("devices list = %+v %v", list, err)
 	}
+	var released struct {
+		ID            string `json:"id"`
+		ReleasedUntil string `json:"released_until"`
+	}
+	if err := json.Unmarshal(cli("devices", "release", dev.UDID), &released); err != nil || released.ID != dev.UDID || released.ReleasedUntil == "" {
+		t.Fatalf("devices release = %+v %v", released, err)
+	}
+	if e, err := s.Store().Enrollment(ctx, dev.UDID); err != nil || e.ReleasedUntil.IsZero() {
+		t.Fatalf("release not stored: %+v %v", e, err)
+	}
 	var sent struct {
 		CommandUUID string `json:"command_uuid"`
 	}

@@ -59,6 +59,7 @@ type Config struct {
 	Store     Store
 	Commands  Commands
 	Secrets   Secrets
+	Releaser  Releaser
 	Push      PushService
 	DEP       DEPService
 	Inventory *inventory.Inventory
@@ -72,6 +73,7 @@ type API struct {
 	store    Store
 	commands Commands
 	secrets  Secrets
+	releaser Releaser
 	push     PushService
 	dep      DEPService
 	inv      *inventory.Inventory
@@ -92,7 +94,7 @@ func New(c Config) (*API, error) {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	a := &API{cfg: c, store: c.Store, commands: c.Commands, secrets: c.Secrets, push: c.Push,
+	a := &API{cfg: c, store: c.Store, commands: c.Commands, secrets: c.Secrets, releaser: c.Releaser, push: c.Push,
 		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, log: c.Logger, key: sha256.Sum256([]byte(c.APIKey)),
 		mux: http.NewServeMux(), paths: http.NewServeMux(), allow: map[string][]string{}}
 	for _, rt := range a.routes() {

@@ -8,6 +8,7 @@ func (a *API) routes() []route {
 	dep := func(a *API) bool { return a.dep != nil }
 	psh := func(a *API) bool { return a.push != nil }
 	cmd := func(a *API) bool { return a.commands != nil }
+	rel := func(a *API) bool { return a.releaser != nil }
 	return []route{
 		{"GET", "/v1/openapi.json", a.openAPI, nil},
 
@@ -18,6 +19,7 @@ func (a *API) routes() []route {
 		{"GET", "/v1/devices/{id}/profiles", a.inv.Profiles, inv},
 		{"GET", "/v1/devices/{id}/certificates", a.inv.Certificates, inv},
 		{"GET", "/v1/devices/{id}/location", a.inv.Location, inv},
+		{"POST", "/v1/devices/{id}/release", a.releaseDevice, rel},
 		{"POST", "/v1/devices/{id}/actions/{action}", a.inv.Action, inv},
 		{"GET", "/v1/inventory", a.inv.List, inv},
 

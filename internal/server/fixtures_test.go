@@ -207,6 +207,21 @@ func testReportFixtures(t *testing.T, backend servertest.Backend) {
 				if err := s.Store().Enqueue(ctx, &storage.Command{UUID: r.CommandUUID, RequestType: reqType, Raw: raw, CreatedAt: time.Now()}, []string{channel}); err != nil {
 					t.Fatal(err)
 				}
+				// Offer it, as the device's previous connection would have
+				// (only offered commands may be answered); what enrollment
+				// queued ahead of it is canceled.
+				for i := 0; ; i++ {
+					c, err := s.Store().Next(ctx, channel)
+					if err != nil || c == nil || i == 20 {
+						t.Fatalf("the fixture's command never reached the head of %s: %v", channel, err)
+					}
+					if c.UUID == r.CommandUUID {
+						break
+					}
+					if _, err := s.Store().Cancel(ctx, c.UUID); err != nil {
+						t.Fatal(err)
+					}
+				}
 			}
 			sig, err := dev.Sign(f.raw)
 			if err != nil {

@@ -103,4 +103,6 @@ func TestAdminAnswersMatchOpenAPI(t *testing.T) {
 	do("GET", "/v1/dep/devices", "", "")
 	do("GET", "/v1/dep/tokens/nope", "", "")
 	do("GET", "/v1/schema/commands", "", "")
+	do("POST", "/v1/devices/"+dev.UDID+"/release", "", "")
+	do("POST", "/v1/devices/00008030-00000000DEADBEEF/release", "", "")
 }

@@ -128,6 +128,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	s.store = store
+	// A backend may have found something on open that an admin should know
+	// (bbolt: records that differ only in the case of their UDID).
+	if n, ok := store.(interface{ Notes() []string }); ok {
+		for _, note := range n.Notes() {
+			s.log.Warn("storage: " + note)
+		}
+	}
 	if err := s.build(); err != nil {
 		store.Close()
 		return nil, err
@@ -307,7 +314,7 @@ func (s *Server) build() error {
 	}
 
 	admin, err := adminapi.New(adminapi.Config{APIKey: s.apiKey, Store: s.store, Commands: s.cmds, Secrets: s.svc,
-		Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Logger: s.log})
+		Releaser: s.svc, Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Logger: s.log})
 	if err != nil {
 		return err
 	}

@@ -79,25 +79,27 @@ func (c *stateCache) unenroll(ch mdm.Channel) {
 	delete(c.enrolled, ch.DeviceID)
 }
 
-// boundDevice returns the device channel the identity is bound to and
-// checks the message claims that device: one device can never act as another.
-func (s *Service) boundDevice(ctx context.Context, hash string, ch mdm.Channel) error {
+// boundDevice checks the message claims the device the identity is bound
+// to (one device can never act as another) and returns the channel spelled
+// as that device is stored: hex UDIDs compare case-insensitively.
+func (s *Service) boundDevice(ctx context.Context, hash string, ch mdm.Channel) (mdm.Channel, error) {
 	dev, ok := s.cache.device(hash)
 	if !ok {
 		var err error
 		dev, err = s.store.DeviceForCert(ctx, hash)
 		if errors.Is(err, storage.ErrNotFound) {
-			return fmt.Errorf("%w: certificate is not bound to an enrollment; Authenticate first", ErrForbidden)
+			return ch, fmt.Errorf("%w: certificate is not bound to an enrollment; Authenticate first", ErrForbidden)
 		}
 		if err != nil {
-			return err
+			return ch, err
 		}
 		s.cache.bind(hash, dev)
 	}
-	if dev != ch.DeviceID {
-		return fmt.Errorf("%w: certificate is bound to another device", ErrForbidden)
+	if !mdm.SameDeviceID(dev, ch.DeviceID) {
+		return ch, fmt.Errorf("%w: certificate is bound to another device", ErrForbidden)
 	}
-	return nil
+	ch.DeviceID = dev
+	return ch, nil
 }
 
 // checkEnrolled is enrolledChannel for callers that need no record.

@@ -18,9 +18,11 @@ func (s *Service) Checkin(ctx context.Context, id *identity.Identity, c *mdm.Che
 	if m, ok := c.Message.(*mdm.Authenticate); ok {
 		return nil, s.authenticate(ctx, id, c.Channel, m)
 	}
-	if err := s.boundDevice(ctx, id.Hash, c.Channel); err != nil {
+	ch, err := s.boundDevice(ctx, id.Hash, c.Channel)
+	if err != nil {
 		return nil, err
 	}
+	c.Channel = ch
 	s.touch(c.Channel.ID())
 	switch m := c.Message.(type) {
 	case *mdm.TokenUpdate:
@@ -43,6 +45,17 @@ func (s *Service) authenticate(ctx context.Context, id *identity.Identity, ch md
 	if err := s.checkTopic(m.Topic); err != nil {
 		return err
 	}
+	// Storage finds the device under any spelling of a hex UDID; the
+	// enrollment keeps the spelling it was first stored under, so one device
+	// never gets two records.
+	old, err := s.store.Enrollment(ctx, ch.DeviceID)
+	if errors.Is(err, storage.ErrNotFound) {
+		old = &storage.Enrollment{}
+	} else if err != nil {
+		return err
+	} else {
+		ch.DeviceID = old.DeviceID
+	}
 	bound, err := s.store.DeviceForCert(ctx, id.Hash)
 	switch {
 	case err == nil && bound != ch.DeviceID:
@@ -54,19 +67,14 @@ func (s *Service) authenticate(ctx context.Context, id *identity.Identity, ch md
 	if id.Record != nil {
 		auth = id.Record.Authorization
 	}
-	if auth.ForUDID != "" && auth.ForUDID != ch.DeviceID || auth.ForSerial != "" && auth.ForSerial != m.SerialNumber {
+	if auth.ForUDID != "" && !mdm.SameDeviceID(auth.ForUDID, ch.DeviceID) || auth.ForSerial != "" && auth.ForSerial != m.SerialNumber {
 		return fmt.Errorf("%w: certificate was issued for another device", ErrForbidden)
 	}
-	old, err := s.store.Enrollment(ctx, ch.DeviceID)
-	if errors.Is(err, storage.ErrNotFound) {
-		old = &storage.Enrollment{}
-	} else if err != nil {
-		return err
-	}
-	if old.Enrolled && old.CertHash != "" && old.CertHash != id.Hash && !issuedFor(id.Record, old, ch, m) {
-		return fmt.Errorf("%w: device is enrolled under another certificate; it must check out first or present a certificate issued for it", ErrForbidden)
-	}
 	now := s.now()
+	if old.Enrolled && old.CertHash != "" && old.CertHash != id.Hash && !mayReplace(id.Record, old, now) {
+		s.log.Warn("takeover of an enrolled device refused", "device", ch.DeviceID, "kind", auth.Kind, "ref", auth.Ref)
+		return fmt.Errorf("%w: device is enrolled under another certificate; it must check out first, renew its certificate, or an admin must release it", ErrForbidden)
+	}
 	typ := storage.Device
 	if ch.UserEnrollment {
 		typ = storage.UserEnrollmentDevice
@@ -105,23 +113,46 @@ func (s *Service) authenticate(ctx context.Context, id *identity.Identity, ch md
 	return nil
 }
 
-// issuedFor reports whether a certificate may take over an existing
-// enrollment: it renews the bound certificate, or it was issued for this
-// very device.
-func issuedFor(rec *storage.CertRecord, old *storage.Enrollment, ch mdm.Channel, m *mdm.Authenticate) bool {
-	if rec == nil {
-		return false
-	}
-	a := rec.Authorization
-	switch {
-	case a.RenewalOf != "" && a.RenewalOf == old.CertHash:
-		return true
-	case a.ForUDID != "" && a.ForUDID == ch.DeviceID:
-		return true
-	case a.ForSerial != "" && old.Facts != nil && a.ForSerial == old.Facts.SerialNumber && a.ForSerial == m.SerialNumber:
+// mayReplace reports whether a new certificate may take over an enrolled
+// device: it renews the bound certificate, or an admin released the
+// enrollment recently. A challenge bound to the device's UDID or serial is
+// not enough: it came from a MachineInfo Orchard cannot verify yet, so
+// anyone who knows a victim's UDID and serial could obtain one.
+func mayReplace(rec *storage.CertRecord, old *storage.Enrollment, now time.Time) bool {
+	if rec != nil && rec.Authorization.RenewalOf != "" && rec.Authorization.RenewalOf == old.CertHash {
 		return true
 	}
-	return false
+	return now.Before(old.ReleasedUntil)
+}
+
+// ReleaseFor is how long an admin's release lets a new enrollment of a
+// device take over its current one.
+const ReleaseFor = 7 * 24 * time.Hour
+
+// Release lets the next enrollment of an enrolled device replace its bound
+// certificate within ReleaseFor (a wiped or replaced device that could not
+// check out). It returns when the release lapses; ErrNotFound when no such
+// device channel exists.
+func (s *Service) Release(ctx context.Context, deviceID string) (time.Time, error) {
+	// Looked up first: the device may be stored under another spelling.
+	cur, err := s.store.Enrollment(ctx, deviceID)
+	if err != nil {
+		return time.Time{}, err
+	}
+	deviceID = cur.ID
+	until := s.now().Add(ReleaseFor)
+	err = s.store.UpdateEnrollment(ctx, deviceID, nil, func(e *storage.Enrollment) error {
+		if e.ID != e.DeviceID {
+			return fmt.Errorf("%w: %s is a user channel; release its device", ErrBadRequest, deviceID)
+		}
+		e.ReleasedUntil = until
+		return nil
+	})
+	if err != nil {
+		return time.Time{}, err
+	}
+	s.log.Info("enrollment released by an admin", "device", deviceID, "until", until)
+	return until, nil
 }
 
 func (s *Service) tokenUpdate(ctx context.Context, ch mdm.Channel, m *mdm.TokenUpdate) error {

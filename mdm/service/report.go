@@ -13,9 +13,11 @@ import (
 // Report handles a device's PUT to the server URL: it stores the result
 // (if any) and returns the next command plist, or nil for an empty 200.
 func (s *Service) Report(ctx context.Context, id *identity.Identity, r *mdm.Report) ([]byte, error) {
-	if err := s.boundDevice(ctx, id.Hash, r.Channel); err != nil {
+	ch, err := s.boundDevice(ctx, id.Hash, r.Channel)
+	if err != nil {
 		return nil, err
 	}
+	r.Channel = ch
 	channel := r.Channel.ID()
 	if err := s.checkEnrolled(ctx, r.Channel); err != nil {
 		return nil, err
@@ -54,17 +56,20 @@ func (s *Service) storeResult(ctx context.Context, channel string, r *mdm.Report
 			LocalizedDescription: e.LocalizedDescription, USEnglishDescription: e.USEnglishDescription,
 		})
 	}
-	dup, err := s.store.StoreResult(ctx, res)
+	ignored, err := s.store.StoreResult(ctx, res)
 	if errors.Is(err, storage.ErrNotFound) {
-		s.log.Warn("result for a command this channel never received", "channel", channel, "command", r.CommandUUID, "status", r.Status)
-		return fmt.Errorf("%w: command %.64q was never sent to this channel", ErrBadRequest, r.CommandUUID)
+		s.log.Warn("result for a command never offered to this channel", "channel", channel, "command", r.CommandUUID, "status", r.Status)
+		return fmt.Errorf("%w: command %.64q was never offered to this channel", ErrBadRequest, r.CommandUUID)
 	}
 	if err != nil {
 		return err
 	}
-	if !dup {
-		s.emit(ctx, ResultStored{Result: res})
+	if ignored {
+		// A repeat, or a late answer after the first final one: that one stands.
+		s.log.Info("result ignored: the command already has this or a final status", "channel", channel, "command", r.CommandUUID, "status", r.Status)
+		return nil
 	}
+	s.emit(ctx, ResultStored{Result: res})
 	return nil
 }
 

@@ -23,9 +23,10 @@ var ErrLocked = errors.New("database is in use by another process (is another or
 
 // Store is the bbolt backend. Its methods are safe for concurrent use.
 type Store struct {
-	db  *bolt.DB
-	gc  *groupCommitter
-	now func() time.Time
+	db    *bolt.DB
+	gc    *groupCommitter
+	now   func() time.Time
+	notes []string
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -42,6 +43,25 @@ type Options struct {
 // buckets lists every top-level bucket; features register theirs in init
 // functions of their own files so Open creates them all in one transaction.
 var buckets [][]byte
+
+// indexes are buckets derived from others; build fills one the first time
+// Open creates it (a database written before it existed) and returns what
+// the operator should be told.
+var indexes []struct {
+	name  []byte
+	build func(*bolt.Tx) ([]string, error)
+}
+
+func registerIndex(name string, build func(*bolt.Tx) ([]string, error)) {
+	indexes = append(indexes, struct {
+		name  []byte
+		build func(*bolt.Tx) ([]string, error)
+	}{[]byte(name), build})
+}
+
+// Notes returns what Open found that the operator should know (for
+// example records an index could not tell apart); the caller logs them.
+func (s *Store) Notes() []string { return s.notes }
 
 func registerBuckets(names ...string) {
 	for _, n := range names {
@@ -68,11 +88,26 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
+	var notes []string
 	err = db.Update(func(tx *bolt.Tx) error {
+		notes = nil
 		for _, b := range buckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
+		}
+		for _, ix := range indexes {
+			if tx.Bucket(ix.name) != nil {
+				continue
+			}
+			if _, err := tx.CreateBucket(ix.name); err != nil {
+				return fmt.Errorf("create index %s: %w", ix.name, err)
+			}
+			n, err := ix.build(tx)
+			if err != nil {
+				return fmt.Errorf("build index %s: %w", ix.name, err)
+			}
+			notes = append(notes, n...)
 		}
 		return nil
 	})
@@ -80,7 +115,7 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("bolt: %w", err)
 	}
-	return &Store{db: db, gc: newGroupCommitter(db), now: opts.Now}, nil
+	return &Store{db: db, gc: newGroupCommitter(db), now: opts.Now, notes: notes}, nil
 }
 
 // Close waits for pending writes and closes the file.

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
+	"github.com/orchardmdm/orchard/mdm"
 	"github.com/orchardmdm/orchard/storage"
 	bolt "go.etcd.io/bbolt"
 )
@@ -21,10 +24,32 @@ const (
 	bDeferred    = "deferred"     // channel NUL seq -> uuid (NotNow'd)
 	bResults     = "results"      // uuid NUL channel NUL n -> Result JSON
 	bSettings    = "settings"     // key -> value
+	bDeviceFold  = "device_fold"  // mdm.FoldDeviceID(device ID) -> device ID as stored
 )
 
 func init() {
 	registerBuckets(bEnrollments, bCertBind, bCommands, bCommandRaw, bTargets, bQueue, bDeferred, bResults, bSettings)
+	registerIndex(bDeviceFold, indexDeviceIDs)
+}
+
+// indexDeviceIDs fills the device_fold index from the enrollments of a
+// database written before it existed. Records stay as they are: two that
+// differ only in case are reported, and the first (in key order) keeps the
+// index, so neither is changed behind the operator's back.
+func indexDeviceIDs(tx *bolt.Tx) (notes []string, err error) {
+	fold := tx.Bucket([]byte(bDeviceFold))
+	err = tx.Bucket([]byte(bEnrollments)).ForEach(func(k, v []byte) error {
+		if bytes.Contains(k, []byte(mdm.ChannelSeparator)) {
+			return nil // user channel
+		}
+		f := []byte(mdm.FoldDeviceID(string(k)))
+		if prev := fold.Get(f); prev != nil {
+			notes = append(notes, fmt.Sprintf("device %s and %s differ only in case; both records kept, %s owns the ID", prev, k, prev))
+			return nil
+		}
+		return fold.Put(f, k)
+	})
+	return notes, err
 }
 
 var _ storage.MDMStore = (*Store)(nil)
@@ -35,15 +60,20 @@ func (s *Store) Authenticate(ctx context.Context, rec *storage.AuthenticateRecor
 	return s.update(func(tx *bolt.Tx) error {
 		enr, bind := tx.Bucket([]byte(bEnrollments)), tx.Bucket([]byte(bCertBind))
 		var old storage.Enrollment
-		switch err := getJSON(enr, []byte(e.ID), &old); err {
-		case nil:
-		case storage.ErrNotFound:
+		if err := getJSON(enr, []byte(e.ID), &old); errors.Is(err, storage.ErrNotFound) {
 			old = storage.Enrollment{}
-		default:
+		} else if err != nil {
 			return err
 		}
 		if old.CertHash != rec.PrevCertHash {
 			return fmt.Errorf("%w: device %s is now bound to another certificate", storage.ErrConflict, e.ID)
+		}
+		fold, f := tx.Bucket([]byte(bDeviceFold)), []byte(mdm.FoldDeviceID(e.ID))
+		if owner := fold.Get(f); owner != nil && string(owner) != e.ID {
+			return fmt.Errorf("%w: device %s is enrolled as %s", storage.ErrConflict, e.ID, owner)
+		}
+		if err := fold.Put(f, []byte(e.ID)); err != nil {
+			return err
 		}
 		if dev := bind.Get([]byte(e.CertHash)); dev != nil && string(dev) != e.ID {
 			return fmt.Errorf("%w: certificate is bound to another device", storage.ErrConflict)
@@ -62,7 +92,7 @@ func (s *Store) Authenticate(ctx context.Context, rec *storage.AuthenticateRecor
 			return err
 		}
 		// The user channels of the old enrollment end with it.
-		err := updateEach(enr, []byte(e.ID+":"), func(u *storage.Enrollment) {
+		err := updateEach(enr, []byte(e.ID+mdm.ChannelSeparator), keyPrefix, func(u *storage.Enrollment) {
 			u.Enrolled, u.Token, u.PushMagic = false, nil, ""
 		})
 		if err != nil {
@@ -103,17 +133,21 @@ func setTargetStatus(tx *bolt.Tx, uuid, channel string, st storage.TargetStatus,
 	return putJSON(tb, key(uuid, channel), &t)
 }
 
-// exact limits updateEach to the key equal to its prefix.
-const exact = true
+// match says which keys updateEach visits.
+type match int
 
-// updateEach applies fn to every enrollment whose key starts with p (or is
-// p, with exact). Keys are collected first: bbolt cursors must not see the
-// bucket change under them.
-func updateEach(b *bolt.Bucket, p []byte, fn func(*storage.Enrollment), exactOnly ...bool) error {
+const (
+	exactKey  match = iota // only the key equal to p
+	keyPrefix              // every key starting with p
+)
+
+// updateEach applies fn to the enrollments whose key matches p. Keys are
+// collected first: bbolt cursors must not see the bucket change under them.
+func updateEach(b *bolt.Bucket, p []byte, m match, fn func(*storage.Enrollment)) error {
 	var keys [][]byte
 	c := b.Cursor()
 	for k, _ := c.Seek(p); k != nil && hasPrefix(k, p); k, _ = c.Next() {
-		if len(exactOnly) > 0 && exactOnly[0] && len(k) != len(p) {
+		if m == exactKey && len(k) != len(p) {
 			break
 		}
 		keys = append(keys, append([]byte(nil), k...))
@@ -134,7 +168,24 @@ func updateEach(b *bolt.Bucket, p []byte, fn func(*storage.Enrollment), exactOnl
 // Enrollment implements storage.CheckinStore.
 func (s *Store) Enrollment(ctx context.Context, id string) (*storage.Enrollment, error) {
 	var e storage.Enrollment
-	err := s.view(func(tx *bolt.Tx) error { return getJSON(tx.Bucket([]byte(bEnrollments)), []byte(id), &e) })
+	err := s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bEnrollments))
+		err := getJSON(b, []byte(id), &e)
+		if !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+		// Another spelling of a hex device ID names the same device.
+		dev, user, isUser := strings.Cut(id, mdm.ChannelSeparator)
+		owner := tx.Bucket([]byte(bDeviceFold)).Get([]byte(mdm.FoldDeviceID(dev)))
+		if owner == nil || string(owner) == dev {
+			return err
+		}
+		k := string(owner)
+		if isUser {
+			k += mdm.ChannelSeparator + user
+		}
+		return getJSON(b, []byte(k), &e)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +212,7 @@ func (s *Store) UpdateEnrollment(ctx context.Context, id string, create *storage
 		b := tx.Bucket([]byte(bEnrollments))
 		var e storage.Enrollment
 		err := getJSON(b, []byte(id), &e)
-		if err == storage.ErrNotFound && create != nil {
+		if errors.Is(err, storage.ErrNotFound) && create != nil {
 			e = *create
 		} else if err != nil {
 			return err
@@ -182,10 +233,10 @@ func (s *Store) CheckOut(ctx context.Context, deviceID string, at time.Time) err
 			return storage.ErrNotFound
 		}
 		mark := func(e *storage.Enrollment) { e.Enrolled, e.CheckedOutAt = false, at }
-		if err := updateEach(b, []byte(deviceID), mark, exact); err != nil {
+		if err := updateEach(b, []byte(deviceID), exactKey, mark); err != nil {
 			return err
 		}
-		return updateEach(b, []byte(deviceID+":"), mark)
+		return updateEach(b, []byte(deviceID+mdm.ChannelSeparator), keyPrefix, mark)
 	})
 }
 
@@ -195,7 +246,7 @@ func (s *Store) TouchLastSeen(ctx context.Context, seen map[string]time.Time) er
 		b := tx.Bucket([]byte(bEnrollments))
 		for id, at := range seen {
 			var e storage.Enrollment
-			if err := getJSON(b, []byte(id), &e); err == storage.ErrNotFound {
+			if err := getJSON(b, []byte(id), &e); errors.Is(err, storage.ErrNotFound) {
 				continue
 			} else if err != nil {
 				return err
@@ -233,7 +284,7 @@ func (s *Store) Enqueue(ctx context.Context, cmd *storage.Command, channels []st
 		q, tb := tx.Bucket([]byte(bQueue)), tx.Bucket([]byte(bTargets))
 		for _, ch := range channels {
 			var e storage.Enrollment
-			if err := getJSON(enr, []byte(ch), &e); err == storage.ErrNotFound || err == nil && !e.Enrolled {
+			if err := getJSON(enr, []byte(ch), &e); errors.Is(err, storage.ErrNotFound) || err == nil && !e.Enrolled {
 				return fmt.Errorf("channel %s is not enrolled: %w", ch, storage.ErrNotFound)
 			} else if err != nil {
 				return err
@@ -268,6 +319,7 @@ func (s *Store) Enqueue(ctx context.Context, cmd *storage.Command, channels []st
 // Next implements storage.CommandQueue.
 func (s *Store) Next(ctx context.Context, channel string) (*storage.Command, error) {
 	var cmd *storage.Command
+	offered := true
 	err := s.view(func(tx *bolt.Tx) error {
 		p := prefix(channel)
 		k, v := tx.Bucket([]byte(bQueue)).Cursor().Seek(p)
@@ -280,9 +332,24 @@ func (s *Store) Next(ctx context.Context, channel string) (*storage.Command, err
 		}
 		// Copy: bbolt memory is only valid inside the transaction.
 		cmd.Raw = append([]byte(nil), tx.Bucket([]byte(bCommandRaw)).Get(v)...)
+		var t storage.Target
+		if err := getJSON(tx.Bucket([]byte(bTargets)), key(cmd.UUID, channel), &t); err != nil {
+			return err
+		}
+		offered = !t.OfferedAt.IsZero()
 		return nil
 	})
-	return cmd, err
+	if err != nil || offered {
+		return cmd, err
+	}
+	// First offer: recorded so that only offered commands can be answered.
+	// (The head may have moved since the read; offerHead marks whatever is
+	// there, which is what the next Next returns.)
+	err = s.update(func(tx *bolt.Tx) error { return offerHead(tx, channel, time.Now()) })
+	if err != nil {
+		return nil, err
+	}
+	return cmd, nil
 }
 
 // StoreResult implements storage.CommandQueue.
@@ -301,7 +368,10 @@ func (s *Store) StoreResult(ctx context.Context, r *storage.Result) (bool, error
 			return err
 		}
 		r.RequestType = cmd.RequestType
-		if t.Status == r.Status && t.ResultCount > 0 {
+		if t.OfferedAt.IsZero() {
+			return fmt.Errorf("command %s was never offered to %s: %w", r.CommandUUID, r.ChannelID, storage.ErrNotFound)
+		}
+		if t.ResultCount > 0 && (t.Status == r.Status || answered(t.Status)) {
 			dup = true
 			return nil
 		}
@@ -317,14 +387,48 @@ func (s *Store) StoreResult(ctx context.Context, r *storage.Result) (bool, error
 		qk := seqKey(r.ChannelID, t.Seq)
 		q, d := tx.Bucket([]byte(bQueue)), tx.Bucket([]byte(bDeferred))
 		if r.Status == storage.NotNow {
-			return move(q, d, qk)
+			if err := move(q, d, qk); err != nil {
+				return err
+			}
+		} else {
+			if err := q.Delete(qk); err != nil {
+				return err
+			}
+			if err := d.Delete(qk); err != nil {
+				return err
+			}
 		}
-		if err := q.Delete(qk); err != nil {
-			return err
-		}
-		return d.Delete(qk)
+		return offerHead(tx, r.ChannelID, r.At)
 	})
 	return dup, err
+}
+
+// offerHead marks the command now at the head of a channel's queue
+// offered. StoreResult calls it because the service hands that command out
+// in the same response; doing it in the result's write saves Next a write
+// (and an fsync) per command when several are queued.
+func offerHead(tx *bolt.Tx, channel string, at time.Time) error {
+	p := prefix(channel)
+	k, v := tx.Bucket([]byte(bQueue)).Cursor().Seek(p)
+	if k == nil || !hasPrefix(k, p) {
+		return nil
+	}
+	tb := tx.Bucket([]byte(bTargets))
+	tk := key(string(v), channel)
+	var t storage.Target
+	if err := getJSON(tb, tk, &t); err != nil {
+		return err
+	}
+	if !t.OfferedAt.IsZero() {
+		return nil
+	}
+	t.OfferedAt = at
+	return putJSON(tb, tk, &t)
+}
+
+// answered reports whether a status is the device's final answer.
+func answered(st storage.TargetStatus) bool {
+	return st == storage.Acknowledged || st == storage.Error || st == storage.CommandFormatError
 }
 
 // move transfers k from one bucket to another if it is there.
@@ -506,7 +610,7 @@ func (s *Store) RecordPushResults(ctx context.Context, results []storage.PushRes
 		b := tx.Bucket([]byte(bEnrollments))
 		for _, r := range results {
 			var e storage.Enrollment
-			if err := getJSON(b, []byte(r.ChannelID), &e); err == storage.ErrNotFound {
+			if err := getJSON(b, []byte(r.ChannelID), &e); errors.Is(err, storage.ErrNotFound) {
 				continue
 			} else if err != nil {
 				return err

@@ -29,6 +29,7 @@ func runMDM(t *testing.T, newStore func(t *testing.T) storage.MDMStore) {
 		{"Authenticate/Reenroll", testAuthenticateReenroll},
 		{"Authenticate/UserChannelsUnenrolled", testAuthenticateUsers},
 		{"Authenticate/SupersedesQueued", testAuthenticateSupersedes},
+		{"Authenticate/HexUDIDIgnoresCase", testAuthenticateFoldedUDID},
 		{"UpdateEnrollment", testUpdateEnrollment},
 		{"CheckOut", testCheckOut},
 		{"TouchLastSeen", testTouchLastSeen},
@@ -43,6 +44,8 @@ func runMDM(t *testing.T, newStore func(t *testing.T) storage.MDMStore) {
 		{"StoreResult/NotNowDefers", testResultNotNow},
 		{"StoreResult/Duplicate", testResultDuplicate},
 		{"StoreResult/Unknown", testResultUnknown},
+		{"StoreResult/FirstFinalWins", testResultFirstFinalWins},
+		{"StoreResult/NotOffered", testResultNotOffered},
 		{"Defer", testDefer},
 		{"Cancel", testCancel},
 		{"QueueDepth", testQueueDepth},
@@ -157,8 +160,11 @@ func (h *harness) wantNext(channel, want string) {
 	}
 }
 
+// result answers a command as a device does: it asks for the channel's
+// next command first (which offers the head of the queue), then reports.
 func (h *harness) result(channel, uuid string, st storage.TargetStatus) bool {
 	h.t.Helper()
+	h.next(channel)
 	dup, err := h.s.StoreResult(h.ctx, reportFor(channel, uuid, st))
 	if err != nil {
 		h.t.Fatalf("StoreResult(%s, %s, %s): %v", channel, uuid, st, err)
@@ -915,6 +921,7 @@ func testReadback(t *testing.T, h *harness) {
 	r3 := reportFor("D2", "cmd-1", storage.Acknowledged)
 	r4 := reportFor("D1", "cmd-10", storage.Acknowledged)
 	for _, r := range []*storage.Result{r1, r2, r3, r4} {
+		h.next(r.ChannelID) // offers each command before its result
 		if _, err := h.s.StoreResult(h.ctx, r); err != nil {
 			t.Fatal(err)
 		}
@@ -1033,5 +1040,115 @@ func testConcurrent(t *testing.T, h *harness) {
 				t.Errorf("%s on %s: %+v, want one Acknowledged result", u, ch, tg)
 			}
 		}
+	}
+}
+
+// The first final answer of a device stands: later results, whatever their
+// status, are neither stored nor moved on (issue #10).
+func testResultFirstFinalWins(t *testing.T, h *harness) {
+	h.enroll("D1", "cert-a")
+	h.enqueue("c-ack", "D1")
+	h.enqueue("c-err", "D1")
+	for _, first := range []struct {
+		uuid string
+		st   storage.TargetStatus
+	}{{"c-ack", storage.Acknowledged}, {"c-err", storage.Error}} {
+		if h.result("D1", first.uuid, first.st) {
+			t.Fatalf("first result for %s ignored", first.uuid)
+		}
+		for _, later := range []storage.TargetStatus{storage.Error, storage.NotNow, storage.CommandFormatError, storage.Acknowledged} {
+			if later == first.st {
+				continue
+			}
+			ignored, err := h.s.StoreResult(h.ctx, reportFor("D1", first.uuid, later))
+			if err != nil || !ignored {
+				t.Errorf("%s after %s on %s: ignored=%v err=%v, want ignored", later, first.st, first.uuid, ignored, err)
+			}
+		}
+		if tg := h.target(first.uuid, "D1"); tg.Status != first.st || tg.ResultCount != 1 {
+			t.Errorf("target %s after later results: %+v, want %s with one result", first.uuid, tg, first.st)
+		}
+		if res, err := h.s.Results(h.ctx, first.uuid); err != nil || len(res) != 1 || res[0].Status != first.st {
+			t.Errorf("Results(%s) = %+v, %v; want only the %s", first.uuid, res, err, first.st)
+		}
+	}
+	// A late NotNow must not park the finished command in the deferred set.
+	if n := h.depth("D1"); n != 0 {
+		t.Errorf("QueueDepth = %d, want 0", n)
+	}
+	if err := h.s.Undefer(h.ctx, "D1"); err != nil {
+		t.Fatal(err)
+	}
+	h.wantNext("D1", "")
+}
+
+// Only a command Next handed to the channel may be answered on it.
+func testResultNotOffered(t *testing.T, h *harness) {
+	h.enroll("D1", "cert-a")
+	user := h.addUser("D1", "u")
+	h.enqueue("c1", "D1", user)
+	h.enqueue("c2", "D1")
+	refuse := func(channel, uuid string) {
+		t.Helper()
+		if _, err := h.s.StoreResult(h.ctx, reportFor(channel, uuid, storage.Acknowledged)); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("result for %s on %s before it was offered: %v, want ErrNotFound", uuid, channel, err)
+		}
+	}
+	refuse("D1", "c1")
+	refuse("D1", "c2")
+	h.wantNext("D1", "c1")
+	refuse("D1", "c2") // behind the head: never offered
+	refuse(user, "c1") // offered on the device channel, not on the user's
+	if tg := h.target("c2", "D1"); tg.Status != storage.Queued || tg.ResultCount != 0 {
+		t.Errorf("refused results moved c2: %+v", tg)
+	}
+	if res, err := h.s.Results(h.ctx, "c2"); err != nil || len(res) != 0 {
+		t.Errorf("refused results were stored: %+v, %v", res, err)
+	}
+	h.enqueue("c3", "D1")
+	if _, err := h.s.StoreResult(h.ctx, reportFor("D1", "c1", storage.Acknowledged)); err != nil {
+		t.Fatalf("result for the offered command: %v", err)
+	}
+	// The answer to a result carries the next command: c2 is offered now,
+	// c3 behind it is not.
+	refuse("D1", "c3")
+	if _, err := h.s.StoreResult(h.ctx, reportFor("D1", "c2", storage.Acknowledged)); err != nil {
+		t.Fatalf("result for the command offered with the previous answer: %v", err)
+	}
+	h.wantNext("D1", "c3")
+	h.wantNext(user, "c1")
+}
+
+// A hex UDID in another case is the same device: it can neither enroll as
+// a second record nor miss the first one on lookup (issue #10).
+func testAuthenticateFoldedUDID(t *testing.T, h *harness) {
+	const upper, lower = "00008030-001A35E11E88802E", "00008030-001a35e11e88802e"
+	h.enroll(upper, "cert-a")
+	user := h.addUser(upper, "user-1")
+	rec := &storage.AuthenticateRecord{Enrollment: deviceRecord(lower, "cert-b")}
+	if err := h.s.Authenticate(h.ctx, rec); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("Authenticate(%s) with %s enrolled: %v, want ErrConflict", lower, upper, err)
+	}
+	if _, err := h.s.DeviceForCert(h.ctx, "cert-b"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("refused Authenticate bound its certificate: %v", err)
+	}
+	for _, id := range []string{lower, upper} {
+		if e := h.enrollment(id); e.ID != upper || e.CertHash != "cert-a" {
+			t.Errorf("Enrollment(%s) = %s bound to %s, want %s bound to cert-a", id, e.ID, e.CertHash, upper)
+		}
+	}
+	if e := h.enrollment(strings.ToLower(user)); e.ID != user {
+		t.Errorf("user channel under the other spelling = %s, want %s", e.ID, user)
+	}
+	list, err := h.s.ListEnrollments(h.ctx, "", 10)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("ListEnrollments = %d records, %v; want the device and its user", len(list), err)
+	}
+	// Re-enrolling under the stored spelling still works.
+	h.enroll(upper, "cert-c")
+	// IDs outside Apple's hex shapes stay exact.
+	h.enroll("DEV-A", "cert-d")
+	if _, err := h.s.Enrollment(h.ctx, "dev-a"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Enrollment(dev-a) = %v, want ErrNotFound (not a hex UDID)", err)
 	}
 }

@@ -2,6 +2,7 @@ package storagetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -33,6 +34,9 @@ func runCounts(t *testing.T, newStore func(t *testing.T) storage.MDMStore) {
 		if err := s.Enqueue(ctx, cmd, chans); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if _, err := s.Next(ctx, "DEV-B"); err != nil { // offered before it is answered
+		t.Fatal(err)
 	}
 	res := &storage.Result{CommandUUID: "CMD-0", ChannelID: "DEV-B", Status: storage.NotNow, At: time.Now()}
 	if _, err := s.StoreResult(ctx, res); err != nil {
@@ -79,7 +83,7 @@ func runPush(t *testing.T, newStore func(t *testing.T) storage.MDMStore) {
 		if b.TokenInvalid || b.LastPushError != "BadDeviceToken" {
 			t.Fatalf("a result for a replaced token invalidated the new one: %+v", b)
 		}
-		if _, err := s.Enrollment(ctx, "UNKNOWN"); err != storage.ErrNotFound {
+		if _, err := s.Enrollment(ctx, "UNKNOWN"); !errors.Is(err, storage.ErrNotFound) {
 			t.Fatalf("unknown channel created: %v", err)
 		}
 		if err := s.RecordPushResults(ctx, []storage.PushResult{{ChannelID: "DEV-B", Token: []byte("token-DEV-B"), At: now, Sent: true}}); err != nil {

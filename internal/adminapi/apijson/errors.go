@@ -11,6 +11,7 @@ import (
 	"github.com/orchardmdm/orchard/apns"
 	"github.com/orchardmdm/orchard/dep"
 	"github.com/orchardmdm/orchard/internal/command"
+	"github.com/orchardmdm/orchard/mdm/service"
 	"github.com/orchardmdm/orchard/storage"
 )
 
@@ -50,6 +51,7 @@ var statuses = []struct {
 	{dep.ErrSyncRunning, http.StatusConflict},
 	{apns.ErrInvalidCert, http.StatusBadRequest},
 	{apns.ErrTopicChanged, http.StatusConflict},
+	{service.ErrBadRequest, http.StatusBadRequest},
 }
 
 // internalError is the one 500 body: the cause goes to the log only.
