@@ -308,3 +308,15 @@ func FuzzProfileSpec(f *testing.F) {
 		}
 	})
 }
+
+// TestDEPServerFaultIsTheOne500: a storage fault under the ABM routes
+// answers the same 500 body as the rest of the API.
+func TestDEPServerFaultIsTheOne500(t *testing.T) {
+	a := newAPI(t, 0)
+	a.store.Close()
+	resp, body := a.call("GET", "/v1/dep/tokens", "", nil, nil)
+	var e struct{ Error string }
+	if resp.StatusCode != 500 || json.Unmarshal([]byte(body), &e) != nil || e.Error != "internal server error" {
+		t.Fatalf("GET /v1/dep/tokens on a closed store: %d %s", resp.StatusCode, body)
+	}
+}
