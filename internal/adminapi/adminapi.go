@@ -69,7 +69,6 @@ type Config struct {
 
 // API serves /v1/.
 type API struct {
-	cfg      Config
 	store    Store
 	commands Commands
 	secrets  Secrets
@@ -81,8 +80,10 @@ type API struct {
 	log      *slog.Logger
 	key      [sha256.Size]byte
 
-	mux   *http.ServeMux
-	paths *http.ServeMux      // the route paths without methods: 405 or 404
+	mux *http.ServeMux
+	// paths has every route's path without its method, to tell a wrong
+	// method (405) from an unknown path (404).
+	paths *http.ServeMux
 	allow map[string][]string // path pattern -> methods, for Allow
 }
 
@@ -94,7 +95,7 @@ func New(c Config) (*API, error) {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	a := &API{cfg: c, store: c.Store, commands: c.Commands, secrets: c.Secrets, releaser: c.Releaser, push: c.Push,
+	a := &API{store: c.Store, commands: c.Commands, secrets: c.Secrets, releaser: c.Releaser, push: c.Push,
 		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, log: c.Logger, key: sha256.Sum256([]byte(c.APIKey)),
 		mux: http.NewServeMux(), paths: http.NewServeMux(), allow: map[string][]string{}}
 	for _, rt := range a.routes() {

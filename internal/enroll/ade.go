@@ -3,10 +3,10 @@ package enroll
 import (
 	"context"
 	"errors"
-	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
 	"net/http"
 	"net/url"
 
+	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
 	"github.com/orchardmdm/orchard/scep"
 	"github.com/orchardmdm/orchard/storage"
 )

@@ -3,12 +3,12 @@ package enroll
 import (
 	"context"
 	"errors"
-	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
-	"github.com/orchardmdm/orchard/mdm"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
+	"github.com/orchardmdm/orchard/mdm"
 	"github.com/orchardmdm/orchard/scep"
 	"github.com/orchardmdm/orchard/storage"
 	"github.com/smallstep/pkcs7"

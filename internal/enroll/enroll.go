@@ -12,12 +12,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
 	"github.com/orchardmdm/orchard/internal/ratelimit"
 	"github.com/orchardmdm/orchard/mdm/enrollprofile"
 	"github.com/orchardmdm/orchard/scep"

@@ -6,10 +6,11 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
-	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
 )
 
 // ListCerts serves GET /v1/certificates.

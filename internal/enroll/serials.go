@@ -5,12 +5,12 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
-	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
 	"io"
 	"net/http"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
 	"github.com/orchardmdm/orchard/storage"
 )
 
