@@ -16,6 +16,7 @@ import (
 	"github.com/orchardmdm/orchard/dep"
 	"github.com/orchardmdm/orchard/dep/deptest"
 	"github.com/orchardmdm/orchard/internal/adminapi"
+	"github.com/orchardmdm/orchard/internal/adminapi/apitest"
 	"github.com/orchardmdm/orchard/pki"
 	"github.com/orchardmdm/orchard/storage"
 	"github.com/orchardmdm/orchard/storage/bolt"
@@ -84,7 +85,7 @@ func (a *api) call(method, path, contentType string, body []byte, out any) (*htt
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	conforms(a.t, method, a.srv.URL+path, contentType, body, resp, raw)
+	apitest.Conforms(a.t, method, a.srv.URL+path, contentType, body, resp, raw)
 	if out != nil && resp.StatusCode < 300 {
 		if err := json.Unmarshal(raw, out); err != nil {
 			a.t.Fatalf("%s %s: %v in %s", method, path, err, raw)

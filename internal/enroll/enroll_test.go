@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/orchardmdm/orchard/internal/adminapi"
+	"github.com/orchardmdm/orchard/internal/adminapi/apitest"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -131,6 +132,9 @@ func (e *env) do(t *testing.T, method, path, ctype, body string) (int, []byte, h
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
+	if strings.HasPrefix(path, "/v1/") {
+		apitest.Conforms(t, method, e.ts.URL+path, ctype, []byte(body), resp, data)
+	}
 	return resp.StatusCode, data, resp.Header
 }
 
@@ -360,11 +364,11 @@ func TestSerialCSV(t *testing.T) {
 	if a, _ := e.store.Serial(context.Background(), "F7TLWCLBX196"); a.Details != "new details" {
 		t.Errorf("with overwrite: %+v", a)
 	}
-	code, body, _ := e.do(t, "POST", "/v1/configurator/serials/assign", "", `{"serials":["DLXQPCWVGHMJ","NOPE"],"profile_id":"`+p2+`"}`)
+	code, body, _ := e.do(t, "POST", "/v1/configurator/serials/assign", "application/json", `{"serials":["DLXQPCWVGHMJ","NOPE"],"profile_id":"`+p2+`"}`)
 	if code != 404 {
 		t.Errorf("assign with unknown serial: %d %s", code, body)
 	}
-	if code, _, _ := e.do(t, "POST", "/v1/configurator/serials/assign", "", `{"serials":["dlxqpcwvghmj"],"profile_id":"`+p2+`"}`); code != 200 {
+	if code, _, _ := e.do(t, "POST", "/v1/configurator/serials/assign", "application/json", `{"serials":["dlxqpcwvghmj"],"profile_id":"`+p2+`"}`); code != 200 {
 		t.Errorf("assign: %d", code)
 	}
 	_, body, _ = e.do(t, "GET", "/v1/configurator/serials?profile_id="+p2, "", "")
