@@ -5,6 +5,7 @@
 package apijson
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,10 +53,10 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any, optional
 	if err != nil {
 		return err
 	}
-	if optional && len(strings.TrimSpace(string(body))) == 0 {
+	if optional && len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	dec.UseNumber()
 	if err := dec.Decode(v); err != nil {
