@@ -24,8 +24,8 @@ type command struct {
 	variadic bool     // the last argument repeats (zero or more)
 	help     string   // more text for --help, optional
 	examples []string // full command lines, run by the docs test when docs show them
-	// local commands do not call the API: they get only --data (when
-	// they do not define it) instead of every global flag.
+	// local commands do not call the API: their help shows only --data of
+	// the global flags (all are still accepted, so a line can set them once).
 	local bool
 	// setup registers the leaf's flags and returns what runs once they
 	// are parsed; args are the positional arguments, checked for count.
@@ -102,7 +102,7 @@ func exitCode(err error) int {
 
 // globalFlags are accepted before or after the command; a leaf that defines
 // one of these names itself (enroll profile's -o file) keeps its own.
-func (e *env) globalFlags(fs *flag.FlagSet, local bool) {
+func (e *env) globalFlags(fs *flag.FlagSet) {
 	def := func(p *string, name, envKey, value, usage string) {
 		if fs.Lookup(name) != nil {
 			return
@@ -116,9 +116,6 @@ func (e *env) globalFlags(fs *flag.FlagSet, local bool) {
 		fs.StringVar(p, name, value, usage)
 	}
 	def(&e.data, "data", "ORCHARD_DATA", "orchard-data", "data directory: API key and TLS certificate")
-	if local {
-		return
-	}
 	def(&e.server, "server", "ORCHARD_SERVER", "https://localhost:8443", "Orchard server URL")
 	def(&e.apiKey, "api-key", "ORCHARD_API_KEY", "", "admin API key (default: <data>/api-key)")
 	def(&e.output, "output", "", "table", "output format: table, json or csv")
@@ -189,7 +186,7 @@ func (e *env) execute(ctx context.Context, args []string) error {
 	if node.raw {
 		return runFn(ctx, rest)
 	}
-	e.globalFlags(fs, node.local)
+	e.globalFlags(fs)
 	pos, err := parseInterleaved(fs, rest)
 	if errors.Is(err, flag.ErrHelp) {
 		e.printHelp(e.stdout, node, path)
@@ -291,7 +288,10 @@ func (e *env) printHelp(w io.Writer, c *command, path []string) {
 		fs.VisitAll(func(f *flag.Flag) { own[f.Name] = true })
 		printFlags(w, "Flags", fs, nil)
 		g := flag.NewFlagSet("", flag.ContinueOnError)
-		(&env{}).globalFlags(g, c.local)
+		(&env{}).globalFlags(g)
+		if c.local {
+			g.VisitAll(func(f *flag.Flag) { own[f.Name] = own[f.Name] || f.Name != "data" })
+		}
 		printFlags(w, "Global flags (before or after the command)", g, own)
 	}
 	if len(c.examples) > 0 {

@@ -76,7 +76,7 @@ func completeSetup(_ *flag.FlagSet, e *env) func(context.Context, []string) erro
 			if node.setup != nil {
 				node.setup(fs, &env{})
 			}
-			(&env{}).globalFlags(fs, node.local)
+			(&env{}).globalFlags(fs)
 			fs.VisitAll(func(f *flag.Flag) {
 				name := "--" + f.Name
 				if len(f.Name) == 1 {
