@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -219,7 +220,7 @@ func TestDevicesListAllCSV(t *testing.T) {
 		if i > 0 && r[0] <= recs[i][0] {
 			t.Fatalf("row %d out of order: %s after %s", i, r[0], recs[i][0])
 		}
-		if r[3] != "iPhone14,2" || r[5] != "yes" || r[6] != "profile" {
+		if r[3] != "iPhone14,2" || r[5] != "true" || r[6] != "profile" {
 			t.Fatalf("row %d = %q", i, r)
 		}
 	}
@@ -358,5 +359,49 @@ func TestOutputFormats(t *testing.T) {
 	}
 	if err := e.render([]byte(`{"a":`), call{}); err == nil {
 		t.Fatal("truncated JSON rendered without error")
+	}
+}
+
+// lineWatch signals once a written line contains want.
+type lineWatch struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	want string
+	seen chan string
+}
+
+func (w *lineWatch) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	for _, l := range strings.Split(w.buf.String(), "\n") {
+		if strings.Contains(l, w.want) && w.seen != nil {
+			w.seen <- l
+			w.seen = nil
+		}
+	}
+	return len(p), nil
+}
+
+// orchard serve logs its version in the line that says it is serving.
+func TestServeLogsVersion(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &lineWatch{want: "orchard serving", seen: make(chan string, 1)}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--public-url", "https://127.0.0.1:8443"}, io.Discard, w)
+	}()
+	var line string
+	select {
+	case line = <-w.seen:
+	case err := <-done:
+		t.Fatalf("serve ended before serving: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	if !strings.Contains(line, `version="`+version.Get().String()+`"`) {
+		t.Fatalf("start line %q has no version", line)
 	}
 }

@@ -144,7 +144,9 @@ func columnsOf(items []any) []column {
 	return cols
 }
 
-func rows(items []any, cols []column) [][]string {
+// rows formats the items' cells; CSV keeps JSON's true/false for scripts,
+// tables say yes/no.
+func rows(items []any, cols []column, forCSV bool) [][]string {
 	out := make([][]string, 0, len(items))
 	for _, it := range items {
 		r := make([]string, len(cols))
@@ -155,7 +157,11 @@ func rows(items []any, cols []column) [][]string {
 				continue
 			}
 			if v, ok := o.get(c.path); ok {
-				r[i] = cell(v)
+				if b, isBool := v.(bool); isBool && forCSV {
+					r[i] = fmt.Sprint(b)
+				} else {
+					r[i] = cell(v)
+				}
 			}
 		}
 		out = append(out, r)
@@ -176,7 +182,7 @@ func headers(cols []column) []string {
 func writeTable(w io.Writer, cols []column, items []any) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, strings.Join(headers(cols), "\t"))
-	for _, r := range rows(items, cols) {
+	for _, r := range rows(items, cols, false) {
 		for i := range r {
 			if r[i] == "" {
 				r[i] = "-"
@@ -191,7 +197,7 @@ func writeTable(w io.Writer, cols []column, items []any) error {
 func writeCSV(w io.Writer, cols []column, items []any) error {
 	cw := csv.NewWriter(w)
 	cw.Write(headers(cols))
-	for _, r := range rows(items, cols) {
+	for _, r := range rows(items, cols, true) {
 		cw.Write(r)
 	}
 	cw.Flush()
