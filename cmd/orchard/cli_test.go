@@ -405,3 +405,54 @@ func TestServeLogsVersion(t *testing.T) {
 		t.Fatalf("start line %q has no version", line)
 	}
 }
+
+// Flags and arguments mix in any order; a value flag takes the next word
+// even when it looks like a flag; "--" ends the flags.
+func TestParseInterleaved(t *testing.T) {
+	for _, tc := range []struct {
+		args             []string
+		pos              []string
+		set, limit, name string
+		confirm          bool
+	}{
+		{[]string{"a", "--set", "k=v", "b"}, []string{"a", "b"}, "k=v", "1", "", false},
+		{[]string{"--confirm", "a", "-limit=5", "b", "--name", "-x"}, []string{"a", "b"}, "", "5", "-x", true},
+		{[]string{"a", "--", "--set", "b"}, []string{"a", "--set", "b"}, "", "1", "", false},
+		{[]string{"-", "--confirm=false"}, []string{"-"}, "", "1", "", false},
+	} {
+		fs := flag.NewFlagSet("", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		set := fs.String("set", "", "")
+		limit := fs.Int("limit", 1, "")
+		name := fs.String("name", "", "")
+		confirm := fs.Bool("confirm", false, "")
+		pos, err := parseInterleaved(fs, tc.args)
+		if err != nil || strings.Join(pos, " ") != strings.Join(tc.pos, " ") || *set != tc.set || fmt.Sprint(*limit) != tc.limit || *name != tc.name || *confirm != tc.confirm {
+			t.Errorf("%q: pos %q set %q limit %d name %q confirm %v err %v", tc.args, pos, *set, *limit, *name, *confirm, err)
+		}
+	}
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.String("set", "", "")
+	if _, err := parseInterleaved(fs, []string{"a", "--nope"}); err == nil {
+		t.Error("unknown flag accepted")
+	}
+}
+
+// On a terminal, --all redraws one progress line on stderr and ends it
+// with a newline; stdout is only the data.
+func TestAllProgressOnTerminal(t *testing.T) {
+	s := servertest.Start(t)
+	seed(t, s, 5)
+	var out, errOut bytes.Buffer
+	e := &env{stdout: &out, stderr: &errOut, tty: true, root: rootCommand()}
+	if err := e.execute(context.Background(), []string{"devices", "list", "--all", "--limit", "2", "-o", "csv", "--data", s.Dir, "--server", s.URL}); err != nil {
+		t.Fatal(err)
+	}
+	if got := errOut.String(); got != "\rfetching devices: 2 (page 1)\rfetching devices: 4 (page 2)\rfetching devices: 5 (page 3)\n" {
+		t.Fatalf("progress %q", got)
+	}
+	if n := strings.Count(out.String(), "\n"); n != 6 {
+		t.Fatalf("%d CSV lines:\n%s", n, out.String())
+	}
+}
