@@ -320,8 +320,12 @@ func printFlags(w io.Writer, title string, fs *flag.FlagSet, skip map[string]boo
 		if name != "" {
 			left += " " + name
 		}
-		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "[]" {
+		switch {
+		case f.DefValue == "" || f.DefValue == "false" || f.DefValue == "0" && name != "int":
+		case name == "string":
 			usage += fmt.Sprintf(" (default %q)", f.DefValue)
+		default:
+			usage += " (default " + f.DefValue + ")"
 		}
 		lines = append(lines, [2]string{left, usage})
 	})

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -454,5 +456,18 @@ func TestAllProgressOnTerminal(t *testing.T) {
 	}
 	if n := strings.Count(out.String(), "\n"); n != 6 {
 		t.Fatalf("%d CSV lines:\n%s", n, out.String())
+	}
+}
+
+// A broken server that answers the same cursor again stops --all with an
+// error instead of paging forever.
+func TestAllStopsOnRepeatedCursor(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"devices":[{"id":"x"}],"next":"x"}`))
+	}))
+	defer srv.Close()
+	_, errOut, code := cli(t, "devices", "list", "--all", "--server", srv.URL, "--api-key", "k")
+	if code != exitError || !strings.Contains(errOut, "same cursor") {
+		t.Fatalf("exit %d: %s", code, errOut)
 	}
 }

@@ -288,6 +288,11 @@ func (e *env) fetchAll(ctx context.Context, c *client, req call) error {
 		if next == "" || len(got) == 0 {
 			break
 		}
+		// A cursor must move on; a broken server repeating it would
+		// otherwise page forever.
+		if next == u.Query().Get("after") {
+			return fmt.Errorf("page %d: the server answered the same cursor %q again", page, next)
+		}
 		q := u.Query()
 		q.Set("after", next)
 		u.RawQuery = q.Encode()
@@ -308,12 +313,12 @@ func (e *env) fetchAll(ctx context.Context, c *client, req call) error {
 func commandsSend(fs *flag.FlagSet) builder {
 	var udids listFlags
 	var sets kvFlags
-	fs.Var(&udids, "udid", "target device UDID or enrollment ID (repeat for many)")
+	fs.Var(&udids, "udid", "target `udid`: device UDID or enrollment ID (repeat for many)")
 	user := fs.String("user", "", "target this user channel on each device")
 	typ := fs.String("type", "", "request type, e.g. DeviceInformation")
 	payload := fs.String("payload", "", "JSON object of the command's keys")
 	plistFile := fs.String("plist", "", "file holding a full command plist ({CommandUUID, Command})")
-	fs.Var(&sets, "set", "Key=Value for the command (repeat), typed by Apple's schema; arrays and dictionaries as JSON")
+	fs.Var(&sets, "set", "`Key=Value` for the command (repeat), typed by Apple's schema; arrays and dictionaries as JSON")
 	return func(*client, []string) (call, error) {
 		req := map[string]any{"targets": []string(udids)}
 		if *user != "" {
@@ -390,7 +395,7 @@ func pushCertUpload(fs *flag.FlagSet) builder {
 // deviceAction runs a remote action: orchard devices action <id> lock --set message="Call IT".
 func deviceAction(fs *flag.FlagSet) builder {
 	var sets kvFlags
-	fs.Var(&sets, "set", "field=value for the action (repeat); true/false are booleans, anything else a string")
+	fs.Var(&sets, "set", "`field=value` for the action (repeat); true/false are booleans, anything else a string")
 	confirm := fs.Bool("confirm", false, "confirm a destructive action (erase, retire)")
 	return func(_ *client, args []string) (call, error) {
 		body := map[string]any{}

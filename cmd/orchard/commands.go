@@ -137,7 +137,7 @@ func devicesShow(fs *flag.FlagSet) builder {
 
 func pushSetup(fs *flag.FlagSet) builder {
 	var udids listFlags
-	fs.Var(&udids, "udid", "device UDID or enrollment ID to wake (repeat for many)")
+	fs.Var(&udids, "udid", "`udid`: device UDID or enrollment ID to wake (repeat for many)")
 	user := fs.String("user", "", "wake this user channel on each device")
 	return func(*client, []string) (call, error) {
 		return call{method: "POST", path: "/v1/push", body: map[string]any{"targets": []string(udids), "user_id": *user}, bulk: true}, nil
