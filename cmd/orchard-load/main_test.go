@@ -146,7 +146,8 @@ func TestParseProc(t *testing.T) {
 	}
 }
 
-// testConfig is a run against a servertest server over its TLS.
+// testConfig is a run against a servertest server over its TLS, which the
+// generator trusts from the enrollment profile's root payload.
 func testConfig(t *testing.T, s *servertest.Server, mutate func(*config)) *config {
 	t.Helper()
 	c, err := parseLoadFlags([]string{"--server", s.URL, "--api-key", s.APIKey(), "--rebase=false",
@@ -154,7 +155,6 @@ func testConfig(t *testing.T, s *servertest.Server, mutate func(*config)) *confi
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.client = s.Client
 	mutate(c)
 	return c
 }
