@@ -365,6 +365,25 @@ func TestReportTables(t *testing.T) {
 			t.Errorf("compare table lacks %q:\n%s", want, out.String())
 		}
 	}
+	// Several runs: a column each, then each one's ratio to the last.
+	w := write("w.json", report{Label: "Wake", Conn: connWake, TLS: true, Signing: signingFresh, PerSecond: 150, Wakes: 40, CPUPerWakeMs: 0.25, TLSHandshakes: 40, TLSResumedPct: 100})
+	out.Reset()
+	if err := run(context.Background(), []string{"report", "compare", a, w, b}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| figure | Orchard | Wake | NanoMDM | ratio Orchard/NanoMDM | ratio Wake/NanoMDM |",
+		"|---|---:|---:|---:|---:|---:|",
+		"| transport | plain HTTP | TLS wake | plain HTTP | | |",
+		"| signing | unknown | every message afresh | unknown | | |",
+		"| connects/s | 300.0 | 150.0 | 200.0 | 1.50 | 0.75 |",
+		"| server CPU per wake (ms) | 0.000 | 0.250 | 0.000 | = | n/a |",
+		"| TLS handshakes resumed (%) | 0 | 100 | 0 | = | n/a |",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("three-way compare table lacks %q:\n%s", want, out.String())
+		}
+	}
 	out.Reset()
 	if err := run(context.Background(), []string{"report", "curve", a, b}, &out, io.Discard); err != nil {
 		t.Fatal(err)
