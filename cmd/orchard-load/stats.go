@@ -152,7 +152,7 @@ func (r *report) fill(s *stats) {
 		r.CPUPerWakeMs = r.Load.ServerCPUS * 1000 / float64(r.Wakes)
 		r.ClientCPUPerWakeMs = r.Load.ClientCPUS * 1000 / float64(r.Wakes)
 	}
-	if r.Answered > 0 {
+	if r.Answered > 0 && r.Scenario == scenarioRoundtrip {
 		r.CPUPerCommandMs = r.Load.ServerCPUS * 1000 / float64(r.Answered)
 	}
 }
