@@ -70,10 +70,17 @@ func newTransports(mode string, roots *x509.CertPool) *transports {
 	return &transports{mode: mode, roots: roots, stats: &tlsStats{}, dialer: &net.Dialer{Timeout: 5 * time.Second}}
 }
 
-// device is one device's client. Its transport keeps at most one idle
-// connection per host, so the device's requests share one connection as
-// a device's do; in wake mode the caller closes it after every wake.
+// device is one device's client, with its own TLS session cache. Its
+// transport keeps at most one idle connection per host, so the device's
+// requests share one connection as a device's do; in wake mode closing
+// its idle connections ends the wake (see wakeTransport).
 func (t *transports) device() *http.Client {
+	conf := &tls.Config{
+		RootCAs:            t.roots,
+		MinVersion:         tls.VersionTLS12,
+		ClientSessionCache: tls.NewLRUClientSessionCache(4),
+		VerifyConnection:   t.stats.observe,
+	}
 	var p http.Protocols
 	switch t.mode {
 	case connH1:
@@ -84,21 +91,71 @@ func (t *transports) device() *http.Client {
 		p.SetHTTP1(true)
 		p.SetHTTP2(true)
 	}
-	return &http.Client{
-		Timeout: time.Minute,
-		Transport: &http.Transport{
-			DialContext: t.dialer.DialContext,
-			TLSClientConfig: &tls.Config{
-				RootCAs:            t.roots,
-				MinVersion:         tls.VersionTLS12,
-				ClientSessionCache: tls.NewLRUClientSessionCache(4),
-				VerifyConnection:   t.stats.observe,
-			},
+	build := func(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Transport {
+		return &http.Transport{
+			DialContext:         dial,
+			TLSClientConfig:     conf,
 			Protocols:           &p,
 			TLSHandshakeTimeout: 10 * time.Second,
 			MaxIdleConnsPerHost: 1,
 			IdleConnTimeout:     5 * time.Minute,
-		},
+		}
+	}
+	var rt http.RoundTripper
+	if t.mode == connWake {
+		w := &wakeTransport{build: build, dialer: t.dialer}
+		w.cur = w.fresh()
+		rt = w
+	} else {
+		rt = build(t.dialer.DialContext)
+	}
+	return &http.Client{Timeout: time.Minute, Transport: rt}
+}
+
+// wakeTransport is a device's transport in wake mode. A wake's requests
+// share one connection; CloseIdleConnections, at the end of every wake,
+// closes every connection the wake opened (HTTP/2 may not have marked a
+// finished one idle yet, and the next wake would reuse it) and starts the
+// next wake on a fresh transport. The TLS config, and with it the
+// device's session cache, carries over.
+type wakeTransport struct {
+	build  func(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Transport
+	dialer *net.Dialer
+
+	mu    sync.Mutex
+	cur   *http.Transport
+	conns []net.Conn
+}
+
+func (w *wakeTransport) fresh() *http.Transport {
+	return w.build(func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := w.dialer.DialContext(ctx, network, addr)
+		if err == nil {
+			w.mu.Lock()
+			w.conns = append(w.conns, c)
+			w.mu.Unlock()
+		}
+		return c, err
+	})
+}
+
+func (w *wakeTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	w.mu.Lock()
+	cur := w.cur
+	w.mu.Unlock()
+	return cur.RoundTrip(r)
+}
+
+// CloseIdleConnections ends the wake.
+func (w *wakeTransport) CloseIdleConnections() {
+	next := w.fresh()
+	w.mu.Lock()
+	old, conns := w.cur, w.conns
+	w.cur, w.conns = next, nil
+	w.mu.Unlock()
+	old.CloseIdleConnections()
+	for _, c := range conns {
+		c.Close()
 	}
 }
 
