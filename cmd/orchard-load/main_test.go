@@ -509,3 +509,18 @@ func TestTLSTrust(t *testing.T) {
 		}
 	}
 }
+
+// TestStartServerReadyOnTLS: --server-cmd's readiness poll takes an
+// answer from a server with a certificate nobody trusts yet (Orchard's
+// self-signed one), which the run then checks against the profile.
+func TestStartServerReadyOnTLS(t *testing.T) {
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer ts.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	srv, err := startServer(ctx, "sleep 60", ts.URL+"/", io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.stop()
+}
