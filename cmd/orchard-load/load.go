@@ -78,7 +78,7 @@ func runLoad(ctx context.Context, c *config, stderr io.Writer) (*report, error) 
 	}
 
 	rep := &report{Label: c.Label, Target: c.Target, Scenario: c.Scenario, Devices: c.Devices, Concurrency: c.Concurrency, Backlog: c.Backlog,
-		Conn: c.Conn, TLS: strings.HasPrefix(c.Server, "https://"), Signing: signingFresh}
+		Conn: c.Conn, Signing: signingFresh}
 	if c.SignIdleOnce {
 		rep.Signing = signingIdleOnce
 	}
@@ -94,6 +94,7 @@ func runLoad(ctx context.Context, c *config, stderr io.Writer) (*report, error) 
 		return nil, err
 	}
 	rep.Enroll = phaseOf(time.Since(start), before, pid)
+	rep.TLS = strings.HasPrefix(devs[0].ServerURL, "https://")
 	fmt.Fprintf(stderr, "%s: enrolled %d devices in %s\n", c.Label, n, rep.Enroll.Wall.Round(time.Millisecond))
 
 	if !c.EnrollOnly {
