@@ -142,6 +142,8 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.mux.ServeHTTP(w, r)
 		return
 	}
+	// No route matched: the request is metered as unmatched, not as "/v1/".
+	r.Pattern = ""
 	if _, path := a.paths.Handler(r); path != "" {
 		methods := a.allow[path]
 		w.Header().Set("Allow", strings.Join(methods, ", "))
