@@ -1,0 +1,329 @@
+package identity
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/base64"
+	"math/big"
+	"testing"
+	"time"
+
+	"github.com/orchardmdm/orchard/internal/simdevice"
+	"github.com/orchardmdm/orchard/pki"
+	"github.com/smallstep/pkcs7"
+)
+
+// cmsSeed is one signature shape, with whether the fast path reads it.
+type cmsSeed struct {
+	name string
+	der  []byte
+	body []byte
+	fast bool // the fast path reads it
+	lib  bool // the library accepts it
+}
+
+func selfSigned(t testing.TB, key crypto.Signer) *x509.Certificate {
+	t.Helper()
+	cert, err := pki.SelfSigned(&x509.Certificate{
+		SerialNumber: pki.RandomSerial(),
+		Subject:      pkix.Name{CommonName: "device"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().AddDate(1, 0, 0),
+	}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
+func libSign(t testing.TB, body []byte, cert *x509.Certificate, key crypto.Signer, edit func(*pkcs7.SignedData) error) []byte {
+	t.Helper()
+	sd, err := pkcs7.NewSignedData(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := edit(sd); err != nil {
+		t.Fatal(err)
+	}
+	der, err := sd.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+// appleShaped signs as Apple devices do: SHA-256 and rsaEncryption, NULL
+// parameters on the algorithms, the signer's certificate after its issuer.
+func appleShaped(t testing.TB, body []byte, cert, issuer *x509.Certificate, key *rsa.PrivateKey) []byte {
+	t.Helper()
+	type algID struct {
+		Algorithm  asn1.ObjectIdentifier
+		Parameters asn1.RawValue
+	}
+	type attr struct {
+		Type  asn1.ObjectIdentifier
+		Value asn1.RawValue
+	}
+	null := asn1.RawValue{Tag: asn1.TagNull}
+	sha256ID := algID{asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 1}, null}
+	set := func(v any) asn1.RawValue {
+		der, err := asn1.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSet, IsCompound: true, Bytes: der}
+	}
+	digest := crypto.SHA256.New()
+	digest.Write(body)
+	attrs := []attr{ // already in DER SET OF order
+		{pkcs7.OIDAttributeContentType, set(pkcs7.OIDData)},
+		{pkcs7.OIDAttributeSigningTime, set(time.Now().UTC())},
+		{pkcs7.OIDAttributeMessageDigest, set(digest.Sum(nil))},
+	}
+	signedAttrs, err := asn1.Marshal(struct {
+		A []attr `asn1:"set"`
+	}{attrs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outer asn1.RawValue
+	if _, err := asn1.Unmarshal(signedAttrs, &outer); err != nil {
+		t.Fatal(err)
+	}
+	h := crypto.SHA256.New()
+	h.Write(outer.Bytes)
+	sig, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, h.Sum(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type signerInfo struct {
+		Version int
+		Issuer  struct {
+			Name   asn1.RawValue
+			Serial *big.Int
+		}
+		Digest    algID
+		Attrs     []attr `asn1:"tag:0"`
+		Algorithm algID
+		Signature []byte
+	}
+	si := signerInfo{Version: 1, Digest: sha256ID, Attrs: attrs,
+		Algorithm: algID{asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}, null}, Signature: sig}
+	si.Issuer.Name = asn1.RawValue{FullBytes: cert.RawIssuer}
+	si.Issuer.Serial = cert.SerialNumber
+	sd, err := asn1.Marshal(struct {
+		Version int
+		Digests []algID `asn1:"set"`
+		Content struct{ Type asn1.ObjectIdentifier }
+		Certs   asn1.RawValue `asn1:"tag:0"`
+		Signers []signerInfo  `asn1:"set"`
+	}{
+		Version: 1, Digests: []algID{sha256ID},
+		Content: struct{ Type asn1.ObjectIdentifier }{pkcs7.OIDData},
+		Certs: asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true,
+			Bytes: append(bytes.Clone(issuer.Raw), cert.Raw...)},
+		Signers: []signerInfo{si},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := asn1.Marshal(struct {
+		Type    asn1.ObjectIdentifier
+		Content asn1.RawValue
+	}{pkcs7.OIDSignedData, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: sd}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+// indefinite re-encodes the outer SEQUENCE of der with an indefinite
+// length: valid BER that the library reads and the fast path declines.
+func indefinite(der []byte) []byte {
+	s := der[2:]
+	if der[1]&0x80 != 0 {
+		s = der[2+int(der[1]&0x7f):]
+	}
+	out := append([]byte{0x30, 0x80}, s...)
+	return append(out, 0, 0)
+}
+
+func cmsSeeds(t testing.TB) []cmsSeed {
+	t.Helper()
+	body := []byte("<plist><dict><key>Status</key><string>Idle</string></dict></plist>")
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaCert, ecCert := selfSigned(t, rsaKey), selfSigned(t, ecKey)
+	// An issued certificate, for a signature carrying its chain.
+	ca, err := pki.LoadOrCreateCA(t.(interface{ TempDir() string }).TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	issued, err := ca.Sign(&x509.Certificate{SerialNumber: pki.RandomSerial(), Subject: pkix.Name{CommonName: "d"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(1, 0, 0)}, rsaKey.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim, err := (&simdevice.Device{Cert: rsaCert, Key: rsaKey}).Sign(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	simDER, _ := base64.StdEncoding.DecodeString(sim)
+	detached := func(cert *x509.Certificate, key crypto.Signer, digest asn1.ObjectIdentifier) func(*pkcs7.SignedData) error {
+		return func(sd *pkcs7.SignedData) error {
+			if digest != nil {
+				sd.SetDigestAlgorithm(digest)
+			}
+			sd.Detach()
+			return sd.AddSigner(cert, key, pkcs7.SignerInfoConfig{})
+		}
+	}
+	return []cmsSeed{
+		{"simdevice RSA SHA-1", simDER, body, true, true},
+		{"Apple-shaped RSA SHA-256 with its issuer", appleShaped(t, body, issued, ca.Cert, rsaKey), body, true, true},
+		{"RSA SHA-256", libSign(t, body, rsaCert, rsaKey, detached(rsaCert, rsaKey, pkcs7.OIDDigestAlgorithmSHA256)), body, true, true},
+		{"RSA SHA-512", libSign(t, body, rsaCert, rsaKey, detached(rsaCert, rsaKey, pkcs7.OIDDigestAlgorithmSHA512)), body, true, true},
+		{"ECDSA P-256 SHA-256", libSign(t, body, ecCert, ecKey, detached(ecCert, ecKey, pkcs7.OIDDigestAlgorithmSHA256)), body, true, true},
+		{"ECDSA P-256 SHA-384", libSign(t, body, ecCert, ecKey, detached(ecCert, ecKey, pkcs7.OIDDigestAlgorithmSHA384)), body, true, true},
+		{"without signed attributes", libSign(t, body, ecCert, ecKey, func(sd *pkcs7.SignedData) error {
+			sd.SetDigestAlgorithm(pkcs7.OIDDigestAlgorithmSHA256)
+			sd.Detach()
+			return sd.SignWithoutAttr(ecCert, ecKey, pkcs7.SignerInfoConfig{})
+		}), body, true, true},
+		{"BER indefinite length", indefinite(simDER), body, false, true},
+		{"trailing bytes", append(bytes.Clone(simDER), 0, 0), body, false, true},
+		{"content embedded", libSign(t, body, rsaCert, rsaKey, func(sd *pkcs7.SignedData) error {
+			return sd.AddSigner(rsaCert, rsaKey, pkcs7.SignerInfoConfig{})
+		}), body, false, true},
+		{"two signers", libSign(t, body, rsaCert, rsaKey, func(sd *pkcs7.SignedData) error {
+			sd.Detach()
+			if err := sd.AddSigner(rsaCert, rsaKey, pkcs7.SignerInfoConfig{}); err != nil {
+				return err
+			}
+			return sd.AddSigner(ecCert, ecKey, pkcs7.SignerInfoConfig{})
+		}), body, false, false},
+		{"unsigned attribute", libSign(t, body, rsaCert, rsaKey, func(sd *pkcs7.SignedData) error {
+			sd.Detach()
+			return sd.AddSigner(rsaCert, rsaKey, pkcs7.SignerInfoConfig{
+				ExtraUnsignedAttributes: []pkcs7.Attribute{{Type: asn1.ObjectIdentifier{1, 2, 3}, Value: "x"}}})
+		}), body, false, true},
+	}
+}
+
+// libraryVerdict is what smallstep/pkcs7 alone decides: the signer and
+// whether the signature covers body.
+func libraryVerdict(der, body []byte) (*x509.Certificate, bool) {
+	p7, err := parseCMS(der)
+	if err != nil {
+		return nil, false
+	}
+	signer := p7.GetOnlySigner()
+	if signer == nil {
+		return nil, false
+	}
+	p7.Content = body
+	return signer, p7.Verify() == nil
+}
+
+// checkAgainstLibrary fails when the fast path reads der to another signer
+// or another verdict than the library.
+func checkAgainstLibrary(t *testing.T, cache *certCache, der, body []byte) (read bool) {
+	t.Helper()
+	d, err := parseDetached(der, cache)
+	if err != nil {
+		return false
+	}
+	libSigner, libOK := libraryVerdict(der, body)
+	if libSigner == nil || !bytes.Equal(libSigner.Raw, d.signer.Raw) {
+		t.Fatalf("fast path read signer %v, the library %v", d.signer.Subject, libSigner)
+	}
+	if fastErr := d.verify(body); (fastErr == nil) != libOK {
+		t.Fatalf("fast path verdict %v, library accepts: %v", fastErr, libOK)
+	}
+	return true
+}
+
+func TestDetachedFastPath(t *testing.T) {
+	cache := newCertCache(maxCachedCerts)
+	for _, s := range cmsSeeds(t) {
+		t.Run(s.name, func(t *testing.T) {
+			if _, ok := libraryVerdict(s.der, s.body); ok != s.lib {
+				t.Fatalf("the library accepts the seed: %v, want %v", ok, s.lib)
+			}
+			if read := checkAgainstLibrary(t, cache, s.der, s.body); read != s.fast {
+				t.Fatalf("fast path read it: %v, want %v", read, s.fast)
+			}
+			tampered := append(bytes.Clone(s.body), ' ')
+			if _, ok := libraryVerdict(s.der, tampered); ok {
+				t.Fatal("the library accepts another body")
+			}
+			checkAgainstLibrary(t, cache, s.der, tampered)
+		})
+	}
+}
+
+// FuzzDetachedAgainstLibrary runs the fast path and the library on the same
+// signatures and bodies: whenever the fast path reads a signature it must
+// name the library's signer and reach the library's verdict.
+func FuzzDetachedAgainstLibrary(f *testing.F) {
+	for _, s := range cmsSeeds(f) {
+		f.Add(s.der, s.body)
+		f.Add(s.der, s.body[1:])
+	}
+	cache := newCertCache(64)
+	f.Fuzz(func(t *testing.T, der, body []byte) {
+		if len(der) > MaxSignatureLen {
+			return
+		}
+		checkAgainstLibrary(t, cache, der, body)
+	})
+}
+
+func TestCertCacheBounded(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := newCertCache(3)
+	var first *x509.Certificate
+	for i := range 5 {
+		cert := selfSigned(t, key)
+		got, sum, err := cache.parse(cert.Raw)
+		if err != nil || !got.Equal(cert) || sum != sha256.Sum256(cert.Raw) {
+			t.Fatalf("parse %d: %v", i, err)
+		}
+		if i == 0 {
+			first = got
+		}
+		if again, _, _ := cache.parse(cert.Raw); again != got {
+			t.Fatal("a cached certificate was parsed again")
+		}
+		if n := len(cache.m); n > 3 {
+			t.Fatalf("cache holds %d certificates, bound 3", n)
+		}
+	}
+	// The cache keeps its own copy: a caller's buffer may be reused.
+	buf := bytes.Clone(first.Raw)
+	c, _, _ := cache.parse(buf)
+	clear(buf)
+	if c.Raw[0] != 0x30 {
+		t.Fatal("cached certificate shares the caller's buffer")
+	}
+	if _, _, err := cache.parse([]byte{0x30, 0}); err == nil {
+		t.Fatal("garbage parsed as a certificate")
+	}
+}
