@@ -62,7 +62,9 @@ func libSign(t testing.TB, body []byte, cert *x509.Certificate, key crypto.Signe
 
 // appleShaped signs as Apple devices do: SHA-256 and rsaEncryption, NULL
 // parameters on the algorithms, the signer's certificate after its issuer.
-func appleShaped(t testing.TB, body []byte, cert, issuer *x509.Certificate, key *rsa.PrivateKey) []byte {
+// With unsorted, the signed attributes are sent out of DER order (the
+// signature still covers them sorted); signedAt is the signing time.
+func appleShaped(t testing.TB, body []byte, cert, issuer *x509.Certificate, key *rsa.PrivateKey, unsorted bool, signedAt time.Time) []byte {
 	t.Helper()
 	type algID struct {
 		Algorithm  asn1.ObjectIdentifier
@@ -85,7 +87,7 @@ func appleShaped(t testing.TB, body []byte, cert, issuer *x509.Certificate, key 
 	digest.Write(body)
 	attrs := []attr{ // already in DER SET OF order
 		{pkcs7.OIDAttributeContentType, set(pkcs7.OIDData)},
-		{pkcs7.OIDAttributeSigningTime, set(time.Now().UTC())},
+		{pkcs7.OIDAttributeSigningTime, set(signedAt.UTC())},
 		{pkcs7.OIDAttributeMessageDigest, set(digest.Sum(nil))},
 	}
 	signedAttrs, err := asn1.Marshal(struct {
@@ -114,6 +116,9 @@ func appleShaped(t testing.TB, body []byte, cert, issuer *x509.Certificate, key 
 		Attrs     []attr `asn1:"tag:0"`
 		Algorithm algID
 		Signature []byte
+	}
+	if unsorted {
+		attrs[0], attrs[2] = attrs[2], attrs[0]
 	}
 	si := signerInfo{Version: 1, Digest: sha256ID, Attrs: attrs,
 		Algorithm: algID{asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}, null}, Signature: sig}
@@ -194,7 +199,9 @@ func cmsSeeds(t testing.TB) []cmsSeed {
 	}
 	return []cmsSeed{
 		{"simdevice RSA SHA-1", simDER, body, true, true},
-		{"Apple-shaped RSA SHA-256 with its issuer", appleShaped(t, body, issued, ca.Cert, rsaKey), body, true, true},
+		{"Apple-shaped RSA SHA-256 with its issuer", appleShaped(t, body, issued, ca.Cert, rsaKey, false, time.Now()), body, true, true},
+		{"signed attributes out of DER order", appleShaped(t, body, issued, ca.Cert, rsaKey, true, time.Now()), body, false, true},
+		{"signing time before the certificate", appleShaped(t, body, issued, ca.Cert, rsaKey, false, issued.NotBefore.Add(-time.Hour)), body, true, false},
 		{"RSA SHA-256", libSign(t, body, rsaCert, rsaKey, detached(rsaCert, rsaKey, pkcs7.OIDDigestAlgorithmSHA256)), body, true, true},
 		{"RSA SHA-512", libSign(t, body, rsaCert, rsaKey, detached(rsaCert, rsaKey, pkcs7.OIDDigestAlgorithmSHA512)), body, true, true},
 		{"ECDSA P-256 SHA-256", libSign(t, body, ecCert, ecKey, detached(ecCert, ecKey, pkcs7.OIDDigestAlgorithmSHA256)), body, true, true},
@@ -325,5 +332,27 @@ func TestCertCacheBounded(t *testing.T) {
 	}
 	if _, _, err := cache.parse([]byte{0x30, 0}); err == nil {
 		t.Fatal("garbage parsed as a certificate")
+	}
+}
+
+// A refusal on the fast path is re-judged by the library: were the fast
+// path ever wrong to refuse, the device would still be accepted.
+func TestFastRefusalRejudged(t *testing.T) {
+	s := cmsSeeds(t)[0]
+	d, err := parseDetached(s.der, newCertCache(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.sig = bytes.Clone(d.sig)
+	d.sig[0] ^= 0xff // the fast path now refuses every body
+	sig := &Signature{der: s.der, fast: d, id: &Identity{Cert: d.signer}}
+	if d.verify(s.body) == nil {
+		t.Fatal("the damaged fast path still accepts")
+	}
+	if id, err := sig.Verify(s.body); err != nil || id.Cert != d.signer {
+		t.Fatalf("the library's acceptance was lost: %v", err)
+	}
+	if _, err := sig.Verify(append(bytes.Clone(s.body), 'x')); err == nil {
+		t.Fatal("another body accepted")
 	}
 }
