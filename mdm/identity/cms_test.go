@@ -60,22 +60,48 @@ func libSign(t testing.TB, body []byte, cert *x509.Certificate, key crypto.Signe
 	return der
 }
 
+// cmsSpec describes a SignedData built by hand, to reach shapes the
+// library's signer never writes.
+type cmsSpec struct {
+	cert, issuer *x509.Certificate // issuer may be nil
+	key          crypto.Signer
+	digest       asn1.ObjectIdentifier // the SignerInfo's digest algorithm
+	sigAlg       asn1.ObjectIdentifier // its signature algorithm
+	hash         crypto.Hash           // the hash actually signed and digested
+	noNull       bool                  // omit the NULL parameters
+	unsorted     bool                  // signed attributes out of DER order
+	signedAt     time.Time
+	noAttrs      bool
+	version      int // of the SignerInfo (default 1)
+}
+
+var (
+	oidSHA256Digest = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 1}
+	oidRSAEncrypt   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}
+)
+
 // appleShaped signs as Apple devices do: SHA-256 and rsaEncryption, NULL
 // parameters on the algorithms, the signer's certificate after its issuer.
-// With unsorted, the signed attributes are sent out of DER order (the
-// signature still covers them sorted); signedAt is the signing time.
 func appleShaped(t testing.TB, body []byte, cert, issuer *x509.Certificate, key *rsa.PrivateKey, unsorted bool, signedAt time.Time) []byte {
+	return buildCMS(t, body, cmsSpec{cert: cert, issuer: issuer, key: key, digest: oidSHA256Digest,
+		sigAlg: oidRSAEncrypt, hash: crypto.SHA256, unsorted: unsorted, signedAt: signedAt})
+}
+
+func buildCMS(t testing.TB, body []byte, sp cmsSpec) []byte {
 	t.Helper()
 	type algID struct {
 		Algorithm  asn1.ObjectIdentifier
-		Parameters asn1.RawValue
+		Parameters asn1.RawValue `asn1:"optional"`
 	}
 	type attr struct {
 		Type  asn1.ObjectIdentifier
 		Value asn1.RawValue
 	}
-	null := asn1.RawValue{Tag: asn1.TagNull}
-	sha256ID := algID{asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 1}, null}
+	var params asn1.RawValue
+	if !sp.noNull {
+		params = asn1.RawValue{Tag: asn1.TagNull}
+	}
+	digestID := algID{sp.digest, params}
 	set := func(v any) asn1.RawValue {
 		der, err := asn1.Marshal(v)
 		if err != nil {
@@ -83,26 +109,32 @@ func appleShaped(t testing.TB, body []byte, cert, issuer *x509.Certificate, key 
 		}
 		return asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSet, IsCompound: true, Bytes: der}
 	}
-	digest := crypto.SHA256.New()
+	digest := sp.hash.New()
 	digest.Write(body)
 	attrs := []attr{ // already in DER SET OF order
 		{pkcs7.OIDAttributeContentType, set(pkcs7.OIDData)},
-		{pkcs7.OIDAttributeSigningTime, set(signedAt.UTC())},
+		{pkcs7.OIDAttributeSigningTime, set(sp.signedAt.UTC())},
 		{pkcs7.OIDAttributeMessageDigest, set(digest.Sum(nil))},
 	}
-	signedAttrs, err := asn1.Marshal(struct {
-		A []attr `asn1:"set"`
-	}{attrs})
-	if err != nil {
-		t.Fatal(err)
+	signed := body
+	if sp.noAttrs {
+		attrs = nil
+	} else {
+		signedAttrs, err := asn1.Marshal(struct {
+			A []attr `asn1:"set"`
+		}{attrs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var outer asn1.RawValue
+		if _, err := asn1.Unmarshal(signedAttrs, &outer); err != nil {
+			t.Fatal(err)
+		}
+		signed = outer.Bytes
 	}
-	var outer asn1.RawValue
-	if _, err := asn1.Unmarshal(signedAttrs, &outer); err != nil {
-		t.Fatal(err)
-	}
-	h := crypto.SHA256.New()
-	h.Write(outer.Bytes)
-	sig, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, h.Sum(nil))
+	h := sp.hash.New()
+	h.Write(signed)
+	sig, err := sp.key.Sign(rand.Reader, h.Sum(nil), sp.hash)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,17 +145,23 @@ func appleShaped(t testing.TB, body []byte, cert, issuer *x509.Certificate, key 
 			Serial *big.Int
 		}
 		Digest    algID
-		Attrs     []attr `asn1:"tag:0"`
+		Attrs     []attr `asn1:"optional,omitempty,tag:0"`
 		Algorithm algID
 		Signature []byte
 	}
-	if unsorted {
+	if sp.unsorted && len(attrs) == 3 {
 		attrs[0], attrs[2] = attrs[2], attrs[0]
 	}
-	si := signerInfo{Version: 1, Digest: sha256ID, Attrs: attrs,
-		Algorithm: algID{asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}, null}, Signature: sig}
-	si.Issuer.Name = asn1.RawValue{FullBytes: cert.RawIssuer}
-	si.Issuer.Serial = cert.SerialNumber
+	if sp.version == 0 {
+		sp.version = 1
+	}
+	si := signerInfo{Version: sp.version, Digest: digestID, Attrs: attrs, Algorithm: algID{sp.sigAlg, params}, Signature: sig}
+	si.Issuer.Name = asn1.RawValue{FullBytes: sp.cert.RawIssuer}
+	si.Issuer.Serial = sp.cert.SerialNumber
+	certs := sp.cert.Raw
+	if sp.issuer != nil {
+		certs = append(bytes.Clone(sp.issuer.Raw), sp.cert.Raw...)
+	}
 	sd, err := asn1.Marshal(struct {
 		Version int
 		Digests []algID `asn1:"set"`
@@ -131,10 +169,9 @@ func appleShaped(t testing.TB, body []byte, cert, issuer *x509.Certificate, key 
 		Certs   asn1.RawValue `asn1:"tag:0"`
 		Signers []signerInfo  `asn1:"set"`
 	}{
-		Version: 1, Digests: []algID{sha256ID},
+		Version: 1, Digests: []algID{digestID},
 		Content: struct{ Type asn1.ObjectIdentifier }{pkcs7.OIDData},
-		Certs: asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true,
-			Bytes: append(bytes.Clone(issuer.Raw), cert.Raw...)},
+		Certs:   asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: certs},
 		Signers: []signerInfo{si},
 	})
 	if err != nil {
@@ -355,4 +392,48 @@ func TestFastRefusalRejudged(t *testing.T) {
 	if _, err := sig.Verify(append(bytes.Clone(s.body), 'x')); err == nil {
 		t.Fatal("another body accepted")
 	}
+}
+
+// FuzzDetachedShapes builds signatures from fuzzed choices of algorithm
+// identifiers (matching or not the key and the hash really used), NULL
+// parameters, attribute order, signing time and SignerInfo version, and
+// holds the fast path to the library on each.
+func FuzzDetachedShapes(f *testing.F) {
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		f.Fatal(err)
+	}
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		f.Fatal(err)
+	}
+	keys := []crypto.Signer{rsaKey, ecKey}
+	certs := []*x509.Certificate{selfSigned(f, rsaKey), selfSigned(f, ecKey)}
+	digests := []asn1.ObjectIdentifier{pkcs7.OIDDigestAlgorithmSHA1, pkcs7.OIDDigestAlgorithmSHA256,
+		pkcs7.OIDDigestAlgorithmSHA384, pkcs7.OIDDigestAlgorithmSHA512, pkcs7.OIDDigestAlgorithmSHA224,
+		pkcs7.OIDDigestAlgorithmECDSASHA256, pkcs7.OIDEncryptionAlgorithmRSA}
+	sigAlgs := []asn1.ObjectIdentifier{pkcs7.OIDEncryptionAlgorithmRSA, pkcs7.OIDEncryptionAlgorithmRSASHA1,
+		pkcs7.OIDEncryptionAlgorithmRSASHA256, pkcs7.OIDEncryptionAlgorithmRSASHA512, pkcs7.OIDEncryptionAlgorithmRSAMD5,
+		pkcs7.OIDDigestAlgorithmECDSASHA1, pkcs7.OIDDigestAlgorithmECDSASHA256, pkcs7.OIDDigestAlgorithmECDSASHA384,
+		pkcs7.OIDEncryptionAlgorithmECDSAP256, pkcs7.OIDEncryptionAlgorithmECDSAP384, pkcs7.OIDDigestAlgorithmDSA}
+	hashes := []crypto.Hash{crypto.SHA1, crypto.SHA256, crypto.SHA384, crypto.SHA512}
+	f.Add(uint8(0), uint8(1), uint8(0), uint8(1), uint8(0), int8(0), []byte("Idle"))
+	f.Add(uint8(1), uint8(1), uint8(6), uint8(1), uint8(0), int8(0), []byte("Idle"))
+	f.Add(uint8(1), uint8(0), uint8(6), uint8(1), uint8(0), int8(0), []byte("Idle"))
+	f.Add(uint8(0), uint8(1), uint8(2), uint8(0), uint8(7), int8(-2), []byte("x"))
+	f.Add(uint8(1), uint8(2), uint8(8), uint8(2), uint8(3), int8(3), []byte{})
+	cache := newCertCache(8)
+	f.Fuzz(func(t *testing.T, key, digest, sigAlg, hash, flags uint8, version int8, body []byte) {
+		k := int(key) % len(keys)
+		sp := cmsSpec{cert: certs[k], key: keys[k],
+			digest: digests[int(digest)%len(digests)], sigAlg: sigAlgs[int(sigAlg)%len(sigAlgs)],
+			hash: hashes[int(hash)%len(hashes)], noNull: flags&1 != 0, unsorted: flags&2 != 0,
+			noAttrs: flags&4 != 0, signedAt: time.Now(), version: int(version)}
+		if flags&8 != 0 {
+			sp.signedAt = certs[k].NotAfter.Add(time.Duration(version) * time.Second)
+		}
+		der := buildCMS(t, body, sp)
+		checkAgainstLibrary(t, cache, der, body)
+		checkAgainstLibrary(t, cache, der, append(bytes.Clone(body), 0))
+	})
 }
