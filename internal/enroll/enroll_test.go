@@ -2,12 +2,12 @@ package enroll_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"

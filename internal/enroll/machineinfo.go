@@ -147,4 +147,3 @@ func oneLine(s string) string {
 	}
 	return s
 }
-
