@@ -228,3 +228,28 @@ func TestUDIDCaseCopyIsTheSameDevice(t *testing.T) {
 		t.Fatalf("%d records with serial %s after re-enrollment, want 1", n, dev.SerialNumber)
 	}
 }
+
+// A refused Authenticate is recorded for the enrollment-failures report
+// with its serial cut short, so a long one cannot bloat the bounded record
+// (the decoder already bounds UDIDs).
+func TestRefusedAuthenticateRecorded(t *testing.T) {
+	ctx := context.Background()
+	s := servertest.Start(t)
+	d := s.NewDevice(t)
+	d.Cert, d.Key = s.IssueCert(t, storage.CertAuthorization{Kind: storage.KindConfigurator, ForUDID: "00008030-000A1B2C3D4E5F60"})
+	d.SerialNumber = strings.Repeat("S", 4000)
+	if err := d.Authenticate(ctx); statusOf(err) != http.StatusForbidden || !strings.Contains(err.Error(), "issued for another device") {
+		t.Fatalf("Authenticate with another device's certificate: %v, want 403", err)
+	}
+	var fails struct {
+		Failures []storage.EnrollmentFailure `json:"failures"`
+	}
+	if code := s.API(t, "GET", "/v1/enrollment/failures?limit=10", nil, &fails); code != 200 || len(fails.Failures) != 1 {
+		t.Fatalf("failures = %d %+v", code, fails)
+	}
+	f := fails.Failures[0]
+	if f.UDID != d.UDID || len(f.Serial) != 64 || !strings.HasPrefix(d.SerialNumber, f.Serial) ||
+		f.Method != storage.KindConfigurator || f.Reason != "certificate was issued for another device" {
+		t.Fatalf("recorded %+v", f)
+	}
+}

@@ -146,10 +146,18 @@ func (s *Service) recordFailure(ctx context.Context, at time.Time, udid, serial,
 	if s.failures == nil {
 		return
 	}
-	f := storage.EnrollmentFailure{At: at, UDID: udid, Serial: serial, Method: method, Reason: reason}
+	// The IDs come from the message: cut so the bounded record stays small.
+	f := storage.EnrollmentFailure{At: at, UDID: clip(udid, 128), Serial: clip(serial, 64), Method: method, Reason: reason}
 	if err := s.failures.RecordEnrollmentFailure(ctx, &f); err != nil {
 		s.log.Error("record enrollment failure", "device", udid, "err", err)
 	}
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 // ReleaseFor is how long an admin's release lets a new enrollment of a
