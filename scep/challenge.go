@@ -18,6 +18,7 @@ type ChallengeSpec struct {
 	Ref       string
 	ForUDID   string
 	ForSerial string
+	RenewalOf string // KindReenroll: the certificate hash being renewed
 	MultiUse  bool
 	TTL       time.Duration
 }
@@ -39,7 +40,7 @@ func NewChallenge(spec ChallengeSpec, now time.Time) (secret string, rec *storag
 	secret = hex.EncodeToString(id) + "." + base64.RawURLEncoding.EncodeToString(key)
 	return secret, &storage.Challenge{
 		ID: hex.EncodeToString(id), Hash: ChallengeHash(secret),
-		Kind: spec.Kind, Ref: spec.Ref, ForUDID: spec.ForUDID, ForSerial: spec.ForSerial,
+		Kind: spec.Kind, Ref: spec.Ref, ForUDID: spec.ForUDID, ForSerial: spec.ForSerial, RenewalOf: spec.RenewalOf,
 		MultiUse: spec.MultiUse, CreatedAt: now, ExpiresAt: now.Add(spec.TTL),
 	}, nil
 }

@@ -30,6 +30,8 @@ func runMDM(t *testing.T, newStore func(t *testing.T) storage.MDMStore) {
 		{"Authenticate/UserChannelsUnenrolled", testAuthenticateUsers},
 		{"Authenticate/SupersedesQueued", testAuthenticateSupersedes},
 		{"Authenticate/HexUDIDIgnoresCase", testAuthenticateFoldedUDID},
+		{"Rebind/KeepsEnrollment", testRebindKeepsEnrollment},
+		{"Rebind/Refusals", testRebindRefusals},
 		{"UpdateEnrollment", testUpdateEnrollment},
 		{"CheckOut", testCheckOut},
 		{"TouchLastSeen", testTouchLastSeen},
