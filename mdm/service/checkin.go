@@ -71,6 +71,14 @@ func (s *Service) authenticate(ctx context.Context, id *identity.Identity, ch md
 		return fmt.Errorf("%w: certificate was issued for another device", ErrForbidden)
 	}
 	now := s.now()
+	if isRenewalOf(id.Record, old) {
+		return s.rebind(ctx, id, old, m, now)
+	}
+	if id.Record != nil && auth.Kind == storage.KindReenroll && old.Enrolled && old.CertHash == id.Hash {
+		// The renewed certificate's Authenticate again (its answer was
+		// lost): the enrollment was re-bound already and goes on.
+		return nil
+	}
 	if old.Enrolled && old.CertHash != "" && old.CertHash != id.Hash && !mayReplace(id.Record, old, now) {
 		s.log.Warn("takeover of an enrolled device refused", "device", ch.DeviceID, "kind", auth.Kind, "ref", auth.Ref)
 		return fmt.Errorf("%w: device is enrolled under another certificate; it must check out first, renew its certificate, or an admin must release it", ErrForbidden)
@@ -110,6 +118,49 @@ func (s *Service) authenticate(ctx context.Context, id *identity.Identity, ch md
 	s.cache.setEnrolled(ch)
 	s.log.Info("device authenticated", "device", ch.DeviceID, "serial", m.SerialNumber, "model", m.Model, "cert_serial", e.CertSerial)
 	s.emit(ctx, Authenticated{Enrollment: &e})
+	return nil
+}
+
+// isRenewalOf reports whether a certificate renews an enrollment's bound
+// one through a re-sent enrollment profile: its challenge was issued by
+// Orchard for this device and for renewing exactly that certificate (the
+// device ID was checked against the challenge's by the caller). Nothing
+// else re-binds, so this is never a takeover path.
+func isRenewalOf(rec *storage.CertRecord, old *storage.Enrollment) bool {
+	return rec != nil && old.Enrolled && old.CertHash != "" && rec.Hash != old.CertHash &&
+		rec.Authorization.Kind == storage.KindReenroll && rec.Authorization.ForUDID != "" &&
+		rec.Authorization.RenewalOf == old.CertHash
+}
+
+// rebind moves an enrollment to its renewed certificate: the queues, user
+// channels, tokens, inventory, bootstrap token and ADE state stay. From
+// now on the old certificate is refused.
+func (s *Service) rebind(ctx context.Context, id *identity.Identity, old *storage.Enrollment, m *mdm.Authenticate, now time.Time) error {
+	rec := &storage.RebindRecord{
+		DeviceID: old.DeviceID, PrevCertHash: old.CertHash,
+		CertHash: id.Hash, CertSerial: fmt.Sprintf("%x", id.Cert.SerialNumber), CertNotAfter: id.Cert.NotAfter,
+		Facts: &storage.DeviceFacts{
+			UDID: m.UDID, EnrollmentID: m.EnrollmentID, SerialNumber: m.SerialNumber,
+			Model: m.Model, ModelName: m.ModelName, ProductName: m.ProductName,
+			OSVersion: m.OSVersion, BuildVersion: m.BuildVersion, DeviceName: m.DeviceName,
+			IMEI: m.IMEI, MEID: m.MEID,
+		},
+	}
+	if r := old.Renewal; r != nil && r.ForCert == old.CertHash {
+		done := *r
+		done.State, done.Reason, done.UpdatedAt = storage.RenewalInstalled, "", now
+		rec.Renewal = &done
+	}
+	err := s.store.Rebind(ctx, rec)
+	if errors.Is(err, storage.ErrConflict) {
+		return fmt.Errorf("%w: %w", ErrConflict, err)
+	}
+	if err != nil {
+		return err
+	}
+	s.cache.bind(id.Hash, old.DeviceID)
+	s.log.Info("device identity renewed", "device", old.DeviceID, "cert_serial", rec.CertSerial, "not_after", rec.CertNotAfter)
+	s.emit(ctx, Renewed{DeviceID: old.DeviceID, CertNotAfter: rec.CertNotAfter})
 	return nil
 }
 

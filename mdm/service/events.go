@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"time"
 
 	"github.com/orchardmdm/orchard/storage"
 )
@@ -15,6 +16,13 @@ type Event interface{ event() }
 // Authenticated: a device's Authenticate was stored (a new or renewed
 // device enrollment, not yet able to receive commands).
 type Authenticated struct{ Enrollment *storage.Enrollment }
+
+// Renewed: an enrolled device authenticated with its renewed identity
+// certificate; the enrollment goes on (no Authenticated, no Enrolled).
+type Renewed struct {
+	DeviceID     string
+	CertNotAfter time.Time
+}
 
 // Enrolled: a device channel's first TokenUpdate of an enrollment was
 // stored; it can be pushed and sent commands now.
@@ -36,6 +44,7 @@ type CommandDelivered struct {
 type ResultStored struct{ Result *storage.Result }
 
 func (Authenticated) event()    {}
+func (Renewed) event()          {}
 func (Enrolled) event()         {}
 func (Connected) event()        {}
 func (CommandDelivered) event() {}
