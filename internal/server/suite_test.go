@@ -30,6 +30,8 @@ var e2eTests = []struct {
 	{"InvitationEnrollment", testInvitationEnrollment},
 	{"ConfiguratorDirectEnrollment", testConfiguratorDirectEnrollment},
 	{"PushOnEnqueue", testPushOnEnqueue},
+	{"IdentityRenewal", testIdentityRenewal},
+	{"RenewalIsNoTakeover", testRenewalIsNoTakeover},
 }
 
 func TestE2E(t *testing.T) {
