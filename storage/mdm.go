@@ -11,7 +11,8 @@ type EnrollmentType string
 const (
 	Device               EnrollmentType = "Device"                 // keyed by UDID
 	UserEnrollmentDevice EnrollmentType = "User Enrollment Device" // keyed by EnrollmentID
-	User                 EnrollmentType = "User"                   // macOS or Shared iPad user on a device
+	User                 EnrollmentType = "User"                   // macOS user on a device, keyed by UserID
+	SharedIPadUser       EnrollmentType = "Shared iPad User"       // Shared iPad user, keyed by UserShortName
 	UserEnrollment       EnrollmentType = "User Enrollment"        // the user channel of a User Enrollment
 )
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/orchardmdm/orchard/internal/command"
+	"github.com/orchardmdm/orchard/mdm"
 	"github.com/orchardmdm/orchard/mdm/service"
 	"github.com/orchardmdm/orchard/scep"
 	"github.com/orchardmdm/orchard/storage"
@@ -48,9 +49,10 @@ type Renewer struct {
 	before time.Duration
 	log    *slog.Logger
 
-	mu       sync.Mutex
-	expiring int
-	warnedAt time.Time
+	mu         sync.Mutex
+	expiring   int
+	warnedAt   time.Time
+	legacyTold bool
 }
 
 // NewRenewer builds a renewer that starts before expiry (0: DefaultRenewBefore).
@@ -102,10 +104,12 @@ func current(e *storage.Enrollment) *storage.Renewal {
 // Scan walks the enrolled devices once: it queues the renewals that are
 // due, fails those whose certificate expired first, counts the
 // certificates expiring soon, and once a day warns of failed renewals.
+// Its first pass also warns of Shared iPad user channels keyed by the
+// shared UserID (from before per-user keys), which it leaves as they are.
 func (r *Renewer) Scan(ctx context.Context) error {
 	now := r.h.now()
 	expiring := 0
-	var failed []string
+	var failed, legacy []string
 	var firstErr error
 	for after := ""; ; {
 		page, err := r.store.ListEnrollments(ctx, after, renewScanPage)
@@ -114,6 +118,9 @@ func (r *Renewer) Scan(ctx context.Context) error {
 		}
 		for i := range page {
 			e := &page[i]
+			if _, user, ok := strings.Cut(e.ID, mdm.ChannelSeparator); ok && mdm.IsSharedIPadUserID(user) {
+				legacy = append(legacy, e.ID)
+			}
 			if e.ID != e.DeviceID || !e.Enrolled || e.CertHash == "" || e.CertNotAfter.IsZero() {
 				continue
 			}
@@ -145,6 +152,14 @@ func (r *Renewer) Scan(ctx context.Context) error {
 	}
 	r.mu.Lock()
 	r.expiring = expiring
+	if len(legacy) > 0 && !r.legacyTold {
+		// Nothing is moved: which user those commands were for is unknown.
+		// Told under the lock, so once any Scan returns it has been told.
+		r.legacyTold = true
+		r.log.Warn("Shared iPad user channels from before per-user keys: every user of these iPads shared one queue; "+
+			"users now get a channel each (device:UserShortName) at their next TokenUpdate, and commands still queued "+
+			"on these channels are never delivered (cancel them)", "count", len(legacy), "channels", strings.Join(legacy[:min(len(legacy), 50)], ","))
+	}
 	warn := len(failed) > 0 && (r.warnedAt.IsZero() || now.Sub(r.warnedAt) >= failedWarnEvery)
 	if warn {
 		r.warnedAt = now

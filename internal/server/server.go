@@ -316,6 +316,10 @@ func (s *Server) build() error {
 	if err := s.metrics.SetIdentitiesExpiringFunc(func() float64 { return float64(s.renewer.Expiring()) }); err != nil {
 		return err
 	}
+	userSetup, err := enroll.NewUserSetup(s.cmds, s.log)
+	if err != nil {
+		return err
+	}
 	userAuth := s.cfg.UserAuthentication
 	s.svc, err = service.New(s.store, s.box, service.WithLogger(s.log), service.WithClock(now),
 		service.WithUserAuthentication(func() bool { return userAuth }),
@@ -323,6 +327,7 @@ func (s *Server) build() error {
 		// What reacts to device events, in the order it runs.
 		service.WithObserver(s.metrics),
 		service.WithObserver(adeSetup),
+		service.WithObserver(userSetup),
 		service.WithObserver(s.renewer),
 		service.WithObserver(offRequestPath{next: inv, wg: &s.async}))
 	if err != nil {

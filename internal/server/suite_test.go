@@ -32,6 +32,7 @@ var e2eTests = []struct {
 	{"PushOnEnqueue", testPushOnEnqueue},
 	{"IdentityRenewal", testIdentityRenewal},
 	{"RenewalIsNoTakeover", testRenewalIsNoTakeover},
+	{"SharedIPadUsers", testSharedIPadUsers},
 }
 
 func TestE2E(t *testing.T) {

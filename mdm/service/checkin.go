@@ -217,11 +217,15 @@ func (s *Service) tokenUpdate(ctx context.Context, ch mdm.Channel, m *mdm.TokenU
 	var create *storage.Enrollment
 	if ch.IsUser() {
 		typ := storage.User
-		if ch.UserEnrollment {
+		switch {
+		case ch.UserEnrollment:
 			typ = storage.UserEnrollment
+		case ch.SharedIPad:
+			typ = storage.SharedIPadUser
 		}
 		create = &storage.Enrollment{ID: ch.ID(), DeviceID: ch.DeviceID, Type: typ, UserID: ch.UserID, EnrolledAt: s.now()}
 	}
+	var user *storage.Enrollment
 	var unlock []byte
 	if len(m.UnlockToken) > 0 {
 		unlock = s.box.Seal(m.UnlockToken, labelUnlock)
@@ -244,6 +248,8 @@ func (s *Service) tokenUpdate(ctx context.Context, ch mdm.Channel, m *mdm.TokenU
 		if ch.IsUser() {
 			e.UserShortName, e.UserLongName = m.UserShortName, m.UserLongName
 			e.EnrollmentUserID = m.EnrollmentUserID
+			u := *e
+			user = &u
 		}
 		return nil
 	})
@@ -257,6 +263,9 @@ func (s *Service) tokenUpdate(ctx context.Context, ch mdm.Channel, m *mdm.TokenU
 	if first && !ch.IsUser() {
 		dev.Token, dev.PushMagic, dev.Topic, dev.AwaitingConfiguration = m.Token, m.PushMagic, m.Topic, m.AwaitingConfiguration
 		s.emit(ctx, Enrolled{Enrollment: dev})
+	}
+	if first && user != nil {
+		s.emit(ctx, UserEnrolled{Enrollment: user})
 	}
 	return nil
 }

@@ -28,6 +28,10 @@ type Renewed struct {
 // stored; it can be pushed and sent commands now.
 type Enrolled struct{ Enrollment *storage.Enrollment }
 
+// UserEnrolled: a user channel's first TokenUpdate of its enrollment was
+// stored (a macOS or Shared iPad user, or a User Enrollment's user).
+type UserEnrolled struct{ Enrollment *storage.Enrollment }
+
 // Connected: an identified, enrolled channel reported Idle. Observers run
 // before the next command is picked, so what they queue goes out in the
 // same connection. It is on every connect: observers must keep it cheap.
@@ -46,6 +50,7 @@ type ResultStored struct{ Result *storage.Result }
 func (Authenticated) event()    {}
 func (Renewed) event()          {}
 func (Enrolled) event()         {}
+func (UserEnrolled) event()     {}
 func (Connected) event()        {}
 func (CommandDelivered) event() {}
 func (ResultStored) event()     {}
