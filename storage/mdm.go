@@ -186,7 +186,7 @@ type CertRecord struct {
 
 // CertAuthorization is how a certificate request was authorized.
 type CertAuthorization struct {
-	// Kind: "invitation", "configurator", "ade", "profile", "renewal", "admin".
+	// Kind: "invitation", "configurator", "ade", "profile", "renewal", "reenroll", "admin".
 	Kind string `json:"kind"`
 	// ChallengeID names the challenge used (never the challenge itself).
 	ChallengeID string `json:"challenge_id,omitempty"`
