@@ -131,7 +131,9 @@ func (r *Renewer) Scan(ctx context.Context) error {
 			cur := current(e)
 			var err error
 			switch {
-			case live && !now.Before(e.CertNotAfter.Add(-r.before)) &&
+			// User Enrollment devices enrolled with another kind of
+			// profile: a device enrollment profile must not replace it.
+			case e.Type == storage.Device && live && !now.Before(e.CertNotAfter.Add(-r.before)) &&
 				(cur == nil || cur.State == storage.RenewalFailed && now.Sub(cur.UpdatedAt) >= retryFailedAfter):
 				err = r.queue(ctx, e, now)
 			case !live && cur != nil && cur.State == storage.RenewalQueued:

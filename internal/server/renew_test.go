@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"log/slog"
 	"crypto/rsa"
 	"net/http"
 	"strings"
@@ -64,7 +65,11 @@ func testIdentityRenewal(t *testing.T, b servertest.Backend) {
 	ctx := context.Background()
 	start := time.Now().UTC().Truncate(time.Second)
 	clock := &testClock{at: start}
-	s := b.Start(t, func(c *server.Config) { c.Now = clock.Now })
+	logs := &lockedBuffer{}
+	s := b.Start(t, func(c *server.Config) {
+		c.Now = clock.Now
+		c.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	})
 
 	dev := s.EnrollOTA(t)
 	silent := s.EnrollOTA(t)
@@ -117,7 +122,7 @@ func testIdentityRenewal(t *testing.T, b servertest.Backend) {
 	for _, c := range answered {
 		types = append(types, c.RequestType)
 	}
-	if !strings.Contains(strings.Join(types, ","), "InstallProfile,ProfileList") {
+	if !strings.Contains(strings.Join(types, ","), "InstallProfile,ProfileList") || strings.Count(strings.Join(types, ","), "InstallProfile") != 1 {
 		t.Fatalf("day 340 delivered %v, want the renewal profile then the command queued before the renewal", types)
 	}
 	if dev.Cert.Equal(oldDev.Cert) {
@@ -179,6 +184,9 @@ func testIdentityRenewal(t *testing.T, b servertest.Backend) {
 	}
 	if v := renewalOf(t, s, silent.UDID); v.Renewal.State != storage.RenewalFailed || !strings.Contains(v.Renewal.Reason, "expired") {
 		t.Fatalf("silent device at day 400: renewal %+v, want failed (expired)", v.Renewal)
+	}
+	if l := logs.String(); !strings.Contains(l, "identity renewals failed") || !strings.Contains(l, silent.UDID) || !strings.Contains(l, refuser.UDID) {
+		t.Errorf("no daily warning naming the failed renewals of %s and %s", silent.UDID, refuser.UDID)
 	}
 	if v := renewalOf(t, s, dev.UDID); v.Renewal.State != storage.RenewalInstalled {
 		t.Fatalf("renewed device at day 400: renewal %q, want installed", v.Renewal.State)
