@@ -2,8 +2,8 @@ package server_test
 
 import (
 	"context"
-	"log/slog"
 	"crypto/rsa"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
