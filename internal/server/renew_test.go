@@ -145,6 +145,17 @@ func testIdentityRenewal(t *testing.T, b servertest.Backend) {
 	if v.Renewal.State != storage.RenewalInstalled || !v.CertNotAfter.After(start.Add(700*day)) {
 		t.Fatalf("after renewal: state %q, cert not after %v", v.Renewal.State, v.CertNotAfter)
 	}
+	// The renewed Authenticate sent again (its answer was lost) changes nothing.
+	pending := send(t, s, map[string]any{"targets": []string{dev.UDID}, "request_type": "ProfileList"})
+	if err := dev.Authenticate(ctx); err != nil {
+		t.Fatalf("renewed Authenticate sent again: %v", err)
+	}
+	if e, err := s.Store().Enrollment(ctx, dev.UDID); err != nil || e.Generation != before.Generation {
+		t.Fatalf("renewed Authenticate sent again started a new enrollment: %+v, %v", e, err)
+	}
+	if cmds, err := dev.Drain(ctx, nil); err != nil || len(cmds) != 1 || cmds[0].UUID != pending.CommandUUID {
+		t.Fatalf("after the repeated Authenticate: %+v, %v; want the pending command", cmds, err)
+	}
 	// The old certificate stopped working with the first request of the new one.
 	if _, err := oldDev.Idle(ctx); statusOf(err) != http.StatusForbidden {
 		t.Fatalf("old certificate after the renewal: %v, want 403", err)
