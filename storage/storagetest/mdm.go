@@ -32,6 +32,7 @@ func runMDM(t *testing.T, newStore func(t *testing.T) storage.MDMStore) {
 		{"Authenticate/HexUDIDIgnoresCase", testAuthenticateFoldedUDID},
 		{"Rebind/KeepsEnrollment", testRebindKeepsEnrollment},
 		{"Rebind/Refusals", testRebindRefusals},
+		{"Renewal/RoundTrip", testRenewalRoundTrip},
 		{"UpdateEnrollment", testUpdateEnrollment},
 		{"CheckOut", testCheckOut},
 		{"TouchLastSeen", testTouchLastSeen},

@@ -79,3 +79,25 @@ func testRebindRefusals(t *testing.T, h *harness) {
 		t.Errorf("cert-x now bound to %q, %v; want D2", dev, err)
 	}
 }
+
+// testRenewalRoundTrip: the renewal state written by UpdateEnrollment reads
+// back whole.
+func testRenewalRoundTrip(t *testing.T, h *harness) {
+	h.enroll("D1", "cert-a")
+	want := storage.Renewal{State: storage.RenewalFailed, Reason: "the device answered Error", ForCert: "cert-a",
+		CommandUUID: "cmd-1", ChallengeID: "ch-1", QueuedAt: now(), UpdatedAt: now().Add(time.Minute)}
+	err := h.s.UpdateEnrollment(h.ctx, "D1", nil, func(e *storage.Enrollment) error {
+		r := want
+		e.Renewal = &r
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := h.enrollment("D1").Renewal
+	if got == nil || got.State != want.State || got.Reason != want.Reason || got.ForCert != want.ForCert ||
+		got.CommandUUID != want.CommandUUID || got.ChallengeID != want.ChallengeID ||
+		!got.QueuedAt.Equal(want.QueuedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
+		t.Fatalf("renewal read back as %+v, want %+v", got, want)
+	}
+}
