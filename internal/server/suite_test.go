@@ -30,6 +30,9 @@ var e2eTests = []struct {
 	{"InvitationEnrollment", testInvitationEnrollment},
 	{"ConfiguratorDirectEnrollment", testConfiguratorDirectEnrollment},
 	{"PushOnEnqueue", testPushOnEnqueue},
+	{"IdentityRenewal", testIdentityRenewal},
+	{"RenewalIsNoTakeover", testRenewalIsNoTakeover},
+	{"SharedIPadUsers", testSharedIPadUsers},
 }
 
 func TestE2E(t *testing.T) {
