@@ -164,13 +164,20 @@ func (s *Server) loadKeys() error {
 		if h, err := os.Hostname(); err == nil {
 			hosts = append(hosts, h)
 		}
+		var public string
 		if s.cfg.PublicURL != "" {
 			if u, err := url.Parse(s.cfg.PublicURL); err == nil && u.Hostname() != "" {
-				hosts = append(hosts, u.Hostname())
+				public = u.Hostname()
+				hosts = append(hosts, public)
 			}
 		}
-		if certPath, keyPath, err = pki.LoadOrCreateServerTLS(s.cfg.DataDir, hosts); err != nil {
+		var replaced bool
+		if certPath, keyPath, replaced, err = pki.LoadOrCreateServerTLS(s.cfg.DataDir, hosts, public); err != nil {
 			return err
+		}
+		if replaced {
+			s.log.Warn("the --public-url host is not in the self-signed TLS certificate: made a new one (the device CA is kept); devices enrolled under the old host need a new enrollment profile",
+				"host", public, "file", certPath)
 		}
 	}
 	if s.tlsCert, err = tls.LoadX509KeyPair(certPath, keyPath); err != nil {
@@ -304,11 +311,12 @@ func (s *Server) build() error {
 		return err
 	}
 	enrollment, err := enroll.New(enroll.Config{
-		PublicURL:     s.cfg.PublicURL,
-		TLSCert:       s.tlsCert.Leaf,
-		TLSSelfSigned: s.selfSigned,
-		Topic:         s.push.Topic,
-		Logger:        s.log,
+		PublicURL:       s.cfg.PublicURL,
+		TLSCert:         s.tlsCert.Leaf,
+		TLSSelfSigned:   s.selfSigned,
+		Topic:           s.push.Topic,
+		DevelopmentAPNS: s.cfg.APNsSandbox,
+		Logger:          s.log,
 	}, revokingStore{Store: s.store, forget: verifier.Forget}, signer, scepSrv, append(enrollLimit, enroll.WithADE(s.store))...)
 	if err != nil {
 		return err

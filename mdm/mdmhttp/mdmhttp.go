@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -98,8 +99,20 @@ func New(svc Service, v *identity.Verifier, opts ...Option) (*Handler, error) {
 func (h *Handler) Register(mux *http.ServeMux) {
 	// An unbound certificate may check in (to Authenticate), but its
 	// reports are refused before their bodies are read.
-	mux.Handle("PUT /mdm/checkin", h.device(MaxCheckinBody, []string{ContentTypeCheckin}, nil, h.checkin))
-	mux.Handle("PUT /mdm/connect", h.device(MaxReportBody, []string{ContentTypeConnect, ContentTypeCheckin}, h.svc.AuthorizeReport, h.connect))
+	checkin := h.device(MaxCheckinBody, []string{ContentTypeCheckin}, nil, h.checkin)
+	mux.Handle("PUT /mdm/checkin", checkin)
+	// A profile without CheckInURL (one made by another MDM, say) sends
+	// check-ins to the ServerURL: by their content type they take the
+	// check-in path. Some clients (mdmb, NanoMDM's) send connects without
+	// a content type.
+	connect := h.device(MaxReportBody, []string{ContentTypeConnect, ""}, h.svc.AuthorizeReport, h.connect)
+	mux.Handle("PUT /mdm/connect", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if contentTypeOK(r.Header.Get("Content-Type"), []string{ContentTypeCheckin}) {
+			checkin.ServeHTTP(w, r)
+			return
+		}
+		connect.ServeHTTP(w, r)
+	}))
 }
 
 type ctxKey int
@@ -159,7 +172,11 @@ func (h *Handler) device(limit int64, types []string, authorize func(context.Con
 	})
 }
 
+// contentTypeOK: "" in allowed admits a request without Content-Type.
 func contentTypeOK(header string, allowed []string) bool {
+	if header == "" {
+		return slices.Contains(allowed, "")
+	}
 	mt, _, err := mime.ParseMediaType(header)
 	if err != nil {
 		return false
@@ -219,6 +236,13 @@ func (h *Handler) checkin(w http.ResponseWriter, r *http.Request, body []byte) {
 func (h *Handler) connect(w http.ResponseWriter, r *http.Request, body []byte) {
 	rep, err := mdm.DecodeReport(body)
 	if err != nil {
+		// A check-in sent to the ServerURL with the connect content type
+		// (or none) has a MessageType and no Status. Only tried once the
+		// report fails, so reports pay nothing for it.
+		if _, cerr := mdm.DecodeCheckin(body); cerr == nil {
+			h.checkin(w, r, body)
+			return
+		}
 		h.svc.ReportUnreadable(r.Context(), IdentityFrom(r.Context()))
 		h.obs.Connect("unknown", "bad_request")
 		h.fail(w, r, http.StatusBadRequest, err.Error())
