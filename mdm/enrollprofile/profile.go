@@ -47,15 +47,15 @@ const Identifier = "com.orchardmdm.enrollment"
 const accessRightsAll = 8191
 
 type profile struct {
-	PayloadType           string     `plist:"PayloadType"`
-	PayloadVersion        int        `plist:"PayloadVersion"`
-	PayloadIdentifier     string     `plist:"PayloadIdentifier"`
-	PayloadUUID           string     `plist:"PayloadUUID"`
-	PayloadDisplayName    string     `plist:"PayloadDisplayName"`
-	PayloadDescription    string     `plist:"PayloadDescription,omitempty"`
-	PayloadOrganization   string     `plist:"PayloadOrganization"`
-	PayloadScope          string     `plist:"PayloadScope"`
-	PayloadContent        []any      `plist:"PayloadContent"`
+	PayloadType         string `plist:"PayloadType"`
+	PayloadVersion      int    `plist:"PayloadVersion"`
+	PayloadIdentifier   string `plist:"PayloadIdentifier"`
+	PayloadUUID         string `plist:"PayloadUUID"`
+	PayloadDisplayName  string `plist:"PayloadDisplayName"`
+	PayloadDescription  string `plist:"PayloadDescription,omitempty"`
+	PayloadOrganization string `plist:"PayloadOrganization"`
+	PayloadScope        string `plist:"PayloadScope"`
+	PayloadContent      []any  `plist:"PayloadContent"`
 }
 
 type payloadHeader struct {
