@@ -254,8 +254,12 @@ func (s *Server) build() error {
 	if s.cfg.DEPURL != "" {
 		depOpts = append(depOpts, dep.WithClientOptions(dep.WithBaseURL(s.cfg.DEPURL)))
 	}
+	var anchors [][]byte
+	if s.selfSigned {
+		anchors = [][]byte{s.tlsCert.Leaf.Raw}
+	}
 	s.dep, err = dep.New(context.Background(), dep.Config{
-		Store: s.store, Box: s.box, Keys: depKeys,
+		Store: s.store, Box: s.box, Keys: depKeys, AnchorCerts: anchors,
 		EnrollURL: func(tokenID, profileID string) string {
 			return enroll.ADEEnrollURL(s.cfg.PublicURL, tokenID, profileID)
 		},
