@@ -194,6 +194,9 @@ type machineInfo struct {
 // setupAssistantProfile answers a device in Setup Assistant: its signed
 // MachineInfo must name a serial assigned to this profile.
 func (h *Handler) setupAssistantProfile(w http.ResponseWriter, r *http.Request) {
+	if !h.pushCertReady(w) { // before the body: nothing can be served anyway
+		return
+	}
 	info, ok := h.readMachineInfo(w, r)
 	if !ok {
 		return

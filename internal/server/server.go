@@ -553,7 +553,19 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	s.log.Info("orchard serving", "version", version.Get().String(), "listen", ln.Addr().String(), "public_url", s.cfg.PublicURL, "data", s.cfg.DataDir)
+	s.logNextStep()
 	return s.Serve(ctx, ln)
+}
+
+// logNextStep tells a new admin what to do first: without a push
+// certificate no device can enroll.
+func (s *Server) logNextStep() {
+	if s.push.Topic() != "" {
+		return
+	}
+	s.log.Warn("no MDM push certificate yet: devices cannot enroll until one is uploaded. Next: " +
+		"`orchard push-cert csr --email you@example.com -o push.csr`, have the CSR signed by your push certificate vendor, " +
+		"upload it at https://identity.apple.com, then `orchard push-cert upload --cert MDM_Certificate.pem`")
 }
 
 // Close releases the database when Serve was never called.

@@ -30,6 +30,12 @@ var e2eTests = []struct {
 	{"InvitationEnrollment", testInvitationEnrollment},
 	{"ConfiguratorDirectEnrollment", testConfiguratorDirectEnrollment},
 	{"PushOnEnqueue", testPushOnEnqueue},
+	{"NoPushCertificate", testNoPushCertificate},
+	{"ActionsPushedOnlyWhenPushed", testActionsPushedOnlyWhenPushed},
+	{"RealClientRequests", testRealClientRequests},
+	{"ProfilePayloads", testProfilePayloads},
+	{"OSUpdateCommandsEndAt26", testOSUpdateCommandsEndAt26},
+	{"AllowUnknown", testAllowUnknown},
 }
 
 func TestE2E(t *testing.T) {
