@@ -3,38 +3,63 @@ package server_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
+	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/orchardmdm/orchard/apns/apnstest"
+	"github.com/orchardmdm/orchard/internal/apiclient"
 	"github.com/orchardmdm/orchard/internal/server"
-	"github.com/orchardmdm/orchard/internal/servertest"
 	"github.com/orchardmdm/orchard/storage"
 	"github.com/orchardmdm/orchard/storage/bolt"
 )
 
 var bulkDevices = flag.Int("bulk.devices", 100_000, "devices BenchmarkBulkCommand seeds and targets")
 
+// Environment of the server process BenchmarkBulkCommand starts (this
+// test binary run again; see TestMain).
+const (
+	envBulkDir     = "ORCHARD_BULK_SERVER_DIR"
+	envBulkAPNs    = "ORCHARD_BULK_SERVER_APNS"
+	envBulkAPNsCA  = "ORCHARD_BULK_SERVER_APNS_CA"
+	bulkTokenMagic = "BULK-MAGIC-"
+)
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(envBulkDir); dir != "" {
+		os.Exit(runBulkServer(dir, os.Getenv(envBulkAPNs), os.Getenv(envBulkAPNsCA)))
+	}
+	os.Exit(m.Run())
+}
+
 // BenchmarkBulkCommand seeds -bulk.devices enrolled devices (default
-// 100,000) with push tokens into a real bbolt file, starts a real server
-// on loopback TLS pushing to the fake APNs on loopback TLS, and sends one
-// POST /v1/commands to all of them. It reports the time to the API's
-// answer, pushes/s until the fake has received one push per device, the
-// pushes missing (dropped), the peak RSS (VmHWM, reset after seeding) and
-// peak Go heap during the command, and the live heap once idle again.
-// The fake APNs and the API client share the process, so RSS and heap
-// are upper bounds for the server. Run it once:
+// 100,000) with push tokens into a real bbolt file, runs the real server
+// on it in a process of its own (so its RSS is the server's alone), with
+// the fake APNs on loopback TLS in this process, and sends one POST
+// /v1/commands to all of them. It reports the time to the API's answer,
+// pushes/s until the fake has received one push per device, the pushes
+// missing (dropped), the server's peak RSS during the command (VmHWM,
+// reset just before it; also split as peak anonymous and file-backed,
+// i.e. bbolt's mmap), its peak Go heap (objects) and its live heap
+// before and after (idle; after a GC). Run it once:
 //
 //	go test ./internal/server -run '^$' -bench BulkCommand -benchtime 1x
 func BenchmarkBulkCommand(b *testing.B) {
@@ -46,7 +71,8 @@ func BenchmarkBulkCommand(b *testing.B) {
 	fake := apnstest.NewServer(cert.Leaf)
 	b.Cleanup(fake.Close)
 	fake.StopRecording()
-	caFile := filepath.Join(b.TempDir(), "apns-ca.pem")
+	dir := b.TempDir()
+	caFile := filepath.Join(dir, "apns-ca.pem")
 	if err := os.WriteFile(caFile, fake.CertPEM(), 0o600); err != nil {
 		b.Fatal(err)
 	}
@@ -55,51 +81,36 @@ func BenchmarkBulkCommand(b *testing.B) {
 		udids[i] = fmt.Sprintf("00008030-BULK%012X", i)
 	}
 	seedStart := time.Now()
-	s := servertest.Start(b, func(c *server.Config) {
-		c.APNsURL, c.APNsCA = fake.URL(), caFile
-		c.Logger = slog.New(slog.DiscardHandler) // a line per batch is not what is measured
-		c.OpenStore = func(dir string) (storage.Store, error) {
-			st, err := bolt.Open(filepath.Join(dir, "orchard.db"), bolt.Options{})
-			if err != nil {
-				return nil, err
-			}
-			if err := seedBulk(st, udids, cert.Topic); err != nil {
-				st.Close()
-				return nil, err
-			}
-			return st, nil
-		}
-	})
+	if err := seedBulk(filepath.Join(dir, "orchard.db"), udids, cert.Topic); err != nil {
+		b.Fatal(err)
+	}
 	b.Logf("seeded %d devices in %s", n, time.Since(seedStart).Round(time.Millisecond))
+	srv := startBulkServer(b, dir, fake.URL(), caFile)
+
 	p12, err := cert.P12("pw")
 	if err != nil {
 		b.Fatal(err)
 	}
-	if code := s.API(b, "PUT", "/v1/push-certificate", map[string]any{"p12": base64.StdEncoding.EncodeToString(p12), "password": "pw"}, nil); code != 200 {
-		b.Fatalf("upload push certificate = %d", code)
+	if code, _, err := srv.api.Do(context.Background(), "PUT", "/v1/push-certificate", map[string]any{"p12": base64.StdEncoding.EncodeToString(p12), "password": "pw"}); err != nil || code != 200 {
+		b.Fatalf("upload push certificate = %d %v", code, err)
 	}
 
 	var queued, drained time.Duration
 	var missing int
-	var peakHeap uint64
+	var before, during heapFigures
+	var rss rssFigures
 	for b.Loop() {
 		fake.Reset()
-		runtime.GC()
-		resetPeakRSS(b)
-		heap := sampleHeap()
+		before = srv.heap(b) // also resets the peak
+		srv.resetPeakRSS(b)
+		stopRSS := srv.samplePeakRSS(b)
 		start := time.Now()
-		var out struct {
-			Targets []struct {
-				Queued bool `json:"queued"`
-			} `json:"targets"`
-		}
-		code := s.API(b, "POST", "/v1/commands", map[string]any{"targets": udids, "request_type": "ProfileList"}, &out)
+		code, body, err := srv.api.Do(context.Background(), "POST", "/v1/commands", map[string]any{"targets": udids, "request_type": "ProfileList"})
 		queued = time.Since(start)
-		if code != 201 || len(out.Targets) != n {
-			b.Fatalf("POST /v1/commands = %d with %d targets", code, len(out.Targets))
+		if err != nil || code != 201 || strings.Count(string(body), `"queued": true`)+strings.Count(string(body), `"queued":true`) != n {
+			b.Fatalf("POST /v1/commands = %d %v (%d bytes)", code, err, len(body))
 		}
-		out.Targets = nil
-		// Poll until every push arrived or none arrived for a while.
+		// Wait until every push arrived or none arrived for a while.
 		last, lastAt := 0, time.Now()
 		for fake.Received() < n && time.Since(lastAt) < 10*time.Second {
 			time.Sleep(5 * time.Millisecond)
@@ -108,18 +119,22 @@ func BenchmarkBulkCommand(b *testing.B) {
 			}
 		}
 		drained = time.Since(start)
-		peakHeap = heap()
 		missing = n - fake.Received()
+		rss = stopRSS()
+		during = srv.heap(b)
 	}
-	rss := peakRSS(b)
+	time.Sleep(time.Second) // the last push results get recorded
+	after := srv.heap(b)
+	mb := func(v uint64) float64 { return float64(v) / (1 << 20) }
 	b.ReportMetric(queued.Seconds(), "s-to-queued")
 	b.ReportMetric(float64(n-missing)/drained.Seconds(), "pushes/s")
 	b.ReportMetric(float64(missing), "dropped")
-	b.ReportMetric(float64(rss)/(1<<20), "peak-RSS-MB")
-	b.ReportMetric(float64(peakHeap)/(1<<20), "peak-heap-MB")
-	time.Sleep(100 * time.Millisecond) // let the last push results be recorded
-	runtime.GC()
-	b.ReportMetric(float64(readMetric("/gc/heap/live:bytes"))/(1<<20), "idle-live-heap-MB")
+	b.ReportMetric(mb(rss.hwm), "peak-RSS-MB")
+	b.ReportMetric(mb(rss.anon), "peak-anon-RSS-MB")
+	b.ReportMetric(mb(rss.file), "peak-file-RSS-MB")
+	b.ReportMetric(mb(during.peak), "peak-heap-MB")
+	b.ReportMetric(mb(before.live), "idle-heap-before-MB")
+	b.ReportMetric(mb(after.live), "idle-heap-after-MB")
 	if missing != 0 {
 		b.Errorf("%d of %d devices were not pushed", missing, n)
 	}
@@ -127,7 +142,12 @@ func BenchmarkBulkCommand(b *testing.B) {
 
 // seedBulk enrolls devices with push tokens, many writers at once so the
 // store folds them into few fsyncs.
-func seedBulk(st *bolt.Store, udids []string, topic string) error {
+func seedBulk(path string, udids []string, topic string) error {
+	st, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
 	ctx := context.Background()
 	now := time.Now()
 	var wg sync.WaitGroup
@@ -140,7 +160,7 @@ func seedBulk(st *bolt.Store, udids []string, topic string) error {
 			defer func() { <-sem }()
 			err := st.Authenticate(ctx, &storage.AuthenticateRecord{Enrollment: storage.Enrollment{
 				ID: udid, DeviceID: udid, Type: storage.Device, EnrolledAt: now, LastSeen: now, Topic: topic,
-				Token: []byte(fmt.Sprintf("bulk-token-%021d", i)), PushMagic: fmt.Sprintf("BULK-MAGIC-%d", i), TokenUpdatedAt: now,
+				Token: []byte(fmt.Sprintf("bulk-token-%021d", i)), PushMagic: bulkTokenMagic + strconv.Itoa(i), TokenUpdatedAt: now,
 				Facts:    &storage.DeviceFacts{UDID: udid, SerialNumber: fmt.Sprintf("BK%010d", i), Model: "iPhone14,5", ProductName: "iPhone14,5", OSVersion: "18.1"},
 				CertHash: fmt.Sprintf("bulk-cert-%d", i),
 			}})
@@ -155,54 +175,190 @@ func seedBulk(st *bolt.Store, udids []string, topic string) error {
 	return first
 }
 
-func readMetric(name string) uint64 {
-	s := []metrics.Sample{{Name: name}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
+// bulkServer is the server process BenchmarkBulkCommand measures.
+type bulkServer struct {
+	cmd   *exec.Cmd
+	out   *bufio.Scanner
+	api   *apiclient.Client
+	procs string // /proc/<pid>/
 }
 
-// sampleHeap samples the heap's object bytes every 5 ms until the
-// returned func is called, which reports the peak.
-func sampleHeap() func() uint64 {
-	stop, done := make(chan struct{}), make(chan uint64)
+func startBulkServer(b *testing.B, dir, apnsURL, apnsCA string) *bulkServer {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envBulkDir+"="+dir, envBulkAPNs+"="+apnsURL, envBulkAPNsCA+"="+apnsCA)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		stdin.Close() // the server stops when its stdin closes
+		if err := cmd.Wait(); err != nil {
+			b.Errorf("server process: %v", err)
+		}
+	})
+	s := &bulkServer{cmd: cmd, out: bufio.NewScanner(stdout), procs: fmt.Sprintf("/proc/%d/", cmd.Process.Pid)}
+	addr, der := s.line(b, "addr"), s.line(b, "cert")
+	raw, err := base64.StdEncoding.DecodeString(der)
+	if err != nil {
+		b.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(raw)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	key, err := os.ReadFile(filepath.Join(dir, "api-key"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.api = &apiclient.Client{BaseURL: "https://" + addr, Key: strings.TrimSpace(string(key)),
+		HTTP: &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}}
+	return s
+}
+
+// line reads the server's next line, which must start with word.
+func (s *bulkServer) line(b *testing.B, word string) string {
+	if !s.out.Scan() {
+		b.Fatalf("server process said nothing (%v); want %q", s.out.Err(), word)
+	}
+	v, ok := strings.CutPrefix(s.out.Text(), word+" ")
+	if !ok {
+		b.Fatalf("server process said %q, want %q", s.out.Text(), word)
+	}
+	return v
+}
+
+type heapFigures struct{ peak, live uint64 }
+
+// heap signals the server, which collects garbage and answers with its
+// peak heap since the last signal and its live heap now.
+func (s *bulkServer) heap(b *testing.B) heapFigures {
+	if err := s.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		b.Fatal(err)
+	}
+	var h heapFigures
+	if _, err := fmt.Sscan(s.line(b, "heap"), &h.peak, &h.live); err != nil {
+		b.Fatal(err)
+	}
+	return h
+}
+
+// resetPeakRSS makes the server's VmHWM start again from its current RSS.
+func (s *bulkServer) resetPeakRSS(b *testing.B) {
+	if err := os.WriteFile(s.procs+"clear_refs", []byte("5"), 0); err != nil {
+		b.Fatalf("cannot reset the server's peak RSS: %v", err)
+	}
+}
+
+type rssFigures struct{ hwm, anon, file uint64 }
+
+// samplePeakRSS samples the server's RssAnon and RssFile every 10 ms
+// (the kernel keeps no peak of either) until the returned func is called,
+// which reports those peaks and VmHWM.
+func (s *bulkServer) samplePeakRSS(b *testing.B) func() rssFigures {
+	stop, done := make(chan struct{}), make(chan rssFigures)
 	go func() {
-		var peak uint64
-		t := time.NewTicker(5 * time.Millisecond)
+		var peak rssFigures
+		t := time.NewTicker(10 * time.Millisecond)
 		defer t.Stop()
 		for {
-			peak = max(peak, readMetric("/memory/classes/heap/objects:bytes"))
+			st := procStatus(s.procs + "status")
+			peak.anon, peak.file = max(peak.anon, st["RssAnon"]), max(peak.file, st["RssFile"])
 			select {
 			case <-stop:
+				peak.hwm = procStatus(s.procs + "status")["VmHWM"]
 				done <- peak
 				return
 			case <-t.C:
 			}
 		}
 	}()
-	return func() uint64 { close(stop); return <-done }
+	return func() rssFigures { close(stop); return <-done }
 }
 
-// resetPeakRSS makes VmHWM start again from the current RSS (Linux).
-func resetPeakRSS(b *testing.B) {
-	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
-		b.Logf("cannot reset the peak RSS (%v): it includes seeding", err)
-	}
-}
-
-// peakRSS is VmHWM from /proc/self/status, in bytes.
-func peakRSS(b *testing.B) uint64 {
-	f, err := os.Open("/proc/self/status")
+// procStatus reads the kB fields of a /proc status file, in bytes.
+func procStatus(path string) map[string]uint64 {
+	f, err := os.Open(path)
 	if err != nil {
-		b.Logf("no peak RSS: %v", err)
-		return 0
+		return nil
 	}
 	defer f.Close()
+	out := map[string]uint64{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if v, isKB := strings.CutSuffix(strings.TrimSpace(v), " kB"); ok && isKB {
+			n, _ := strconv.ParseUint(v, 10, 64)
+			out[k] = n << 10
 		}
 	}
+	return out
+}
+
+// runBulkServer is the server process: it serves dir on a loopback port
+// until its stdin closes, says where it listens and with which
+// certificate, and on each SIGUSR1 answers "heap <peak> <live>".
+func runBulkServer(dir, apnsURL, apnsCA string) int {
+	fail := func(err error) int { fmt.Fprintln(os.Stderr, "bulk server:", err); return 1 }
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fail(err)
+	}
+	srv, err := server.New(server.Config{
+		DataDir: dir, Listen: ln.Addr().String(), PublicURL: "https://" + ln.Addr().String(),
+		APNsURL: apnsURL, APNsCA: apnsCA,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		return fail(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	fmt.Printf("addr %s\ncert %s\n", ln.Addr(), base64.StdEncoding.EncodeToString(srv.TLSCertificate().Certificate[0]))
+
+	var mu sync.Mutex
+	var peak uint64
+	go func() {
+		for range time.Tick(5 * time.Millisecond) {
+			v := readMetric("/memory/classes/heap/objects:bytes")
+			mu.Lock()
+			peak = max(peak, v)
+			mu.Unlock()
+		}
+	}()
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	go func() {
+		for range usr1 {
+			runtime.GC()
+			live := readMetric("/gc/heap/live:bytes")
+			mu.Lock()
+			p := max(peak, readMetric("/memory/classes/heap/objects:bytes"))
+			peak = 0
+			mu.Unlock()
+			fmt.Printf("heap %d %d\n", p, live)
+		}
+	}()
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	cancel()
+	if err := <-done; err != nil {
+		return fail(err)
+	}
 	return 0
+}
+
+func readMetric(name string) uint64 {
+	s := []metrics.Sample{{Name: name}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
