@@ -46,6 +46,7 @@ type Dispatcher struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 	wakeup   chan struct{} // one token: something was added or intake closed
+	results  chan []Result // to the goroutine that calls onResult
 
 	mu      sync.Mutex
 	pending map[string]waiting
@@ -88,9 +89,11 @@ func WithResolver(r Resolver) DispatcherOption {
 }
 
 // NewDispatcher starts a background worker that pushes waiting
-// notifications with s and hands every batch of results to onResult, which
-// runs on the worker goroutine (keep it short: pushing waits meanwhile).
-// The worker stops when ctx ends or Close is called.
+// notifications with s and hands every batch of results to onResult. Calls
+// to onResult are serial, on a goroutine of their own, so recording one
+// batch overlaps pushing the next; pushing waits only when onResult is
+// more than one batch behind. The worker stops when ctx ends or Close is
+// called.
 func NewDispatcher(ctx context.Context, s Sender, onResult func([]Result), opts ...DispatcherOption) (*Dispatcher, error) {
 	if ctx == nil || s == nil || onResult == nil {
 		return nil, errors.New("apns: dispatcher needs a context, a sender and a result callback")
@@ -98,6 +101,7 @@ func NewDispatcher(ctx context.Context, s Sender, onResult func([]Result), opts 
 	d := &Dispatcher{
 		sender: s, onResult: onResult, batch: DefaultBatchSize,
 		done: make(chan struct{}), wakeup: make(chan struct{}, 1), pending: map[string]waiting{},
+		results: make(chan []Result, 1),
 	}
 	for _, o := range opts {
 		if o == nil {
@@ -108,7 +112,16 @@ func NewDispatcher(ctx context.Context, s Sender, onResult func([]Result), opts 
 		}
 	}
 	ctx, d.cancel = context.WithCancel(ctx)
-	go d.run(ctx)
+	go func() {
+		defer close(d.results)
+		d.run(ctx)
+	}()
+	go func() {
+		defer close(d.done)
+		for rs := range d.results {
+			d.onResult(rs)
+		}
+	}()
 	return d, nil
 }
 
@@ -212,7 +225,6 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 }
 
 func (d *Dispatcher) run(ctx context.Context) {
-	defer close(d.done)
 	for {
 		ws, ok := d.take(ctx)
 		if !ok {
@@ -231,7 +243,7 @@ func (d *Dispatcher) run(ctx context.Context) {
 			ns = append(ns, d.resolve(ctx, ids)...)
 		}
 		if len(ns) > 0 {
-			d.onResult(d.sender.Push(ctx, ns))
+			d.results <- d.sender.Push(ctx, ns)
 		}
 	}
 }

@@ -56,7 +56,7 @@ func TestMain(m *testing.M) {
 // the fake APNs on loopback TLS in this process, and sends one POST
 // /v1/commands to all of them. It reports the time to the API's answer,
 // pushes/s until the fake has received one push per device, the pushes
-// missing (dropped), the server's peak RSS during the command (VmHWM,
+// missing (dropped), the server's CPU time for it, its peak RSS during the command (VmHWM,
 // reset just before it; also split as peak anonymous and file-backed,
 // i.e. bbolt's mmap), its peak Go heap (objects) and its live heap
 // before and after (idle; after a GC). Run it once:
@@ -99,11 +99,13 @@ func BenchmarkBulkCommand(b *testing.B) {
 	var missing int
 	var before, during heapFigures
 	var rss rssFigures
+	var cpu time.Duration
 	for b.Loop() {
 		fake.Reset()
 		before = srv.heap(b) // also resets the peak
 		srv.resetPeakRSS(b)
 		stopRSS := srv.samplePeakRSS(b)
+		cpu0 := procCPU(srv.procs + "stat")
 		start := time.Now()
 		code, body, err := srv.api.Do(context.Background(), "POST", "/v1/commands", map[string]any{"targets": udids, "request_type": "ProfileList"})
 		queued = time.Since(start)
@@ -121,6 +123,7 @@ func BenchmarkBulkCommand(b *testing.B) {
 		drained = time.Since(start)
 		missing = n - fake.Received()
 		rss = stopRSS()
+		cpu = procCPU(srv.procs+"stat") - cpu0
 		during = srv.heap(b)
 	}
 	time.Sleep(time.Second) // the last push results get recorded
@@ -129,6 +132,7 @@ func BenchmarkBulkCommand(b *testing.B) {
 	b.ReportMetric(queued.Seconds(), "s-to-queued")
 	b.ReportMetric(float64(n-missing)/drained.Seconds(), "pushes/s")
 	b.ReportMetric(float64(missing), "dropped")
+	b.ReportMetric(cpu.Seconds(), "server-CPU-s")
 	b.ReportMetric(mb(rss.hwm), "peak-RSS-MB")
 	b.ReportMetric(mb(rss.anon), "peak-anon-RSS-MB")
 	b.ReportMetric(mb(rss.file), "peak-file-RSS-MB")
@@ -283,6 +287,24 @@ func (s *bulkServer) samplePeakRSS(b *testing.B) func() rssFigures {
 		}
 	}()
 	return func() rssFigures { close(stop); return <-done }
+}
+
+// procCPU is the user plus system CPU time in a /proc stat file.
+func procCPU(path string) time.Duration {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	// Fields after the parenthesised command name; utime and stime are
+	// the 14th and 15th fields of the whole line, in clock ticks (100/s).
+	_, rest, _ := strings.Cut(string(raw), ") ")
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseUint(f[11], 10, 64)
+	st, _ := strconv.ParseUint(f[12], 10, 64)
+	return time.Duration(ut+st) * (time.Second / 100)
 }
 
 // procStatus reads the kB fields of a /proc status file, in bytes.
