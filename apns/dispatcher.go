@@ -49,18 +49,16 @@ type Dispatcher struct {
 	results  chan []Result // to the goroutine that calls onResult
 
 	mu      sync.Mutex
-	pending map[string]waiting
-	order   []string // pending keys in arrival order, from head
+	pending map[string]*Notification // nil: an ID for the Resolver
+	order   []string                 // pending keys in arrival order, from head
 	head    int
 	closed  bool
 }
 
-// waiting is one entry of the set: a ready notification, or an ID for the
-// Resolver.
-type waiting struct {
-	n     Notification
-	ready bool
-}
+// shrinkAfter is the size past which an emptied set is reallocated: Go
+// maps keep their peak size, and one bulk send must not hold 100,000
+// slots for good.
+const shrinkAfter = 4096
 
 // DispatcherOption configures a Dispatcher.
 type DispatcherOption func(*Dispatcher) error
@@ -100,7 +98,7 @@ func NewDispatcher(ctx context.Context, s Sender, onResult func([]Result), opts 
 	}
 	d := &Dispatcher{
 		sender: s, onResult: onResult, batch: DefaultBatchSize,
-		done: make(chan struct{}), wakeup: make(chan struct{}, 1), pending: map[string]waiting{},
+		done: make(chan struct{}), wakeup: make(chan struct{}, 1), pending: map[string]*Notification{},
 		results: make(chan []Result, 1),
 	}
 	for _, o := range opts {
@@ -146,7 +144,8 @@ func (d *Dispatcher) Enqueue(ns []Notification) (refused []Result) {
 		return refused
 	}
 	for i := range ns {
-		d.add(key(&ns[i]), waiting{n: ns[i], ready: true})
+		n := ns[i]
+		d.add(key(&n), &n)
 	}
 	d.signal()
 	return nil
@@ -163,22 +162,22 @@ func (d *Dispatcher) Wake(ids []string) (refused int) {
 	}
 	for _, id := range ids {
 		if id != "" {
-			d.add(id, waiting{n: Notification{ID: id}})
+			d.add(id, nil)
 		}
 	}
 	d.signal()
 	return 0
 }
 
-// add puts w in the set under k; d.mu is held.
-func (d *Dispatcher) add(k string, w waiting) {
+// add puts n (nil: resolve k later) in the set under k; d.mu is held.
+func (d *Dispatcher) add(k string, n *Notification) {
 	if old, ok := d.pending[k]; ok {
-		if w.ready || !old.ready {
-			d.pending[k] = w
+		if n != nil || old == nil {
+			d.pending[k] = n
 		}
 		return
 	}
-	d.pending[k] = w
+	d.pending[k] = n
 	d.order = append(d.order, k)
 }
 
@@ -233,10 +232,10 @@ func (d *Dispatcher) run(ctx context.Context) {
 		ns := make([]Notification, 0, len(ws))
 		var ids []string
 		for _, w := range ws {
-			if w.ready {
-				ns = append(ns, w.n)
+			if w.n != nil {
+				ns = append(ns, *w.n)
 			} else {
-				ids = append(ids, w.n.ID)
+				ids = append(ids, w.k)
 			}
 		}
 		if len(ids) > 0 {
@@ -250,7 +249,7 @@ func (d *Dispatcher) run(ctx context.Context) {
 
 // take removes up to one batch from the set, waiting for one; it reports
 // false when intake is closed and the set is empty, or ctx ended.
-func (d *Dispatcher) take(ctx context.Context) ([]waiting, bool) {
+func (d *Dispatcher) take(ctx context.Context) ([]taken, bool) {
 	for {
 		if ctx.Err() != nil {
 			d.mu.Lock()
@@ -261,16 +260,19 @@ func (d *Dispatcher) take(ctx context.Context) ([]waiting, bool) {
 		d.mu.Lock()
 		if n := len(d.order) - d.head; n > 0 {
 			n = min(n, d.batch)
-			ws := make([]waiting, 0, n)
+			ws := make([]taken, 0, n)
 			for _, k := range d.order[d.head : d.head+n] {
-				ws = append(ws, d.pending[k])
+				ws = append(ws, taken{k, d.pending[k]})
 				delete(d.pending, k)
 			}
 			clear(d.order[d.head : d.head+n]) // let the strings go
 			d.head += n
-			if d.head == len(d.order) {
+			switch {
+			case d.head == len(d.order) && len(d.order) > shrinkAfter:
+				d.pending, d.order, d.head = map[string]*Notification{}, nil, 0
+			case d.head == len(d.order):
 				d.order, d.head = d.order[:0], 0
-			} else if d.head > len(d.order)/2 {
+			case d.head > len(d.order)/2:
 				d.order, d.head = append(d.order[:0], d.order[d.head:]...), 0
 			}
 			d.mu.Unlock()
@@ -286,6 +288,12 @@ func (d *Dispatcher) take(ctx context.Context) ([]waiting, bool) {
 		case <-d.wakeup:
 		}
 	}
+}
+
+// taken is one entry removed from the set.
+type taken struct {
+	k string
+	n *Notification
 }
 
 func failed(n Notification, reason string) Result {
