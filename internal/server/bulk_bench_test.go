@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"flag"
 	"fmt"
@@ -28,6 +29,8 @@ import (
 	"github.com/orchardmdm/orchard/apns/apnstest"
 	"github.com/orchardmdm/orchard/internal/apiclient"
 	"github.com/orchardmdm/orchard/internal/server"
+	"github.com/orchardmdm/orchard/internal/simdevice"
+	"github.com/orchardmdm/orchard/pki"
 	"github.com/orchardmdm/orchard/storage"
 	"github.com/orchardmdm/orchard/storage/bolt"
 )
@@ -81,7 +84,7 @@ func BenchmarkBulkCommand(b *testing.B) {
 		udids[i] = fmt.Sprintf("00008030-BULK%012X", i)
 	}
 	seedStart := time.Now()
-	if err := seedBulk(filepath.Join(dir, "orchard.db"), udids, cert.Topic); err != nil {
+	if err := seedBulk(filepath.Join(dir, "orchard.db"), udids, cert.Topic, fakeCertHash); err != nil {
 		b.Fatal(err)
 	}
 	b.Logf("seeded %d devices in %s", n, time.Since(seedStart).Round(time.Millisecond))
@@ -146,7 +149,7 @@ func BenchmarkBulkCommand(b *testing.B) {
 
 // seedBulk enrolls devices with push tokens, many writers at once so the
 // store folds them into few fsyncs.
-func seedBulk(path string, udids []string, topic string) error {
+func seedBulk(path string, udids []string, topic string, certHash func(i int) string) error {
 	st, err := bolt.Open(path, bolt.Options{})
 	if err != nil {
 		return err
@@ -166,7 +169,7 @@ func seedBulk(path string, udids []string, topic string) error {
 				ID: udid, DeviceID: udid, Type: storage.Device, EnrolledAt: now, LastSeen: now, Topic: topic,
 				Token: []byte(fmt.Sprintf("bulk-token-%021d", i)), PushMagic: bulkTokenMagic + strconv.Itoa(i), TokenUpdatedAt: now,
 				Facts:    &storage.DeviceFacts{UDID: udid, SerialNumber: fmt.Sprintf("BK%010d", i), Model: "iPhone14,5", ProductName: "iPhone14,5", OSVersion: "18.1"},
-				CertHash: fmt.Sprintf("bulk-cert-%d", i),
+				CertHash: certHash(i),
 			}})
 			if err != nil {
 				mu.Lock()
@@ -177,6 +180,140 @@ func seedBulk(path string, udids []string, topic string) error {
 	}
 	wg.Wait()
 	return first
+}
+
+func fakeCertHash(i int) string { return fmt.Sprintf("bulk-cert-%d", i) }
+
+var idleConnects = flag.Int("idle.connect", 10_000, "devices BenchmarkIdleHeap connects once each (of -bulk.devices)")
+
+// BenchmarkIdleHeap seeds -bulk.devices enrolled devices (default
+// 100,000) into a real bbolt file, the first -idle.connect of them
+// (default 10,000) with real certificates from the server's CA, runs the
+// server in a process of its own, and reports its live Go heap (after a
+// GC) idle before any connect, after one connect (a signed Idle report
+// over loopback TLS) by each of those devices, the heap each connected
+// device added, and what that makes with every device connected once.
+// Connecting all 100,000 works too (-idle.connect 100000) but takes
+// minutes: each device certificate is an RSA signature by the CA, and each
+// connect another by the device.
+//
+//	go test ./internal/server -run '^$' -bench IdleHeap -benchtime 1x
+func BenchmarkIdleHeap(b *testing.B) {
+	n, k := *bulkDevices, min(*idleConnects, *bulkDevices)
+	dir := b.TempDir()
+	ca, err := pki.LoadOrCreateCA(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	devKey, err := pki.NewRSAKey(2048) // one key for all: key generation is not what is measured
+	if err != nil {
+		b.Fatal(err)
+	}
+	certs := make([]*x509.Certificate, k)
+	now := time.Now()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.NumCPU())
+	for i := range k {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			tmpl := pki.DeviceTemplate(pki.RandomSerial(), pkix.Name{CommonName: fmt.Sprintf("bulk device %d", i)},
+				devKey.Public(), now.Add(-time.Minute), now.AddDate(1, 0, 0))
+			c, err := ca.Sign(tmpl, devKey.Public())
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			certs[i] = c
+		})
+	}
+	wg.Wait()
+	if b.Failed() {
+		b.FailNow()
+	}
+	udids := make([]string, n)
+	for i := range udids {
+		udids[i] = fmt.Sprintf("00008030-BULK%012X", i)
+	}
+	path := filepath.Join(dir, "orchard.db")
+	if err := seedCertRecords(path, certs, now); err != nil {
+		b.Fatal(err)
+	}
+	hash := func(i int) string {
+		if i < k {
+			return pki.Fingerprint(certs[i])
+		}
+		return fakeCertHash(i)
+	}
+	if err := seedBulk(path, udids, "com.apple.mgmt.External.bulk", hash); err != nil {
+		b.Fatal(err)
+	}
+	srv := startBulkServer(b, dir, "", "")
+	var seeded, connected heapFigures
+	for b.Loop() {
+		seeded = srv.heap(b)
+		var failures sync.Map
+		var wg sync.WaitGroup
+		next := make(chan int)
+		for range 32 {
+			wg.Go(func() {
+				for i := range next {
+					d := &simdevice.Device{UDID: udids[i], Cert: certs[i], Key: devKey,
+						ServerURL: srv.api.BaseURL + "/mdm/connect", Client: srv.api.HTTP}
+					if _, err := d.Idle(context.Background()); err != nil {
+						failures.Store(i, err)
+					}
+				}
+			})
+		}
+		for i := range k {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
+		failures.Range(func(i, err any) bool {
+			b.Errorf("device %d: connect: %v", i, err)
+			return false
+		})
+		connected = srv.heap(b)
+	}
+	per := float64(connected.live-seeded.live) / float64(k)
+	mb := func(v float64) float64 { return v / (1 << 20) }
+	b.ReportMetric(mb(float64(seeded.live)), "idle-heap-seeded-MB")
+	b.ReportMetric(mb(float64(connected.live)), "idle-heap-connected-MB")
+	b.ReportMetric(per, "heap-B/connected-device")
+	b.ReportMetric(mb(float64(seeded.live)+per*float64(n)), "idle-heap-all-connected-MB")
+}
+
+// seedCertRecords stores the issuance records of certs, as SCEP would.
+func seedCertRecords(path string, certs []*x509.Certificate, now time.Time) error {
+	st, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(certs))
+	sem := make(chan struct{}, 512)
+	for _, c := range certs {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			errs <- st.PutCert(context.Background(), &storage.CertRecord{
+				Hash: pki.Fingerprint(c), Serial: fmt.Sprintf("%x", c.SerialNumber), Subject: c.Subject.String(),
+				NotBefore: c.NotBefore, NotAfter: c.NotAfter, IssuedAt: now,
+				Authorization: storage.CertAuthorization{Kind: "admin", Ref: "bulk benchmark"},
+			})
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // bulkServer is the server process BenchmarkBulkCommand measures.
