@@ -480,6 +480,10 @@ func runBulkServer(dir, apnsURL, apnsCA string) int {
 	if err != nil {
 		return fail(err)
 	}
+	// Before saying where it listens: a SIGUSR1 that comes before Notify
+	// is lost, and the benchmark would wait for its answer forever.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
@@ -495,8 +499,6 @@ func runBulkServer(dir, apnsURL, apnsCA string) int {
 			mu.Unlock()
 		}
 	}()
-	usr1 := make(chan os.Signal, 1)
-	signal.Notify(usr1, syscall.SIGUSR1)
 	go func() {
 		for range usr1 {
 			runtime.GC()
