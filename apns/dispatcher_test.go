@@ -3,6 +3,7 @@ package apns_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -106,22 +107,22 @@ func (g *gate) Push(ctx context.Context, ns []apns.Notification) []apns.Result {
 	return g.next.Push(ctx, ns)
 }
 
-// With APNs busy, far more wake-ups than one batch wait without any being
-// refused or dropped, and each reaches APNs exactly once.
+// With APNs busy, more wake-ups than the old fixed queue held (50,000)
+// wait without any being refused or dropped, and each reaches APNs
+// exactly once.
 func TestDispatcherNeverDrops(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, apns.WithLogger(slog.New(slog.DiscardHandler)))
+	e.fake.StopRecording() // 50,000 requests' headers are not worth keeping
 	g := newGate(e.pusher)
 	var c collector
-	d := newDispatcher(t, context.Background(), g, &c, apns.WithBatchSize(64))
-	ns := notes(5000)
+	d := newDispatcher(t, context.Background(), g, &c)
+	ns := notes(50_101)
 	if refused := d.Enqueue(ns[:1]); len(refused) != 0 {
 		t.Fatalf("refused %+v", refused)
 	}
 	<-g.entered // the worker is busy with the first batch
-	for i := 1; i < len(ns); i += 100 {
-		if refused := d.Enqueue(ns[i:min(i+100, len(ns))]); len(refused) != 0 {
-			t.Fatalf("refused %d", len(refused))
-		}
+	if refused := d.Enqueue(ns[1:]); len(refused) != 0 {
+		t.Fatalf("refused %d of %d, first: %+v", len(refused), len(ns)-1, refused[0])
 	}
 	if q := d.Queued(); q != len(ns)-1 {
 		t.Fatalf("Queued = %d, want %d", q, len(ns)-1)
@@ -131,16 +132,19 @@ func TestDispatcherNeverDrops(t *testing.T) {
 		t.Fatal(err)
 	}
 	seen := map[string]int{}
-	for _, p := range e.fake.Pushes() {
-		seen[string(p.Token)]++
+	for _, r := range c.results() {
+		if !r.Sent {
+			t.Fatalf("result = %+v", r)
+		}
+		seen[r.ID]++
 	}
 	for _, n := range ns {
-		if seen[string(n.Token)] != 1 {
-			t.Errorf("%s pushed %d times", n.ID, seen[string(n.Token)])
+		if seen[n.ID] != 1 {
+			t.Fatalf("%s reported %d times", n.ID, seen[n.ID])
 		}
 	}
-	if got := c.results(); len(got) != len(ns) {
-		t.Errorf("%d results for %d notifications", len(got), len(ns))
+	if got := e.fake.Received(); got != len(ns) {
+		t.Errorf("fake received %d pushes, want %d", got, len(ns))
 	}
 }
 
