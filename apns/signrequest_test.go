@@ -6,53 +6,24 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
-	"math/big"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/micromdm/plist"
 
 	"github.com/orchardmdm/orchard/apns"
+	"github.com/orchardmdm/orchard/apns/apnstest"
 )
 
-// vendorChain is a test stand-in for Apple's chain: a root, an
-// intermediate (WWDR's place) and an MDM vendor signing certificate.
 func vendorChain(t *testing.T) ([]*x509.Certificate, *rsa.PrivateKey) {
 	t.Helper()
-	var chain []*x509.Certificate
-	var parent *x509.Certificate
-	var parentKey *rsa.PrivateKey
-	for i, cn := range []string{"Test Root CA", "Test WWDR CA", "MDM Vendor: Test Org"} {
-		key, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(int64(i + 1)), Subject: pkix.Name{CommonName: cn},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-			IsCA: i < 2, BasicConstraintsValid: true,
-			KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		}
-		signer, signerCert := key, tmpl
-		if parent != nil {
-			signer, signerCert = parentKey, parent
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, signerCert, &key.PublicKey, signer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := x509.ParseCertificate(der)
-		if err != nil {
-			t.Fatal(err)
-		}
-		chain = append([]*x509.Certificate{c}, chain...)
-		parent, parentKey = c, key
+	v, err := apnstest.NewVendor()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return chain, parentKey // vendor first, root last
+	return v.Chain, v.Key
 }
 
 func TestSignPushCertRequest(t *testing.T) {

@@ -103,6 +103,11 @@ reason); the exit code is 4 when any target was refused.`,
 var pushCertCommands = []*command{
 	{name: "csr", summary: "create a key (kept in the data dir) and a CSR for the push certificate vendor", local: true, setup: pushCSR,
 		examples: []string{"orchard push-cert csr --email it@example.com -o push.csr"}},
+	{name: "sign-request", summary: "sign a push CSR with your own MDM vendor certificate, for Apple's Push Certificates Portal", local: true, setup: pushSignRequest,
+		help: `For an organisation with an MDM vendor signing certificate (Apple Developer Enterprise Program).
+--vendor-cert holds the vendor certificate, then Apple's WWDR intermediate and Apple's root (PEM,
+in that order; --chain adds more files). The output is the file to upload at identity.apple.com.`,
+		examples: []string{"orchard push-cert sign-request --csr push.csr --vendor-cert mdm-vendor-chain.pem --vendor-key mdm-vendor.key -o push-request.b64"}},
 	{name: "upload", summary: "upload the MDM push certificate (--cert file, or --p12 file --password)", setup: api(pushCertUpload),
 		examples: []string{"orchard push-cert upload --cert MDM_Certificate.pem --apple-id it@example.com"}},
 	{name: "show", summary: "show the push certificate: topic, expiry, status", setup: api(noFlags("GET", "/v1/push-certificate")),

@@ -260,6 +260,19 @@ func prepare(t *testing.T, s *servertest.Server, fake *apnstest.Server, node *co
 	switch {
 	case node.name == "csr":
 		os.Remove(keyPath) // each documented csr starts a fresh request
+	case node.name == "sign-request":
+		// The CSR from the csr step, and a vendor chain as Apple would issue it.
+		if _, err := os.Stat("push.csr"); err != nil {
+			if err := writePushCSR(t.TempDir(), "Orchard MDM", "it@example.com", "push.csr", io.Discard); err != nil {
+				t.Fatal(err)
+			}
+		}
+		v, err := apnstest.NewVendor()
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile("mdm-vendor-chain.pem", v.ChainPEM, 0o600)
+		os.WriteFile("mdm-vendor.key", v.KeyPEM, 0o600)
 	case node.name == "upload" && slices.Contains(args, "MDM_Certificate.pem"):
 		if _, err := os.Stat(keyPath); err != nil {
 			if err := writePushCSR(s.Dir, "Orchard MDM", "it@example.com", filepath.Join(t.TempDir(), "push.csr"), io.Discard); err != nil {
