@@ -373,7 +373,8 @@ func (r revokingStore) RevokeCert(ctx context.Context, serial string, at time.Ti
 	return nil
 }
 
-// registerGauges exposes the queue depth and enrolled devices. Counting
+// registerGauges exposes the queue depth, enrolled devices and the push
+// certificate's and ABM tokens' expiries. Counting
 // walks the database, so a scrape reuses a count up to 30 seconds old.
 func (s *Server) registerGauges() error {
 	var mu sync.Mutex
@@ -393,6 +394,29 @@ func (s *Server) registerGauges() error {
 		return queued, enrolled
 	}
 	if err := s.metrics.SetQueueDepthFunc(func() float64 { q, _ := counts(); return float64(q) }); err != nil {
+		return err
+	}
+	// Expiries are read at scrape time (s.push is set before any scrape).
+	pushExpiry := func() (time.Time, bool) {
+		info, err := s.push.Info(time.Now())
+		if err != nil {
+			return time.Time{}, false
+		}
+		return info.NotAfter, true
+	}
+	tokenExpiries := func() []metrics.TokenExpiry {
+		tokens, err := s.store.DEPTokens(s.bg)
+		if err != nil {
+			s.log.Error("list ABM tokens for metrics", "err", err)
+			return nil
+		}
+		out := make([]metrics.TokenExpiry, 0, len(tokens))
+		for _, t := range tokens {
+			out = append(out, metrics.TokenExpiry{ID: t.ID, Name: t.Name, NotAfter: t.AccessTokenExpiry})
+		}
+		return out
+	}
+	if err := s.metrics.SetExpiryFuncs(pushExpiry, tokenExpiries); err != nil {
 		return err
 	}
 	return s.metrics.SetEnrolledDevicesFunc(func() float64 { _, e := counts(); return float64(e) })
