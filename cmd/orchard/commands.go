@@ -41,6 +41,16 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 refused by the server, 5 serv
 					examples: []string{"orchard enroll profile -o enroll.mobileconfig"}},
 			}},
 			{name: "dep", summary: "Apple Business Manager / School Manager (Automated Device Enrollment)", subs: depCommands},
+			{name: "backup", summary: "write a backup archive of the database and keys, while the server runs", setup: backupSetup,
+				help: `Through the server (GET /v1/backup): a consistent snapshot of the database, every key file of
+the data dir and a manifest of SHA-256 sums, as one tar. It holds every secret: keep it as safe as
+the data dir. --offline reads a stopped server's data dir (--data) instead.`,
+				examples: []string{"orchard backup --to orchard-backup.tar", "orchard backup --offline --data orchard-data --to orchard-backup.tar"}},
+			{name: "restore", summary: "restore a backup archive into a data dir", local: true, setup: restoreSetup,
+				help: `Checks the whole archive (every file's SHA-256, every database page) before it writes
+anything into --data. A data dir that is not empty is refused unless --force; one a running
+server holds is always refused.`,
+				examples: []string{"orchard restore --from orchard-backup.tar --data orchard-data-restored"}},
 			{name: "version", summary: "print the version, commit, build date and Go version", setup: versionSetup,
 				examples: []string{"orchard version", "orchard version -o json"}},
 			{name: "completion", summary: "print a shell completion script", local: true, args: []string{"bash|zsh|fish"}, setup: completionSetup,

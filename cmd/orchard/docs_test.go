@@ -217,7 +217,13 @@ func TestDocumentedCommands(t *testing.T) {
 		if node.name == "sync" {
 			rewindManualSync(t, s, token.ID)
 		}
-		args = append(args, "--data", s.Dir, "--server", s.URL)
+		// restore and backup --offline act on the data dir they name, which
+		// must not be the running server's.
+		if ownDataDir(node, args) {
+			args = append(args, "--server", s.URL)
+		} else {
+			args = append(args, "--data", s.Dir, "--server", s.URL)
+		}
 		var out, errOut bytes.Buffer
 		if err := run(ctx, args, &out, &errOut); err != nil {
 			t.Errorf("%s: exit %d: %v (%s)", where, exitCode(err), err, errOut.String())
@@ -273,6 +279,27 @@ func prepare(t *testing.T, s *servertest.Server, fake *apnstest.Server, node *co
 		}
 		os.WriteFile("mdm-vendor-chain.pem", v.ChainPEM, 0o600)
 		os.WriteFile("mdm-vendor.key", v.KeyPEM, 0o600)
+	case ownDataDir(node, args):
+		dir := flagValue(args, "--data")
+		if dir == "" || filepath.IsAbs(dir) {
+			t.Fatalf("%v: name a relative --data, the test runs it in its work dir", args)
+		}
+		os.RemoveAll(dir)
+		if node.name == "backup" {
+			// A stopped server's data dir: a database no one holds.
+			st, err := server.OpenBolt(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.Close()
+		} else if from := flagValue(args, "--from"); from != "" {
+			if _, err := os.Stat(from); err != nil {
+				var out, errOut bytes.Buffer
+				if err := run(context.Background(), []string{"backup", "--to", from, "--data", s.Dir, "--server", s.URL}, &out, &errOut); err != nil {
+					t.Fatalf("backup for %v: %v %s", args, err, errOut.String())
+				}
+			}
+		}
 	case node.name == "upload" && slices.Contains(args, "MDM_Certificate.pem"):
 		if _, err := os.Stat(keyPath); err != nil {
 			if err := writePushCSR(s.Dir, "Orchard MDM", "it@example.com", filepath.Join(t.TempDir(), "push.csr"), io.Discard); err != nil {
@@ -311,4 +338,22 @@ func rewindManualSync(t *testing.T, s *servertest.Server, id string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// ownDataDir tells the commands whose --data is theirs to choose.
+func ownDataDir(node *command, args []string) bool {
+	return node.name == "restore" || (node.name == "backup" && slices.Contains(args, "--offline"))
+}
+
+// flagValue is the value after name in args ("" when absent).
+func flagValue(args []string, name string) string {
+	for i, a := range args {
+		if a == name && i+1 < len(args) {
+			return args[i+1]
+		}
+		if v, ok := strings.CutPrefix(a, name+"="); ok {
+			return v
+		}
+	}
+	return ""
 }

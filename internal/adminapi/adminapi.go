@@ -64,6 +64,7 @@ type Config struct {
 	DEP       DEPService
 	Inventory *inventory.Inventory
 	Enroll    *enroll.Handler
+	Backup    Backup
 	Logger    *slog.Logger
 }
 
@@ -77,6 +78,7 @@ type API struct {
 	dep      DEPService
 	inv      *inventory.Inventory
 	enroll   *enroll.Handler
+	backup   Backup
 	log      *slog.Logger
 	key      [sha256.Size]byte
 
@@ -96,7 +98,7 @@ func New(c Config) (*API, error) {
 		c.Logger = slog.Default()
 	}
 	a := &API{store: c.Store, commands: c.Commands, secrets: c.Secrets, releaser: c.Releaser, push: c.Push,
-		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, log: c.Logger, key: sha256.Sum256([]byte(c.APIKey)),
+		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, log: c.Logger, key: sha256.Sum256([]byte(c.APIKey)),
 		mux: http.NewServeMux(), paths: http.NewServeMux(), allow: map[string][]string{}}
 	for _, rt := range a.routes() {
 		h := rt.handler
