@@ -41,6 +41,15 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 refused by the server, 5 serv
 					examples: []string{"orchard enroll profile -o enroll.mobileconfig"}},
 			}},
 			{name: "dep", summary: "Apple Business Manager / School Manager (Automated Device Enrollment)", subs: depCommands},
+			{name: "demo", summary: "try Orchard with no hardware: a server, a fake APNs and simulated devices", local: true, setup: demoSetup,
+				help: `Starts Orchard on a temporary data dir with a fake APNs, enrolls simulated iPhones, iPads and
+Macs that stay online and answer commands, and prints what to try next. Ctrl-C stops it and
+removes the data dir.`,
+				examples: []string{"orchard demo", "orchard demo -n 12 --listen 127.0.0.1:9443"}},
+			{name: "simulate", summary: "enroll simulated devices in an existing server and keep them online", setup: simulateSetup,
+				help: `Each device fetches an enrollment profile through the admin API, enrolls by SCEP, and checks in
+every --interval (a real server's pushes go through Apple, which cannot reach them) until Ctrl-C.`,
+				examples: []string{"orchard simulate --server https://localhost:8443 -n 20"}},
 			{name: "backup", summary: "write a backup archive of the database and keys, while the server runs", setup: backupSetup,
 				help: `Through the server (GET /v1/backup): a consistent snapshot of the database, every key file of
 the data dir and a manifest of SHA-256 sums, as one tar. It holds every secret: keep it as safe as

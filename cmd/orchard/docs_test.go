@@ -121,10 +121,15 @@ func shellWords(s string) (words []string, stdoutFile string, err error) {
 	return words, stdoutFile, nil
 }
 
+// runsUntilStopped are the commands that serve until Ctrl-C: the docs test
+// parses their lines instead of running them (TestDemo and TestSimulate
+// run demo and simulate; serve runs in every server test).
+var runsUntilStopped = map[string]bool{"serve": true, "demo": true, "simulate": true}
+
 // Every orchard command in README.md and docs/ runs against a real server
 // with real data (an enrolled device, a queued command, an ABM token on the
-// fake of Apple's service, a push certificate) and exits 0; serve, which
-// would not return, is parsed and checked instead. A doc example with a
+// fake of Apple's service, a push certificate) and exits 0; the commands
+// that would not return (runsUntilStopped) are parsed and checked instead. A doc example with a
 // syntax the CLI does not have fails here.
 func TestDocumentedCommands(t *testing.T) {
 	ctx := context.Background()
@@ -204,10 +209,12 @@ func TestDocumentedCommands(t *testing.T) {
 			t.Errorf("%s: %v", where, err)
 			continue
 		}
-		if node.name == "serve" {
-			fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		if runsUntilStopped[node.name] {
+			fs := flag.NewFlagSet(node.name, flag.ContinueOnError)
 			fs.SetOutput(io.Discard)
-			serveSetup(fs, &env{})
+			e := &env{}
+			node.setup(fs, e)
+			e.globalFlags(fs)
 			if pos, err := parseInterleaved(fs, rest); err != nil || len(pos) != 0 {
 				t.Errorf("%s: %v %q", where, err, pos)
 			}
