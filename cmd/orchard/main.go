@@ -141,6 +141,17 @@ func serveSetup(fs *flag.FlagSet, e *env) func(context.Context, []string) error 
 		if err != nil {
 			return err
 		}
+		// SIGHUP re-reads <data>/api-key: the key rotates without a restart.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for range hup {
+				if err := srv.ReloadAPIKey(); err != nil {
+					cfg.Logger.Error("SIGHUP", "err", err)
+				}
+			}
+		}()
 		return srv.Run(ctx)
 	}
 }

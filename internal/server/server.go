@@ -83,7 +83,9 @@ type Server struct {
 	store      storage.Store
 	ca         *pki.CA
 	box        *pki.SecretBox
-	apiKey     string
+	apiKey     string // guarded by keyMu once serving (ReloadAPIKey)
+	keyMu      sync.Mutex
+	admin      *adminapi.API
 	tlsCert    tls.Certificate
 	selfSigned bool
 	svc        *service.Service
@@ -314,7 +316,7 @@ func (s *Server) build() error {
 		return err
 	}
 
-	admin, err := adminapi.New(adminapi.Config{APIKey: s.apiKey, Store: s.store, Commands: s.cmds, Secrets: s.svc,
+	s.admin, err = adminapi.New(adminapi.Config{APIKey: s.apiKey, Store: s.store, Commands: s.cmds, Secrets: s.svc,
 		Releaser: s.svc, Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Backup: s.backup(), Logger: s.log})
 	if err != nil {
 		return err
@@ -323,7 +325,7 @@ func (s *Server) build() error {
 	mux := http.NewServeMux()
 	device.Register(mux)
 	enrollment.RegisterPublic(mux)
-	mux.Handle("/v1/", admin) // the whole admin API: routes in internal/adminapi/routes.go
+	mux.Handle("/v1/", s.admin) // the whole admin API: routes in internal/adminapi/routes.go
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		// "ok" stays the first line for probes that read only that.
@@ -463,7 +465,11 @@ func OpenBolt(dataDir string) (storage.Store, error) {
 }
 
 // APIKey is the admin bearer key.
-func (s *Server) APIKey() string { return s.apiKey }
+func (s *Server) APIKey() string {
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	return s.apiKey
+}
 
 // TLSCertificate is the server's TLS pair.
 func (s *Server) TLSCertificate() tls.Certificate { return s.tlsCert }
