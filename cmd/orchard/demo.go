@@ -44,6 +44,7 @@ func (s *syncWriter) printf(format string, a ...any) {
 type demoRun struct {
 	listen string
 	n      int
+	self   string // how the printed command lines call this binary
 	// ready, when set, is called once the devices are enrolled.
 	ready func(url, dataDir string, fleet *demo.Fleet)
 }
@@ -119,14 +120,18 @@ func (d demoRun) enrollAndRun(ctx context.Context, out *syncWriter, srv *server.
 		return err
 	}
 	first := fleet.Devices[0].UDID
-	cli := fmt.Sprintf("orchard --data %s --server %s", dir, url)
+	self := d.self
+	if self == "" {
+		self = "orchard"
+	}
+	cli := fmt.Sprintf("%s --data %s --server %s", self, dir, url)
 	out.printf(`
 %d devices are online and answer commands (woken through the fake APNs). Try, in another terminal:
 
   %s devices list
   %s devices action %s lock --set message="Hello from the demo"
   %s devices inventory %s
-  %s inventory
+  %s commands show <command-uuid the lock answered>
 
 Ctrl-C stops the demo.
 `, len(fleet.Devices), cli, cli, first, cli, first, cli)
@@ -148,7 +153,7 @@ func demoSetup(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
 		}
 		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		return demoRun{listen: *listen, n: *n}.run(ctx, e.stdout, e.stderr)
+		return demoRun{listen: *listen, n: *n, self: os.Args[0]}.run(ctx, e.stdout, e.stderr)
 	}
 }
 
