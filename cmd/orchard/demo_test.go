@@ -93,9 +93,25 @@ func TestDemo(t *testing.T) {
 			t.Errorf("devices list lacks %s:\n%s", d.UDID, list.String())
 		}
 	}
+	// Every command line the demo prints runs as printed; one is the lock.
 	var errOut bytes.Buffer
-	if err := run(ctx, []string{"--data", in.dir, "--server", in.url, "devices", "action", in.fleet.Devices[0].UDID, "lock", "--set", "message=Hello from the demo"}, &bytes.Buffer{}, &errOut); err != nil {
-		t.Fatalf("lock: %v %s", err, errOut.String())
+	printed := 0
+	for _, l := range strings.Split(out.String(), "\n") {
+		l = strings.TrimSpace(l)
+		if !strings.HasPrefix(l, "orchard --data") || strings.Contains(l, "<") {
+			continue
+		}
+		words, _, err := shellWords(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := run(ctx, words[1:], &bytes.Buffer{}, &errOut); err != nil {
+			t.Fatalf("%s: %v %s", l, err, errOut.String())
+		}
+		printed++
+	}
+	if printed < 3 {
+		t.Fatalf("ran %d printed command lines:\n%s", printed, out.String())
 	}
 	out.wait(t, "received DeviceLock", done)
 	cancel()
