@@ -9,7 +9,7 @@ BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 VPKG := github.com/orchardmdm/orchard/internal/version
 LDFLAGS := -X $(VPKG).version=$(VERSION) -X $(VPKG).commit=$(COMMIT) -X $(VPKG).date=$(BUILD_DATE)
 
-.PHONY: build run test bench gobench fuzz vet fmt clean
+.PHONY: build run demo test bench gobench fuzz vet fmt clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/orchard
@@ -18,8 +18,14 @@ build:
 run: build
 	./$(BIN) serve
 
-# The whole test suite (fuzz targets run their seed corpus).
+# Orchard with a fake APNs and simulated devices on a temporary data dir.
+demo: build
+	./$(BIN) demo
+
+# The whole test suite (fuzz targets run their seed corpus); .ci/setup
+# installs systemd-analyze for the unit's test when root and missing.
 test:
+	./.ci/setup
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 
