@@ -10,8 +10,11 @@ build:
 run: build
 	./$(BIN) serve
 
-# The whole test suite (fuzz targets run their seed corpus).
+# The whole test suite (fuzz targets run their seed corpus). The PostgreSQL
+# tests start their own throwaway server from Debian's postgresql package,
+# which the script installs when missing (as root).
 test:
+	./scripts/ensure-postgres.sh
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 

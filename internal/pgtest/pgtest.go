@@ -1,0 +1,257 @@
+// Package pgtest runs a throwaway PostgreSQL server for tests, from the
+// binaries of Debian's postgresql package: one server per test binary in a
+// temporary directory on a free loopback port, and a fresh database per
+// test. It never skips: without the binaries a test fails and says how to
+// install them.
+package pgtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// InstallHint is the command that installs the server binaries.
+const InstallHint = "apt-get update && apt-get install -y postgresql   (as root; `make test` does it for you)"
+
+type server struct {
+	dir  string
+	port int
+	cmd  *exec.Cmd
+	exit chan error
+}
+
+var (
+	once    sync.Once
+	srv     *server
+	srvErr  error
+	stopMu  sync.Mutex
+	stopped bool
+	dbSeq   atomic.Int64
+)
+
+// DSN returns the connection string of a fresh, empty database on the
+// shared test server, starting the server on first use. The database is
+// dropped when the test ends.
+func DSN(t testing.TB) string {
+	t.Helper()
+	once.Do(func() { srv, srvErr = start() })
+	if srvErr != nil {
+		t.Fatalf("pgtest: %v", srvErr)
+	}
+	name := fmt.Sprintf("t%d_%d", os.Getpid(), dbSeq.Add(1))
+	admin := srv.dsn("postgres")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatalf("pgtest: connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE template0"); err != nil {
+		t.Fatalf("pgtest: create database: %v", err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(ctx, admin)
+		if err != nil {
+			return // the server is gone with the binary
+		}
+		defer c.Close(ctx)
+		// WITH (FORCE): a store a test forgot to close must not keep it.
+		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("pgtest: drop database: %v", err)
+		}
+	})
+	return srv.dsn(name)
+}
+
+func (s *server) dsn(db string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.port, db)
+}
+
+// Main runs a test binary's tests and stops the server after them; call it
+// from TestMain: func TestMain(m *testing.M) { pgtest.Main(m) }.
+func Main(m *testing.M) {
+	code := m.Run()
+	Stop()
+	os.Exit(code)
+}
+
+// Stop shuts the server down and removes its directory. The server also
+// dies with the test binary if Stop is never called.
+func Stop() {
+	stopMu.Lock()
+	defer stopMu.Unlock()
+	if stopped || srv == nil {
+		stopped = true
+		return
+	}
+	stopped = true
+	_ = srv.cmd.Process.Signal(syscall.SIGINT) // fast shutdown
+	select {
+	case <-srv.exit:
+	case <-time.After(30 * time.Second):
+		_ = srv.cmd.Process.Kill()
+		<-srv.exit
+	}
+	os.RemoveAll(srv.dir)
+}
+
+// BinDir finds the directory holding initdb and postgres: $ORCHARD_PG_BIN,
+// else the newest /usr/lib/postgresql/*/bin.
+func BinDir() (string, error) {
+	if d := os.Getenv("ORCHARD_PG_BIN"); d != "" {
+		return d, nil
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	slices.SortFunc(dirs, func(a, b string) int { return version(b) - version(a) })
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "postgres")); err == nil {
+			return d, nil
+		}
+	}
+	msg := "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin (or $ORCHARD_PG_BIN); install them with: " + InstallHint
+	if os.Getenv("CI") == "true" {
+		msg = "CI: " + msg + " — the CI machine must have them (make test installs them as root)"
+	}
+	return "", errors.New(msg)
+}
+
+func version(dir string) int {
+	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(dir)))
+	return n
+}
+
+func start() (*server, error) {
+	bin, err := BinDir()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "orchard-pgtest-")
+	if err != nil {
+		return nil, err
+	}
+	s := &server{dir: dir, exit: make(chan error, 1)}
+	cred, err := unprivileged(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	data := filepath.Join(dir, "data")
+	// --no-sync only for initdb's own files: the server keeps fsync on.
+	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync")
+	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if out, err := initdb.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("initdb: %v: %s", err, out)
+	}
+	if s.port, err = freePort(); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	log, err := os.Create(filepath.Join(dir, "server.log"))
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	started := make(chan error, 1)
+	// The process is started from a locked thread that never exits, so
+	// Pdeathsig stops the server when the test binary dies without Stop.
+	go func() {
+		runtime.LockOSThread()
+		cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(s.port),
+			"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="+dir,
+			"-c", "max_connections=300", "-c", "shared_buffers=32MB")
+		cmd.Stdout, cmd.Stderr = log, log
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGQUIT, Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		s.cmd = cmd
+		started <- nil
+		s.exit <- cmd.Wait()
+		log.Close()
+		select {} // keep the thread, so Pdeathsig stays armed
+	}()
+	if err := <-started; err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("start postgres: %w", err)
+	}
+	if err := s.waitReady(); err != nil {
+		_ = s.cmd.Process.Kill()
+		logText, _ := os.ReadFile(filepath.Join(dir, "server.log"))
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("%w; server log:\n%s", err, logText)
+	}
+	return s, nil
+}
+
+// waitReady polls until the server accepts connections (or exits).
+func (s *server) waitReady() error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		conn, err := pgx.Connect(ctx, s.dsn("postgres"))
+		cancel()
+		if err == nil {
+			conn.Close(context.Background())
+			return nil
+		}
+		select {
+		case e := <-s.exit:
+			return fmt.Errorf("postgres exited at start: %v", e)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("postgres did not accept connections: %w", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// unprivileged returns the credentials to run the server with: none when
+// not root; as root (PostgreSQL refuses to run as root) the user nobody,
+// owning dir.
+func unprivileged(dir string) (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		return nil, fmt.Errorf("running as root needs the user nobody to run postgres as: %w", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if err := os.Chown(dir, uid, gid); err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, err
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}, nil
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+

@@ -1,0 +1,49 @@
+package pgtest_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/orchardmdm/orchard/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// TestFreshDatabases checks that each DSN names its own empty database on
+// a live server, with fsync on.
+func TestFreshDatabases(t *testing.T) {
+	ctx := context.Background()
+	a, b := pgtest.DSN(t), pgtest.DSN(t)
+	if a == b {
+		t.Fatalf("two tests got the same database %s", a)
+	}
+	ca, err := pgx.Connect(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Close(ctx)
+	if _, err := ca.Exec(ctx, "CREATE TABLE x (n int)"); err != nil {
+		t.Fatal(err)
+	}
+	cb, err := pgx.Connect(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close(ctx)
+	var n int
+	if err := cb.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE tablename = 'x'").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("the second database sees the first one's table")
+	}
+	var fsync string
+	if err := cb.QueryRow(ctx, "SHOW fsync").Scan(&fsync); err != nil {
+		t.Fatal(err)
+	}
+	if fsync != "on" {
+		t.Errorf("fsync = %s, want on", fsync)
+	}
+}
