@@ -11,7 +11,7 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// TestFreshDatabases checks that each DSN names its own empty database on
+// TestFreshDatabases checks that each DSN names its own empty schema on
 // a live server, with fsync on.
 func TestFreshDatabases(t *testing.T) {
 	ctx := context.Background()
@@ -33,11 +33,11 @@ func TestFreshDatabases(t *testing.T) {
 	}
 	defer cb.Close(ctx)
 	var n int
-	if err := cb.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE tablename = 'x'").Scan(&n); err != nil {
+	if err := cb.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE tablename = 'x' AND schemaname = current_schema()").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	if n != 0 {
-		t.Errorf("the second database sees the first one's table")
+		t.Errorf("the second schema sees the first one's table")
 	}
 	var fsync string
 	if err := cb.QueryRow(ctx, "SHOW fsync").Scan(&fsync); err != nil {

@@ -39,6 +39,7 @@ import (
 	"github.com/orchardmdm/orchard/scep"
 	"github.com/orchardmdm/orchard/storage"
 	"github.com/orchardmdm/orchard/storage/bolt"
+	"github.com/orchardmdm/orchard/storage/postgres"
 )
 
 // Config is what `orchard serve` takes from flags and environment.
@@ -65,8 +66,12 @@ type Config struct {
 	MetricsListen string
 	// DEPURL overrides Apple's device assignment service (tests, proxies).
 	DEPURL string
-	// OpenStore opens the storage backend for the data dir; the default is
-	// the bbolt file orchard.db in it. Tests pass another backend's opener.
+	// Storage picks the backend when OpenStore is nil: "bolt" (default, the
+	// file orchard.db in the data dir) or "postgres" at StorageDSN.
+	Storage    string
+	StorageDSN string
+	// OpenStore opens the storage backend for the data dir, overriding
+	// Storage. Tests pass another backend's opener.
 	OpenStore func(dataDir string) (storage.Store, error)
 	Logger    *slog.Logger
 
@@ -109,7 +114,11 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.OpenStore == nil {
-		cfg.OpenStore = OpenBolt
+		open, err := StoreOpener(cfg.Storage, cfg.StorageDSN)
+		if err != nil {
+			return nil, err
+		}
+		cfg.OpenStore = open
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -445,6 +454,31 @@ func (s *Server) Store() storage.Store { return s.store }
 // OpenBolt opens the default backend: the bbolt file orchard.db in dataDir.
 func OpenBolt(dataDir string) (storage.Store, error) {
 	return bolt.Open(filepath.Join(dataDir, "orchard.db"), bolt.Options{})
+}
+
+// OpenPostgres returns an opener of the PostgreSQL database at dsn; the
+// data dir still holds the keys.
+func OpenPostgres(dsn string) func(dataDir string) (storage.Store, error) {
+	return func(string) (storage.Store, error) {
+		return postgres.Open(context.Background(), dsn, postgres.Options{})
+	}
+}
+
+// StoreOpener maps --storage and --storage-dsn to an opener.
+func StoreOpener(kind, dsn string) (func(dataDir string) (storage.Store, error), error) {
+	switch kind {
+	case "", "bolt":
+		if dsn != "" {
+			return nil, errors.New("--storage-dsn is for --storage postgres; bolt keeps orchard.db in the data dir")
+		}
+		return OpenBolt, nil
+	case "postgres":
+		if dsn == "" {
+			return nil, errors.New("--storage postgres needs --storage-dsn (e.g. postgres://orchard@db/orchard)")
+		}
+		return OpenPostgres(dsn), nil
+	}
+	return nil, fmt.Errorf("--storage %q: want bolt or postgres", kind)
 }
 
 // APIKey is the admin bearer key.

@@ -27,10 +27,12 @@ import (
 	"time"
 
 	"github.com/orchardmdm/orchard/internal/apiclient"
+	"github.com/orchardmdm/orchard/internal/pgtest"
 	"github.com/orchardmdm/orchard/internal/server"
 	"github.com/orchardmdm/orchard/internal/simdevice"
 	"github.com/orchardmdm/orchard/pki"
 	"github.com/orchardmdm/orchard/storage"
+	"github.com/orchardmdm/orchard/storage/postgres"
 )
 
 // Server is a running test server.
@@ -46,13 +48,17 @@ type Server struct {
 type Backend struct {
 	Name string
 	// Open opens a fresh, empty store for a server's data dir.
-	Open func(dataDir string) (storage.Store, error)
+	Open func(t testing.TB, dataDir string) (storage.Store, error)
 }
 
-// Backends lists every backend the end-to-end suite runs on; a new one
-// (PostgreSQL) is one more entry.
+// Backends lists every backend the end-to-end suite runs on. PostgreSQL
+// runs on pgtest's throwaway server: a test binary using it calls
+// pgtest.Main from its TestMain.
 var Backends = []Backend{
-	{Name: "bolt", Open: server.OpenBolt},
+	{Name: "bolt", Open: func(_ testing.TB, dir string) (storage.Store, error) { return server.OpenBolt(dir) }},
+	{Name: "postgres", Open: func(t testing.TB, _ string) (storage.Store, error) {
+		return postgres.Open(context.Background(), pgtest.DSN(t), postgres.Options{})
+	}},
 }
 
 // WithStore makes the server open its store with open.
@@ -64,7 +70,8 @@ func WithStore(open func(dataDir string) (storage.Store, error)) func(*server.Co
 // the config further.
 func (b Backend) Start(t testing.TB, mutate ...func(*server.Config)) *Server {
 	t.Helper()
-	return Start(t, append([]func(*server.Config){WithStore(b.Open)}, mutate...)...)
+	open := func(dir string) (storage.Store, error) { return b.Open(t, dir) }
+	return Start(t, append([]func(*server.Config){WithStore(open)}, mutate...)...)
 }
 
 // Start runs a server until the test ends. mutate may adjust the config.
