@@ -30,6 +30,9 @@ var e2eTests = []struct {
 	{"InvitationEnrollment", testInvitationEnrollment},
 	{"ConfiguratorDirectEnrollment", testConfiguratorDirectEnrollment},
 	{"PushOnEnqueue", testPushOnEnqueue},
+	{"ForgedMachineInfoCannotTakeOver", testForgedMachineInfoCannotTakeOver},
+	{"UDIDCaseCopyIsTheSameDevice", testUDIDCaseCopyIsTheSameDevice},
+	{"ResultRulesEndToEnd", testResultRulesEndToEnd},
 }
 
 func TestE2E(t *testing.T) {

@@ -16,9 +16,9 @@ import (
 // an assigned serial earns a challenge and a certificate bound to that
 // UDID; it must not replace the victim's enrollment until an admin
 // releases it. Issue #10, section 2.
-func TestForgedMachineInfoCannotTakeOver(t *testing.T) {
+func testForgedMachineInfoCannotTakeOver(t *testing.T, b servertest.Backend) {
 	ctx := context.Background()
-	s := servertest.Start(t)
+	s := b.Start(t)
 	var prof struct {
 		ID string `json:"id"`
 	}
@@ -135,9 +135,9 @@ func TestForgedMachineInfoCannotTakeOver(t *testing.T) {
 // A lower-case copy of an enrolled hex UDID is the same device: it cannot
 // enroll as a second record with the same serial, and the device's own
 // messages in either case reach its one record. Issue #10, section 5.
-func TestUDIDCaseCopyIsTheSameDevice(t *testing.T) {
+func testUDIDCaseCopyIsTheSameDevice(t *testing.T, b servertest.Backend) {
 	ctx := context.Background()
-	s := servertest.Start(t)
+	s := b.Start(t)
 	dev := s.NewDevice(t)
 	dev.UDID = "00008030-001A35E11E88802E"
 	s.Enroll(t, dev)
