@@ -37,6 +37,7 @@ const usage = `usage: orchard <command> [flags] [arguments]
 
 commands:
   serve                       run the MDM server
+  migrate --from bolt:PATH --to postgres:DSN [--overwrite]   copy the bbolt database into PostgreSQL
   devices list                list enrolled devices
   devices show <id>           show one device
   devices inventory <id>      the device's inventory (also: devices apps|profiles <id>)
@@ -66,6 +67,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stderr)
+	case "migrate":
+		return migrate(ctx, args[1:], stdout, stderr)
 	case "push":
 		return runClient(ctx, "push", args[1:], stdout, stderr)
 	case "push-cert":
