@@ -209,4 +209,3 @@ func TestCopyFromBolt(t *testing.T) {
 		t.Errorf("overwrite kept a record bbolt does not have: %v", err)
 	}
 }
-
