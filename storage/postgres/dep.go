@@ -106,6 +106,10 @@ func (s *Store) SaveDEPPage(ctx context.Context, devices []storage.DEPDevice, st
 	var changed []storage.DEPDevice
 	err := s.write(ctx, func(tx pgx.Tx) error {
 		changed = changed[:0]
+		// A concurrent DeleteDEPToken waits for the page (or sees its devices).
+		if _, err := tx.Exec(ctx, "SELECT 1 FROM dep_tokens WHERE id = $1 FOR SHARE", st.TokenID); err != nil {
+			return err
+		}
 		for _, d := range devices {
 			if d.Serial == "" {
 				continue
@@ -248,6 +252,10 @@ func (s *Store) PurgeRemovedDEPDevices(ctx context.Context, cutoff time.Time) (i
 // CreateDEPProfile implements storage.DEPProfileStore.
 func (s *Store) CreateDEPProfile(ctx context.Context, p storage.DEPProfile, max int) error {
 	return s.write(ctx, func(tx pgx.Tx) error {
+		// The count below is only true while no one else adds to it.
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended('dep_profiles:' || $1, 0))", p.TokenID); err != nil {
+			return err
+		}
 		var exists bool
 		var n int
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM dep_profiles WHERE token_id = $1 AND id = $2),
@@ -300,7 +308,7 @@ func (s *Store) DeleteDEPProfile(ctx context.Context, tokenID, id string) error 
 			return storage.ErrNotFound
 		}
 		var t storage.DEPToken
-		if err := getDoc(ctx, tx, &t, "SELECT doc FROM dep_tokens WHERE id = $1", tokenID); err == nil && t.DefaultProfileID == id {
+		if err := getDoc(ctx, tx, &t, "SELECT doc FROM dep_tokens WHERE id = $1 FOR SHARE", tokenID); err == nil && t.DefaultProfileID == id {
 			return fmt.Errorf("profile %s is the token's default profile: %w", id, storage.ErrConflict)
 		}
 		return nil

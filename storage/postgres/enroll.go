@@ -322,7 +322,8 @@ func getSerial(ctx context.Context, q querier, serial string) (*storage.SerialAs
 // putSerial writes an assignment after checking its profile exists.
 func putSerial(ctx context.Context, tx pgx.Tx, a *storage.SerialAssignment) error {
 	var one int
-	if err := tx.QueryRow(ctx, "SELECT 1 FROM configurator_profiles WHERE id = $1", a.ProfileID).Scan(&one); errors.Is(err, pgx.ErrNoRows) {
+	// FOR SHARE: a concurrent delete of the profile waits for this write.
+	if err := tx.QueryRow(ctx, "SELECT 1 FROM configurator_profiles WHERE id = $1 FOR SHARE", a.ProfileID).Scan(&one); errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("configurator profile %q: %w", a.ProfileID, storage.ErrNotFound)
 	} else if err != nil {
 		return err

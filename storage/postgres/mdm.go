@@ -237,6 +237,11 @@ func (s *Store) Enqueue(ctx context.Context, cmd *storage.Command, channels []st
 		if tag.RowsAffected() == 0 {
 			return fmt.Errorf("%w: command %s already exists", storage.ErrConflict, cmd.UUID)
 		}
+		// Share-lock the enrollments: a concurrent CheckOut or Authenticate
+		// of one of them waits, or makes this write run again.
+		if _, err := tx.Exec(ctx, "SELECT 1 FROM enrollments WHERE id = ANY($1) ORDER BY id FOR SHARE", channels); err != nil {
+			return err
+		}
 		// Each channel's enrollment and its device's generation, in list order.
 		rows, err := tx.Query(ctx, `SELECT c.id, e.enrolled,
 				coalesce(d.doc->>'generation', e.doc->>'generation', '0')::bigint

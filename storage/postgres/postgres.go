@@ -1,12 +1,18 @@
 // Package postgres is Orchard's PostgreSQL storage backend, for several
 // replicas sharing one database.
 //
-// Every write is one SERIALIZABLE transaction, retried from the start when
-// PostgreSQL reports a serialization failure, so the contracts' "in one
-// write" and "fn may run more than once" hold across replicas without
-// application locks. A write that returned nil is committed: the server's
-// fsync and synchronous_commit stay on, and PostgreSQL's WAL flush already
-// groups the commits of concurrent transactions into one fsync.
+// Every write is one REPEATABLE READ transaction that locks the rows its
+// decision rests on (FOR UPDATE, FOR SHARE, or an advisory lock where the
+// row may not exist yet); a write that loses a race gets a serialization
+// failure, a deadlock or a duplicate key from PostgreSQL and runs again
+// from the start (the contracts already let fn run more than once). So
+// "in one write" holds across replicas without a coordinator. A write that
+// returned nil is committed: fsync and synchronous_commit stay on, and
+// PostgreSQL's WAL flush already groups the commits of concurrent
+// transactions into one fsync (group commit without a batcher of ours).
+//
+// Not SERIALIZABLE: on small tables its predicate locks cover whole
+// relations, and writes to different devices then fail each other.
 package postgres
 
 import (
@@ -16,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -170,15 +177,21 @@ type querier interface {
 // serialization races.
 const maxAttempts = 100
 
-// write runs fn in a SERIALIZABLE transaction, from the start again when
-// it loses a race with a concurrent one; fn must only leak state out of a
-// run that returned nil.
+// write runs fn in a transaction, from the start again (after a short
+// random pause, so racers spread out) when it loses a race with a
+// concurrent one; fn must only leak state out of a run that returned nil.
 func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	var err error
-	for range maxAttempts {
-		err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.Serializable}, fn)
+	for attempt := range maxAttempts {
+		err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, fn)
 		if !retryable(err) {
 			return err
+		}
+		pause := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
 		}
 	}
 	return fmt.Errorf("postgres: gave up after %d serialization failures: %w", maxAttempts, err)
