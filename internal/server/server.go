@@ -539,7 +539,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	flushed, synced := make(chan struct{}), make(chan struct{})
 	go func() { s.svc.RunLastSeenFlusher(bg, 30*time.Second); close(flushed) }()
 	go func() {
-		if err := s.dep.Run(bg); err != nil && !errors.Is(err, context.Canceled) {
+		if err := s.runExclusive(bg, "dep-sync", s.dep.Run); err != nil && !errors.Is(err, context.Canceled) {
 			s.log.Error("ABM sync stopped", "err", err)
 		}
 		close(synced)
@@ -574,6 +574,35 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		err = cerr
 	}
 	return err
+}
+
+// exclusiveRunner is a store shared by replicas that can make one of them
+// at a time run a job (PostgreSQL: an advisory lock).
+type exclusiveRunner interface {
+	RunExclusive(ctx context.Context, name string, fn func(context.Context) error) error
+}
+
+// runExclusive runs a background job that must not run on two replicas at
+// once (ABM sync: Apple throttles it per token) on whichever replica holds
+// the store's lock, taking over when that one goes away. A store for one
+// process only runs it.
+func (s *Server) runExclusive(ctx context.Context, name string, fn func(context.Context) error) error {
+	ex, ok := s.store.(exclusiveRunner)
+	if !ok {
+		return fn(ctx)
+	}
+	for {
+		err := ex.RunExclusive(ctx, name, fn)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.log.Warn("exclusive job ended; waiting for its lock again", "job", name, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Second):
+		}
+	}
 }
 
 // Run listens on the configured address and serves until ctx ends.

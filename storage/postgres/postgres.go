@@ -266,3 +266,6 @@ func limitArg(limit int) any {
 	}
 	return limit
 }
+
+// Pool is the connection pool, for tests and tools that inspect the database.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
