@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Side-by-side load benchmark of Orchard and NanoMDM on loopback, then
-# Orchard's cost curve; writes BENCHMARKS.md. Called by `make bench`.
+# Side-by-side load benchmark of Orchard (on its own TLS in every
+# connection mode, and on plain HTTP) and NanoMDM (plain HTTP) on loopback,
+# then Orchard's cost curve; writes BENCHMARKS.md. Called by `make bench`.
 # Everything it builds or stores goes under .bench/ (gitignored).
 set -euo pipefail
 
@@ -29,11 +30,13 @@ logcmd() {
 	echo >>"$CMDLOG"
 }
 
-# orchard_load <json> <label> <orchard-data-dir> <pid> [extra flags...]
+# orchard_load <json> <label> <orchard-data-dir> <pid> <plain|tls> [extra flags...]
+# On TLS the generator trusts the root payload of Orchard's enrollment profile.
 orchard_load() {
-	local json=$1 label=$2 data=$3 pid=$4
-	shift 4
-	local cmd=("$BIN/orchard-load" --target orchard --server "http://$ORCHARD_ADDR" --api-key "$(cat "$data/api-key")"
+	local json=$1 label=$2 data=$3 pid=$4 scheme=http
+	[[ $5 == tls ]] && scheme=https
+	shift 5
+	local cmd=("$BIN/orchard-load" --target orchard --server "$scheme://$ORCHARD_ADDR" --api-key "$(cat "$data/api-key")"
 		--pid "$pid" --label "$label" --json "$json" "${LOADFLAGS[@]}" "$@")
 	logcmd "${cmd[@]}"
 	"${cmd[@]}"
@@ -49,48 +52,72 @@ nano_load() {
 	"${cmd[@]}"
 }
 
-# Each measurement runs REPEAT times on a fresh server start (Orchard and
-# NanoMDM alternating, so drift on a shared machine hits both alike); the
-# tables show the run with the median connects/s and list every run.
-# scenario_flags <name>: the generator flags of a comparison scenario.
-scenario_flags() {
-	case $1 in
-	idle) echo --scenario idle ;;
-	idle-fresh) echo --scenario idle --sign-idle-once=false ;;
-	roundtrip) echo --scenario roundtrip ;;
-	esac
-}
-for scenario in idle idle-fresh roundtrip; do
-	read -ra flags <<<"$(scenario_flags "$scenario")"
-	for r in $(seq 1 "$REPEAT"); do
-		echo "== $scenario $r/$REPEAT: Orchard"
-		data="$RUN/orchard-$scenario-$r"
-		start_orchard "$data"
-		orchard_load "$OUT/$scenario-orchard-$r.json" Orchard "$data" "$ORCHARD_PID" "${flags[@]}"
-		stop_pid "$ORCHARD_PID"
+# The runs of a comparison, as "<name> <server> <transport> <label> <flags...>"
+# (underscores in the label print as spaces):
+# Orchard on plain HTTP (reference), Orchard on its own TLS in every
+# connection mode, NanoMDM on plain HTTP as before (its own listener).
+RUNS=(
+	"orchard-plain orchard plain Orchard_plain_h1 --conn h1"
+	"orchard-tls-h1 orchard tls Orchard_TLS_h1 --conn h1"
+	"orchard-tls-h2 orchard tls Orchard_TLS_h2 --conn h2"
+	"orchard-tls-wake orchard tls Orchard_TLS_wake --conn wake"
+	"nanomdm nanomdm plain NanoMDM_plain_h1 --conn h1"
+)
+# Sign-once reference runs (the figures of earlier BENCHMARKS.md).
+ONCE_RUNS=(
+	"orchard-plain orchard plain Orchard_plain_h1 --conn h1"
+	"nanomdm nanomdm plain NanoMDM_plain_h1 --conn h1"
+)
 
-		echo "== $scenario $r/$REPEAT: NanoMDM"
-		dir="$RUN/nanomdm-$scenario-$r"
-		start_nanomdm "$dir"
-		nano_load "$OUT/$scenario-nanomdm-$r.json" NanoMDM "$NANO_PID" "${flags[@]}"
-		stop_pid "$NANO_PID" "$SCEP_PID"
+# measure <scenario> <scenario flags> <run>...: REPEAT rounds; each round
+# runs every configuration once, on a fresh server start, so drift on a
+# shared machine hits all alike. The tables show the run with the median
+# connects/s and list every run.
+measure() {
+	local scenario=$1 sflags=$2 r spec name server transport label flags
+	shift 2
+	for r in $(seq 1 "$REPEAT"); do
+		for spec in "$@"; do
+			read -r name server transport label flags <<<"$spec"
+			label=${label//_/ }
+			local json="$OUT/$scenario-$name-$r.json"
+			echo "== $scenario $r/$REPEAT: $label"
+			if [[ $server == orchard ]]; then
+				local data="$RUN/$scenario-$name-$r"
+				start_orchard "$data" "$transport"
+				# shellcheck disable=SC2086 # flags are words
+				orchard_load "$json" "$label" "$data" "$ORCHARD_PID" "$transport" $sflags $flags
+				stop_pid "$ORCHARD_PID"
+			else
+				start_nanomdm "$RUN/$scenario-$name-$r"
+				# shellcheck disable=SC2086
+				nano_load "$json" "$label" "$NANO_PID" $sflags $flags
+				stop_pid "$NANO_PID" "$SCEP_PID"
+			fi
+		done
 	done
-	pick_median "$OUT/$scenario-orchard.json" "$OUT/$scenario-orchard-"*.json
-	pick_median "$OUT/$scenario-nanomdm.json" "$OUT/$scenario-nanomdm-"*.json
-done
+	for spec in "$@"; do
+		read -r name _ <<<"$spec"
+		pick_median "$OUT/$scenario-$name.json" "$OUT/$scenario-$name-"[0-9]*.json
+	done
+}
+
+measure idle "--scenario idle" "${RUNS[@]}"
+measure roundtrip "--scenario roundtrip" "${RUNS[@]}"
+measure idle-once "--scenario idle --sign-idle-once" "${ONCE_RUNS[@]}"
 
 echo "== enrollment of $DEVICES devices (Orchard: profile, SCEP, Authenticate, TokenUpdate)"
 for r in $(seq 1 "$REPEAT"); do
 	data="$RUN/orchard-enroll-$r"
-	start_orchard "$data"
-	orchard_load "$OUT/enroll-orchard-$r.json" "Orchard" "$data" "$ORCHARD_PID" --enroll-only
+	start_orchard "$data" tls
+	orchard_load "$OUT/enroll-orchard-$r.json" "Orchard TLS" "$data" "$ORCHARD_PID" tls --enroll-only
 	stop_pid "$ORCHARD_PID"
 done
 pick_median "$OUT/enroll-orchard.json" "$OUT/enroll-orchard-"*.json
 
-echo "== cost curve (Orchard)"
+echo "== cost curve (Orchard on TLS, h1)"
 data="$RUN/orchard-curve"
-start_orchard "$data" # creates the CA and database
+start_orchard "$data" tls # creates the CA, the TLS pair and the database
 stop_pid "$ORCHARD_PID"
 seeded=0 first=0 curve_files=()
 # curve_point <name> <label> [flags...]: REPEAT runs of fresh devices.
@@ -98,8 +125,8 @@ curve_point() {
 	local name=$1 label=$2 r
 	shift 2
 	for r in $(seq 1 "$REPEAT"); do
-		start_orchard "$data"
-		orchard_load "$OUT/curve-$name-$r.json" "$label" "$data" "$ORCHARD_PID" --scenario idle --first "$first" "$@"
+		start_orchard "$data" tls
+		orchard_load "$OUT/curve-$name-$r.json" "$label" "$data" "$ORCHARD_PID" tls --conn h1 --scenario idle --first "$first" "$@"
 		stop_pid "$ORCHARD_PID"
 		first=$((first + DEVICES + 1))
 	done
@@ -123,4 +150,4 @@ if ((BACKLOG > 0)); then
 fi
 
 write_markdown "$OUTFILE" "${curve_files[@]}"
-echo "wrote $OUTFILE"
+echo "wrote $OUTFILE in $SECONDS s"

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -50,10 +49,13 @@ type config struct {
 	AllowRemote bool
 	EnrollOnly  bool
 	Rebase      bool
-	// SignIdleOnce: each device signs its Idle report once and resends it.
+	// SignIdleOnce: each device signs its Idle report once and resends it
+	// (a labelled option; by default every message is signed afresh).
 	SignIdleOnce bool
-
-	client *http.Client // tests: a client trusting the test server
+	// Conn is the connection mode: connH1, connH2 or connWake.
+	Conn string
+	// CA is a PEM file of roots to trust for TLS instead of the profile's.
+	CA string
 }
 
 func parseLoadFlags(args []string, stderr io.Writer) (*config, error) {
@@ -83,7 +85,10 @@ func parseLoadFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.Timeout, "timeout", 10*time.Minute, "give up after this long")
 	fs.BoolVar(&c.AllowRemote, "allow-remote", false, "allow a non-loopback server")
 	fs.BoolVar(&c.Rebase, "rebase", true, "send the profile's https URLs to --server, as a TLS proxy in front of a --plain-http server would")
-	fs.BoolVar(&c.SignIdleOnce, "sign-idle-once", true, "each device signs its Idle report once and resends it (the server still verifies every request); false signs every connect")
+	signFresh := fs.Bool("sign-fresh", true, "sign every message afresh, as devices do")
+	fs.BoolVar(&c.SignIdleOnce, "sign-idle-once", false, "each device signs its Idle report once and resends it (the server still verifies every request), so the generator's signing leaves the cores to the server; reports say so")
+	fs.StringVar(&c.Conn, "conn", connH1, "h1: one keep-alive HTTP/1.1 connection per device; h2: one HTTP/2 connection per device (https); wake: a new connection per wake (TLS resumed), Idle, answers, close")
+	fs.StringVar(&c.CA, "ca", "", "PEM file of the roots to trust for TLS (default: Orchard's enrollment profile root payload)")
 	fs.BoolVar(&c.EnrollOnly, "enroll-only", false, "measure enrollment (profile, SCEP, Authenticate, TokenUpdate) and stop")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -91,6 +96,12 @@ func parseLoadFlags(args []string, stderr io.Writer) (*config, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	freshSet := false
+	fs.Visit(func(f *flag.Flag) { freshSet = freshSet || f.Name == "sign-fresh" })
+	if freshSet && *signFresh && c.SignIdleOnce {
+		return nil, errors.New("--sign-fresh and --sign-idle-once contradict each other; pick one")
+	}
+	c.SignIdleOnce = c.SignIdleOnce || !*signFresh
 	return c, c.validate()
 }
 
@@ -118,6 +129,10 @@ func (c *config) validate() error {
 		return errors.New("--backlog is implemented for orchard only")
 	case c.Timeout <= 0:
 		return errors.New("--timeout must be positive")
+	case c.Conn != connH1 && c.Conn != connH2 && c.Conn != connWake:
+		return fmt.Errorf("--conn: want h1, h2 or wake, got %q", c.Conn)
+	case c.Conn == connH2 && !strings.HasPrefix(c.Server, "https://"):
+		return errors.New("--conn h2 needs an https --server")
 	}
 	if c.ProfileURL == "" && c.Target == targetOrchard {
 		c.ProfileURL = c.Server + "/v1/enrollment/profile"
@@ -140,6 +155,11 @@ func (c *config) validate() error {
 		c.Label = c.Target
 	}
 	if c.AllowRemote {
+		// Trusting the profile's root means fetching it (with the API key)
+		// before the server is verified: only on loopback.
+		if c.CA == "" && c.Target == targetOrchard && strings.HasPrefix(c.ProfileURL, "https://") {
+			return errors.New("a remote https server needs --ca: the profile's root cannot be trusted before the server is")
+		}
 		return nil
 	}
 	for _, u := range []string{c.Server, c.ProfileURL, c.SCEPURL, c.CheckinURL, c.ServerURL, c.ReadyURL} {

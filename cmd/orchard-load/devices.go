@@ -86,9 +86,9 @@ type enroller func(ctx context.Context, d *simdevice.Device, key *rsa.PrivateKey
 // admin API, as an admin script would, and follows it. With rebase, the
 // profile's https URLs are sent to --server instead, as a TLS-terminating
 // proxy in front of `orchard serve --plain-http` would forward them.
-func orchardEnroller(c *config, hc *http.Client) enroller {
+func orchardEnroller(c *config, admin *http.Client) enroller {
 	return func(ctx context.Context, d *simdevice.Device, key *rsa.PrivateKey) error {
-		profile, err := apiGet(ctx, hc, c.ProfileURL, c.APIKey)
+		profile, err := apiGet(ctx, admin, c.ProfileURL, c.APIKey)
 		if err != nil {
 			return fmt.Errorf("profile: %w", err)
 		}
@@ -103,15 +103,15 @@ func orchardEnroller(c *config, hc *http.Client) enroller {
 				}
 			}
 		}
-		return enrollWith(ctx, d, key, hc, ps)
+		return enrollWith(ctx, d, key, ps)
 	}
 }
 
 // staticEnroller enrolls with a fixed SCEP URL and challenge (NanoMDM
 // behind micromdm's scepserver has no profile service).
-func staticEnroller(c *config, hc *http.Client) enroller {
+func staticEnroller(c *config) enroller {
 	return func(ctx context.Context, d *simdevice.Device, key *rsa.PrivateKey) error {
-		return enrollWith(ctx, d, key, hc, &simdevice.ProfileSettings{
+		return enrollWith(ctx, d, key, &simdevice.ProfileSettings{
 			SCEPURL: c.SCEPURL, Challenge: c.Challenge,
 			Subject:   pkix.Name{CommonName: d.UDID, Organization: []string{"orchard-load"}},
 			ServerURL: c.ServerURL, CheckInURL: c.CheckinURL,
@@ -121,9 +121,10 @@ func staticEnroller(c *config, hc *http.Client) enroller {
 
 // enrollWith gets the device's identity by SCEP, runs Authenticate and
 // TokenUpdate, then answers what the server queues at enrollment (Orchard's
-// inventory queries), as a real device does before it idles.
-func enrollWith(ctx context.Context, d *simdevice.Device, key *rsa.PrivateKey, hc *http.Client, ps *simdevice.ProfileSettings) error {
-	if err := d.EnrollWith(ctx, ps, key, hc); err != nil {
+// inventory queries), as a real device does before it idles. It all goes
+// over the device's own client, so its TLS session cache is warm after.
+func enrollWith(ctx context.Context, d *simdevice.Device, key *rsa.PrivateKey, ps *simdevice.ProfileSettings) error {
+	if err := d.EnrollWith(ctx, ps, key, d.Client); err != nil {
 		return err
 	}
 	if err := d.Enroll(ctx); err != nil {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,10 +47,13 @@ func runLoad(ctx context.Context, c *config, stderr io.Writer) (*report, error) 
 		defer srv.stop()
 		pid = srv.pid()
 	}
-	hc := c.client
-	if hc == nil {
-		hc = newHTTPClient(c.Concurrency)
+	roots, err := rootsFor(ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("TLS trust: %w", err)
 	}
+	tr := newTransports(c.Conn, roots)
+	hc := tr.admin(c.Concurrency)
+	defer hc.CloseIdleConnections()
 
 	n := c.Devices
 	if c.Backlog > 0 {
@@ -61,14 +65,23 @@ func runLoad(ctx context.Context, c *config, stderr io.Writer) (*report, error) 
 	}
 	devs := make([]*simdevice.Device, n)
 	for i := range devs {
-		devs[i] = newDevice(c.First+i, hc)
+		devs[i] = newDevice(c.First+i, tr.device())
 	}
+	defer func() {
+		for _, d := range devs {
+			d.Client.CloseIdleConnections()
+		}
+	}()
 	enroll := orchardEnroller(c, hc)
 	if c.Target == targetNanoMDM {
-		enroll = staticEnroller(c, hc)
+		enroll = staticEnroller(c)
 	}
 
-	rep := &report{Label: c.Label, Target: c.Target, Scenario: c.Scenario, Devices: c.Devices, Concurrency: c.Concurrency, Backlog: c.Backlog}
+	rep := &report{Label: c.Label, Target: c.Target, Scenario: c.Scenario, Devices: c.Devices, Concurrency: c.Concurrency, Backlog: c.Backlog,
+		Conn: c.Conn, Signing: signingFresh}
+	if c.SignIdleOnce {
+		rep.Signing = signingIdleOnce
+	}
 	before := markProc(pid)
 	start := time.Now()
 	err = parallel(ctx, n, c.Concurrency, func(ctx context.Context, i int) error {
@@ -81,17 +94,24 @@ func runLoad(ctx context.Context, c *config, stderr io.Writer) (*report, error) 
 		return nil, err
 	}
 	rep.Enroll = phaseOf(time.Since(start), before, pid)
+	rep.TLS = strings.HasPrefix(devs[0].ServerURL, "https://")
 	fmt.Fprintf(stderr, "%s: enrolled %d devices in %s\n", c.Label, n, rep.Enroll.Wall.Round(time.Millisecond))
 
 	if !c.EnrollOnly {
 		if err := prepare(ctx, c, hc, devs); err != nil {
 			return nil, err
 		}
+		// Every device opens its own connection in the measured phase,
+		// resuming the TLS session its enrollment left in its cache.
+		for _, d := range devs {
+			d.Client.CloseIdleConnections()
+		}
 		measured := devs
 		if c.Backlog > 0 {
 			measured = devs[:c.Devices]
 		}
 		before = markProc(pid)
+		tlsBefore := tr.stats.mark()
 		st := newStats()
 		start = time.Now()
 		if c.Scenario == scenarioRoundtrip {
@@ -104,6 +124,7 @@ func runLoad(ctx context.Context, c *config, stderr io.Writer) (*report, error) 
 		}
 		rep.Load = phaseOf(time.Since(start), before, pid)
 		rep.fill(st)
+		rep.fillTLS(tlsBefore, tr.stats.mark())
 	}
 	if pid > 0 {
 		if p, err := readProc(pid); err == nil {
@@ -145,7 +166,7 @@ func prepare(ctx context.Context, c *config, hc *http.Client, devs []*simdevice.
 	return nil
 }
 
-// deviceState is what one device carries between connects: the command
+// deviceState is what one device carries between requests: the command
 // it still has to answer.
 type deviceState struct {
 	mu      sync.Mutex
@@ -159,8 +180,30 @@ type deviceState struct {
 	idleSig      string
 }
 
-// connect sends one request: the answer to the pending command, or Idle.
-func connect(ctx context.Context, d *simdevice.Device, s *deviceState, st *stats) error {
+// turn is one device's go: in h1 and h2 mode one request (Idle, or the
+// answer to the pending command); in wake mode one wake, which answers
+// until the server has nothing more (bounded by maxRequestsPerDevice)
+// and then closes the connection.
+func turn(ctx context.Context, c *config, d *simdevice.Device, s *deviceState, st *stats) error {
+	if c.Conn != connWake {
+		return request(ctx, d, s, st)
+	}
+	defer d.Client.CloseIdleConnections()
+	for range maxRequestsPerDevice {
+		if err := request(ctx, d, s, st); err != nil {
+			return err
+		}
+		if s.pending == nil {
+			st.wakes.Add(1)
+			return nil
+		}
+	}
+	st.wakes.Add(1) // the rest waits for the next wake
+	return nil
+}
+
+// request sends one request: the answer to the pending command, or Idle.
+func request(ctx context.Context, d *simdevice.Device, s *deviceState, st *stats) error {
 	var cmd *simdevice.Command
 	var err error
 	var took time.Duration
@@ -210,8 +253,8 @@ func signedIdle(d *simdevice.Device) ([]byte, string, error) {
 	return body, sig, err
 }
 
-// idle runs --connects requests per device: Idle, or the answer to a
-// command the previous connect returned.
+// idle runs --connects turns per device: requests (Idle, or the answer to
+// a command the previous one returned), or wakes in wake mode.
 func idle(ctx context.Context, c *config, devs []*simdevice.Device, st *stats) error {
 	states := make([]deviceState, len(devs))
 	for i := range states {
@@ -223,7 +266,7 @@ func idle(ctx context.Context, c *config, devs []*simdevice.Device, st *stats) e
 	return parallel(ctx, total, c.Concurrency, func(ctx context.Context, i int) error {
 		k := i % len(devs)
 		states[k].mu.Lock()
-		connect(ctx, devs[k], &states[k], st)
+		turn(ctx, c, devs[k], &states[k], st)
 		states[k].mu.Unlock()
 		return ctx.Err()
 	})
@@ -240,7 +283,7 @@ func roundtrip(ctx context.Context, c *config, devs []*simdevice.Device, st *sta
 				left.Add(1)
 				return nil
 			}
-			if err := connect(ctx, devs[i], &s, st); err == nil && s.pending == nil {
+			if err := turn(ctx, c, devs[i], &s, st); err == nil && s.pending == nil {
 				return nil
 			}
 			if ctx.Err() != nil {
@@ -252,18 +295,6 @@ func roundtrip(ctx context.Context, c *config, devs []*simdevice.Device, st *sta
 		return fmt.Errorf("roundtrip: %d devices still had commands after %d requests", n, maxRequestsPerDevice)
 	}
 	return err
-}
-
-func newHTTPClient(concurrency int) *http.Client {
-	return &http.Client{
-		Timeout: time.Minute,
-		Transport: &http.Transport{
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-			MaxIdleConns:        concurrency * 2,
-			MaxIdleConnsPerHost: concurrency * 2,
-			IdleConnTimeout:     time.Minute,
-		},
-	}
 }
 
 // errorKind names an error for the report.

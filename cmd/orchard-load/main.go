@@ -1,10 +1,11 @@
 // Command orchard-load is a load generator for Apple MDM servers: it
 // simulates devices that speak only the public protocol (enrollment
 // profile, SCEP, check-in, connect) against Orchard or NanoMDM on
-// loopback, and reports connects/s, latency percentiles, errors and the
-// server process's CPU time and peak memory.
+// loopback, over TLS (trusting the root its enrollment profile installs)
+// or plain HTTP, and reports connects/s, latency percentiles, errors, TLS
+// resumption and the server's and its own CPU time and peak memory.
 //
-//	orchard-load [run] --target orchard --server http://127.0.0.1:8080 --api-key ... --devices 200
+//	orchard-load [run] --target orchard --server https://127.0.0.1:8443 --api-key ... --devices 200 --conn h1|h2|wake
 //	orchard-load seed --data <dir> --devices 100000   (bench only: pre-fill a stopped server's store)
 //	orchard-load report compare a.json b.json | report curve run.json...   (Markdown tables)
 package main

@@ -3,12 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,6 +68,13 @@ func TestFlagValidation(t *testing.T) {
 		{[]string{"--timeout", "0s"}, "--timeout"},
 		{[]string{"--first", "-1"}, "--first"},
 		{[]string{"extra"}, "unexpected argument"},
+		{[]string{"--conn", "h3"}, "--conn"},
+		{[]string{"--conn", "h2"}, "needs an https"},
+		{[]string{"--conn", "h2", "--server", "https://127.0.0.1:8443"}, ""},
+		{[]string{"--conn", "wake"}, ""},
+		{[]string{"--sign-fresh", "--sign-idle-once"}, "pick one"},
+		{[]string{"--server", "https://192.0.2.1", "--allow-remote"}, "needs --ca"},
+		{[]string{"--server", "https://192.0.2.1", "--allow-remote", "--ca", "x.pem"}, ""},
 	}
 	for _, tt := range tests {
 		_, err := parseLoadFlags(tt.args, io.Discard)
@@ -80,6 +91,18 @@ func TestFlagValidation(t *testing.T) {
 	}
 	if c.CheckinURL != "http://127.0.0.1:9000/checkin" || c.ServerURL != "http://127.0.0.1:9000/mdm" {
 		t.Errorf("nanomdm defaults: checkin %q, server %q", c.CheckinURL, c.ServerURL)
+	}
+	// Every message is signed afresh unless asked otherwise.
+	for _, tt := range []struct {
+		args []string
+		once bool
+	}{{nil, false}, {[]string{"--sign-idle-once"}, true}, {[]string{"--sign-fresh=false"}, true}, {[]string{"--sign-fresh"}, false}} {
+		c, err := parseLoadFlags(tt.args, io.Discard)
+		if err != nil {
+			t.Errorf("%v: %v", tt.args, err)
+		} else if c.SignIdleOnce != tt.once || c.Conn != connH1 {
+			t.Errorf("%v: sign-idle-once %v, conn %q; want %v, h1", tt.args, c.SignIdleOnce, c.Conn, tt.once)
+		}
 	}
 }
 
@@ -146,7 +169,8 @@ func TestParseProc(t *testing.T) {
 	}
 }
 
-// testConfig is a run against a servertest server over its TLS.
+// testConfig is a run against a servertest server over its TLS, which the
+// generator trusts from the enrollment profile's root payload.
 func testConfig(t *testing.T, s *servertest.Server, mutate func(*config)) *config {
 	t.Helper()
 	c, err := parseLoadFlags([]string{"--server", s.URL, "--api-key", s.APIKey(), "--rebase=false",
@@ -154,7 +178,6 @@ func testConfig(t *testing.T, s *servertest.Server, mutate func(*config)) *confi
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.client = s.Client
 	mutate(c)
 	return c
 }
@@ -342,6 +365,25 @@ func TestReportTables(t *testing.T) {
 			t.Errorf("compare table lacks %q:\n%s", want, out.String())
 		}
 	}
+	// Several runs: a column each, then each one's ratio to the last.
+	w := write("w.json", report{Label: "Wake", Conn: connWake, TLS: true, Signing: signingFresh, PerSecond: 150, Wakes: 40, CPUPerWakeMs: 0.25, TLSHandshakes: 40, TLSResumedPct: 100})
+	out.Reset()
+	if err := run(context.Background(), []string{"report", "compare", a, w, b}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| figure | Orchard | Wake | NanoMDM | ratio Orchard/NanoMDM | ratio Wake/NanoMDM |",
+		"|---|---:|---:|---:|---:|---:|",
+		"| transport | plain HTTP | TLS wake | plain HTTP | | |",
+		"| signing | unknown | every message afresh | unknown | | |",
+		"| connects/s | 300.0 | 150.0 | 200.0 | 1.50 | 0.75 |",
+		"| server CPU per wake (ms) | 0.000 | 0.250 | 0.000 | = | n/a |",
+		"| TLS handshakes resumed (%) | 0 | 100 | 0 | = | n/a |",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("three-way compare table lacks %q:\n%s", want, out.String())
+		}
+	}
 	out.Reset()
 	if err := run(context.Background(), []string{"report", "curve", a, b}, &out, io.Discard); err != nil {
 		t.Fatal(err)
@@ -354,4 +396,131 @@ func TestReportTables(t *testing.T) {
 			t.Errorf("%v accepted", args)
 		}
 	}
+}
+
+// TestConnModes runs the command round trip and idle wakes in every
+// connection mode against a real server over TLS, and checks how the
+// devices' connections met it: one connection per device in h1 and h2
+// (HTTP/2 negotiated in h2), a new resumed handshake per wake in wake mode.
+func TestConnModes(t *testing.T) {
+	const devices = 3
+	for _, mode := range []string{connH1, connH2, connWake} {
+		t.Run(mode, func(t *testing.T) {
+			s := servertest.Start(t)
+			c := testConfig(t, s, func(c *config) { c.Devices, c.Scenario, c.Conn = devices, scenarioRoundtrip, mode })
+			rep, err := runLoad(context.Background(), c, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Requests != 2*devices || rep.Answered != devices || rep.ErrorCount != 0 {
+				t.Errorf("requests %d, answered %d, errors %d %v; want %d, %d, 0", rep.Requests, rep.Answered, rep.ErrorCount, rep.Errors, 2*devices, devices)
+			}
+			for i := range devices {
+				if n, err := s.Store().QueueDepth(context.Background(), newDevice(i, nil).UDID); err != nil || n != 0 {
+					t.Errorf("device %d: queue depth %d, %v; want 0 (result stored)", i, n, err)
+				}
+			}
+			if !rep.TLS || rep.Conn != mode || rep.Signing != signingFresh {
+				t.Errorf("report says tls=%v conn=%q signing=%q", rep.TLS, rep.Conn, rep.Signing)
+			}
+			// Every device reconnects once for the measured phase; each
+			// resumes the session its enrollment left in its cache.
+			if rep.TLSHandshakes != devices || rep.TLSResumed != devices {
+				t.Errorf("%d TLS handshakes, %d resumed; want %d, all resumed", rep.TLSHandshakes, rep.TLSResumed, devices)
+			}
+			wantH2 := int64(0)
+			if mode != connH1 {
+				wantH2 = devices // wake offers h2 and the server picks it
+			}
+			if rep.HTTP2Connections != wantH2 {
+				t.Errorf("%d HTTP/2 connections, want %d", rep.HTTP2Connections, wantH2)
+			}
+			if mode == connWake && rep.Wakes != devices {
+				t.Errorf("%d wakes, want %d (one wake answers the command)", rep.Wakes, devices)
+			}
+		})
+	}
+}
+
+// TestWakeResumesSessions: every wake is a new TLS connection, and every
+// one after enrollment resumes the device's session.
+func TestWakeResumesSessions(t *testing.T) {
+	const devices, wakes = 2, 4
+	s := servertest.Start(t)
+	c := testConfig(t, s, func(c *config) { c.Devices, c.Connects, c.Conn = devices, wakes, connWake })
+	rep, err := runLoad(context.Background(), c, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Wakes != devices*wakes || rep.Requests != devices*wakes || rep.ErrorCount != 0 {
+		t.Fatalf("wakes %d, requests %d, errors %v; want %d, %d, none", rep.Wakes, rep.Requests, rep.Errors, devices*wakes, devices*wakes)
+	}
+	if rep.TLSHandshakes != devices*wakes {
+		t.Errorf("%d handshakes for %d wakes: a wake must open its own connection", rep.TLSHandshakes, rep.Wakes)
+	}
+	if rep.TLSResumed != rep.TLSHandshakes || rep.TLSResumedPct != 100 {
+		t.Errorf("%d of %d handshakes resumed (%.0f%%); want all", rep.TLSResumed, rep.TLSHandshakes, rep.TLSResumedPct)
+	}
+}
+
+// TestTLSTrust: without --ca the generator trusts what the enrollment
+// profile installs, and only when the server's certificate chains to it;
+// --ca replaces the profile's root.
+func TestTLSTrust(t *testing.T) {
+	s := servertest.Start(t)
+	ctx := context.Background()
+
+	pool, err := rootsFor(ctx, testConfig(t, s, func(*config) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.TLSCertificate().Leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "127.0.0.1"}); err != nil {
+		t.Errorf("the profile's root does not verify the server: %v", err)
+	}
+
+	// A server that hands out Orchard's profile with its own certificate
+	// is not the server the profile names.
+	profile := s.Get(t, "/v1/enrollment/profile")
+	impostor := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(profile) }))
+	defer impostor.Close()
+	c := testConfig(t, s, func(c *config) { c.ProfileURL = impostor.URL + "/v1/enrollment/profile" })
+	if _, err := rootsFor(ctx, c); err == nil || !strings.Contains(err.Error(), "does not chain to the profile's root") {
+		t.Errorf("impostor accepted: %v", err)
+	}
+
+	// --ca with the server's certificate: a whole run, no profile root needed.
+	c = testConfig(t, s, func(c *config) { c.Devices, c.Connects, c.CA = 1, 2, filepath.Join(s.Dir, "tls.pem") })
+	if rep, err := runLoad(ctx, c, io.Discard); err != nil || rep.Requests != 2 {
+		t.Errorf("--ca run: %v, %+v", err, rep)
+	}
+	// --ca with another root: the run stops at the first TLS handshake.
+	other := filepath.Join(t.TempDir(), "other.pem")
+	if err := os.WriteFile(other, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: impostor.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c = testConfig(t, s, func(c *config) { c.Devices, c.CA = 1, other })
+	var unknown x509.UnknownAuthorityError
+	if _, err := runLoad(ctx, c, io.Discard); !errors.As(err, &unknown) {
+		t.Errorf("--ca with a foreign root: %v, want an unknown authority error", err)
+	}
+	for _, bad := range []string{filepath.Join(t.TempDir(), "missing.pem"), filepath.Join(s.Dir, "tls.key")} {
+		if _, err := loadCA(bad); err == nil {
+			t.Errorf("loadCA(%s) accepted", bad)
+		}
+	}
+}
+
+// TestStartServerReadyOnTLS: --server-cmd's readiness poll takes an
+// answer from a server with a certificate nobody trusts yet (Orchard's
+// self-signed one), which the run then checks against the profile.
+func TestStartServerReadyOnTLS(t *testing.T) {
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer ts.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	srv, err := startServer(ctx, "sleep 60", ts.URL+"/", io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.stop()
 }

@@ -11,11 +11,11 @@ import (
 
 // reportMain turns JSON reports into the Markdown tables of BENCHMARKS.md:
 //
-//	orchard-load report compare <orchard.json> <other.json>
+//	orchard-load report compare <a.json> <b.json>... (ratios of each to the last)
 //	orchard-load report curve <run.json>...
 func reportMain(args []string, stdout io.Writer) error {
 	if len(args) < 2 {
-		return errors.New("usage: orchard-load report compare A.json B.json | report curve RUN.json...")
+		return errors.New("usage: orchard-load report compare A.json B.json... | report curve RUN.json...")
 	}
 	var reps []*report
 	for _, p := range args[1:] {
@@ -27,10 +27,10 @@ func reportMain(args []string, stdout io.Writer) error {
 	}
 	switch args[0] {
 	case "compare":
-		if len(reps) != 2 {
-			return errors.New("report compare: want exactly two files")
+		if len(reps) < 2 {
+			return errors.New("report compare: want two files or more")
 		}
-		writeCompare(stdout, reps[0], reps[1])
+		writeCompare(stdout, reps)
 	case "curve":
 		writeCurve(stdout, reps)
 	default:
@@ -59,6 +59,15 @@ type figure struct {
 	format string
 }
 
+// labels are the rows that say how a run was made.
+var labels = []struct {
+	name string
+	text func(*report) string
+}{
+	{"transport", (*report).transport},
+	{"signing", func(r *report) string { return signingText(r.Signing) }},
+}
+
 var figures = []figure{
 	{"connects/s", func(r *report) float64 { return r.PerSecond }, "%.1f"},
 	{"requests (ok)", func(r *report) float64 { return float64(r.Requests) }, "%.0f"},
@@ -71,14 +80,46 @@ var figures = []figure{
 	{"server CPU (s)", func(r *report) float64 { return r.Load.ServerCPUS }, "%.2f"},
 	{"server CPU per connect (ms)", func(r *report) float64 { return r.CPUPerConnectMs }, "%.3f"},
 	{"load generator CPU per connect (ms)", func(r *report) float64 { return r.ClientCPUPerConnectMs }, "%.3f"},
+	{"wakes", func(r *report) float64 { return float64(r.Wakes) }, "%.0f"},
+	{"server CPU per wake (ms)", func(r *report) float64 { return r.CPUPerWakeMs }, "%.3f"},
+	{"load generator CPU per wake (ms)", func(r *report) float64 { return r.ClientCPUPerWakeMs }, "%.3f"},
+	{"server CPU per command answered (ms)", func(r *report) float64 { return r.CPUPerCommandMs }, "%.3f"},
+	{"TLS handshakes (measured phase)", func(r *report) float64 { return float64(r.TLSHandshakes) }, "%.0f"},
+	{"TLS handshakes resumed (%)", func(r *report) float64 { return r.TLSResumedPct }, "%.0f"},
+	{"HTTP/2 connections", func(r *report) float64 { return float64(r.HTTP2Connections) }, "%.0f"},
 	{"peak RSS (MiB)", func(r *report) float64 { return float64(r.PeakRSSBytes) / (1 << 20) }, "%.1f"},
 }
 
-func writeCompare(w io.Writer, a, b *report) {
-	fmt.Fprintf(w, "| figure | %s | %s | ratio %s/%s |\n|---|---:|---:|---:|\n", a.Label, b.Label, a.Label, b.Label)
+// writeCompare prints one column per report, then the ratio of each but
+// the last to the last.
+func writeCompare(w io.Writer, reps []*report) {
+	last := reps[len(reps)-1]
+	head, rule := "| figure |", "|---|"
+	for _, r := range reps {
+		head += " " + r.Label + " |"
+		rule += "---:|"
+	}
+	for _, r := range reps[:len(reps)-1] {
+		head += fmt.Sprintf(" ratio %s/%s |", r.Label, last.Label)
+		rule += "---:|"
+	}
+	fmt.Fprintf(w, "%s\n%s\n", head, rule)
+	for _, l := range labels {
+		row := "| " + l.name + " |"
+		for _, r := range reps {
+			row += " " + l.text(r) + " |"
+		}
+		fmt.Fprintf(w, "%s%s\n", row, strings.Repeat(" |", len(reps)-1))
+	}
 	for _, f := range figures {
-		va, vb := f.value(a), f.value(b)
-		fmt.Fprintf(w, "| %s | "+f.format+" | "+f.format+" | %s |\n", f.name, va, vb, ratio(va, vb))
+		row := "| " + f.name + " |"
+		for _, r := range reps {
+			row += fmt.Sprintf(" "+f.format+" |", f.value(r))
+		}
+		for _, r := range reps[:len(reps)-1] {
+			row += " " + ratio(f.value(r), f.value(last)) + " |"
+		}
+		fmt.Fprintln(w, row)
 	}
 }
 

@@ -19,6 +19,7 @@ type stats struct {
 	latencies []time.Duration
 	errors    map[string]int
 	answered  atomic.Int64
+	wakes     atomic.Int64 // completed wakes (wake mode)
 }
 
 func newStats() *stats { return &stats{errors: map[string]int{}} }
@@ -74,11 +75,21 @@ func phaseOf(wall time.Duration, before procMark, pid int) phase {
 	return p
 }
 
+// How a run's devices sign, as reports label it.
+const (
+	signingFresh    = "fresh"
+	signingIdleOnce = "idle-once"
+)
+
 // report is what a run prints; JSON field names are stable for scripts.
 type report struct {
-	Label       string         `json:"label"`
-	Target      string         `json:"target"`
-	Scenario    string         `json:"scenario"`
+	Label    string `json:"label"`
+	Target   string `json:"target"`
+	Scenario string `json:"scenario"`
+	Conn     string `json:"conn"`
+	TLS      bool   `json:"tls"`
+	// Signing is signingFresh (every message signed) or signingIdleOnce.
+	Signing     string         `json:"signing"`
 	Devices     int            `json:"devices"`
 	Concurrency int            `json:"concurrency"`
 	Backlog     int            `json:"backlog,omitempty"`
@@ -98,6 +109,15 @@ type report struct {
 	// Load generator CPU per successful connect (signing, plist), ms.
 	ClientCPUPerConnectMs float64 `json:"client_cpu_per_connect_ms,omitempty"`
 	PeakRSSBytes          int64   `json:"peak_rss_bytes,omitempty"`
+	// Wake mode: completed wakes and the CPU per wake.
+	Wakes              int64   `json:"wakes,omitempty"`
+	CPUPerWakeMs       float64 `json:"cpu_per_wake_ms,omitempty"`
+	ClientCPUPerWakeMs float64 `json:"client_cpu_per_wake_ms,omitempty"`
+	CPUPerCommandMs    float64 `json:"cpu_per_command_ms,omitempty"` // server CPU / commands answered (roundtrip)
+	TLSHandshakes      int64   `json:"tls_handshakes"`               // in the measured phase
+	TLSResumed         int64   `json:"tls_resumed"`
+	TLSResumedPct      float64 `json:"tls_resumed_pct"`
+	HTTP2Connections   int64   `json:"http2_connections"`
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -127,12 +147,43 @@ func (r *report) fill(s *stats) {
 	if len(lat) > 0 && r.Load.ClientCPUS > 0 {
 		r.ClientCPUPerConnectMs = r.Load.ClientCPUS * 1000 / float64(len(lat))
 	}
+	r.Wakes = s.wakes.Load()
+	if r.Wakes > 0 {
+		r.CPUPerWakeMs = r.Load.ServerCPUS * 1000 / float64(r.Wakes)
+		r.ClientCPUPerWakeMs = r.Load.ClientCPUS * 1000 / float64(r.Wakes)
+	}
+	if r.Answered > 0 && r.Scenario == scenarioRoundtrip {
+		r.CPUPerCommandMs = r.Load.ServerCPUS * 1000 / float64(r.Answered)
+	}
+}
+
+// fillTLS records the handshakes the devices made between two marks.
+func (r *report) fillTLS(before, after tlsMark) {
+	r.TLSHandshakes = after.handshakes - before.handshakes
+	r.TLSResumed = after.resumed - before.resumed
+	r.HTTP2Connections = after.h2 - before.h2
+	if r.TLSHandshakes > 0 {
+		r.TLSResumedPct = 100 * float64(r.TLSResumed) / float64(r.TLSHandshakes)
+	}
+}
+
+// transport names how the devices met the server, for tables.
+func (r *report) transport() string {
+	t := "plain HTTP"
+	if r.TLS {
+		t = "TLS"
+	}
+	if r.Conn == "" {
+		return t
+	}
+	return t + " " + r.Conn
 }
 
 func (r *report) writeText(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "run\t%s (%s, %s)\n", r.Label, r.Target, r.Scenario)
 	fmt.Fprintf(tw, "devices\t%d (concurrency %d, backlog %d)\n", r.Devices, r.Concurrency, r.Backlog)
+	fmt.Fprintf(tw, "transport\t%s, signing %s\n", r.transport(), signingText(r.Signing))
 	fmt.Fprintf(tw, "enroll\t%.2fs wall, %.2fs server CPU\n", r.Enroll.WallS, r.Enroll.ServerCPUS)
 	if r.Requests+r.ErrorCount > 0 {
 		fmt.Fprintf(tw, "connects\t%d ok in %.2fs = %.1f/s (%d commands answered)\n", r.Requests, r.Load.WallS, r.PerSecond, r.Answered)
@@ -140,11 +191,30 @@ func (r *report) writeText(w io.Writer) {
 		fmt.Fprintf(tw, "errors\t%d %s\n", r.ErrorCount, formatErrors(r.Errors))
 		fmt.Fprintf(tw, "server CPU\t%.2fs (%.3f ms per connect)\n", r.Load.ServerCPUS, r.CPUPerConnectMs)
 		fmt.Fprintf(tw, "generator CPU\t%.2fs (%.3f ms per connect)\n", r.Load.ClientCPUS, r.ClientCPUPerConnectMs)
+		if r.Wakes > 0 {
+			fmt.Fprintf(tw, "wakes\t%d (%.3f ms server CPU, %.3f ms generator CPU per wake)\n", r.Wakes, r.CPUPerWakeMs, r.ClientCPUPerWakeMs)
+		}
+		if r.Answered > 0 {
+			fmt.Fprintf(tw, "command round trip\t%.3f ms server CPU per command answered\n", r.CPUPerCommandMs)
+		}
+		if r.TLS {
+			fmt.Fprintf(tw, "TLS handshakes\t%d (%d resumed, %.0f%%; %d HTTP/2)\n", r.TLSHandshakes, r.TLSResumed, r.TLSResumedPct, r.HTTP2Connections)
+		}
 	}
 	if r.PeakRSSBytes > 0 {
 		fmt.Fprintf(tw, "peak RSS\t%.1f MiB\n", float64(r.PeakRSSBytes)/(1<<20))
 	}
 	tw.Flush()
+}
+
+func signingText(s string) string {
+	switch s {
+	case signingIdleOnce:
+		return "Idle once per device, resent (--sign-idle-once)"
+	case signingFresh:
+		return "every message afresh"
+	}
+	return "unknown"
 }
 
 func formatErrors(m map[string]int) string {

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,35 +28,31 @@ type client struct {
 	api  *apiclient.Client
 }
 
-func newClientFlags(fs *flag.FlagSet) func() (*client, error) {
-	data := envFlag(fs, "data", "orchard-data", "data directory to read the API key and TLS certificate from")
-	server := envFlag(fs, "server", "https://localhost:8443", "Orchard server URL")
-	apiKey := envFlag(fs, "api-key", "", "admin API key (default: <data>/api-key)")
-	return func() (*client, error) {
-		key := *apiKey
-		if key == "" {
-			b, err := os.ReadFile(filepath.Join(*data, "api-key"))
-			if err != nil {
-				return nil, fmt.Errorf("no --api-key and cannot read it from the data dir: %w", err)
-			}
-			key = strings.TrimSpace(string(b))
+// newClient reads the key (flag, env or <data>/api-key) and trusts the
+// server's self-signed certificate from the data dir when it is there.
+func (e *env) newClient() (*client, error) {
+	key := e.apiKey
+	if key == "" {
+		b, err := os.ReadFile(filepath.Join(e.data, "api-key"))
+		if err != nil {
+			return nil, fmt.Errorf("no --api-key and cannot read it from the data dir: %w", err)
 		}
-		tlsConf := &tls.Config{}
-		// Trust the server's self-signed certificate from the data dir, if any.
-		if pemBytes, err := os.ReadFile(filepath.Join(*data, "tls.pem")); err == nil {
-			pool, _ := x509.SystemCertPool()
-			if pool == nil {
-				pool = x509.NewCertPool()
-			}
-			pool.AppendCertsFromPEM(pemBytes)
-			tlsConf.RootCAs = pool
-		}
-		return &client{data: *data, api: &apiclient.Client{
-			BaseURL: strings.TrimRight(*server, "/"),
-			Key:     key,
-			HTTP:    &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: tlsConf}},
-		}}, nil
+		key = strings.TrimSpace(string(b))
 	}
+	tlsConf := &tls.Config{}
+	if pemBytes, err := os.ReadFile(filepath.Join(e.data, "tls.pem")); err == nil {
+		pool, _ := x509.SystemCertPool()
+		if pool == nil {
+			pool = x509.NewCertPool()
+		}
+		pool.AppendCertsFromPEM(pemBytes)
+		tlsConf.RootCAs = pool
+	}
+	return &client{data: e.data, api: &apiclient.Client{
+		BaseURL: strings.TrimRight(e.server, "/"),
+		Key:     key,
+		HTTP:    &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: tlsConf}},
+	}}, nil
 }
 
 // kvFlags collects repeated --set Key=Value flags.
@@ -70,146 +67,258 @@ type listFlags []string
 func (l *listFlags) String() string     { return strings.Join(*l, ",") }
 func (l *listFlags) Set(s string) error { *l = append(*l, s); return nil }
 
-// call is what one CLI command asks of the API.
+// call is what one CLI command asks of the API and how its answer shows.
 type call struct {
 	method, path string
 	body         any
 	// save, when set, receives a non-JSON answer instead of printing it.
 	save func(body []byte, stdout io.Writer) error
+	// list names the array of a list answer and its table columns (none:
+	// every scalar field).
+	list *listView
+	// all follows the answer's "next" cursor (as ?after=) to the end.
+	all bool
+	// bulk answers carry "targets" [{target, queued, error}]: the summary
+	// line comes first and any refusal exits 4.
+	bulk bool
 }
 
-// clientCommand is one API-calling CLI command: setup registers its flags
-// and returns the function that builds the call once flags are parsed.
-type clientCommand struct {
-	args  int // positional arguments required
-	setup func(fs *flag.FlagSet) func(c *client, args []string) (call, error)
+type listView struct {
+	key  string
+	cols []column
 }
 
-func noFlags(method, path string) func(fs *flag.FlagSet) func(*client, []string) (call, error) {
-	return func(*flag.FlagSet) func(*client, []string) (call, error) {
-		return func(_ *client, args []string) (call, error) {
-			p := path
-			for _, a := range args {
-				p = strings.Replace(p, "%s", url.PathEscape(a), 1)
-			}
-			return call{method: method, path: p}, nil
-		}
-	}
-}
+// builder builds a call once flags are parsed.
+type builder func(c *client, args []string) (call, error)
 
-var clientCommands = map[string]clientCommand{
-	"devices list": {setup: func(fs *flag.FlagSet) func(*client, []string) (call, error) {
-		limit := fs.Int("limit", 100, "devices per page")
-		return func(*client, []string) (call, error) {
-			return call{method: "GET", path: fmt.Sprintf("/v1/devices?limit=%d", *limit)}, nil
-		}
-	}},
-	"devices show":      {args: 1, setup: noFlags("GET", "/v1/devices/%s")},
-	"commands show":     {args: 1, setup: noFlags("GET", "/v1/commands/%s")},
-	"commands cancel":   {args: 1, setup: noFlags("DELETE", "/v1/commands/%s")},
-	"commands send":     {setup: commandsSend},
-	"devices inventory": {args: 1, setup: noFlags("GET", "/v1/devices/%s/inventory")},
-	"devices apps":      {args: 1, setup: noFlags("GET", "/v1/devices/%s/apps")},
-	"devices profiles":  {args: 1, setup: noFlags("GET", "/v1/devices/%s/profiles")},
-	"devices action":    {args: 2, setup: deviceAction},
-	"devices release":   {args: 1, setup: noFlags("POST", "/v1/devices/%s/release")},
-	"dep tokens":        {setup: noFlags("GET", "/v1/dep/tokens")},
-	"dep sync":          {args: 1, setup: noFlags("POST", "/v1/dep/tokens/%s/sync")},
-	"push-cert show":    {setup: noFlags("GET", "/v1/push-certificate")},
-	"push-cert upload":  {setup: pushCertUpload},
-	"dep public-key": {setup: func(*flag.FlagSet) func(*client, []string) (call, error) {
-		return func(*client, []string) (call, error) {
-			return call{method: "GET", path: "/v1/dep/public-key", save: func(b []byte, w io.Writer) error {
-				_, err := w.Write(b)
+// api turns a call builder into a leaf's setup: flags, the call, the
+// answer in the chosen format.
+func api(setup func(fs *flag.FlagSet) builder) func(*flag.FlagSet, *env) func(context.Context, []string) error {
+	return func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+		build := setup(fs)
+		return func(ctx context.Context, args []string) error {
+			c, err := e.newClient()
+			if err != nil {
 				return err
-			}}, nil
-		}
-	}},
-	"dep devices": {setup: func(fs *flag.FlagSet) func(*client, []string) (call, error) {
-		token := fs.String("token", "", "only devices of this token")
-		status := fs.String("status", "", "ready, missing_profile, enrolled or removed")
-		serial := fs.String("serial", "", "one serial number")
-		return func(*client, []string) (call, error) {
-			q := url.Values{}
-			for k, v := range map[string]string{"token": *token, "status": *status, "serial": *serial} {
-				if v != "" {
-					q.Set(k, v)
-				}
 			}
-			return call{method: "GET", path: "/v1/dep/devices?" + q.Encode()}, nil
-		}
-	}},
-	"enroll profile": {setup: func(fs *flag.FlagSet) func(*client, []string) (call, error) {
-		output := fs.String("o", "orchard-enroll.mobileconfig", "file to write the signed enrollment profile to")
-		return func(*client, []string) (call, error) {
-			return call{method: "GET", path: "/v1/enrollment/profile", save: func(b []byte, w io.Writer) error {
-				if err := os.WriteFile(*output, b, 0o600); err != nil {
-					return err
-				}
-				_, err := fmt.Fprintf(w, "wrote %s (its SCEP challenge is single-use and expires in 15 minutes)\n", *output)
+			req, err := build(c, args)
+			if err != nil {
 				return err
-			}}, nil
+			}
+			return e.do(ctx, c, req)
 		}
-	}},
-	"push": {setup: func(fs *flag.FlagSet) func(*client, []string) (call, error) {
-		var udids listFlags
-		fs.Var(&udids, "udid", "device UDID or enrollment ID to wake (repeat for many)")
-		user := fs.String("user", "", "wake this user channel on each device")
-		return func(*client, []string) (call, error) {
-			return call{method: "POST", path: "/v1/push", body: map[string]any{"targets": []string(udids), "user_id": *user}}, nil
-		}
-	}},
+	}
 }
 
-func runClient(ctx context.Context, name string, args []string, stdout, stderr io.Writer) error {
-	cmd, ok := clientCommands[name]
-	if !ok {
-		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("unknown command %q", name)
+func get(path string, args ...string) builder {
+	return func(_ *client, a []string) (call, error) {
+		p := path
+		for _, x := range append(args, a...) {
+			p = strings.Replace(p, "%s", url.PathEscape(x), 1)
+		}
+		return call{method: "GET", path: p}, nil
 	}
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	mk := newClientFlags(fs)
-	build := cmd.setup(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
+}
+
+func noFlags(method, path string) func(*flag.FlagSet) builder {
+	return func(*flag.FlagSet) builder {
+		return func(c *client, args []string) (call, error) {
+			req, err := get(path)(c, args)
+			req.method = method
+			return req, err
+		}
 	}
-	if fs.NArg() != cmd.args {
-		return fmt.Errorf("%s takes %d argument(s), got %d", name, cmd.args, fs.NArg())
+}
+
+// pageFlags are the paging flags of a list command.
+type pageFlags struct {
+	limit int
+	after string
+	all   bool
+}
+
+func (p *pageFlags) register(fs *flag.FlagSet, what string) {
+	fs.IntVar(&p.limit, "limit", 100, what+" per page (at most 1000)")
+	fs.StringVar(&p.after, "after", "", "start after this cursor (the answer's \"next\")")
+	fs.BoolVar(&p.all, "all", false, "follow the cursor through every page")
+}
+
+func (p *pageFlags) query(q url.Values, fs *flag.FlagSet) {
+	limit := p.limit
+	if p.all && !isSet(fs, "limit") {
+		limit = 1000 // fewer round trips; the server's maximum
 	}
-	c, err := mk()
-	if err != nil {
-		return err
+	q.Set("limit", fmt.Sprint(limit))
+	if p.after != "" {
+		q.Set("after", p.after)
 	}
-	req, err := build(c, fs.Args())
-	if err != nil {
-		return err
+}
+
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// do sends the call and prints its answer.
+func (e *env) do(ctx context.Context, c *client, req call) error {
+	if req.all {
+		return e.fetchAll(ctx, c, req)
 	}
 	body, err := c.api.Call(ctx, req.method, req.path, req.body)
 	if err != nil {
+		// A bulk command every target refused still lists why.
+		var se *apiclient.StatusError
+		if req.bulk && errors.As(err, &se) && bytes.Contains(se.Body, []byte(`"targets"`)) && e.output != "json" {
+			if v, derr := decodeOrdered(se.Body); derr == nil {
+				if o, ok := v.(*object); ok {
+					if ts, ok := o.vals["targets"].([]any); ok && len(ts) > 0 {
+						e.printBulk(o, ts)
+					}
+				}
+			}
+		}
 		return err
 	}
 	if req.save != nil {
-		return req.save(body, stdout)
+		return req.save(body, e.stdout)
 	}
-	var out bytes.Buffer
-	if err := json.Indent(&out, body, "", "  "); err != nil {
-		return fmt.Errorf("server answered something other than JSON: %w", err)
+	return e.render(body, req)
+}
+
+// render prints an answer: JSON as the API sent it, or a table, key: value
+// lines or CSV.
+func (e *env) render(body []byte, req call) error {
+	v, err := decodeOrdered(body)
+	if err != nil {
+		return err
 	}
-	out.WriteByte('\n')
-	_, err = stdout.Write(out.Bytes())
+	o, _ := v.(*object)
+	var refused int
+	if req.bulk && o != nil {
+		ts, _ := o.vals["targets"].([]any)
+		_, refused = bulkSummary(ts)
+	}
+	switch {
+	case e.output == "json":
+		e.stdout.Write(bytes.TrimRight(body, "\n"))
+		fmt.Fprintln(e.stdout)
+	case o == nil:
+		fmt.Fprintln(e.stdout, cell(v))
+	case req.list != nil:
+		items, _ := o.vals[req.list.key].([]any)
+		cols := req.list.cols
+		if cols == nil {
+			cols = columnsOf(items)
+		}
+		if e.output == "csv" {
+			err = writeCSV(e.stdout, cols, items)
+		} else {
+			err = writeTable(e.stdout, cols, items)
+		}
+		if next := cell(o.vals["next"]); next != "" && err == nil {
+			fmt.Fprintf(e.stderr, "more %s: add --all, or --after %s\n", req.list.key, next)
+		}
+	case req.bulk:
+		ts, _ := o.vals["targets"].([]any)
+		if e.output == "csv" {
+			err = writeCSV(e.stdout, columnsOf(ts), ts)
+		} else {
+			e.printBulk(o, ts)
+		}
+	case e.output == "csv":
+		err = writeObjectCSV(e.stdout, o)
+	default:
+		err = writeObject(e.stdout, o)
+	}
+	if err == nil && refused > 0 {
+		err = fmt.Errorf("%d target(s): %w", refused, errRefusedTargets)
+	}
 	return err
 }
 
-func commandsSend(fs *flag.FlagSet) func(*client, []string) (call, error) {
+// printBulk writes a bulk answer's summary line, its other fields, then the
+// per-target table.
+func (e *env) printBulk(o *object, targets []any) {
+	line, _ := bulkSummary(targets)
+	fmt.Fprintln(e.stdout, line)
+	rest := &object{vals: o.vals}
+	for _, k := range o.keys {
+		if k != "targets" && k != "error" {
+			rest.keys = append(rest.keys, k)
+		}
+	}
+	writeObject(e.stdout, rest)
+	fmt.Fprintln(e.stdout)
+	writeTable(e.stdout, columnsOf(targets), targets)
+}
+
+// fetchAll follows the "next" cursor and prints every item as one answer;
+// progress goes to stderr (one redrawn line on a terminal, plain lines
+// otherwise), so stdout stays the data.
+func (e *env) fetchAll(ctx context.Context, c *client, req call) error {
+	u, err := url.Parse(req.path)
+	if err != nil {
+		return err
+	}
+	var items []json.RawMessage
+	for page := 1; ; page++ {
+		body, err := c.api.Call(ctx, "GET", u.String(), nil)
+		if err != nil {
+			return err
+		}
+		var p map[string]json.RawMessage
+		if err := json.Unmarshal(body, &p); err != nil {
+			return fmt.Errorf("page %d: server answered something other than a JSON object: %w", page, err)
+		}
+		var got []json.RawMessage
+		if err := json.Unmarshal(p[req.list.key], &got); err != nil {
+			return fmt.Errorf("page %d: %q is not a list: %w", page, req.list.key, err)
+		}
+		items = append(items, got...)
+		var next string
+		if raw, ok := p["next"]; ok {
+			json.Unmarshal(raw, &next)
+		}
+		if e.tty {
+			fmt.Fprintf(e.stderr, "\rfetching %s: %d (page %d)", req.list.key, len(items), page)
+		} else {
+			fmt.Fprintf(e.stderr, "page %d: %d %s, %d so far\n", page, len(got), req.list.key, len(items))
+		}
+		if next == "" || len(got) == 0 {
+			break
+		}
+		// A cursor must move on; a broken server repeating it would
+		// otherwise page forever.
+		if next == u.Query().Get("after") {
+			return fmt.Errorf("page %d: the server answered the same cursor %q again", page, next)
+		}
+		q := u.Query()
+		q.Set("after", next)
+		u.RawQuery = q.Encode()
+	}
+	if e.tty {
+		fmt.Fprintln(e.stderr)
+	}
+	if items == nil {
+		items = []json.RawMessage{}
+	}
+	all, err := json.Marshal(map[string]any{req.list.key: items, "next": ""})
+	if err != nil {
+		return err
+	}
+	return e.render(all, req)
+}
+
+func commandsSend(fs *flag.FlagSet) builder {
 	var udids listFlags
 	var sets kvFlags
-	fs.Var(&udids, "udid", "target device UDID or enrollment ID (repeat for many)")
+	fs.Var(&udids, "udid", "target `udid`: device UDID or enrollment ID (repeat for many)")
 	user := fs.String("user", "", "target this user channel on each device")
 	typ := fs.String("type", "", "request type, e.g. DeviceInformation")
 	payload := fs.String("payload", "", "JSON object of the command's keys")
 	plistFile := fs.String("plist", "", "file holding a full command plist ({CommandUUID, Command})")
-	fs.Var(&sets, "set", "Key=Value for the command (repeat), typed by Apple's schema; arrays and dictionaries as JSON")
+	fs.Var(&sets, "set", "`Key=Value` for the command (repeat), typed by Apple's schema; arrays and dictionaries as JSON")
 	return func(*client, []string) (call, error) {
 		req := map[string]any{"targets": []string(udids)}
 		if *user != "" {
@@ -242,11 +351,11 @@ func commandsSend(fs *flag.FlagSet) func(*client, []string) (call, error) {
 		default:
 			return call{}, fmt.Errorf("give --type or --plist")
 		}
-		return call{method: "POST", path: "/v1/commands", body: req}, nil
+		return call{method: "POST", path: "/v1/commands", body: req, bulk: true}, nil
 	}
 }
 
-func pushCertUpload(fs *flag.FlagSet) func(*client, []string) (call, error) {
+func pushCertUpload(fs *flag.FlagSet) builder {
 	p12 := fs.String("p12", "", "PKCS#12 file of the push certificate")
 	password := fs.String("password", "", "password of the PKCS#12 file")
 	certFile := fs.String("cert", "", "PEM push certificate (as downloaded from the Apple Push Certificates Portal)")
@@ -284,9 +393,9 @@ func pushCertUpload(fs *flag.FlagSet) func(*client, []string) (call, error) {
 }
 
 // deviceAction runs a remote action: orchard devices action <id> lock --set message="Call IT".
-func deviceAction(fs *flag.FlagSet) func(*client, []string) (call, error) {
+func deviceAction(fs *flag.FlagSet) builder {
 	var sets kvFlags
-	fs.Var(&sets, "set", "field=value for the action (repeat); true/false are booleans, anything else a string")
+	fs.Var(&sets, "set", "`field=value` for the action (repeat); true/false are booleans, anything else a string")
 	confirm := fs.Bool("confirm", false, "confirm a destructive action (erase, retire)")
 	return func(_ *client, args []string) (call, error) {
 		body := map[string]any{}

@@ -1,8 +1,17 @@
 // Command orchard is the Orchard MDM server and its admin CLI.
 //
-//	orchard serve                 run the server
-//	orchard devices list|show     read devices
-//	orchard commands send|show|cancel
+// Every command is one entry of the tree in commands.go: a struct with its
+// name, summary, arguments, examples and a setup function that registers
+// its flags and returns what runs. Help at every level, flags anywhere on
+// the line, the global flags (--data, --server, --api-key, -o), shell
+// completion and the docs test all come from that tree, so adding a
+// command is adding one entry to its parent's subs. A command that calls
+// the API builds a call (method, path, body; list columns, paging, bulk
+// summary) with api(...) and gets table, JSON and CSV output for free.
+//
+// Exit codes: 0 ok, 1 error, 2 usage, 3 not found (404), 4 refused by the
+// server (other 4xx, or some targets of a bulk command), 5 server error or
+// unreachable.
 package main
 
 import (
@@ -25,69 +34,27 @@ import (
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "orchard:", err)
+	err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "orchard:", err)
+		var ue *usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(os.Stderr, "run '%s --help' for usage\n", ue.path)
 		}
-		os.Exit(1)
 	}
+	os.Exit(exitCode(err))
 }
 
-const usage = `usage: orchard <command> [flags] [arguments]
-
-commands:
-  serve                       run the MDM server
-  migrate --from bolt:PATH --to postgres:DSN [--overwrite]   copy the bbolt database into PostgreSQL
-  devices list                list enrolled devices
-  devices show <id>           show one device
-  devices inventory <id>      the device's inventory (also: devices apps|profiles <id>)
-  devices action [--set field=value] [--confirm] <id> <action>
-                              sync, refresh, lock, erase, clear-passcode, restart, shutdown, rename,
-                              lost-mode-enable|disable|location, retire
-  devices release <udid>      let the device's next enrollment replace this one (7 days, once)
-  commands send               queue a command (see: orchard commands send -h)
-  commands show <uuid>        show a command's status and results
-  commands cancel <uuid>      remove a queued command
-  push-cert csr               create a key (kept in the data dir) and a CSR for the push certificate vendor
-  push-cert upload            upload the MDM push certificate (--p12 file --password, or --cert file)
-  push-cert show              show the push certificate: topic, expiry, status
-  push --udid <id>            wake devices now
-  enroll profile [-o file]    download a signed over-the-air enrollment profile
-  dep public-key              print the certificate to upload to Apple Business Manager
-  dep tokens                  list ABM/ASM server tokens
-  dep sync <token-id>         sync a token's devices now
-  dep devices [--token --status --serial]  list ADE devices
-`
-
+// run executes one command line; stderr being a terminal turns on the
+// redrawn progress line.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return flag.ErrHelp
-	}
-	switch args[0] {
-	case "serve":
-		return serve(ctx, args[1:], stderr)
-	case "migrate":
-		return migrate(ctx, args[1:], stdout, stderr)
-	case "push":
-		return runClient(ctx, "push", args[1:], stdout, stderr)
-	case "push-cert":
-		if len(args) >= 2 && args[1] == "csr" {
-			return pushCSR(args[2:], stdout, stderr)
+	e := &env{stdout: stdout, stderr: stderr, root: rootCommand()}
+	if f, ok := stderr.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			e.tty = true
 		}
-		fallthrough
-	case "devices", "commands", "dep", "enroll":
-		if len(args) < 2 {
-			fmt.Fprint(stderr, usage)
-			return flag.ErrHelp
-		}
-		return runClient(ctx, args[0]+" "+args[1], args[2:], stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
 	}
-	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q", args[0])
+	return e.execute(ctx, args)
 }
 
 // envName is a flag's environment twin: ORCHARD_<NAME>.
@@ -139,9 +106,8 @@ func envInt(fs *flag.FlagSet, p *int, name string, def int, help string, bad *er
 	fs.IntVar(p, name, def, help+" (env "+env+")")
 }
 
-func serve(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// serveSetup registers serve's flags, each with its environment twin.
+func serveSetup(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
 	var cfg server.Config
 	var badEnv error
 	envString(fs, &cfg.DataDir, "data", "orchard-data", "data directory: database and keys")
@@ -160,27 +126,23 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	envString(fs, &cfg.DEPURL, "dep-url", "", "Apple device assignment service base URL (default Apple's; for tests and proxies)")
 	envInt(fs, &cfg.RateLimit, "rate-limit", server.DefaultRateLimit, "per source address and minute: wrong SCEP challenges, unknown enrollment links and MachineInfo posts allowed; raise it behind a proxy, where every device shares one address; -1 turns the limits off", &badEnv)
 	level := envFlag(fs, "log-level", "info", "log level: debug, info, warn, error")
-	if err := fs.Parse(args); err != nil {
-		return err
+	return func(ctx context.Context, _ []string) error {
+		if badEnv != nil {
+			return &usageError{path: "orchard serve", err: badEnv}
+		}
+		var lv slog.Level
+		if err := lv.UnmarshalText([]byte(*level)); err != nil {
+			return &usageError{path: "orchard serve", err: fmt.Errorf("--log-level: %w", err)}
+		}
+		cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: lv}))
+		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		srv, err := server.New(cfg)
+		if err != nil {
+			return err
+		}
+		return srv.Run(ctx)
 	}
-	if badEnv != nil {
-		return badEnv
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("serve takes flags only, got %q", fs.Args())
-	}
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(*level)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
-	}
-	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	srv, err := server.New(cfg)
-	if err != nil {
-		return err
-	}
-	return srv.Run(ctx)
 }
 
 // pushCSRKey is where `push-cert csr` keeps the key for the later upload.
@@ -188,30 +150,28 @@ const pushCSRKey = "push-csr.key"
 
 // pushCSR makes the key and certificate signing request an admin takes to
 // the push certificate vendor; the key stays in the data dir (mode 0600).
-func pushCSR(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("push-cert csr", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	data := envFlag(fs, "data", "orchard-data", "data directory to keep the private key in")
+func pushCSR(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
 	cn := fs.String("cn", "Orchard MDM", "common name for the request")
 	email := fs.String("email", "", "contact email for the request")
 	out := fs.String("o", "push.csr", "file to write the PEM certificate signing request to")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	keyPath := filepath.Join(*data, pushCSRKey)
+	return func(context.Context, []string) error { return writePushCSR(e.data, *cn, *email, *out, e.stdout) }
+}
+
+func writePushCSR(data, cn, email, out string, stdout io.Writer) error {
+	keyPath := filepath.Join(data, pushCSRKey)
 	if _, err := os.Stat(keyPath); err == nil {
 		return fmt.Errorf("%s exists: upload the signed certificate first, or move the old key away", keyPath)
 	}
-	keyPEM, csrPEM, err := apns.NewCSR(*cn, *email)
+	keyPEM, csrPEM, err := apns.NewCSR(cn, email)
 	if err != nil {
 		return err
 	}
 	if err := pki.WriteFileAtomic(keyPath, keyPEM, 0o600); err != nil {
 		return err
 	}
-	if err := os.WriteFile(*out, csrPEM, 0o644); err != nil {
+	if err := os.WriteFile(out, csrPEM, 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %s; the private key is in %s (keep it: the upload needs it)\n", *out, keyPath)
+	fmt.Fprintf(stdout, "wrote %s; the private key is in %s (keep it: the upload needs it)\n", out, keyPath)
 	return nil
 }

@@ -32,7 +32,7 @@ func TestCLICommandsRoundTrip(t *testing.T) {
 	cli := func(args ...string) []byte {
 		t.Helper()
 		var out, errOut bytes.Buffer
-		args = append(args[:2:2], append([]string{"--data", s.Dir, "--server", s.URL}, args[2:]...)...)
+		args = append(args[:2:2], append([]string{"--data", s.Dir, "--server", s.URL, "-o", "json"}, args[2:]...)...)
 		if err := run(ctx, args, &out, &errOut); err != nil {
 			t.Fatalf("orchard %s: %v (%s)", strings.Join(args, " "), err, errOut.String())
 		}
@@ -147,7 +147,7 @@ func TestCLIPushCertificate(t *testing.T) {
 		t.Fatalf("upload: %v %s", err, errOut.String())
 	}
 	out.Reset()
-	if err := run(ctx, []string{"push-cert", "show", "--data", s.Dir, "--server", s.URL}, &out, &errOut); err != nil {
+	if err := run(ctx, []string{"push-cert", "show", "--data", s.Dir, "--server", s.URL, "-o", "json"}, &out, &errOut); err != nil {
 		t.Fatal(err)
 	}
 	var info struct {

@@ -30,6 +30,7 @@ import (
 	"github.com/orchardmdm/orchard/internal/inventory"
 	"github.com/orchardmdm/orchard/internal/metrics"
 	"github.com/orchardmdm/orchard/internal/push"
+	"github.com/orchardmdm/orchard/internal/version"
 	"github.com/orchardmdm/orchard/mdm/commands"
 	"github.com/orchardmdm/orchard/mdm/enrollprofile"
 	"github.com/orchardmdm/orchard/mdm/identity"
@@ -345,7 +346,8 @@ func (s *Server) build() error {
 	mux.Handle("/v1/", api.RequireKey(s.apiKey, adminMux))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
-		w.Write([]byte("ok\n"))
+		// "ok" stays the first line for probes that read only that.
+		w.Write([]byte("ok\n" + version.Get().String() + "\n"))
 	})
 	if s.cfg.MetricsListen == "" {
 		mux.Handle("GET /metrics", s.metrics.Handler())
@@ -612,7 +614,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.store.Close()
 		return err
 	}
-	s.log.Info("orchard serving", "listen", ln.Addr().String(), "public_url", s.cfg.PublicURL, "data", s.cfg.DataDir)
+	s.log.Info("orchard serving", "version", version.Get().String(), "listen", ln.Addr().String(), "public_url", s.cfg.PublicURL, "data", s.cfg.DataDir)
 	return s.Serve(ctx, ln)
 }
 

@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
@@ -30,6 +31,9 @@ type ProfileSettings struct {
 	CheckInURL  string
 	Topic       string
 	SignMessage bool
+	// Roots are the certificates of the profile's com.apple.security.root
+	// payloads: a device trusts them for TLS once the profile is installed.
+	Roots []*x509.Certificate
 }
 
 // ReadProfile extracts the SCEP and MDM payloads from a (signed or plain)
@@ -69,6 +73,13 @@ func ReadProfile(mobileconfig []byte) (*ProfileSettings, error) {
 					}
 				}
 			}
+		case "com.apple.security.root":
+			der, _ := p["PayloadContent"].([]byte)
+			cert, err := parseCertData(der)
+			if err != nil {
+				return nil, fmt.Errorf("profile root payload: %w", err)
+			}
+			s.Roots = append(s.Roots, cert)
 		case "com.apple.mdm":
 			s.ServerURL, _ = p["ServerURL"].(string)
 			s.CheckInURL, _ = p["CheckInURL"].(string)
@@ -83,6 +94,15 @@ func ReadProfile(mobileconfig []byte) (*ProfileSettings, error) {
 		s.CheckInURL = s.ServerURL // Apple: check-ins go to ServerURL when CheckInURL is absent
 	}
 	return &s, nil
+}
+
+// parseCertData reads a certificate payload's data: DER, or PEM as some
+// profile tools write it.
+func parseCertData(b []byte) (*x509.Certificate, error) {
+	if blk, _ := pem.Decode(b); blk != nil {
+		b = blk.Bytes
+	}
+	return x509.ParseCertificate(b)
 }
 
 func asSlice(v any) []any {

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/orchardmdm/orchard/internal/version"
+)
+
+// rootCommand is the whole CLI. Add a command by adding one entry to its
+// parent's subs; help, completion and the docs test pick it up.
+func rootCommand() *command {
+	return &command{
+		name:    "orchard",
+		summary: "the Orchard MDM server and its admin CLI",
+		help: `Global flags (--data, --server, --api-key, -o table|json|csv) go before or after the command.
+Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 refused by the server, 5 server error or unreachable.`,
+		examples: []string{
+			"orchard serve --public-url https://mdm.example.com:8443",
+			"orchard devices list --all -o csv",
+			"orchard --server https://mdm.example.com:8443 devices show <udid>",
+		},
+		subs: []*command{
+			{name: "serve", summary: "run the MDM server", local: true, setup: serveSetup,
+				help:     "Every flag has an environment twin, ORCHARD_<FLAG> (e.g. ORCHARD_PUBLIC_URL).",
+				examples: []string{"orchard serve --public-url https://mdm.example.com:8443 --tls-cert cert.pem --tls-key key.pem"}},
+			{name: "migrate", summary: "copy the bbolt database into PostgreSQL (server stopped)", local: true, setup: migrateSetup,
+				examples: []string{"orchard migrate --from bolt:orchard-data/orchard.db --to postgres:postgres://orchard@db/orchard"}},
+			{name: "devices", summary: "enrolled devices: list, show, inventory, remote actions", subs: devicesCommands},
+			{name: "commands", summary: "send MDM commands and follow them", subs: commandsCommands},
+			{name: "push", summary: "wake devices now through APNs", setup: api(pushSetup),
+				examples: []string{"orchard push --udid <udid>"}},
+			{name: "push-cert", summary: "the MDM push certificate", subs: pushCertCommands},
+			{name: "enroll", summary: "enrollment profiles", subs: []*command{
+				{name: "profile", summary: "download a signed over-the-air enrollment profile", setup: api(enrollProfile),
+					help:     "Its SCEP challenge is single-use and expires in 15 minutes.",
+					examples: []string{"orchard enroll profile -o enroll.mobileconfig"}},
+			}},
+			{name: "dep", summary: "Apple Business Manager / School Manager (Automated Device Enrollment)", subs: depCommands},
+			{name: "version", summary: "print the version, commit, build date and Go version", setup: versionSetup,
+				examples: []string{"orchard version", "orchard version -o json"}},
+			{name: "completion", summary: "print a shell completion script", local: true, args: []string{"bash|zsh|fish"}, setup: completionSetup,
+				help: `Load it in your shell:
+  bash: source <(orchard completion bash)
+  zsh:  orchard completion zsh > "${fpath[1]}/_orchard"
+  fish: orchard completion fish > ~/.config/fish/completions/orchard.fish`,
+				examples: []string{"orchard completion bash"}},
+			{name: "help", summary: "help for any command", local: true, args: []string{"[command]"}, variadic: true, setup: helpSetup,
+				examples: []string{"orchard help devices list"}},
+			{name: "__complete", summary: "completion candidates for the words typed so far", local: true, hidden: true, raw: true,
+				args: []string{"word"}, variadic: true, setup: completeSetup},
+		},
+	}
+}
+
+var deviceColumns = []column{
+	{"ID", "id"}, {"SERIAL", "device.serial_number"}, {"NAME", "device.device_name"}, {"MODEL", "device.model"},
+	{"OS", "device.os_version"}, {"ENROLLED", "enrolled"}, {"METHOD", "enrollment_method"}, {"LAST SEEN", "last_seen"},
+}
+
+var devicesCommands = []*command{
+	{name: "list", summary: "list enrolled devices", setup: api(devicesList),
+		examples: []string{"orchard devices list", "orchard devices list --all -o csv"}},
+	{name: "show", summary: "show one device, its user channels and queue depth", args: []string{"<udid>"}, setup: api(devicesShow),
+		examples: []string{"orchard devices show <udid>"}},
+	{name: "inventory", summary: "the device's inventory (DeviceInformation, SecurityInfo)", args: []string{"<udid>"},
+		setup: api(noFlags("GET", "/v1/devices/%s/inventory")), examples: []string{"orchard devices inventory <udid>"}},
+	{name: "apps", summary: "the device's latest installed-application list", args: []string{"<udid>"},
+		setup: api(noFlags("GET", "/v1/devices/%s/apps"))},
+	{name: "profiles", summary: "the device's latest installed-profile list", args: []string{"<udid>"},
+		setup: api(noFlags("GET", "/v1/devices/%s/profiles"))},
+	{name: "action", summary: "run a remote action", args: []string{"<udid>", "<action>"}, setup: api(deviceAction),
+		help: `Actions: sync, refresh, lock, erase, clear-passcode, restart, shutdown, rename,
+lost-mode-enable, lost-mode-disable, lost-mode-location, retire. Destructive ones (erase, retire)
+need --confirm. Fields (--set) are those of POST /v1/devices/{id}/actions/{action} (docs/inventory.md).`,
+		examples: []string{`orchard devices action <udid> lock --set message="Call IT"`, `orchard devices action <udid> rename --set name="Front Desk"`}},
+	{name: "release", summary: "let the device's next enrollment replace this one (once, within 7 days)", args: []string{"<udid>"},
+		setup: api(noFlags("POST", "/v1/devices/%s/release")),
+		help: `For a device wiped or replaced without checking out: its next Authenticate may take over the
+enrollment, once, within 7 days. Without a release such an enrollment is refused.`,
+		examples: []string{"orchard devices release <udid>"}},
+}
+
+var commandsCommands = []*command{
+	{name: "send", summary: "queue a command for one or more devices", setup: api(commandsSend),
+		help: `Give --type with --set Key=Value flags (typed by Apple's schema) and/or --payload JSON,
+or --plist with a full command plist. The answer starts with a summary (queued N, refused M by
+reason); the exit code is 4 when any target was refused.`,
+		examples: []string{
+			`orchard commands send --udid <udid> --type DeviceLock --set Message="Call IT" --set PIN=123456`,
+			`orchard commands send --udid <udid> --type DeviceInformation --set Queries='["UDID","OSVersion"]'`,
+		}},
+	{name: "show", summary: "show a command's status and results per target", args: []string{"<command-uuid>"},
+		setup: api(noFlags("GET", "/v1/commands/%s")), examples: []string{"orchard commands show <command-uuid>"}},
+	{name: "cancel", summary: "remove a command from every queue it still waits in", args: []string{"<command-uuid>"},
+		setup: api(noFlags("DELETE", "/v1/commands/%s")), examples: []string{"orchard commands cancel <command-uuid>"}},
+}
+
+var pushCertCommands = []*command{
+	{name: "csr", summary: "create a key (kept in the data dir) and a CSR for the push certificate vendor", local: true, setup: pushCSR,
+		examples: []string{"orchard push-cert csr --email it@example.com -o push.csr"}},
+	{name: "upload", summary: "upload the MDM push certificate (--cert file, or --p12 file --password)", setup: api(pushCertUpload),
+		examples: []string{"orchard push-cert upload --cert MDM_Certificate.pem --apple-id it@example.com"}},
+	{name: "show", summary: "show the push certificate: topic, expiry, status", setup: api(noFlags("GET", "/v1/push-certificate")),
+		examples: []string{"orchard push-cert show"}},
+}
+
+var depCommands = []*command{
+	{name: "public-key", summary: "print the certificate to upload to Apple Business Manager", setup: api(depPublicKey),
+		examples: []string{"orchard dep public-key > orchard-dep.pem"}},
+	{name: "tokens", summary: "list ABM/ASM server tokens", setup: api(depTokens), examples: []string{"orchard dep tokens"}},
+	{name: "sync", summary: "sync a token's devices now (at most every 15 minutes)", args: []string{"<token-id>"},
+		setup: api(noFlags("POST", "/v1/dep/tokens/%s/sync")), examples: []string{"orchard dep sync <token-id>"}},
+	{name: "devices", summary: "list devices assigned to Orchard in ABM/ASM", setup: api(depDevices),
+		examples: []string{"orchard dep devices --status ready", "orchard dep devices --all -o csv"}},
+}
+
+func devicesList(fs *flag.FlagSet) builder {
+	var p pageFlags
+	p.register(fs, "devices")
+	return func(*client, []string) (call, error) {
+		q := url.Values{}
+		p.query(q, fs)
+		return call{method: "GET", path: "/v1/devices?" + q.Encode(), list: &listView{"devices", deviceColumns}, all: p.all}, nil
+	}
+}
+
+func devicesShow(fs *flag.FlagSet) builder {
+	reveal := fs.String("reveal", "", "show these secrets too: push_magic, push_token, unlock_token (comma-separated)")
+	return func(_ *client, args []string) (call, error) {
+		p := "/v1/devices/" + url.PathEscape(args[0])
+		if *reveal != "" {
+			p += "?reveal=" + url.QueryEscape(*reveal)
+		}
+		return call{method: "GET", path: p}, nil
+	}
+}
+
+func pushSetup(fs *flag.FlagSet) builder {
+	var udids listFlags
+	fs.Var(&udids, "udid", "`udid`: device UDID or enrollment ID to wake (repeat for many)")
+	user := fs.String("user", "", "wake this user channel on each device")
+	return func(*client, []string) (call, error) {
+		return call{method: "POST", path: "/v1/push", body: map[string]any{"targets": []string(udids), "user_id": *user}, bulk: true}, nil
+	}
+}
+
+func enrollProfile(fs *flag.FlagSet) builder {
+	output := fs.String("o", "orchard-enroll.mobileconfig", "file to write the signed enrollment profile to")
+	return func(*client, []string) (call, error) {
+		return call{method: "GET", path: "/v1/enrollment/profile", save: func(b []byte, w io.Writer) error {
+			if err := os.WriteFile(*output, b, 0o600); err != nil {
+				return err
+			}
+			_, err := fmt.Fprintf(w, "wrote %s (its SCEP challenge is single-use and expires in 15 minutes)\n", *output)
+			return err
+		}}, nil
+	}
+}
+
+func depPublicKey(*flag.FlagSet) builder {
+	return func(*client, []string) (call, error) {
+		return call{method: "GET", path: "/v1/dep/public-key", save: func(b []byte, w io.Writer) error {
+			_, err := w.Write(b)
+			return err
+		}}, nil
+	}
+}
+
+func depTokens(*flag.FlagSet) builder {
+	cols := []column{{"ID", "id"}, {"NAME", "name"}, {"SERVER", "server_name"}, {"ORG", "org_name"}, {"STATUS", "status"},
+		{"EXPIRES", "access_token_expiry"}, {"LAST SYNC", "last_sync"}, {"WARNING", "warning"}}
+	return func(*client, []string) (call, error) {
+		return call{method: "GET", path: "/v1/dep/tokens", list: &listView{"tokens", cols}}, nil
+	}
+}
+
+func depDevices(fs *flag.FlagSet) builder {
+	token := fs.String("token", "", "only devices of this token")
+	status := fs.String("status", "", "ready, missing_profile, enrolled or removed")
+	serial := fs.String("serial", "", "one serial number")
+	var p pageFlags
+	p.register(fs, "devices")
+	cols := []column{{"SERIAL", "serial_number"}, {"MODEL", "model"}, {"OS", "os"}, {"STATUS", "status"},
+		{"TOKEN", "token_id"}, {"PROFILE", "profile_uuid"}, {"ASSIGNED", "device_assigned_date"}}
+	return func(*client, []string) (call, error) {
+		q := url.Values{}
+		for k, v := range map[string]string{"token": *token, "status": *status, "serial": *serial} {
+			if v != "" {
+				q.Set(k, v)
+			}
+		}
+		p.query(q, fs)
+		return call{method: "GET", path: "/v1/dep/devices?" + q.Encode(), list: &listView{"devices", cols}, all: p.all}, nil
+	}
+}
+
+func versionSetup(_ *flag.FlagSet, e *env) func(context.Context, []string) error {
+	return func(context.Context, []string) error {
+		in := version.Get()
+		switch e.output {
+		case "json":
+			b, err := json.Marshal(in)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "%s\n", b)
+		case "csv":
+			b, _ := json.Marshal(in)
+			o, err := decodeOrdered(b)
+			if err != nil {
+				return err
+			}
+			return writeObjectCSV(e.stdout, o.(*object))
+		default:
+			fmt.Fprintln(e.stdout, in.String())
+		}
+		return nil
+	}
+}
+
+func helpSetup(_ *flag.FlagSet, e *env) func(context.Context, []string) error {
+	return func(_ context.Context, args []string) error {
+		node, path := e.root, []string{e.root.name}
+		for _, a := range args {
+			sub := node.sub(a)
+			if sub == nil {
+				return usagef("orchard help", "unknown command %q for %q", a, strings.Join(path, " "))
+			}
+			node, path = sub, append(path, a)
+		}
+		e.printHelp(e.stdout, node, path)
+		return nil
+	}
+}
