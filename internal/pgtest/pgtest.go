@@ -6,6 +6,7 @@
 package pgtest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -254,4 +256,45 @@ func freePort() (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// ServerCPU is the CPU time the test server has used so far, its exited
+// backends included (0 before it starts), for benchmarks that charge a
+// backend's work to each operation. It reads /proc (Linux), in clock ticks
+// of 10ms.
+func ServerCPU() time.Duration {
+	if srv == nil || srv.cmd == nil {
+		return 0
+	}
+	pgid := srv.cmd.Process.Pid
+	var total time.Duration
+	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// Fields after the command name, which is in parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 15 {
+			continue
+		}
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		if grp, _ := strconv.Atoi(f[2]); grp != pgid {
+			continue
+		}
+		last := 13 // utime, stime
+		if pid == pgid {
+			last = 15 // and the reaped children's cutime, cstime
+		}
+		for _, s := range f[11:last] {
+			n, _ := strconv.ParseInt(s, 10, 64)
+			total += time.Duration(n) * 10 * time.Millisecond
+		}
+	}
+	return total
 }
