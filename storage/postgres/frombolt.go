@@ -50,15 +50,16 @@ var boltMapping = map[string]struct {
 	columns []string
 	rows    func(tx *bolt.Tx, k, v []byte) (row, error)
 }{
-	"enrollments": {"enrollments", []string{"id", "device_id", "enrolled", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
+	"enrollments": {"enrollments", []string{"id", "device_id", "enrolled", "generation", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
 		var e struct {
-			DeviceID string `json:"device_id"`
-			Enrolled bool   `json:"enrolled"`
+			DeviceID   string `json:"device_id"`
+			Enrolled   bool   `json:"enrolled"`
+			Generation uint64 `json:"generation"`
 		}
 		if err := json.Unmarshal(v, &e); err != nil {
 			return nil, err
 		}
-		return row{string(k), e.DeviceID, e.Enrolled, v}, nil
+		return row{string(k), e.DeviceID, e.Enrolled, int64(e.Generation), v}, nil
 	}},
 	"device_fold":  {"device_fold", []string{"fold", "device_id"}, pair},
 	"cert_binding": {"cert_binding", []string{"cert_hash", "device_id"}, pair},

@@ -22,9 +22,10 @@ var _ storage.MDMStore = (*Store)(nil)
 const userChannels = "starts_with(id, $1 || '" + mdm.ChannelSeparator + "')"
 
 func putEnrollment(ctx context.Context, q querier, e *storage.Enrollment) error {
-	return putDoc(ctx, q, e, `INSERT INTO enrollments (id, device_id, enrolled, doc) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (id) DO UPDATE SET device_id = excluded.device_id, enrolled = excluded.enrolled, doc = excluded.doc`,
-		e.ID, e.DeviceID, e.Enrolled)
+	return putDoc(ctx, q, e, `INSERT INTO enrollments (id, device_id, enrolled, generation, doc) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (id) DO UPDATE SET device_id = excluded.device_id, enrolled = excluded.enrolled,
+			generation = excluded.generation, doc = excluded.doc`,
+		e.ID, e.DeviceID, e.Enrolled, int64(e.Generation))
 }
 
 func getEnrollment(ctx context.Context, q querier, id string) (*storage.Enrollment, error) {
@@ -244,7 +245,7 @@ func (s *Store) Enqueue(ctx context.Context, cmd *storage.Command, channels []st
 		}
 		// Each channel's enrollment and its device's generation, in list order.
 		rows, err := tx.Query(ctx, `SELECT c.id, e.enrolled,
-				coalesce(d.doc->>'generation', e.doc->>'generation', '0')::bigint
+				coalesce(d.generation, e.generation, 0)
 			FROM unnest($1::text[]) WITH ORDINALITY AS c(id, ord)
 			LEFT JOIN enrollments e ON e.id = c.id
 			LEFT JOIN enrollments d ON d.id = e.device_id AND e.device_id <> e.id

@@ -2,12 +2,17 @@
 -- encoding the bbolt backend keeps) beside the key columns the queries
 -- select and order on; keys compare bytewise (COLLATE "C") so listings
 -- come out in the same order on every backend and locale.
+--
+-- Documents are json, not jsonb: jsonb refuses a string holding U+0000,
+-- which a device may put in any field it reports. Only targets, whose
+-- fields Orchard writes itself, are jsonb, for patching in place.
 
 CREATE TABLE enrollments (
     id        text COLLATE "C" PRIMARY KEY,
     device_id text COLLATE "C" NOT NULL,
     enrolled  boolean NOT NULL,
-    doc       jsonb NOT NULL
+    generation bigint NOT NULL,
+    doc       json NOT NULL
 );
 CREATE INDEX enrollments_device ON enrollments (device_id);
 
@@ -24,7 +29,7 @@ CREATE TABLE cert_binding (
 
 CREATE TABLE commands (
     uuid text COLLATE "C" PRIMARY KEY,
-    doc  jsonb NOT NULL,
+    doc  json NOT NULL,
     raw  bytea NOT NULL
 );
 
@@ -52,7 +57,7 @@ CREATE TABLE results (
     uuid    text COLLATE "C" NOT NULL,
     channel text COLLATE "C" NOT NULL,
     n       integer NOT NULL,
-    doc     jsonb NOT NULL,
+    doc     json NOT NULL,
     PRIMARY KEY (uuid, channel, n)
 );
 
@@ -64,55 +69,55 @@ CREATE TABLE settings (
 CREATE TABLE certs (
     hash   text COLLATE "C" PRIMARY KEY,
     serial text COLLATE "C" NOT NULL,
-    doc    jsonb NOT NULL
+    doc    json NOT NULL
 );
 CREATE INDEX certs_serial ON certs (serial);
 
 CREATE TABLE challenges (
     id  text COLLATE "C" PRIMARY KEY,
     ref text COLLATE "C" NOT NULL,
-    doc jsonb NOT NULL
+    doc json NOT NULL
 );
 CREATE INDEX challenges_ref ON challenges (ref);
 
 CREATE TABLE invitations (
     id         text COLLATE "C" PRIMARY KEY,
     token_hash text COLLATE "C" NOT NULL UNIQUE,
-    doc        jsonb NOT NULL
+    doc        json NOT NULL
 );
 
 CREATE TABLE configurator_profiles (
     id  text COLLATE "C" PRIMARY KEY,
-    doc jsonb NOT NULL
+    doc json NOT NULL
 );
 
 CREATE TABLE configurator_serials (
     serial     text COLLATE "C" PRIMARY KEY,
     profile_id text COLLATE "C" NOT NULL,
-    doc        jsonb NOT NULL
+    doc        json NOT NULL
 );
 CREATE INDEX configurator_serials_profile ON configurator_serials (profile_id, serial);
 
 CREATE TABLE inventory (
     device_id text COLLATE "C" PRIMARY KEY,
-    doc       jsonb NOT NULL
+    doc       json NOT NULL
 );
 
 CREATE TABLE device_reports (
     channel text COLLATE "C" NOT NULL,
     kind    text COLLATE "C" NOT NULL,
-    doc     jsonb NOT NULL,
+    doc     json NOT NULL,
     PRIMARY KEY (channel, kind)
 );
 
 CREATE TABLE dep_tokens (
     id  text COLLATE "C" PRIMARY KEY,
-    doc jsonb NOT NULL
+    doc json NOT NULL
 );
 
 CREATE TABLE dep_sync (
     token_id text COLLATE "C" PRIMARY KEY,
-    doc      jsonb NOT NULL
+    doc      json NOT NULL
 );
 
 CREATE TABLE dep_devices (
@@ -120,7 +125,7 @@ CREATE TABLE dep_devices (
     token_id   text COLLATE "C" NOT NULL,
     status     text NOT NULL,
     profile_id text COLLATE "C" NOT NULL,
-    doc        jsonb NOT NULL
+    doc        json NOT NULL
 );
 CREATE INDEX dep_devices_token ON dep_devices (token_id, serial);
 CREATE INDEX dep_devices_status ON dep_devices (status, serial);
@@ -128,7 +133,7 @@ CREATE INDEX dep_devices_status ON dep_devices (status, serial);
 CREATE TABLE dep_profiles (
     token_id text COLLATE "C" NOT NULL,
     id       text COLLATE "C" NOT NULL,
-    doc      jsonb NOT NULL,
+    doc      json NOT NULL,
     PRIMARY KEY (token_id, id)
 );
 
