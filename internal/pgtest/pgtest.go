@@ -117,11 +117,11 @@ func Stop() {
 // BinDir finds the directory holding initdb and postgres: $ORCHARD_PG_BIN,
 // else the newest /usr/lib/postgresql/*/bin.
 func BinDir() (string, error) {
-	if d := os.Getenv("ORCHARD_PG_BIN"); d != "" {
-		return d, nil
-	}
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
 	slices.SortFunc(dirs, func(a, b string) int { return version(b) - version(a) })
+	if d := os.Getenv("ORCHARD_PG_BIN"); d != "" {
+		dirs = []string{d} // told where: look nowhere else
+	}
 	for _, d := range dirs {
 		if _, err := os.Stat(filepath.Join(d, "postgres")); err == nil {
 			return d, nil

@@ -2,6 +2,7 @@ package pgtest_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -45,5 +46,20 @@ func TestFreshDatabases(t *testing.T) {
 	}
 	if fsync != "on" {
 		t.Errorf("fsync = %s, want on", fsync)
+	}
+}
+
+// TestBinDirMissing: without the binaries the message says how to install
+// them, and on CI (CI=true) says so loudly.
+func TestBinDirMissing(t *testing.T) {
+	t.Setenv("ORCHARD_PG_BIN", t.TempDir())
+	t.Setenv("CI", "")
+	_, err := pgtest.BinDir()
+	if err == nil || !strings.Contains(err.Error(), "apt-get install -y postgresql") {
+		t.Errorf("BinDir without binaries = %v, want the install command", err)
+	}
+	t.Setenv("CI", "true")
+	if _, err := pgtest.BinDir(); err == nil || !strings.HasPrefix(err.Error(), "CI: ") {
+		t.Errorf("BinDir on CI without binaries = %v, want a CI failure", err)
 	}
 }

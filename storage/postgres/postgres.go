@@ -49,12 +49,15 @@ var _ storage.Store = (*Store)(nil)
 type Options struct {
 	// Now is the clock for the times the store stamps itself; default time.Now.
 	Now func() time.Time
-	// MaxConns bounds the connection pool (default: pgxpool's, 4 per CPU at least).
+	// MaxConns bounds the connection pool (default: pool_max_conns in the
+	// DSN, else defaultMaxConns).
 	MaxConns int32
 }
 
 //go:embed migrations/*.sql
 var migrations embed.FS
+
+const defaultMaxConns = 16
 
 // migrationLock is the advisory lock key under which replicas starting at
 // once apply migrations one after another ("orchard" in ASCII).
@@ -70,8 +73,13 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		// pgx's message can quote the DSN, password included.
 		return nil, errors.New("postgres: the DSN does not parse (see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING)")
 	}
-	if opts.MaxConns > 0 {
+	switch {
+	case opts.MaxConns > 0:
 		cfg.MaxConns = opts.MaxConns
+	case !strings.Contains(dsn, "pool_max_conns"):
+		// pgxpool's default (4, or one per CPU) leaves devices waiting for a
+		// connection while others commit; more writers share each WAL flush.
+		cfg.MaxConns = defaultMaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
