@@ -82,6 +82,138 @@ func DSN(t testing.TB) string {
 	return srv.dsn("postgres") + "&search_path=" + name
 }
 
+// prepared holds, per key of Prepared, the schemas free for reuse and the
+// tables whose rows prepare wrote (kept when a schema is emptied).
+var prepared struct {
+	sync.Mutex
+	free map[string][]string
+	keep map[string]map[string]bool
+}
+
+// Prepared is DSN for a schema that prepare (e.g. a store's migrations)
+// has already run on: the first test of a key pays for prepare; a later
+// one gets a schema a finished test used, emptied of every row written
+// after prepare and with its sequences restarted, which costs a
+// transaction instead of the DDL.
+func Prepared(t testing.TB, key string, prepare func(dsn string) error) string {
+	t.Helper()
+	once.Do(func() { srv, srvErr = start() })
+	if srvErr != nil {
+		t.Fatalf("pgtest: %v", srvErr)
+	}
+	prepared.Lock()
+	var name string
+	if free := prepared.free[key]; len(free) > 0 {
+		name, prepared.free[key] = free[len(free)-1], free[:len(free)-1]
+	}
+	prepared.Unlock()
+	ctx := context.Background()
+	if name == "" {
+		name = fmt.Sprintf("p%d_%d", os.Getpid(), dbSeq.Add(1))
+		conn, err := pgx.Connect(ctx, srv.dsn("postgres"))
+		if err != nil {
+			t.Fatalf("pgtest: connect: %v", err)
+		}
+		_, err = conn.Exec(ctx, "CREATE SCHEMA "+name)
+		conn.Close(ctx)
+		if err != nil {
+			t.Fatalf("pgtest: create schema: %v", err)
+		}
+		if err := prepare(srv.dsn("postgres") + "&search_path=" + name); err != nil {
+			t.Fatalf("pgtest: prepare %s: %v", key, err)
+		}
+		keep, err := tablesWithRows(ctx, name)
+		if err != nil {
+			t.Fatalf("pgtest: %v", err)
+		}
+		prepared.Lock()
+		if prepared.keep == nil {
+			prepared.free, prepared.keep = map[string][]string{}, map[string]map[string]bool{}
+		}
+		prepared.keep[key] = keep
+		prepared.Unlock()
+	}
+	t.Cleanup(func() {
+		prepared.Lock()
+		keep := prepared.keep[key]
+		prepared.Unlock()
+		if err := empty(ctx, name, keep); err != nil {
+			return // not reused: the server goes with the binary
+		}
+		prepared.Lock()
+		prepared.free[key] = append(prepared.free[key], name)
+		prepared.Unlock()
+	})
+	return srv.dsn("postgres") + "&search_path=" + name
+}
+
+func tablesWithRows(ctx context.Context, schema string) (map[string]bool, error) {
+	conn, err := pgx.Connect(ctx, srv.dsn("postgres"))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, "SELECT tablename FROM pg_tables WHERE schemaname = $1", schema)
+	if err != nil {
+		return nil, err
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	keep := map[string]bool{}
+	for _, tb := range tables {
+		var any bool
+		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+pgx.Identifier{schema, tb}.Sanitize()+")").Scan(&any); err != nil {
+			return nil, err
+		}
+		keep[tb] = any
+	}
+	return keep, nil
+}
+
+// empty deletes the rows of every table of schema not in keep and
+// restarts its sequences, in one transaction.
+func empty(ctx context.Context, schema string, keep map[string]bool) error {
+	conn, err := pgx.Connect(ctx, srv.dsn("postgres"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, "SELECT tablename FROM pg_tables WHERE schemaname = $1", schema)
+		if err != nil {
+			return err
+		}
+		tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		for _, tb := range tables {
+			if keep[tb] {
+				continue
+			}
+			if _, err := tx.Exec(ctx, "DELETE FROM "+pgx.Identifier{schema, tb}.Sanitize()); err != nil {
+				return err
+			}
+		}
+		rows, err = tx.Query(ctx, "SELECT sequencename FROM pg_sequences WHERE schemaname = $1", schema)
+		if err != nil {
+			return err
+		}
+		seqs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		for _, sq := range seqs {
+			if _, err := tx.Exec(ctx, "ALTER SEQUENCE "+pgx.Identifier{schema, sq}.Sanitize()+" RESTART"); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 func (s *server) dsn(db string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.port, db)
 }

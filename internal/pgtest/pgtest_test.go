@@ -63,3 +63,50 @@ func TestBinDirMissing(t *testing.T) {
 		t.Errorf("BinDir on CI without binaries = %v, want a CI failure", err)
 	}
 }
+
+// TestPreparedReuse: a later test gets the schema an earlier one used, with
+// what prepare wrote and without what the earlier test wrote.
+func TestPreparedReuse(t *testing.T) {
+	ctx := context.Background()
+	prepares := 0
+	prepare := func(dsn string) error {
+		prepares++
+		c, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			return err
+		}
+		defer c.Close(ctx)
+		_, err = c.Exec(ctx, "CREATE TABLE version (v int); INSERT INTO version VALUES (1); CREATE TABLE data (n int); CREATE SEQUENCE s")
+		return err
+	}
+	var first string
+	t.Run("first", func(t *testing.T) {
+		c, err := pgx.Connect(ctx, pgtest.Prepared(t, "reuse", prepare))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, "INSERT INTO data VALUES (7); SELECT nextval('s')"); err != nil {
+			t.Fatal(err)
+		}
+		c.QueryRow(ctx, "SELECT current_schema()").Scan(&first)
+	})
+	t.Run("second", func(t *testing.T) {
+		c, err := pgx.Connect(ctx, pgtest.Prepared(t, "reuse", prepare))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+		var schema string
+		var data, version, seq int
+		if err := c.QueryRow(ctx, "SELECT current_schema(), (SELECT count(*) FROM data), (SELECT count(*) FROM version), nextval('s')").Scan(&schema, &data, &version, &seq); err != nil {
+			t.Fatal(err)
+		}
+		if schema != first || prepares != 1 {
+			t.Errorf("schema %s after %s, %d prepares: not reused", schema, first, prepares)
+		}
+		if data != 0 || version != 1 || seq != 1 {
+			t.Errorf("reused schema has %d data rows, %d version rows, sequence at %d; want 0, 1, 1", data, version, seq)
+		}
+	})
+}

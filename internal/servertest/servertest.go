@@ -57,8 +57,17 @@ type Backend struct {
 var Backends = []Backend{
 	{Name: "bolt", Open: func(_ testing.TB, dir string) (storage.Store, error) { return server.OpenBolt(dir) }},
 	{Name: "postgres", Open: func(t testing.TB, _ string) (storage.Store, error) {
-		return postgres.Open(context.Background(), pgtest.DSN(t), postgres.Options{})
+		return postgres.Open(context.Background(), pgtest.Prepared(t, "orchard", migrated), postgres.Options{})
 	}},
+}
+
+// migrated prepares a schema for pgtest.Prepared: Open applies the migrations.
+func migrated(dsn string) error {
+	s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+	if err != nil {
+		return err
+	}
+	return s.Close()
 }
 
 // WithStore makes the server open its store with open.
