@@ -14,7 +14,8 @@ var ErrLockLost = errors.New("postgres: lost the connection holding the exclusiv
 // is still alive.
 const lockCheck = 10 * time.Second
 
-// RunExclusive runs fn while holding the database-wide advisory lock name,
+// RunExclusive runs fn while holding the advisory lock name (per database
+// and schema),
 // so that of all replicas on the database one runs it at a time; the others
 // wait in this call for the lock. It returns fn's error, ctx's, or
 // ErrLockLost when the session died (fn's context is then cancelled, as
@@ -25,7 +26,7 @@ func (s *Store) RunExclusive(ctx context.Context, name string, fn func(context.C
 		return fmt.Errorf("postgres: %w", err)
 	}
 	defer conn.Release()
-	const key = "SELECT %s(hashtextextended('orchard:' || $1, 0))"
+	const key = "SELECT %s(hashtextextended('orchard:' || current_schema() || ':' || $1, 0))"
 	if _, err := conn.Exec(ctx, fmt.Sprintf(key, "pg_advisory_lock"), name); err != nil {
 		return fmt.Errorf("postgres: wait for lock %s: %w", name, err)
 	}
