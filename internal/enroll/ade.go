@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
 	"github.com/orchardmdm/orchard/scep"
 	"github.com/orchardmdm/orchard/storage"
 )
@@ -43,7 +44,7 @@ func (h *Handler) adeProfile(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, http.StatusForbidden, errors.New("this serial number is not assigned to this server in Apple Business Manager"))
 		return
 	case err != nil:
-		h.storeError(w, err)
+		apijson.Fail(w, r, h.log, err)
 		return
 	case d.TokenID != token || d.ProfileID != profile || d.Status == storage.DEPRemoved:
 		h.fail(w, http.StatusForbidden, errors.New("this device is not assigned this enrollment profile"))

@@ -3,17 +3,19 @@ package enroll
 import (
 	"context"
 	"errors"
-	"github.com/orchardmdm/orchard/mdm"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
+	"github.com/orchardmdm/orchard/mdm"
 	"github.com/orchardmdm/orchard/scep"
 	"github.com/orchardmdm/orchard/storage"
 	"github.com/smallstep/pkcs7"
 )
 
-func (h *Handler) adminProfile(w http.ResponseWriter, r *http.Request) {
+// AdminProfile serves GET /v1/enrollment/profile.
+func (h *Handler) AdminProfile(w http.ResponseWriter, r *http.Request) {
 	h.serveProfile(w, r, profileSpec{
 		challenge: scep.ChallengeSpec{Kind: storage.KindProfile, Ref: "admin", TTL: OTAChallengeTTL},
 		filename:  "orchard-enroll.mobileconfig",
@@ -49,7 +51,8 @@ func (h *Handler) view(p storage.ConfiguratorProfile) configuratorView {
 	return v
 }
 
-func (h *Handler) createConfigurator(w http.ResponseWriter, r *http.Request) {
+// CreateConfigurator serves POST /v1/configurator/profiles.
+func (h *Handler) CreateConfigurator(w http.ResponseWriter, r *http.Request) {
 	var req configuratorRequest
 	if !h.decodeJSON(w, r, &req) {
 		return
@@ -66,48 +69,51 @@ func (h *Handler) createConfigurator(w http.ResponseWriter, r *http.Request) {
 	p := storage.ConfiguratorProfile{ID: randomHex(8), Name: req.Name, Description: req.Description,
 		UserAffinity: req.UserAffinity, CreatedAt: h.now()}
 	if err := h.store.PutConfiguratorProfile(r.Context(), &p); err != nil {
-		h.storeError(w, err)
+		apijson.Fail(w, r, h.log, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, h.view(p))
+	apijson.WriteJSON(w, http.StatusCreated, h.view(p))
 }
 
-func (h *Handler) listConfigurators(w http.ResponseWriter, r *http.Request) {
+// ListConfigurators serves GET /v1/configurator/profiles.
+func (h *Handler) ListConfigurators(w http.ResponseWriter, r *http.Request) {
 	ps, err := h.store.ListConfiguratorProfiles(r.Context())
 	if err != nil {
-		h.storeError(w, err)
+		apijson.Fail(w, r, h.log, err)
 		return
 	}
 	views := make([]configuratorView, 0, len(ps))
 	for _, p := range ps {
 		views = append(views, h.view(p))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"profiles": views})
+	apijson.WriteJSON(w, http.StatusOK, map[string]any{"profiles": views})
 }
 
-func (h *Handler) showConfigurator(w http.ResponseWriter, r *http.Request) {
+// ShowConfigurator serves GET /v1/configurator/profiles/{id}.
+func (h *Handler) ShowConfigurator(w http.ResponseWriter, r *http.Request) {
 	p, err := h.store.ConfiguratorProfile(r.Context(), r.PathValue("id"))
 	if err != nil {
-		h.storeError(w, err)
+		apijson.Fail(w, r, h.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, h.view(*p))
+	apijson.WriteJSON(w, http.StatusOK, h.view(*p))
 }
 
-func (h *Handler) deleteConfigurator(w http.ResponseWriter, r *http.Request) {
+// DeleteConfigurator serves DELETE /v1/configurator/profiles/{id}.
+func (h *Handler) DeleteConfigurator(w http.ResponseWriter, r *http.Request) {
 	if err := h.store.DeleteConfiguratorProfile(r.Context(), r.PathValue("id"), h.now()); err != nil {
-		h.storeError(w, err)
+		apijson.Fail(w, r, h.log, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// directEnrollmentProfile answers a .mobileconfig with its own multi-use
+// DirectEnrollmentProfile answers a .mobileconfig with its own multi-use
 // challenge valid 14 days from this download.
-func (h *Handler) directEnrollmentProfile(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) DirectEnrollmentProfile(w http.ResponseWriter, r *http.Request) {
 	p, err := h.store.ConfiguratorProfile(r.Context(), r.PathValue("id"))
 	if err != nil {
-		h.storeError(w, err)
+		apijson.Fail(w, r, h.log, err)
 		return
 	}
 	if p.UserAffinity {
@@ -132,15 +138,16 @@ type download struct {
 	Expired   bool      `json:"expired"`
 }
 
-func (h *Handler) listDownloads(w http.ResponseWriter, r *http.Request) {
+// ListDownloads serves GET /v1/configurator/profiles/{id}/downloads.
+func (h *Handler) ListDownloads(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if _, err := h.store.ConfiguratorProfile(r.Context(), id); err != nil {
-		h.storeError(w, err)
+		apijson.Fail(w, r, h.log, err)
 		return
 	}
 	chs, err := h.store.ChallengesFor(r.Context(), id)
 	if err != nil {
-		h.storeError(w, err)
+		apijson.Fail(w, r, h.log, err)
 		return
 	}
 	now := h.now()
@@ -152,10 +159,11 @@ func (h *Handler) listDownloads(w http.ResponseWriter, r *http.Request) {
 		out = append(out, download{ID: c.ID, CreatedAt: c.CreatedAt, ExpiresAt: c.ExpiresAt, Uses: c.Uses,
 			Revoked: !c.RevokedAt.IsZero(), Expired: !now.Before(c.ExpiresAt)})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"downloads": out})
+	apijson.WriteJSON(w, http.StatusOK, map[string]any{"downloads": out})
 }
 
-func (h *Handler) revokeDownload(w http.ResponseWriter, r *http.Request) {
+// RevokeDownload serves DELETE /v1/configurator/profiles/{id}/downloads/{download}.
+func (h *Handler) RevokeDownload(w http.ResponseWriter, r *http.Request) {
 	ch, err := h.store.Challenge(r.Context(), r.PathValue("download"))
 	if err == nil && ch.Ref != r.PathValue("id") {
 		err = storage.ErrNotFound
@@ -164,7 +172,7 @@ func (h *Handler) revokeDownload(w http.ResponseWriter, r *http.Request) {
 		err = h.store.RevokeChallenge(r.Context(), ch.ID, h.now())
 	}
 	if err != nil {
-		h.storeError(w, err)
+		apijson.Fail(w, r, h.log, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -189,7 +197,7 @@ func (h *Handler) setupAssistantProfile(w http.ResponseWriter, r *http.Request) 
 	id := r.PathValue("id")
 	p, err := h.store.ConfiguratorProfile(r.Context(), id)
 	if err != nil {
-		h.storeError(w, err)
+		apijson.Fail(w, r, h.log, err)
 		return
 	}
 	a, err := h.store.Serial(r.Context(), info.Serial)
@@ -197,7 +205,7 @@ func (h *Handler) setupAssistantProfile(w http.ResponseWriter, r *http.Request) 
 		h.fail(w, http.StatusForbidden, errors.New("this device's serial number is not assigned to this profile"))
 		return
 	} else if err != nil {
-		h.storeError(w, err)
+		apijson.Fail(w, r, h.log, err)
 		return
 	}
 	h.serveProfile(w, r, profileSpec{

@@ -2,8 +2,9 @@
 // one-time invitation links, the admin's scripted profile download, Apple
 // Configurator profiles (Setup Assistant URL and direct-enrollment
 // .mobileconfig downloads), the serial numbers assigned to them, and the
-// admin view of issued certificates. It serves HTTP; the caller mounts the
-// admin routes behind authentication and the public routes as they are.
+// admin view of issued certificates. It serves HTTP: RegisterPublic mounts
+// the device routes; the admin handlers are mounted by adminapi's route
+// table behind the API key.
 package enroll
 
 import (
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
 	"github.com/orchardmdm/orchard/internal/ratelimit"
 	"github.com/orchardmdm/orchard/mdm/enrollprofile"
 	"github.com/orchardmdm/orchard/scep"
@@ -130,28 +132,6 @@ func (h *Handler) limited(l Limiter, spend bool, next http.HandlerFunc) http.Han
 	}
 }
 
-// RegisterAdmin mounts the admin API routes (the caller adds auth).
-func (h *Handler) RegisterAdmin(mux *http.ServeMux) {
-	mux.HandleFunc("POST /v1/enrollment/invitations", h.createInvitation)
-	mux.HandleFunc("GET /v1/enrollment/invitations", h.listInvitations)
-	mux.HandleFunc("GET /v1/enrollment/profile", h.adminProfile)
-
-	mux.HandleFunc("POST /v1/configurator/profiles", h.createConfigurator)
-	mux.HandleFunc("GET /v1/configurator/profiles", h.listConfigurators)
-	mux.HandleFunc("GET /v1/configurator/profiles/{id}", h.showConfigurator)
-	mux.HandleFunc("DELETE /v1/configurator/profiles/{id}", h.deleteConfigurator)
-	mux.HandleFunc("GET /v1/configurator/profiles/{id}/mobileconfig", h.directEnrollmentProfile)
-	mux.HandleFunc("GET /v1/configurator/profiles/{id}/downloads", h.listDownloads)
-	mux.HandleFunc("DELETE /v1/configurator/profiles/{id}/downloads/{download}", h.revokeDownload)
-
-	mux.HandleFunc("POST /v1/configurator/serials", h.importSerials)
-	mux.HandleFunc("GET /v1/configurator/serials", h.listSerials)
-	mux.HandleFunc("POST /v1/configurator/serials/assign", h.assignSerials)
-
-	mux.HandleFunc("GET /v1/certificates", h.listCerts)
-	mux.HandleFunc("POST /v1/certificates/{serial}/revoke", h.revokeCert)
-}
-
 // profileSpec is one profile to hand out.
 type profileSpec struct {
 	challenge scep.ChallengeSpec
@@ -186,7 +166,7 @@ func (h *Handler) serveProfile(w http.ResponseWriter, r *http.Request, spec prof
 		return
 	}
 	if err := spec.commit(r.Context(), ch); err != nil {
-		h.storeError(w, err)
+		apijson.Fail(w, r, h.log, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-apple-aspen-config")
@@ -206,7 +186,8 @@ type invitationResponse struct {
 	URL string `json:"url"`
 }
 
-func (h *Handler) createInvitation(w http.ResponseWriter, r *http.Request) {
+// CreateInvitation serves POST /v1/enrollment/invitations.
+func (h *Handler) CreateInvitation(w http.ResponseWriter, r *http.Request) {
 	var req invitationRequest
 	if !h.decodeJSON(w, r, &req) {
 		return
@@ -228,24 +209,25 @@ func (h *Handler) createInvitation(w http.ResponseWriter, r *http.Request) {
 	now := h.now()
 	inv := storage.Invitation{ID: randomHex(8), TokenHash: tokenHash(token), Label: req.Label, CreatedAt: now, ExpiresAt: now.Add(ttl)}
 	if err := h.store.PutInvitation(r.Context(), &inv); err != nil {
-		h.storeError(w, err)
+		apijson.Fail(w, r, h.log, err)
 		return
 	}
 	// The URL holds the secret token: answered once, never stored or logged.
-	writeJSON(w, http.StatusCreated, invitationResponse{Invitation: inv, URL: h.cfg.PublicURL + "/enroll/" + token})
+	apijson.WriteJSON(w, http.StatusCreated, invitationResponse{Invitation: inv, URL: h.cfg.PublicURL + "/enroll/" + token})
 }
 
-func (h *Handler) listInvitations(w http.ResponseWriter, r *http.Request) {
+// ListInvitations serves GET /v1/enrollment/invitations.
+func (h *Handler) ListInvitations(w http.ResponseWriter, r *http.Request) {
 	after, limit, ok := h.page(w, r)
 	if !ok {
 		return
 	}
 	invs, err := h.store.ListInvitations(r.Context(), after, limit)
 	if err != nil {
-		h.storeError(w, err)
+		apijson.Fail(w, r, h.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"invitations": nonNil(invs)})
+	apijson.WriteJSON(w, http.StatusOK, map[string]any{"invitations": nonNil(invs)})
 }
 
 func (h *Handler) getInvitationProfile(w http.ResponseWriter, r *http.Request) {
@@ -257,6 +239,9 @@ func (h *Handler) getInvitationProfile(w http.ResponseWriter, r *http.Request) {
 			_, err := h.store.SpendInvitation(ctx, hash, h.now(), ch)
 			if errors.Is(err, storage.ErrNotFound) && h.tokenLimit != nil {
 				h.tokenLimit.Spend(ratelimit.SourceKey(r)) // a guess: only unknown tokens spend
+			}
+			if errors.Is(err, storage.ErrGone) {
+				return apijson.Errorf(http.StatusGone, "this enrollment link was already used or has expired")
 			}
 			return err
 		},

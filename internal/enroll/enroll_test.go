@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/orchardmdm/orchard/internal/adminapi"
+	"github.com/orchardmdm/orchard/internal/adminapi/apitest"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -46,6 +48,8 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
+
+const testAPIKey = "enroll-test-key"
 
 type env struct {
 	ts    *httptest.Server
@@ -96,7 +100,11 @@ func newEnv(t *testing.T, opts ...enroll.Option) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.RegisterAdmin(mux)
+	admin, err := adminapi.New(adminapi.Config{APIKey: testAPIKey, Store: st, Enroll: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux.Handle("/v1/", admin)
 	h.RegisterPublic(mux)
 	return &env{ts: ts, store: st, ca: ca, clock: clk}
 }
@@ -115,12 +123,18 @@ func (e *env) do(t *testing.T, method, path, ctype, body string) (int, []byte, h
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
+	if strings.HasPrefix(path, "/v1/") {
+		req.Header.Set("Authorization", "Bearer "+testAPIKey)
+	}
 	resp, err := e.ts.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
+	if strings.HasPrefix(path, "/v1/") {
+		apitest.Conforms(t, method, e.ts.URL+path, ctype, []byte(body), resp, data)
+	}
 	return resp.StatusCode, data, resp.Header
 }
 
@@ -350,11 +364,11 @@ func TestSerialCSV(t *testing.T) {
 	if a, _ := e.store.Serial(context.Background(), "F7TLWCLBX196"); a.Details != "new details" {
 		t.Errorf("with overwrite: %+v", a)
 	}
-	code, body, _ := e.do(t, "POST", "/v1/configurator/serials/assign", "", `{"serials":["DLXQPCWVGHMJ","NOPE"],"profile_id":"`+p2+`"}`)
+	code, body, _ := e.do(t, "POST", "/v1/configurator/serials/assign", "application/json", `{"serials":["DLXQPCWVGHMJ","NOPE"],"profile_id":"`+p2+`"}`)
 	if code != 404 {
 		t.Errorf("assign with unknown serial: %d %s", code, body)
 	}
-	if code, _, _ := e.do(t, "POST", "/v1/configurator/serials/assign", "", `{"serials":["dlxqpcwvghmj"],"profile_id":"`+p2+`"}`); code != 200 {
+	if code, _, _ := e.do(t, "POST", "/v1/configurator/serials/assign", "application/json", `{"serials":["dlxqpcwvghmj"],"profile_id":"`+p2+`"}`); code != 200 {
 		t.Errorf("assign: %d", code)
 	}
 	_, body, _ = e.do(t, "GET", "/v1/configurator/serials?profile_id="+p2, "", "")
@@ -440,7 +454,8 @@ func TestBadInputWritesNothing(t *testing.T) {
 	}
 	for _, tc := range tests {
 		code, body, _ := e.do(t, tc.method, tc.path, "application/json", tc.body)
-		if code != tc.status || !strings.HasPrefix(string(body), `{"error":`) {
+		var got struct{ Error string }
+		if code != tc.status || json.Unmarshal(body, &got) != nil || got.Error == "" {
 			t.Errorf("%s %s: %d %s, want %d with a JSON error", tc.method, tc.path, code, body, tc.status)
 		}
 	}

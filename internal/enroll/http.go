@@ -5,107 +5,66 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
 
-	"github.com/orchardmdm/orchard/storage"
+	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
 )
 
-func (h *Handler) listCerts(w http.ResponseWriter, r *http.Request) {
+// ListCerts serves GET /v1/certificates.
+func (h *Handler) ListCerts(w http.ResponseWriter, r *http.Request) {
 	after, limit, ok := h.page(w, r)
 	if !ok {
 		return
 	}
 	certs, err := h.store.ListCerts(r.Context(), after, limit)
 	if err != nil {
-		h.storeError(w, err)
+		apijson.Fail(w, r, h.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"certificates": nonNil(certs)})
+	apijson.WriteJSON(w, http.StatusOK, map[string]any{"certificates": nonNil(certs)})
 }
 
-func (h *Handler) revokeCert(w http.ResponseWriter, r *http.Request) {
+// RevokeCert serves POST /v1/certificates/{serial}/revoke.
+func (h *Handler) RevokeCert(w http.ResponseWriter, r *http.Request) {
 	serial := strings.ToLower(strings.TrimLeft(r.PathValue("serial"), "0"))
 	if _, err := hex.DecodeString(strings.Repeat("0", len(serial)%2) + serial); err != nil || serial == "" {
 		h.fail(w, http.StatusBadRequest, errors.New("serial must be hexadecimal"))
 		return
 	}
 	if err := h.store.RevokeCert(r.Context(), serial, h.now()); err != nil {
-		h.storeError(w, err)
+		apijson.Fail(w, r, h.log, err)
 		return
 	}
 	h.log.Info("enroll: certificate revoked", "serial", serial)
 	w.WriteHeader(http.StatusNoContent)
 }
 
-type errorBody struct {
-	Error string `json:"error"`
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
 // fail answers a one-line JSON error; 5xx details go to the log only.
 func (h *Handler) fail(w http.ResponseWriter, status int, err error) {
-	msg := err.Error()
 	if status >= 500 {
 		h.log.Error("enroll: internal error", "err", err)
-		msg = "internal error"
+		status, err = http.StatusInternalServerError, errors.New("internal server error")
 	}
-	writeJSON(w, status, errorBody{Error: strings.ReplaceAll(msg, "\n", " ")})
+	apijson.WriteError(w, status, err.Error())
 }
 
-func (h *Handler) storeError(w http.ResponseWriter, err error) {
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		h.fail(w, http.StatusNotFound, err)
-	case errors.Is(err, storage.ErrGone):
-		h.fail(w, http.StatusGone, errors.New("this enrollment link was already used or has expired"))
-	case errors.Is(err, storage.ErrConflict):
-		h.fail(w, http.StatusConflict, err)
-	default:
-		h.fail(w, http.StatusInternalServerError, err)
-	}
-}
-
+// decodeJSON reads an optional JSON body (empty means {}), answering the
+// error itself when it cannot.
 func (h *Handler) decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	body, ok := h.readBody(w, r, maxJSONBody)
-	if !ok {
-		return false
-	}
-	if len(body) == 0 {
-		body = []byte("{}")
-	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		h.fail(w, http.StatusBadRequest, fmt.Errorf("bad JSON body: %v", err))
-		return false
-	}
-	if dec.More() {
-		h.fail(w, http.StatusBadRequest, errors.New("bad JSON body: trailing data"))
+	if err := apijson.DecodeOptional(w, r, maxJSONBody, v); err != nil {
+		apijson.Fail(w, r, h.log, err)
 		return false
 	}
 	return true
 }
 
 func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := apijson.ReadBody(w, r, limit)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			h.fail(w, http.StatusRequestEntityTooLarge, fmt.Errorf("body larger than %d bytes", limit))
-		} else {
-			h.fail(w, http.StatusBadRequest, errors.New("could not read body"))
-		}
+		apijson.Fail(w, r, h.log, err)
 		return nil, false
 	}
 	return body, true

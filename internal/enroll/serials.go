@@ -10,6 +10,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
 	"github.com/orchardmdm/orchard/storage"
 )
 
@@ -104,8 +105,8 @@ func clip(s string) string {
 	return s
 }
 
-// importSerials: POST /v1/configurator/serials?profile_id=ID[&overwrite=true], body the CSV.
-func (h *Handler) importSerials(w http.ResponseWriter, r *http.Request) {
+// ImportSerials: POST /v1/configurator/serials?profile_id=ID[&overwrite=true], body the CSV.
+func (h *Handler) ImportSerials(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	profileID := q.Get("profile_id")
 	if profileID == "" {
@@ -127,7 +128,7 @@ func (h *Handler) importSerials(w http.ResponseWriter, r *http.Request) {
 	}
 	rows, problems := ParseSerialCSV(body)
 	if len(problems) > 0 {
-		writeJSON(w, http.StatusBadRequest, map[string]any{
+		apijson.WriteJSON(w, http.StatusBadRequest, map[string]any{
 			"error":    fmt.Sprintf("CSV refused, nothing imported: %s", problems[0]),
 			"problems": problems,
 		})
@@ -139,23 +140,24 @@ func (h *Handler) importSerials(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := h.store.ImportSerials(r.Context(), rows, overwrite)
 	if err != nil {
-		h.storeError(w, err)
+		apijson.Fail(w, r, h.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	apijson.WriteJSON(w, http.StatusOK, res)
 }
 
-func (h *Handler) listSerials(w http.ResponseWriter, r *http.Request) {
+// ListSerials serves GET /v1/configurator/serials.
+func (h *Handler) ListSerials(w http.ResponseWriter, r *http.Request) {
 	after, limit, ok := h.page(w, r)
 	if !ok {
 		return
 	}
 	out, err := h.store.ListSerials(r.Context(), r.URL.Query().Get("profile_id"), after, limit)
 	if err != nil {
-		h.storeError(w, err)
+		apijson.Fail(w, r, h.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"serials": nonNil(out)})
+	apijson.WriteJSON(w, http.StatusOK, map[string]any{"serials": nonNil(out)})
 }
 
 type assignRequest struct {
@@ -163,7 +165,8 @@ type assignRequest struct {
 	ProfileID string   `json:"profile_id"`
 }
 
-func (h *Handler) assignSerials(w http.ResponseWriter, r *http.Request) {
+// AssignSerials serves POST /v1/configurator/serials/assign.
+func (h *Handler) AssignSerials(w http.ResponseWriter, r *http.Request) {
 	var req assignRequest
 	if !h.decodeJSON(w, r, &req) {
 		return
@@ -176,8 +179,8 @@ func (h *Handler) assignSerials(w http.ResponseWriter, r *http.Request) {
 		req.Serials[i] = strings.ToUpper(strings.TrimSpace(s))
 	}
 	if err := h.store.AssignSerials(r.Context(), req.Serials, req.ProfileID, h.now()); err != nil {
-		h.storeError(w, err)
+		apijson.Fail(w, r, h.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]int{"assigned": len(req.Serials)})
+	apijson.WriteJSON(w, http.StatusOK, map[string]int{"assigned": len(req.Serials)})
 }

@@ -6,13 +6,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"slices"
 	"sort"
 	"strings"
 
-	"github.com/orchardmdm/orchard/internal/api"
+	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
 	"github.com/orchardmdm/orchard/internal/command"
 	"github.com/orchardmdm/orchard/mdm/commands"
 	"github.com/orchardmdm/orchard/storage"
@@ -90,9 +89,9 @@ const maxActionBody = 64 << 10
 
 func decodeAction(w http.ResponseWriter, r *http.Request, name string, spec actionSpec) (*ActionRequest, error) {
 	req := &ActionRequest{}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxActionBody))
+	body, err := apijson.ReadBody(w, r, maxActionBody)
 	if err != nil {
-		return nil, fail(http.StatusBadRequest, "body is unreadable or over %d bytes", maxActionBody)
+		return nil, err
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return req, nil
@@ -117,17 +116,18 @@ func decodeAction(w http.ResponseWriter, r *http.Request, name string, spec acti
 	return req, nil
 }
 
-func (i *Inventory) action(w http.ResponseWriter, r *http.Request) {
+// Action serves POST /v1/devices/{id}/actions/{action}.
+func (i *Inventory) Action(w http.ResponseWriter, r *http.Request) {
 	res, err := i.runAction(w, r)
 	if err != nil {
-		i.writeErr(w, err)
+		apijson.Fail(w, r, i.log, err)
 		return
 	}
 	code := http.StatusCreated
 	if res.CommandUUID == "" && len(res.CommandUUIDs) == 0 {
 		code = http.StatusAccepted // sync: a push, nothing stored
 	}
-	api.WriteJSON(w, code, res)
+	apijson.WriteJSON(w, code, res)
 }
 
 func (i *Inventory) runAction(w http.ResponseWriter, r *http.Request) (*ActionResult, error) {

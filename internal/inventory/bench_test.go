@@ -61,7 +61,7 @@ func BenchmarkFilterScan(b *testing.B) {
 			inv, store := benchInventory(b)
 			fill(b, store, devices)
 			mux := http.NewServeMux()
-			inv.Register(mux)
+			mux.HandleFunc("GET /v1/inventory", inv.List)
 			b.ResetTimer()
 			for b.Loop() {
 				w := httptest.NewRecorder()

@@ -9,48 +9,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/orchardmdm/orchard/internal/api"
+	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
 	"github.com/orchardmdm/orchard/mdm"
 	"github.com/orchardmdm/orchard/storage"
 )
 
-// Register mounts the inventory and action routes on mux (which the caller
-// puts behind api.RequireKey).
-func (i *Inventory) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/inventory", i.list)
-	mux.HandleFunc("GET /v1/devices/{id}/inventory", i.show)
-	mux.HandleFunc("GET /v1/devices/{id}/apps", i.listRoute(rtApps, "InstalledApplicationList", "apps"))
-	mux.HandleFunc("GET /v1/devices/{id}/profiles", i.listRoute(rtProfiles, "ProfileList", "profiles"))
-	mux.HandleFunc("GET /v1/devices/{id}/certificates", i.listRoute(rtCertificates, "CertificateList", "certificates"))
-	mux.HandleFunc("GET /v1/devices/{id}/location", i.listRoute(rtLocation, "", "location"))
-	mux.HandleFunc("POST /v1/devices/{id}/actions/{action}", i.action)
-}
-
-// httpError is an answer other than 500, with a one-line reason.
-type httpError struct {
-	code int
-	msg  string
-}
-
-func (e *httpError) Error() string { return e.msg }
-
+// fail is an answer other than 500, with a one-line reason.
 func fail(code int, format string, args ...any) error {
-	return &httpError{code: code, msg: fmt.Sprintf(format, args...)}
-}
-
-// writeErr answers an error: its own status, 404 for missing records,
-// otherwise 500 (logged, not shown).
-func (i *Inventory) writeErr(w http.ResponseWriter, err error) {
-	var he *httpError
-	switch {
-	case errors.As(err, &he):
-		api.WriteError(w, he.code, he.msg)
-	case errors.Is(err, storage.ErrNotFound):
-		api.WriteError(w, http.StatusNotFound, err.Error())
-	default:
-		i.log.Error("inventory API request failed", "err", err)
-		api.WriteError(w, http.StatusInternalServerError, "internal server error")
-	}
+	return apijson.Errorf(code, format, args...)
 }
 
 // deviceID reads and checks the {id} path value: a device channel.
@@ -110,15 +76,16 @@ func (i *Inventory) device(r *http.Request, id string) (*storage.Enrollment, *st
 	return e, rec, nil
 }
 
-func (i *Inventory) show(w http.ResponseWriter, r *http.Request) {
+// Show serves GET /v1/devices/{id}/inventory.
+func (i *Inventory) Show(w http.ResponseWriter, r *http.Request) {
 	id, err := deviceID(r)
 	if err != nil {
-		i.writeErr(w, err)
+		apijson.Fail(w, r, i.log, err)
 		return
 	}
 	e, rec, err := i.device(r, id)
 	if err != nil {
-		i.writeErr(w, err)
+		apijson.Fail(w, r, i.log, err)
 		return
 	}
 	v := View{DeviceInventory: *rec}
@@ -130,14 +97,14 @@ func (i *Inventory) show(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if v.Raw.DeviceInformation, err = i.rawAnswer(r, id, rtDeviceInformation, "QueryResponses"); err != nil {
-		i.writeErr(w, err)
+		apijson.Fail(w, r, i.log, err)
 		return
 	}
 	if v.Raw.SecurityInfo, err = i.rawAnswer(r, id, rtSecurityInfo, "SecurityInfo"); err != nil {
-		i.writeErr(w, err)
+		apijson.Fail(w, r, i.log, err)
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, v)
+	apijson.WriteJSON(w, http.StatusOK, v)
 }
 
 // rawAnswer returns the dictionary under key of the latest answer of a
@@ -150,42 +117,60 @@ func (i *Inventory) rawAnswer(r *http.Request, id, kind, key string) (map[string
 	if err != nil {
 		return nil, err
 	}
-	d, _ := api.ResponseJSON(rep.Raw)[key].(map[string]any)
+	d, _ := apijson.ResponseJSON(rep.Raw)[key].(map[string]any)
 	for _, k := range secretKeys[kind] {
 		delete(d, k)
 	}
 	return d, nil
 }
 
-// listRoute serves the latest answer of a kind: the array under key, or
+// Apps serves GET /v1/devices/{id}/apps: the latest InstalledApplicationList.
+func (i *Inventory) Apps(w http.ResponseWriter, r *http.Request) {
+	i.latest(w, r, rtApps, "InstalledApplicationList", "apps")
+}
+
+// Profiles serves GET /v1/devices/{id}/profiles: the latest ProfileList.
+func (i *Inventory) Profiles(w http.ResponseWriter, r *http.Request) {
+	i.latest(w, r, rtProfiles, "ProfileList", "profiles")
+}
+
+// Certificates serves GET /v1/devices/{id}/certificates: the latest CertificateList.
+func (i *Inventory) Certificates(w http.ResponseWriter, r *http.Request) {
+	i.latest(w, r, rtCertificates, "CertificateList", "certificates")
+}
+
+// Location serves GET /v1/devices/{id}/location: the latest DeviceLocation answer.
+func (i *Inventory) Location(w http.ResponseWriter, r *http.Request) {
+	i.latest(w, r, rtLocation, "", "location")
+}
+
+// latest serves the latest answer of a kind: the array under key, or
 // the whole answer when key is "".
-func (i *Inventory) listRoute(kind, key, name string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		id := r.PathValue("id")
-		if _, err := mdm.ParseChannelID(id); err != nil {
-			api.WriteError(w, http.StatusBadRequest, "invalid device or channel id: "+err.Error())
-			return
-		}
-		rep, err := i.store.DeviceReport(r.Context(), id, kind)
-		if errors.Is(err, storage.ErrNotFound) {
-			api.WriteError(w, http.StatusNotFound, fmt.Sprintf("no %s answer from %s yet", kind, id))
-			return
-		}
-		if err != nil {
-			i.writeErr(w, err)
-			return
-		}
-		var body any = api.ResponseJSON(rep.Raw)
-		if key != "" {
-			body = body.(map[string]any)[key]
-		}
-		if body == nil {
-			body = []any{}
-		}
-		api.WriteJSON(w, http.StatusOK, map[string]any{
-			"device_id": id, "command_uuid": rep.CommandUUID, "at": rep.At, name: body,
-		})
+func (i *Inventory) latest(w http.ResponseWriter, r *http.Request, kind, key, name string) {
+	id := r.PathValue("id")
+	if _, err := mdm.ParseChannelID(id); err != nil {
+		apijson.WriteError(w, http.StatusBadRequest, "invalid device or channel id: "+err.Error())
+		return
 	}
+	rep, err := i.store.DeviceReport(r.Context(), id, kind)
+	if errors.Is(err, storage.ErrNotFound) {
+		apijson.WriteError(w, http.StatusNotFound, fmt.Sprintf("no %s answer from %s yet", kind, id))
+		return
+	}
+	if err != nil {
+		apijson.Fail(w, r, i.log, err)
+		return
+	}
+	var body any = apijson.ResponseJSON(rep.Raw)
+	if key != "" {
+		body = body.(map[string]any)[key]
+	}
+	if body == nil {
+		body = []any{}
+	}
+	apijson.WriteJSON(w, http.StatusOK, map[string]any{
+		"device_id": id, "command_uuid": rep.CommandUUID, "at": rep.At, name: body,
+	})
 }
 
 // Filter selects devices in GET /v1/inventory. Empty fields match all.
@@ -253,16 +238,13 @@ const (
 	scanPage = 500
 )
 
-// list serves GET /v1/inventory: devices matching the filter, in device ID
-// order, with "next" as the cursor for the following page ("" at the end).
-// FilterHandler serves the filtered device list (GET /v1/inventory); the
-// admin API hands GET /v1/devices to it when filters are given.
-func (i *Inventory) FilterHandler() http.Handler { return http.HandlerFunc(i.list) }
-
-func (i *Inventory) list(w http.ResponseWriter, r *http.Request) {
+// List serves GET /v1/inventory (and GET /v1/devices with filters):
+// devices matching the filter, in device ID order, with "next" as the
+// cursor for the following page ("" at the end).
+func (i *Inventory) List(w http.ResponseWriter, r *http.Request) {
 	f, limit, err := parseFilter(r)
 	if err != nil {
-		i.writeErr(w, err)
+		apijson.Fail(w, r, i.log, err)
 		return
 	}
 	after, next := r.URL.Query().Get("after"), ""
@@ -270,7 +252,7 @@ func (i *Inventory) list(w http.ResponseWriter, r *http.Request) {
 	for {
 		page, err := i.store.ListInventory(r.Context(), after, scanPage)
 		if err != nil {
-			i.writeErr(w, err)
+			apijson.Fail(w, r, i.log, err)
 			return
 		}
 		for n := range page {
@@ -287,5 +269,5 @@ func (i *Inventory) list(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	api.WriteJSON(w, http.StatusOK, map[string]any{"devices": out, "next": next})
+	apijson.WriteJSON(w, http.StatusOK, map[string]any{"devices": out, "next": next})
 }

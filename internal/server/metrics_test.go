@@ -20,6 +20,9 @@ func testMetricsEndpoint(t *testing.T, backend servertest.Backend) {
 	if _, err := dev.Idle(ctx); err != nil { // delivers ProfileList, leaves one queued
 		t.Fatal(err)
 	}
+	if code := s.API(t, "GET", "/v1/nope", nil, nil); code != 404 {
+		t.Fatalf("GET /v1/nope: %d", code)
+	}
 	resp, err := s.Client.Get(s.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -38,6 +41,8 @@ func testMetricsEndpoint(t *testing.T, backend servertest.Backend) {
 		`orchard_enrolled_devices 1`,
 		`orchard_command_queue_depth 2`,
 		`orchard_http_request_duration_seconds_count{code="200",method="PUT",route="PUT /mdm/connect"}`,
+		`orchard_http_request_duration_seconds_count{code="200",method="GET",route="GET /v1/enrollment/profile"}`,
+		`orchard_http_request_duration_seconds_count{code="404",method="GET",route="unmatched"}`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(text, want) {

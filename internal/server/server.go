@@ -23,8 +23,7 @@ import (
 
 	"github.com/orchardmdm/orchard/apns"
 	"github.com/orchardmdm/orchard/dep"
-	"github.com/orchardmdm/orchard/dep/depapi"
-	"github.com/orchardmdm/orchard/internal/api"
+	"github.com/orchardmdm/orchard/internal/adminapi"
 	"github.com/orchardmdm/orchard/internal/command"
 	"github.com/orchardmdm/orchard/internal/enroll"
 	"github.com/orchardmdm/orchard/internal/inventory"
@@ -266,10 +265,6 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
-	depAdmin, err := depapi.New(s.dep, depapi.WithLogger(s.log))
-	if err != nil {
-		return err
-	}
 	// Every command is queued through s.cmds. It asks the inventory what a
 	// target is, the inventory queues through it and needs the service's
 	// unlock tokens, the service reports to the inventory: the closures
@@ -305,10 +300,6 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
-	admin, err := api.New(api.Config{Store: s.store, Commands: s.cmds, Secrets: s.svc, Filter: inv.FilterHandler(), Logger: s.log})
-	if err != nil {
-		return err
-	}
 	scepLimit, enrollLimit, err := limitOptions(s.cfg.RateLimit, s.metrics.RateLimited)
 	if err != nil {
 		return err
@@ -332,18 +323,16 @@ func (s *Server) build() error {
 		return err
 	}
 
-	adminMux := http.NewServeMux()
-	admin.Register(adminMux)
-	api.RegisterRelease(adminMux, s.svc, s.log)
-	enrollment.RegisterAdmin(adminMux)
-	depAdmin.Register(adminMux)
-	s.push.Register(adminMux)
-	inv.Register(adminMux)
+	admin, err := adminapi.New(adminapi.Config{APIKey: s.apiKey, Store: s.store, Commands: s.cmds, Secrets: s.svc,
+		Releaser: s.svc, Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Logger: s.log})
+	if err != nil {
+		return err
+	}
 
 	mux := http.NewServeMux()
 	device.Register(mux)
 	enrollment.RegisterPublic(mux)
-	mux.Handle("/v1/", api.RequireKey(s.apiKey, adminMux))
+	mux.Handle("/v1/", admin) // the whole admin API: routes in internal/adminapi/routes.go
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		// "ok" stays the first line for probes that read only that.

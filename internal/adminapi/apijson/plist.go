@@ -1,4 +1,4 @@
-package api
+package apijson
 
 import (
 	"encoding/base64"
@@ -7,9 +7,11 @@ import (
 	"github.com/orchardmdm/orchard/mdm"
 )
 
-// responseOf decodes a device's result plist for display as JSON: data
-// becomes base64, dates RFC 3339.
-func responseOf(raw []byte) map[string]any {
+// ResponseJSON decodes a device's result plist (already accepted by the
+// MDM decoder) for display as JSON, as GET /v1/commands/{uuid} shows it:
+// data as base64, dates as RFC 3339, the routing identifiers left out.
+// It returns nil when raw is not a dictionary plist.
+func ResponseJSON(raw []byte) map[string]any {
 	var m map[string]any
 	if err := mdm.Unmarshal(raw, &m); err != nil {
 		return nil
@@ -37,9 +39,3 @@ func jsonSafe(v any) any {
 	}
 	return v
 }
-
-// ResponseJSON decodes a device's result plist (already accepted by the
-// MDM decoder) for display as JSON, as GET /v1/commands/{uuid} shows it:
-// data as base64, dates as RFC 3339, the routing identifiers left out.
-// It returns nil when raw is not a dictionary plist.
-func ResponseJSON(raw []byte) map[string]any { return responseOf(raw) }

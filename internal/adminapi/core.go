@@ -1,83 +1,27 @@
-package api
+package adminapi
 
 import (
 	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
 	"github.com/orchardmdm/orchard/internal/command"
 	"github.com/orchardmdm/orchard/mdm"
 	"github.com/orchardmdm/orchard/mdm/commands"
 	"github.com/orchardmdm/orchard/storage"
 )
 
-// Store is what the admin API reads and writes.
-type Store interface {
-	storage.CheckinStore
-	storage.CommandQueue
-}
-
-// Commands sends commands (the command service).
-type Commands interface {
-	Send(ctx context.Context, req *command.Request) (*command.Outcome, error)
-}
-
-// Secrets opens a device's sealed secrets when the admin asks by name.
-type Secrets interface {
-	UnlockToken(ctx context.Context, channel string) ([]byte, error)
-}
-
-// Handler serves the core admin API.
-type Handler struct {
-	store    Store
-	commands Commands
-	secrets  Secrets
-	filter   http.Handler
-	log      *slog.Logger
-}
-
-// Config wires the handler. Secrets may be nil.
-type Config struct {
-	Store    Store
-	Commands Commands
-	Secrets  Secrets
-	// Filter serves GET /v1/devices when inventory filters are given.
-	Filter http.Handler
-	Logger *slog.Logger
-}
-
-// New builds the admin API handler.
-func New(c Config) (*Handler, error) {
-	if c.Store == nil || c.Commands == nil {
-		return nil, errors.New("api: store and command service are required")
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	return &Handler{store: c.Store, commands: c.Commands, secrets: c.Secrets, filter: c.Filter, log: c.Logger}, nil
-}
-
-// Register mounts the routes on mux (which the caller puts behind RequireKey).
-func (h *Handler) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/devices", h.listDevices)
-	mux.HandleFunc("GET /v1/devices/{id}", h.showDevice)
-	mux.HandleFunc("POST /v1/commands", h.sendCommand)
-	mux.HandleFunc("GET /v1/commands/{uuid}", h.showCommand)
-	mux.HandleFunc("DELETE /v1/commands/{uuid}", h.cancelCommand)
-	mux.HandleFunc("GET /v1/schema/commands", h.schema)
-}
-
-func (h *Handler) schema(w http.ResponseWriter, r *http.Request) {
+func (a *API) schema(w http.ResponseWriter, r *http.Request) {
 	body, err := commands.ListingJSON()
 	if err != nil {
-		writeErr(w, h.log, err)
+		apijson.Fail(w, r, a.log, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -144,16 +88,16 @@ const maxPage = 1000
 // inventoryFilters are the GET /v1/devices parameters the inventory answers.
 var inventoryFilters = []string{"platform", "model", "os_version", "supervised", "ownership"}
 
-func (h *Handler) listDevices(w http.ResponseWriter, r *http.Request) {
-	if h.filter != nil && slices.ContainsFunc(inventoryFilters, r.URL.Query().Has) {
-		h.filter.ServeHTTP(w, r)
+func (a *API) listDevices(w http.ResponseWriter, r *http.Request) {
+	if a.inv != nil && slices.ContainsFunc(inventoryFilters, r.URL.Query().Has) {
+		a.inv.List(w, r)
 		return
 	}
 	limit := 100
 	if s := r.URL.Query().Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > maxPage {
-			WriteError(w, http.StatusBadRequest, fmt.Sprintf("limit must be 1..%d", maxPage))
+			apijson.WriteError(w, http.StatusBadRequest, fmt.Sprintf("limit must be 1..%d", maxPage))
 			return
 		}
 		limit = n
@@ -162,9 +106,9 @@ func (h *Handler) listDevices(w http.ResponseWriter, r *http.Request) {
 	var out []DeviceView
 	next := ""
 	for len(out) < limit {
-		page, err := h.store.ListEnrollments(r.Context(), after, limit)
+		page, err := a.store.ListEnrollments(r.Context(), after, limit)
 		if err != nil {
-			writeErr(w, h.log, err)
+			apijson.Fail(w, r, a.log, err)
 			return
 		}
 		for i := range page {
@@ -182,31 +126,31 @@ func (h *Handler) listDevices(w http.ResponseWriter, r *http.Request) {
 	if out == nil {
 		out = []DeviceView{}
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"devices": out, "next": next})
+	apijson.WriteJSON(w, http.StatusOK, map[string]any{"devices": out, "next": next})
 }
 
-func (h *Handler) showDevice(w http.ResponseWriter, r *http.Request) {
+func (a *API) showDevice(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if _, err := mdm.ParseChannelID(id); err != nil {
-		WriteError(w, http.StatusBadRequest, "invalid device id: "+err.Error())
+		apijson.WriteError(w, http.StatusBadRequest, "invalid device id: "+err.Error())
 		return
 	}
-	e, err := h.store.Enrollment(r.Context(), id)
+	e, err := a.store.Enrollment(r.Context(), id)
 	if err != nil {
-		writeErr(w, h.log, err)
+		apijson.Fail(w, r, a.log, err)
 		return
 	}
 	v := viewOf(e)
-	depth, err := h.store.QueueDepth(r.Context(), id)
+	depth, err := a.store.QueueDepth(r.Context(), id)
 	if err != nil {
-		writeErr(w, h.log, err)
+		apijson.Fail(w, r, a.log, err)
 		return
 	}
 	v.QueueDepth = &depth
 	if e.DeviceID == e.ID {
-		users, err := h.store.ListEnrollments(r.Context(), id+mdm.ChannelSeparator, maxPage)
+		users, err := a.store.ListEnrollments(r.Context(), id+mdm.ChannelSeparator, maxPage)
 		if err != nil {
-			writeErr(w, h.log, err)
+			apijson.Fail(w, r, a.log, err)
 			return
 		}
 		for i := range users {
@@ -217,17 +161,17 @@ func (h *Handler) showDevice(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if reveal := r.URL.Query().Get("reveal"); reveal != "" {
-		if v.Revealed, err = h.reveal(r.Context(), e, reveal); err != nil {
-			writeErr(w, h.log, err)
+		if v.Revealed, err = a.reveal(r.Context(), e, reveal); err != nil {
+			apijson.Fail(w, r, a.log, err)
 			return
 		}
-		h.log.Info("secrets revealed to the admin", "device", id, "fields", reveal)
+		a.log.Info("secrets revealed to the admin", "device", id, "fields", reveal)
 	}
-	WriteJSON(w, http.StatusOK, v)
+	apijson.WriteJSON(w, http.StatusOK, v)
 }
 
 // reveal returns secrets the admin named: push_magic, push_token, unlock_token.
-func (h *Handler) reveal(ctx context.Context, e *storage.Enrollment, names string) (map[string]string, error) {
+func (a *API) reveal(ctx context.Context, e *storage.Enrollment, names string) (map[string]string, error) {
 	out := map[string]string{}
 	for _, n := range strings.Split(names, ",") {
 		switch n {
@@ -236,17 +180,17 @@ func (h *Handler) reveal(ctx context.Context, e *storage.Enrollment, names strin
 		case "push_token":
 			out[n] = fmt.Sprintf("%x", e.Token)
 		case "unlock_token":
-			if h.secrets == nil || len(e.UnlockTokenSealed) == 0 {
+			if a.secrets == nil || len(e.UnlockTokenSealed) == 0 {
 				out[n] = ""
 				continue
 			}
-			tok, err := h.secrets.UnlockToken(ctx, e.ID)
+			tok, err := a.secrets.UnlockToken(ctx, e.ID)
 			if err != nil {
 				return nil, err
 			}
 			out[n] = base64.StdEncoding.EncodeToString(tok)
 		default:
-			return nil, Badf("reveal: unknown field %q (push_magic, push_token, unlock_token)", n)
+			return nil, apijson.Bad("reveal: unknown field %q (push_magic, push_token, unlock_token)", n)
 		}
 	}
 	return out, nil
@@ -270,37 +214,32 @@ type TargetResult = command.TargetResult
 // MaxTargets bounds one API call.
 const MaxTargets = command.MaxTargets
 
-func (h *Handler) sendCommand(w http.ResponseWriter, r *http.Request) {
+func (a *API) sendCommand(w http.ResponseWriter, r *http.Request) {
 	var req CommandRequest
-	if err := DecodeJSON(w, r, &req); err != nil {
-		writeErr(w, h.log, err)
+	if err := apijson.Decode(w, r, MaxJSONBody, &req); err != nil {
+		apijson.Fail(w, r, a.log, err)
 		return
 	}
 	creq := &command.Request{Targets: req.Targets, UserID: req.UserID, RequestType: req.RequestType, Payload: req.Payload}
 	if req.Plist != "" && req.RequestType == "" {
 		raw, err := base64.StdEncoding.DecodeString(req.Plist)
 		if err != nil {
-			writeErr(w, h.log, Badf("plist: not base64"))
+			apijson.Fail(w, r, a.log, apijson.Bad("plist: not base64"))
 			return
 		}
 		creq.Plist = raw
 	} else if req.Plist != "" {
 		creq.Plist = []byte(req.Plist) // refused: both forms given
 	}
-	out, err := h.commands.Send(r.Context(), creq)
-	var invalid *command.Invalid
-	switch {
-	case errors.As(err, &invalid):
-		writeErr(w, h.log, Badf("%s", invalid.Reason))
-		return
-	case errors.Is(err, command.ErrNoTarget):
-		WriteJSON(w, http.StatusBadRequest, map[string]any{"error": err.Error(), "targets": out.Targets})
-		return
-	case err != nil:
-		writeErr(w, h.log, err)
+	out, err := a.commands.Send(r.Context(), creq)
+	if errors.Is(err, command.ErrNoTarget) {
+		err = &apijson.Error{Status: http.StatusBadRequest, Msg: err.Error(), Fields: map[string]any{"targets": out.Targets}}
+	}
+	if err != nil {
+		apijson.Fail(w, r, a.log, err)
 		return
 	}
-	WriteJSON(w, http.StatusCreated, map[string]any{"command_uuid": out.UUID, "request_type": out.RequestType, "targets": out.Targets})
+	apijson.WriteJSON(w, http.StatusCreated, map[string]any{"command_uuid": out.UUID, "request_type": out.RequestType, "targets": out.Targets})
 }
 
 // CommandView is a command with per-target status and results.
@@ -325,36 +264,36 @@ type ResultView struct {
 	Response   map[string]any       `json:"response,omitempty"`
 }
 
-func (h *Handler) showCommand(w http.ResponseWriter, r *http.Request) {
+func (a *API) showCommand(w http.ResponseWriter, r *http.Request) {
 	uuid := r.PathValue("uuid")
-	cmd, targets, err := h.store.Command(r.Context(), uuid)
+	cmd, targets, err := a.store.Command(r.Context(), uuid)
 	if err != nil {
-		writeErr(w, h.log, err)
+		apijson.Fail(w, r, a.log, err)
 		return
 	}
-	results, err := h.store.Results(r.Context(), uuid)
+	results, err := a.store.Results(r.Context(), uuid)
 	if err != nil {
-		writeErr(w, h.log, err)
+		apijson.Fail(w, r, a.log, err)
 		return
 	}
 	byChannel := map[string][]ResultView{}
 	for _, res := range results {
 		byChannel[res.ChannelID] = append(byChannel[res.ChannelID], ResultView{
-			Status: res.Status, At: res.At, ErrorChain: res.ErrorChain, Response: responseOf(res.Raw),
+			Status: res.Status, At: res.At, ErrorChain: res.ErrorChain, Response: apijson.ResponseJSON(res.Raw),
 		})
 	}
 	v := CommandView{UUID: cmd.UUID, RequestType: cmd.RequestType, CreatedAt: cmd.CreatedAt}
 	for _, t := range targets {
 		v.Targets = append(v.Targets, TargetView{Target: t, Results: byChannel[t.ChannelID]})
 	}
-	WriteJSON(w, http.StatusOK, v)
+	apijson.WriteJSON(w, http.StatusOK, v)
 }
 
-func (h *Handler) cancelCommand(w http.ResponseWriter, r *http.Request) {
-	n, err := h.store.Cancel(r.Context(), r.PathValue("uuid"))
+func (a *API) cancelCommand(w http.ResponseWriter, r *http.Request) {
+	n, err := a.store.Cancel(r.Context(), r.PathValue("uuid"))
 	if err != nil {
-		writeErr(w, h.log, err)
+		apijson.Fail(w, r, a.log, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, map[string]int{"canceled": n})
+	apijson.WriteJSON(w, http.StatusOK, map[string]int{"canceled": n})
 }

@@ -1,4 +1,4 @@
-package depapi_test
+package adminapi_test
 
 import (
 	"bytes"
@@ -14,12 +14,15 @@ import (
 	"time"
 
 	"github.com/orchardmdm/orchard/dep"
-	"github.com/orchardmdm/orchard/dep/depapi"
 	"github.com/orchardmdm/orchard/dep/deptest"
+	"github.com/orchardmdm/orchard/internal/adminapi"
+	"github.com/orchardmdm/orchard/internal/adminapi/apitest"
 	"github.com/orchardmdm/orchard/pki"
 	"github.com/orchardmdm/orchard/storage"
 	"github.com/orchardmdm/orchard/storage/bolt"
 )
+
+const depTestKey = "dep-test-key"
 
 type api struct {
 	t     *testing.T
@@ -56,13 +59,11 @@ func newAPI(t *testing.T, devices int) *api {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := depapi.New(svc, depapi.WithLogger(quiet))
+	h, err := adminapi.New(adminapi.Config{APIKey: depTestKey, Store: db, DEP: svc, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	h.Register(mux)
-	a.srv = httptest.NewServer(mux)
+	a.srv = httptest.NewServer(h)
 	t.Cleanup(a.srv.Close)
 	return a
 }
@@ -77,12 +78,14 @@ func (a *api) call(method, path, contentType string, body []byte, out any) (*htt
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	req.Header.Set("Authorization", "Bearer "+depTestKey)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		a.t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
+	apitest.Conforms(a.t, method, a.srv.URL+path, contentType, body, resp, raw)
 	if out != nil && resp.StatusCode < 300 {
 		if err := json.Unmarshal(raw, out); err != nil {
 			a.t.Fatalf("%s %s: %v in %s", method, path, err, raw)
@@ -169,7 +172,7 @@ func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 		{"empty token", "POST", "/v1/dep/tokens?name=x", "", nil, 400, "upload the .p7m"},
 		{"token too big", "POST", "/v1/dep/tokens?name=x", "", make([]byte, 100<<10), 413, "larger than"},
 		{"unknown JSON field", "POST", "/v1/dep/tokens", "application/json", []byte(`{"name":"x","tokn":"y"}`), 400, "unknown field"},
-		{"trailing JSON", "POST", "/v1/dep/tokens", "application/json", []byte(`{"name":"x"} {}`), 400, "after the JSON"},
+		{"trailing JSON", "POST", "/v1/dep/tokens", "application/json", []byte(`{"name":"x"} {}`), 400, "trailing data"},
 		{"unknown token sync", "POST", "/v1/dep/tokens/nope/sync", "", nil, 404, "not found"},
 		{"bad status filter", "GET", "/v1/dep/devices?status=lost", "", nil, 400, "status must be"},
 		{"bad limit", "GET", "/v1/dep/devices?limit=0", "", nil, 400, "limit must be"},
@@ -281,7 +284,7 @@ func TestRenewKeepsToken(t *testing.T) {
 	fresh.Expiry = a.tok.Expiry.Add(365 * 24 * time.Hour)
 	a.fake.AddToken(fresh)
 	var got dep.TokenView
-	resp, body := a.call("PUT", "/v1/dep/tokens/"+v.ID, "", deptest.P7M(t, a.keys.Cert, fresh), &got)
+	resp, body := a.call("PUT", "/v1/dep/tokens/"+v.ID, "application/pkcs7-mime", deptest.P7M(t, a.keys.Cert, fresh), &got)
 	if resp.StatusCode != 200 || got.ID != v.ID || !got.AccessTokenExpiry.Equal(fresh.Expiry) || got.LastSync.IsZero() {
 		t.Fatalf("renew: %d %s", resp.StatusCode, body)
 	}
@@ -305,4 +308,16 @@ func FuzzProfileSpec(f *testing.F) {
 			_ = dep.SpecOf(rec, false)
 		}
 	})
+}
+
+// TestDEPServerFaultIsTheOne500: a storage fault under the ABM routes
+// answers the same 500 body as the rest of the API.
+func TestDEPServerFaultIsTheOne500(t *testing.T) {
+	a := newAPI(t, 0)
+	a.store.Close()
+	resp, body := a.call("GET", "/v1/dep/tokens", "", nil, nil)
+	var e struct{ Error string }
+	if resp.StatusCode != 500 || json.Unmarshal([]byte(body), &e) != nil || e.Error != "internal server error" {
+		t.Fatalf("GET /v1/dep/tokens on a closed store: %d %s", resp.StatusCode, body)
+	}
 }

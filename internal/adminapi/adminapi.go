@@ -1,0 +1,163 @@
+// Package adminapi is Orchard's one admin HTTP surface: JSON over HTTPS
+// under /v1/, behind a bearer API key. routes.go holds the whole route
+// table; the handlers decode and check input, call the services (storage,
+// the push, DEP, inventory and enrollment services) and answer through
+// apijson, whose one map turns errors into status codes. Unknown routes
+// and wrong methods answer JSON errors like every other failure.
+package adminapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/orchardmdm/orchard/apns"
+	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
+	"github.com/orchardmdm/orchard/internal/command"
+	"github.com/orchardmdm/orchard/internal/enroll"
+	"github.com/orchardmdm/orchard/internal/inventory"
+	"github.com/orchardmdm/orchard/internal/push"
+	"github.com/orchardmdm/orchard/storage"
+)
+
+// MaxJSONBody bounds admin request bodies (commands can carry profiles).
+const MaxJSONBody = 32 << 20
+
+// Store is what the device and command routes read and write.
+type Store interface {
+	storage.CheckinStore
+	storage.CommandQueue
+}
+
+// Commands sends commands (the command service).
+type Commands interface {
+	Send(ctx context.Context, req *command.Request) (*command.Outcome, error)
+}
+
+// Secrets opens a device's sealed secrets when the admin asks by name.
+type Secrets interface {
+	UnlockToken(ctx context.Context, channel string) ([]byte, error)
+}
+
+// PushService is the push certificate and the pushes; *push.Service.
+type PushService interface {
+	Upload(ctx context.Context, pc *apns.PushCert, appleID string, force bool) error
+	Info(now time.Time) (*push.Info, error)
+	Push(ctx context.Context, channels []string) ([]push.Target, error)
+}
+
+// Config wires the API. APIKey and Store are required; a nil service
+// leaves its routes answering 503.
+type Config struct {
+	APIKey    string
+	Store     Store
+	Commands  Commands
+	Secrets   Secrets
+	Releaser  Releaser
+	Push      PushService
+	DEP       DEPService
+	Inventory *inventory.Inventory
+	Enroll    *enroll.Handler
+	Logger    *slog.Logger
+}
+
+// API serves /v1/.
+type API struct {
+	store    Store
+	commands Commands
+	secrets  Secrets
+	releaser Releaser
+	push     PushService
+	dep      DEPService
+	inv      *inventory.Inventory
+	enroll   *enroll.Handler
+	log      *slog.Logger
+	key      [sha256.Size]byte
+
+	mux *http.ServeMux
+	// paths has every route's path without its method, to tell a wrong
+	// method (405) from an unknown path (404).
+	paths *http.ServeMux
+	allow map[string][]string // path pattern -> methods, for Allow
+}
+
+// New builds the admin API.
+func New(c Config) (*API, error) {
+	if c.APIKey == "" || c.Store == nil {
+		return nil, errors.New("adminapi: API key and store are required")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	a := &API{store: c.Store, commands: c.Commands, secrets: c.Secrets, releaser: c.Releaser, push: c.Push,
+		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, log: c.Logger, key: sha256.Sum256([]byte(c.APIKey)),
+		mux: http.NewServeMux(), paths: http.NewServeMux(), allow: map[string][]string{}}
+	for _, rt := range a.routes() {
+		h := rt.handler
+		if rt.needs != nil && !rt.needs(a) {
+			h = unavailable
+		}
+		a.mux.HandleFunc(rt.method+" "+rt.path, h)
+		if _, ok := a.allow[rt.path]; !ok {
+			a.paths.HandleFunc(rt.path, func(http.ResponseWriter, *http.Request) {})
+		}
+		a.allow[rt.path] = append(a.allow[rt.path], rt.method)
+		if rt.method == http.MethodGet {
+			a.allow[rt.path] = append(a.allow[rt.path], http.MethodHead)
+		}
+	}
+	return a, nil
+}
+
+// route is one line of the route table.
+type route struct {
+	method, path string
+	handler      http.HandlerFunc
+	// needs, when set, tells whether the service behind the route is wired.
+	needs func(*API) bool
+}
+
+func unavailable(w http.ResponseWriter, r *http.Request) {
+	apijson.WriteError(w, http.StatusServiceUnavailable, "this part of the API is not configured on this server")
+}
+
+// ServeHTTP checks the API key, then routes; anything unmatched under /v1/
+// gets a JSON 404 or 405 instead of ServeMux's plain text.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	sum := sha256.Sum256([]byte(got))
+	if !ok || subtle.ConstantTimeCompare(sum[:], a.key[:]) != 1 {
+		// Anyone without the key learns nothing, not even which routes exist.
+		w.Header().Set("WWW-Authenticate", `Bearer realm="orchard"`)
+		apijson.WriteError(w, http.StatusUnauthorized, "unauthorized")
+		return
+	}
+	if _, pattern := a.mux.Handler(r); pattern != "" {
+		a.mux.ServeHTTP(w, r)
+		return
+	}
+	// No route matched: the request is metered as unmatched, not as "/v1/".
+	r.Pattern = ""
+	if _, path := a.paths.Handler(r); path != "" {
+		methods := a.allow[path]
+		w.Header().Set("Allow", strings.Join(methods, ", "))
+		apijson.WriteError(w, http.StatusMethodNotAllowed, "method not allowed: this path takes "+strings.Join(methods, ", "))
+		return
+	}
+	apijson.WriteError(w, http.StatusNotFound, "no such admin API route")
+}
+
+// Routes lists the route table as "METHOD /path" patterns, in table order.
+func Routes() []string {
+	var out []string
+	for _, rt := range (&API{}).routes() {
+		out = append(out, rt.method+" "+rt.path)
+	}
+	return slices.Clip(out)
+}
