@@ -47,8 +47,11 @@ const MaxCommandUUIDLen = 128
 // DecodeReport parses and validates a command report.
 func DecodeReport(raw []byte) (*Report, error) {
 	r := new(Report)
-	if err := Unmarshal(raw, r); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrParse, err)
+	if !decodeFlatReport(raw, r) {
+		*r = Report{}
+		if err := Unmarshal(raw, r); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrParse, err)
+		}
 	}
 	ch, err := r.Enrollment.Channel()
 	if err != nil {

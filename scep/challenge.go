@@ -19,7 +19,10 @@ type ChallengeSpec struct {
 	ForUDID   string
 	ForSerial string
 	MultiUse  bool
-	TTL       time.Duration
+	// AppleVerified: ForUDID and ForSerial come from a MachineInfo verified
+	// against Apple's root (the certificate may then take over an enrollment).
+	AppleVerified bool
+	TTL           time.Duration
 }
 
 // NewChallenge returns a fresh challenge secret and the record to store
@@ -40,7 +43,7 @@ func NewChallenge(spec ChallengeSpec, now time.Time) (secret string, rec *storag
 	return secret, &storage.Challenge{
 		ID: hex.EncodeToString(id), Hash: ChallengeHash(secret),
 		Kind: spec.Kind, Ref: spec.Ref, ForUDID: spec.ForUDID, ForSerial: spec.ForSerial,
-		MultiUse: spec.MultiUse, CreatedAt: now, ExpiresAt: now.Add(spec.TTL),
+		MultiUse: spec.MultiUse, AppleVerified: spec.AppleVerified, CreatedAt: now, ExpiresAt: now.Add(spec.TTL),
 	}, nil
 }
 

@@ -403,7 +403,8 @@ func (s *Server) authorizeAndIssue(ctx context.Context, msg *scep.PKIMessage, p7
 	if err != nil {
 		return nil, "", challengeRefusal(err)
 	}
-	auth := storage.CertAuthorization{Kind: ch.Kind, ChallengeID: ch.ID, Ref: ch.Ref, ForUDID: ch.ForUDID, ForSerial: ch.ForSerial}
+	auth := storage.CertAuthorization{Kind: ch.Kind, ChallengeID: ch.ID, Ref: ch.Ref, ForUDID: ch.ForUDID, ForSerial: ch.ForSerial,
+		AppleVerified: ch.AppleVerified}
 	cert, rec, err := s.sign(csr.PublicKey, auth, now)
 	if err != nil {
 		return nil, ch.Kind, refuse(ReasonInternal, scep.BadRequest, "sign: %w", err)

@@ -144,7 +144,10 @@ func TestEnrollIssuesServerChosenCertificate(t *testing.T) {
 		t.Run(map[bool]string{false: "POST", true: "GET"}[viaGET], func(t *testing.T) {
 			e := newEnv(t)
 			key := testKeys(t)[0]
-			spec := scep.ChallengeSpec{Kind: storage.KindConfigurator, Ref: "prof-1", ForSerial: "F7TLWCLBX196", TTL: 15 * time.Minute}
+			// The Apple-verified mark travels from challenge to certificate
+			// record (one variant each way): takeovers read it there.
+			spec := scep.ChallengeSpec{Kind: storage.KindConfigurator, Ref: "prof-1", ForSerial: "F7TLWCLBX196",
+				AppleVerified: viaGET, TTL: 15 * time.Minute}
 			secret, ch := e.challenge(t, spec)
 			e.client.UseGET = viaGET
 			ctx := context.Background()
@@ -179,7 +182,8 @@ func TestEnrollIssuesServerChosenCertificate(t *testing.T) {
 			if err != nil {
 				t.Fatalf("issued certificate not recorded: %v", err)
 			}
-			want := storage.CertAuthorization{Kind: storage.KindConfigurator, ChallengeID: ch.ID, Ref: "prof-1", ForSerial: "F7TLWCLBX196"}
+			want := storage.CertAuthorization{Kind: storage.KindConfigurator, ChallengeID: ch.ID, Ref: "prof-1", ForSerial: "F7TLWCLBX196",
+				AppleVerified: viaGET}
 			if rec.Authorization != want || rec.Serial != scep.SerialString(cert) || !rec.NotAfter.Equal(cert.NotAfter) {
 				t.Errorf("record = %+v, want authorization %+v", rec, want)
 			}

@@ -38,12 +38,15 @@ type Challenge struct {
 	ForSerial string `json:"for_serial,omitempty"`
 	// MultiUse challenges may sign any number of certificates until they
 	// expire or are revoked; the others sign exactly one.
-	MultiUse  bool      `json:"multi_use,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	ExpiresAt time.Time `json:"expires_at"`
-	UsedAt    time.Time `json:"used_at,omitzero"` // last use
-	Uses      int       `json:"uses"`
-	RevokedAt time.Time `json:"revoked_at,omitzero"`
+	MultiUse bool `json:"multi_use,omitempty"`
+	// AppleVerified: issued for a MachineInfo whose signature chains to
+	// Apple's root, so its UDID and serial are the device's own.
+	AppleVerified bool      `json:"apple_verified,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+	ExpiresAt     time.Time `json:"expires_at"`
+	UsedAt        time.Time `json:"used_at,omitzero"` // last use
+	Uses          int       `json:"uses"`
+	RevokedAt     time.Time `json:"revoked_at,omitzero"`
 }
 
 // Check reports whether the challenge whose secret hashes to hash may
@@ -158,4 +161,33 @@ type EnrollStore interface {
 	ChallengeStore
 	InvitationStore
 	ConfiguratorStore
+	EnrollmentFailureStore
+}
+
+// MaxEnrollmentFailures bounds the enrollment-failure record: a store keeps
+// the newest this many, so a flood of refused attempts cannot fill the disk.
+const MaxEnrollmentFailures = 1000
+
+// EnrollmentFailure is one refused enrollment attempt, for the admin's
+// enrollment-failures report. It never holds a secret.
+type EnrollmentFailure struct {
+	// ID is assigned by the store; IDs sort in the order they were recorded.
+	ID     string    `json:"id"`
+	At     time.Time `json:"at"`
+	UDID   string    `json:"udid,omitempty"`
+	Serial string    `json:"serial,omitempty"`
+	// Method is how the device tried to enroll (a challenge kind, "" unknown).
+	Method string `json:"method,omitempty"`
+	Reason string `json:"reason"`
+}
+
+// EnrollmentFailureStore records refused enrollment attempts.
+type EnrollmentFailureStore interface {
+	// RecordEnrollmentFailure stores f and sets f.ID, greater than every ID
+	// recorded before; it then drops the oldest records beyond
+	// MaxEnrollmentFailures.
+	RecordEnrollmentFailure(ctx context.Context, f *EnrollmentFailure) error
+	// ListEnrollmentFailures returns failures ordered by ID (oldest first)
+	// after the given one.
+	ListEnrollmentFailures(ctx context.Context, after string, limit int) ([]EnrollmentFailure, error)
 }

@@ -171,6 +171,10 @@ type CertAuthorization struct {
 	// ForUDID / ForSerial: set when the challenge was bound to one device.
 	ForUDID   string `json:"for_udid,omitempty"`
 	ForSerial string `json:"for_serial,omitempty"`
+	// AppleVerified: the challenge came from a MachineInfo verified against
+	// Apple's root (ADE or Apple Configurator), so ForUDID and ForSerial
+	// are the device's own.
+	AppleVerified bool `json:"apple_verified,omitempty"`
 	// RenewalOf is the hash of the certificate that signed a RenewalReq.
 	RenewalOf string `json:"renewal_of,omitempty"`
 }

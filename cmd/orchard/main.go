@@ -119,6 +119,7 @@ func serveSetup(fs *flag.FlagSet, e *env) func(context.Context, []string) error 
 	envString(fs, &cfg.TLSKey, "tls-key", "", "PEM TLS private key")
 	envBool(fs, &cfg.PlainHTTP, "plain-http", "serve plain HTTP behind a TLS-terminating proxy (devices still sign every message)", &badEnv)
 	envBool(fs, &cfg.UserAuthentication, "user-auth", "admit user channels for macOS network accounts (UserAuthenticate)", &badEnv)
+	envBool(fs, &cfg.InsecureMachineInfo, "insecure-machineinfo", "lab only: accept ADE and Apple Configurator MachineInfo not verified against Apple's root (warns at start and on every use)", &badEnv)
 	envString(fs, &cfg.APNsURL, "apns-url", "", "APNs endpoint (default Apple's production; for proxies and tests)")
 	envString(fs, &cfg.APNsCA, "apns-ca", "", "PEM file of extra CA certificates to trust for the APNs endpoint")
 	envBool(fs, &cfg.APNsSandbox, "apns-sandbox", "push through Apple's development APNs endpoint", &badEnv)

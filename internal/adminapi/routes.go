@@ -35,6 +35,7 @@ func (a *API) routes() []route {
 		{"POST", "/v1/enrollment/invitations", a.enroll.CreateInvitation, enr},
 		{"GET", "/v1/enrollment/invitations", a.enroll.ListInvitations, enr},
 		{"GET", "/v1/enrollment/profile", a.enroll.AdminProfile, enr},
+		{"GET", "/v1/enrollment/failures", a.enroll.ListFailures, enr},
 		{"POST", "/v1/configurator/profiles", a.enroll.CreateConfigurator, enr},
 		{"GET", "/v1/configurator/profiles", a.enroll.ListConfigurators, enr},
 		{"GET", "/v1/configurator/profiles/{id}", a.enroll.ShowConfigurator, enr},

@@ -31,9 +31,9 @@ func ADEEnrollURL(publicURL, tokenID, profileID string) string {
 // adeProfile answers a device in Setup Assistant: only a serial that ADE
 // sync brought in under that token, with that profile assigned, gets an
 // enrollment profile, with a single-use challenge bound to its serial and
-// UDID.
+// UDID (marked Apple-verified when its MachineInfo is).
 func (h *Handler) adeProfile(w http.ResponseWriter, r *http.Request) {
-	info, ok := h.readMachineInfo(w, r)
+	info, ok := h.readMachineInfo(w, r, storage.KindADE)
 	if !ok {
 		return
 	}
@@ -41,18 +41,20 @@ func (h *Handler) adeProfile(w http.ResponseWriter, r *http.Request) {
 	d, err := h.ade.DEPDevice(r.Context(), info.Serial)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		h.fail(w, http.StatusForbidden, errors.New("this serial number is not assigned to this server in Apple Business Manager"))
+		const msg = "this serial number is not assigned to this server in Apple Business Manager"
+		h.refuse(w, r, storage.KindADE, info, msg, msg)
 		return
 	case err != nil:
 		apijson.Fail(w, r, h.log, err)
 		return
 	case d.TokenID != token || d.ProfileID != profile || d.Status == storage.DEPRemoved:
-		h.fail(w, http.StatusForbidden, errors.New("this device is not assigned this enrollment profile"))
+		const msg = "this device is not assigned this enrollment profile"
+		h.refuse(w, r, storage.KindADE, info, msg, msg)
 		return
 	}
 	h.serveProfile(w, r, profileSpec{
 		challenge: scep.ChallengeSpec{Kind: storage.KindADE, Ref: token + "/" + profile, ForUDID: info.UDID,
-			ForSerial: info.Serial, TTL: OTAChallengeTTL},
+			ForSerial: info.Serial, AppleVerified: info.unverified == nil, TTL: OTAChallengeTTL},
 		filename: "orchard-enroll.mobileconfig",
 		commit:   func(ctx context.Context, ch *storage.Challenge) error { return h.store.PutChallenge(ctx, ch) },
 	})

@@ -8,10 +8,8 @@ import (
 	"time"
 
 	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
-	"github.com/orchardmdm/orchard/mdm"
 	"github.com/orchardmdm/orchard/scep"
 	"github.com/orchardmdm/orchard/storage"
-	"github.com/smallstep/pkcs7"
 )
 
 // AdminProfile serves GET /v1/enrollment/profile.
@@ -178,19 +176,10 @@ func (h *Handler) RevokeDownload(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// machineInfo is what a device sends when it fetches its enrollment
-// profile during Setup Assistant (other/machineinfo.yaml).
-type machineInfo struct {
-	UDID    string `plist:"UDID"`
-	Serial  string `plist:"SERIAL"`
-	Product string `plist:"PRODUCT"`
-	Version string `plist:"VERSION"`
-}
-
 // setupAssistantProfile answers a device in Setup Assistant: its signed
 // MachineInfo must name a serial assigned to this profile.
 func (h *Handler) setupAssistantProfile(w http.ResponseWriter, r *http.Request) {
-	info, ok := h.readMachineInfo(w, r)
+	info, ok := h.readMachineInfo(w, r, storage.KindConfigurator)
 	if !ok {
 		return
 	}
@@ -202,7 +191,8 @@ func (h *Handler) setupAssistantProfile(w http.ResponseWriter, r *http.Request) 
 	}
 	a, err := h.store.Serial(r.Context(), info.Serial)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && a.ProfileID != p.ID) {
-		h.fail(w, http.StatusForbidden, errors.New("this device's serial number is not assigned to this profile"))
+		const msg = "this device's serial number is not assigned to this profile"
+		h.refuse(w, r, storage.KindConfigurator, info, msg, msg)
 		return
 	} else if err != nil {
 		apijson.Fail(w, r, h.log, err)
@@ -210,44 +200,8 @@ func (h *Handler) setupAssistantProfile(w http.ResponseWriter, r *http.Request) 
 	}
 	h.serveProfile(w, r, profileSpec{
 		challenge: scep.ChallengeSpec{Kind: storage.KindConfigurator, Ref: p.ID, ForUDID: info.UDID,
-			ForSerial: info.Serial, TTL: OTAChallengeTTL},
+			ForSerial: info.Serial, AppleVerified: info.unverified == nil, TTL: OTAChallengeTTL},
 		filename: "orchard-enroll.mobileconfig",
 		commit:   func(ctx context.Context, ch *storage.Challenge) error { return h.store.PutChallenge(ctx, ch) },
 	})
-}
-
-// readMachineInfo reads a Setup Assistant request's MachineInfo, answering
-// the request itself when it cannot.
-func (h *Handler) readMachineInfo(w http.ResponseWriter, r *http.Request) (*machineInfo, bool) {
-	body, ok := h.readBody(w, r, maxMachineInfoBody)
-	if !ok {
-		return nil, false
-	}
-	info, err := parseMachineInfo(body)
-	if err != nil {
-		h.fail(w, http.StatusBadRequest, err)
-		return nil, false
-	}
-	return info, true
-}
-
-// parseMachineInfo reads the CMS-signed MachineInfo plist. The signature
-// is checked for integrity; Apple's device CA is not available to chain to,
-// so the serial-number assignment is what authorizes the device.
-func parseMachineInfo(body []byte) (*machineInfo, error) {
-	p7, err := pkcs7.Parse(body)
-	if err != nil {
-		return nil, errors.New("body is not a signed MachineInfo")
-	}
-	if err := p7.Verify(); err != nil {
-		return nil, errors.New("MachineInfo signature does not verify")
-	}
-	var info machineInfo
-	if err := mdm.Unmarshal(p7.Content, &info); err != nil {
-		return nil, errors.New("MachineInfo is not a plist")
-	}
-	if info.Serial == "" || info.UDID == "" || len(info.Serial) > 64 || len(info.UDID) > 128 {
-		return nil, errors.New("MachineInfo needs UDID and SERIAL")
-	}
-	return &info, nil
 }

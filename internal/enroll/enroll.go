@@ -57,6 +57,9 @@ type Handler struct {
 	log    *slog.Logger
 	ade    ADEDevices // nil: no ADE endpoint
 
+	infoRoots    *x509.CertPool // MachineInfo trust: Apple's root unless a test injects one
+	insecureInfo bool           // lab: accept MachineInfo that does not chain to infoRoots
+
 	tokenLimit, infoLimit Limiter // nil: unlimited
 }
 
@@ -92,7 +95,8 @@ func New(cfg Config, store storage.EnrollStore, signer *enrollprofile.Signer, sc
 		return nil, errors.New("enroll: a self-signed TLS setup needs the TLS certificate")
 	}
 	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
-	h := &Handler{cfg: cfg, store: store, signer: signer, scep: scepHandler, now: time.Now, log: cfg.Logger}
+	h := &Handler{cfg: cfg, store: store, signer: signer, scep: scepHandler, now: time.Now, log: cfg.Logger,
+		infoRoots: AppleRoots()}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,13 +28,13 @@ import (
 	"github.com/orchardmdm/orchard/dep/deptest"
 	"github.com/orchardmdm/orchard/internal/enroll"
 	"github.com/orchardmdm/orchard/internal/ratelimit"
+	"github.com/orchardmdm/orchard/internal/simdevice"
 	"github.com/orchardmdm/orchard/mdm/enrollprofile"
 	"github.com/orchardmdm/orchard/pki"
 	"github.com/orchardmdm/orchard/scep"
 	"github.com/orchardmdm/orchard/scep/scepclient"
 	"github.com/orchardmdm/orchard/storage"
 	"github.com/orchardmdm/orchard/storage/bolt"
-	"github.com/smallstep/pkcs7"
 )
 
 var (
@@ -388,38 +390,84 @@ func rowsCSV(n int) string {
 	return b.String()
 }
 
-func signedMachineInfo(t *testing.T, udid, serial string) string {
+// testApple is the package's stand-in for Apple's device CA.
+var testApple = sync.OnceValue(func() *simdevice.AppleChain {
+	c, err := simdevice.NewAppleChain()
+	if err != nil {
+		panic(err)
+	}
+	return c
+})
+
+// signedMachineInfo is a MachineInfo signed through chain (root ->
+// intermediate -> leaf, the intermediate inside the CMS), or by a
+// self-signed certificate when chain is nil.
+func signedMachineInfo(t *testing.T, chain *simdevice.AppleChain, udid, serial string) string {
 	t.Helper()
-	content, _ := plist.Marshal(map[string]string{"UDID": udid, "SERIAL": serial, "PRODUCT": "iPad13,1", "VERSION": "22A3354"})
-	cert, _ := scepclient.SelfSigned(deviceKey, pkix.Name{CommonName: "Apple iPhone Device"})
-	sd, _ := pkcs7.NewSignedData(content)
-	if err := sd.AddSigner(cert, deviceKey, pkcs7.SignerInfoConfig{}); err != nil {
+	d := &simdevice.Device{UDID: udid, SerialNumber: serial, ProductName: "iPad13,1", BuildVersion: "22A3354",
+		OSVersion: "18.0", Apple: chain}
+	raw, err := d.MachineInfo()
+	if err != nil {
 		t.Fatal(err)
 	}
-	raw, _ := sd.Finish()
 	return string(raw)
 }
 
+type failureList struct {
+	Failures []storage.EnrollmentFailure `json:"failures"`
+}
+
+func (e *env) failures(t *testing.T) []storage.EnrollmentFailure {
+	t.Helper()
+	code, body, _ := e.do(t, "GET", "/v1/enrollment/failures?limit=100", "", "")
+	if code != 200 {
+		t.Fatalf("failures: %d %s", code, body)
+	}
+	return decode[failureList](t, body).Failures
+}
+
+// Issue #19 section 3: MachineInfo must chain to the trusted root through
+// the intermediates it carries; anything else is 403 and recorded.
 func TestSetupAssistantProfile(t *testing.T) {
-	e := newEnv(t)
+	apple := testApple()
+	other, err := simdevice.NewAppleChain() // a forger's look-alike chain
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, enroll.WithMachineInfoRoots(apple.Roots()))
 	p1, p2 := e.createConfigurator(t, true), e.createConfigurator(t, false)
 	e.do(t, "POST", "/v1/configurator/serials?profile_id="+p1, "text/csv", "F7TLWCLBX196,lab\n")
 	tests := []struct {
 		name, profile, body string
 		status              int
+		reason              string // recorded failure, "" for none
 	}{
-		{"assigned", p1, signedMachineInfo(t, "UDID-1", "F7TLWCLBX196"), 200},
-		{"other profile", p2, signedMachineInfo(t, "UDID-1", "F7TLWCLBX196"), 403},
-		{"unknown serial", p1, signedMachineInfo(t, "UDID-2", "ZZZ"), 403},
-		{"unsigned", p1, "<plist/>", 400},
+		{"assigned", p1, signedMachineInfo(t, apple, "UDID-1", "F7TLWCLBX196"), 200, ""},
+		{"other profile", p2, signedMachineInfo(t, apple, "UDID-1", "F7TLWCLBX196"), 403, "not assigned to this profile"},
+		{"unknown serial", p1, signedMachineInfo(t, apple, "UDID-2", "ZZZ"), 403, "not assigned to this profile"},
+		{"self-signed", p1, signedMachineInfo(t, nil, "UDID-1", "F7TLWCLBX196"), 403, "not verified against Apple's root"},
+		{"look-alike chain", p1, signedMachineInfo(t, other, "UDID-1", "F7TLWCLBX196"), 403, "not verified against Apple's root"},
+		{"unsigned", p1, "<plist/>", 400, ""},
 	}
 	for _, tc := range tests {
+		before, chBefore := len(e.failures(t)), len(e.challenges(t, tc.profile))
 		code, body, _ := e.do(t, "POST", "/enroll/configurator/"+tc.profile, "application/pkcs7-signature", tc.body)
 		if code != tc.status {
 			t.Errorf("%s: %d %s, want %d", tc.name, code, body, tc.status)
 			continue
 		}
+		fs := e.failures(t)
+		switch {
+		case tc.reason == "" && len(fs) != before:
+			t.Errorf("%s: recorded %+v", tc.name, fs[before:])
+		case tc.reason != "" && (len(fs) != before+1 || !strings.Contains(fs[before].Reason, tc.reason) ||
+			fs[before].Method != storage.KindConfigurator || fs[before].Serial == "" || fs[before].At.IsZero()):
+			t.Errorf("%s: recorded %+v, want one failure saying %q", tc.name, fs[before:], tc.reason)
+		}
 		if code != 200 {
+			if n := len(e.challenges(t, tc.profile)); n != chBefore {
+				t.Errorf("%s: refused request stored %d challenges", tc.name, n-chBefore)
+			}
 			continue
 		}
 		cert, err := e.enrollWithProfile(t, body)
@@ -428,10 +476,65 @@ func TestSetupAssistantProfile(t *testing.T) {
 		}
 		rec, _ := e.store.Cert(context.Background(), pki.Fingerprint(cert))
 		want := storage.CertAuthorization{Kind: storage.KindConfigurator, ChallengeID: rec.Authorization.ChallengeID,
-			Ref: p1, ForUDID: "UDID-1", ForSerial: "F7TLWCLBX196"}
+			Ref: p1, ForUDID: "UDID-1", ForSerial: "F7TLWCLBX196", AppleVerified: true}
 		if rec.Authorization != want || cert.Subject.SerialNumber != "F7TLWCLBX196" {
 			t.Errorf("authorization %+v subject %v", rec.Authorization, cert.Subject)
 		}
+	}
+}
+
+func (e *env) challenges(t *testing.T, ref string) []storage.Challenge {
+	t.Helper()
+	chs, err := e.store.ChallengesFor(context.Background(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return chs
+}
+
+// Without an injected root the embedded one is Apple's published root, so
+// the test chain is refused: the check is never off by default.
+func TestMachineInfoTrustsApplesRoot(t *testing.T) {
+	sum := sha256.Sum256(enroll.AppleRootDER())
+	if got := hex.EncodeToString(sum[:]); got != "b0b1730ecbc7ff4505142c49f1295e6eda6bcaed7e2c68c5be91b5a11001f024" {
+		t.Fatalf("embedded Apple root SHA-256 = %s, not Apple's published fingerprint", got)
+	}
+	e := newEnv(t)
+	p := e.createConfigurator(t, false)
+	e.do(t, "POST", "/v1/configurator/serials?profile_id="+p, "text/csv", "F7TLWCLBX196,lab\n")
+	if code, body, _ := e.do(t, "POST", "/enroll/configurator/"+p, "application/pkcs7-signature",
+		signedMachineInfo(t, testApple(), "UDID-1", "F7TLWCLBX196")); code != 403 {
+		t.Fatalf("test chain against Apple's root: %d %s, want 403", code, body)
+	}
+}
+
+// The lab flag admits unverified MachineInfo, but never marks it
+// Apple-verified, so it cannot take over an enrollment.
+func TestInsecureMachineInfo(t *testing.T) {
+	e := newEnv(t, enroll.WithMachineInfoRoots(testApple().Roots()), enroll.WithInsecureMachineInfo())
+	p := e.createConfigurator(t, false)
+	e.do(t, "POST", "/v1/configurator/serials?profile_id="+p, "text/csv", "F7TLWCLBX196,lab\n")
+	for _, tc := range []struct {
+		name     string
+		chain    *simdevice.AppleChain
+		verified bool
+	}{{"self-signed", nil, false}, {"verified", testApple(), true}} {
+		code, body, _ := e.do(t, "POST", "/enroll/configurator/"+p, "application/pkcs7-signature",
+			signedMachineInfo(t, tc.chain, "UDID-1", "F7TLWCLBX196"))
+		if code != 200 {
+			t.Fatalf("%s: %d %s", tc.name, code, body)
+		}
+		cert, err := e.enrollWithProfile(t, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, _ := e.store.Cert(context.Background(), pki.Fingerprint(cert))
+		if rec.Authorization.AppleVerified != tc.verified {
+			t.Errorf("%s: AppleVerified = %v, want %v", tc.name, rec.Authorization.AppleVerified, tc.verified)
+		}
+	}
+	if fs := e.failures(t); len(fs) != 0 {
+		t.Errorf("lab mode recorded %+v", fs)
 	}
 }
 

@@ -15,6 +15,8 @@ import (
 	"github.com/orchardmdm/orchard/internal/enroll"
 	"github.com/orchardmdm/orchard/internal/server"
 	"github.com/orchardmdm/orchard/internal/servertest"
+	"github.com/orchardmdm/orchard/internal/simdevice"
+	"github.com/orchardmdm/orchard/storage"
 )
 
 // Automated Device Enrollment end to end against the fake Apple service:
@@ -91,6 +93,7 @@ func testADEEnrollment(t *testing.T, backend servertest.Backend) {
 
 	url := enroll.ADEEnrollURL(s.URL, token.ID, profile.ID)
 	dev := s.NewDevice(t)
+	dev.Apple = s.Apple // its MachineInfo chains to the (test) Apple root
 	post := func(serialNumber string) (*http.Response, []byte) {
 		d := *dev
 		d.SerialNumber = serialNumber
@@ -152,5 +155,73 @@ func testADEEnrollment(t *testing.T, backend servertest.Backend) {
 	s.API(t, "GET", "/v1/devices/"+dev.UDID, nil, &shown)
 	if shown.EnrollmentMethod != "ade" {
 		t.Fatalf("enrollment method = %q", shown.EnrollmentMethod)
+	}
+
+	testADEReenrollAfterErase(t, s, url, dev)
+}
+
+// An ADE device erased without CheckOut enrolls again (issue #19 sections 2
+// and 3): a MachineInfo that does not chain to Apple's root is refused
+// before any challenge is issued and recorded; the device's own,
+// Apple-verified one takes over the old enrollment with no admin release.
+func testADEReenrollAfterErase(t *testing.T, s *servertest.Server, url string, old *simdevice.Device) {
+	ctx := context.Background()
+	post := func(d *simdevice.Device) (*http.Response, []byte) {
+		t.Helper()
+		info, err := d.MachineInfo()
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := s.Client.Post(url, "application/pkcs7-signature", bytes.NewReader(info))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, readAll(t, resp)
+	}
+	before, err := s.Store().Enrollment(ctx, old.UDID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := s.NewDevice(t)
+	forged.UDID, forged.SerialNumber = old.UDID, old.SerialNumber // self-signed: no Apple chain
+	if resp, body := post(forged); resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "Apple device certificate") {
+		t.Fatalf("self-signed MachineInfo = %d %s, want 403", resp.StatusCode, body)
+	}
+	var fails struct {
+		Failures []storage.EnrollmentFailure `json:"failures"`
+	}
+	if code := s.API(t, "GET", "/v1/enrollment/failures", nil, &fails); code != 200 || len(fails.Failures) == 0 {
+		t.Fatalf("failures = %d %+v", code, fails)
+	}
+	last := fails.Failures[len(fails.Failures)-1]
+	if last.Serial != old.SerialNumber || last.Method != storage.KindADE || !strings.Contains(last.Reason, "Apple's root") {
+		t.Fatalf("recorded %+v", last)
+	}
+
+	wiped := s.NewDevice(t)
+	wiped.UDID, wiped.SerialNumber, wiped.Apple = old.UDID, old.SerialNumber, s.Apple
+	wiped.Token, wiped.PushMagic = []byte("after-erase-token-0123456789abcd"), "AFTER-ERASE-MAGIC"
+	resp, mobileconfig := post(wiped)
+	if resp.StatusCode != 200 {
+		t.Fatalf("verified MachineInfo after erase = %d %s", resp.StatusCode, mobileconfig)
+	}
+	if err := wiped.EnrollFromProfile(ctx, mobileconfig, mustKey(t), s.Client); err != nil {
+		t.Fatal(err)
+	}
+	if err := wiped.Authenticate(ctx); err != nil {
+		t.Fatalf("Apple-verified re-enrollment: %v", err)
+	}
+	if err := wiped.TokenUpdate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Idle(ctx); statusOf(err) != http.StatusForbidden {
+		t.Fatalf("the erased enrollment's certificate after the takeover: %v, want 403", err)
+	}
+	after, err := s.Store().Enrollment(ctx, old.UDID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.CertHash == before.CertHash || after.Generation != before.Generation+1 || !bytes.Equal(after.Token, wiped.Token) {
+		t.Fatalf("enrollment after the takeover: %+v (before %+v)", after, before)
 	}
 }

@@ -75,6 +75,14 @@ type Config struct {
 	OpenStore func(dataDir string) (storage.Store, error)
 	Logger    *slog.Logger
 
+	// MachineInfoRoots replaces Apple's root as the trust for Setup
+	// Assistant MachineInfo signatures (tests; nil: Apple's).
+	MachineInfoRoots *x509.CertPool
+	// InsecureMachineInfo accepts MachineInfo not verified against the root
+	// (labs), with a warning at start and on every use; such enrollments
+	// never take over an enrolled device.
+	InsecureMachineInfo bool
+
 	// RateLimit is the per-minute budget, per source address, of wrong
 	// SCEP challenges, unknown enrollment tokens and MachineInfo posts
 	// (0: DefaultRateLimit; negative: no limits).
@@ -289,6 +297,7 @@ func (s *Server) build() error {
 	s.svc, err = service.New(s.store, s.box, service.WithLogger(s.log),
 		service.WithUserAuthentication(func() bool { return userAuth }),
 		service.WithTopic(s.push.Topic),
+		service.WithFailureRecorder(s.store),
 		// What reacts to device events, in the order it runs.
 		service.WithObserver(s.metrics),
 		service.WithObserver(adeSetup),
@@ -318,7 +327,7 @@ func (s *Server) build() error {
 		TLSSelfSigned: s.selfSigned,
 		Topic:         s.push.Topic,
 		Logger:        s.log,
-	}, revokingStore{Store: s.store, forget: verifier.Forget}, signer, scepSrv, append(enrollLimit, enroll.WithADE(s.store))...)
+	}, revokingStore{Store: s.store, forget: verifier.Forget}, signer, scepSrv, append(enrollLimit, s.machineInfoOptions()...)...)
 	if err != nil {
 		return err
 	}
@@ -612,4 +621,19 @@ func (s *Server) Close() error {
 	s.async.Wait()
 	s.stopBg()
 	return s.store.Close()
+}
+
+// machineInfoOptions are the enrollment options for Setup Assistant
+// MachineInfo: the ADE route and the trust of its signatures.
+func (s *Server) machineInfoOptions() []enroll.Option {
+	opts := []enroll.Option{enroll.WithADE(s.store)}
+	if s.cfg.MachineInfoRoots != nil {
+		opts = append(opts, enroll.WithMachineInfoRoots(s.cfg.MachineInfoRoots))
+	}
+	if s.cfg.InsecureMachineInfo {
+		s.log.Warn("--insecure-machineinfo is on: ADE and Apple Configurator enrollments are accepted without " +
+			"verifying MachineInfo against Apple's root; anyone who knows an assigned serial can enroll")
+		opts = append(opts, enroll.WithInsecureMachineInfo())
+	}
+	return opts
 }

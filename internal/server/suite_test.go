@@ -33,6 +33,7 @@ var e2eTests = []struct {
 	{"ForgedMachineInfoCannotTakeOver", testForgedMachineInfoCannotTakeOver},
 	{"UDIDCaseCopyIsTheSameDevice", testUDIDCaseCopyIsTheSameDevice},
 	{"ResultRulesEndToEnd", testResultRulesEndToEnd},
+	{"RefusedAuthenticateRecorded", testRefusedAuthenticateRecorded},
 }
 
 func TestE2E(t *testing.T) {

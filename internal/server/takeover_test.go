@@ -7,18 +7,22 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/orchardmdm/orchard/internal/server"
 	"github.com/orchardmdm/orchard/internal/servertest"
 	"github.com/orchardmdm/orchard/internal/simdevice"
 	"github.com/orchardmdm/orchard/storage"
 )
 
 // A forged MachineInfo (any self-made signer) naming a victim's UDID and
-// an assigned serial earns a challenge and a certificate bound to that
-// UDID; it must not replace the victim's enrollment until an admin
-// releases it. Issue #10, section 2.
+// an assigned serial is refused outright (issue #19 section 3); with the
+// lab flag on it earns a challenge and a certificate bound to that UDID,
+// which must still not replace the victim's enrollment until an admin
+// releases it (issue #10 section 2). An Apple-verified Setup Assistant
+// enrollment of the device takes over without a release (issue #19
+// section 2).
 func testForgedMachineInfoCannotTakeOver(t *testing.T, b servertest.Backend) {
 	ctx := context.Background()
-	s := b.Start(t)
+	s := b.Start(t, func(c *server.Config) { c.InsecureMachineInfo = true })
 	var prof struct {
 		ID string `json:"id"`
 	}
@@ -45,11 +49,8 @@ func testForgedMachineInfoCannotTakeOver(t *testing.T, b servertest.Backend) {
 
 	// What the attacker can do without the API key: post a MachineInfo
 	// naming the victim, get the profile, get a certificate by SCEP.
-	forge := func() *simdevice.Device {
+	setupAssistant := func(d *simdevice.Device) *simdevice.Device {
 		t.Helper()
-		d := s.NewDevice(t)
-		d.UDID, d.SerialNumber = victim.UDID, victim.SerialNumber
-		d.Token, d.PushMagic = []byte("attacker-token-0123456789abcdef!"), "ATTACKER-MAGIC"
 		info, err := d.MachineInfo()
 		if err != nil {
 			t.Fatal(err)
@@ -67,10 +68,26 @@ func testForgedMachineInfoCannotTakeOver(t *testing.T, b servertest.Backend) {
 		}
 		return d
 	}
+	forge := func() *simdevice.Device {
+		t.Helper()
+		d := s.NewDevice(t)
+		d.UDID, d.SerialNumber = victim.UDID, victim.SerialNumber
+		d.Token, d.PushMagic = []byte("attacker-token-0123456789abcdef!"), "ATTACKER-MAGIC"
+		return setupAssistant(d)
+	}
 	attacker := forge()
 	err = attacker.Authenticate(ctx)
-	if statusOf(err) != http.StatusForbidden || !strings.Contains(err.Error(), "check out") || !strings.Contains(err.Error(), "release") {
-		t.Fatalf("forged takeover Authenticate: %v; want 403 naming check out and release", err)
+	if statusOf(err) != http.StatusForbidden || !strings.Contains(err.Error(), "check the device out") ||
+		!strings.Contains(err.Error(), "release") || !strings.Contains(err.Error(), "Apple-verified MachineInfo") {
+		t.Fatalf("forged takeover Authenticate: %v; want 403 naming check out, release and Apple-verified enrollment", err)
+	}
+	var fails struct {
+		Failures []storage.EnrollmentFailure `json:"failures"`
+	}
+	if code := s.API(t, "GET", "/v1/enrollment/failures", nil, &fails); code != 200 || len(fails.Failures) != 1 ||
+		fails.Failures[0].UDID != victim.UDID || fails.Failures[0].Serial != victim.SerialNumber ||
+		fails.Failures[0].Method != storage.KindConfigurator || !strings.Contains(fails.Failures[0].Reason, "takeover refused") {
+		t.Fatalf("recorded failures = %d %+v, want the refused takeover", code, fails)
 	}
 	if err := attacker.TokenUpdate(ctx); statusOf(err) != http.StatusForbidden {
 		t.Fatalf("forged TokenUpdate: %v, want 403", err)
@@ -129,6 +146,26 @@ func testForgedMachineInfoCannotTakeOver(t *testing.T, b servertest.Backend) {
 	renewed.Cert, renewed.Key = s.IssueCert(t, storage.CertAuthorization{Kind: "renewal", RenewalOf: bound.CertHash})
 	if err := renewed.Authenticate(ctx); err != nil {
 		t.Fatalf("renewal: %v", err)
+	}
+
+	// The device erased again, without CheckOut or a release: its own
+	// Apple-verified MachineInfo takes over.
+	verified := func() *simdevice.Device {
+		d := s.NewDevice(t)
+		d.UDID, d.SerialNumber, d.Apple = victim.UDID, victim.SerialNumber, s.Apple
+		return setupAssistant(d)
+	}
+	stale, erased := verified(), verified()
+	if err := erased.Authenticate(ctx); err != nil {
+		t.Fatalf("Apple-verified Configurator re-enrollment: %v", err)
+	}
+	if _, err := renewed.Idle(ctx); statusOf(err) != http.StatusForbidden {
+		t.Fatalf("certificate replaced by the verified re-enrollment: %v, want 403", err)
+	}
+	// A verified certificate issued before the current enrollment began
+	// cannot take it back.
+	if err := stale.Authenticate(ctx); statusOf(err) != http.StatusForbidden {
+		t.Fatalf("verified certificate older than the enrollment: %v, want 403", err)
 	}
 }
 
@@ -189,5 +226,30 @@ func testUDIDCaseCopyIsTheSameDevice(t *testing.T, b servertest.Backend) {
 	}
 	if n := countDevices(); n != 1 {
 		t.Fatalf("%d records with serial %s after re-enrollment, want 1", n, dev.SerialNumber)
+	}
+}
+
+// A refused Authenticate is recorded for the enrollment-failures report
+// with its serial cut short, so a long one cannot bloat the bounded record
+// (the decoder already bounds UDIDs).
+func testRefusedAuthenticateRecorded(t *testing.T, b servertest.Backend) {
+	ctx := context.Background()
+	s := b.Start(t)
+	d := s.NewDevice(t)
+	d.Cert, d.Key = s.IssueCert(t, storage.CertAuthorization{Kind: storage.KindConfigurator, ForUDID: "00008030-000A1B2C3D4E5F60"})
+	d.SerialNumber = strings.Repeat("S", 4000)
+	if err := d.Authenticate(ctx); statusOf(err) != http.StatusForbidden || !strings.Contains(err.Error(), "issued for another device") {
+		t.Fatalf("Authenticate with another device's certificate: %v, want 403", err)
+	}
+	var fails struct {
+		Failures []storage.EnrollmentFailure `json:"failures"`
+	}
+	if code := s.API(t, "GET", "/v1/enrollment/failures?limit=10", nil, &fails); code != 200 || len(fails.Failures) != 1 {
+		t.Fatalf("failures = %d %+v", code, fails)
+	}
+	f := fails.Failures[0]
+	if f.UDID != d.UDID || len(f.Serial) != 64 || !strings.HasPrefix(d.SerialNumber, f.Serial) ||
+		f.Method != storage.KindConfigurator || f.Reason != "certificate was issued for another device" {
+		t.Fatalf("recorded %+v", f)
 	}
 }

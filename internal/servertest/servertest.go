@@ -41,7 +41,11 @@ type Server struct {
 	URL    string // https://127.0.0.1:port
 	Client *http.Client
 	Dir    string
-	api    *apiclient.Client
+	// Apple is the server's stand-in for Apple's device CA: it trusts
+	// Apple.Root for MachineInfo, so a device with Apple set enrolls as an
+	// Apple-verified one.
+	Apple *simdevice.AppleChain
+	api   *apiclient.Client
 }
 
 // Backend is a storage backend the end-to-end suite runs on.
@@ -101,6 +105,12 @@ func Start(t testing.TB, mutate ...func(*server.Config)) *Server {
 	if testing.Verbose() {
 		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	apple, err := simdevice.NewAppleChain()
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	cfg.MachineInfoRoots = apple.Roots()
 	for _, m := range mutate {
 		m(&cfg)
 	}
@@ -125,7 +135,7 @@ func Start(t testing.TB, mutate ...func(*server.Config)) *Server {
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 64},
 	}
 	api := &apiclient.Client{BaseURL: url, Key: srv.APIKey(), HTTP: client}
-	return &Server{Server: srv, URL: url, Client: client, Dir: dir, api: api}
+	return &Server{Server: srv, URL: url, Client: client, Dir: dir, Apple: apple, api: api}
 }
 
 type testWriter struct{ t testing.TB }

@@ -144,14 +144,32 @@ func (d *Device) EnrollWith(ctx context.Context, ps *ProfileSettings, key *rsa.P
 
 // MachineInfo is what a device in Setup Assistant POSTs to an enrollment
 // URL (ADE or Apple Configurator): its identity, CMS-signed. A real device
-// signs with its Apple-issued device certificate; the simulator uses a
-// self-signed one.
+// signs with its Apple-issued device certificate and includes the
+// intermediates; the simulator does the same with d.Apple's test chain, or
+// with a self-signed certificate (what a forger can make) when d.Apple is
+// nil.
 func (d *Device) MachineInfo() ([]byte, error) {
-	content, err := plist.Marshal(map[string]string{
+	content, err := plist.Marshal(map[string]any{
 		"UDID": d.UDID, "SERIAL": d.SerialNumber, "PRODUCT": d.ProductName, "VERSION": d.BuildVersion,
+		"OS_VERSION": d.OSVersion, "MDM_CAN_REQUEST_SOFTWARE_UPDATE": true,
 	})
 	if err != nil {
 		return nil, err
+	}
+	sd, err := pkcs7.NewSignedData(content)
+	if err != nil {
+		return nil, err
+	}
+	if d.Apple != nil {
+		cert, key, err := d.Apple.DeviceCert(d.SerialNumber)
+		if err != nil {
+			return nil, err
+		}
+		err = sd.AddSignerChain(cert, key, []*x509.Certificate{d.Apple.Intermediate}, pkcs7.SignerInfoConfig{})
+		if err != nil {
+			return nil, err
+		}
+		return sd.Finish()
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -164,10 +182,6 @@ func (d *Device) MachineInfo() ([]byte, error) {
 		NotAfter:     time.Now().Add(time.Hour),
 	}
 	cert, err := pki.SelfSigned(tmpl, key)
-	if err != nil {
-		return nil, err
-	}
-	sd, err := pkcs7.NewSignedData(content)
 	if err != nil {
 		return nil, err
 	}

@@ -33,6 +33,8 @@ type Device struct {
 	Token        []byte
 	PushMagic    string
 	Supervised   bool // what it answers to IsSupervised
+	// Apple signs the device's MachineInfo (nil: a self-signed certificate).
+	Apple *AppleChain
 
 	Cert *x509.Certificate
 	Key  crypto.Signer

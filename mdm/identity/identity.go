@@ -5,6 +5,7 @@
 package identity
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
@@ -55,10 +56,11 @@ const DefaultClockSkew = 5 * time.Minute
 // Verifier checks device certificates. It caches chain verification per
 // certificate; expiry and revocation are checked on every request.
 type Verifier struct {
-	roots *x509.CertPool
-	certs CertLookup
-	skew  time.Duration
-	now   func() time.Time
+	roots  *x509.CertPool
+	certs  CertLookup
+	parsed *certCache // certificates from Mdm-Signature, by DER hash
+	skew   time.Duration
+	now    func() time.Time
 
 	mu      sync.Mutex
 	chained map[string]bool                // hash -> chains to roots with client auth
@@ -79,7 +81,7 @@ func NewVerifier(roots *x509.CertPool, certs CertLookup, opts ...Option) (*Verif
 	if roots == nil || certs == nil {
 		return nil, errors.New("identity: roots and cert records are required")
 	}
-	v := &Verifier{roots: roots, certs: certs, skew: DefaultClockSkew, now: time.Now,
+	v := &Verifier{roots: roots, certs: certs, parsed: newCertCache(maxCachedCerts), skew: DefaultClockSkew, now: time.Now,
 		chained: map[string]bool{}, records: map[string]*storage.CertRecord{}}
 	for _, o := range opts {
 		o(v)
@@ -104,8 +106,10 @@ func (v *Verifier) VerifySignature(ctx context.Context, body []byte, header stri
 // whose signature over the body is not yet: it lets a server refuse an
 // unknown signer before reading the body the signature covers.
 type Signature struct {
-	p7 *pkcs7.PKCS7
-	id *Identity
+	der  []byte
+	fast *detached    // read on the DER fast path, or
+	p7   *pkcs7.PKCS7 // read by the library
+	id   *Identity
 }
 
 // Signer is the verified signer; it speaks for the body only after Verify.
@@ -124,23 +128,43 @@ func (v *Verifier) VerifySigner(ctx context.Context, header string) (*Signature,
 	if err != nil {
 		return nil, fail("bad_signature", "Mdm-Signature is not base64")
 	}
-	p7, err := parseCMS(der)
-	if err != nil {
-		return nil, fail("bad_signature", "Mdm-Signature is not CMS: %v", err)
+	s := &Signature{der: der}
+	var signer *x509.Certificate
+	var sum [32]byte
+	if s.fast, err = parseDetached(der, v.parsed); err == nil {
+		signer, sum = s.fast.signer, s.fast.sum
+	} else {
+		if s.p7, err = parseCMS(der); err != nil {
+			return nil, fail("bad_signature", "Mdm-Signature is not CMS: %v", err)
+		}
+		if signer = s.p7.GetOnlySigner(); signer == nil {
+			return nil, fail("bad_signature", "Mdm-Signature must have exactly one signer with its certificate")
+		}
+		sum = sha256.Sum256(signer.Raw)
 	}
-	signer := p7.GetOnlySigner()
-	if signer == nil {
-		return nil, fail("bad_signature", "Mdm-Signature must have exactly one signer with its certificate")
-	}
-	id, err := v.VerifyCert(ctx, signer)
-	if err != nil {
+	if s.id, err = v.verifyCert(ctx, signer, sum); err != nil {
 		return nil, err
 	}
-	return &Signature{p7: p7, id: id}, nil
+	return s, nil
 }
 
 // Verify checks the signature over body and returns the signer's identity.
 func (s *Signature) Verify(body []byte) (*Identity, error) {
+	if s.fast != nil {
+		if s.fast.verify(body) == nil {
+			return s.id, nil
+		}
+		// The library has the last word on a refusal: never refuse what
+		// it would accept. Its signer must be the one already verified.
+		p7, err := parseCMS(s.der)
+		if err != nil {
+			return nil, fail("bad_signature", "Mdm-Signature is not CMS: %v", err)
+		}
+		if signer := p7.GetOnlySigner(); signer == nil || !bytes.Equal(signer.Raw, s.id.Cert.Raw) {
+			return nil, fail("bad_signature", "Mdm-Signature signer is ambiguous")
+		}
+		s.p7 = p7
+	}
 	s.p7.Content = body
 	if err := s.p7.Verify(); err != nil {
 		return nil, fail("bad_signature", "signature does not match the body: %v", err)
@@ -161,7 +185,11 @@ func parseCMS(der []byte) (p7 *pkcs7.PKCS7, err error) {
 // VerifyCert checks a certificate presented by a device (the CMS signer or
 // the TLS client certificate).
 func (v *Verifier) VerifyCert(ctx context.Context, cert *x509.Certificate) (*Identity, error) {
-	sum := sha256.Sum256(cert.Raw)
+	return v.verifyCert(ctx, cert, sha256.Sum256(cert.Raw))
+}
+
+// verifyCert is VerifyCert with the SHA-256 of cert's DER already known.
+func (v *Verifier) verifyCert(ctx context.Context, cert *x509.Certificate, sum [32]byte) (*Identity, error) {
 	hash := hex.EncodeToString(sum[:])
 	now := v.now()
 	if now.Add(v.skew).Before(cert.NotBefore) {

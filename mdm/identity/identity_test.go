@@ -208,3 +208,28 @@ func TestVerifySignerBeforeBody(t *testing.T) {
 		t.Fatalf("signed body: %v", err)
 	}
 }
+
+// A signature the DER fast path declines (here BER with an indefinite
+// length, which some CMS encoders write) is judged by the library.
+func TestVerifySignatureBER(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	cert, key := e.issue(t, nil, true)
+	body := []byte("<plist><dict/></plist>")
+	der, err := base64.StdEncoding.DecodeString(sign(t, body, cert, key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Outer SEQUENCE: 30 82 hi lo ... becomes 30 80 ... 00 00.
+	if der[0] != 0x30 || der[1] != 0x82 {
+		t.Fatalf("unexpected DER header % x", der[:2])
+	}
+	ber := append(append([]byte{0x30, 0x80}, der[4:]...), 0, 0)
+	sig := base64.StdEncoding.EncodeToString(ber)
+	if id, err := e.v.VerifySignature(ctx, body, sig); err != nil || !id.Cert.Equal(cert) {
+		t.Fatalf("BER signature: %v", err)
+	}
+	if _, err := e.v.VerifySignature(ctx, []byte("another body"), sig); reason(err) != "bad_signature" {
+		t.Fatalf("BER signature over another body: %v, want bad_signature", err)
+	}
+}

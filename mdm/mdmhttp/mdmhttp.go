@@ -160,6 +160,11 @@ func (h *Handler) device(limit int64, types []string, authorize func(context.Con
 }
 
 func contentTypeOK(header string, allowed []string) bool {
+	for _, a := range allowed {
+		if strings.EqualFold(header, a) {
+			return true // the usual header, without parameters: nothing to parse
+		}
+	}
 	mt, _, err := mime.ParseMediaType(header)
 	if err != nil {
 		return false

@@ -247,3 +247,37 @@ func TestBodyBudget(t *testing.T) {
 		t.Fatalf("chunked body: %d: %s", rec.Code, rec.Body)
 	}
 }
+
+// The usual content type is matched without parsing; any other spelling
+// of an accepted type still goes through the media-type parser.
+func TestConnectContentTypes(t *testing.T) {
+	s := servertest.Start(t)
+	dev := s.NewDevice(t)
+	s.Enroll(t, dev)
+	body := idleReport(dev.UDID, 0)
+	sig, err := dev.Sign(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		ctype string
+		code  int
+	}{
+		{mdmhttp.ContentTypeConnect, http.StatusOK},
+		{"Application/X-Apple-Aspen-MDM", http.StatusOK},
+		{mdmhttp.ContentTypeConnect + "; charset=utf-8", http.StatusOK},
+		{mdmhttp.ContentTypeCheckin, http.StatusOK},
+		{"application/x-apple-aspen-mdm-extra", http.StatusUnsupportedMediaType},
+		{"text/plain", http.StatusUnsupportedMediaType},
+		{"", http.StatusUnsupportedMediaType},
+	} {
+		req := httptest.NewRequest("PUT", "/mdm/connect", bytes.NewReader(body))
+		req.Header.Set("Content-Type", tc.ctype)
+		req.Header.Set("Mdm-Signature", sig)
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, req)
+		if rec.Code != tc.code {
+			t.Errorf("Content-Type %q: %d %s, want %d", tc.ctype, rec.Code, rec.Body, tc.code)
+		}
+	}
+}

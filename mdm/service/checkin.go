@@ -67,13 +67,15 @@ func (s *Service) authenticate(ctx context.Context, id *identity.Identity, ch md
 	if id.Record != nil {
 		auth = id.Record.Authorization
 	}
+	now := s.now()
 	if auth.ForUDID != "" && !mdm.SameDeviceID(auth.ForUDID, ch.DeviceID) || auth.ForSerial != "" && auth.ForSerial != m.SerialNumber {
+		s.recordFailure(ctx, now, ch.DeviceID, m.SerialNumber, auth.Kind, "certificate was issued for another device")
 		return fmt.Errorf("%w: certificate was issued for another device", ErrForbidden)
 	}
-	now := s.now()
 	if old.Enrolled && old.CertHash != "" && old.CertHash != id.Hash && !mayReplace(id.Record, old, now) {
 		s.log.Warn("takeover of an enrolled device refused", "device", ch.DeviceID, "kind", auth.Kind, "ref", auth.Ref)
-		return fmt.Errorf("%w: device is enrolled under another certificate; it must check out first, renew its certificate, or an admin must release it", ErrForbidden)
+		s.recordFailure(ctx, now, ch.DeviceID, m.SerialNumber, auth.Kind, "takeover refused: device is enrolled under another certificate")
+		return fmt.Errorf("%w: %s", ErrForbidden, refusedTakeover)
 	}
 	typ := storage.Device
 	if ch.UserEnrollment {
@@ -113,16 +115,49 @@ func (s *Service) authenticate(ctx context.Context, id *identity.Identity, ch md
 	return nil
 }
 
+// refusedTakeover tells a refused device what would admit it.
+const refusedTakeover = "device is enrolled under another certificate; to replace that enrollment, check the device out, " +
+	"have an admin release it (orchard devices release), or enroll it by ADE or Apple Configurator with Apple-verified MachineInfo"
+
 // mayReplace reports whether a new certificate may take over an enrolled
-// device: it renews the bound certificate, or an admin released the
-// enrollment recently. A challenge bound to the device's UDID or serial is
-// not enough: it came from a MachineInfo Orchard cannot verify yet, so
-// anyone who knows a victim's UDID and serial could obtain one.
+// device: it renews the bound certificate; or it came, after the current
+// enrollment began, from an ADE or Apple Configurator challenge whose
+// MachineInfo Apple vouches for (the caller has checked its UDID and serial
+// are this device's); or an admin released the enrollment recently. A
+// challenge bound to the UDID and serial of an unverified MachineInfo is
+// not enough: anyone who knows them could have obtained it.
 func mayReplace(rec *storage.CertRecord, old *storage.Enrollment, now time.Time) bool {
-	if rec != nil && rec.Authorization.RenewalOf != "" && rec.Authorization.RenewalOf == old.CertHash {
-		return true
+	if rec != nil {
+		a := rec.Authorization
+		if a.RenewalOf != "" && a.RenewalOf == old.CertHash {
+			return true
+		}
+		if a.AppleVerified && (a.Kind == storage.KindADE || a.Kind == storage.KindConfigurator) &&
+			a.ForUDID != "" && a.ForSerial != "" && rec.IssuedAt.After(old.EnrolledAt) {
+			return true
+		}
 	}
 	return now.Before(old.ReleasedUntil)
+}
+
+// recordFailure keeps a refused Authenticate for the enrollment-failures
+// report; the refusal stands whether or not the write succeeds.
+func (s *Service) recordFailure(ctx context.Context, at time.Time, udid, serial, method, reason string) {
+	if s.failures == nil {
+		return
+	}
+	// The IDs come from the message: cut so the bounded record stays small.
+	f := storage.EnrollmentFailure{At: at, UDID: clip(udid, 128), Serial: clip(serial, 64), Method: method, Reason: reason}
+	if err := s.failures.RecordEnrollmentFailure(ctx, &f); err != nil {
+		s.log.Error("record enrollment failure", "device", udid, "err", err)
+	}
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 // ReleaseFor is how long an admin's release lets a new enrollment of a

@@ -32,6 +32,15 @@ type Store interface {
 	storage.CommandQueue
 }
 
+// FailureRecorder keeps refused enrollment attempts (storage's
+// EnrollmentFailureStore provides it).
+type FailureRecorder interface {
+	RecordEnrollmentFailure(ctx context.Context, f *storage.EnrollmentFailure) error
+}
+
+// WithFailureRecorder records refused Authenticate messages in r.
+func WithFailureRecorder(r FailureRecorder) Option { return func(s *Service) { s.failures = r } }
+
 // Service handles check-ins and command reports.
 type Service struct {
 	store    Store
@@ -41,6 +50,7 @@ type Service struct {
 	topic    func() string
 	userAuth func() bool
 	now      func() time.Time
+	failures FailureRecorder // nil: refusals are only logged
 
 	inflight sync.Map // device channel ID -> uuid last offered on it
 	cache    *stateCache

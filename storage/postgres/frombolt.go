@@ -28,7 +28,7 @@ type MigrationCount struct {
 // tables lists every table the schema keeps records in.
 var tables = []string{"enrollments", "device_fold", "cert_binding", "commands", "targets", "queue", "results",
 	"settings", "certs", "challenges", "invitations", "configurator_profiles", "configurator_serials",
-	"inventory", "device_reports", "dep_tokens", "dep_sync", "dep_devices", "dep_profiles"}
+	"inventory", "device_reports", "dep_tokens", "dep_sync", "dep_devices", "dep_profiles", "enrollment_failures"}
 
 // derivedBuckets are bbolt indexes the PostgreSQL schema rebuilds from the
 // records themselves (as indexed columns), so they are not copied.
@@ -101,8 +101,9 @@ var boltMapping = map[string]struct {
 		}
 		return row{channel, kind, v}, nil
 	}},
-	"dep_tokens": {"dep_tokens", []string{"id", "doc"}, keyDoc},
-	"dep_sync":   {"dep_sync", []string{"token_id", "doc"}, keyDoc},
+	"enrollment_failures": {"enrollment_failures", []string{"id", "doc"}, keyDoc},
+	"dep_tokens":          {"dep_tokens", []string{"id", "doc"}, keyDoc},
+	"dep_sync":            {"dep_sync", []string{"token_id", "doc"}, keyDoc},
 	"dep_devices": {"dep_devices", []string{"serial", "token_id", "status", "profile_id", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
 		var d struct {
 			TokenID   string `json:"token_id"`
@@ -207,9 +208,12 @@ func (s *Store) CopyFromBolt(ctx context.Context, path string, overwrite bool) (
 				}
 				source[m.table] = len(rows)
 			}
-			if q := btx.Bucket([]byte("queue")); q != nil && q.Sequence() > 0 {
-				if _, err := tx.Exec(ctx, "SELECT setval('queue_seq', $1)", int64(q.Sequence())); err != nil {
-					return err
+			// The sequences carry on from bbolt's bucket sequences.
+			for bucket, seq := range map[string]string{"queue": "queue_seq", "enrollment_failures": "enrollment_failure_seq"} {
+				if b := btx.Bucket([]byte(bucket)); b != nil && b.Sequence() > 0 {
+					if _, err := tx.Exec(ctx, "SELECT setval($1, $2)", seq, int64(b.Sequence())); err != nil {
+						return err
+					}
 				}
 			}
 			for _, table := range tables {

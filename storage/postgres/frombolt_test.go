@@ -64,6 +64,7 @@ func fillBolt(t *testing.T, s storage.Store) []string {
 	_, err = s.SaveDEPPage(ctx, []storage.DEPDevice{{Serial: "SN1", TokenID: "tok1", ProfileUUID: "apple-1"}}, storage.DEPSyncState{TokenID: "tok1", Cursor: "cur"}, at)
 	must(err)
 	must(s.CreateDEPProfile(ctx, storage.DEPProfile{ID: "dp1", TokenID: "tok1", Name: "ADE", CreatedAt: at}, 10))
+	must(s.RecordEnrollmentFailure(ctx, &storage.EnrollmentFailure{At: at, UDID: "U1", Reason: "refused"}))
 	return uuids
 }
 
@@ -125,6 +126,8 @@ func snapshot(t *testing.T, s storage.Store, uuids []string) map[string]string {
 	put("dep devices", devs, err)
 	dps, err := s.DEPProfiles(ctx, "tok1")
 	put("dep profiles", dps, err)
+	fails, err := s.ListEnrollmentFailures(ctx, "", 0)
+	put("enrollment failures", fails, err)
 	return out
 }
 
@@ -187,6 +190,14 @@ func TestCopyFromBolt(t *testing.T) {
 	}
 	if cmd, err := dst.Next(ctx, "D2"); err != nil || cmd == nil || cmd.UUID != "c-notnow" {
 		t.Errorf("after Undefer Next = %v, %v; want the NotNow'd c-notnow", cmd, err)
+	}
+	// The failure record carries on after the migrated one.
+	f := &storage.EnrollmentFailure{At: time.Now(), Reason: "later"}
+	if err := dst.RecordEnrollmentFailure(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	if all, _ := dst.ListEnrollmentFailures(ctx, "", 0); len(all) != 2 || all[1].ID != f.ID || f.ID <= all[0].ID {
+		t.Errorf("failures after migration = %+v; want the new one last", all)
 	}
 	// A single-use invitation migrated unspent can be spent once.
 	if _, err := dst.SpendInvitation(ctx, "tokhash", time.Now(), &storage.Challenge{ID: "ch2", Hash: []byte("x"), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {

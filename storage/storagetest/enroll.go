@@ -246,4 +246,74 @@ func runEnroll(t *testing.T, newStore func(t *testing.T) storage.EnrollStore) {
 			t.Errorf("profiles = %+v", ps)
 		}
 	})
+
+	t.Run("AppleVerifiedKept", func(t *testing.T) {
+		// The takeover rule reads the mark from the certificate record, so
+		// a backend that drops it silently refuses legitimate re-enrollments.
+		s := newStore(t)
+		c := challenge("v", false)
+		c.ForUDID, c.ForSerial, c.AppleVerified = "UDID-V", "SERIAL-V", true
+		if err := s.PutChallenge(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Challenge(ctx, "v")
+		if err != nil || !got.AppleVerified {
+			t.Fatalf("challenge = %+v, %v; want AppleVerified", got, err)
+		}
+		rec := cert(7)
+		rec.Authorization = storage.CertAuthorization{Kind: storage.KindADE, ChallengeID: "v", ForUDID: "UDID-V",
+			ForSerial: "SERIAL-V", AppleVerified: true}
+		if _, err := s.RedeemChallenge(ctx, "v", secret[:], now, rec); err != nil {
+			t.Fatal(err)
+		}
+		stored, err := s.Cert(ctx, rec.Hash)
+		if err != nil || !stored.Authorization.AppleVerified {
+			t.Fatalf("cert = %+v, %v; want AppleVerified", stored, err)
+		}
+	})
+
+	t.Run("EnrollmentFailures", func(t *testing.T) {
+		s := newStore(t)
+		if got, err := s.ListEnrollmentFailures(ctx, "", 10); err != nil || len(got) != 0 {
+			t.Fatalf("empty store: %v %v", got, err)
+		}
+		total := storage.MaxEnrollmentFailures + 5
+		var ids []string
+		for i := range total {
+			f := &storage.EnrollmentFailure{At: now.Add(time.Duration(i) * time.Second), UDID: fmt.Sprintf("U%d", i),
+				Serial: "S", Method: storage.KindADE, Reason: "r"}
+			if err := s.RecordEnrollmentFailure(ctx, f); err != nil {
+				t.Fatal(err)
+			}
+			if f.ID == "" || len(ids) > 0 && f.ID <= ids[len(ids)-1] {
+				t.Fatalf("record %d got ID %q after %v", i, f.ID, ids[len(ids)-1:])
+			}
+			ids = append(ids, f.ID)
+		}
+		if err := s.RecordEnrollmentFailure(ctx, &storage.EnrollmentFailure{UDID: "x"}); err == nil {
+			t.Error("a failure without a reason was recorded")
+		}
+		// Paging through everything sees exactly the newest Max, in order.
+		var all []storage.EnrollmentFailure
+		after := ""
+		for {
+			page, err := s.ListEnrollmentFailures(ctx, after, 300)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			all = append(all, page...)
+			after = page[len(page)-1].ID
+		}
+		if len(all) != storage.MaxEnrollmentFailures {
+			t.Fatalf("kept %d failures, want the newest %d", len(all), storage.MaxEnrollmentFailures)
+		}
+		first, last := all[0], all[len(all)-1]
+		if first.ID != ids[5] || first.UDID != "U5" || last.ID != ids[total-1] || last.Method != storage.KindADE ||
+			!last.At.Equal(now.Add(time.Duration(total-1)*time.Second)) {
+			t.Fatalf("kept %+v .. %+v, want U5 .. U%d", first, last, total-1)
+		}
+	})
 }
