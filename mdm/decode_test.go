@@ -15,6 +15,11 @@ func wantChannel(m map[string]any) mdm.Channel {
 	if id := str(m, "EnrollmentID"); id != "" {
 		return mdm.Channel{DeviceID: id, UserID: str(m, "EnrollmentUserID"), UserEnrollment: true}
 	}
+	if str(m, "UserID") == "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF" {
+		// Apple's Shared iPad UserID, the same for every user: the short
+		// name (Managed Apple Account) tells them apart.
+		return mdm.Channel{DeviceID: str(m, "UDID"), UserID: str(m, "UserShortName"), SharedIPad: true}
+	}
 	return mdm.Channel{DeviceID: str(m, "UDID"), UserID: str(m, "UserID")}
 }
 

@@ -67,11 +67,22 @@ type Enrollment struct {
 	UserLongName     string `plist:",omitempty"`
 }
 
+// SharedIPadUserID is the UserID every Shared iPad user's messages carry;
+// the user is told apart by UserShortName.
+const SharedIPadUserID = "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF"
+
+// IsSharedIPadUserID reports whether a UserID is the Shared iPad one.
+func IsSharedIPadUserID(id string) bool { return strings.EqualFold(id, SharedIPadUserID) }
+
 // Channel is a validated command channel.
 type Channel struct {
-	DeviceID       string // UDID or EnrollmentID
-	UserID         string // UserID or EnrollmentUserID; "" for the device channel
-	UserEnrollment bool   // keyed by EnrollmentID
+	DeviceID string // UDID or EnrollmentID
+	// UserID is the user part of the key: the UserID (macOS), the
+	// UserShortName (Shared iPad) or the EnrollmentUserID; "" for the
+	// device channel.
+	UserID         string
+	UserEnrollment bool // keyed by EnrollmentID
+	SharedIPad     bool // a Shared iPad user, keyed by UserShortName
 }
 
 // ID is the channel's storage key: the device ID, or deviceID:userID.
@@ -99,7 +110,18 @@ func (e Enrollment) Channel() (Channel, error) {
 		if e.EnrollmentUserID != "" {
 			return c, fmt.Errorf("%w: EnrollmentUserID without EnrollmentID", ErrBadID)
 		}
-		if e.UserID != "" {
+		switch {
+		case IsSharedIPadUserID(e.UserID):
+			// Every Shared iPad user sends the same UserID: keying by it
+			// would give all of them one queue.
+			if err := validUserID(e.UserShortName); err != nil {
+				return c, fmt.Errorf("UserShortName of a Shared iPad user: %w", err)
+			}
+			if IsSharedIPadUserID(e.UserShortName) {
+				return c, fmt.Errorf("%w: UserShortName is the Shared iPad UserID", ErrBadID)
+			}
+			c.UserID, c.SharedIPad = e.UserShortName, true
+		case e.UserID != "":
 			if err := validUserID(e.UserID); err != nil {
 				return c, fmt.Errorf("UserID: %w", err)
 			}

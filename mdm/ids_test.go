@@ -34,6 +34,12 @@ func TestEnrollmentChannel(t *testing.T) {
 		{"user ID at max length", mdm.Enrollment{UDID: macUDID, UserID: max}, mdm.Channel{DeviceID: macUDID, UserID: max}},
 		{"user enrollment device", mdm.Enrollment{EnrollmentID: ueDevice}, mdm.Channel{DeviceID: ueDevice, UserEnrollment: true}},
 		{"user enrollment user", mdm.Enrollment{EnrollmentID: ueDevice, EnrollmentUserID: ueUser}, mdm.Channel{DeviceID: ueDevice, UserID: ueUser, UserEnrollment: true}},
+		{"Shared iPad user", mdm.Enrollment{UDID: iosUDID, UserID: mdm.SharedIPadUserID, UserShortName: "ann@school.example"}, mdm.Channel{DeviceID: iosUDID, UserID: "ann@school.example", SharedIPad: true}},
+		{"Shared iPad UserID in lower case", mdm.Enrollment{UDID: iosUDID, UserID: strings.ToLower(mdm.SharedIPadUserID), UserShortName: "bob"}, mdm.Channel{DeviceID: iosUDID, UserID: "bob", SharedIPad: true}},
+		{"Shared iPad user without a short name", mdm.Enrollment{UDID: iosUDID, UserID: mdm.SharedIPadUserID}, mdm.Channel{}},
+		{"Shared iPad short name with separator", mdm.Enrollment{UDID: iosUDID, UserID: mdm.SharedIPadUserID, UserShortName: "a:b"}, mdm.Channel{}},
+		{"Shared iPad short name that is the Shared iPad UserID", mdm.Enrollment{UDID: iosUDID, UserID: mdm.SharedIPadUserID, UserShortName: mdm.SharedIPadUserID}, mdm.Channel{}},
+		{"macOS user keyed by UserID, not short name", mdm.Enrollment{UDID: macUDID, UserID: macUser, UserShortName: "ann"}, mdm.Channel{DeviceID: macUDID, UserID: macUser}},
 		{"names do not matter", mdm.Enrollment{UDID: macUDID, UserShortName: "a:b", UserLongName: "x\ny"}, mdm.Channel{DeviceID: macUDID}},
 
 		{"empty", mdm.Enrollment{}, mdm.Channel{}},

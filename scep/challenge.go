@@ -18,6 +18,7 @@ type ChallengeSpec struct {
 	Ref       string
 	ForUDID   string
 	ForSerial string
+	RenewalOf string // KindReenroll: the certificate hash being renewed
 	MultiUse  bool
 	// AppleVerified: ForUDID and ForSerial come from a MachineInfo verified
 	// against Apple's root (the certificate may then take over an enrollment).
@@ -42,7 +43,7 @@ func NewChallenge(spec ChallengeSpec, now time.Time) (secret string, rec *storag
 	secret = hex.EncodeToString(id) + "." + base64.RawURLEncoding.EncodeToString(key)
 	return secret, &storage.Challenge{
 		ID: hex.EncodeToString(id), Hash: ChallengeHash(secret),
-		Kind: spec.Kind, Ref: spec.Ref, ForUDID: spec.ForUDID, ForSerial: spec.ForSerial,
+		Kind: spec.Kind, Ref: spec.Ref, ForUDID: spec.ForUDID, ForSerial: spec.ForSerial, RenewalOf: spec.RenewalOf,
 		MultiUse: spec.MultiUse, AppleVerified: spec.AppleVerified, CreatedAt: now, ExpiresAt: now.Add(spec.TTL),
 	}, nil
 }

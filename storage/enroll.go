@@ -14,6 +14,9 @@ const (
 	KindADE          = "ade"          // Automated Device Enrollment
 	KindProfile      = "profile"      // profile fetched by an admin for scripted use
 	KindRenewal      = "renewal"      // SCEP RenewalReq signed by a valid Orchard certificate
+	// KindReenroll: Orchard re-sent the enrollment profile to renew an
+	// enrolled device's identity; bound to the device and its certificate.
+	KindReenroll = "reenroll"
 )
 
 // Challenge refusals. Each is a distinct reason so metrics can count them.
@@ -36,6 +39,9 @@ type Challenge struct {
 	Ref       string `json:"ref,omitempty"`
 	ForUDID   string `json:"for_udid,omitempty"`
 	ForSerial string `json:"for_serial,omitempty"`
+	// RenewalOf is the hash of the certificate a re-enrollment challenge
+	// renews; it passes to the certificate's authorization.
+	RenewalOf string `json:"renewal_of,omitempty"`
 	// MultiUse challenges may sign any number of certificates until they
 	// expire or are revoked; the others sign exactly one.
 	MultiUse bool `json:"multi_use,omitempty"`

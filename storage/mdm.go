@@ -11,7 +11,8 @@ type EnrollmentType string
 const (
 	Device               EnrollmentType = "Device"                 // keyed by UDID
 	UserEnrollmentDevice EnrollmentType = "User Enrollment Device" // keyed by EnrollmentID
-	User                 EnrollmentType = "User"                   // macOS or Shared iPad user on a device
+	User                 EnrollmentType = "User"                   // macOS user on a device, keyed by UserID
+	SharedIPadUser       EnrollmentType = "Shared iPad User"       // Shared iPad user, keyed by UserShortName
 	UserEnrollment       EnrollmentType = "User Enrollment"        // the user channel of a User Enrollment
 )
 
@@ -62,10 +63,33 @@ type Enrollment struct {
 	BootstrapTokenSealed []byte    `json:"bootstrap_token_sealed,omitempty"`
 	BootstrapTokenAt     time.Time `json:"bootstrap_token_at,omitzero"`
 
+	// Renewal is where the renewal of the identity certificate stands,
+	// device channels only; nil before the first renewal.
+	Renewal *Renewal `json:"renewal,omitempty"`
+
 	// ReleasedUntil: an admin released the enrollment, so until then a new
 	// enrollment of the device may replace its bound certificate. The next
 	// Authenticate writes a fresh record, which ends the release.
 	ReleasedUntil time.Time `json:"released_until,omitzero"`
+}
+
+// Renewal states of a device's identity certificate.
+const (
+	RenewalQueued    = "queued"    // a fresh enrollment profile is queued or delivered
+	RenewalInstalled = "installed" // the device authenticated with the renewed certificate
+	RenewalFailed    = "failed"    // the device refused the profile, or the old certificate expired first
+)
+
+// Renewal is one renewal of a device's identity certificate: Orchard
+// re-sends the enrollment profile with a challenge bound to the device.
+type Renewal struct {
+	State       string    `json:"state"`
+	Reason      string    `json:"reason,omitempty"` // why it failed
+	ForCert     string    `json:"for_cert"`         // hash of the certificate being replaced
+	CommandUUID string    `json:"command_uuid,omitempty"`
+	ChallengeID string    `json:"challenge_id,omitempty"`
+	QueuedAt    time.Time `json:"queued_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
 }
 
 // DeviceFacts are what a device says of itself when it authenticates.
@@ -162,7 +186,7 @@ type CertRecord struct {
 
 // CertAuthorization is how a certificate request was authorized.
 type CertAuthorization struct {
-	// Kind: "invitation", "configurator", "ade", "profile", "renewal", "admin".
+	// Kind: "invitation", "configurator", "ade", "profile", "renewal", "reenroll", "admin".
 	Kind string `json:"kind"`
 	// ChallengeID names the challenge used (never the challenge itself).
 	ChallengeID string `json:"challenge_id,omitempty"`
@@ -175,7 +199,8 @@ type CertAuthorization struct {
 	// Apple's root (ADE or Apple Configurator), so ForUDID and ForSerial
 	// are the device's own.
 	AppleVerified bool `json:"apple_verified,omitempty"`
-	// RenewalOf is the hash of the certificate that signed a RenewalReq.
+	// RenewalOf is the hash of the certificate that signed a RenewalReq, or
+	// that a re-enrollment challenge (KindReenroll) was issued to renew.
 	RenewalOf string `json:"renewal_of,omitempty"`
 }
 
@@ -185,6 +210,18 @@ type AuthenticateRecord struct {
 	// PrevCertHash is the certificate hash the caller saw bound to the device
 	// ("" when none): the write is a compare-and-set on it.
 	PrevCertHash string
+}
+
+// RebindRecord moves an enrolled device channel to a renewed identity
+// certificate without starting a new enrollment.
+type RebindRecord struct {
+	DeviceID     string
+	PrevCertHash string // the certificate bound now: the write is a compare-and-set on it
+	CertHash     string
+	CertSerial   string
+	CertNotAfter time.Time
+	Facts        *DeviceFacts // replaces the stored facts when not nil
+	Renewal      *Renewal     // replaces the stored renewal state when not nil
 }
 
 // CheckinStore keeps enrollments and their identity bindings.
@@ -197,6 +234,13 @@ type CheckinStore interface {
 	// Generation, binds the certificate, and marks every command still
 	// queued for the device and its user channels Superseded.
 	Authenticate(ctx context.Context, rec *AuthenticateRecord) error
+	// Rebind binds an enrolled device channel to a renewed certificate in
+	// one write: ErrNotFound if the channel is unknown, ErrConflict if it is
+	// not enrolled, if its bound certificate is no longer rec.PrevCertHash,
+	// or if rec's certificate is bound to another device. PrevCertHash stops
+	// being bound to anything. Generation, queues, user channels, tokens and
+	// everything else of the enrollment stay as they are.
+	Rebind(ctx context.Context, rec *RebindRecord) error
 	// Enrollment returns a channel, or ErrNotFound. The device part of id
 	// matches any spelling of a hex UDID (mdm.FoldDeviceID); the record
 	// keeps, and its ID shows, the spelling it was stored under.

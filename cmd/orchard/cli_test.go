@@ -104,6 +104,8 @@ func TestUsageErrors(t *testing.T) {
 		{"devices", "list", "-o", "yaml"},
 		{"completion", "tcsh"},
 		{"help", "nope"},
+		{"serve", "--renew-before", "0"},
+		{"serve", "--renew-before", "301"},
 	} {
 		_, errOut, code := cli(t, append(args, "--server", "https://127.0.0.1:1", "--api-key", "k")...)
 		if code != exitUsage || strings.Count(errOut, "\n") != 1 || !strings.HasPrefix(errOut, "orchard: ") {

@@ -27,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/orchardmdm/orchard/apns"
 	"github.com/orchardmdm/orchard/internal/server"
@@ -126,11 +127,17 @@ func serveSetup(fs *flag.FlagSet, e *env) func(context.Context, []string) error 
 	envString(fs, &cfg.MetricsListen, "metrics-listen", "", "serve /metrics on this address instead of the main listener (e.g. 127.0.0.1:9100)")
 	envString(fs, &cfg.DEPURL, "dep-url", "", "Apple device assignment service base URL (default Apple's; for tests and proxies)")
 	envInt(fs, &cfg.RateLimit, "rate-limit", server.DefaultRateLimit, "per source address and minute: wrong SCEP challenges, unknown enrollment links and MachineInfo posts allowed; raise it behind a proxy, where every device shares one address; -1 turns the limits off", &badEnv)
+	var renewDays int
+	envInt(fs, &renewDays, "renew-before", 30, "days before a device's identity certificate expires that Orchard re-sends its enrollment profile to renew it (1..300)", &badEnv)
 	level := envFlag(fs, "log-level", "info", "log level: debug, info, warn, error")
 	return func(ctx context.Context, _ []string) error {
 		if badEnv != nil {
 			return &usageError{path: "orchard serve", err: badEnv}
 		}
+		if renewDays < 1 || renewDays > 300 {
+			return &usageError{path: "orchard serve", err: fmt.Errorf("--renew-before: %d days is not between 1 and 300", renewDays)}
+		}
+		cfg.RenewBefore = time.Duration(renewDays) * 24 * time.Hour
 		var lv slog.Level
 		if err := lv.UnmarshalText([]byte(*level)); err != nil {
 			return &usageError{path: "orchard serve", err: fmt.Errorf("--log-level: %w", err)}

@@ -41,6 +41,7 @@ type DeviceView struct {
 	Facts            *storage.DeviceFacts   `json:"device,omitempty"`
 	CertSerial       string                 `json:"identity_cert_serial,omitempty"`
 	CertNotAfter     *time.Time             `json:"identity_cert_not_after,omitempty"`
+	Renewal          *RenewalView           `json:"identity_renewal,omitempty"`
 	Push             PushView               `json:"push"`
 	AwaitingConfig   bool                   `json:"awaiting_configuration"`
 	BootstrapToken   bool                   `json:"bootstrap_token_escrowed"`
@@ -63,6 +64,28 @@ type PushView struct {
 	LastPushErr  string     `json:"last_push_error,omitempty"`
 }
 
+// RenewalView is where a device's identity renewal stands: none, queued,
+// installed or failed (with the reason).
+type RenewalView struct {
+	State       string     `json:"state"`
+	Reason      string     `json:"reason,omitempty"`
+	CommandUUID string     `json:"command_uuid,omitempty"`
+	QueuedAt    *time.Time `json:"queued_at,omitempty"`
+	UpdatedAt   *time.Time `json:"updated_at,omitempty"`
+}
+
+func renewalView(e *storage.Enrollment) *RenewalView {
+	if e.ID != e.DeviceID {
+		return nil
+	}
+	r := e.Renewal
+	if r == nil {
+		return &RenewalView{State: "none"}
+	}
+	return &RenewalView{State: r.State, Reason: r.Reason, CommandUUID: r.CommandUUID,
+		QueuedAt: timePtr(r.QueuedAt), UpdatedAt: timePtr(r.UpdatedAt)}
+}
+
 func timePtr(t time.Time) *time.Time {
 	if t.IsZero() {
 		return nil
@@ -75,7 +98,7 @@ func viewOf(e *storage.Enrollment) DeviceView {
 		ID: e.ID, Type: e.Type, Enrolled: e.Enrolled,
 		EnrollmentMethod: e.EnrollmentMethod, EnrollmentRef: e.EnrollmentRef,
 		EnrolledAt: e.EnrolledAt, CheckedOutAt: timePtr(e.CheckedOutAt), LastSeen: timePtr(e.LastSeen),
-		Facts: e.Facts, CertSerial: e.CertSerial, CertNotAfter: timePtr(e.CertNotAfter),
+		Facts: e.Facts, CertSerial: e.CertSerial, CertNotAfter: timePtr(e.CertNotAfter), Renewal: renewalView(e),
 		Push: PushView{Topic: e.Topic, HasToken: len(e.Token) > 0, TokenInvalid: e.TokenInvalid, UpdatedAt: timePtr(e.TokenUpdatedAt),
 			LastPushAt: timePtr(e.LastPushAt), LastPushSent: e.LastPushSent, LastPushErr: e.LastPushError},
 		AwaitingConfig: e.AwaitingConfiguration, BootstrapToken: len(e.BootstrapTokenSealed) > 0,

@@ -154,19 +154,9 @@ func (h *Handler) serveProfile(w http.ResponseWriter, r *http.Request, spec prof
 		h.fail(w, http.StatusInternalServerError, err)
 		return
 	}
-	params := enrollprofile.Params{PublicURL: h.cfg.PublicURL, Topic: h.cfg.Topic(), Challenge: secret, ExpiresAt: spec.expiresAt}
-	if h.cfg.TLSSelfSigned {
-		params.RootCert = h.cfg.TLSCert
-	}
-	if spec.challenge.ForSerial != "" {
-		params.Subject = [][2]string{{"O", "Orchard"}, {"CN", "Orchard device " + spec.challenge.ForSerial}}
-	}
-	raw, err := enrollprofile.Build(params)
-	if err == nil {
-		raw, err = h.signer.Sign(raw)
-	}
+	raw, err := h.buildProfile(secret, spec.challenge, spec.expiresAt)
 	if err != nil {
-		h.fail(w, http.StatusInternalServerError, fmt.Errorf("build profile: %w", err))
+		h.fail(w, http.StatusInternalServerError, err)
 		return
 	}
 	if err := spec.commit(r.Context(), ch); err != nil {
@@ -178,6 +168,25 @@ func (h *Handler) serveProfile(w http.ResponseWriter, r *http.Request, spec prof
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Orchard-Challenge-Id", ch.ID)
 	w.Write(raw)
+}
+
+// buildProfile builds and signs an enrollment profile carrying secret.
+func (h *Handler) buildProfile(secret string, ch scep.ChallengeSpec, expiresAt time.Time) ([]byte, error) {
+	params := enrollprofile.Params{PublicURL: h.cfg.PublicURL, Topic: h.cfg.Topic(), Challenge: secret, ExpiresAt: expiresAt}
+	if h.cfg.TLSSelfSigned {
+		params.RootCert = h.cfg.TLSCert
+	}
+	if ch.ForSerial != "" {
+		params.Subject = [][2]string{{"O", "Orchard"}, {"CN", "Orchard device " + ch.ForSerial}}
+	}
+	raw, err := enrollprofile.Build(params)
+	if err == nil {
+		raw, err = h.signer.Sign(raw)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("build profile: %w", err)
+	}
+	return raw, nil
 }
 
 type invitationRequest struct {

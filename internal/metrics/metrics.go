@@ -153,6 +153,14 @@ func (m *Metrics) SetEnrolledDevicesFunc(fn func() float64) error {
 	return m.gaugeFunc("orchard_enrolled_devices", "Devices currently enrolled.", fn)
 }
 
+// SetIdentitiesExpiringFunc exports orchard_identity_certs_expiring_soon
+// from fn (enrolled devices whose identity certificate expires within 30
+// days, as the last renewal scan counted them). Call it once.
+func (m *Metrics) SetIdentitiesExpiringFunc(fn func() float64) error {
+	return m.gaugeFunc("orchard_identity_certs_expiring_soon",
+		"Enrolled devices whose identity certificate expires within 30 days (last renewal scan).", fn)
+}
+
 func (m *Metrics) gaugeFunc(name, help string, fn func() float64) error {
 	if fn == nil {
 		return errNilFunc

@@ -141,6 +141,24 @@ func testCheckinFixtures(t *testing.T, backend servertest.Backend) {
 				if c.Channel.IsUser() && e.UserShortName != str(f.m, "UserShortName") {
 					t.Fatalf("user channel names: %+v", e)
 				}
+				// A Shared iPad user's channel is keyed by its short name
+				// (every user sends the same UserID); a macOS user's by UserID.
+				if c.Channel.IsUser() && !c.Channel.UserEnrollment {
+					wantKey, wantType := devID+":"+str(f.m, "UserID"), storage.User
+					if str(f.m, "UserID") == mdm.SharedIPadUserID {
+						wantKey, wantType = devID+":"+str(f.m, "UserShortName"), storage.SharedIPadUser
+					}
+					if e.ID != wantKey || e.Type != wantType {
+						t.Fatalf("user channel stored as %q (%s), want %q (%s)", e.ID, e.Type, wantKey, wantType)
+					}
+				}
+				// A user waiting in setup is sent UserConfigured.
+				if c.Channel.IsUser() && f.m["AwaitingConfiguration"] == true {
+					cmd, err := dev.Report(ctx, "Idle", "", map[string]any{"UserID": str(f.m, "UserID"), "UserShortName": str(f.m, "UserShortName")})
+					if err != nil || cmd == nil || cmd.RequestType != "UserConfigured" {
+						t.Fatalf("user channel awaiting configuration got %+v, %v; want UserConfigured", cmd, err)
+					}
+				}
 				if _, ok := f.m["UnlockToken"]; ok && len(e.UnlockTokenSealed) == 0 {
 					t.Fatal("unlock token not escrowed")
 				}
@@ -192,6 +210,9 @@ func testReportFixtures(t *testing.T, backend servertest.Backend) {
 					msg["EnrollmentID"], msg["EnrollmentUserID"] = id, str(f.m, "EnrollmentUserID")
 				} else {
 					msg["UDID"], msg["UserID"] = id, str(f.m, "UserID")
+					if name := str(f.m, "UserShortName"); name != "" {
+						msg["UserShortName"] = name
+					}
 				}
 				if _, err := dev.Checkin(ctx, msg); err != nil {
 					t.Fatal(err)

@@ -82,6 +82,12 @@ type Config struct {
 	// (labs), with a warning at start and on every use; such enrollments
 	// never take over an enrolled device.
 	InsecureMachineInfo bool
+	// RenewBefore is how long before its identity certificate expires a
+	// device is sent a fresh enrollment profile (0: 30 days).
+	RenewBefore time.Duration
+	// Now is the clock of every part that reads one (nil: time.Now); tests
+	// move it to years ahead.
+	Now func() time.Time
 
 	// RateLimit is the per-minute budget, per source address, of wrong
 	// SCEP challenges, unknown enrollment tokens and MachineInfo posts
@@ -107,6 +113,7 @@ type Server struct {
 	async      sync.WaitGroup  // observer work running off the request path
 	bg         context.Context // lives until Serve returns or Close
 	stopBg     context.CancelFunc
+	renewer    *enroll.Renewer
 	handler    http.Handler
 }
 
@@ -127,6 +134,9 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 		cfg.OpenStore = open
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -252,7 +262,8 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
-	verifier, err := identity.NewVerifier(s.ca.Pool(), s.store)
+	now := s.cfg.Now
+	verifier, err := identity.NewVerifier(s.ca.Pool(), s.store, identity.WithClock(now))
 	if err != nil {
 		return err
 	}
@@ -278,14 +289,14 @@ func (s *Server) build() error {
 	// unlock tokens, the service reports to the inventory: the closures
 	// break the cycles.
 	var inv *inventory.Inventory
-	s.cmds, err = command.New(s.store, s.store, s.push, command.WithLogger(s.log), command.WithObserver(s.metrics),
+	s.cmds, err = command.New(s.store, s.store, s.push, command.WithLogger(s.log), command.WithObserver(s.metrics), command.WithClock(now),
 		command.WithTargets(command.TargetsFunc(func(ctx context.Context, e *storage.Enrollment) commands.Target { return inv.Target(ctx, e) })))
 	if err != nil {
 		return err
 	}
 	inv, err = inventory.New(s.store,
 		inventory.UnlockTokenFunc(func(ctx context.Context, ch string) ([]byte, error) { return s.svc.UnlockToken(ctx, ch) }),
-		s.cmds, inventory.WithPusher(s.push), inventory.WithLogger(s.log))
+		s.cmds, inventory.WithPusher(s.push), inventory.WithLogger(s.log), inventory.WithClock(now))
 	if err != nil {
 		return err
 	}
@@ -293,27 +304,11 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
-	userAuth := s.cfg.UserAuthentication
-	s.svc, err = service.New(s.store, s.box, service.WithLogger(s.log),
-		service.WithUserAuthentication(func() bool { return userAuth }),
-		service.WithTopic(s.push.Topic),
-		service.WithFailureRecorder(s.store),
-		// What reacts to device events, in the order it runs.
-		service.WithObserver(s.metrics),
-		service.WithObserver(adeSetup),
-		service.WithObserver(offRequestPath{next: inv, wg: &s.async}))
-	if err != nil {
-		return err
-	}
-	device, err := mdmhttp.New(s.svc, verifier, mdmhttp.WithLogger(s.log), mdmhttp.WithObserver(s.metrics))
-	if err != nil {
-		return err
-	}
 	scepLimit, enrollLimit, err := limitOptions(s.cfg.RateLimit, s.metrics.RateLimited)
 	if err != nil {
 		return err
 	}
-	scepSrv, err := scep.New(s.ca, s.store, append(scepLimit, scep.WithLogger(s.log), scep.WithObserver(s.metrics.SCEP))...)
+	scepSrv, err := scep.New(s.ca, s.store, append(scepLimit, scep.WithLogger(s.log), scep.WithObserver(s.metrics.SCEP), scep.WithClock(now))...)
 	if err != nil {
 		return err
 	}
@@ -327,7 +322,35 @@ func (s *Server) build() error {
 		TLSSelfSigned: s.selfSigned,
 		Topic:         s.push.Topic,
 		Logger:        s.log,
-	}, revokingStore{Store: s.store, forget: verifier.Forget}, signer, scepSrv, append(enrollLimit, s.machineInfoOptions()...)...)
+	}, revokingStore{Store: s.store, forget: verifier.Forget}, signer, scepSrv, append(append(enrollLimit, s.machineInfoOptions()...), enroll.WithClock(now))...)
+	if err != nil {
+		return err
+	}
+	if s.renewer, err = enroll.NewRenewer(enrollment, s.store, s.cmds, s.cfg.RenewBefore); err != nil {
+		return err
+	}
+	if err := s.metrics.SetIdentitiesExpiringFunc(func() float64 { return float64(s.renewer.Expiring()) }); err != nil {
+		return err
+	}
+	userSetup, err := enroll.NewUserSetup(s.cmds, s.log)
+	if err != nil {
+		return err
+	}
+	userAuth := s.cfg.UserAuthentication
+	s.svc, err = service.New(s.store, s.box, service.WithLogger(s.log), service.WithClock(now),
+		service.WithUserAuthentication(func() bool { return userAuth }),
+		service.WithTopic(s.push.Topic),
+		service.WithFailureRecorder(s.store),
+		// What reacts to device events, in the order it runs.
+		service.WithObserver(s.metrics),
+		service.WithObserver(adeSetup),
+		service.WithObserver(userSetup),
+		service.WithObserver(s.renewer),
+		service.WithObserver(offRequestPath{next: inv, wg: &s.async}))
+	if err != nil {
+		return err
+	}
+	device, err := mdmhttp.New(s.svc, verifier, mdmhttp.WithLogger(s.log), mdmhttp.WithObserver(s.metrics))
 	if err != nil {
 		return err
 	}
@@ -442,6 +465,10 @@ func (s *Server) apnsOptions() ([]apns.Option, error) {
 	return opts, nil
 }
 
+// RenewIdentities runs one identity renewal scan now (Serve runs one an
+// hour); tests call it after moving the clock.
+func (s *Server) RenewIdentities(ctx context.Context) error { return s.renewer.Scan(ctx) }
+
 // Handler is the whole HTTP surface.
 func (s *Server) Handler() http.Handler { return s.handler }
 
@@ -536,6 +563,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	bg, stop := context.WithCancel(ctx)
 	defer stop()
 	go s.push.RunExpiryWarnings(bg)
+	renewing := make(chan struct{})
+	go func() { s.renewer.Run(bg, time.Hour); close(renewing) }()
 	flushed, synced := make(chan struct{}), make(chan struct{})
 	go func() { s.svc.RunLastSeenFlusher(bg, 30*time.Second); close(flushed) }()
 	go func() {
@@ -565,6 +594,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	stop()
 	<-flushed
 	<-synced
+	<-renewing
 	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	s.push.Close(drain)
 	cancel()

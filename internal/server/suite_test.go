@@ -34,6 +34,9 @@ var e2eTests = []struct {
 	{"UDIDCaseCopyIsTheSameDevice", testUDIDCaseCopyIsTheSameDevice},
 	{"ResultRulesEndToEnd", testResultRulesEndToEnd},
 	{"RefusedAuthenticateRecorded", testRefusedAuthenticateRecorded},
+	{"IdentityRenewal", testIdentityRenewal},
+	{"RenewalIsNoTakeover", testRenewalIsNoTakeover},
+	{"SharedIPadUsers", testSharedIPadUsers},
 }
 
 func TestE2E(t *testing.T) {

@@ -190,3 +190,49 @@ func (d *Device) MachineInfo() ([]byte, error) {
 	}
 	return sd.Finish()
 }
+
+// InstallEnrollmentProfile does what a device does when an InstallProfile
+// command brings it a new enrollment profile (Orchard's identity renewal):
+// it enrolls key by SCEP with the profile's challenge, then sends
+// Authenticate and TokenUpdate signed with the new certificate. From then
+// on d uses the new identity.
+func (d *Device) InstallEnrollmentProfile(ctx context.Context, mobileconfig []byte, key *rsa.PrivateKey) error {
+	ps, err := ReadProfile(mobileconfig)
+	if err != nil {
+		return err
+	}
+	oldCert, oldKey := d.Cert, d.Key
+	if err := d.EnrollWith(ctx, ps, key, d.Client); err != nil {
+		return err
+	}
+	if err := d.Enroll(ctx); err != nil {
+		d.Cert, d.Key = oldCert, oldKey
+		return err
+	}
+	return nil
+}
+
+// RenewingAnswerer answers like Answer, except that an InstallProfile
+// carrying an enrollment profile is installed (InstallEnrollmentProfile
+// with a new key from newKey) and acknowledged with the new identity. A
+// failed installation answers Error and is kept in *failed.
+func (d *Device) RenewingAnswerer(ctx context.Context, newKey func() *rsa.PrivateKey, failed *error) Answerer {
+	return func(c *Command) (string, map[string]any) {
+		if c.RequestType != "InstallProfile" {
+			return d.Answer(c)
+		}
+		payload, _ := c.Payload["Payload"].([]byte)
+		if _, err := ReadProfile(payload); err != nil {
+			return d.Answer(c) // not an enrollment profile
+		}
+		if err := d.InstallEnrollmentProfile(ctx, payload, newKey()); err != nil {
+			if failed != nil {
+				*failed = err
+			}
+			return "Error", map[string]any{"ErrorChain": []map[string]any{{
+				"ErrorCode": 4001, "ErrorDomain": "MCInstallationErrorDomain", "USEnglishDescription": "profile installation failed",
+			}}}
+		}
+		return "Acknowledged", nil
+	}
+}

@@ -38,6 +38,10 @@ type Device struct {
 
 	Cert *x509.Certificate
 	Key  crypto.Signer
+	// NoSigningTime signs without signed attributes, so the signature
+	// carries no signing time: for tests that run the server's clock ahead
+	// of the real one (a certificate issued "next year" is not valid now).
+	NoSigningTime bool
 
 	CheckinURL string // <public-url>/mdm/checkin
 	ServerURL  string // <public-url>/mdm/connect
@@ -58,7 +62,11 @@ func (d *Device) Sign(body []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := sd.AddSigner(d.Cert, d.Key, pkcs7.SignerInfoConfig{}); err != nil {
+	add := sd.AddSigner
+	if d.NoSigningTime {
+		add = sd.SignWithoutAttr
+	}
+	if err := add(d.Cert, d.Key, pkcs7.SignerInfoConfig{}); err != nil {
 		return "", err
 	}
 	sd.Detach()

@@ -72,6 +72,14 @@ func (s *Service) authenticate(ctx context.Context, id *identity.Identity, ch md
 		s.recordFailure(ctx, now, ch.DeviceID, m.SerialNumber, auth.Kind, "certificate was issued for another device")
 		return fmt.Errorf("%w: certificate was issued for another device", ErrForbidden)
 	}
+	if isRenewalOf(id.Record, old) {
+		return s.rebind(ctx, id, old, m, now)
+	}
+	if id.Record != nil && auth.Kind == storage.KindReenroll && old.Enrolled && old.CertHash == id.Hash {
+		// The renewed certificate's Authenticate again (its answer was
+		// lost): the enrollment was re-bound already and goes on.
+		return nil
+	}
 	if old.Enrolled && old.CertHash != "" && old.CertHash != id.Hash && !mayReplace(id.Record, old, now) {
 		s.log.Warn("takeover of an enrolled device refused", "device", ch.DeviceID, "kind", auth.Kind, "ref", auth.Ref)
 		s.recordFailure(ctx, now, ch.DeviceID, m.SerialNumber, auth.Kind, "takeover refused: device is enrolled under another certificate")
@@ -118,6 +126,49 @@ func (s *Service) authenticate(ctx context.Context, id *identity.Identity, ch md
 // refusedTakeover tells a refused device what would admit it.
 const refusedTakeover = "device is enrolled under another certificate; to replace that enrollment, check the device out, " +
 	"have an admin release it (orchard devices release), or enroll it by ADE or Apple Configurator with Apple-verified MachineInfo"
+
+// isRenewalOf reports whether a certificate renews an enrollment's bound
+// one through a re-sent enrollment profile: its challenge was issued by
+// Orchard for this device and for renewing exactly that certificate (the
+// device ID was checked against the challenge's by the caller). Nothing
+// else re-binds, so this is never a takeover path.
+func isRenewalOf(rec *storage.CertRecord, old *storage.Enrollment) bool {
+	return rec != nil && old.Enrolled && old.CertHash != "" && rec.Hash != old.CertHash &&
+		rec.Authorization.Kind == storage.KindReenroll && rec.Authorization.ForUDID != "" &&
+		rec.Authorization.RenewalOf == old.CertHash
+}
+
+// rebind moves an enrollment to its renewed certificate: the queues, user
+// channels, tokens, inventory, bootstrap token and ADE state stay. From
+// now on the old certificate is refused.
+func (s *Service) rebind(ctx context.Context, id *identity.Identity, old *storage.Enrollment, m *mdm.Authenticate, now time.Time) error {
+	rec := &storage.RebindRecord{
+		DeviceID: old.DeviceID, PrevCertHash: old.CertHash,
+		CertHash: id.Hash, CertSerial: fmt.Sprintf("%x", id.Cert.SerialNumber), CertNotAfter: id.Cert.NotAfter,
+		Facts: &storage.DeviceFacts{
+			UDID: m.UDID, EnrollmentID: m.EnrollmentID, SerialNumber: m.SerialNumber,
+			Model: m.Model, ModelName: m.ModelName, ProductName: m.ProductName,
+			OSVersion: m.OSVersion, BuildVersion: m.BuildVersion, DeviceName: m.DeviceName,
+			IMEI: m.IMEI, MEID: m.MEID,
+		},
+	}
+	if r := old.Renewal; r != nil && r.ForCert == old.CertHash {
+		done := *r
+		done.State, done.Reason, done.UpdatedAt = storage.RenewalInstalled, "", now
+		rec.Renewal = &done
+	}
+	err := s.store.Rebind(ctx, rec)
+	if errors.Is(err, storage.ErrConflict) {
+		return fmt.Errorf("%w: %w", ErrConflict, err)
+	}
+	if err != nil {
+		return err
+	}
+	s.cache.bind(id.Hash, old.DeviceID)
+	s.log.Info("device identity renewed", "device", old.DeviceID, "cert_serial", rec.CertSerial, "not_after", rec.CertNotAfter)
+	s.emit(ctx, Renewed{DeviceID: old.DeviceID, CertNotAfter: rec.CertNotAfter})
+	return nil
+}
 
 // mayReplace reports whether a new certificate may take over an enrolled
 // device: it renews the bound certificate; or it came, after the current
@@ -201,11 +252,15 @@ func (s *Service) tokenUpdate(ctx context.Context, ch mdm.Channel, m *mdm.TokenU
 	var create *storage.Enrollment
 	if ch.IsUser() {
 		typ := storage.User
-		if ch.UserEnrollment {
+		switch {
+		case ch.UserEnrollment:
 			typ = storage.UserEnrollment
+		case ch.SharedIPad:
+			typ = storage.SharedIPadUser
 		}
 		create = &storage.Enrollment{ID: ch.ID(), DeviceID: ch.DeviceID, Type: typ, UserID: ch.UserID, EnrolledAt: s.now()}
 	}
+	var user *storage.Enrollment
 	var unlock []byte
 	if len(m.UnlockToken) > 0 {
 		unlock = s.box.Seal(m.UnlockToken, labelUnlock)
@@ -228,6 +283,8 @@ func (s *Service) tokenUpdate(ctx context.Context, ch mdm.Channel, m *mdm.TokenU
 		if ch.IsUser() {
 			e.UserShortName, e.UserLongName = m.UserShortName, m.UserLongName
 			e.EnrollmentUserID = m.EnrollmentUserID
+			u := *e
+			user = &u
 		}
 		return nil
 	})
@@ -241,6 +298,9 @@ func (s *Service) tokenUpdate(ctx context.Context, ch mdm.Channel, m *mdm.TokenU
 	if first && !ch.IsUser() {
 		dev.Token, dev.PushMagic, dev.Topic, dev.AwaitingConfiguration = m.Token, m.PushMagic, m.Topic, m.AwaitingConfiguration
 		s.emit(ctx, Enrolled{Enrollment: dev})
+	}
+	if first && user != nil {
+		s.emit(ctx, UserEnrolled{Enrollment: user})
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"time"
 
 	"github.com/orchardmdm/orchard/storage"
 )
@@ -16,9 +17,20 @@ type Event interface{ event() }
 // device enrollment, not yet able to receive commands).
 type Authenticated struct{ Enrollment *storage.Enrollment }
 
+// Renewed: an enrolled device authenticated with its renewed identity
+// certificate; the enrollment goes on (no Authenticated, no Enrolled).
+type Renewed struct {
+	DeviceID     string
+	CertNotAfter time.Time
+}
+
 // Enrolled: a device channel's first TokenUpdate of an enrollment was
 // stored; it can be pushed and sent commands now.
 type Enrolled struct{ Enrollment *storage.Enrollment }
+
+// UserEnrolled: a user channel's first TokenUpdate of its enrollment was
+// stored (a macOS or Shared iPad user, or a User Enrollment's user).
+type UserEnrolled struct{ Enrollment *storage.Enrollment }
 
 // Connected: an identified, enrolled channel reported Idle. Observers run
 // before the next command is picked, so what they queue goes out in the
@@ -36,7 +48,9 @@ type CommandDelivered struct {
 type ResultStored struct{ Result *storage.Result }
 
 func (Authenticated) event()    {}
+func (Renewed) event()          {}
 func (Enrolled) event()         {}
+func (UserEnrolled) event()     {}
 func (Connected) event()        {}
 func (CommandDelivered) event() {}
 func (ResultStored) event()     {}

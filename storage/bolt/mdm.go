@@ -102,6 +102,42 @@ func (s *Store) Authenticate(ctx context.Context, rec *storage.AuthenticateRecor
 	})
 }
 
+// Rebind implements storage.CheckinStore.
+func (s *Store) Rebind(ctx context.Context, rec *storage.RebindRecord) error {
+	return s.update(func(tx *bolt.Tx) error {
+		enr, bind := tx.Bucket([]byte(bEnrollments)), tx.Bucket([]byte(bCertBind))
+		var e storage.Enrollment
+		if err := getJSON(enr, []byte(rec.DeviceID), &e); err != nil {
+			return err
+		}
+		switch {
+		case !e.Enrolled:
+			return fmt.Errorf("%w: device %s is not enrolled", storage.ErrConflict, rec.DeviceID)
+		case e.CertHash != rec.PrevCertHash:
+			return fmt.Errorf("%w: device %s is now bound to another certificate", storage.ErrConflict, rec.DeviceID)
+		}
+		if dev := bind.Get([]byte(rec.CertHash)); dev != nil && string(dev) != rec.DeviceID {
+			return fmt.Errorf("%w: certificate is bound to another device", storage.ErrConflict)
+		}
+		if rec.PrevCertHash != "" && rec.PrevCertHash != rec.CertHash {
+			if err := bind.Delete([]byte(rec.PrevCertHash)); err != nil {
+				return err
+			}
+		}
+		if err := bind.Put([]byte(rec.CertHash), []byte(rec.DeviceID)); err != nil {
+			return err
+		}
+		e.CertHash, e.CertSerial, e.CertNotAfter = rec.CertHash, rec.CertSerial, rec.CertNotAfter
+		if rec.Facts != nil {
+			e.Facts = rec.Facts
+		}
+		if rec.Renewal != nil {
+			e.Renewal = rec.Renewal
+		}
+		return putJSON(enr, []byte(rec.DeviceID), &e)
+	})
+}
+
 // supersedeDevice ends every queued or deferred command of a device and its
 // user channels: they belonged to the previous enrollment.
 func supersedeDevice(tx *bolt.Tx, deviceID string, now time.Time) error {

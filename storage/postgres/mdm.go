@@ -119,6 +119,47 @@ func (s *Store) Authenticate(ctx context.Context, rec *storage.AuthenticateRecor
 	})
 }
 
+// Rebind implements storage.CheckinStore.
+func (s *Store) Rebind(ctx context.Context, rec *storage.RebindRecord) error {
+	return s.write(ctx, func(tx pgx.Tx) error {
+		var e storage.Enrollment
+		if err := getDoc(ctx, tx, &e, "SELECT doc FROM enrollments WHERE id = $1 FOR UPDATE", rec.DeviceID); err != nil {
+			return err
+		}
+		switch {
+		case !e.Enrolled:
+			return fmt.Errorf("%w: device %s is not enrolled", storage.ErrConflict, rec.DeviceID)
+		case e.CertHash != rec.PrevCertHash:
+			return fmt.Errorf("%w: device %s is now bound to another certificate", storage.ErrConflict, rec.DeviceID)
+		}
+		var bound string
+		err := tx.QueryRow(ctx, "SELECT device_id FROM cert_binding WHERE cert_hash = $1", rec.CertHash).Scan(&bound)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if err == nil && bound != rec.DeviceID {
+			return fmt.Errorf("%w: certificate is bound to another device", storage.ErrConflict)
+		}
+		if rec.PrevCertHash != "" && rec.PrevCertHash != rec.CertHash {
+			if _, err := tx.Exec(ctx, "DELETE FROM cert_binding WHERE cert_hash = $1", rec.PrevCertHash); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO cert_binding (cert_hash, device_id) VALUES ($1, $2)
+			ON CONFLICT (cert_hash) DO UPDATE SET device_id = excluded.device_id`, rec.CertHash, rec.DeviceID); err != nil {
+			return err
+		}
+		e.CertHash, e.CertSerial, e.CertNotAfter = rec.CertHash, rec.CertSerial, rec.CertNotAfter
+		if rec.Facts != nil {
+			e.Facts = rec.Facts
+		}
+		if rec.Renewal != nil {
+			e.Renewal = rec.Renewal
+		}
+		return putEnrollment(ctx, tx, &e)
+	})
+}
+
 // supersedeDevice ends every queued or deferred command of a device and its
 // user channels: they belonged to the previous enrollment.
 func supersedeDevice(ctx context.Context, tx pgx.Tx, deviceID string, now time.Time) error {

@@ -25,6 +25,29 @@ func runEnroll(t *testing.T, newStore func(t *testing.T) storage.EnrollStore) {
 		return &storage.CertRecord{Hash: fmt.Sprintf("%064x", i), Serial: fmt.Sprintf("%x", i), IssuedAt: now}
 	}
 
+	// A re-enrollment challenge keeps what it is bound to, and passes it on
+	// to the certificate it redeems for.
+	t.Run("ReenrollChallengeBinding", func(t *testing.T) {
+		s := newStore(t)
+		c := &storage.Challenge{ID: "re", Hash: secret[:], Kind: storage.KindReenroll, Ref: "DEV1", ForUDID: "DEV1",
+			RenewalOf: "old-cert-hash", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		if err := s.PutChallenge(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Challenge(ctx, "re")
+		if err != nil || got.Kind != storage.KindReenroll || got.ForUDID != "DEV1" || got.RenewalOf != "old-cert-hash" {
+			t.Fatalf("Challenge = %+v, %v", got, err)
+		}
+		rec := cert(7)
+		rec.Authorization = storage.CertAuthorization{Kind: storage.KindReenroll, ChallengeID: "re", ForUDID: "DEV1", RenewalOf: "old-cert-hash"}
+		if _, err := s.RedeemChallenge(ctx, "re", secret[:], now, rec); err != nil {
+			t.Fatal(err)
+		}
+		if stored, err := s.Cert(ctx, rec.Hash); err != nil || stored.Authorization != rec.Authorization {
+			t.Fatalf("redeemed certificate = %+v, %v; want authorization %+v", stored, err, rec.Authorization)
+		}
+	})
+
 	t.Run("RedeemRules", func(t *testing.T) {
 		wrong := sha256.Sum256([]byte("another"))
 		tests := []struct {
