@@ -2,8 +2,10 @@ package dep
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/orchardmdm/orchard/storage"
 )
@@ -25,7 +27,13 @@ func viewProfile(p storage.DEPProfile, defaultID string) ProfileView {
 
 // define sends a profile to Apple and records its new UUID in p.
 func (s *Service) define(ctx context.Context, c *Client, p *storage.DEPProfile) error {
-	uuid, _, err := c.DefineProfile(ctx, AppleProfile(*p, s.enrollURL(p.TokenID, p.ID)))
+	prof := AppleProfile(*p, s.enrollURL(p.TokenID, p.ID))
+	for _, der := range s.anchors {
+		if b64 := base64.StdEncoding.EncodeToString(der); !slices.Contains(prof.AnchorCerts, b64) {
+			prof.AnchorCerts = append(prof.AnchorCerts, b64)
+		}
+	}
+	uuid, _, err := c.DefineProfile(ctx, prof)
 	if err != nil {
 		return fmt.Errorf("defining the profile at Apple: %w", err)
 	}

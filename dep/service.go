@@ -62,6 +62,10 @@ type Config struct {
 	// EnrollURL returns the MDM enrollment URL put in the profiles Orchard
 	// defines at Apple (e.g. <public-url>/mdm/enroll/ade?profile=<id>).
 	EnrollURL func(tokenID, profileID string) string
+	// AnchorCerts (DER) go into every profile's anchor_certs besides the
+	// admin's own: the server's self-signed TLS certificate, without which
+	// Setup Assistant cannot reach the enrollment URL.
+	AnchorCerts [][]byte
 }
 
 // Service is Orchard's ADE capability: tokens, the per-token syncer,
@@ -71,6 +75,7 @@ type Service struct {
 	box       SecretBox
 	keys      *KeyPair
 	enrollURL func(tokenID, profileID string) string
+	anchors   [][]byte
 	sched     Schedule
 	clock     Clock
 	log       *slog.Logger
@@ -113,7 +118,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Service, error) {
 	if cfg.Store == nil || cfg.Box == nil || cfg.Keys == nil || cfg.EnrollURL == nil {
 		return nil, errors.New("dep: New needs Store, Box, Keys and EnrollURL")
 	}
-	s := &Service{store: cfg.Store, box: cfg.Box, keys: cfg.Keys, enrollURL: cfg.EnrollURL,
+	s := &Service{store: cfg.Store, box: cfg.Box, keys: cfg.Keys, enrollURL: cfg.EnrollURL, anchors: cfg.AnchorCerts,
 		sched: Schedule{}.withDefaults(), clock: realClock{}, log: slog.Default(), metrics: NopMetrics{},
 		running: map[string]bool{}, clients: map[string]cachedClient{}}
 	for _, o := range opts {

@@ -19,6 +19,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -74,18 +75,31 @@ func LoadOrCreateCA(dir string) (*CA, error) {
 }
 
 // LoadOrCreateServerTLS returns the cert and key files to serve TLS with,
-// generating a self-signed P-256 pair for hosts into dir on first use.
-// generated reports whether the pair is Orchard's own (self-signed).
-func LoadOrCreateServerTLS(dir string, hosts []string) (certPath, keyPath string, err error) {
+// creating a self-signed P-256 pair for hosts on first use. An existing pair
+// that does not cover publicHost (the --public-url host changed) is
+// replaced by a new one, and replaced says so: devices could not reach
+// the new host with it anyway. The device CA is not touched.
+func LoadOrCreateServerTLS(dir string, hosts []string, publicHost string) (certPath, keyPath string, replaced bool, err error) {
 	certPath, keyPath = filepath.Join(dir, "tls.pem"), filepath.Join(dir, "tls.key")
-	if _, _, err := loadPair(certPath, keyPath); err == nil {
-		return certPath, keyPath, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", "", fmt.Errorf("pki: load server TLS pair: %w", err)
+	cert, _, err := loadPair(certPath, keyPath)
+	switch {
+	case err == nil && (publicHost == "" || cert.VerifyHostname(publicHost) == nil):
+		return certPath, keyPath, false, nil
+	case err == nil:
+		replaced = true
+		if !slices.Contains(hosts, publicHost) {
+			hosts = append(hosts, publicHost)
+		}
+	case !errors.Is(err, os.ErrNotExist):
+		return "", "", false, fmt.Errorf("pki: load server TLS pair: %w", err)
 	}
+	return certPath, keyPath, replaced, createServerTLS(certPath, keyPath, hosts)
+}
+
+func createServerTLS(certPath, keyPath string, hosts []string) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return "", "", err
+		return err
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
@@ -101,9 +115,9 @@ func LoadOrCreateServerTLS(dir string, hosts []string) (certPath, keyPath string
 	AddHosts(tmpl, hosts)
 	cert, err := SelfSigned(tmpl, key)
 	if err != nil {
-		return "", "", err
+		return err
 	}
-	return certPath, keyPath, SavePair(certPath, keyPath, cert, key)
+	return SavePair(certPath, keyPath, cert, key)
 }
 
 // Fingerprint is the hex SHA-256 of a certificate's DER.

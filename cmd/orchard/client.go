@@ -318,6 +318,7 @@ func commandsSend(fs *flag.FlagSet) builder {
 	typ := fs.String("type", "", "request type, e.g. DeviceInformation")
 	payload := fs.String("payload", "", "JSON object of the command's keys")
 	plistFile := fs.String("plist", "", "file holding a full command plist ({CommandUUID, Command})")
+	allowUnknown := fs.Bool("allow-unknown", false, "with --plist: accept keys and request types newer than the bundled schema (each a warning)")
 	fs.Var(&sets, "set", "`Key=Value` for the command (repeat), typed by Apple's schema; arrays and dictionaries as JSON")
 	return func(*client, []string) (call, error) {
 		req := map[string]any{"targets": []string(udids)}
@@ -331,6 +332,9 @@ func commandsSend(fs *flag.FlagSet) builder {
 				return call{}, err
 			}
 			req["plist"] = base64.StdEncoding.EncodeToString(b)
+			if *allowUnknown {
+				req["allow_unknown"] = true
+			}
 		case *typ != "":
 			p := map[string]any{}
 			if *payload != "" {

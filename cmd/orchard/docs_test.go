@@ -136,13 +136,16 @@ func TestDocumentedCommands(t *testing.T) {
 	apple := deptest.NewServer(t, deptest.NewToken(), 3)
 	tok := deptest.NewToken()
 	apple.AddToken(tok)
-	fakeAPNs := apnstest.NewServer()
+	fakeAPNs := apnstest.NewServer(servertest.PushCert(t, testTopic).Leaf)
 	t.Cleanup(fakeAPNs.Close)
 	apnsCA := filepath.Join(t.TempDir(), "apns-ca.pem")
 	os.WriteFile(apnsCA, fakeAPNs.CertPEM(), 0o600)
 	s := servertest.Start(t, func(c *server.Config) { c.DEPURL, c.APNsURL, c.APNsCA = apple.URL, fakeAPNs.URL(), apnsCA })
 
+	// The documented push-cert upload renews the certificate of testTopic.
+	s.UsePushTopic(t, testTopic)
 	dev := s.NewDevice(t)
+	dev.Topic = testTopic
 	s.Enroll(t, dev)
 	// The device answers an app and a profile list, so devices apps and
 	// devices profiles have something to show ...

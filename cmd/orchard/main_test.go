@@ -120,7 +120,7 @@ func TestCLICommandsRoundTrip(t *testing.T) {
 // signed certificate with it; show reports the topic.
 func TestCLIPushCertificate(t *testing.T) {
 	ctx := context.Background()
-	s := servertest.Start(t)
+	s := servertest.StartWithoutPushCert(t)
 	var out, errOut bytes.Buffer
 	csrFile := filepath.Join(t.TempDir(), "push.csr")
 	if err := run(ctx, []string{"push-cert", "csr", "--data", s.Dir, "--email", "it@example.com", "-o", csrFile}, &out, &errOut); err != nil {

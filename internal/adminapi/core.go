@@ -229,6 +229,9 @@ type CommandRequest struct {
 	// ... or RequestType with Payload.
 	RequestType string         `json:"request_type,omitempty"`
 	Payload     map[string]any `json:"payload,omitempty"`
+	// AllowUnknown accepts a plist with keys or a request type newer than
+	// the bundled schema, with a warning for each.
+	AllowUnknown bool `json:"allow_unknown,omitempty"`
 }
 
 // TargetResult says what happened for one target.
@@ -243,7 +246,8 @@ func (a *API) sendCommand(w http.ResponseWriter, r *http.Request) {
 		apijson.Fail(w, r, a.log, err)
 		return
 	}
-	creq := &command.Request{Targets: req.Targets, UserID: req.UserID, RequestType: req.RequestType, Payload: req.Payload}
+	creq := &command.Request{Targets: req.Targets, UserID: req.UserID, RequestType: req.RequestType, Payload: req.Payload,
+		AllowUnknown: req.AllowUnknown}
 	if req.Plist != "" && req.RequestType == "" {
 		raw, err := base64.StdEncoding.DecodeString(req.Plist)
 		if err != nil {
@@ -262,7 +266,11 @@ func (a *API) sendCommand(w http.ResponseWriter, r *http.Request) {
 		apijson.Fail(w, r, a.log, err)
 		return
 	}
-	apijson.WriteJSON(w, http.StatusCreated, map[string]any{"command_uuid": out.UUID, "request_type": out.RequestType, "targets": out.Targets})
+	resp := map[string]any{"command_uuid": out.UUID, "request_type": out.RequestType, "targets": out.Targets}
+	if len(out.Warnings) > 0 {
+		resp["warnings"] = out.Warnings
+	}
+	apijson.WriteJSON(w, http.StatusCreated, resp)
 }
 
 // CommandView is a command with per-target status and results.

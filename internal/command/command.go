@@ -133,6 +133,9 @@ type Request struct {
 	// NoPush leaves the channels to pick the command up on their next
 	// connect.
 	NoPush bool
+	// AllowUnknown accepts a Plist with keys or a request type newer than
+	// the bundled schema; each unknown one is a warning in the Outcome.
+	AllowUnknown bool
 }
 
 // TargetResult says what happened for one target.
@@ -150,6 +153,9 @@ type Outcome struct {
 	UUID        string
 	RequestType string
 	Targets     []TargetResult
+	// Warnings name what the schema did not know (AllowUnknown): sent
+	// unchecked.
+	Warnings []string
 }
 
 // Send builds and checks a request's command, checks every target is an
@@ -157,7 +163,7 @@ type Outcome struct {
 // one write. Bad input is an *Invalid; when no target may receive it, the
 // error is ErrNoTarget and the Outcome says why for each target.
 func (s *Service) Send(ctx context.Context, req *Request) (*Outcome, error) {
-	uuid, cmd, err := s.build(req)
+	uuid, cmd, unknown, err := s.build(req)
 	if err != nil {
 		return nil, err
 	}
@@ -167,6 +173,9 @@ func (s *Service) Send(ctx context.Context, req *Request) (*Outcome, error) {
 	rt, _ := cmd["RequestType"].(string)
 	spec, _ := commands.Lookup(rt)
 	out := &Outcome{UUID: uuid, RequestType: rt}
+	for _, u := range unknown {
+		out.Warnings = append(out.Warnings, u+" is not in the bundled schema: sent unchecked")
+	}
 	var channels []string
 	out.Targets, channels = s.resolve(ctx, spec, cmd, req.Targets, req.UserID)
 	if len(channels) == 0 {
@@ -183,35 +192,45 @@ func (s *Service) Send(ctx context.Context, req *Request) (*Outcome, error) {
 	if _, err := s.Queue(ctx, channels, push, c); err != nil {
 		return nil, err
 	}
+	for _, u := range unknown {
+		s.log.Warn("command sent with what the bundled schema does not know", "command", uuid, "request_type", rt, "unknown", u)
+	}
 	s.log.Info("command queued", "command", uuid, "request_type", rt, "targets", len(channels))
 	return out, nil
 }
 
-func (s *Service) build(req *Request) (string, mdm.CommandPayload, error) {
+func (s *Service) build(req *Request) (string, mdm.CommandPayload, []string, error) {
 	switch {
 	case len(req.Plist) > 0 && req.RequestType != "":
-		return "", nil, invalidf("give either plist or request_type, not both")
+		return "", nil, nil, invalidf("give either plist or request_type, not both")
 	case len(req.Plist) > 0:
-		checked, err := commands.ValidatePlist(req.Plist)
+		validate := commands.ValidatePlist
+		if req.AllowUnknown {
+			validate = commands.ValidatePlistAllowUnknown
+		}
+		checked, err := validate(req.Plist)
 		if err != nil {
-			return "", nil, invalidf("plist: %v", err)
+			return "", nil, nil, invalidf("plist: %v", err)
 		}
 		uuid := checked.CommandUUID
 		if uuid == "" {
 			uuid = mdm.NewUUID()
 		}
 		if len(uuid) > mdm.MaxCommandUUIDLen {
-			return "", nil, invalidf("plist: CommandUUID longer than %d bytes", mdm.MaxCommandUUIDLen)
+			return "", nil, nil, invalidf("plist: CommandUUID longer than %d bytes", mdm.MaxCommandUUIDLen)
 		}
-		return uuid, checked.Command, nil
+		return uuid, checked.Command, checked.Unknown, nil
+	case req.AllowUnknown:
+		// A typed payload has nowhere to carry what the schema lacks.
+		return "", nil, nil, invalidf("allow_unknown applies to plist commands only")
 	case req.RequestType != "":
 		cmd, err := commands.BuildCommand(req.RequestType, req.Payload)
 		if err != nil {
-			return "", nil, invalidf("%v", err)
+			return "", nil, nil, invalidf("%v", err)
 		}
-		return mdm.NewUUID(), cmd, nil
+		return mdm.NewUUID(), cmd, nil, nil
 	}
-	return "", nil, invalidf("give a command: plist (base64) or request_type with payload")
+	return "", nil, nil, invalidf("give a command: plist (base64) or request_type with payload")
 }
 
 // resolve turns device IDs (plus an optional user) into enrolled channels,
@@ -242,6 +261,11 @@ func (s *Service) resolve(ctx context.Context, spec *commands.Command, cmd mdm.C
 			case !e.Enrolled:
 				res.Error = "not enrolled"
 			default:
+				if spec == nil { // a request type newer than the schema (AllowUnknown)
+					res.Queued = true
+					channels = append(channels, id)
+					break
+				}
 				t := s.target(ctx, e)
 				if err := spec.Eligible(t); err != nil {
 					res.Error = err.Error()

@@ -33,6 +33,9 @@ func ADEEnrollURL(publicURL, tokenID, profileID string) string {
 // enrollment profile, with a single-use challenge bound to its serial and
 // UDID (marked Apple-verified when its MachineInfo is).
 func (h *Handler) adeProfile(w http.ResponseWriter, r *http.Request) {
+	if !h.pushCertReady(w) { // before the body: nothing can be served anyway
+		return
+	}
 	info, ok := h.readMachineInfo(w, r, storage.KindADE)
 	if !ok {
 		return

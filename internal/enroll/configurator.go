@@ -51,6 +51,9 @@ func (h *Handler) view(p storage.ConfiguratorProfile) configuratorView {
 
 // CreateConfigurator serves POST /v1/configurator/profiles.
 func (h *Handler) CreateConfigurator(w http.ResponseWriter, r *http.Request) {
+	if !h.pushCertReady(w) {
+		return
+	}
 	var req configuratorRequest
 	if !h.decodeJSON(w, r, &req) {
 		return
@@ -107,7 +110,9 @@ func (h *Handler) DeleteConfigurator(w http.ResponseWriter, r *http.Request) {
 }
 
 // DirectEnrollmentProfile answers a .mobileconfig with its own multi-use
-// challenge valid 14 days from this download.
+// challenge valid 14 days from this download. The expiry is the
+// challenge's, on the server: a PayloadExpirationDate in the profile
+// would make enrolled devices show an expired MDM profile.
 func (h *Handler) DirectEnrollmentProfile(w http.ResponseWriter, r *http.Request) {
 	p, err := h.store.ConfiguratorProfile(r.Context(), r.PathValue("id"))
 	if err != nil {
@@ -120,7 +125,6 @@ func (h *Handler) DirectEnrollmentProfile(w http.ResponseWriter, r *http.Request
 	}
 	h.serveProfile(w, r, profileSpec{
 		challenge: scep.ChallengeSpec{Kind: storage.KindConfigurator, Ref: p.ID, MultiUse: true, TTL: DirectEnrollmentTTL},
-		expiresAt: h.now().Add(DirectEnrollmentTTL),
 		filename:  "orchard-" + p.ID + ".mobileconfig",
 		commit:    h.store.PutChallenge,
 	})
@@ -179,6 +183,9 @@ func (h *Handler) RevokeDownload(w http.ResponseWriter, r *http.Request) {
 // setupAssistantProfile answers a device in Setup Assistant: its signed
 // MachineInfo must name a serial assigned to this profile.
 func (h *Handler) setupAssistantProfile(w http.ResponseWriter, r *http.Request) {
+	if !h.pushCertReady(w) { // before the body: nothing can be served anyway
+		return
+	}
 	info, ok := h.readMachineInfo(w, r, storage.KindConfigurator)
 	if !ok {
 		return

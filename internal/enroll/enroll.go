@@ -43,8 +43,11 @@ type Config struct {
 	TLSCert       *x509.Certificate
 	TLSSelfSigned bool
 	// Topic returns the current push topic ("" until a push cert is set).
-	Topic  func() string
-	Logger *slog.Logger
+	Topic func() string
+	// DevelopmentAPNS: pushes go through Apple's sandbox, so profiles
+	// point devices at it too.
+	DevelopmentAPNS bool
+	Logger          *slog.Logger
 }
 
 // Handler serves enrollment endpoints.
@@ -139,22 +142,37 @@ func (h *Handler) limited(l Limiter, spend bool, next http.HandlerFunc) http.Han
 // profileSpec is one profile to hand out.
 type profileSpec struct {
 	challenge scep.ChallengeSpec
-	expiresAt time.Time // PayloadExpirationDate, zero for none
 	filename  string
 	// commit stores the challenge (and whatever it spends) in one write.
 	commit func(ctx context.Context, ch *storage.Challenge) error
 }
 
+// errNoPushCert refuses what would hand out a profile before a push
+// certificate exists: its Topic would be empty, which a device rejects.
+var errNoPushCert = errors.New("no MDM push certificate: upload an MDM push certificate first (orchard push-cert upload)")
+
+// pushCertReady answers 409 itself when no push certificate is installed.
+func (h *Handler) pushCertReady(w http.ResponseWriter) bool {
+	if h.cfg.Topic() == "" {
+		h.fail(w, http.StatusConflict, errNoPushCert)
+		return false
+	}
+	return true
+}
+
 // serveProfile builds and signs first, so a failure there spends nothing,
 // then commits, then answers.
 func (h *Handler) serveProfile(w http.ResponseWriter, r *http.Request, spec profileSpec) {
+	if !h.pushCertReady(w) {
+		return
+	}
 	now := h.now()
 	secret, ch, err := scep.NewChallenge(spec.challenge, now)
 	if err != nil {
 		h.fail(w, http.StatusInternalServerError, err)
 		return
 	}
-	raw, err := h.buildProfile(secret, spec.challenge, spec.expiresAt)
+	raw, err := h.buildProfile(secret, spec.challenge)
 	if err != nil {
 		h.fail(w, http.StatusInternalServerError, err)
 		return
@@ -171,8 +189,8 @@ func (h *Handler) serveProfile(w http.ResponseWriter, r *http.Request, spec prof
 }
 
 // buildProfile builds and signs an enrollment profile carrying secret.
-func (h *Handler) buildProfile(secret string, ch scep.ChallengeSpec, expiresAt time.Time) ([]byte, error) {
-	params := enrollprofile.Params{PublicURL: h.cfg.PublicURL, Topic: h.cfg.Topic(), Challenge: secret, ExpiresAt: expiresAt}
+func (h *Handler) buildProfile(secret string, ch scep.ChallengeSpec) ([]byte, error) {
+	params := enrollprofile.Params{PublicURL: h.cfg.PublicURL, Topic: h.cfg.Topic(), Challenge: secret, DevelopmentAPNS: h.cfg.DevelopmentAPNS}
 	if h.cfg.TLSSelfSigned {
 		params.RootCert = h.cfg.TLSCert
 	}
@@ -201,6 +219,9 @@ type invitationResponse struct {
 
 // CreateInvitation serves POST /v1/enrollment/invitations.
 func (h *Handler) CreateInvitation(w http.ResponseWriter, r *http.Request) {
+	if !h.pushCertReady(w) {
+		return
+	}
 	var req invitationRequest
 	if !h.decodeJSON(w, r, &req) {
 		return

@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,6 +59,7 @@ type env struct {
 	store *bolt.Store
 	ca    *pki.CA
 	clock *deptest.Clock
+	topic *atomic.Pointer[string] // the push topic; "" as before an upload
 }
 
 func newEnv(t *testing.T, opts ...enroll.Option) *env {
@@ -97,8 +99,11 @@ func newEnv(t *testing.T, opts ...enroll.Option) *env {
 	ts := httptest.NewUnstartedServer(mux)
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
+	topic := new(atomic.Pointer[string])
+	initial := "com.apple.mgmt.External.test"
+	topic.Store(&initial)
 	h, err := enroll.New(enroll.Config{PublicURL: ts.URL, TLSCert: ts.Certificate(), TLSSelfSigned: true,
-		Topic: func() string { return "com.apple.mgmt.External.test" }}, st, signer, scepSrv, append([]enroll.Option{enroll.WithClock(clk.Now)}, opts...)...)
+		Topic: func() string { return *topic.Load() }}, st, signer, scepSrv, append([]enroll.Option{enroll.WithClock(clk.Now)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +113,7 @@ func newEnv(t *testing.T, opts ...enroll.Option) *env {
 	}
 	mux.Handle("/v1/", admin)
 	h.RegisterPublic(mux)
-	return &env{ts: ts, store: st, ca: ca, clock: clk}
+	return &env{ts: ts, store: st, ca: ca, clock: clk, topic: topic}
 }
 
 func mustCA() *pki.CA {
@@ -218,6 +223,43 @@ func TestInvitationSpentAfterOneGet(t *testing.T) {
 	}
 	if _, err := e.enrollWithProfile(t, profile); err == nil {
 		t.Error("the invitation's challenge worked twice")
+	}
+}
+
+// Without a push topic no profile goes out (it would be rejected by the
+// device), and an invitation link is not spent: it works once a push
+// certificate is there.
+func TestNoTopicNoProfile(t *testing.T) {
+	e := newEnv(t)
+	code, body, _ := e.do(t, "POST", "/v1/enrollment/invitations", "application/json", `{}`)
+	if code != 201 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	inv := decode[struct {
+		URL string `json:"url"`
+	}](t, body)
+	none := ""
+	e.topic.Store(&none)
+	path := strings.TrimPrefix(inv.URL, e.ts.URL)
+	for _, c := range []struct{ method, path, body string }{
+		{"GET", path, ""},
+		{"GET", "/v1/enrollment/profile", ""},
+		{"POST", "/v1/enrollment/invitations", "{}"},
+		{"POST", "/v1/configurator/profiles", `{"name":"Lab"}`},
+		{"POST", "/enroll/configurator/x", "not MachineInfo"},
+	} {
+		ctype := ""
+		if c.body != "" {
+			ctype = "application/json"
+		}
+		if code, body, _ := e.do(t, c.method, c.path, ctype, c.body); code != 409 || !strings.Contains(string(body), "upload an MDM push certificate first") {
+			t.Errorf("%s %s without a topic: %d %s, want 409 with the next step", c.method, c.path, code, body)
+		}
+	}
+	some := "com.apple.mgmt.External.test"
+	e.topic.Store(&some)
+	if code, _, _ := e.do(t, "GET", path, "", ""); code != 200 {
+		t.Fatalf("the invitation after the upload: %d, want 200 (not spent)", code)
 	}
 }
 

@@ -188,7 +188,7 @@ func (r *Renewer) queue(ctx context.Context, e *storage.Enrollment, now time.Tim
 	if err != nil {
 		return err
 	}
-	raw, err := r.h.buildProfile(secret, spec, time.Time{})
+	raw, err := r.h.buildProfile(secret, spec)
 	if err != nil {
 		return err
 	}

@@ -161,8 +161,8 @@ func (i *Inventory) runAction(w http.ResponseWriter, r *http.Request) (*ActionRe
 	res := &ActionResult{DeviceID: id, Action: name, RequestType: spec.requestType}
 	switch name {
 	case "sync":
-		if !i.push(ctx, id) {
-			return nil, fail(http.StatusConflict, "push notifications are not configured on this server")
+		if ok, err := i.push(ctx, id); !ok {
+			return nil, fail(http.StatusConflict, "nothing was pushed: %v", err)
 		}
 		res.Pushed = true
 		return res, nil
@@ -177,7 +177,8 @@ func (i *Inventory) runAction(w http.ResponseWriter, r *http.Request) (*ActionRe
 			return nil, err
 		}
 		i.setNext(id, i.now().Add(i.interval))
-		res.CommandUUIDs, res.Pushed = uuids, i.push(ctx, id)
+		res.CommandUUIDs = uuids
+		res.Pushed, _ = i.push(ctx, id)
 		return res, nil
 	}
 	c, ok := commands.Lookup(spec.requestType)
@@ -221,7 +222,8 @@ func (i *Inventory) runAction(w http.ResponseWriter, r *http.Request) (*ActionRe
 		}
 	}
 	i.log.Info("device action queued", "device", id, "action", name, "command", cmd.UUID)
-	res.CommandUUID, res.Pushed = cmd.UUID, i.push(ctx, id)
+	res.CommandUUID = cmd.UUID
+	res.Pushed, _ = i.push(ctx, id)
 	return res, nil
 }
 

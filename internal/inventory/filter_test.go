@@ -160,7 +160,7 @@ func TestOwnership(t *testing.T) {
 // The retire action removes the profile Orchard installs; if the builder
 // renames it, retire must follow.
 func TestRetireTargetsEnrollmentProfile(t *testing.T) {
-	raw, err := enrollprofile.Build(enrollprofile.Params{PublicURL: "https://mdm.example.com", Challenge: "c"})
+	raw, err := enrollprofile.Build(enrollprofile.Params{PublicURL: "https://mdm.example.com", Challenge: "c", Topic: "com.apple.mgmt.External.t"})
 	if err != nil {
 		t.Fatal(err)
 	}

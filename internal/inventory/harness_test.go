@@ -63,6 +63,11 @@ func (p *pushRecorder) PushChannels(_ context.Context, channels []string) {
 	p.mu.Unlock()
 }
 
+func (p *pushRecorder) Wake(ctx context.Context, channel string) error {
+	p.PushChannels(ctx, []string{channel})
+	return nil
+}
+
 func (p *pushRecorder) count(channel string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -43,9 +43,10 @@ func (f UnlockTokenFunc) UnlockToken(ctx context.Context, channel string) ([]byt
 }
 
 // Pusher wakes a device, for the sync action and after the inventory's
-// own queries are queued. It must return promptly.
+// own queries are queued. It must return promptly, and return nil only
+// when a notification was really queued (an action's "pushed" says so).
 type Pusher interface {
-	PushChannels(ctx context.Context, channels []string)
+	Wake(ctx context.Context, channel string) error
 }
 
 // Commands builds and queues the inventory's queries and actions (the

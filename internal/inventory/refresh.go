@@ -94,13 +94,21 @@ func (i *Inventory) setNext(channel string, at time.Time) {
 	i.mu.Unlock()
 }
 
-func (i *Inventory) push(ctx context.Context, channel string) bool {
+// push wakes channel and reports whether a notification was queued
+// (never when no push certificate is installed or the device has no
+// usable token), with the reason when not.
+func (i *Inventory) push(ctx context.Context, channel string) (bool, error) {
 	if i.pusher == nil {
-		return false
+		return false, errNoPusher
 	}
-	i.pusher.PushChannels(ctx, []string{channel})
-	return true
+	if err := i.pusher.Wake(ctx, channel); err != nil {
+		i.log.Debug("inventory: device not pushed", "channel", channel, "err", err)
+		return false, err
+	}
+	return true, nil
 }
+
+var errNoPusher = errors.New("push notifications are not configured on this server")
 
 // refresh queues the inventory queries on a device channel (with the app,
 // profile and certificate lists when full) and records them as pending.

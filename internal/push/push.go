@@ -181,8 +181,9 @@ func (s *Service) Topic() string {
 	return s.cert.Topic
 }
 
-// ErrNoCertificate: nothing can be pushed before a push certificate is uploaded.
-var ErrNoCertificate = errors.New("no MDM push certificate uploaded yet")
+// ErrNoCertificate: nothing can be pushed, and no device can enroll,
+// before a push certificate is uploaded. Its text is the admin's next step.
+var ErrNoCertificate = errors.New("no MDM push certificate: upload an MDM push certificate first (orchard push-cert upload)")
 
 // Upload stores a new push certificate. A certificate for another topic is
 // refused unless force: every enrolled device is bound to the old topic.
@@ -288,6 +289,26 @@ func (s *Service) PushChannels(ctx context.Context, channels []string) {
 	if _, err := s.Push(ctx, channels); err != nil && !errors.Is(err, ErrNoCertificate) {
 		s.log.Error("push after enqueue", "err", err)
 	}
+}
+
+// ErrNotQueued: the channel was not woken (no token yet, invalid token...).
+var ErrNotQueued = errors.New("not pushed")
+
+// Wake pushes one channel and says whether a notification was queued:
+// nil when it was, ErrNoCertificate, or ErrNotQueued with the reason.
+func (s *Service) Wake(ctx context.Context, channel string) error {
+	ts, err := s.Push(ctx, []string{channel})
+	if err != nil {
+		return err
+	}
+	if len(ts) != 1 || !ts[0].Queued {
+		reason := "unknown"
+		if len(ts) == 1 {
+			reason = ts[0].Error
+		}
+		return fmt.Errorf("%w: %s", ErrNotQueued, reason)
+	}
+	return nil
 }
 
 // record stores a batch of APNs outcomes on their channels.

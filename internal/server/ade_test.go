@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"net/http"
 	"slices"
@@ -47,13 +48,20 @@ func testADEEnrollment(t *testing.T, backend servertest.Backend) {
 		t.Fatalf("upload token = %d", code)
 	}
 	var profile struct {
-		ID string `json:"id"`
+		ID        string `json:"id"`
+		AppleUUID string `json:"apple_uuid"`
 	}
 	if code := s.API(t, "POST", "/v1/dep/tokens/"+token.ID+"/profiles", map[string]any{
 		"name": "Corporate iPhones", "supervised": true, "locked_enrollment": true, "default": true,
 		"await_device_configured": true, "device_name_template": "{{DEVICETYPE}}-{{SERIAL}}",
 	}, &profile); code != http.StatusCreated {
 		t.Fatalf("create profile = %d", code)
+	}
+	// Setup Assistant must trust the self-signed server certificate to
+	// reach the enrollment URL: Orchard adds it to anchor_certs itself.
+	anchors, _ := apple.Profile(profile.AppleUUID)["anchor_certs"].([]any)
+	if len(anchors) != 1 || anchors[0] != base64.StdEncoding.EncodeToString(s.TLSCertificate().Leaf.Raw) {
+		t.Fatalf("anchor_certs at Apple = %v, want the server's TLS certificate", anchors)
 	}
 	serial := deptest.Serial(0)
 	waitStatus := func(want ...string) {

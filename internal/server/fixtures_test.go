@@ -85,8 +85,8 @@ func authenticate(t *testing.T, dev *simdevice.Device, m map[string]any) {
 		key = "EnrollmentID"
 	}
 	for _, msg := range []map[string]any{
-		{"MessageType": "Authenticate", key: id, "Topic": "com.apple.mgmt.External.test", "Model": "iPhone14,2", "ModelName": "iPhone", "DeviceName": "Fixture"},
-		{"MessageType": "TokenUpdate", key: id, "Topic": "com.apple.mgmt.External.test", "Token": []byte("device-token"), "PushMagic": "MAGIC"},
+		{"MessageType": "Authenticate", key: id, "Topic": fixtureTopic, "Model": "iPhone14,2", "ModelName": "iPhone", "DeviceName": "Fixture"},
+		{"MessageType": "TokenUpdate", key: id, "Topic": fixtureTopic, "Token": []byte("device-token"), "PushMagic": "MAGIC"},
 	} {
 		if _, err := dev.Checkin(ctx, msg); err != nil {
 			t.Fatalf("enroll %s: %v", id, err)
@@ -94,11 +94,15 @@ func authenticate(t *testing.T, dev *simdevice.Device, m map[string]any) {
 	}
 }
 
+// fixtureTopic is the push topic the captured fixtures were sent with.
+const fixtureTopic = "com.apple.mgmt.External.8c2b5f1e-6d3a-4b7e-9f10-2a4c6e8b0d12"
+
 // Every check-in fixture, replayed verbatim through the real handler with
 // a real Mdm-Signature, leaves the state it describes.
 func testCheckinFixtures(t *testing.T, backend servertest.Backend) {
 	ctx := context.Background()
 	s := backend.Start(t)
+	s.UsePushTopic(t, fixtureTopic)
 	devs := &fixtureDevices{s: s, devs: map[string]*simdevice.Device{}}
 	for _, f := range loadFixtures(t, "checkin") {
 		t.Run(f.name, func(t *testing.T) {
@@ -193,6 +197,7 @@ func testCheckinFixtures(t *testing.T, backend servertest.Backend) {
 func testReportFixtures(t *testing.T, backend servertest.Backend) {
 	ctx := context.Background()
 	s := backend.Start(t)
+	s.UsePushTopic(t, fixtureTopic)
 	devs := &fixtureDevices{s: s, devs: map[string]*simdevice.Device{}}
 	for _, f := range loadFixtures(t, "report") {
 		t.Run(f.name, func(t *testing.T) {
@@ -205,7 +210,7 @@ func testReportFixtures(t *testing.T, backend servertest.Backend) {
 			channel := r.Channel.ID()
 			if r.Channel.IsUser() {
 				id, ue := deviceKey(f.m)
-				msg := map[string]any{"MessageType": "TokenUpdate", "Topic": "com.apple.mgmt.External.test", "Token": []byte("user-token"), "PushMagic": "USERMAGIC"}
+				msg := map[string]any{"MessageType": "TokenUpdate", "Topic": fixtureTopic, "Token": []byte("user-token"), "PushMagic": "USERMAGIC"}
 				if ue {
 					msg["EnrollmentID"], msg["EnrollmentUserID"] = id, str(f.m, "EnrollmentUserID")
 				} else {

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -54,6 +55,8 @@ func TestAdminAnswersMatchOpenAPI(t *testing.T) {
 		t.Fatalf("POST /v1/commands: %s", out)
 	}
 	do("POST", "/v1/commands", js, `{"targets": [], "request_type": "DeviceLock"}`)
+	future := base64.StdEncoding.EncodeToString([]byte(plistDict("RequestType", "FutureCommand")))
+	do("POST", "/v1/commands", js, `{"targets": ["`+dev.UDID+`"], "plist": "`+future+`", "allow_unknown": true}`)
 	if _, err := dev.Settle(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -73,4 +76,30 @@ func TestAdminAnswersMatchOpenAPI(t *testing.T) {
 	do("GET", "/v1/schema/commands", "", "")
 	do("POST", "/v1/devices/"+dev.UDID+"/release", "", "")
 	do("POST", "/v1/devices/00008030-00000000DEADBEEF/release", "", "")
+
+	// Before a push certificate: the 409s are in the document too.
+	bare := servertest.StartWithoutPushCert(t)
+	for _, c := range []struct{ method, path, body string }{
+		{"GET", "/v1/enrollment/profile", ""},
+		{"POST", "/v1/enrollment/invitations", `{"label": "one"}`},
+		{"POST", "/v1/configurator/profiles", `{"name": "Lab"}`},
+	} {
+		req, _ := http.NewRequest(c.method, bare.URL+c.path, strings.NewReader(c.body))
+		req.Header.Set("Authorization", "Bearer "+bare.APIKey())
+		ctype := ""
+		if c.body != "" {
+			ctype = js
+			req.Header.Set("Content-Type", js)
+		}
+		resp, err := bare.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusConflict {
+			t.Errorf("%s %s without a push certificate = %d", c.method, c.path, resp.StatusCode)
+		}
+		apitest.Conforms(t, c.method, bare.URL+c.path, ctype, []byte(c.body), resp, data)
+	}
 }

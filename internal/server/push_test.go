@@ -30,7 +30,7 @@ func testPushOnEnqueue(t *testing.T, backend servertest.Backend) {
 	if err := os.WriteFile(caFile, fake.CertPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := backend.Start(t, func(c *server.Config) { c.APNsURL, c.APNsCA = fake.URL(), caFile })
+	s := backend.StartWithoutPushCert(t, func(c *server.Config) { c.APNsURL, c.APNsCA = fake.URL(), caFile })
 
 	// Nothing to show before an upload; then a p12 upload sets the topic.
 	if code := s.API(t, "GET", "/v1/push-certificate", nil, nil); code != http.StatusNotFound {

@@ -51,7 +51,7 @@ func TestFailedPushesLogNoTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &lockedBuffer{}
-	s := servertest.Start(t, func(c *server.Config) {
+	s := servertest.StartWithoutPushCert(t, func(c *server.Config) {
 		c.APNsURL, c.APNsCA = fake.URL(), caFile
 		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})

@@ -191,13 +191,20 @@ func (s *Server) loadKeys() error {
 		if h, err := os.Hostname(); err == nil {
 			hosts = append(hosts, h)
 		}
+		var public string
 		if s.cfg.PublicURL != "" {
 			if u, err := url.Parse(s.cfg.PublicURL); err == nil && u.Hostname() != "" {
-				hosts = append(hosts, u.Hostname())
+				public = u.Hostname()
+				hosts = append(hosts, public)
 			}
 		}
-		if certPath, keyPath, err = pki.LoadOrCreateServerTLS(s.cfg.DataDir, hosts); err != nil {
+		var replaced bool
+		if certPath, keyPath, replaced, err = pki.LoadOrCreateServerTLS(s.cfg.DataDir, hosts, public); err != nil {
 			return err
+		}
+		if replaced {
+			s.log.Warn("the --public-url host is not in the self-signed TLS certificate: made a new one (the device CA is kept); devices enrolled under the old host need a new enrollment profile",
+				"host", public, "file", certPath)
 		}
 	}
 	if s.tlsCert, err = tls.LoadX509KeyPair(certPath, keyPath); err != nil {
@@ -275,8 +282,12 @@ func (s *Server) build() error {
 	if s.cfg.DEPURL != "" {
 		depOpts = append(depOpts, dep.WithClientOptions(dep.WithBaseURL(s.cfg.DEPURL)))
 	}
+	var anchors [][]byte
+	if s.selfSigned {
+		anchors = [][]byte{s.tlsCert.Leaf.Raw}
+	}
 	s.dep, err = dep.New(context.Background(), dep.Config{
-		Store: s.store, Box: s.box, Keys: depKeys,
+		Store: s.store, Box: s.box, Keys: depKeys, AnchorCerts: anchors,
 		EnrollURL: func(tokenID, profileID string) string {
 			return enroll.ADEEnrollURL(s.cfg.PublicURL, tokenID, profileID)
 		},
@@ -317,11 +328,12 @@ func (s *Server) build() error {
 		return err
 	}
 	enrollment, err := enroll.New(enroll.Config{
-		PublicURL:     s.cfg.PublicURL,
-		TLSCert:       s.tlsCert.Leaf,
-		TLSSelfSigned: s.selfSigned,
-		Topic:         s.push.Topic,
-		Logger:        s.log,
+		PublicURL:       s.cfg.PublicURL,
+		TLSCert:         s.tlsCert.Leaf,
+		TLSSelfSigned:   s.selfSigned,
+		Topic:           s.push.Topic,
+		DevelopmentAPNS: s.cfg.APNsSandbox,
+		Logger:          s.log,
 	}, revokingStore{Store: s.store, forget: verifier.Forget}, signer, scepSrv, append(append(enrollLimit, s.machineInfoOptions()...), enroll.WithClock(now))...)
 	if err != nil {
 		return err
@@ -643,7 +655,19 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	s.log.Info("orchard serving", "version", version.Get().String(), "listen", ln.Addr().String(), "public_url", s.cfg.PublicURL, "data", s.cfg.DataDir)
+	s.logNextStep()
 	return s.Serve(ctx, ln)
+}
+
+// logNextStep tells a new admin what to do first: without a push
+// certificate no device can enroll.
+func (s *Server) logNextStep() {
+	if s.push.Topic() != "" {
+		return
+	}
+	s.log.Warn("no MDM push certificate yet: devices cannot enroll until one is uploaded. Next: " +
+		"`orchard push-cert csr --email you@example.com -o push.csr`, have the CSR signed by your push certificate vendor, " +
+		"upload it at https://identity.apple.com, then `orchard push-cert upload --cert MDM_Certificate.pem`")
 }
 
 // Close releases the database when Serve was never called.

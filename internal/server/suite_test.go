@@ -37,6 +37,12 @@ var e2eTests = []struct {
 	{"IdentityRenewal", testIdentityRenewal},
 	{"RenewalIsNoTakeover", testRenewalIsNoTakeover},
 	{"SharedIPadUsers", testSharedIPadUsers},
+	{"NoPushCertificate", testNoPushCertificate},
+	{"ActionsPushedOnlyWhenPushed", testActionsPushedOnlyWhenPushed},
+	{"RealClientRequests", testRealClientRequests},
+	{"ProfilePayloads", testProfilePayloads},
+	{"OSUpdateCommandsEndAt26", testOSUpdateCommandsEndAt26},
+	{"AllowUnknown", testAllowUnknown},
 }
 
 func TestE2E(t *testing.T) {

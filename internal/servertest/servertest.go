@@ -21,11 +21,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/orchardmdm/orchard/apns/apnstest"
 	"github.com/orchardmdm/orchard/internal/apiclient"
 	"github.com/orchardmdm/orchard/internal/pgtest"
 	"github.com/orchardmdm/orchard/internal/server"
@@ -45,7 +48,10 @@ type Server struct {
 	// Apple.Root for MachineInfo, so a device with Apple set enrolls as an
 	// Apple-verified one.
 	Apple *simdevice.AppleChain
-	api   *apiclient.Client
+	// FakeAPNs receives the pushes when Start installed its push
+	// certificate; nil otherwise.
+	FakeAPNs *apnstest.Server
+	api      *apiclient.Client
 }
 
 // Backend is a storage backend the end-to-end suite runs on.
@@ -87,8 +93,70 @@ func (b Backend) Start(t testing.TB, mutate ...func(*server.Config)) *Server {
 	return Start(t, append([]func(*server.Config){WithStore(open)}, mutate...)...)
 }
 
+// StartWithoutPushCert is Start on the backend, without a push certificate.
+func (b Backend) StartWithoutPushCert(t testing.TB, mutate ...func(*server.Config)) *Server {
+	t.Helper()
+	return start(t, false, append([]func(*server.Config){WithStore(b.Open)}, mutate...)...)
+}
+
+// PushTopic is the topic of the push certificate Start installs, and the
+// simulated devices' topic.
+const PushTopic = "com.apple.mgmt.External.00000000-0000-0000-0000-000000000000"
+
 // Start runs a server until the test ends. mutate may adjust the config.
+// Like a server in use, it has a push certificate (PushCert, topic
+// PushTopic); it pushes to a fake APNs (FakeAPNs) unless mutate points
+// APNs elsewhere.
 func Start(t testing.TB, mutate ...func(*server.Config)) *Server {
+	t.Helper()
+	return start(t, true, mutate...)
+}
+
+// StartWithoutPushCert runs a server as on its first start: no push
+// certificate yet.
+func StartWithoutPushCert(t testing.TB, mutate ...func(*server.Config)) *Server {
+	t.Helper()
+	return start(t, false, mutate...)
+}
+
+// pushCerts are made once per topic: an RSA key per test server would
+// cost seconds.
+var pushCerts = struct {
+	sync.Mutex
+	m map[string]*apnstest.Cert
+}{m: map[string]*apnstest.Cert{}}
+
+// PushCert is the push certificate Start installs for topic.
+func PushCert(t testing.TB, topic string) *apnstest.Cert {
+	t.Helper()
+	pushCerts.Lock()
+	defer pushCerts.Unlock()
+	if c := pushCerts.m[topic]; c != nil {
+		return c
+	}
+	c, err := apnstest.NewPushCert(apnstest.WithTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushCerts.m[topic] = c
+	return c
+}
+
+// UsePushTopic replaces the server's push certificate by one for topic
+// (captured fixtures carry their own topic).
+func (s *Server) UsePushTopic(t testing.TB, topic string) {
+	t.Helper()
+	cert := PushCert(t, topic)
+	if s.FakeAPNs != nil {
+		s.FakeAPNs.Trust(cert.Leaf)
+	}
+	body := map[string]any{"cert_pem": string(cert.CertPEM), "key_pem": string(cert.KeyPEM), "force": true}
+	if code := s.API(t, http.MethodPut, "/v1/push-certificate", body, nil); code != http.StatusOK {
+		t.Fatalf("upload the test push certificate: %d", code)
+	}
+}
+
+func start(t testing.TB, withPushCert bool, mutate ...func(*server.Config)) *Server {
 	t.Helper()
 	dir := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -114,6 +182,19 @@ func Start(t testing.TB, mutate ...func(*server.Config)) *Server {
 	for _, m := range mutate {
 		m(&cfg)
 	}
+	var fake *apnstest.Server
+	var cert *apnstest.Cert
+	if withPushCert {
+		cert = PushCert(t, PushTopic)
+	}
+	if withPushCert && cfg.APNsURL == "" {
+		fake = apnstest.NewServer(cert.Leaf)
+		t.Cleanup(fake.Close)
+		cfg.APNsURL, cfg.APNsCA = fake.URL(), filepath.Join(dir, "fake-apns-ca.pem")
+		if err := os.WriteFile(cfg.APNsCA, fake.CertPEM(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	srv, err := server.New(cfg)
 	if err != nil {
 		ln.Close()
@@ -135,7 +216,14 @@ func Start(t testing.TB, mutate ...func(*server.Config)) *Server {
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 64},
 	}
 	api := &apiclient.Client{BaseURL: url, Key: srv.APIKey(), HTTP: client}
-	return &Server{Server: srv, URL: url, Client: client, Dir: dir, Apple: apple, api: api}
+	s := &Server{Server: srv, URL: url, Client: client, Dir: dir, Apple: apple, api: api, FakeAPNs: fake}
+	if cert != nil {
+		body := map[string]any{"cert_pem": string(cert.CertPEM), "key_pem": string(cert.KeyPEM)}
+		if code := s.API(t, http.MethodPut, "/v1/push-certificate", body, nil); code != http.StatusOK {
+			t.Fatalf("upload the test push certificate: %d", code)
+		}
+	}
+	return s
 }
 
 type testWriter struct{ t testing.TB }
@@ -201,7 +289,7 @@ func (s *Server) NewDevice(t testing.TB) *simdevice.Device {
 		SerialNumber: fmt.Sprintf("F%011d", n),
 		Model:        "iPhone14,2", ModelName: "iPhone", ProductName: "iPhone14,2",
 		OSVersion: "17.5", BuildVersion: "21F79", DeviceName: fmt.Sprintf("Test iPhone %d", n),
-		Topic:     "com.apple.mgmt.External.00000000-0000-0000-0000-000000000000",
+		Topic:     PushTopic,
 		Token:     bytes.Repeat([]byte{byte(n)}, 32),
 		PushMagic: fmt.Sprintf("PUSHMAGIC-%d", n),
 		Cert:      cert, Key: key,
@@ -252,7 +340,7 @@ func (s *Server) EnrollOTA(t testing.TB) *simdevice.Device {
 		SerialNumber: fmt.Sprintf("G%011d", n),
 		Model:        "iPad13,16", ModelName: "iPad Air", ProductName: "iPad13,16",
 		OSVersion: "18.1", BuildVersion: "22B83", DeviceName: fmt.Sprintf("Test iPad %d", n),
-		Topic:     "com.apple.mgmt.External.00000000-0000-0000-0000-000000000000",
+		Topic:     PushTopic,
 		Token:     bytes.Repeat([]byte{byte(n), 0xA5}, 16),
 		PushMagic: fmt.Sprintf("PUSHMAGIC-OTA-%d", n),
 	}

@@ -93,7 +93,9 @@ func (d *Device) PutSigned(ctx context.Context, url, contentType string, body []
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", contentType)
+	if contentType != "" { // "" sends none, as some clients do
+		req.Header.Set("Content-Type", contentType)
+	}
 	if sig != "" {
 		req.Header.Set("Mdm-Signature", sig)
 	}

@@ -38,11 +38,16 @@ func refuse(path, format string, args ...any) error {
 
 // source says how values were encoded: JSON carries data as base64 strings
 // and dates as RFC 3339 strings; a decoded plist carries []byte and time.Time.
-type source uint8
+// With unknown set, keys the schema does not know are kept (their values
+// still plist-checked) and their paths collected there.
+type source struct {
+	plist   bool
+	unknown *[]string
+}
 
-const (
-	fromJSON source = iota
-	fromPlist
+var (
+	fromJSON  = source{}
+	fromPlist = source{plist: true}
 )
 
 // Request is the admin API's JSON body for sending a command.
@@ -138,6 +143,9 @@ type Raw struct {
 	RequestType string
 	// Command is the checked Command dictionary, RequestType included.
 	Command map[string]any
+	// Unknown lists, with AllowUnknown, what the bundled schema does not
+	// know: key paths, or the request type itself; each is a warning.
+	Unknown []string
 }
 
 // ValidatePlist checks a raw XML command plist against the schema. It
@@ -145,7 +153,20 @@ type Raw struct {
 // dictionary (recognised by its RequestType key). Binary plists are refused:
 // the plist library follows object references without cycle detection, so a
 // self-referencing binary plist overflows the stack and kills the process.
-func ValidatePlist(raw []byte) (Raw, error) {
+func ValidatePlist(raw []byte) (Raw, error) { return validatePlist(raw, fromPlist) }
+
+// ValidatePlistAllowUnknown is ValidatePlist for commands newer than the
+// bundled schema: unknown keys and request types are accepted (their
+// values still plist-checked, known keys still checked) and listed in
+// Raw.Unknown.
+func ValidatePlistAllowUnknown(raw []byte) (Raw, error) {
+	var unknown []string
+	r, err := validatePlist(raw, source{plist: true, unknown: &unknown})
+	r.Unknown = unknown
+	return r, err
+}
+
+func validatePlist(raw []byte, src source) (Raw, error) {
 	if bytes.HasPrefix(raw, []byte("bplist")) {
 		return Raw{}, &Error{Reason: "invalid plist: binary plists are not accepted, send XML"}
 	}
@@ -178,7 +199,7 @@ func ValidatePlist(raw []byte) (Raw, error) {
 		return Raw{}, refuse(path+".RequestType", "must be a string")
 	}
 	c, ok := Lookup(rt)
-	if !ok {
+	if !ok && src.unknown == nil {
 		return Raw{}, unknownRequestType(rt)
 	}
 	rest := make(map[string]any, len(cmd))
@@ -187,7 +208,14 @@ func ValidatePlist(raw []byte) (Raw, error) {
 			rest[k] = v
 		}
 	}
-	out, err := convertDict(path, c.Keys, rest, fromPlist)
+	var out map[string]any
+	var err error
+	if ok {
+		out, err = convertDict(path, c.Keys, rest, src)
+	} else {
+		*src.unknown = append(*src.unknown, "request type "+strconv.Quote(rt))
+		out, err = anyDict(path, rest, src, 0)
+	}
 	if err != nil {
 		return Raw{}, err
 	}
@@ -237,6 +265,16 @@ func convertDict(path string, keys []Key, in map[string]any, src source) (map[st
 	out := make(map[string]any, len(in))
 	for _, name := range sortedKeys(in) {
 		k := findKey(keys, name)
+		if k == nil && src.unknown != nil {
+			p := joinPath(path, name)
+			v, err := anyValue(p, in[name], src, 0)
+			if err != nil {
+				return nil, err
+			}
+			*src.unknown = append(*src.unknown, p)
+			out[name] = v
+			continue
+		}
 		if k == nil {
 			return nil, refuse(path, "unknown key %q", name)
 		}
@@ -481,7 +519,7 @@ func toFloat(v any) (float64, bool) {
 }
 
 func toDate(path string, v any, src source) (time.Time, error) {
-	if src == fromPlist {
+	if src.plist {
 		t, ok := v.(time.Time)
 		if !ok {
 			return time.Time{}, refuse(path, "must be a date")
@@ -500,7 +538,7 @@ func toDate(path string, v any, src source) (time.Time, error) {
 }
 
 func toData(path string, v any, src source) ([]byte, error) {
-	if src == fromPlist {
+	if src.plist {
 		b, ok := v.([]byte)
 		if !ok {
 			return nil, refuse(path, "must be data")
@@ -537,7 +575,7 @@ func anyValue(path string, v any, src source, depth int) (any, error) {
 	case string, bool:
 		return x, nil
 	case []byte, time.Time:
-		if src == fromPlist {
+		if src.plist {
 			return x, nil
 		}
 	case map[string]any:

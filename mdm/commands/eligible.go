@@ -117,6 +117,9 @@ func (c *Command) Eligible(t Target) error {
 		return c.result(reasons)
 	}
 	if t.OSVersion != "" {
+		if last, ok := lastOS[c.RequestType]; ok && compareVersions(majorMinor(t.OSVersion), last) > 0 {
+			add("available through OS %s only, removed after it (device has %s %s); use Declarative Device Management software update configurations", last, t.Platform, t.OSVersion)
+		}
 		if s.Introduced != "" && compareVersions(t.OSVersion, s.Introduced) < 0 {
 			add("needs %s %s or later (device has %s)", t.Platform, s.Introduced, t.OSVersion)
 		}
@@ -161,6 +164,22 @@ func (c *Command) Eligible(t Target) error {
 		add("%s", r)
 	}
 	return c.result(reasons)
+}
+
+// lastOS is the last OS release (on every platform) of commands Apple
+// lists as removed after it, which the bundled schema does not mark yet.
+// Patch releases of that OS still run them.
+var lastOS = map[string]string{
+	"ScheduleOSUpdate":     "26.0",
+	"AvailableOSUpdates":   "26.0",
+	"OSUpdateStatus":       "26.0",
+	"ScheduleOSUpdateScan": "26.0",
+}
+
+// majorMinor keeps "26.1" of "26.1.2".
+func majorMinor(v string) string {
+	parts := strings.SplitN(v, ".", 3)
+	return strings.Join(parts[:min(len(parts), 2)], ".")
 }
 
 func channelReason(osName string, s Support, ch Channel, shared Fact) string {

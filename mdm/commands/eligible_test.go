@@ -123,3 +123,32 @@ func TestUnsupportedKeys(t *testing.T) {
 		})
 	}
 }
+
+// The software update commands Apple removed after OS 26.0 are refused on
+// newer targets, kept on 26.0 (and its patch releases) and older.
+func TestEligibleOSUpdateCommandsEndAt26(t *testing.T) {
+	for _, rt := range []string{"ScheduleOSUpdate", "AvailableOSUpdates", "OSUpdateStatus", "ScheduleOSUpdateScan"} {
+		c, ok := commands.Lookup(rt)
+		if !ok {
+			t.Fatalf("%s not in the schema", rt)
+		}
+		for _, tc := range []struct {
+			platform, version string
+			refused           bool
+		}{
+			{"macOS", "15.6", false}, {"macOS", "26.0", false}, {"macOS", "26.0.1", false},
+			{"macOS", "26.1", true}, {"macOS", "27.0", true}, {"iOS", "26.0.1", false}, {"iPadOS", "26.2", true},
+		} {
+			if _, ok := c.Platform(map[string]string{"macOS": "macOS", "iOS": "iOS", "iPadOS": "iOS"}[tc.platform]); !ok {
+				continue // ScheduleOSUpdateScan is macOS only
+			}
+			err := c.Eligible(commands.Target{Platform: tc.platform, OSVersion: tc.version, Supervised: commands.Yes})
+			if refused := err != nil; refused != tc.refused {
+				t.Errorf("%s on %s %s: %v, refused want %v", rt, tc.platform, tc.version, err, tc.refused)
+			}
+			if tc.refused && !strings.Contains(err.Error(), "Declarative Device Management") {
+				t.Errorf("%s on %s %s: reason %q does not name the way forward", rt, tc.platform, tc.version, err)
+			}
+		}
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/micromdm/plist"
 
@@ -20,9 +19,12 @@ import (
 type Params struct {
 	// PublicURL is the server's base URL as devices reach it (https://host[:port]).
 	PublicURL string
-	// Topic is the push certificate topic; it may be empty before a push
-	// certificate is configured (the device then cannot be pushed to).
+	// Topic is the push certificate topic; required (a device refuses an
+	// MDM payload without one).
 	Topic string
+	// DevelopmentAPNS makes the device use Apple's development push
+	// servers, to match a server pushing through the sandbox.
+	DevelopmentAPNS bool
 	// Challenge is the SCEP challenge secret for this profile.
 	Challenge string
 	// Subject is the subject the device asks for, as [oid-name, value]
@@ -31,8 +33,6 @@ type Params struct {
 	// RootCert, when set, is installed as a trusted root: pass the server's
 	// TLS certificate when it is self-signed, nil otherwise.
 	RootCert *x509.Certificate
-	// ExpiresAt, when set, becomes PayloadExpirationDate.
-	ExpiresAt time.Time
 	// Organization and DisplayName are shown on the device.
 	Organization string
 	DisplayName  string
@@ -47,16 +47,15 @@ const Identifier = "com.orchardmdm.enrollment"
 const accessRightsAll = 8191
 
 type profile struct {
-	PayloadType           string     `plist:"PayloadType"`
-	PayloadVersion        int        `plist:"PayloadVersion"`
-	PayloadIdentifier     string     `plist:"PayloadIdentifier"`
-	PayloadUUID           string     `plist:"PayloadUUID"`
-	PayloadDisplayName    string     `plist:"PayloadDisplayName"`
-	PayloadDescription    string     `plist:"PayloadDescription,omitempty"`
-	PayloadOrganization   string     `plist:"PayloadOrganization"`
-	PayloadScope          string     `plist:"PayloadScope"`
-	PayloadExpirationDate *time.Time `plist:"PayloadExpirationDate,omitempty"`
-	PayloadContent        []any      `plist:"PayloadContent"`
+	PayloadType         string `plist:"PayloadType"`
+	PayloadVersion      int    `plist:"PayloadVersion"`
+	PayloadIdentifier   string `plist:"PayloadIdentifier"`
+	PayloadUUID         string `plist:"PayloadUUID"`
+	PayloadDisplayName  string `plist:"PayloadDisplayName"`
+	PayloadDescription  string `plist:"PayloadDescription,omitempty"`
+	PayloadOrganization string `plist:"PayloadOrganization"`
+	PayloadScope        string `plist:"PayloadScope"`
+	PayloadContent      []any  `plist:"PayloadContent"`
 }
 
 type payloadHeader struct {
@@ -80,6 +79,8 @@ type scepContent struct {
 	Keysize   int          `plist:"Keysize"`
 	KeyType   string       `plist:"Key Type"`
 	KeyUsage  int          `plist:"Key Usage"`
+	// KeyIsExtractable false keeps the identity key in the keychain (macOS).
+	KeyIsExtractable bool `plist:"KeyIsExtractable"`
 }
 
 type mdmPayload struct {
@@ -92,6 +93,7 @@ type mdmPayload struct {
 	AccessRights            int      `plist:"AccessRights"`
 	CheckOutWhenRemoved     bool     `plist:"CheckOutWhenRemoved"`
 	ServerCapabilities      []string `plist:"ServerCapabilities"`
+	UseDevelopmentAPNS      bool     `plist:"UseDevelopmentAPNS,omitempty"`
 }
 
 type rootPayload struct {
@@ -108,6 +110,9 @@ func Build(p Params) ([]byte, error) {
 	}
 	if p.Challenge == "" {
 		return nil, errors.New("enrollprofile: a SCEP challenge is required")
+	}
+	if p.Topic == "" {
+		return nil, errors.New("enrollprofile: a push topic is required (upload an MDM push certificate first)")
 	}
 	root := strings.TrimSuffix(base.String(), "/")
 	if p.Organization == "" {
@@ -142,6 +147,7 @@ func Build(p Params) ([]byte, error) {
 			AccessRights:            accessRightsAll,
 			CheckOutWhenRemoved:     true,
 			ServerCapabilities:      []string{"com.apple.mdm.per-user-connections", "com.apple.mdm.bootstraptoken"},
+			UseDevelopmentAPNS:      p.DevelopmentAPNS,
 		},
 	}
 	if p.RootCert != nil {
@@ -156,10 +162,6 @@ func Build(p Params) ([]byte, error) {
 		PayloadType: "Configuration", PayloadVersion: 1, PayloadIdentifier: Identifier, PayloadUUID: mdm.NewUUID(),
 		PayloadDisplayName: p.DisplayName, PayloadDescription: p.Description, PayloadOrganization: p.Organization,
 		PayloadScope: "System", PayloadContent: content,
-	}
-	if !p.ExpiresAt.IsZero() {
-		t := p.ExpiresAt.UTC().Truncate(time.Second)
-		prof.PayloadExpirationDate = &t
 	}
 	return plist.MarshalIndent(prof, "\t")
 }

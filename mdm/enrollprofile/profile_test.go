@@ -59,20 +59,19 @@ func TestBuildSignParse(t *testing.T) {
 		t.Fatalf("signing pair not reused: %v", err)
 	}
 	tlsCert := selfSignedTLS(t)
-	expires := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-
 	tests := []struct {
 		name  string
 		root  *x509.Certificate
 		topic string
+		dev   bool
 	}{
-		{"self-signed TLS", tlsCert, "com.apple.mgmt.External.1234"},
-		{"real TLS, no push topic yet", nil, ""},
+		{"self-signed TLS", tlsCert, "com.apple.mgmt.External.1234", false},
+		{"real TLS, sandbox APNs", nil, "com.apple.mgmt.External.5678", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			raw, err := enrollprofile.Build(enrollprofile.Params{PublicURL: "https://mdm.example.com:8443/",
-				Topic: tc.topic, Challenge: "abc.def", RootCert: tc.root, ExpiresAt: expires})
+				Topic: tc.topic, Challenge: "abc.def", RootCert: tc.root, DevelopmentAPNS: tc.dev})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -89,11 +88,16 @@ func TestBuildSignParse(t *testing.T) {
 			}
 			top, byType := payloads(t, content)
 			wantTop := map[string]any{"PayloadType": "Configuration", "PayloadVersion": uint64(1),
-				"PayloadIdentifier": "com.orchardmdm.enrollment", "PayloadScope": "System", "PayloadExpirationDate": expires}
+				"PayloadIdentifier": "com.orchardmdm.enrollment", "PayloadScope": "System"}
 			for k, v := range wantTop {
 				if got := top[k]; got != v {
 					t.Errorf("top-level %s = %#v, want %#v", k, got, v)
 				}
+			}
+			// A date in the profile shows the device an expired MDM profile
+			// later; download links expire on the server instead.
+			if _, ok := top["PayloadExpirationDate"]; ok {
+				t.Error("profile has PayloadExpirationDate")
 			}
 			for _, k := range []string{"PayloadUUID", "PayloadDisplayName", "PayloadOrganization"} {
 				if s, _ := top[k].(string); s == "" {
@@ -107,7 +111,7 @@ func TestBuildSignParse(t *testing.T) {
 			}
 			content2 := sc["PayloadContent"].(map[string]any)
 			wantSCEP := map[string]any{"URL": "https://mdm.example.com:8443/scep", "Challenge": "abc.def",
-				"Keysize": uint64(2048), "Key Type": "RSA", "Key Usage": uint64(5)}
+				"Keysize": uint64(2048), "Key Type": "RSA", "Key Usage": uint64(5), "KeyIsExtractable": false}
 			for k, v := range wantSCEP {
 				if content2[k] != v {
 					t.Errorf("SCEP %s = %#v, want %#v", k, content2[k], v)
@@ -131,6 +135,9 @@ func TestBuildSignParse(t *testing.T) {
 			wantMDM := map[string]any{"IdentityCertificateUUID": sc["PayloadUUID"], "Topic": tc.topic,
 				"ServerURL": "https://mdm.example.com:8443/mdm/connect", "CheckInURL": "https://mdm.example.com:8443/mdm/checkin",
 				"SignMessage": true, "AccessRights": uint64(8191), "CheckOutWhenRemoved": true, "PayloadVersion": uint64(1)}
+			if dev, ok := md["UseDevelopmentAPNS"].(bool); tc.dev != dev || (tc.dev && !ok) {
+				t.Errorf("UseDevelopmentAPNS = %#v, want %v", md["UseDevelopmentAPNS"], tc.dev)
+			}
 			for k, v := range wantMDM {
 				if md[k] != v {
 					t.Errorf("MDM %s = %#v, want %#v", k, md[k], v)
@@ -185,11 +192,15 @@ func TestParseRefuses(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"http://mdm.example.com", "mdm.example.com", ""} {
-		if _, err := enrollprofile.Build(enrollprofile.Params{PublicURL: bad, Challenge: "x"}); err == nil {
+		if _, err := enrollprofile.Build(enrollprofile.Params{PublicURL: bad, Challenge: "x", Topic: "t"}); err == nil {
 			t.Errorf("built with public URL %q", bad)
 		}
 	}
-	if _, err := enrollprofile.Build(enrollprofile.Params{PublicURL: "https://a"}); err == nil {
+	if _, err := enrollprofile.Build(enrollprofile.Params{PublicURL: "https://a", Topic: "t"}); err == nil {
 		t.Error("built without a challenge")
+	}
+	// An empty Topic makes a profile every device rejects.
+	if _, err := enrollprofile.Build(enrollprofile.Params{PublicURL: "https://a", Challenge: "x"}); err == nil {
+		t.Error("built without a push topic")
 	}
 }

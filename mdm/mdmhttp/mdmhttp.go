@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -98,8 +99,40 @@ func New(svc Service, v *identity.Verifier, opts ...Option) (*Handler, error) {
 func (h *Handler) Register(mux *http.ServeMux) {
 	// An unbound certificate may check in (to Authenticate), but its
 	// reports are refused before their bodies are read.
-	mux.Handle("PUT /mdm/checkin", h.device(MaxCheckinBody, []string{ContentTypeCheckin}, nil, h.checkin))
-	mux.Handle("PUT /mdm/connect", h.device(MaxReportBody, []string{ContentTypeConnect, ContentTypeCheckin}, h.svc.AuthorizeReport, h.connect))
+	checkin := h.device(MaxCheckinBody, []string{ContentTypeCheckin}, nil, h.checkin)
+	mux.Handle("PUT /mdm/checkin", checkin)
+	// A profile without CheckInURL (one made by another MDM, say) sends
+	// check-ins to the ServerURL: by their content type they take the
+	// check-in path. Some clients (mdmb, NanoMDM's) send connects without
+	// a content type.
+	connect := h.device(MaxReportBody, []string{ContentTypeConnect, ""}, h.svc.AuthorizeReport, h.connect)
+	// With the check-in content type the body is read on the check-in
+	// terms (1 MiB, no binding needed before it, for an Authenticate); a
+	// report sent that way still gets its binding checked before it is
+	// decoded.
+	checkinOrReport := h.device(MaxCheckinBody, []string{ContentTypeCheckin}, nil, h.checkinOrReport)
+	mux.Handle("PUT /mdm/connect", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if contentTypeOK(r.Header.Get("Content-Type"), []string{ContentTypeCheckin}) {
+			checkinOrReport.ServeHTTP(w, r)
+			return
+		}
+		connect.ServeHTTP(w, r)
+	}))
+}
+
+// checkinOrReport takes a message that came to the ServerURL with the
+// check-in content type: a check-in when it has a MessageType, else a
+// report, which must come from a bound certificate like any other.
+func (h *Handler) checkinOrReport(w http.ResponseWriter, r *http.Request, body []byte) {
+	if _, err := mdm.DecodeCheckin(body); err == nil {
+		h.checkin(w, r, body)
+		return
+	}
+	if err := h.svc.AuthorizeReport(r.Context(), IdentityFrom(r.Context())); err != nil {
+		h.obs.Connect("unknown", h.refuse(w, r, err))
+		return
+	}
+	h.connect(w, r, body)
 }
 
 type ctxKey int
@@ -159,7 +192,11 @@ func (h *Handler) device(limit int64, types []string, authorize func(context.Con
 	})
 }
 
+// contentTypeOK: "" in allowed admits a request without Content-Type.
 func contentTypeOK(header string, allowed []string) bool {
+	if header == "" {
+		return slices.Contains(allowed, "")
+	}
 	for _, a := range allowed {
 		if strings.EqualFold(header, a) {
 			return true // the usual header, without parameters: nothing to parse
@@ -224,6 +261,13 @@ func (h *Handler) checkin(w http.ResponseWriter, r *http.Request, body []byte) {
 func (h *Handler) connect(w http.ResponseWriter, r *http.Request, body []byte) {
 	rep, err := mdm.DecodeReport(body)
 	if err != nil {
+		// A check-in sent to the ServerURL with the connect content type
+		// (or none) has a MessageType and no Status. Only tried once the
+		// report fails, so reports pay nothing for it.
+		if _, cerr := mdm.DecodeCheckin(body); cerr == nil {
+			h.checkin(w, r, body)
+			return
+		}
 		h.svc.ReportUnreadable(r.Context(), IdentityFrom(r.Context()))
 		h.obs.Connect("unknown", "bad_request")
 		h.fail(w, r, http.StatusBadRequest, err.Error())

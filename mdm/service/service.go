@@ -71,7 +71,8 @@ func WithObserver(o Observer) Option { return func(s *Service) { s.obs = append(
 
 // WithTopic makes the service refuse Authenticate and TokenUpdate messages
 // whose Topic is not the push certificate's; topic returns "" when no
-// push certificate is set yet.
+// push certificate is set yet, and then both are refused: a device
+// enrolled without one could never be woken.
 func WithTopic(topic func() string) Option { return func(s *Service) { s.topic = topic } }
 
 // WithUserAuthentication reports whether network user authentication is on.
@@ -89,7 +90,6 @@ func New(store Store, box *pki.SecretBox, opts ...Option) (*Service, error) {
 		store:    store,
 		box:      box,
 		log:      slog.Default(),
-		topic:    func() string { return "" },
 		userAuth: func() bool { return false },
 		now:      time.Now,
 		seen:     map[string]time.Time{},
@@ -113,7 +113,14 @@ const (
 )
 
 func (s *Service) checkTopic(got string) error {
-	if want := s.topic(); want != "" && got != want {
+	if s.topic == nil {
+		return nil
+	}
+	want := s.topic()
+	if want == "" {
+		return fmt.Errorf("%w: this server has no MDM push certificate yet", ErrForbidden)
+	}
+	if got != want {
 		return fmt.Errorf("%w: topic %q is not this server's push topic", ErrForbidden, got)
 	}
 	return nil
