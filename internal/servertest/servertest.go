@@ -96,7 +96,8 @@ func (b Backend) Start(t testing.TB, mutate ...func(*server.Config)) *Server {
 // StartWithoutPushCert is Start on the backend, without a push certificate.
 func (b Backend) StartWithoutPushCert(t testing.TB, mutate ...func(*server.Config)) *Server {
 	t.Helper()
-	return start(t, false, append([]func(*server.Config){WithStore(b.Open)}, mutate...)...)
+	open := func(dir string) (storage.Store, error) { return b.Open(t, dir) }
+	return start(t, false, append([]func(*server.Config){WithStore(open)}, mutate...)...)
 }
 
 // PushTopic is the topic of the push certificate Start installs, and the
