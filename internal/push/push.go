@@ -121,7 +121,7 @@ func (s *Service) install(pc *apns.PushCert, st stored) error {
 		return fmt.Errorf("push: %w", err)
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
-	d, err := apns.NewDispatcher(ctx, p, s.record)
+	d, err := apns.NewDispatcher(ctx, p, s.record, apns.WithResolver(s.resolve))
 	if err != nil {
 		cancel()
 		return fmt.Errorf("push: %w", err)
@@ -135,7 +135,9 @@ func (s *Service) install(pc *apns.PushCert, st stored) error {
 		go func() {
 			ctx, done := context.WithTimeout(context.WithoutCancel(s.ctx), 30*time.Second)
 			defer done()
-			old.Close(ctx)
+			if err := old.Close(ctx); err != nil {
+				s.log.Warn("old push certificate's wake-ups not all sent; those devices get their commands at their next connect", "err", err)
+			}
 			oldPusher.Close()
 			stopOld()
 		}()
@@ -282,13 +284,45 @@ func (s *Service) Push(ctx context.Context, channels []string) ([]Target, error)
 	return out, nil
 }
 
-// PushChannels wakes channels after commands were queued for them; it
-// never fails the caller: without a certificate, devices get their
-// commands at their next connect.
+// PushChannels wakes channels after commands were queued for them. It
+// returns at once: the channels join the dispatcher's set of channels to
+// wake (one waiting already is not added twice) and are looked up only
+// when their turn comes. It never fails the caller: without a
+// certificate, devices get their commands at their next connect.
 func (s *Service) PushChannels(ctx context.Context, channels []string) {
-	if _, err := s.Push(ctx, channels); err != nil && !errors.Is(err, ErrNoCertificate) {
-		s.log.Error("push after enqueue", "err", err)
+	s.mu.RLock()
+	d := s.disp
+	s.mu.RUnlock()
+	if d == nil {
+		return
 	}
+	if n := d.Wake(channels); n > 0 {
+		s.log.Warn("push service stopping: channels not woken; they get their commands at their next connect", "channels", n)
+	}
+}
+
+// resolve turns channels due for a wake-up into notifications with their
+// current token; those that cannot be pushed (gone, not enrolled, no or a
+// dead token) are skipped: their commands wait for their next connect.
+func (s *Service) resolve(ctx context.Context, channels []string) []apns.Notification {
+	ns := make([]apns.Notification, 0, len(channels))
+	var failures int
+	var lastErr error
+	for _, ch := range channels {
+		e, err := s.store.Enrollment(ctx, ch)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+		case err != nil:
+			failures, lastErr = failures+1, err
+		case !e.Enrolled, len(e.Token) == 0, e.PushMagic == "", e.TokenInvalid:
+		default:
+			ns = append(ns, apns.Notification{Token: e.Token, PushMagic: e.PushMagic, Topic: e.Topic, ID: ch})
+		}
+	}
+	if failures > 0 && ctx.Err() == nil {
+		s.log.Error("look up channels to push", "channels", failures, "err", lastErr)
+	}
+	return ns
 }
 
 // ErrNotQueued: the channel was not woken (no token yet, invalid token...).
@@ -342,6 +376,9 @@ func (s *Service) Close(ctx context.Context) error {
 		return nil
 	}
 	err := d.Close(ctx)
+	if err != nil {
+		s.log.Warn("push service stopped with wake-ups left; those devices get their commands at their next connect", "err", err)
+	}
 	p.Close()
 	stop()
 	s.fails.stop()

@@ -2,6 +2,8 @@ package service
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
@@ -15,68 +17,132 @@ import (
 // service changes either (Authenticate, TokenUpdate, CheckOut), and it
 // updates the cache after each such write, so storage stays the truth and
 // the cache never answers for a state storage does not hold.
+//
+// It is kept compact because it holds every device that connected: a
+// SHA-256 hex fingerprint is held as its 32 bytes, a device's own state is
+// one small value, and only devices with user channels get a set of them
+// (a map per device cost ~650 bytes a device; this costs ~150).
 type stateCache struct {
-	mu       sync.RWMutex
-	bound    map[string]string              // cert hash -> device ID
-	hashOf   map[string]string              // device ID -> cert hash
-	enrolled map[string]map[string]struct{} // device ID -> enrolled channels of it
+	mu      sync.RWMutex
+	bound   map[fingerprint]string // cert hash -> device ID
+	other   map[string]string      // cert hashes that are not SHA-256 hex
+	devices map[string]deviceState // device ID -> its binding and enrollment
+	users   map[string]map[string]struct{}
+}
+
+type fingerprint [sha256.Size]byte
+
+// deviceState is what the cache knows of one device.
+type deviceState struct {
+	hash     fingerprint
+	hashed   bool   // hash is set (else see otherKey)
+	enrolled bool   // the device channel is enrolled
+	otherKey string // a hash that is not SHA-256 hex
 }
 
 // maxCachedDevices bounds the cache; past it, it starts over.
 const maxCachedDevices = 500_000
 
 func newStateCache() *stateCache {
-	return &stateCache{bound: map[string]string{}, hashOf: map[string]string{}, enrolled: map[string]map[string]struct{}{}}
+	return &stateCache{bound: map[fingerprint]string{}, other: map[string]string{},
+		devices: map[string]deviceState{}, users: map[string]map[string]struct{}{}}
+}
+
+// parseFingerprint reads a lowercase or uppercase SHA-256 hex hash.
+func parseFingerprint(hash string) (fingerprint, bool) {
+	var f fingerprint
+	if len(hash) != 2*len(f) {
+		return f, false
+	}
+	_, err := hex.Decode(f[:], []byte(hash))
+	return f, err == nil && hex.EncodeToString(f[:]) == hash
 }
 
 func (c *stateCache) device(hash string) (string, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	d, ok := c.bound[hash]
+	if f, ok := parseFingerprint(hash); ok {
+		d, ok := c.bound[f]
+		return d, ok
+	}
+	d, ok := c.other[hash]
 	return d, ok
 }
 
 func (c *stateCache) bind(hash, device string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.hashOf) >= maxCachedDevices {
+	c.trim()
+	st := c.devices[device]
+	switch {
+	case st.hashed:
+		delete(c.bound, st.hash)
+	case st.otherKey != "":
+		delete(c.other, st.otherKey)
+	}
+	st.hash, st.hashed, st.otherKey = fingerprint{}, false, ""
+	if f, ok := parseFingerprint(hash); ok {
+		st.hash, st.hashed = f, true
+		c.bound[f] = device
+	} else {
+		st.otherKey = hash
+		c.other[hash] = device
+	}
+	c.devices[device] = st
+}
+
+// trim starts over once the cache is full; c.mu is held.
+func (c *stateCache) trim() {
+	if len(c.devices) >= maxCachedDevices {
 		clear(c.bound)
-		clear(c.hashOf)
-		clear(c.enrolled)
+		clear(c.other)
+		clear(c.devices)
+		clear(c.users)
 	}
-	if old, ok := c.hashOf[device]; ok && old != hash {
-		delete(c.bound, old)
-	}
-	c.bound[hash], c.hashOf[device] = device, hash
 }
 
 func (c *stateCache) isEnrolled(ch mdm.Channel) bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	_, ok := c.enrolled[ch.DeviceID][ch.ID()]
-	return ok
+	if ch.IsUser() {
+		_, ok := c.users[ch.DeviceID][ch.ID()]
+		return ok
+	}
+	return c.devices[ch.DeviceID].enrolled
 }
 
 func (c *stateCache) setEnrolled(ch mdm.Channel) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	m := c.enrolled[ch.DeviceID]
+	c.trim()
+	if !ch.IsUser() {
+		st := c.devices[ch.DeviceID]
+		st.enrolled = true
+		c.devices[ch.DeviceID] = st
+		return
+	}
+	m := c.users[ch.DeviceID]
 	if m == nil {
 		m = map[string]struct{}{}
-		c.enrolled[ch.DeviceID] = m
+		c.users[ch.DeviceID] = m
 	}
 	m[ch.ID()] = struct{}{}
 }
 
-// unenroll forgets a channel, or a device with all its user channels.
+// unenroll forgets a channel, or a device with all its user channels (its
+// certificate binding stays: it is storage's, not the enrollment's).
 func (c *stateCache) unenroll(ch mdm.Channel) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if ch.IsUser() {
-		delete(c.enrolled[ch.DeviceID], ch.ID())
+		delete(c.users[ch.DeviceID], ch.ID())
 		return
 	}
-	delete(c.enrolled, ch.DeviceID)
+	delete(c.users, ch.DeviceID)
+	if st, ok := c.devices[ch.DeviceID]; ok {
+		st.enrolled = false
+		c.devices[ch.DeviceID] = st
+	}
 }
 
 // boundDevice checks the message claims the device the identity is bound

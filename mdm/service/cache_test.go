@@ -1,0 +1,93 @@
+package service
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/orchardmdm/orchard/mdm"
+)
+
+func hashOf(i int) string {
+	sum := sha256.Sum256([]byte(fmt.Sprint(i)))
+	return hex.EncodeToString(sum[:])
+}
+
+// The compact cache answers as the map-per-device one did: bindings
+// follow a renewed certificate, user channels end with their device, and
+// hashes that are not SHA-256 hex still work.
+func TestStateCache(t *testing.T) {
+	c := newStateCache()
+	dev := mdm.Channel{DeviceID: "00008030-CACHE0000001"}
+	user := mdm.Channel{DeviceID: dev.DeviceID, UserID: "USER-1"}
+	h1, h2 := hashOf(1), hashOf(2)
+
+	if _, ok := c.device(h1); ok || c.isEnrolled(dev) {
+		t.Fatal("empty cache answered")
+	}
+	c.bind(h1, dev.DeviceID)
+	c.setEnrolled(dev)
+	c.setEnrolled(user)
+	if d, ok := c.device(h1); !ok || d != dev.DeviceID || !c.isEnrolled(dev) || !c.isEnrolled(user) {
+		t.Fatalf("after bind: device %q %v, enrolled %v %v", d, ok, c.isEnrolled(dev), c.isEnrolled(user))
+	}
+	if _, ok := c.device(strings.ToUpper(h1)); ok {
+		t.Error("an uppercase spelling of the hash answered: the store keys hashes as given")
+	}
+	c.bind(h2, dev.DeviceID) // renewed certificate
+	if _, ok := c.device(h1); ok {
+		t.Error("the old certificate still answers after renewal")
+	}
+	if d, _ := c.device(h2); d != dev.DeviceID || !c.isEnrolled(dev) {
+		t.Error("renewal lost the binding or the enrollment")
+	}
+	c.unenroll(user)
+	if c.isEnrolled(user) || !c.isEnrolled(dev) {
+		t.Error("unenrolling the user channel touched the wrong channel")
+	}
+	c.setEnrolled(user)
+	c.unenroll(dev)
+	if c.isEnrolled(dev) || c.isEnrolled(user) {
+		t.Error("a device's user channels outlived it")
+	}
+	if d, _ := c.device(h2); d != dev.DeviceID {
+		t.Error("unenroll dropped the certificate binding")
+	}
+	c.bind("not-hex", "OTHER")
+	if d, ok := c.device("not-hex"); !ok || d != "OTHER" {
+		t.Error("a non-SHA-256 hash is not cached")
+	}
+	c.bind(h1, "OTHER")
+	if _, ok := c.device("not-hex"); ok {
+		t.Error("the replaced non-hex hash still answers")
+	}
+}
+
+// BenchmarkStateCacheHeap reports the heap the connect cache holds per
+// device once 100,000 devices are bound and enrolled.
+func BenchmarkStateCacheHeap(b *testing.B) {
+	const n = 100_000
+	ids, hashes := make([]string, n), make([]string, n)
+	for i := range n {
+		ids[i], hashes[i] = fmt.Sprintf("00008030-%016X", i), hashOf(i)
+	}
+	var per float64
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		c := newStateCache()
+		for i := range n {
+			c.bind(hashes[i], ids[i])
+			c.setEnrolled(mdm.Channel{DeviceID: ids[i]})
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		per = float64(after.HeapAlloc-before.HeapAlloc) / n
+		runtime.KeepAlive(c)
+	}
+	b.ReportMetric(per, "heap-B/device")
+}
