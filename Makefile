@@ -9,7 +9,7 @@ BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 VPKG := github.com/orchardmdm/orchard/internal/version
 LDFLAGS := -X $(VPKG).version=$(VERSION) -X $(VPKG).commit=$(COMMIT) -X $(VPKG).date=$(BUILD_DATE)
 
-.PHONY: build run test bench gobench fuzz vet fmt clean
+.PHONY: build run demo test bench gobench fuzz vet fmt clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/orchard
@@ -18,10 +18,16 @@ build:
 run: build
 	./$(BIN) serve
 
-# The whole test suite (fuzz targets run their seed corpus). The PostgreSQL
-# tests start their own throwaway server from Debian's postgresql package,
-# which the script installs when missing (as root).
+# Orchard with a fake APNs and simulated devices on a temporary data dir.
+demo: build
+	./$(BIN) demo
+
+# The whole test suite (fuzz targets run their seed corpus); .ci/setup
+# installs systemd-analyze for the unit's test when root and missing. The
+# PostgreSQL tests start their own throwaway server from Debian's postgresql
+# package, which ensure-postgres.sh installs when missing (as root).
 test:
+	./.ci/setup
 	./scripts/ensure-postgres.sh
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...

@@ -76,6 +76,7 @@ type Server struct {
 	global   []Answer            // next answers for any token
 	fallback Answer
 	pushes   []Push
+	onPush   func(Push)
 }
 
 // NewServer starts a fake APNs that trusts the given client certificates.
@@ -336,8 +337,21 @@ func (s *Server) record(p Push) {
 		return
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.pushes = append(s.pushes, p)
+	fn := s.onPush
+	s.mu.Unlock()
+	if fn != nil && p.Status == http.StatusOK {
+		fn(p)
+	}
+}
+
+// OnPush calls fn with every push answered 200, as APNs would deliver it to
+// the device: the demo wakes its simulated devices this way. fn runs on the
+// push's request; it must not block.
+func (s *Server) OnPush(fn func(Push)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onPush = fn
 }
 
 func defaultReason(status int) string {

@@ -43,6 +43,25 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 refused by the server, 5 serv
 					examples: []string{"orchard enroll profile -o enroll.mobileconfig"}},
 			}},
 			{name: "dep", summary: "Apple Business Manager / School Manager (Automated Device Enrollment)", subs: depCommands},
+			{name: "demo", summary: "try Orchard with no hardware: a server, a fake APNs and simulated devices", local: true, setup: demoSetup,
+				help: `Starts Orchard on a temporary data dir with a fake APNs, enrolls simulated iPhones, iPads and
+Macs that stay online and answer commands, and prints what to try next. Ctrl-C stops it and
+removes the data dir.`,
+				examples: []string{"orchard demo", "orchard demo -n 12 --listen 127.0.0.1:9443"}},
+			{name: "simulate", summary: "enroll simulated devices in an existing server and keep them online", setup: simulateSetup,
+				help: `Each device fetches an enrollment profile through the admin API, enrolls by SCEP, and checks in
+every --interval (a real server's pushes go through Apple, which cannot reach them) until Ctrl-C.`,
+				examples: []string{"orchard simulate --server https://localhost:8443 -n 20"}},
+			{name: "backup", summary: "write a backup archive of the database and keys, while the server runs", setup: backupSetup,
+				help: `Through the server (GET /v1/backup): a consistent snapshot of the database, every key file of
+the data dir and a manifest of SHA-256 sums, as one tar. It holds every secret: keep it as safe as
+the data dir. --offline reads a stopped server's data dir (--data) instead.`,
+				examples: []string{"orchard backup --to orchard-backup.tar", "orchard backup --offline --data orchard-data --to orchard-backup.tar"}},
+			{name: "restore", summary: "restore a backup archive into a data dir", local: true, setup: restoreSetup,
+				help: `Checks the whole archive (every file's SHA-256, every database page) before it writes
+anything into --data. A data dir that is not empty is refused unless --force; one a running
+server holds is always refused.`,
+				examples: []string{"orchard restore --from orchard-backup.tar --data orchard-data-restored"}},
 			{name: "version", summary: "print the version, commit, build date and Go version", setup: versionSetup,
 				examples: []string{"orchard version", "orchard version -o json"}},
 			{name: "completion", summary: "print a shell completion script", local: true, args: []string{"bash|zsh|fish"}, setup: completionSetup,
@@ -105,6 +124,11 @@ reason); the exit code is 4 when any target was refused.`,
 var pushCertCommands = []*command{
 	{name: "csr", summary: "create a key (kept in the data dir) and a CSR for the push certificate vendor", local: true, setup: pushCSR,
 		examples: []string{"orchard push-cert csr --email it@example.com -o push.csr"}},
+	{name: "sign-request", summary: "sign a push CSR with your own MDM vendor certificate, for Apple's Push Certificates Portal", local: true, setup: pushSignRequest,
+		help: `For an organisation with an MDM vendor signing certificate (Apple Developer Enterprise Program).
+--vendor-cert holds the vendor certificate, then Apple's WWDR intermediate and Apple's root (PEM,
+in that order; --chain adds more files). The output is the file to upload at identity.apple.com.`,
+		examples: []string{"orchard push-cert sign-request --csr push.csr --vendor-cert mdm-vendor-chain.pem --vendor-key mdm-vendor.key -o push-request.b64"}},
 	{name: "upload", summary: "upload the MDM push certificate (--cert file, or --p12 file --password)", setup: api(pushCertUpload),
 		examples: []string{"orchard push-cert upload --cert MDM_Certificate.pem --apple-id it@example.com"}},
 	{name: "show", summary: "show the push certificate: topic, expiry, status", setup: api(noFlags("GET", "/v1/push-certificate")),

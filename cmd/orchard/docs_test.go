@@ -121,10 +121,16 @@ func shellWords(s string) (words []string, stdoutFile string, err error) {
 	return words, stdoutFile, nil
 }
 
+// runsUntilStopped are the commands that serve until Ctrl-C: the docs test
+// parses their lines instead of running them (TestDemo and TestSimulate
+// run demo and simulate; serve runs in every server test). migrate is
+// parsed too: it needs a stopped server and PostgreSQL (TestCLIMigrate).
+var runsUntilStopped = map[string]bool{"serve": true, "demo": true, "simulate": true, "migrate": true}
+
 // Every orchard command in README.md and docs/ runs against a real server
 // with real data (an enrolled device, a queued command, an ABM token on the
-// fake of Apple's service, a push certificate) and exits 0; serve, which
-// would not return, is parsed and checked instead. A doc example with a
+// fake of Apple's service, a push certificate) and exits 0; the commands
+// that would not return (runsUntilStopped) are parsed and checked instead. A doc example with a
 // syntax the CLI does not have fails here.
 func TestDocumentedCommands(t *testing.T) {
 	ctx := context.Background()
@@ -207,12 +213,12 @@ func TestDocumentedCommands(t *testing.T) {
 			t.Errorf("%s: %v", where, err)
 			continue
 		}
-		if node.name == "serve" || node.name == "migrate" {
-			// migrate needs a stopped server and a PostgreSQL database:
-			// TestCLIMigrate runs it.
+		if runsUntilStopped[node.name] {
 			fs := flag.NewFlagSet(node.name, flag.ContinueOnError)
 			fs.SetOutput(io.Discard)
-			node.setup(fs, &env{})
+			e := &env{}
+			node.setup(fs, e)
+			e.globalFlags(fs)
 			if pos, err := parseInterleaved(fs, rest); err != nil || len(pos) != 0 {
 				t.Errorf("%s: %v %q", where, err, pos)
 			}
@@ -222,7 +228,13 @@ func TestDocumentedCommands(t *testing.T) {
 		if node.name == "sync" {
 			rewindManualSync(t, s, token.ID)
 		}
-		args = append(args, "--data", s.Dir, "--server", s.URL)
+		// restore and backup --offline act on the data dir they name, which
+		// must not be the running server's.
+		if ownDataDir(node, args) {
+			args = append(args, "--server", s.URL)
+		} else {
+			args = append(args, "--data", s.Dir, "--server", s.URL)
+		}
 		var out, errOut bytes.Buffer
 		if err := run(ctx, args, &out, &errOut); err != nil {
 			t.Errorf("%s: exit %d: %v (%s)", where, exitCode(err), err, errOut.String())
@@ -265,6 +277,40 @@ func prepare(t *testing.T, s *servertest.Server, fake *apnstest.Server, node *co
 	switch {
 	case node.name == "csr":
 		os.Remove(keyPath) // each documented csr starts a fresh request
+	case node.name == "sign-request":
+		// The CSR from the csr step, and a vendor chain as Apple would issue it.
+		if _, err := os.Stat("push.csr"); err != nil {
+			if err := writePushCSR(t.TempDir(), "Orchard MDM", "it@example.com", "push.csr", io.Discard); err != nil {
+				t.Fatal(err)
+			}
+		}
+		v, err := apnstest.NewVendor()
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile("mdm-vendor-chain.pem", v.ChainPEM, 0o600)
+		os.WriteFile("mdm-vendor.key", v.KeyPEM, 0o600)
+	case ownDataDir(node, args):
+		dir := flagValue(args, "--data")
+		if dir == "" || filepath.IsAbs(dir) {
+			t.Fatalf("%v: name a relative --data, the test runs it in its work dir", args)
+		}
+		os.RemoveAll(dir)
+		if node.name == "backup" {
+			// A stopped server's data dir: a database no one holds.
+			st, err := server.OpenBolt(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.Close()
+		} else if from := flagValue(args, "--from"); from != "" {
+			if _, err := os.Stat(from); err != nil {
+				var out, errOut bytes.Buffer
+				if err := run(context.Background(), []string{"backup", "--to", from, "--data", s.Dir, "--server", s.URL}, &out, &errOut); err != nil {
+					t.Fatalf("backup for %v: %v %s", args, err, errOut.String())
+				}
+			}
+		}
 	case node.name == "upload" && slices.Contains(args, "MDM_Certificate.pem"):
 		if _, err := os.Stat(keyPath); err != nil {
 			if err := writePushCSR(s.Dir, "Orchard MDM", "it@example.com", filepath.Join(t.TempDir(), "push.csr"), io.Discard); err != nil {
@@ -303,4 +349,22 @@ func rewindManualSync(t *testing.T, s *servertest.Server, id string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// ownDataDir tells the commands whose --data is theirs to choose.
+func ownDataDir(node *command, args []string) bool {
+	return node.name == "restore" || (node.name == "backup" && slices.Contains(args, "--offline"))
+}
+
+// flagValue is the value after name in args ("" when absent).
+func flagValue(args []string, name string) string {
+	for i, a := range args {
+		if a == name && i+1 < len(args) {
+			return args[i+1]
+		}
+		if v, ok := strings.CutPrefix(a, name+"="); ok {
+			return v
+		}
+	}
+	return ""
 }

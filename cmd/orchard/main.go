@@ -16,6 +16,8 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -149,6 +151,17 @@ func serveSetup(fs *flag.FlagSet, e *env) func(context.Context, []string) error 
 		if err != nil {
 			return err
 		}
+		// SIGHUP re-reads <data>/api-key: the key rotates without a restart.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for range hup {
+				if err := srv.ReloadAPIKey(); err != nil {
+					cfg.Logger.Error("SIGHUP", "err", err)
+				}
+			}
+		}()
 		return srv.Run(ctx)
 	}
 }
@@ -182,4 +195,77 @@ func writePushCSR(data, cn, email, out string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "wrote %s; the private key is in %s (keep it: the upload needs it)\n", out, keyPath)
 	return nil
+}
+
+// pushSignRequest signs a customer's push CSR with an MDM vendor
+// certificate and writes the request Apple's portal accepts.
+func pushSignRequest(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+	csr := fs.String("csr", "push.csr", "the push CSR (PEM or DER), from orchard push-cert csr")
+	vendorCert := fs.String("vendor-cert", "", "PEM file: the MDM vendor certificate, then its intermediate and Apple's root")
+	vendorKey := fs.String("vendor-key", "", "PEM file: the vendor certificate's private key")
+	var more listFlags
+	fs.Var(&more, "chain", "`file`: more PEM certificates of the chain (repeat for many)")
+	out := fs.String("o", "push-request.b64", "file to write the signed request to")
+	return func(context.Context, []string) error {
+		if *vendorCert == "" || *vendorKey == "" {
+			return usagef("orchard push-cert sign-request", "--vendor-cert and --vendor-key are required")
+		}
+		csrBytes, err := os.ReadFile(*csr)
+		if err != nil {
+			return err
+		}
+		var chain []*x509.Certificate
+		for _, f := range append([]string{*vendorCert}, more...) {
+			certs, err := readCertsPEM(f)
+			if err != nil {
+				return err
+			}
+			chain = append(chain, certs...)
+		}
+		keyPEM, err := os.ReadFile(*vendorKey)
+		if err != nil {
+			return err
+		}
+		key, err := pki.ParsePrivateKeyPEM(keyPEM)
+		if err != nil {
+			return fmt.Errorf("%s: %w", *vendorKey, err)
+		}
+		signed, err := apns.SignPushCertRequest(csrBytes, chain, key)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*out, signed, 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "wrote %s: upload it at https://identity.apple.com (Create a Certificate)\n", *out)
+		return nil
+	}
+}
+
+// readCertsPEM reads every certificate of a PEM file, in order.
+func readCertsPEM(path string) ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []*x509.Certificate
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no PEM certificate", path)
+	}
+	return out, nil
 }

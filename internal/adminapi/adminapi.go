@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/orchardmdm/orchard/apns"
@@ -64,6 +65,7 @@ type Config struct {
 	DEP       DEPService
 	Inventory *inventory.Inventory
 	Enroll    *enroll.Handler
+	Backup    Backup
 	Logger    *slog.Logger
 }
 
@@ -77,8 +79,9 @@ type API struct {
 	dep      DEPService
 	inv      *inventory.Inventory
 	enroll   *enroll.Handler
+	backup   Backup
 	log      *slog.Logger
-	key      [sha256.Size]byte
+	key      atomic.Pointer[[sha256.Size]byte] // SHA-256 of the API key; SetAPIKey swaps it
 
 	mux *http.ServeMux
 	// paths has every route's path without its method, to tell a wrong
@@ -96,8 +99,9 @@ func New(c Config) (*API, error) {
 		c.Logger = slog.Default()
 	}
 	a := &API{store: c.Store, commands: c.Commands, secrets: c.Secrets, releaser: c.Releaser, push: c.Push,
-		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, log: c.Logger, key: sha256.Sum256([]byte(c.APIKey)),
+		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, log: c.Logger,
 		mux: http.NewServeMux(), paths: http.NewServeMux(), allow: map[string][]string{}}
+	a.SetAPIKey(c.APIKey)
 	for _, rt := range a.routes() {
 		h := rt.handler
 		if rt.needs != nil && !rt.needs(a) {
@@ -113,6 +117,16 @@ func New(c Config) (*API, error) {
 		}
 	}
 	return a, nil
+}
+
+// SetAPIKey replaces the API key at once: requests with the old key get
+// 401 from now on. An empty key is ignored (New refuses one too).
+func (a *API) SetAPIKey(key string) {
+	if key == "" {
+		return
+	}
+	sum := sha256.Sum256([]byte(key))
+	a.key.Store(&sum)
 }
 
 // route is one line of the route table.
@@ -132,7 +146,7 @@ func unavailable(w http.ResponseWriter, r *http.Request) {
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	sum := sha256.Sum256([]byte(got))
-	if !ok || subtle.ConstantTimeCompare(sum[:], a.key[:]) != 1 {
+	if !ok || subtle.ConstantTimeCompare(sum[:], a.key.Load()[:]) != 1 {
 		// Anyone without the key learns nothing, not even which routes exist.
 		w.Header().Set("WWW-Authenticate", `Bearer realm="orchard"`)
 		apijson.WriteError(w, http.StatusUnauthorized, "unauthorized")

@@ -125,7 +125,7 @@ func TestUnmatchedRoutesAnswerJSON(t *testing.T) {
 
 func TestKeyIsCheckedBeforeRouting(t *testing.T) {
 	srv, _ := newServer(t)
-	for _, path := range []string{"/v1/devices", "/v1/nope", "/v1/openapi.json"} {
+	for _, path := range []string{"/v1/devices", "/v1/nope", "/v1/openapi.json", "/v1/backup"} {
 		for _, key := range []string{"", "wrong"} {
 			code, h, _ := call(t, srv, "GET", path, nil, key)
 			if code != 401 || h.Get("WWW-Authenticate") == "" {

@@ -9,6 +9,7 @@ func (a *API) routes() []route {
 	psh := func(a *API) bool { return a.push != nil }
 	cmd := func(a *API) bool { return a.commands != nil }
 	rel := func(a *API) bool { return a.releaser != nil }
+	bak := func(a *API) bool { return a.backup != nil }
 	return []route{
 		{"GET", "/v1/openapi.json", a.openAPI, nil},
 
@@ -64,5 +65,7 @@ func (a *API) routes() []route {
 		{"POST", "/v1/dep/tokens/{id}/profiles/{pid}/devices", a.depAssignProfile, dep},
 		{"GET", "/v1/dep/devices", a.depListDevices, dep},
 		{"DELETE", "/v1/dep/devices/{serial}", a.depDeleteDevice, dep},
+
+		{"GET", "/v1/backup", a.getBackup, bak},
 	}
 }

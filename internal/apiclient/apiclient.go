@@ -76,6 +76,47 @@ func (c *Client) Do(ctx context.Context, method, path string, body any) (int, []
 	return resp.StatusCode, data, nil
 }
 
+// Stream sends a GET and copies a 2xx answer's body to w, of any size (a
+// download such as a backup); any other answer is a *StatusError.
+func (c *Client) Stream(ctx context.Context, path string, w io.Writer) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.BaseURL+path, nil)
+	if err != nil {
+		return 0, err
+	}
+	if c.Key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Key)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		return 0, statusError(http.MethodGet, path, resp.StatusCode, data)
+	}
+	n, err := io.Copy(w, resp.Body)
+	if err != nil {
+		return n, fmt.Errorf("GET %s: read answer: %w", path, err)
+	}
+	return n, nil
+}
+
+func statusError(method, path string, code int, data []byte) *StatusError {
+	se := &StatusError{Method: method, Path: path, Code: code, Body: data}
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(data, &e) == nil {
+		se.Reason = e.Error
+	}
+	return se
+}
+
 // Call is Do that returns the body of a 2xx answer and a *StatusError for
 // any other.
 func (c *Client) Call(ctx context.Context, method, path string, body any) ([]byte, error) {
@@ -84,14 +125,7 @@ func (c *Client) Call(ctx context.Context, method, path string, body any) ([]byt
 		return nil, err
 	}
 	if code < 200 || code > 299 {
-		se := &StatusError{Method: method, Path: path, Code: code, Body: data}
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(data, &e) == nil {
-			se.Reason = e.Error
-		}
-		return nil, se
+		return nil, statusError(method, path, code, data)
 	}
 	return data, nil
 }

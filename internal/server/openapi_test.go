@@ -46,6 +46,9 @@ func TestAdminAnswersMatchOpenAPI(t *testing.T) {
 	do("GET", "/v1/devices/NOPE", "", "")
 	do("GET", "/v1/devices/"+dev.UDID+"/inventory", "", "")
 	do("GET", "/v1/devices/"+dev.UDID+"/apps", "", "")
+	if tarball := do("GET", "/v1/backup", "", ""); len(tarball) < 1024 {
+		t.Errorf("GET /v1/backup answered %d bytes", len(tarball))
+	}
 	do("GET", "/v1/inventory?platform=iOS", "", "")
 	var sent struct {
 		UUID string `json:"command_uuid"`

@@ -102,7 +102,9 @@ type Server struct {
 	store      storage.Store
 	ca         *pki.CA
 	box        *pki.SecretBox
-	apiKey     string
+	apiKey     string // guarded by keyMu once serving (ReloadAPIKey)
+	keyMu      sync.Mutex
+	admin      *adminapi.API
 	tlsCert    tls.Certificate
 	selfSigned bool
 	svc        *service.Service
@@ -367,8 +369,8 @@ func (s *Server) build() error {
 		return err
 	}
 
-	admin, err := adminapi.New(adminapi.Config{APIKey: s.apiKey, Store: s.store, Commands: s.cmds, Secrets: s.svc,
-		Releaser: s.svc, Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Logger: s.log})
+	s.admin, err = adminapi.New(adminapi.Config{APIKey: s.apiKey, Store: s.store, Commands: s.cmds, Secrets: s.svc,
+		Releaser: s.svc, Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Backup: s.backup(), Logger: s.log})
 	if err != nil {
 		return err
 	}
@@ -376,7 +378,7 @@ func (s *Server) build() error {
 	mux := http.NewServeMux()
 	device.Register(mux)
 	enrollment.RegisterPublic(mux)
-	mux.Handle("/v1/", admin) // the whole admin API: routes in internal/adminapi/routes.go
+	mux.Handle("/v1/", s.admin) // the whole admin API: routes in internal/adminapi/routes.go
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		// "ok" stays the first line for probes that read only that.
@@ -426,7 +428,8 @@ func (r revokingStore) RevokeCert(ctx context.Context, serial string, at time.Ti
 	return nil
 }
 
-// registerGauges exposes the queue depth and enrolled devices. Counting
+// registerGauges exposes the queue depth, enrolled devices and the push
+// certificate's and ABM tokens' expiries. Counting
 // walks the database, so a scrape reuses a count up to 30 seconds old.
 func (s *Server) registerGauges() error {
 	var mu sync.Mutex
@@ -446,6 +449,29 @@ func (s *Server) registerGauges() error {
 		return queued, enrolled
 	}
 	if err := s.metrics.SetQueueDepthFunc(func() float64 { q, _ := counts(); return float64(q) }); err != nil {
+		return err
+	}
+	// Expiries are read at scrape time (s.push is set before any scrape).
+	pushExpiry := func() (time.Time, bool) {
+		info, err := s.push.Info(time.Now())
+		if err != nil {
+			return time.Time{}, false
+		}
+		return info.NotAfter, true
+	}
+	tokenExpiries := func() []metrics.TokenExpiry {
+		tokens, err := s.store.DEPTokens(s.bg)
+		if err != nil {
+			s.log.Error("list ABM tokens for metrics", "err", err)
+			return nil
+		}
+		out := make([]metrics.TokenExpiry, 0, len(tokens))
+		for _, t := range tokens {
+			out = append(out, metrics.TokenExpiry{ID: t.ID, Name: t.Name, NotAfter: t.AccessTokenExpiry})
+		}
+		return out
+	}
+	if err := s.metrics.SetExpiryFuncs(pushExpiry, tokenExpiries); err != nil {
 		return err
 	}
 	return s.metrics.SetEnrolledDevicesFunc(func() float64 { _, e := counts(); return float64(e) })
@@ -521,7 +547,11 @@ func StoreOpener(kind, dsn string) (func(dataDir string) (storage.Store, error),
 }
 
 // APIKey is the admin bearer key.
-func (s *Server) APIKey() string { return s.apiKey }
+func (s *Server) APIKey() string {
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	return s.apiKey
+}
 
 // TLSCertificate is the server's TLS pair.
 func (s *Server) TLSCertificate() tls.Certificate { return s.tlsCert }
