@@ -114,6 +114,8 @@ func serveSetup(fs *flag.FlagSet, e *env) func(context.Context, []string) error 
 	var badEnv error
 	envString(fs, &cfg.DataDir, "data", "orchard-data", "data directory: database and keys")
 	envString(fs, &cfg.Listen, "listen", ":8443", "HTTPS listen address")
+	envString(fs, &cfg.Storage, "storage", "bolt", "storage backend: bolt (orchard.db in the data dir) or postgres")
+	envString(fs, &cfg.StorageDSN, "storage-dsn", "", "PostgreSQL connection string for --storage postgres (e.g. postgres://orchard@db/orchard)")
 	envString(fs, &cfg.PublicURL, "public-url", "", "base URL devices use (default https://<hostname>:<port>)")
 	envString(fs, &cfg.TLSCert, "tls-cert", "", "PEM TLS certificate (default: self-signed, generated into the data dir)")
 	envString(fs, &cfg.TLSKey, "tls-key", "", "PEM TLS private key")
