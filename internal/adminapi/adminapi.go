@@ -163,7 +163,11 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		apijson.WriteError(w, http.StatusUnauthorized, "unauthorized")
 		return
 	}
+	// The metrics middleware outside reads the route from its own request:
+	// hand back the pattern the route table sets on this copy.
+	orig := r
 	r = r.WithContext(adminauth.WithActor(r.Context(), actor))
+	defer func() { orig.Pattern = r.Pattern }()
 	if _, pattern := a.mux.Handler(r); pattern != "" {
 		a.mux.ServeHTTP(w, r)
 		return
