@@ -5,10 +5,13 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/orchardmdm/orchard/apns/apnstest"
 	"github.com/orchardmdm/orchard/internal/servertest"
 	"github.com/orchardmdm/orchard/internal/simdevice"
 )
@@ -160,6 +163,122 @@ func TestReplicasChallengeSingleUse(t *testing.T) {
 		}
 		if ok != 1 {
 			t.Fatalf("round %d: %d enrollments succeeded with one challenge (%v)", round, ok, errs)
+		}
+	}
+}
+
+// eventually polls cond until it holds; coherence is asynchronous (a
+// notification), so the test waits for the effect rather than timing it.
+// docs/postgres.md gives the measured delay.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for range 3000 {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s: not seen after 30 s", what)
+}
+
+// A certificate revoked through one replica is refused by the other, which
+// had its issuance record and binding cached.
+func TestReplicasRevocationReachesEveryReplica(t *testing.T) {
+	ctx := context.Background()
+	rs := servertest.StartReplicas(t, 2)
+	a, b := rs[0], rs[1]
+	dev := a.NewDevice(t)
+	a.Enroll(t, dev)
+	at(dev, b)
+	if _, err := dev.Idle(ctx); err != nil { // B caches the record and binding
+		t.Fatal(err)
+	}
+	serial := fmt.Sprintf("%x", dev.Cert.SerialNumber)
+	if code := a.API(t, "POST", "/v1/certificates/"+serial+"/revoke", nil, nil); code/100 != 2 {
+		t.Fatalf("revoke = %d", code)
+	}
+	eventually(t, "revoked certificate refused by the other replica", func() bool {
+		_, err := dev.Idle(ctx)
+		return statusOf(err) == http.StatusForbidden
+	})
+}
+
+// An admin release on one replica lets a new certificate take the device
+// over at the other, after which the first replica, which had the old
+// binding cached, refuses the old certificate.
+func TestReplicasReleaseAndTakeover(t *testing.T) {
+	ctx := context.Background()
+	rs := servertest.StartReplicas(t, 2)
+	a, b := rs[0], rs[1]
+	victim := a.NewDevice(t)
+	a.Enroll(t, victim)
+	for _, r := range rs { // both replicas cache the old binding
+		at(victim, r)
+		if _, err := victim.Idle(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wiped := a.NewDevice(t)
+	wiped.UDID, wiped.SerialNumber = victim.UDID, victim.SerialNumber
+	at(wiped, b)
+	if err := wiped.Authenticate(ctx); statusOf(err) != http.StatusForbidden {
+		t.Fatalf("takeover before release: %v, want 403", err)
+	}
+	if code := a.API(t, "POST", "/v1/devices/"+victim.UDID+"/release", nil, nil); code != http.StatusOK {
+		t.Fatalf("release = %d", code)
+	}
+	if err := wiped.Authenticate(ctx); err != nil {
+		t.Fatalf("takeover at the other replica after release: %v", err)
+	}
+	if err := wiped.TokenUpdate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		at(victim, r)
+		eventually(t, "old certificate refused at "+r.URL, func() bool {
+			_, err := victim.Idle(ctx)
+			return statusOf(err) == http.StatusForbidden
+		})
+	}
+	at(wiped, a)
+	if _, err := wiped.Idle(ctx); err != nil {
+		t.Fatalf("new certificate at the first replica: %v", err)
+	}
+}
+
+// A push certificate renewed through one replica is the one the other
+// pushes with. The other replica's fake APNs is not told to trust the new
+// certificate, so its pushes being refused as BadCertificate (where the
+// old certificate's were accepted) shows it presents the new one.
+func TestReplicasPushCertificateReplaced(t *testing.T) {
+	rs := servertest.StartReplicas(t, 2)
+	a, b := rs[0], rs[1]
+	dev := a.NewDevice(t)
+	a.Enroll(t, dev)
+	renewed, err := apnstest.NewPushCert(apnstest.WithTopic(servertest.PushTopic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := map[string]any{"cert_pem": string(renewed.CertPEM), "key_pem": string(renewed.KeyPEM)}
+	if code := a.API(t, http.MethodPut, "/v1/push-certificate", body, nil); code != http.StatusOK {
+		t.Fatalf("upload the renewed push certificate: %d", code)
+	}
+	serial := renewed.Leaf.SerialNumber.Text(16)
+	eventually(t, "the other replica's push certificate replaced", func() bool {
+		var info struct {
+			Serial string `json:"serial"`
+		}
+		return b.API(t, "GET", "/v1/push-certificate", nil, &info) == http.StatusOK && info.Serial == serial
+	})
+	b.FakeAPNs.Reset()
+	send(t, b, map[string]any{"targets": []string{dev.UDID}, "request_type": "ProfileList"})
+	eventually(t, "a push with the renewed certificate", func() bool {
+		ps := b.FakeAPNs.Pushes()
+		return len(ps) > 0 && ps[0].Reason == "BadCertificate"
+	})
+	for _, p := range b.FakeAPNs.Pushes() {
+		if p.Reason != "BadCertificate" {
+			t.Fatalf("a push with the old certificate after the renewal: %+v", p)
 		}
 	}
 }
