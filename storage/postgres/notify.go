@@ -22,7 +22,7 @@ func (s *Store) Subscribe(ctx context.Context) <-chan storage.Change {
 		defer close(out)
 		for ctx.Err() == nil {
 			s.listen(ctx, out)
-			if !send(ctx, out, storage.Change{Kind: storage.ChangeLost}) {
+			if ctx.Err() != nil || !send(ctx, out, storage.Change{Kind: storage.ChangeLost}) {
 				return
 			}
 			select {
