@@ -14,7 +14,7 @@ var _ storage.Notifier = (*Store)(nil)
 // retryListen is the pause before listening again after a lost connection.
 const retryListen = 200 * time.Millisecond
 
-// Subscribe delivers the changes the triggers of migration 0003 send, on a
+// Subscribe delivers the changes the triggers of migration 0004 send, on a
 // connection of its own (LISTEN holds a session).
 func (s *Store) Subscribe(ctx context.Context) <-chan storage.Change {
 	out := make(chan storage.Change, 256)
