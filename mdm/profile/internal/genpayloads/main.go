@@ -33,4 +33,3 @@ func run(schema, out string) error {
 	}
 	return os.WriteFile(out, src, 0o644)
 }
-
