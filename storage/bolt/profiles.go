@@ -131,4 +131,3 @@ func (s *Store) ProfileStates(ctx context.Context, profileID, after string, limi
 	})
 	return out, err
 }
-
