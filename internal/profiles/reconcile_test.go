@@ -33,11 +33,26 @@ func (p *pushRecorder) PushChannels(_ context.Context, ch []string) {
 	p.mu.Unlock()
 }
 
+// enqueued counts what the command service queued, per request type.
+type enqueued struct {
+	mu       sync.Mutex
+	commands map[string]int
+	targets  map[string]int
+}
+
+func (e *enqueued) CommandsEnqueued(rt string, n int) {
+	e.mu.Lock()
+	e.commands[rt]++
+	e.targets[rt] += n
+	e.mu.Unlock()
+}
+
 type harness struct {
-	t     testing.TB
-	store *bolt.Store
-	cmds  *command.Service
-	rec   *profiles.Reconciler
+	t      testing.TB
+	queued *enqueued
+	store  *bolt.Store
+	cmds   *command.Service
+	rec    *profiles.Reconciler
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -48,7 +63,8 @@ func newHarness(t testing.TB) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	cmds, err := command.New(store, store, &pushRecorder{}, command.WithLogger(quiet()))
+	q := &enqueued{commands: map[string]int{}, targets: map[string]int{}}
+	cmds, err := command.New(store, store, &pushRecorder{}, command.WithLogger(quiet()), command.WithObserver(q))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +72,7 @@ func newHarness(t testing.TB) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{t: t, store: store, cmds: cmds, rec: rec}
+	return &harness{t: t, queued: q, store: store, cmds: cmds, rec: rec}
 }
 
 func (h *harness) enroll(id, product string) {
