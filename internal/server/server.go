@@ -28,7 +28,9 @@ import (
 	"github.com/orchardmdm/orchard/internal/enroll"
 	"github.com/orchardmdm/orchard/internal/inventory"
 	"github.com/orchardmdm/orchard/internal/metrics"
+	"github.com/orchardmdm/orchard/internal/profiles"
 	"github.com/orchardmdm/orchard/internal/push"
+	"github.com/orchardmdm/orchard/internal/scope"
 	"github.com/orchardmdm/orchard/internal/version"
 	"github.com/orchardmdm/orchard/mdm/commands"
 	"github.com/orchardmdm/orchard/mdm/enrollprofile"
@@ -111,6 +113,7 @@ type Server struct {
 	bg         context.Context // lives until Serve returns or Close
 	stopBg     context.CancelFunc
 	renewer    *enroll.Renewer
+	profiles   *profiles.Reconciler
 	handler    http.Handler
 }
 
@@ -337,6 +340,11 @@ func (s *Server) build() error {
 	if err := s.metrics.SetIdentitiesExpiringFunc(func() float64 { return float64(s.renewer.Expiring()) }); err != nil {
 		return err
 	}
+	// Configuration profiles: scoped through internal/scope (groups and
+	// categories not wired yet: scopes naming them match no device).
+	if s.profiles, err = profiles.New(s.store, s.cmds, &scope.Resolver{Devices: scope.StoreDevices{Store: s.store}}, s.log); err != nil {
+		return err
+	}
 	userSetup, err := enroll.NewUserSetup(s.cmds, s.log)
 	if err != nil {
 		return err
@@ -348,6 +356,9 @@ func (s *Server) build() error {
 		service.WithFailureRecorder(s.store),
 		// What reacts to device events, in the order it runs.
 		service.WithObserver(s.metrics),
+		// Before adeSetup: an enrolled device's profiles are queued ahead
+		// of DeviceConfigured, so it leaves Setup Assistant configured.
+		service.WithObserver(s.profiles),
 		service.WithObserver(adeSetup),
 		service.WithObserver(userSetup),
 		service.WithObserver(s.renewer),
@@ -571,6 +582,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	bg, stop := context.WithCancel(ctx)
 	defer stop()
 	go s.push.RunExpiryWarnings(bg)
+	reconciling := make(chan struct{})
+	go func() { s.profiles.Run(bg); close(reconciling) }()
 	renewing := make(chan struct{})
 	go func() { s.renewer.Run(bg, time.Hour); close(renewing) }()
 	flushed, synced := make(chan struct{}), make(chan struct{})
@@ -603,6 +616,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	<-flushed
 	<-synced
 	<-renewing
+	<-reconciling
 	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	s.push.Close(drain)
 	cancel()
