@@ -10,6 +10,7 @@ func (a *API) routes() []route {
 	cmd := func(a *API) bool { return a.commands != nil }
 	rel := func(a *API) bool { return a.releaser != nil }
 	bak := func(a *API) bool { return a.backup != nil }
+	prf := func(a *API) bool { return a.profiles != nil }
 	return []route{
 		{"GET", "/v1/openapi.json", a.openAPI, nil},
 
@@ -67,5 +68,13 @@ func (a *API) routes() []route {
 		{"DELETE", "/v1/dep/devices/{serial}", a.depDeleteDevice, dep},
 
 		{"GET", "/v1/backup", a.getBackup, bak},
+
+		{"POST", "/v1/profiles", a.profiles.Create, prf},
+		{"GET", "/v1/profiles", a.profiles.List, prf},
+		{"GET", "/v1/profiles/{id}", a.profiles.Show, prf},
+		{"PUT", "/v1/profiles/{id}", a.profiles.NewVersion, prf},
+		{"PUT", "/v1/profiles/{id}/scope", a.profiles.SetScope, prf},
+		{"GET", "/v1/profiles/{id}/status", a.profiles.Status, prf},
+		{"POST", "/v1/profiles/{id}/resend", a.profiles.Resend, prf},
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -498,3 +499,15 @@ func (r *Reconciler) Counts(ctx context.Context, profileID string) (map[storage.
 		after = sts[len(sts)-1].ChannelID
 	}
 }
+
+func unmarshalScope(raw []byte, s *scope.Scope) error {
+	if len(raw) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(raw, s); err != nil {
+		return fmt.Errorf("profiles: stored scope: %w", err)
+	}
+	return nil
+}
+
+func jsonEncode(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }

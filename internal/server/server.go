@@ -371,8 +371,13 @@ func (s *Server) build() error {
 		return err
 	}
 
+	profileAPI, err := profiles.NewHandler(s.store, s.profiles, signer, s.log)
+	if err != nil {
+		return err
+	}
 	s.admin, err = adminapi.New(adminapi.Config{APIKey: s.apiKey, Store: s.store, Commands: s.cmds, Secrets: s.svc,
-		Releaser: s.svc, Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Backup: s.backup(), Logger: s.log})
+		Releaser: s.svc, Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Backup: s.backup(), Logger: s.log,
+		Profiles: profileAPI})
 	if err != nil {
 		return err
 	}
