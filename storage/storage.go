@@ -27,5 +27,6 @@ type Store interface {
 	DEPStore
 	InventoryStore
 	AdminStore
+	ProfileStore
 	io.Closer
 }

@@ -43,6 +43,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 refused by the server, 5 serv
 					examples: []string{"orchard enroll profile -o enroll.mobileconfig"}},
 			}},
 			{name: "dep", summary: "Apple Business Manager / School Manager (Automated Device Enrollment)", subs: depCommands},
+			{name: "profiles", summary: "configuration profiles: library, scope, state per device", subs: profilesCommands},
 			{name: "demo", summary: "try Orchard with no hardware: a server, a fake APNs and simulated devices", local: true, setup: demoSetup,
 				help: `Starts Orchard on a temporary data dir with a fake APNs, enrolls simulated iPhones, iPads and
 Macs that stay online and answer commands, and prints what to try next. Ctrl-C stops it and

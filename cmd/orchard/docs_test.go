@@ -195,13 +195,32 @@ func TestDocumentedCommands(t *testing.T) {
 	}
 	work := t.TempDir()
 	t.Chdir(work)
-	os.WriteFile("wifi.mobileconfig", []byte("<plist/>"), 0o600)
+	// A real Wi-Fi profile: docs/profiles.md uploads it to the library.
+	wifi := []byte(`<?xml version="1.0" encoding="UTF-8"?>
+<plist version="1.0"><dict>
+<key>PayloadType</key><string>Configuration</string>
+<key>PayloadIdentifier</key><string>com.example.wifi</string>
+<key>PayloadUUID</key><string>3B9C2A6E-1F0D-4C55-9E0B-7A1D2C3E4F50</string>
+<key>PayloadVersion</key><integer>1</integer>
+<key>PayloadDisplayName</key><string>Office Wi-Fi</string>
+<key>PayloadContent</key><array><dict>
+<key>PayloadType</key><string>com.apple.wifi.managed</string>
+<key>PayloadIdentifier</key><string>com.example.wifi.office</string>
+<key>PayloadUUID</key><string>3B9C2A6E-1F0D-4C55-9E0B-7A1D2C3E4F51</string>
+<key>PayloadVersion</key><integer>1</integer>
+<key>SSID_STR</key><string>Office</string>
+<key>EncryptionType</key><string>WPA2</string>
+<key>Password</key><string>example only</string>
+</dict></array>
+</dict></plist>
+`)
+	os.WriteFile("wifi.mobileconfig", wifi, 0o600)
 	placeholders := strings.NewReplacer(
 		"<udid>", dev.UDID,
 		"<command-uuid>", sent.CommandUUID,
 		"<token-id>", token.ID,
 		"<api-token-id>", apiToken.ID,
-		"$(base64 < wifi.mobileconfig)", base64.StdEncoding.EncodeToString([]byte("<plist/>")),
+		"$(base64 < wifi.mobileconfig)", base64.StdEncoding.EncodeToString(wifi),
 	)
 
 	t.Logf("running %d documented command lines", len(examples))

@@ -132,6 +132,9 @@ var wantNeed = map[string]adminauth.Need{
 	"POST /v1/admins/{username}/tokens": adminauth.ManageAdmins, "DELETE /v1/admins/{username}/tokens/{id}": adminauth.ManageAdmins,
 	"GET /v1/tokens": adminauth.Read, "POST /v1/tokens": adminauth.Read, "DELETE /v1/tokens/{id}": adminauth.Read,
 	"GET /v1/audit": adminauth.Read, "GET /v1/audit.csv": adminauth.Read,
+	"POST /v1/profiles": adminauth.Policy, "GET /v1/profiles": adminauth.Read, "GET /v1/profiles/{id}": adminauth.Read,
+	"PUT /v1/profiles/{id}": adminauth.Policy, "PUT /v1/profiles/{id}/scope": adminauth.Policy,
+	"GET /v1/profiles/{id}/status": adminauth.Read, "POST /v1/profiles/{id}/resend": adminauth.Action,
 }
 
 // actionWant is what each device action needs: helpdesk gets the listed

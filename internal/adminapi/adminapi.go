@@ -24,6 +24,7 @@ import (
 	"github.com/orchardmdm/orchard/internal/command"
 	"github.com/orchardmdm/orchard/internal/enroll"
 	"github.com/orchardmdm/orchard/internal/inventory"
+	"github.com/orchardmdm/orchard/internal/profiles"
 	"github.com/orchardmdm/orchard/internal/push"
 	"github.com/orchardmdm/orchard/storage"
 )
@@ -70,7 +71,8 @@ type Config struct {
 	// Admins keeps admin accounts, their tokens and the audit log; without
 	// it only the API key works and nothing is audited.
 	Admins storage.AdminStore
-	Logger *slog.Logger
+	Profiles *profiles.Handler
+	Logger   *slog.Logger
 }
 
 // API serves /v1/.
@@ -85,6 +87,7 @@ type API struct {
 	enroll   *enroll.Handler
 	backup   Backup
 	admins   storage.AdminStore
+	profiles *profiles.Handler
 	log      *slog.Logger
 	key      atomic.Pointer[[sha256.Size]byte] // SHA-256 of the API key; SetAPIKey swaps it
 
@@ -104,7 +107,7 @@ func New(c Config) (*API, error) {
 		c.Logger = slog.Default()
 	}
 	a := &API{store: c.Store, commands: c.Commands, secrets: c.Secrets, releaser: c.Releaser, push: c.Push,
-		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, admins: c.Admins, log: c.Logger,
+		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, admins: c.Admins, profiles: c.Profiles, log: c.Logger,
 		mux: http.NewServeMux(), paths: http.NewServeMux(), allow: map[string][]string{}}
 	a.SetAPIKey(c.APIKey)
 	for _, rt := range a.routes() {

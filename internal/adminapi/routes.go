@@ -11,6 +11,7 @@ func (a *API) routes() []route {
 	rel := func(a *API) bool { return a.releaser != nil }
 	bak := func(a *API) bool { return a.backup != nil }
 	adm := func(a *API) bool { return a.admins != nil }
+	prf := func(a *API) bool { return a.profiles != nil }
 	// Each line: method, path, the access it needs (adminauth: read,
 	// action, destructive, policy, manage admins), handler, wiring check.
 	return []route{
@@ -84,5 +85,13 @@ func (a *API) routes() []route {
 		{"DELETE", "/v1/tokens/{id}", read, a.revokeOwnToken, adm},
 		{"GET", "/v1/audit", read, a.listAudit, adm},
 		{"GET", "/v1/audit.csv", read, a.exportAudit, adm},
+
+		{"POST", "/v1/profiles", policy, a.profiles.Create, prf},
+		{"GET", "/v1/profiles", read, a.profiles.List, prf},
+		{"GET", "/v1/profiles/{id}", read, a.profiles.Show, prf},
+		{"PUT", "/v1/profiles/{id}", policy, a.profiles.NewVersion, prf},
+		{"PUT", "/v1/profiles/{id}/scope", policy, a.profiles.SetScope, prf},
+		{"GET", "/v1/profiles/{id}/status", read, a.profiles.Status, prf},
+		{"POST", "/v1/profiles/{id}/resend", act, a.profiles.Resend, prf},
 	}
 }

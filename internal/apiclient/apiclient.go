@@ -39,11 +39,20 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("%s %s: status %d", e.Method, e.Path, e.Code)
 }
 
-// Do sends one call, body (when not nil) as JSON, and returns the status
-// and the body of any answer.
+// Raw is a body sent as it is (a .mobileconfig upload), not as JSON.
+type Raw struct {
+	ContentType string
+	Body        []byte
+}
+
+// Do sends one call, body (when not nil) as JSON or, when it is a Raw, as
+// it is, and returns the status and the body of any answer.
 func (c *Client) Do(ctx context.Context, method, path string, body any) (int, []byte, error) {
 	var rd io.Reader
-	if body != nil {
+	ctype := "application/json"
+	if raw, ok := body.(Raw); ok {
+		rd, ctype = bytes.NewReader(raw.Body), raw.ContentType
+	} else if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return 0, nil, fmt.Errorf("%s %s: encode body: %w", method, path, err)
@@ -58,7 +67,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body any) (int, []
 		req.Header.Set("Authorization", "Bearer "+c.Key)
 	}
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", ctype)
 	}
 	hc := c.HTTP
 	if hc == nil {

@@ -28,7 +28,9 @@ import (
 	"github.com/orchardmdm/orchard/internal/enroll"
 	"github.com/orchardmdm/orchard/internal/inventory"
 	"github.com/orchardmdm/orchard/internal/metrics"
+	"github.com/orchardmdm/orchard/internal/profiles"
 	"github.com/orchardmdm/orchard/internal/push"
+	"github.com/orchardmdm/orchard/internal/scope"
 	"github.com/orchardmdm/orchard/internal/version"
 	"github.com/orchardmdm/orchard/mdm/commands"
 	"github.com/orchardmdm/orchard/mdm/enrollprofile"
@@ -117,6 +119,7 @@ type Server struct {
 	stopBg     context.CancelFunc
 	renewer    *enroll.Renewer
 	verifier   *identity.Verifier
+	profiles   *profiles.Reconciler
 	handler    http.Handler
 }
 
@@ -347,6 +350,11 @@ func (s *Server) build() error {
 	if err := s.metrics.SetIdentitiesExpiringFunc(func() float64 { return float64(s.renewer.Expiring()) }); err != nil {
 		return err
 	}
+	// Configuration profiles: scoped through internal/scope (groups and
+	// categories not wired yet: scopes naming them match no device).
+	if s.profiles, err = profiles.New(s.store, s.cmds, &scope.Resolver{Devices: scope.StoreDevices{Store: s.store}}, s.log); err != nil {
+		return err
+	}
 	userSetup, err := enroll.NewUserSetup(s.cmds, s.log)
 	if err != nil {
 		return err
@@ -358,6 +366,9 @@ func (s *Server) build() error {
 		service.WithFailureRecorder(s.store),
 		// What reacts to device events, in the order it runs.
 		service.WithObserver(s.metrics),
+		// Before adeSetup: an enrolled device's profiles are queued ahead
+		// of DeviceConfigured, so it leaves Setup Assistant configured.
+		service.WithObserver(s.profiles),
 		service.WithObserver(adeSetup),
 		service.WithObserver(userSetup),
 		service.WithObserver(s.renewer),
@@ -374,8 +385,13 @@ func (s *Server) build() error {
 		return err
 	}
 
+	profileAPI, err := profiles.NewHandler(s.store, s.profiles, signer, s.log)
+	if err != nil {
+		return err
+	}
 	s.admin, err = adminapi.New(adminapi.Config{APIKey: s.apiKey, Store: s.store, Commands: s.cmds, Secrets: s.svc,
-		Releaser: s.svc, Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Backup: s.backup(), Admins: s.store, Logger: s.log})
+		Releaser: s.svc, Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Backup: s.backup(), Admins: s.store, Logger: s.log,
+		Profiles: profileAPI})
 	if err != nil {
 		return err
 	}
@@ -610,6 +626,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	bg, stop := context.WithCancel(ctx)
 	defer stop()
 	go s.push.RunExpiryWarnings(bg)
+	reconciling := make(chan struct{})
+	go func() { s.profiles.Run(bg); close(reconciling) }()
 	renewing := make(chan struct{})
 	go func() { s.renewer.Run(bg, time.Hour); close(renewing) }()
 	flushed, synced, followed := make(chan struct{}), make(chan struct{}), make(chan struct{})
@@ -644,6 +662,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	<-synced
 	<-renewing
 	<-followed
+	<-reconciling
 	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	s.push.Close(drain)
 	cancel()

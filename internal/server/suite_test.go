@@ -44,6 +44,7 @@ var e2eTests = []struct {
 	{"OSUpdateCommandsEndAt26", testOSUpdateCommandsEndAt26},
 	{"AllowUnknown", testAllowUnknown},
 	{"AdminRoles", testAdminRoles},
+	{"Profiles", testProfiles},
 }
 
 func TestE2E(t *testing.T) {

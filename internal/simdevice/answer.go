@@ -8,8 +8,9 @@ import (
 
 // Answer is the simulated device's default Answerer: it answers the
 // queries an MDM server sends after enrollment as a real device would
-// (DeviceInformation with the queried values it knows, SecurityInfo), and
-// acknowledges anything else.
+// (DeviceInformation with the queried values it knows, SecurityInfo),
+// installs, removes and lists configuration profiles, and acknowledges
+// anything else.
 func (d *Device) Answer(c *Command) (string, map[string]any) {
 	switch c.RequestType {
 	case "DeviceInformation":
@@ -33,6 +34,8 @@ func (d *Device) Answer(c *Command) (string, map[string]any) {
 			info = map[string]any{"FDE_Enabled": true, "SystemIntegrityProtectionEnabled": true}
 		}
 		return "Acknowledged", map[string]any{"SecurityInfo": info}
+	case "InstallProfile", "RemoveProfile", "ProfileList":
+		return d.answerProfile(c)
 	}
 	return "Acknowledged", nil
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,7 +30,7 @@ type MigrationCount struct {
 var tables = []string{"enrollments", "device_fold", "cert_binding", "commands", "targets", "queue", "results",
 	"settings", "certs", "challenges", "invitations", "configurator_profiles", "configurator_serials",
 	"inventory", "device_reports", "dep_tokens", "dep_sync", "dep_devices", "dep_profiles", "enrollment_failures",
-	"admins", "api_tokens", "audit"}
+	"admins", "api_tokens", "audit", "profiles", "profile_versions", "profile_states"}
 
 // derivedBuckets are bbolt indexes the PostgreSQL schema rebuilds from the
 // records themselves (as indexed columns), so they are not copied.
@@ -38,6 +39,7 @@ var derivedBuckets = map[string]bool{
 	"configurator_profile_serials": true, "command_raw": true, // joined into commands
 	"deferred":         true, // copied with queue
 	"api_token_hashes": true,
+	"channel_profiles": true, // the per-channel index of profile_states
 }
 
 // row is one record for a table: its column values in table order.
@@ -126,6 +128,22 @@ var boltMapping = map[string]struct {
 			return nil, err
 		}
 		return row{string(k), e.Time, e.Actor, e.Action, e.Target, v}, nil
+	}},
+	"profiles":            {"profiles", []string{"id", "doc"}, keyDoc},
+	"profile_versions": {"profile_versions", []string{"profile_id", "version", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
+		id, ver, ok := strings.Cut(string(k), "\x00")
+		n, err := strconv.Atoi(ver)
+		if !ok || err != nil {
+			return nil, errors.New("bad key")
+		}
+		return row{id, int32(n), v}, nil
+	}},
+	"profile_states": {"profile_states", []string{"profile_id", "channel", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
+		id, channel, ok := strings.Cut(string(k), "\x00")
+		if !ok {
+			return nil, errors.New("bad key")
+		}
+		return row{id, channel, v}, nil
 	}},
 	"dep_tokens": {"dep_tokens", []string{"id", "doc"}, keyDoc},
 	"dep_sync":   {"dep_sync", []string{"token_id", "doc"}, keyDoc},

@@ -68,6 +68,9 @@ func fillBolt(t *testing.T, s storage.Store) []string {
 	must(s.CreateAdmin(ctx, &storage.AdminAccount{Username: "alice", Role: "owner", PasswordHash: "$argon2id$h", CreatedAt: at}))
 	must(s.CreateAPIToken(ctx, &storage.APIToken{ID: "t1", Admin: "alice", Role: "helpdesk", Hash: []byte("0123456789abcdef0123456789abcdef"), CreatedAt: at}))
 	must(s.AppendAudit(ctx, &storage.AuditEntry{Time: at, Actor: "alice/token:t1", Source: "127.0.0.1", Action: "POST /v1/push", Status: 200, Result: "ok"}))
+	prof := &storage.Profile{ID: "com.example.wifi", Version: 1, UUID: "P1", CreatedAt: at}
+	must(s.PutProfile(ctx, prof, &storage.ProfileVersion{ProfileID: prof.ID, Version: 1, UUID: "P1", Data: []byte("<plist/>")}))
+	must(s.PutChannelProfiles(ctx, []storage.ChannelProfile{{ProfileID: prof.ID, ChannelID: "D2", Version: 1, State: storage.ProfileVerified}}))
 	return uuids
 }
 
@@ -175,6 +178,12 @@ func TestCopyFromBolt(t *testing.T) {
 		if got[k] != w {
 			t.Errorf("%s after migration:\n got %s\nwant %s", k, got[k], w)
 		}
+	}
+	if sts, err := dst.ChannelProfiles(ctx, "D2"); err != nil || len(sts) != 1 || sts[0].State != storage.ProfileVerified {
+		t.Errorf("profile states after the copy = %+v, %v", sts, err)
+	}
+	if v, err := dst.GetProfileVersion(ctx, "com.example.wifi", 1); err != nil || string(v.Data) != "<plist/>" {
+		t.Errorf("profile version after the copy = %+v, %v", v, err)
 	}
 	if v, _ := dst.Setting(ctx, "push.key"); !bytes.Equal(v, []byte("sealed-push-key")) {
 		t.Errorf("sealed setting = %q, want the sealed bytes as they were", v)

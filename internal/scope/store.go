@@ -1,0 +1,101 @@
+package scope
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/orchardmdm/orchard/mdm"
+	"github.com/orchardmdm/orchard/storage"
+)
+
+// Enrollments is what StoreDevices reads: enrollments and inventory.
+type Enrollments interface {
+	Enrollment(ctx context.Context, id string) (*storage.Enrollment, error)
+	ListEnrollments(ctx context.Context, after string, limit int) ([]storage.Enrollment, error)
+	Inventory(ctx context.Context, deviceID string) (*storage.DeviceInventory, error)
+}
+
+// StoreDevices is the DeviceSource of Orchard's store: enrolled device
+// channels, their platform from the Authenticate facts and their ownership
+// from the inventory. User channels are listed with their device when the
+// walk meets them (EachDevice); Device leaves Users empty, so a user-channel
+// scope resolves through Resolve, not per device.
+type StoreDevices struct{ Store Enrollments }
+
+// Device implements DeviceSource.
+func (s StoreDevices) Device(ctx context.Context, id string) (Device, bool, error) {
+	e, err := s.Store.Enrollment(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return Device{}, false, nil
+	}
+	if err != nil {
+		return Device{}, false, err
+	}
+	if !e.Enrolled || e.ID != e.DeviceID {
+		return Device{}, false, nil
+	}
+	d, err := s.device(ctx, e)
+	return d, err == nil, err
+}
+
+func (s StoreDevices) device(ctx context.Context, e *storage.Enrollment) (Device, error) {
+	d := Device{ID: e.ID}
+	if e.Facts != nil {
+		d.Platform = mdm.Platform(e.Facts.ProductName, e.Facts.Model)
+	}
+	inv, err := s.Store.Inventory(ctx, e.ID)
+	switch {
+	case err == nil:
+		d.Ownership = string(inv.Ownership)
+		if d.Platform == "" {
+			d.Platform = inv.Platform
+		}
+	case !errors.Is(err, storage.ErrNotFound):
+		return Device{}, fmt.Errorf("inventory of %s: %w", e.ID, err)
+	}
+	return d, nil
+}
+
+// EachDevice implements DeviceSource: one ordered walk of the enrollments,
+// a page at a time; user channels sort right after their device.
+func (s StoreDevices) EachDevice(ctx context.Context, fn func(Device) error) error {
+	var cur *Device
+	flush := func() error {
+		if cur == nil {
+			return nil
+		}
+		d := *cur
+		cur = nil
+		return fn(d)
+	}
+	after := ""
+	for {
+		page, err := s.Store.ListEnrollments(ctx, after, 1000)
+		if err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			return flush()
+		}
+		for i := range page {
+			e := &page[i]
+			if e.ID == e.DeviceID {
+				if err := flush(); err != nil {
+					return err
+				}
+				if !e.Enrolled {
+					continue
+				}
+				d, err := s.device(ctx, e)
+				if err != nil {
+					return err
+				}
+				cur = &d
+			} else if cur != nil && e.DeviceID == cur.ID && e.Enrolled {
+				cur.Users = append(cur.Users, e.ID)
+			}
+		}
+		after = page[len(page)-1].ID
+	}
+}
