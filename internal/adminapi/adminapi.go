@@ -21,6 +21,7 @@ import (
 	"github.com/orchardmdm/orchard/apns"
 	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
 	"github.com/orchardmdm/orchard/internal/command"
+	"github.com/orchardmdm/orchard/internal/directory"
 	"github.com/orchardmdm/orchard/internal/enroll"
 	"github.com/orchardmdm/orchard/internal/inventory"
 	"github.com/orchardmdm/orchard/internal/push"
@@ -66,6 +67,7 @@ type Config struct {
 	Inventory *inventory.Inventory
 	Enroll    *enroll.Handler
 	Backup    Backup
+	Directory *directory.Service
 	Logger    *slog.Logger
 }
 
@@ -80,6 +82,7 @@ type API struct {
 	inv      *inventory.Inventory
 	enroll   *enroll.Handler
 	backup   Backup
+	dir      *directory.Service
 	log      *slog.Logger
 	key      atomic.Pointer[[sha256.Size]byte] // SHA-256 of the API key; SetAPIKey swaps it
 
@@ -99,7 +102,7 @@ func New(c Config) (*API, error) {
 		c.Logger = slog.Default()
 	}
 	a := &API{store: c.Store, commands: c.Commands, secrets: c.Secrets, releaser: c.Releaser, push: c.Push,
-		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, log: c.Logger,
+		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, dir: c.Directory, log: c.Logger,
 		mux: http.NewServeMux(), paths: http.NewServeMux(), allow: map[string][]string{}}
 	a.SetAPIKey(c.APIKey)
 	for _, rt := range a.routes() {

@@ -10,6 +10,7 @@ func (a *API) routes() []route {
 	cmd := func(a *API) bool { return a.commands != nil }
 	rel := func(a *API) bool { return a.releaser != nil }
 	bak := func(a *API) bool { return a.backup != nil }
+	dir := func(a *API) bool { return a.dir != nil }
 	return []route{
 		{"GET", "/v1/openapi.json", a.openAPI, nil},
 
@@ -67,5 +68,19 @@ func (a *API) routes() []route {
 		{"DELETE", "/v1/dep/devices/{serial}", a.depDeleteDevice, dep},
 
 		{"GET", "/v1/backup", a.getBackup, bak},
+
+		{"GET", "/v1/users", a.listUsers, dir},
+		{"POST", "/v1/users", a.createUser, dir},
+		{"POST", "/v1/users/import", a.importUsers, dir},
+		{"GET", "/v1/users/{username}", a.showUser, dir},
+		{"PATCH", "/v1/users/{username}", a.updateUser, dir},
+		{"GET", "/v1/groups", a.listGroups, dir},
+		{"POST", "/v1/groups", a.createGroup, dir},
+		{"GET", "/v1/groups/{name}", a.showGroup, dir},
+		{"DELETE", "/v1/groups/{name}", a.deleteGroup, dir},
+		{"GET", "/v1/groups/{name}/members", a.listMembers, dir},
+		{"POST", "/v1/groups/{name}/members", a.addMembers, dir},
+		{"POST", "/v1/groups/{name}/members/import", a.importMembers, dir},
+		{"DELETE", "/v1/groups/{name}/members/{username}", a.removeMember, dir},
 	}
 }
