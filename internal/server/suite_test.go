@@ -39,6 +39,7 @@ var e2eTests = []struct {
 	{"ProfilePayloads", testProfilePayloads},
 	{"OSUpdateCommandsEndAt26", testOSUpdateCommandsEndAt26},
 	{"AllowUnknown", testAllowUnknown},
+	{"DirectoryAPI", testDirectoryAPI},
 }
 
 func TestE2E(t *testing.T) {
