@@ -41,6 +41,8 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 refused by the server, 5 serv
 					examples: []string{"orchard enroll profile -o enroll.mobileconfig"}},
 			}},
 			{name: "dep", summary: "Apple Business Manager / School Manager (Automated Device Enrollment)", subs: depCommands},
+			{name: "users", summary: "the local directory's users: list, create, import, disable", subs: usersCommands},
+			{name: "groups", summary: "static groups of users and their members", subs: groupsCommands},
 			{name: "demo", summary: "try Orchard with no hardware: a server, a fake APNs and simulated devices", local: true, setup: demoSetup,
 				help: `Starts Orchard on a temporary data dir with a fake APNs, enrolls simulated iPhones, iPads and
 Macs that stay online and answer commands, and prints what to try next. Ctrl-C stops it and

@@ -23,8 +23,16 @@ type Problem struct {
 type ImportError struct{ Problems []Problem }
 
 func (e *ImportError) Error() string {
-	return fmt.Sprintf("CSV refused, nothing imported: %d bad line(s), first line %d: %s",
-		len(e.Problems), e.Problems[0].Line, e.Problems[0].Error)
+	var b strings.Builder
+	fmt.Fprintf(&b, "CSV refused, nothing imported: %d bad line(s):", len(e.Problems))
+	for i, p := range e.Problems {
+		if i == 5 {
+			b.WriteString(" ...")
+			break
+		}
+		fmt.Fprintf(&b, " line %d: %s;", p.Line, p.Error)
+	}
+	return strings.TrimSuffix(b.String(), ";")
 }
 
 // Unwrap makes an ImportError an ErrInvalid.
