@@ -64,4 +64,13 @@ type DirectoryStore interface {
 	GroupMembers(ctx context.Context, group, after string, limit int) ([]string, error)
 	// UserGroups returns the names of the groups a user is in, in order.
 	UserGroups(ctx context.Context, username string) ([]string, error)
+
+	// SetPrimaryUser makes username the primary user of a device channel,
+	// replacing any other; "" clears it. ErrNotFound, and nothing written,
+	// for an unknown user. The record outlives re-enrollments of the device.
+	SetPrimaryUser(ctx context.Context, deviceID, username string) error
+	// PrimaryUser returns a device's primary user, "" when it has none.
+	PrimaryUser(ctx context.Context, deviceID string) (string, error)
+	// UserDevices returns the devices whose primary user is username, in order.
+	UserDevices(ctx context.Context, username string) ([]string, error)
 }

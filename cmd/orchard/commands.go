@@ -104,6 +104,8 @@ need --confirm. Fields (--set) are those of POST /v1/devices/{id}/actions/{actio
 		help: `For a device wiped or replaced without checking out: its next Authenticate may take over the
 enrollment, once, within 7 days. Without a release such an enrollment is refused.`,
 		examples: []string{"orchard devices release <udid>"}},
+	{name: "set-user", summary: "set the device's primary user (\"\" clears it)", args: []string{"<udid>", "<username>"},
+		setup: api(devicesSetUser), examples: []string{"orchard devices set-user <udid> ann"}},
 }
 
 var commandsCommands = []*command{
@@ -148,9 +150,17 @@ var depCommands = []*command{
 func devicesList(fs *flag.FlagSet) builder {
 	var p pageFlags
 	p.register(fs, "devices")
+	user := fs.String("user", "", "only devices whose primary user this is")
+	group := fs.String("group", "", "only devices whose primary user is in this group")
 	return func(*client, []string) (call, error) {
 		q := url.Values{}
 		p.query(q, fs)
+		if *user != "" {
+			q.Set("user", *user)
+		}
+		if *group != "" {
+			q.Set("group", *group)
+		}
 		return call{method: "GET", path: "/v1/devices?" + q.Encode(), list: &listView{"devices", deviceColumns}, all: p.all}, nil
 	}
 }

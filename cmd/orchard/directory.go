@@ -157,3 +157,9 @@ func groupImport(*flag.FlagSet) builder {
 		return call{method: "POST", path: "/v1/groups/" + url.PathEscape(args[0]) + "/members/import", csv: b}, nil
 	}
 }
+
+func devicesSetUser(*flag.FlagSet) builder {
+	return func(_ *client, args []string) (call, error) {
+		return call{method: "PUT", path: "/v1/devices/" + url.PathEscape(args[0]) + "/user", body: map[string]any{"username": args[1]}}, nil
+	}
+}

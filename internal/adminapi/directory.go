@@ -2,13 +2,17 @@ package adminapi
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
 	"github.com/orchardmdm/orchard/internal/directory"
+	"github.com/orchardmdm/orchard/mdm"
 	"github.com/orchardmdm/orchard/storage"
 )
 
@@ -255,4 +259,125 @@ func (a *API) removeMember(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// setPrimaryUser serves PUT /v1/devices/{id}/user: {"username": "ann"}
+// makes ann the device's primary user, "" clears it.
+func (a *API) setPrimaryUser(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	ch, err := mdm.ParseChannelID(id)
+	if err != nil {
+		apijson.WriteError(w, http.StatusBadRequest, "invalid device id: "+err.Error())
+		return
+	}
+	if ch.IsUser() {
+		apijson.WriteError(w, http.StatusBadRequest, "a primary user belongs to a device, not a user channel")
+		return
+	}
+	var req struct {
+		Username string `json:"username"`
+	}
+	if err := apijson.Decode(w, r, 64<<10, &req); err != nil {
+		apijson.Fail(w, r, a.log, err)
+		return
+	}
+	name := ""
+	if req.Username != "" {
+		if name, err = directory.NormalizeName("username", req.Username); err != nil {
+			apijson.Fail(w, r, a.log, err)
+			return
+		}
+	}
+	if _, err := a.store.Enrollment(r.Context(), id); err != nil {
+		apijson.Fail(w, r, a.log, fmt.Errorf("device %s: %w", id, err))
+		return
+	}
+	if err := a.dir.Store().SetPrimaryUser(r.Context(), id, name); err != nil {
+		apijson.Fail(w, r, a.log, err)
+		return
+	}
+	apijson.WriteJSON(w, http.StatusOK, map[string]string{"id": id, "primary_user": name})
+}
+
+// withPrimaryUser adds the primary user to a device view.
+func (a *API) withPrimaryUser(ctx context.Context, v *DeviceView) error {
+	if a.dir == nil || v.ID == "" {
+		return nil
+	}
+	u, err := a.dir.Store().PrimaryUser(ctx, v.ID)
+	v.PrimaryUser = u
+	return err
+}
+
+// listDevicesByUser serves GET /v1/devices?user= or ?group=: the devices
+// whose primary user is that user or a member of that group, in ID order.
+func (a *API) listDevicesByUser(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if a.dir == nil {
+		unavailable(w, r)
+		return
+	}
+	after, limit, err := page(r)
+	if err != nil {
+		apijson.Fail(w, r, a.log, err)
+		return
+	}
+	if q.Has("user") && q.Has("group") {
+		apijson.WriteError(w, http.StatusBadRequest, "filter by user or by group, not both")
+		return
+	}
+	var users []string
+	if q.Has("user") {
+		n, err := directory.NormalizeName("username", q.Get("user"))
+		if err != nil {
+			apijson.Fail(w, r, a.log, err)
+			return
+		}
+		users = []string{n}
+	} else {
+		g, err := directory.NormalizeName("group", q.Get("group"))
+		if err == nil {
+			users, err = a.dir.Store().GroupMembers(r.Context(), g, "", 0)
+		}
+		if err != nil {
+			apijson.Fail(w, r, a.log, err)
+			return
+		}
+	}
+	var ids []string
+	for _, u := range users {
+		d, err := a.dir.Store().UserDevices(r.Context(), u)
+		if err != nil {
+			apijson.Fail(w, r, a.log, err)
+			return
+		}
+		ids = append(ids, d...)
+	}
+	slices.Sort(ids)
+	out := []DeviceView{}
+	next := ""
+	for _, id := range ids {
+		if id <= after && after != "" {
+			continue
+		}
+		if len(out) == limit {
+			next = out[len(out)-1].ID
+			break
+		}
+		e, err := a.store.Enrollment(r.Context(), id)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue // a device record removed since
+		}
+		if err != nil {
+			apijson.Fail(w, r, a.log, err)
+			return
+		}
+		v := viewOf(e)
+		if err := a.withPrimaryUser(r.Context(), &v); err != nil {
+			apijson.Fail(w, r, a.log, err)
+			return
+		}
+		out = append(out, v)
+	}
+	apijson.WriteJSON(w, http.StatusOK, map[string]any{"devices": out, "next": next})
 }

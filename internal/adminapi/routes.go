@@ -82,5 +82,6 @@ func (a *API) routes() []route {
 		{"POST", "/v1/groups/{name}/members", a.addMembers, dir},
 		{"POST", "/v1/groups/{name}/members/import", a.importMembers, dir},
 		{"DELETE", "/v1/groups/{name}/members/{username}", a.removeMember, dir},
+		{"PUT", "/v1/devices/{id}/user", a.setPrimaryUser, dir},
 	}
 }

@@ -19,37 +19,7 @@ import (
 func testDirectoryAPI(t *testing.T, b servertest.Backend) {
 	srv := b.Start(t)
 	ctx := context.Background()
-	do := func(method, path, ctype, body string, want int) map[string]any {
-		t.Helper()
-		req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+srv.APIKey())
-		if ctype != "" {
-			req.Header.Set("Content-Type", ctype)
-		}
-		resp, err := srv.Client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		data, _ := io.ReadAll(resp.Body)
-		apitest.Conforms(t, method, srv.URL+path, ctype, []byte(body), resp, data)
-		if resp.StatusCode != want {
-			t.Fatalf("%s %s = %d, want %d: %s", method, path, resp.StatusCode, want, data)
-		}
-		if s := string(data); strings.Contains(s, "$argon2") || strings.Contains(s, `"password_hash":`) || strings.Contains(s, "ann-secret-1") {
-			t.Fatalf("%s %s leaked a password or its hash: %s", method, path, s)
-		}
-		var out map[string]any
-		if len(data) > 0 {
-			if err := json.Unmarshal(data, &out); err != nil {
-				t.Fatalf("%s %s: %s", method, path, data)
-			}
-		}
-		return out
-	}
+	do := dirCaller(t, srv)
 	const js, csv = "application/json", "text/csv"
 
 	u := do("POST", "/v1/users", js, `{"username": "Ann", "display_name": "Ann A.", "email": "ann@example.com", "password": "ann-secret-1"}`, 201)
@@ -121,5 +91,83 @@ func testDirectoryAPI(t *testing.T, b servertest.Backend) {
 	do("GET", "/v1/groups/sales/members", "", "", 404)
 	if ann := do("GET", "/v1/users/ann", "", "", 200); ann["groups"] != nil {
 		t.Fatalf("deleted group still listed: %v", ann)
+	}
+}
+
+// dirCaller sends admin requests, checks each exchange against
+// openapi.json and its status, and fails on any password or hash shown.
+func dirCaller(t *testing.T, srv *servertest.Server) func(method, path, ctype, body string, want int) map[string]any {
+	return func(method, path, ctype, body string, want int) map[string]any {
+		t.Helper()
+		req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+srv.APIKey())
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+		resp, err := srv.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		apitest.Conforms(t, method, srv.URL+path, ctype, []byte(body), resp, data)
+		if resp.StatusCode != want {
+			t.Fatalf("%s %s = %d, want %d: %s", method, path, resp.StatusCode, want, data)
+		}
+		if s := string(data); strings.Contains(s, "$argon2") || strings.Contains(s, `"password_hash":`) || strings.Contains(s, "ann-secret-1") {
+			t.Fatalf("%s %s leaked a password or its hash: %s", method, path, s)
+		}
+		var out map[string]any
+		if len(data) > 0 {
+			if err := json.Unmarshal(data, &out); err != nil {
+				t.Fatalf("%s %s: %s", method, path, data)
+			}
+		}
+		return out
+	}
+}
+
+// testPrimaryUser sets a device's primary user through the API and finds
+// the device by its user and by the user's group.
+func testPrimaryUser(t *testing.T, b servertest.Backend) {
+	srv := b.Start(t)
+	do := dirCaller(t, srv)
+	const js = "application/json"
+	dev := srv.EnrollOTA(t)
+	srv.EnrollOTA(t) // a second device, without a user
+	do("POST", "/v1/users", js, `{"username": "ann"}`, 201)
+	do("POST", "/v1/groups", js, `{"name": "sales"}`, 201)
+	do("POST", "/v1/groups/sales/members", js, `{"usernames": ["ann"]}`, 200)
+
+	if d := do("GET", "/v1/devices/"+dev.UDID, "", "", 200); d["primary_user"] != nil {
+		t.Fatalf("userless enrollment has a user: %v", d)
+	}
+	do("PUT", "/v1/devices/"+dev.UDID+"/user", js, `{"username": "nobody"}`, 404)
+	do("PUT", "/v1/devices/NO-SUCH-DEVICE/user", js, `{"username": "ann"}`, 404)
+	do("PUT", "/v1/devices/"+dev.UDID+"/user", js, `{"username": "Ann"}`, 200)
+	if d := do("GET", "/v1/devices/"+dev.UDID, "", "", 200); d["primary_user"] != "ann" {
+		t.Fatalf("device view: %v", d)
+	}
+	for _, q := range []string{"user=ann", "group=sales", "group=sales&limit=1"} {
+		list := do("GET", "/v1/devices?"+q, "", "", 200)
+		ds := list["devices"].([]any)
+		if len(ds) != 1 || ds[0].(map[string]any)["id"] != dev.UDID || ds[0].(map[string]any)["primary_user"] != "ann" {
+			t.Fatalf("devices?%s: %v", q, list)
+		}
+	}
+	if all := do("GET", "/v1/devices", "", "", 200); len(all["devices"].([]any)) != 2 {
+		t.Fatalf("all devices: %v", all)
+	}
+	do("GET", "/v1/devices?group=nope", "", "", 404)
+	do("GET", "/v1/devices?user=ann&group=sales", "", "", 400)
+	if list := do("GET", "/v1/devices?user=bob", "", "", 200); len(list["devices"].([]any)) != 0 {
+		t.Fatalf("bob has devices: %v", list)
+	}
+	do("PUT", "/v1/devices/"+dev.UDID+"/user", js, `{"username": ""}`, 200)
+	if list := do("GET", "/v1/devices?user=ann", "", "", 200); len(list["devices"].([]any)) != 0 {
+		t.Fatalf("cleared, still listed: %v", list)
 	}
 }

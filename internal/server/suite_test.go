@@ -40,6 +40,7 @@ var e2eTests = []struct {
 	{"OSUpdateCommandsEndAt26", testOSUpdateCommandsEndAt26},
 	{"AllowUnknown", testAllowUnknown},
 	{"DirectoryAPI", testDirectoryAPI},
+	{"PrimaryUser", testPrimaryUser},
 }
 
 func TestE2E(t *testing.T) {

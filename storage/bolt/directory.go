@@ -15,10 +15,12 @@ var (
 	bGroups       = []byte("groups")        // name -> Group
 	bGroupMembers = []byte("group_members") // group \x00 username -> empty
 	bUserGroups   = []byte("user_groups")   // username \x00 group -> empty
+	bPrimaryUser  = []byte("primary_user")  // device -> username
+	bUserDevices  = []byte("user_devices")  // username \x00 device -> empty
 )
 
 func init() {
-	registerBuckets(string(bUsers), string(bGroups), string(bGroupMembers), string(bUserGroups))
+	registerBuckets(string(bUsers), string(bGroups), string(bGroupMembers), string(bUserGroups), string(bPrimaryUser), string(bUserDevices))
 }
 
 var _ storage.DirectoryStore = (*Store)(nil)
@@ -226,4 +228,49 @@ func scanNames(b *bolt.Bucket, owner, after string, limit int) []string {
 		out = append(out, name)
 	}
 	return out
+}
+
+// SetPrimaryUser implements storage.DirectoryStore.
+func (s *Store) SetPrimaryUser(ctx context.Context, deviceID, username string) error {
+	if err := dirName("device", deviceID); err != nil {
+		return err
+	}
+	return s.update(func(tx *bolt.Tx) error {
+		if username != "" && (dirName("user", username) != nil || tx.Bucket(bUsers).Get([]byte(username)) == nil) {
+			return fmt.Errorf("user %q: %w", username, storage.ErrNotFound)
+		}
+		pu, ud := tx.Bucket(bPrimaryUser), tx.Bucket(bUserDevices)
+		if old := pu.Get([]byte(deviceID)); old != nil {
+			if err := ud.Delete(key(string(old), deviceID)); err != nil {
+				return err
+			}
+		}
+		if username == "" {
+			return pu.Delete([]byte(deviceID))
+		}
+		if err := pu.Put([]byte(deviceID), []byte(username)); err != nil {
+			return err
+		}
+		return ud.Put(key(username, deviceID), []byte{})
+	})
+}
+
+// PrimaryUser implements storage.DirectoryStore.
+func (s *Store) PrimaryUser(ctx context.Context, deviceID string) (string, error) {
+	var out string
+	err := s.view(func(tx *bolt.Tx) error {
+		out = string(tx.Bucket(bPrimaryUser).Get([]byte(deviceID)))
+		return nil
+	})
+	return out, err
+}
+
+// UserDevices implements storage.DirectoryStore.
+func (s *Store) UserDevices(ctx context.Context, username string) ([]string, error) {
+	var out []string
+	err := s.view(func(tx *bolt.Tx) error {
+		out = scanNames(tx.Bucket(bUserDevices), username, "", 0)
+		return nil
+	})
+	return out, err
 }

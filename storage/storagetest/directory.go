@@ -107,6 +107,8 @@ func runDirectory(t *testing.T, newStore func(t *testing.T) storage.DirectorySto
 		}
 	})
 
+	t.Run("PrimaryUser", func(t *testing.T) { runPrimaryUser(t, newStore(t)) })
+
 	t.Run("Members", func(t *testing.T) {
 		s := newStore(t)
 		must(t, s.CreateUsers(ctx, []storage.DirectoryUser{user("ann"), user("bob"), user("cy")}))
@@ -161,6 +163,42 @@ func runDirectory(t *testing.T, newStore func(t *testing.T) storage.DirectorySto
 			t.Fatalf("recreated group has members: %v", m)
 		}
 	})
+}
+
+func runPrimaryUser(t *testing.T, s storage.DirectoryStore) {
+	ctx := context.Background()
+	must(t, s.CreateUsers(ctx, []storage.DirectoryUser{{Username: "ann", CreatedAt: t0}, {Username: "bob", CreatedAt: t0}}))
+	if u, err := s.PrimaryUser(ctx, "DEV1"); err != nil || u != "" {
+		t.Fatalf("no primary user yet: %q %v", u, err)
+	}
+	if err := s.SetPrimaryUser(ctx, "DEV1", "zed"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("unknown user: %v", err)
+	}
+	must(t, s.SetPrimaryUser(ctx, "DEV2", "ann"))
+	must(t, s.SetPrimaryUser(ctx, "DEV1", "ann"))
+	if d, _ := s.UserDevices(ctx, "ann"); !slices.Equal(d, []string{"DEV1", "DEV2"}) {
+		t.Fatalf("ann's devices: %v", d)
+	}
+	must(t, s.SetPrimaryUser(ctx, "DEV1", "bob")) // replaces ann
+	if u, _ := s.PrimaryUser(ctx, "DEV1"); u != "bob" {
+		t.Fatalf("DEV1's user: %q", u)
+	}
+	if d, _ := s.UserDevices(ctx, "ann"); !slices.Equal(d, []string{"DEV2"}) {
+		t.Fatalf("ann's devices after the change: %v", d)
+	}
+	if err := s.SetPrimaryUser(ctx, "DEV1", "zed"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("unknown user: %v", err)
+	}
+	if u, _ := s.PrimaryUser(ctx, "DEV1"); u != "bob" {
+		t.Fatalf("a refused change wrote: %q", u)
+	}
+	must(t, s.SetPrimaryUser(ctx, "DEV1", ""))
+	if u, _ := s.PrimaryUser(ctx, "DEV1"); u != "" {
+		t.Fatalf("cleared: %q", u)
+	}
+	if d, _ := s.UserDevices(ctx, "bob"); len(d) != 0 {
+		t.Fatalf("bob's devices after the clear: %v", d)
+	}
 }
 
 func usernames(us []storage.DirectoryUser) []string {
