@@ -297,7 +297,24 @@ func TestCompletion(t *testing.T) {
 		words []string
 		want  string
 	}{
-		{[]string{""}, "serve\ndevices\ncommands\npush\npush-cert\nenroll\ndep\nusers\ngroups\ndemo\nsimulate\nbackup\nrestore\nversion\ncompletion\nhelp\n"},
+		{[]string{""}, "serve
+migrate
+devices
+commands
+push
+push-cert
+enroll
+dep
+users
+groups
+demo
+simulate
+backup
+restore
+version
+completion
+help
+"},
 		{[]string{"push"}, "push\npush-cert\n"},
 		{[]string{"devices", "a"}, "apps\naction\n"},
 		{[]string{"--server", "x", "devices", "list", "--a"}, "--after\n--all\n--api-key\n"},
