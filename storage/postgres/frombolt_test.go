@@ -65,6 +65,10 @@ func fillBolt(t *testing.T, s storage.Store) []string {
 	must(err)
 	must(s.CreateDEPProfile(ctx, storage.DEPProfile{ID: "dp1", TokenID: "tok1", Name: "ADE", CreatedAt: at}, 10))
 	must(s.RecordEnrollmentFailure(ctx, &storage.EnrollmentFailure{At: at, UDID: "U1", Reason: "refused"}))
+	must(s.CreateUsers(ctx, []storage.DirectoryUser{{Username: "ann", PasswordHash: "$argon2id$x", CreatedAt: at}, {Username: "bob", CreatedAt: at}}))
+	must(s.CreateGroup(ctx, &storage.Group{Name: "sales", CreatedAt: at}))
+	must(s.AddGroupMembers(ctx, "sales", []string{"ann", "bob"}))
+	must(s.SetPrimaryUser(ctx, "D2", "ann"))
 	return uuids
 }
 
@@ -128,6 +132,18 @@ func snapshot(t *testing.T, s storage.Store, uuids []string) map[string]string {
 	put("dep profiles", dps, err)
 	fails, err := s.ListEnrollmentFailures(ctx, "", 0)
 	put("enrollment failures", fails, err)
+	users, err := s.ListUsers(ctx, "", 0)
+	put("users", users, err)
+	groups, err := s.ListGroups(ctx, "", 0)
+	put("groups", groups, err)
+	members, err := s.GroupMembers(ctx, "sales", "", 0)
+	put("members", members, err)
+	ug, err := s.UserGroups(ctx, "bob")
+	put("user groups", ug, err)
+	pu, err := s.PrimaryUser(ctx, "D2")
+	put("primary user", pu, err)
+	ud, err := s.UserDevices(ctx, "ann")
+	put("user devices", ud, err)
 	return out
 }
 
