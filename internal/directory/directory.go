@@ -29,6 +29,11 @@ func invalid(format string, args ...any) error {
 // safe in URLs, CSV and log lines.
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._@-]{0,63}$`)
 
+// reservedName is a route segment beside /v1/users/{username} and
+// /v1/groups/{name}/members/{username}: a user of that name could not be
+// reached there.
+const reservedName = "import"
+
 // MaxImportRows bounds one CSV import.
 const MaxImportRows = 10_000
 
@@ -125,6 +130,9 @@ func (s *Service) build(nu NewUser) (storage.DirectoryUser, error) {
 	name, err := NormalizeName("username", nu.Username)
 	if err != nil {
 		return storage.DirectoryUser{}, err
+	}
+	if name == reservedName {
+		return storage.DirectoryUser{}, invalid("username %q is reserved (it names the CSV import routes)", name)
 	}
 	if err := checkText("display_name", nu.DisplayName, 256); err != nil {
 		return storage.DirectoryUser{}, err

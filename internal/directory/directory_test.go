@@ -160,7 +160,8 @@ func TestImportUsersRefusedWhole(t *testing.T) {
 		"bob,Bob,not-an-email,\n" +
 		"ann,Again,,\n" +
 		"taken,,,\n" +
-		"cy,,,short\n"
+		"cy,,,short\n" +
+		"import,,,\n"
 	_, err := d.ImportUsers(ctx, strings.NewReader(bad))
 	var ie *directory.ImportError
 	if !errors.As(err, &ie) || !errors.Is(err, directory.ErrInvalid) {
@@ -170,7 +171,7 @@ func TestImportUsersRefusedWhole(t *testing.T) {
 	for _, p := range ie.Problems {
 		lines = append(lines, p.Line)
 	}
-	if want := []int{3, 4, 5, 6, 7}; !slices.Equal(lines, want) {
+	if want := []int{3, 4, 5, 6, 7, 8}; !slices.Equal(lines, want) {
 		t.Fatalf("problem lines %v, want %v (%+v)", lines, want, ie.Problems)
 	}
 	if _, err := d.Store().User(ctx, "ann"); !errors.Is(err, storage.ErrNotFound) {
