@@ -27,5 +27,6 @@ type Store interface {
 	DEPStore
 	InventoryStore
 	DirectoryStore
+	AdminStore
 	io.Closer
 }

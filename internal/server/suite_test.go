@@ -45,6 +45,7 @@ var e2eTests = []struct {
 	{"AllowUnknown", testAllowUnknown},
 	{"DirectoryAPI", testDirectoryAPI},
 	{"PrimaryUser", testPrimaryUser},
+	{"AdminRoles", testAdminRoles},
 }
 
 func TestE2E(t *testing.T) {

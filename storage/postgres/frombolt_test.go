@@ -69,6 +69,9 @@ func fillBolt(t *testing.T, s storage.Store) []string {
 	must(s.CreateGroup(ctx, &storage.Group{Name: "sales", CreatedAt: at}))
 	must(s.AddGroupMembers(ctx, "sales", []string{"ann", "bob"}))
 	must(s.SetPrimaryUser(ctx, "D2", "ann"))
+	must(s.CreateAdmin(ctx, &storage.AdminAccount{Username: "alice", Role: "owner", PasswordHash: "$argon2id$h", CreatedAt: at}))
+	must(s.CreateAPIToken(ctx, &storage.APIToken{ID: "t1", Admin: "alice", Role: "helpdesk", Hash: []byte("0123456789abcdef0123456789abcdef"), CreatedAt: at}))
+	must(s.AppendAudit(ctx, &storage.AuditEntry{Time: at, Actor: "alice/token:t1", Source: "127.0.0.1", Action: "POST /v1/push", Status: 200, Result: "ok"}))
 	return uuids
 }
 
@@ -144,6 +147,12 @@ func snapshot(t *testing.T, s storage.Store, uuids []string) map[string]string {
 	put("primary user", pu, err)
 	ud, err := s.UserDevices(ctx, "ann")
 	put("user devices", ud, err)
+	admins, err := s.ListAdmins(ctx)
+	put("admins", admins, err)
+	tok, err := s.APITokenByHash(ctx, []byte("0123456789abcdef0123456789abcdef"))
+	put("api token", tok, err)
+	audit, err := s.ListAudit(ctx, storage.AuditFilter{Actor: "alice"}, "", 0)
+	put("audit", audit, err)
 	return out
 }
 

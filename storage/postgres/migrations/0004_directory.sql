@@ -1,4 +1,4 @@
--- Version 3: the local directory (users, static groups, membership) and
+-- Version 4: the local directory (users, static groups, membership) and
 -- devices' primary users, kept apart from enrollments so a re-enrollment
 -- leaves them in place. No foreign keys: the store checks that users and
 -- groups exist in the same transaction (FOR SHARE), and the copy from
