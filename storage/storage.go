@@ -26,6 +26,7 @@ type Store interface {
 	EnrollStore
 	DEPStore
 	InventoryStore
+	DirectoryStore
 	AdminStore
 	ProfileStore
 	io.Closer

@@ -71,6 +71,8 @@ func (l *listFlags) Set(s string) error { *l = append(*l, s); return nil }
 type call struct {
 	method, path string
 	body         any
+	// csv, when set, is sent as the text/csv body instead of body.
+	csv []byte
 	// save, when set, receives a non-JSON answer instead of printing it.
 	save func(body []byte, stdout io.Writer) error
 	// list names the array of a list answer and its table columns (none:
@@ -165,7 +167,13 @@ func (e *env) do(ctx context.Context, c *client, req call) error {
 	if req.all {
 		return e.fetchAll(ctx, c, req)
 	}
-	body, err := c.api.Call(ctx, req.method, req.path, req.body)
+	var body []byte
+	var err error
+	if req.csv != nil {
+		body, err = c.api.CallRaw(ctx, req.method, req.path, "text/csv", req.csv)
+	} else {
+		body, err = c.api.Call(ctx, req.method, req.path, req.body)
+	}
 	if err != nil {
 		// A bulk command every target refused still lists why.
 		var se *apiclient.StatusError
@@ -182,6 +190,9 @@ func (e *env) do(ctx context.Context, c *client, req call) error {
 	}
 	if req.save != nil {
 		return req.save(body, e.stdout)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil // 204: done, nothing to show
 	}
 	return e.render(body, req)
 }

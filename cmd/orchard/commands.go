@@ -44,6 +44,8 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 refused by the server, 5 serv
 			}},
 			{name: "dep", summary: "Apple Business Manager / School Manager (Automated Device Enrollment)", subs: depCommands},
 			{name: "profiles", summary: "configuration profiles: library, scope, state per device", subs: profilesCommands},
+			{name: "users", summary: "the local directory's users: list, create, import, disable", subs: usersCommands},
+			{name: "groups", summary: "static groups of users and their members", subs: groupsCommands},
 			{name: "demo", summary: "try Orchard with no hardware: a server, a fake APNs and simulated devices", local: true, setup: demoSetup,
 				help: `Starts Orchard on a temporary data dir with a fake APNs, enrolls simulated iPhones, iPads and
 Macs that stay online and answer commands, and prints what to try next. Ctrl-C stops it and
@@ -108,6 +110,8 @@ need --confirm. Fields (--set) are those of POST /v1/devices/{id}/actions/{actio
 		help: `For a device wiped or replaced without checking out: its next Authenticate may take over the
 enrollment, once, within 7 days. Without a release such an enrollment is refused.`,
 		examples: []string{"orchard devices release <udid>"}},
+	{name: "set-user", summary: "set the device's primary user (\"\" clears it)", args: []string{"<udid>", "<username>"},
+		setup: api(devicesSetUser), examples: []string{"orchard devices set-user <udid> ann"}},
 }
 
 var commandsCommands = []*command{
@@ -152,9 +156,17 @@ var depCommands = []*command{
 func devicesList(fs *flag.FlagSet) builder {
 	var p pageFlags
 	p.register(fs, "devices")
+	user := fs.String("user", "", "only devices whose primary user this is")
+	group := fs.String("group", "", "only devices whose primary user is in this group")
 	return func(*client, []string) (call, error) {
 		q := url.Values{}
 		p.query(q, fs)
+		if *user != "" {
+			q.Set("user", *user)
+		}
+		if *group != "" {
+			q.Set("group", *group)
+		}
 		return call{method: "GET", path: "/v1/devices?" + q.Encode(), list: &listView{"devices", deviceColumns}, all: p.all}, nil
 	}
 }

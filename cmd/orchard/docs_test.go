@@ -215,6 +215,10 @@ func TestDocumentedCommands(t *testing.T) {
 </dict></plist>
 `)
 	os.WriteFile("wifi.mobileconfig", wifi, 0o600)
+	// The files docs/users.md imports.
+	os.WriteFile("ann.pw", []byte("correct horse battery\n"), 0o600)
+	os.WriteFile("users.csv", []byte("username,display_name,email,password\nbob,Bob Example,bob@example.com,\ncy,Cy Example,cy@example.com,cy-secret-pass\n"), 0o600)
+	os.WriteFile("sales.csv", []byte("username\nbob\ncy\n"), 0o600)
 	placeholders := strings.NewReplacer(
 		"<udid>", dev.UDID,
 		"<command-uuid>", sent.CommandUUID,

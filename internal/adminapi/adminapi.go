@@ -22,6 +22,7 @@ import (
 	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
 	"github.com/orchardmdm/orchard/internal/adminauth"
 	"github.com/orchardmdm/orchard/internal/command"
+	"github.com/orchardmdm/orchard/internal/directory"
 	"github.com/orchardmdm/orchard/internal/enroll"
 	"github.com/orchardmdm/orchard/internal/inventory"
 	"github.com/orchardmdm/orchard/internal/profiles"
@@ -68,9 +69,10 @@ type Config struct {
 	Inventory *inventory.Inventory
 	Enroll    *enroll.Handler
 	Backup    Backup
+	Directory *directory.Service
 	// Admins keeps admin accounts, their tokens and the audit log; without
 	// it only the API key works and nothing is audited.
-	Admins storage.AdminStore
+	Admins   storage.AdminStore
 	Profiles *profiles.Handler
 	Logger   *slog.Logger
 }
@@ -86,6 +88,7 @@ type API struct {
 	inv      *inventory.Inventory
 	enroll   *enroll.Handler
 	backup   Backup
+	dir      *directory.Service
 	admins   storage.AdminStore
 	profiles *profiles.Handler
 	log      *slog.Logger
@@ -107,7 +110,7 @@ func New(c Config) (*API, error) {
 		c.Logger = slog.Default()
 	}
 	a := &API{store: c.Store, commands: c.Commands, secrets: c.Secrets, releaser: c.Releaser, push: c.Push,
-		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, admins: c.Admins, profiles: c.Profiles, log: c.Logger,
+		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, admins: c.Admins, profiles: c.Profiles, dir: c.Directory, log: c.Logger,
 		mux: http.NewServeMux(), paths: http.NewServeMux(), allow: map[string][]string{}}
 	a.SetAPIKey(c.APIKey)
 	for _, rt := range a.routes() {

@@ -50,6 +50,7 @@ type DeviceView struct {
 	Users            []DeviceView           `json:"users,omitempty"`
 	UserID           string                 `json:"user_id,omitempty"`
 	UserShortName    string                 `json:"user_short_name,omitempty"`
+	PrimaryUser      string                 `json:"primary_user,omitempty"`
 	Revealed         map[string]string      `json:"revealed,omitempty"`
 }
 
@@ -112,6 +113,10 @@ const maxPage = 1000
 var inventoryFilters = []string{"platform", "model", "os_version", "supervised", "ownership"}
 
 func (a *API) listDevices(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Has("user") || r.URL.Query().Has("group") {
+		a.listDevicesByUser(w, r)
+		return
+	}
 	if a.inv != nil && slices.ContainsFunc(inventoryFilters, r.URL.Query().Has) {
 		a.inv.List(w, r)
 		return
@@ -137,7 +142,12 @@ func (a *API) listDevices(w http.ResponseWriter, r *http.Request) {
 		for i := range page {
 			after = page[i].ID
 			if page[i].DeviceID == page[i].ID && len(out) < limit {
-				out = append(out, viewOf(&page[i]))
+				v := viewOf(&page[i])
+				if err := a.withPrimaryUser(r.Context(), &v); err != nil {
+					apijson.Fail(w, r, a.log, err)
+					return
+				}
+				out = append(out, v)
 				next = page[i].ID
 			}
 		}
@@ -164,6 +174,12 @@ func (a *API) showDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := viewOf(e)
+	if e.DeviceID == e.ID {
+		if err := a.withPrimaryUser(r.Context(), &v); err != nil {
+			apijson.Fail(w, r, a.log, err)
+			return
+		}
+	}
 	depth, err := a.store.QueueDepth(r.Context(), id)
 	if err != nil {
 		apijson.Fail(w, r, a.log, err)

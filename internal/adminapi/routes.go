@@ -12,6 +12,7 @@ func (a *API) routes() []route {
 	bak := func(a *API) bool { return a.backup != nil }
 	adm := func(a *API) bool { return a.admins != nil }
 	prf := func(a *API) bool { return a.profiles != nil }
+	dir := func(a *API) bool { return a.dir != nil }
 	// Each line: method, path, the access it needs (adminauth: read,
 	// action, destructive, policy, manage admins), handler, wiring check.
 	return []route{
@@ -93,5 +94,19 @@ func (a *API) routes() []route {
 		{"PUT", "/v1/profiles/{id}/scope", policy, a.profiles.SetScope, prf},
 		{"GET", "/v1/profiles/{id}/status", read, a.profiles.Status, prf},
 		{"POST", "/v1/profiles/{id}/resend", act, a.profiles.Resend, prf},
+		{"GET", "/v1/users", read, a.listUsers, dir},
+		{"POST", "/v1/users", policy, a.createUser, dir},
+		{"POST", "/v1/users/import", policy, a.importUsers, dir},
+		{"GET", "/v1/users/{username}", read, a.showUser, dir},
+		{"PATCH", "/v1/users/{username}", policy, a.updateUser, dir},
+		{"GET", "/v1/groups", read, a.listGroups, dir},
+		{"POST", "/v1/groups", policy, a.createGroup, dir},
+		{"GET", "/v1/groups/{name}", read, a.showGroup, dir},
+		{"DELETE", "/v1/groups/{name}", destroy, a.deleteGroup, dir},
+		{"GET", "/v1/groups/{name}/members", read, a.listMembers, dir},
+		{"POST", "/v1/groups/{name}/members", policy, a.addMembers, dir},
+		{"POST", "/v1/groups/{name}/members/import", policy, a.importMembers, dir},
+		{"DELETE", "/v1/groups/{name}/members/{username}", policy, a.removeMember, dir},
+		{"PUT", "/v1/devices/{id}/user", policy, a.setPrimaryUser, dir},
 	}
 }

@@ -48,16 +48,25 @@ type Raw struct {
 // Do sends one call, body (when not nil) as JSON or, when it is a Raw, as
 // it is, and returns the status and the body of any answer.
 func (c *Client) Do(ctx context.Context, method, path string, body any) (int, []byte, error) {
-	var rd io.Reader
-	ctype := "application/json"
+	if body == nil {
+		return c.DoRaw(ctx, method, path, "", nil)
+	}
 	if raw, ok := body.(Raw); ok {
-		rd, ctype = bytes.NewReader(raw.Body), raw.ContentType
-	} else if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return 0, nil, fmt.Errorf("%s %s: encode body: %w", method, path, err)
-		}
-		rd = bytes.NewReader(b)
+		return c.DoRaw(ctx, method, path, raw.ContentType, raw.Body)
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s %s: encode body: %w", method, path, err)
+	}
+	return c.DoRaw(ctx, method, path, "application/json", b)
+}
+
+// DoRaw is Do with a body already encoded (a CSV upload); ctype "" sends
+// no body.
+func (c *Client) DoRaw(ctx context.Context, method, path, ctype string, body []byte) (int, []byte, error) {
+	var rd io.Reader
+	if ctype != "" {
+		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, rd)
 	if err != nil {
@@ -66,7 +75,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body any) (int, []
 	if c.Key != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Key)
 	}
-	if body != nil {
+	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
 	hc := c.HTTP
@@ -130,6 +139,16 @@ func statusError(method, path string, code int, data []byte) *StatusError {
 // any other.
 func (c *Client) Call(ctx context.Context, method, path string, body any) ([]byte, error) {
 	code, data, err := c.Do(ctx, method, path, body)
+	return checked(method, path, code, data, err)
+}
+
+// CallRaw is Call with a body already encoded, of content type ctype.
+func (c *Client) CallRaw(ctx context.Context, method, path, ctype string, body []byte) ([]byte, error) {
+	code, data, err := c.DoRaw(ctx, method, path, ctype, body)
+	return checked(method, path, code, data, err)
+}
+
+func checked(method, path string, code int, data []byte, err error) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}

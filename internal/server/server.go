@@ -25,6 +25,7 @@ import (
 	"github.com/orchardmdm/orchard/dep"
 	"github.com/orchardmdm/orchard/internal/adminapi"
 	"github.com/orchardmdm/orchard/internal/command"
+	"github.com/orchardmdm/orchard/internal/directory"
 	"github.com/orchardmdm/orchard/internal/enroll"
 	"github.com/orchardmdm/orchard/internal/inventory"
 	"github.com/orchardmdm/orchard/internal/metrics"
@@ -386,12 +387,13 @@ func (s *Server) build() error {
 	}
 
 	profileAPI, err := profiles.NewHandler(s.store, s.profiles, signer, s.log)
+	users, err := directory.New(s.store, directory.WithClock(now))
 	if err != nil {
 		return err
 	}
 	s.admin, err = adminapi.New(adminapi.Config{APIKey: s.apiKey, Store: s.store, Commands: s.cmds, Secrets: s.svc,
 		Releaser: s.svc, Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Backup: s.backup(), Admins: s.store, Logger: s.log,
-		Profiles: profileAPI})
+		Profiles: profileAPI, Directory: users})
 	if err != nil {
 		return err
 	}

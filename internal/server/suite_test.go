@@ -43,6 +43,8 @@ var e2eTests = []struct {
 	{"ProfilePayloads", testProfilePayloads},
 	{"OSUpdateCommandsEndAt26", testOSUpdateCommandsEndAt26},
 	{"AllowUnknown", testAllowUnknown},
+	{"DirectoryAPI", testDirectoryAPI},
+	{"PrimaryUser", testPrimaryUser},
 	{"AdminRoles", testAdminRoles},
 	{"Profiles", testProfiles},
 }

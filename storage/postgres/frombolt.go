@@ -30,7 +30,8 @@ type MigrationCount struct {
 var tables = []string{"enrollments", "device_fold", "cert_binding", "commands", "targets", "queue", "results",
 	"settings", "certs", "challenges", "invitations", "configurator_profiles", "configurator_serials",
 	"inventory", "device_reports", "dep_tokens", "dep_sync", "dep_devices", "dep_profiles", "enrollment_failures",
-	"admins", "api_tokens", "audit", "profiles", "profile_versions", "profile_states"}
+	"admins", "api_tokens", "audit", "profiles", "profile_versions", "profile_states",
+	"dir_users", "dir_groups", "dir_group_members", "primary_users"}
 
 // derivedBuckets are bbolt indexes the PostgreSQL schema rebuilds from the
 // records themselves (as indexed columns), so they are not copied.
@@ -39,7 +40,8 @@ var derivedBuckets = map[string]bool{
 	"configurator_profile_serials": true, "command_raw": true, // joined into commands
 	"deferred":         true, // copied with queue
 	"api_token_hashes": true,
-	"channel_profiles": true, // the per-channel index of profile_states
+	"channel_profiles": true,                       // the per-channel index of profile_states
+	"user_groups":      true, "user_devices": true, // the other side of dir_group_members and primary_users
 }
 
 // row is one record for a table: its column values in table order.
@@ -106,7 +108,17 @@ var boltMapping = map[string]struct {
 		return row{channel, kind, v}, nil
 	}},
 	"enrollment_failures": {"enrollment_failures", []string{"id", "doc"}, keyDoc},
-	"admins":              {"admins", []string{"username", "doc"}, keyDoc},
+	"users":               {"dir_users", []string{"username", "doc"}, keyDoc},
+	"groups":              {"dir_groups", []string{"name", "doc"}, keyDoc},
+	"group_members": {"dir_group_members", []string{"group_name", "username"}, func(_ *bolt.Tx, k, _ []byte) (row, error) {
+		group, user, ok := strings.Cut(string(k), "\x00")
+		if !ok {
+			return nil, errors.New("bad key")
+		}
+		return row{group, user}, nil
+	}},
+	"primary_user": {"primary_users", []string{"device_id", "username"}, pair},
+	"admins":       {"admins", []string{"username", "doc"}, keyDoc},
 	"api_tokens": {"api_tokens", []string{"id", "admin", "hash", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
 		var t struct {
 			Admin string `json:"admin"`
@@ -129,7 +141,7 @@ var boltMapping = map[string]struct {
 		}
 		return row{string(k), e.Time, e.Actor, e.Action, e.Target, v}, nil
 	}},
-	"profiles":            {"profiles", []string{"id", "doc"}, keyDoc},
+	"profiles": {"profiles", []string{"id", "doc"}, keyDoc},
 	"profile_versions": {"profile_versions", []string{"profile_id", "version", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
 		id, ver, ok := strings.Cut(string(k), "\x00")
 		n, err := strconv.Atoi(ver)

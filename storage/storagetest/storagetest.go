@@ -1,8 +1,8 @@
 // Package storagetest is the conformance suite every storage backend must
 // pass unchanged. A backend's test calls Run with an opener that returns a
 // fresh, empty store on real storage; the suite runs one subtest per role
-// (MDM, Push, Counts, Certs, Enroll, DEP, Inventory, Admin, Profiles), and each of
-// their
+// (MDM, Push, Counts, Certs, Enroll, DEP, Inventory, Directory, Admin, Profiles), and
+// each of their
 // cases opens its own store.
 package storagetest
 
@@ -30,6 +30,9 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 	})
 	t.Run("Inventory", func(t *testing.T) {
 		runInventory(t, func(t *testing.T) storage.InventoryStore { return open(t) })
+	})
+	t.Run("Directory", func(t *testing.T) {
+		runDirectory(t, func(t *testing.T) storage.DirectoryStore { return open(t) })
 	})
 	t.Run("Admin", func(t *testing.T) {
 		runAdmin(t, func(t *testing.T) storage.AdminStore { return open(t) })

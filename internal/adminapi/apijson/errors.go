@@ -11,6 +11,7 @@ import (
 	"github.com/orchardmdm/orchard/apns"
 	"github.com/orchardmdm/orchard/dep"
 	"github.com/orchardmdm/orchard/internal/command"
+	"github.com/orchardmdm/orchard/internal/directory"
 	"github.com/orchardmdm/orchard/mdm/service"
 	"github.com/orchardmdm/orchard/storage"
 )
@@ -52,6 +53,7 @@ var statuses = []struct {
 	{apns.ErrInvalidCert, http.StatusBadRequest},
 	{apns.ErrTopicChanged, http.StatusConflict},
 	{service.ErrBadRequest, http.StatusBadRequest},
+	{directory.ErrInvalid, http.StatusBadRequest},
 }
 
 // internalError is the one 500 body: the cause goes to the log only.
@@ -81,6 +83,7 @@ func Status(err error) (int, map[string]any) {
 		unus   *dep.TokenUnusableError
 		apple  *dep.APIError
 		inval  *command.Invalid
+		csvBad *directory.ImportError
 	)
 	body := func(msg string) map[string]any { return map[string]any{"error": oneLine(msg)} }
 	switch {
@@ -92,6 +95,10 @@ func Status(err error) (int, map[string]any) {
 			}
 		}
 		return e.Status, b
+	case errors.As(err, &csvBad):
+		b := body(csvBad.Error())
+		b["problems"] = csvBad.Problems
+		return http.StatusBadRequest, b
 	case errors.As(err, &inval):
 		return http.StatusBadRequest, body(inval.Reason)
 	case errors.As(err, &tooBig):
