@@ -67,6 +67,8 @@ type Config struct {
 	Enroll    *enroll.Handler
 	Backup    Backup
 	Logger    *slog.Logger
+	// Declarative is nil when the store has no DeclarationStore role.
+	Declarative Declarative
 }
 
 // API serves /v1/.
@@ -80,6 +82,7 @@ type API struct {
 	inv      *inventory.Inventory
 	enroll   *enroll.Handler
 	backup   Backup
+	ddm      Declarative
 	log      *slog.Logger
 	key      atomic.Pointer[[sha256.Size]byte] // SHA-256 of the API key; SetAPIKey swaps it
 
@@ -99,7 +102,7 @@ func New(c Config) (*API, error) {
 		c.Logger = slog.Default()
 	}
 	a := &API{store: c.Store, commands: c.Commands, secrets: c.Secrets, releaser: c.Releaser, push: c.Push,
-		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, log: c.Logger,
+		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, ddm: c.Declarative, log: c.Logger,
 		mux: http.NewServeMux(), paths: http.NewServeMux(), allow: map[string][]string{}}
 	a.SetAPIKey(c.APIKey)
 	for _, rt := range a.routes() {

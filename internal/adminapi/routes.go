@@ -10,6 +10,7 @@ func (a *API) routes() []route {
 	cmd := func(a *API) bool { return a.commands != nil }
 	rel := func(a *API) bool { return a.releaser != nil }
 	bak := func(a *API) bool { return a.backup != nil }
+	ddm := func(a *API) bool { return a.ddm != nil }
 	return []route{
 		{"GET", "/v1/openapi.json", a.openAPI, nil},
 
@@ -67,5 +68,17 @@ func (a *API) routes() []route {
 		{"DELETE", "/v1/dep/devices/{serial}", a.depDeleteDevice, dep},
 
 		{"GET", "/v1/backup", a.getBackup, bak},
+
+		{"GET", "/v1/declarations", a.listDeclarations, ddm},
+		{"POST", "/v1/declarations", a.putDeclaration, ddm},
+		{"GET", "/v1/declarations/{id}", a.showDeclaration, ddm},
+		{"DELETE", "/v1/declarations/{id}", a.deleteDeclaration, ddm},
+		{"GET", "/v1/declarations/{id}/status", a.declarationStatus, ddm},
+		{"GET", "/v1/declaration-sets", a.listDeclarationSets, ddm},
+		{"POST", "/v1/declaration-sets", a.putDeclarationSet, ddm},
+		{"GET", "/v1/declaration-sets/{name}", a.showDeclarationSet, ddm},
+		{"DELETE", "/v1/declaration-sets/{name}", a.deleteDeclarationSet, ddm},
+		{"GET", "/v1/devices/{id}/declarations", a.deviceDeclarations, ddm},
+		{"GET", "/v1/software-updates", a.softwareUpdates, ddm},
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/orchardmdm/orchard/apns"
 	"github.com/orchardmdm/orchard/dep"
 	"github.com/orchardmdm/orchard/internal/command"
+	"github.com/orchardmdm/orchard/mdm/ddm"
 	"github.com/orchardmdm/orchard/mdm/service"
 	"github.com/orchardmdm/orchard/storage"
 )
@@ -52,6 +53,7 @@ var statuses = []struct {
 	{apns.ErrInvalidCert, http.StatusBadRequest},
 	{apns.ErrTopicChanged, http.StatusConflict},
 	{service.ErrBadRequest, http.StatusBadRequest},
+	{ddm.ErrInvalid, http.StatusBadRequest},
 }
 
 // internalError is the one 500 body: the cause goes to the log only.
