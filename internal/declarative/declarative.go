@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/orchardmdm/orchard/internal/command"
@@ -241,6 +242,15 @@ func (e *Engine) status(ctx context.Context, channel string, data []byte) error 
 		}
 		if st.Declarations == nil {
 			st.Declarations = map[string]storage.DeclarationState{}
+		}
+		for k := range r.Items {
+			// A value replaces what was reported under or above its path
+			// (a dictionary that emptied, a leaf that became one).
+			for old := range st.Items {
+				if strings.HasPrefix(old, k+".") || strings.HasPrefix(k, old+".") {
+					delete(st.Items, old)
+				}
+			}
 		}
 		for k, v := range r.Items {
 			if len(st.Items) >= ddm.MaxStatusItems && st.Items[k] == nil {

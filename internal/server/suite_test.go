@@ -39,6 +39,7 @@ var e2eTests = []struct {
 	{"ProfilePayloads", testProfilePayloads},
 	{"OSUpdateCommandsEndAt26", testOSUpdateCommandsEndAt26},
 	{"AllowUnknown", testAllowUnknown},
+	{"DeclarativeSoftwareUpdate", testDeclarativeSoftwareUpdate},
 }
 
 func TestE2E(t *testing.T) {
