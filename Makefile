@@ -23,9 +23,12 @@ demo: build
 	./$(BIN) demo
 
 # The whole test suite (fuzz targets run their seed corpus); .ci/setup
-# installs systemd-analyze for the unit's test when root and missing.
+# installs systemd-analyze for the unit's test when root and missing. The
+# PostgreSQL tests start their own throwaway server from Debian's postgresql
+# package, which ensure-postgres.sh installs when missing (as root).
 test:
 	./.ci/setup
+	./scripts/ensure-postgres.sh
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 

@@ -203,6 +203,31 @@ func ParsePrivateKeyPEM(data []byte) (crypto.Signer, error) {
 	return nil, errors.New("unsupported private key format")
 }
 
+// ParseCertificatesPEM returns every CERTIFICATE block of PEM data, in
+// order; other block types are skipped. Data without one is an error.
+func ParseCertificatesPEM(data []byte) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no PEM certificate")
+	}
+	return out, nil
+}
+
 // EncodeCertPEM returns the PEM form of a certificate.
 func EncodeCertPEM(cert *x509.Certificate) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/orchardmdm/orchard/internal/simdevice"
+	"github.com/orchardmdm/orchard/pki"
 )
 
 // Connection modes: how a device's requests meet the server.
@@ -180,26 +180,13 @@ func loadCA(path string) (*x509.CertPool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--ca: %w", err)
 	}
-	pool := x509.NewCertPool()
-	n := 0
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		cert, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("--ca %s: %w", path, err)
-		}
-		pool.AddCert(cert)
-		n++
+	certs, err := pki.ParseCertificatesPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("--ca %s: %w", path, err)
 	}
-	if n == 0 {
-		return nil, fmt.Errorf("--ca %s: no PEM certificate", path)
+	pool := x509.NewCertPool()
+	for _, c := range certs {
+		pool.AddCert(c)
 	}
 	return pool, nil
 }

@@ -30,6 +30,8 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 refused by the server, 5 serv
 			{name: "serve", summary: "run the MDM server", local: true, setup: serveSetup,
 				help:     "Every flag has an environment twin, ORCHARD_<FLAG> (e.g. ORCHARD_PUBLIC_URL).",
 				examples: []string{"orchard serve --public-url https://mdm.example.com:8443 --tls-cert cert.pem --tls-key key.pem"}},
+			{name: "migrate", summary: "copy the bbolt database into PostgreSQL (server stopped)", local: true, setup: migrateSetup,
+				examples: []string{"orchard migrate --from bolt:orchard-data/orchard.db --to postgres:postgres://orchard@db/orchard"}},
 			{name: "devices", summary: "enrolled devices: list, show, inventory, remote actions", subs: devicesCommands},
 			{name: "commands", summary: "send MDM commands and follow them", subs: commandsCommands},
 			{name: "push", summary: "wake devices now through APNs", setup: api(pushSetup),

@@ -123,8 +123,9 @@ func shellWords(s string) (words []string, stdoutFile string, err error) {
 
 // runsUntilStopped are the commands that serve until Ctrl-C: the docs test
 // parses their lines instead of running them (TestDemo and TestSimulate
-// run demo and simulate; serve runs in every server test).
-var runsUntilStopped = map[string]bool{"serve": true, "demo": true, "simulate": true}
+// run demo and simulate; serve runs in every server test). migrate is
+// parsed too: it needs a stopped server and PostgreSQL (TestCLIMigrate).
+var runsUntilStopped = map[string]bool{"serve": true, "demo": true, "simulate": true, "migrate": true}
 
 // Every orchard command in README.md and docs/ runs against a real server
 // with real data (an enrolled device, a queued command, an ABM token on the

@@ -17,7 +17,6 @@ package main
 import (
 	"context"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -115,6 +114,8 @@ func serveSetup(fs *flag.FlagSet, e *env) func(context.Context, []string) error 
 	var badEnv error
 	envString(fs, &cfg.DataDir, "data", "orchard-data", "data directory: database and keys")
 	envString(fs, &cfg.Listen, "listen", ":8443", "HTTPS listen address")
+	envString(fs, &cfg.Storage, "storage", "bolt", "storage backend: bolt (orchard.db in the data dir) or postgres")
+	envString(fs, &cfg.StorageDSN, "storage-dsn", "", "PostgreSQL connection string for --storage postgres (e.g. postgres://orchard@db/orchard)")
 	envString(fs, &cfg.PublicURL, "public-url", "", "base URL devices use (default https://<hostname>:<port>)")
 	envString(fs, &cfg.TLSCert, "tls-cert", "", "PEM TLS certificate (default: self-signed, generated into the data dir)")
 	envString(fs, &cfg.TLSKey, "tls-key", "", "PEM TLS private key")
@@ -246,24 +247,9 @@ func readCertsPEM(path string) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []*x509.Certificate
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		out = append(out, c)
+	certs, err := pki.ParseCertificatesPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: no PEM certificate", path)
-	}
-	return out, nil
+	return certs, nil
 }

@@ -28,6 +28,7 @@ import (
 
 	"github.com/orchardmdm/orchard/apns/apnstest"
 	"github.com/orchardmdm/orchard/internal/apiclient"
+	"github.com/orchardmdm/orchard/internal/pgtest"
 	"github.com/orchardmdm/orchard/internal/server"
 	"github.com/orchardmdm/orchard/internal/simdevice"
 	"github.com/orchardmdm/orchard/pki"
@@ -50,7 +51,7 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(envBulkDir); dir != "" {
 		os.Exit(runBulkServer(dir, os.Getenv(envBulkAPNs), os.Getenv(envBulkAPNsCA)))
 	}
-	os.Exit(m.Run())
+	pgtest.Main(m) // runs the tests, then stops the PostgreSQL server TestE2E/postgres starts
 }
 
 // BenchmarkBulkCommand seeds -bulk.devices enrolled devices (default

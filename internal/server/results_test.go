@@ -12,9 +12,9 @@ import (
 // Through the device endpoint: a result for a queued command the channel
 // was never offered is refused, and a later result after the first final
 // one changes nothing. Issue #10, section 5.
-func TestResultRulesEndToEnd(t *testing.T) {
+func testResultRulesEndToEnd(t *testing.T, b servertest.Backend) {
 	ctx := context.Background()
-	s := servertest.Start(t)
+	s := b.Start(t)
 	dev := s.NewDevice(t)
 	s.Enroll(t, dev)
 	first := send(t, s, map[string]any{"targets": []string{dev.UDID}, "request_type": "ProfileList"})

@@ -40,6 +40,7 @@ import (
 	"github.com/orchardmdm/orchard/scep"
 	"github.com/orchardmdm/orchard/storage"
 	"github.com/orchardmdm/orchard/storage/bolt"
+	"github.com/orchardmdm/orchard/storage/postgres"
 )
 
 // Config is what `orchard serve` takes from flags and environment.
@@ -66,8 +67,12 @@ type Config struct {
 	MetricsListen string
 	// DEPURL overrides Apple's device assignment service (tests, proxies).
 	DEPURL string
-	// OpenStore opens the storage backend for the data dir; the default is
-	// the bbolt file orchard.db in it. Tests pass another backend's opener.
+	// Storage picks the backend when OpenStore is nil: "bolt" (default, the
+	// file orchard.db in the data dir) or "postgres" at StorageDSN.
+	Storage    string
+	StorageDSN string
+	// OpenStore opens the storage backend for the data dir, overriding
+	// Storage. Tests pass another backend's opener.
 	OpenStore func(dataDir string) (storage.Store, error)
 	Logger    *slog.Logger
 
@@ -127,7 +132,11 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.OpenStore == nil {
-		cfg.OpenStore = OpenBolt
+		open, err := StoreOpener(cfg.Storage, cfg.StorageDSN)
+		if err != nil {
+			return nil, err
+		}
+		cfg.OpenStore = open
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -527,6 +536,31 @@ func OpenBolt(dataDir string) (storage.Store, error) {
 	return bolt.Open(filepath.Join(dataDir, "orchard.db"), bolt.Options{})
 }
 
+// OpenPostgres returns an opener of the PostgreSQL database at dsn; the
+// data dir still holds the keys.
+func OpenPostgres(dsn string) func(dataDir string) (storage.Store, error) {
+	return func(string) (storage.Store, error) {
+		return postgres.Open(context.Background(), dsn, postgres.Options{})
+	}
+}
+
+// StoreOpener maps --storage and --storage-dsn to an opener.
+func StoreOpener(kind, dsn string) (func(dataDir string) (storage.Store, error), error) {
+	switch kind {
+	case "", "bolt":
+		if dsn != "" {
+			return nil, errors.New("--storage-dsn is for --storage postgres; bolt keeps orchard.db in the data dir")
+		}
+		return OpenBolt, nil
+	case "postgres":
+		if dsn == "" {
+			return nil, errors.New("--storage postgres needs --storage-dsn (e.g. postgres://orchard@db/orchard)")
+		}
+		return OpenPostgres(dsn), nil
+	}
+	return nil, fmt.Errorf("--storage %q: want bolt or postgres", kind)
+}
+
 // APIKey is the admin bearer key.
 func (s *Server) APIKey() string {
 	s.keyMu.Lock()
@@ -591,7 +625,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	flushed, synced := make(chan struct{}), make(chan struct{})
 	go func() { s.svc.RunLastSeenFlusher(bg, 30*time.Second); close(flushed) }()
 	go func() {
-		if err := s.dep.Run(bg); err != nil && !errors.Is(err, context.Canceled) {
+		if err := s.runExclusive(bg, "dep-sync", s.dep.Run); err != nil && !errors.Is(err, context.Canceled) {
 			s.log.Error("ABM sync stopped", "err", err)
 		}
 		close(synced)
@@ -627,6 +661,35 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		err = cerr
 	}
 	return err
+}
+
+// exclusiveRunner is a store shared by replicas that can make one of them
+// at a time run a job (PostgreSQL: an advisory lock).
+type exclusiveRunner interface {
+	RunExclusive(ctx context.Context, name string, fn func(context.Context) error) error
+}
+
+// runExclusive runs a background job that must not run on two replicas at
+// once (ABM sync: Apple throttles it per token) on whichever replica holds
+// the store's lock, taking over when that one goes away. A store for one
+// process only runs it.
+func (s *Server) runExclusive(ctx context.Context, name string, fn func(context.Context) error) error {
+	ex, ok := s.store.(exclusiveRunner)
+	if !ok {
+		return fn(ctx)
+	}
+	for {
+		err := ex.RunExclusive(ctx, name, fn)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.log.Warn("exclusive job ended; waiting for its lock again", "job", name, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Second):
+		}
+	}
 }
 
 // Run listens on the configured address and serves until ctx ends.

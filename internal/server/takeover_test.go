@@ -20,9 +20,9 @@ import (
 // releases it (issue #10 section 2). An Apple-verified Setup Assistant
 // enrollment of the device takes over without a release (issue #19
 // section 2).
-func TestForgedMachineInfoCannotTakeOver(t *testing.T) {
+func testForgedMachineInfoCannotTakeOver(t *testing.T, b servertest.Backend) {
 	ctx := context.Background()
-	s := servertest.Start(t, func(c *server.Config) { c.InsecureMachineInfo = true })
+	s := b.Start(t, func(c *server.Config) { c.InsecureMachineInfo = true })
 	var prof struct {
 		ID string `json:"id"`
 	}
@@ -172,9 +172,9 @@ func TestForgedMachineInfoCannotTakeOver(t *testing.T) {
 // A lower-case copy of an enrolled hex UDID is the same device: it cannot
 // enroll as a second record with the same serial, and the device's own
 // messages in either case reach its one record. Issue #10, section 5.
-func TestUDIDCaseCopyIsTheSameDevice(t *testing.T) {
+func testUDIDCaseCopyIsTheSameDevice(t *testing.T, b servertest.Backend) {
 	ctx := context.Background()
-	s := servertest.Start(t)
+	s := b.Start(t)
 	dev := s.NewDevice(t)
 	dev.UDID = "00008030-001A35E11E88802E"
 	s.Enroll(t, dev)
@@ -232,9 +232,9 @@ func TestUDIDCaseCopyIsTheSameDevice(t *testing.T) {
 // A refused Authenticate is recorded for the enrollment-failures report
 // with its serial cut short, so a long one cannot bloat the bounded record
 // (the decoder already bounds UDIDs).
-func TestRefusedAuthenticateRecorded(t *testing.T) {
+func testRefusedAuthenticateRecorded(t *testing.T, b servertest.Backend) {
 	ctx := context.Background()
-	s := servertest.Start(t)
+	s := b.Start(t)
 	d := s.NewDevice(t)
 	d.Cert, d.Key = s.IssueCert(t, storage.CertAuthorization{Kind: storage.KindConfigurator, ForUDID: "00008030-000A1B2C3D4E5F60"})
 	d.SerialNumber = strings.Repeat("S", 4000)

@@ -30,10 +30,12 @@ import (
 
 	"github.com/orchardmdm/orchard/apns/apnstest"
 	"github.com/orchardmdm/orchard/internal/apiclient"
+	"github.com/orchardmdm/orchard/internal/pgtest"
 	"github.com/orchardmdm/orchard/internal/server"
 	"github.com/orchardmdm/orchard/internal/simdevice"
 	"github.com/orchardmdm/orchard/pki"
 	"github.com/orchardmdm/orchard/storage"
+	"github.com/orchardmdm/orchard/storage/postgres"
 )
 
 // Server is a running test server.
@@ -56,13 +58,26 @@ type Server struct {
 type Backend struct {
 	Name string
 	// Open opens a fresh, empty store for a server's data dir.
-	Open func(dataDir string) (storage.Store, error)
+	Open func(t testing.TB, dataDir string) (storage.Store, error)
 }
 
-// Backends lists every backend the end-to-end suite runs on; a new one
-// (PostgreSQL) is one more entry.
+// Backends lists every backend the end-to-end suite runs on. PostgreSQL
+// runs on pgtest's throwaway server: a test binary using it calls
+// pgtest.Main from its TestMain.
 var Backends = []Backend{
-	{Name: "bolt", Open: server.OpenBolt},
+	{Name: "bolt", Open: func(_ testing.TB, dir string) (storage.Store, error) { return server.OpenBolt(dir) }},
+	{Name: "postgres", Open: func(t testing.TB, _ string) (storage.Store, error) {
+		return postgres.Open(context.Background(), pgtest.Prepared(t, "orchard", migrated), postgres.Options{})
+	}},
+}
+
+// migrated prepares a schema for pgtest.Prepared: Open applies the migrations.
+func migrated(dsn string) error {
+	s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+	if err != nil {
+		return err
+	}
+	return s.Close()
 }
 
 // WithStore makes the server open its store with open.
@@ -74,13 +89,15 @@ func WithStore(open func(dataDir string) (storage.Store, error)) func(*server.Co
 // the config further.
 func (b Backend) Start(t testing.TB, mutate ...func(*server.Config)) *Server {
 	t.Helper()
-	return Start(t, append([]func(*server.Config){WithStore(b.Open)}, mutate...)...)
+	open := func(dir string) (storage.Store, error) { return b.Open(t, dir) }
+	return Start(t, append([]func(*server.Config){WithStore(open)}, mutate...)...)
 }
 
 // StartWithoutPushCert is Start on the backend, without a push certificate.
 func (b Backend) StartWithoutPushCert(t testing.TB, mutate ...func(*server.Config)) *Server {
 	t.Helper()
-	return start(t, false, append([]func(*server.Config){WithStore(b.Open)}, mutate...)...)
+	open := func(dir string) (storage.Store, error) { return b.Open(t, dir) }
+	return start(t, false, append([]func(*server.Config){WithStore(open)}, mutate...)...)
 }
 
 // PushTopic is the topic of the push certificate Start installs, and the
