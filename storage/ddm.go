@@ -56,8 +56,7 @@ type RawDDMReport struct {
 const MaxDDMRawReports = 5
 
 // DeclarationStore keeps declarations, declaration sets and the devices'
-// declarative status. It is an optional role: a backend without it serves
-// no Declarative Device Management.
+// declarative status.
 type DeclarationStore interface {
 	// PutDeclaration creates or replaces the declaration by Identifier.
 	PutDeclaration(ctx context.Context, d *StoredDeclaration) error

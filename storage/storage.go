@@ -26,5 +26,6 @@ type Store interface {
 	EnrollStore
 	DEPStore
 	InventoryStore
+	DeclarationStore
 	io.Closer
 }

@@ -56,18 +56,17 @@ type PushService interface {
 // Config wires the API. APIKey and Store are required; a nil service
 // leaves its routes answering 503.
 type Config struct {
-	APIKey    string
-	Store     Store
-	Commands  Commands
-	Secrets   Secrets
-	Releaser  Releaser
-	Push      PushService
-	DEP       DEPService
-	Inventory *inventory.Inventory
-	Enroll    *enroll.Handler
-	Backup    Backup
-	Logger    *slog.Logger
-	// Declarative is nil when the store has no DeclarationStore role.
+	APIKey      string
+	Store       Store
+	Commands    Commands
+	Secrets     Secrets
+	Releaser    Releaser
+	Push        PushService
+	DEP         DEPService
+	Inventory   *inventory.Inventory
+	Enroll      *enroll.Handler
+	Backup      Backup
+	Logger      *slog.Logger
 	Declarative Declarative
 }
 

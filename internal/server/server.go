@@ -351,18 +351,13 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
-	// Declarative Device Management needs the store's DeclarationStore
-	// role; a backend without it answers DeclarativeManagement with 400.
-	var ddmEngine *declarative.Engine
-	svcOpts := []service.Option{}
-	if ds, ok := s.store.(storage.DeclarationStore); ok {
-		if ddmEngine, err = declarative.New(ds, s.cmds, declarative.WithLogger(s.log), declarative.WithClock(now)); err != nil {
-			return err
-		}
-		svcOpts = append(svcOpts, service.WithDeclarative(ddmEngine))
+	ddmEngine, err := declarative.New(s.store, s.cmds, declarative.WithLogger(s.log), declarative.WithClock(now))
+	if err != nil {
+		return err
 	}
 	userAuth := s.cfg.UserAuthentication
-	s.svc, err = service.New(s.store, s.box, append(svcOpts, service.WithLogger(s.log), service.WithClock(now),
+	s.svc, err = service.New(s.store, s.box, service.WithLogger(s.log), service.WithClock(now),
+		service.WithDeclarative(ddmEngine),
 		service.WithUserAuthentication(func() bool { return userAuth }),
 		service.WithTopic(s.push.Topic),
 		service.WithFailureRecorder(s.store),
@@ -371,7 +366,7 @@ func (s *Server) build() error {
 		service.WithObserver(adeSetup),
 		service.WithObserver(userSetup),
 		service.WithObserver(s.renewer),
-		service.WithObserver(offRequestPath{next: inv, wg: &s.async}))...)
+		service.WithObserver(offRequestPath{next: inv, wg: &s.async}))
 	if err != nil {
 		return err
 	}
@@ -380,12 +375,9 @@ func (s *Server) build() error {
 		return err
 	}
 
-	adminCfg := adminapi.Config{APIKey: s.apiKey, Store: s.store, Commands: s.cmds, Secrets: s.svc,
-		Releaser: s.svc, Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Backup: s.backup(), Logger: s.log}
-	if ddmEngine != nil {
-		adminCfg.Declarative = ddmEngine // never a typed nil in the interface
-	}
-	s.admin, err = adminapi.New(adminCfg)
+	s.admin, err = adminapi.New(adminapi.Config{APIKey: s.apiKey, Store: s.store, Commands: s.cmds, Secrets: s.svc,
+		Releaser: s.svc, Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Backup: s.backup(), Logger: s.log,
+		Declarative: ddmEngine})
 	if err != nil {
 		return err
 	}

@@ -28,7 +28,8 @@ type MigrationCount struct {
 // tables lists every table the schema keeps records in.
 var tables = []string{"enrollments", "device_fold", "cert_binding", "commands", "targets", "queue", "results",
 	"settings", "certs", "challenges", "invitations", "configurator_profiles", "configurator_serials",
-	"inventory", "device_reports", "dep_tokens", "dep_sync", "dep_devices", "dep_profiles", "enrollment_failures"}
+	"inventory", "device_reports", "dep_tokens", "dep_sync", "dep_devices", "dep_profiles", "enrollment_failures",
+	"ddm_declarations", "ddm_sets", "ddm_status"}
 
 // derivedBuckets are bbolt indexes the PostgreSQL schema rebuilds from the
 // records themselves (as indexed columns), so they are not copied.
@@ -102,6 +103,9 @@ var boltMapping = map[string]struct {
 		return row{channel, kind, v}, nil
 	}},
 	"enrollment_failures": {"enrollment_failures", []string{"id", "doc"}, keyDoc},
+	"ddm_declarations":    {"ddm_declarations", []string{"id", "doc"}, keyDoc},
+	"ddm_sets":            {"ddm_sets", []string{"name", "doc"}, keyDoc},
+	"ddm_status":          {"ddm_status", []string{"channel", "doc"}, keyDoc},
 	"dep_tokens":          {"dep_tokens", []string{"id", "doc"}, keyDoc},
 	"dep_sync":            {"dep_sync", []string{"token_id", "doc"}, keyDoc},
 	"dep_devices": {"dep_devices", []string{"serial", "token_id", "status", "profile_id", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
