@@ -122,13 +122,17 @@ func testDeclarativeSoftwareUpdate(t *testing.T, b servertest.Backend) {
 		Failed     int            `json:"failed"`
 		UpToDate   int            `json:"up_to_date"`
 		Devices    []struct {
-			Channel, State, TargetOSVersion string
+			Channel        string `json:"channel"`
+			State          string `json:"state"`
+			Target         string `json:"target_os_version"`
+			PendingVersion string `json:"pending_version"`
 		} `json:"devices"`
 	}) {
 		s.API(t, "GET", "/v1/software-updates", nil, &f)
 		return f
 	}
-	if f := fleet(); f.OSVersions["17.5"] != 1 || f.Pending != 1 || f.Failed != 0 {
+	if f := fleet(); f.OSVersions["17.5"] != 1 || f.Pending != 1 || f.Failed != 0 || len(f.Devices) != 1 ||
+		f.Devices[0].Target != "18.2" || f.Devices[0].PendingVersion != "18.2" || f.Devices[0].State != "pending" {
 		t.Fatalf("fleet after sync = %+v", f)
 	}
 
@@ -143,11 +147,13 @@ func testDeclarativeSoftwareUpdate(t *testing.T, b servertest.Backend) {
 	dev.OSVersion, dev.BuildVersion = "18.2", "22C152"
 	if err := dev.SendStatus(ctx, map[string]any{
 		"device":         map[string]any{"operating-system": map[string]any{"version": "18.2", "build-version": "22C152"}},
-		"softwareupdate": map[string]any{"install-state": "none", "failure-reason": map[string]any{"count": 0}},
+		"softwareupdate": map[string]any{"install-state": "none", "failure-reason": map[string]any{"count": 0},
+			"pending-version": map[string]any{}},
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if f := fleet(); f.UpToDate != 1 || f.Failed != 0 || f.OSVersions["18.2"] != 1 || f.OSVersions["17.5"] != 0 {
+	// The emptied pending-version replaces the version reported under it.
+	if f := fleet(); f.UpToDate != 1 || f.Failed != 0 || f.OSVersions["18.2"] != 1 || f.OSVersions["17.5"] != 0 || f.Devices[0].PendingVersion != "" {
 		t.Fatalf("fleet after update = %+v", f)
 	}
 	s.API(t, "GET", "/v1/devices/"+dev.UDID+"/declarations", nil, &st)
