@@ -68,14 +68,20 @@ func (e *Engine) PutSet(ctx context.Context, set *storage.DeclarationSet) error 
 	set.UpdatedAt = e.now().UTC()
 	var before []string
 	if old, err := e.store.DeclarationSet(ctx, set.Name); err == nil {
-		before = old.Channels
+		if before, err = e.scope.Channels(ctx, old); err != nil {
+			return err
+		}
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return err
 	}
 	if err := e.store.PutDeclarationSet(ctx, set); err != nil {
 		return err
 	}
-	e.Sync(ctx, uniq(append(slices.Clone(before), set.Channels...)))
+	now, err := e.scope.Channels(ctx, set)
+	if err != nil {
+		return fmt.Errorf("set %q is stored, but its channels could not be listed to sync: %w", set.Name, err)
+	}
+	e.Sync(ctx, uniq(append(slices.Clone(before), now...)))
 	return nil
 }
 
@@ -85,10 +91,14 @@ func (e *Engine) DeleteSet(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	chans, err := e.scope.Channels(ctx, old)
+	if err != nil {
+		return err
+	}
 	if err := e.store.DeleteDeclarationSet(ctx, name); err != nil {
 		return err
 	}
-	e.Sync(ctx, old.Channels)
+	e.Sync(ctx, chans)
 	return nil
 }
 
@@ -99,9 +109,14 @@ func (e *Engine) syncSetsWith(ctx context.Context, identifier string) {
 		return
 	}
 	var chans []string
-	for _, s := range sets {
-		if slices.Contains(s.Declarations, identifier) {
-			chans = append(chans, s.Channels...)
+	for i := range sets {
+		if slices.Contains(sets[i].Declarations, identifier) {
+			c, err := e.scope.Channels(ctx, &sets[i])
+			if err != nil {
+				e.log.Error("declarative: list channels to sync", "set", sets[i].Name, "err", err)
+				continue
+			}
+			chans = append(chans, c...)
 		}
 	}
 	e.Sync(ctx, uniq(chans))

@@ -35,16 +35,24 @@ type Commands interface {
 	Queue(ctx context.Context, channels []string, wake command.Wake, cmds ...*storage.Command) (int, error)
 }
 
-// Scope tells which declaration sets apply to a channel. The default scopes
-// a set to its explicit Channels; a shared scoping model plugs in here.
+// Scope tells which channels a declaration set applies to. The default
+// scopes a set to its explicit Channels; the shared scoping model
+// (internal/scope, with groups, categories and platforms) plugs in here.
 type Scope interface {
+	// Applies says whether set applies to the channel (manifests).
 	Applies(ctx context.Context, set *storage.DeclarationSet, channel string) (bool, error)
+	// Channels lists every channel set applies to (whom to sync).
+	Channels(ctx context.Context, set *storage.DeclarationSet) ([]string, error)
 }
 
 type explicitScope struct{}
 
 func (explicitScope) Applies(_ context.Context, set *storage.DeclarationSet, channel string) (bool, error) {
 	return slices.Contains(set.Channels, channel), nil
+}
+
+func (explicitScope) Channels(_ context.Context, set *storage.DeclarationSet) ([]string, error) {
+	return set.Channels, nil
 }
 
 // Engine is the DDM service. Its methods are safe for concurrent use.

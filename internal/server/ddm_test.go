@@ -146,7 +146,7 @@ func testDeclarativeSoftwareUpdate(t *testing.T, b servertest.Backend) {
 	}
 	dev.OSVersion, dev.BuildVersion = "18.2", "22C152"
 	if err := dev.SendStatus(ctx, map[string]any{
-		"device":         map[string]any{"operating-system": map[string]any{"version": "18.2", "build-version": "22C152"}},
+		"device": map[string]any{"operating-system": map[string]any{"version": "18.2", "build-version": "22C152"}},
 		"softwareupdate": map[string]any{"install-state": "none", "failure-reason": map[string]any{"count": 0},
 			"pending-version": map[string]any{}},
 	}); err != nil {
