@@ -23,6 +23,7 @@ func testDeclarativeSoftwareUpdate(t *testing.T, b servertest.Backend) {
 	s := b.Start(t)
 	dev := s.NewDevice(t)
 	other := s.NewDevice(t)
+	late := s.NewDevice(t)
 	s.Enroll(t, dev)
 	s.Enroll(t, other)
 
@@ -62,9 +63,17 @@ func testDeclarativeSoftwareUpdate(t *testing.T, b servertest.Backend) {
 		t.Fatalf("put declaration = %d %+v", code, stored)
 	}
 	if code := s.API(t, "POST", "/v1/declaration-sets", map[string]any{
-		"name": "ios-update", "declarations": []string{id}, "channels": []string{dev.UDID},
+		"name": "ios-update", "declarations": []string{id}, "channels": []string{dev.UDID, late.UDID},
 	}, nil); code != http.StatusOK {
 		t.Fatalf("put set = %d", code)
+	}
+	// A device scoped before it enrolled is told to sync once it can be.
+	if err := late.Enroll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lateCmds, err := late.Settle(ctx)
+	if err != nil || !slices.ContainsFunc(lateCmds, func(c *simdevice.Command) bool { return c.RequestType == "DeclarativeManagement" }) {
+		t.Fatalf("late device got %v, %v; want DeclarativeManagement", lateCmds, err)
 	}
 	// A set naming a declaration that does not exist is refused.
 	if code := s.API(t, "POST", "/v1/declaration-sets", map[string]any{"name": "x", "declarations": []string{"nope"}}, nil); code != http.StatusNotFound {

@@ -363,6 +363,7 @@ func (s *Server) build() error {
 		service.WithFailureRecorder(s.store),
 		// What reacts to device events, in the order it runs.
 		service.WithObserver(s.metrics),
+		service.WithObserver(ddmEngine), // before adeSetup: the sync goes ahead of DeviceConfigured
 		service.WithObserver(adeSetup),
 		service.WithObserver(userSetup),
 		service.WithObserver(s.renewer),
