@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/orchardmdm/orchard/internal/adminapi/apitest"
 	"github.com/orchardmdm/orchard/internal/servertest"
 	"github.com/orchardmdm/orchard/internal/simdevice"
 	"github.com/orchardmdm/orchard/mdm/ddm"
@@ -235,4 +238,55 @@ func standardConfigurations(t *testing.T, payload []byte) []string {
 func isStatus(err error, code int) bool {
 	var se *simdevice.StatusError
 	return errors.As(err, &se) && se.Code == code
+}
+
+// TestDeclarativeAnswersMatchOpenAPI checks the DDM routes' real requests
+// and answers, failures included, against openapi.json.
+func TestDeclarativeAnswersMatchOpenAPI(t *testing.T) {
+	srv := servertest.Start(t)
+	dev := srv.NewDevice(t)
+	srv.Enroll(t, dev)
+	do := func(method, path, body string) {
+		t.Helper()
+		req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+srv.APIKey())
+		ctype := ""
+		if body != "" {
+			ctype = "application/json"
+			req.Header.Set("Content-Type", ctype)
+		}
+		resp, err := srv.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		apitest.Conforms(t, method, srv.URL+path, ctype, []byte(body), resp, data)
+	}
+	do("POST", "/v1/declarations", `{"type": "`+ddm.TypeSoftwareUpdateSpecific+`", "identifier": "u", "payload": {"TargetOSVersion": "26.1", "TargetLocalDateTime": "2026-12-15T20:00:00"}}`)
+	do("POST", "/v1/declarations", `{"type": "com.example.x", "identifier": "u", "payload": {}}`)
+	do("GET", "/v1/declarations", "")
+	do("GET", "/v1/declarations/u", "")
+	do("GET", "/v1/declarations/nope", "")
+	do("POST", "/v1/declaration-sets", `{"name": "s", "declarations": ["u"], "channels": ["`+dev.UDID+`"]}`)
+	do("POST", "/v1/declaration-sets", `{"name": "t", "declarations": ["nope"]}`)
+	if _, err := dev.Settle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dev.SyncDeclarations(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	do("GET", "/v1/declaration-sets", "")
+	do("GET", "/v1/declaration-sets/s", "")
+	do("GET", "/v1/declarations/u/status", "")
+	do("GET", "/v1/devices/"+dev.UDID+"/declarations", "")
+	do("GET", "/v1/devices/NOPE/declarations", "")
+	do("GET", "/v1/software-updates", "")
+	do("DELETE", "/v1/declarations/u", "")
+	do("DELETE", "/v1/declaration-sets/s", "")
+	do("DELETE", "/v1/declaration-sets/s", "")
+	do("DELETE", "/v1/declarations/u", "")
 }
