@@ -233,6 +233,9 @@ func (e *Engine) DeclarativeManagement(ctx context.Context, channel, endpoint st
 	return json.Marshal(d)
 }
 
+// maxRawReport bounds a raw report kept in a channel's status record.
+const maxRawReport = 16 << 10
+
 // status merges a full or partial report into the channel's status.
 func (e *Engine) status(ctx context.Context, channel string, data []byte) error {
 	r, err := ddm.ParseStatus(data)
@@ -274,7 +277,12 @@ func (e *Engine) status(ctx context.Context, channel string, data []byte) error 
 				Kind: d.Kind, ServerToken: d.ServerToken, Active: d.Active, Valid: d.Valid, Reasons: d.Reasons, At: now,
 			}
 		}
-		st.Raw = append(slices.Clone(st.Raw), storage.RawDDMReport{At: now, Body: json.RawMessage(data)})
+		raw := json.RawMessage(data)
+		if len(data) > maxRawReport {
+			// Kept per channel with its status: a big one is noted, not kept.
+			raw = json.RawMessage(fmt.Sprintf(`{"omitted_bytes":%d}`, len(data)))
+		}
+		st.Raw = append(slices.Clone(st.Raw), storage.RawDDMReport{At: now, Body: raw})
 		return nil
 	})
 }

@@ -173,6 +173,21 @@ func testDeclarativeSoftwareUpdate(t *testing.T, b servertest.Backend) {
 		t.Fatalf("partial report lost the declaration status: %+v", st)
 	}
 
+	// A big report is merged, but only its size is kept as raw report.
+	big := map[string]any{"test": map[string]any{"string-value": strings.Repeat("x", 20<<10)}}
+	if err := dev.SendStatus(ctx, big); err != nil {
+		t.Fatal(err)
+	}
+	var raw struct {
+		Reports []struct {
+			Body json.RawMessage `json:"body"`
+		} `json:"reports"`
+	}
+	s.API(t, "GET", "/v1/devices/"+dev.UDID+"/declarations", nil, &raw)
+	if n := len(raw.Reports); n == 0 || !strings.Contains(string(raw.Reports[n-1].Body), `"omitted_bytes"`) || strings.Contains(string(raw.Reports[n-1].Body), "xxxx") {
+		t.Fatalf("raw reports = %s", raw.Reports)
+	}
+
 	// Hostile bodies: 400 with a reason, nothing kept.
 	if _, err := dev.Declarative(ctx, "status", []byte(`{"StatusItems": [`)); !isStatus(err, 400) {
 		t.Fatalf("broken status = %v", err)
