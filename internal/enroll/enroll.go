@@ -60,8 +60,8 @@ type Handler struct {
 	log    *slog.Logger
 	ade    ADEDevices // nil: no ADE endpoint
 
-	infoRoots    *x509.CertPool // MachineInfo trust: Apple's root unless a test injects one
-	insecureInfo bool           // lab: accept MachineInfo that does not chain to infoRoots
+	infoRoots    []*x509.Certificate // MachineInfo trust: Apple's root unless a test injects one
+	insecureInfo bool                // lab: accept MachineInfo that does not chain to infoRoots
 
 	tokenLimit, infoLimit Limiter // nil: unlimited
 }

@@ -21,21 +21,21 @@ import (
 //go:embed apple-root-ca.cer
 var appleRootDER []byte
 
-// AppleRoots returns a pool holding only Apple's root, the default trust
-// for MachineInfo.
-func AppleRoots() *x509.CertPool {
+// AppleRoots returns Apple's root alone, the default trust for
+// MachineInfo. It is a list, not an x509.CertPool: MachineInfo chains are
+// built and checked here (see verifyAppleChain), which needs the roots'
+// keys.
+func AppleRoots() []*x509.Certificate {
 	root, err := x509.ParseCertificate(appleRootDER)
 	if err != nil {
 		panic("enroll: embedded Apple root does not parse: " + err.Error()) // a build defect, caught by tests
 	}
-	p := x509.NewCertPool()
-	p.AddCert(root)
-	return p
+	return []*x509.Certificate{root}
 }
 
 // WithMachineInfoRoots trusts roots instead of Apple's for MachineInfo
 // signatures (tests sign with their own "Apple" chain).
-func WithMachineInfoRoots(roots *x509.CertPool) Option {
+func WithMachineInfoRoots(roots []*x509.Certificate) Option {
 	return func(h *Handler) { h.infoRoots = roots }
 }
 
@@ -104,18 +104,22 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, method string, 
 // not one, or whose signature does not verify, is an error; a good
 // signature whose certificate chain (the intermediates ride in the CMS)
 // does not validate against roots at now sets info.unverified.
-func parseMachineInfo(body []byte, roots *x509.CertPool, now time.Time) (*machineInfo, error) {
+func parseMachineInfo(body []byte, roots []*x509.Certificate, now time.Time) (*machineInfo, error) {
 	p7, err := pkcs7.Parse(body)
 	if err != nil {
 		return nil, errors.New("body is not a signed MachineInfo")
 	}
-	// The chain check verifies the signature too; only when it fails is the
-	// signature checked alone, to tell a forgery from a corrupt body.
-	chainErr := p7.VerifyWithChainAtTime(roots, now)
-	if chainErr != nil {
-		if err := p7.Verify(); err != nil {
-			return nil, errors.New("MachineInfo signature does not verify")
-		}
+	// The content signature first (pkcs7 accepts SHA-1 digests there, which
+	// devices may use), then the chain, which pkcs7's chain check would hand
+	// to crypto/x509 and its refusal of SHA-1.
+	if err := p7.Verify(); err != nil {
+		return nil, errors.New("MachineInfo signature does not verify")
+	}
+	var chainErr error
+	if signer := p7.GetOnlySigner(); signer == nil {
+		chainErr = errors.New("MachineInfo has more than one signer")
+	} else {
+		chainErr = verifyAppleChain(signer, p7.Certificates, roots, now)
 	}
 	var info machineInfo
 	if err := mdm.Unmarshal(p7.Content, &info); err != nil {

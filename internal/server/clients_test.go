@@ -92,7 +92,18 @@ func testActionsPushedOnlyWhenPushed(t *testing.T, backend servertest.Backend) {
 			t.Fatal("the token was never marked invalid")
 		}
 	}
+	// Pushes already on their way when the token died (the enrollment's
+	// inventory queries, the first lock) may still land: count from when the
+	// fake has stopped receiving.
 	pushes := len(s.FakeAPNs.Pushes())
+	for settle := time.Now().Add(10 * time.Second); time.Now().Before(settle); {
+		time.Sleep(300 * time.Millisecond)
+		n := len(s.FakeAPNs.Pushes())
+		if n == pushes {
+			break
+		}
+		pushes = n
+	}
 	res.Pushed = true
 	if code := s.API(t, "POST", "/v1/devices/"+dev.UDID+"/actions/lock", nil, &res); code != http.StatusCreated || res.Pushed {
 		t.Fatalf("lock with a dead token = %d pushed=%v, want 201 pushed=false", code, res.Pushed)

@@ -78,7 +78,7 @@ type Config struct {
 
 	// MachineInfoRoots replaces Apple's root as the trust for Setup
 	// Assistant MachineInfo signatures (tests; nil: Apple's).
-	MachineInfoRoots *x509.CertPool
+	MachineInfoRoots []*x509.Certificate
 	// InsecureMachineInfo accepts MachineInfo not verified against the root
 	// (labs), with a warning at start and on every use; such enrollments
 	// never take over an enrolled device.

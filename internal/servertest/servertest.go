@@ -46,7 +46,9 @@ type Server struct {
 	Dir    string
 	// Apple is the server's stand-in for Apple's device CA: it trusts
 	// Apple.Root for MachineInfo, so a device with Apple set enrolls as an
-	// Apple-verified one.
+	// Apple-verified one. It signs with SHA-1, as Apple's device CA does,
+	// and is shared by the servers of a test binary (RSA keys are slow to
+	// make).
 	Apple *simdevice.AppleChain
 	// FakeAPNs receives the pushes when Start installed its push
 	// certificate; nil otherwise.
@@ -157,6 +159,9 @@ func (s *Server) UsePushTopic(t testing.TB, topic string) {
 	}
 }
 
+// appleChain is the SHA-1 test chain every server of the process trusts.
+var appleChain = sync.OnceValues(simdevice.NewAppleChainSHA1)
+
 func start(t testing.TB, withPushCert bool, mutate ...func(*server.Config)) *Server {
 	t.Helper()
 	dir := t.TempDir()
@@ -174,7 +179,7 @@ func start(t testing.TB, withPushCert bool, mutate ...func(*server.Config)) *Ser
 	if testing.Verbose() {
 		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	apple, err := simdevice.NewAppleChain()
+	apple, err := appleChain()
 	if err != nil {
 		ln.Close()
 		t.Fatal(err)

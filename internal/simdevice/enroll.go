@@ -165,10 +165,15 @@ func (d *Device) MachineInfo() ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		err = sd.AddSignerChain(cert, key, []*x509.Certificate{d.Apple.Intermediate}, pkcs7.SignerInfoConfig{})
-		if err != nil {
+		if d.Apple.sha1 {
+			sd.SetDigestAlgorithm(pkcs7.OIDDigestAlgorithmSHA1)
+		}
+		// AddSigner and AddCertificate rather than AddSignerChain, which
+		// checks the chain with crypto/x509 and so refuses SHA-1 links.
+		if err := sd.AddSigner(cert, key, pkcs7.SignerInfoConfig{}); err != nil {
 			return nil, err
 		}
+		sd.AddCertificate(d.Apple.Intermediate)
 		return sd.Finish()
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
