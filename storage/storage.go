@@ -26,6 +26,7 @@ type Store interface {
 	EnrollStore
 	DEPStore
 	InventoryStore
+	AdminStore
 	DeclarationStore
 	io.Closer
 }

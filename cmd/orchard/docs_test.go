@@ -185,6 +185,14 @@ func TestDocumentedCommands(t *testing.T) {
 	if code := s.API(t, "POST", "/v1/dep/tokens", map[string]any{"name": "Main", "token": string(deptest.P7M(t, depCert, tok))}, &token); code != http.StatusCreated {
 		t.Fatalf("token upload = %d", code)
 	}
+	// An admin with an API token, for the tokens examples of docs/admins.md.
+	if code := s.API(t, "POST", "/v1/admins", map[string]any{"username": "ci-bot", "role": "admin", "password": "docs-test-password"}, nil); code != http.StatusCreated {
+		t.Fatalf("create ci-bot = %d", code)
+	}
+	var apiToken struct{ ID string }
+	if code := s.API(t, "POST", "/v1/admins/ci-bot/tokens", map[string]any{"name": "deploy"}, &apiToken); code != http.StatusCreated {
+		t.Fatalf("ci-bot token = %d", code)
+	}
 	work := t.TempDir()
 	t.Chdir(work)
 	os.WriteFile("wifi.mobileconfig", []byte("<plist/>"), 0o600)
@@ -192,6 +200,7 @@ func TestDocumentedCommands(t *testing.T) {
 		"<udid>", dev.UDID,
 		"<command-uuid>", sent.CommandUUID,
 		"<token-id>", token.ID,
+		"<api-token-id>", apiToken.ID,
 		"$(base64 < wifi.mobileconfig)", base64.StdEncoding.EncodeToString([]byte("<plist/>")),
 	)
 

@@ -1,5 +1,6 @@
 // Package adminapi is Orchard's one admin HTTP surface: JSON over HTTPS
-// under /v1/, behind a bearer API key. routes.go holds the whole route
+// under /v1/, behind bearer tokens (the bootstrap API key or an admin's
+// token) and one role check per route (access.go). routes.go holds the whole route
 // table; the handlers decode and check input, call the services (storage,
 // the push, DEP, inventory and enrollment services) and answer through
 // apijson, whose one map turns errors into status codes. Unknown routes
@@ -9,7 +10,6 @@ package adminapi
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -20,6 +20,7 @@ import (
 
 	"github.com/orchardmdm/orchard/apns"
 	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
+	"github.com/orchardmdm/orchard/internal/adminauth"
 	"github.com/orchardmdm/orchard/internal/command"
 	"github.com/orchardmdm/orchard/internal/enroll"
 	"github.com/orchardmdm/orchard/internal/inventory"
@@ -56,16 +57,19 @@ type PushService interface {
 // Config wires the API. APIKey and Store are required; a nil service
 // leaves its routes answering 503.
 type Config struct {
-	APIKey      string
-	Store       Store
-	Commands    Commands
-	Secrets     Secrets
-	Releaser    Releaser
-	Push        PushService
-	DEP         DEPService
-	Inventory   *inventory.Inventory
-	Enroll      *enroll.Handler
-	Backup      Backup
+	APIKey    string
+	Store     Store
+	Commands  Commands
+	Secrets   Secrets
+	Releaser  Releaser
+	Push      PushService
+	DEP       DEPService
+	Inventory *inventory.Inventory
+	Enroll    *enroll.Handler
+	Backup    Backup
+	// Admins keeps admin accounts, their tokens and the audit log; without
+	// it only the API key works and nothing is audited.
+	Admins      storage.AdminStore
 	Logger      *slog.Logger
 	Declarative Declarative
 }
@@ -81,6 +85,7 @@ type API struct {
 	inv      *inventory.Inventory
 	enroll   *enroll.Handler
 	backup   Backup
+	admins   storage.AdminStore
 	ddm      Declarative
 	log      *slog.Logger
 	key      atomic.Pointer[[sha256.Size]byte] // SHA-256 of the API key; SetAPIKey swaps it
@@ -101,7 +106,7 @@ func New(c Config) (*API, error) {
 		c.Logger = slog.Default()
 	}
 	a := &API{store: c.Store, commands: c.Commands, secrets: c.Secrets, releaser: c.Releaser, push: c.Push,
-		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, ddm: c.Declarative, log: c.Logger,
+		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, admins: c.Admins, ddm: c.Declarative, log: c.Logger,
 		mux: http.NewServeMux(), paths: http.NewServeMux(), allow: map[string][]string{}}
 	a.SetAPIKey(c.APIKey)
 	for _, rt := range a.routes() {
@@ -109,6 +114,7 @@ func New(c Config) (*API, error) {
 		if rt.needs != nil && !rt.needs(a) {
 			h = unavailable
 		}
+		h = a.guard(rt, h)
 		a.mux.HandleFunc(rt.method+" "+rt.path, h)
 		if _, ok := a.allow[rt.path]; !ok {
 			a.paths.HandleFunc(rt.path, func(http.ResponseWriter, *http.Request) {})
@@ -134,7 +140,9 @@ func (a *API) SetAPIKey(key string) {
 // route is one line of the route table.
 type route struct {
 	method, path string
-	handler      http.HandlerFunc
+	// access is what the request needs of its actor's role (access.go).
+	access  access
+	handler http.HandlerFunc
 	// needs, when set, tells whether the service behind the route is wired.
 	needs func(*API) bool
 }
@@ -146,14 +154,22 @@ func unavailable(w http.ResponseWriter, r *http.Request) {
 // ServeHTTP checks the API key, then routes; anything unmatched under /v1/
 // gets a JSON 404 or 405 instead of ServeMux's plain text.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	sum := sha256.Sum256([]byte(got))
-	if !ok || subtle.ConstantTimeCompare(sum[:], a.key.Load()[:]) != 1 {
-		// Anyone without the key learns nothing, not even which routes exist.
+	actor, err := a.authenticate(r.Context(), r)
+	if err != nil {
+		apijson.Fail(w, r, a.log, err)
+		return
+	}
+	if actor == nil {
+		// Anyone without a key learns nothing, not even which routes exist.
 		w.Header().Set("WWW-Authenticate", `Bearer realm="orchard"`)
 		apijson.WriteError(w, http.StatusUnauthorized, "unauthorized")
 		return
 	}
+	// The metrics middleware outside reads the route from its own request:
+	// hand back the pattern the route table sets on this copy.
+	orig := r
+	r = r.WithContext(adminauth.WithActor(r.Context(), actor))
+	defer func() { orig.Pattern = r.Pattern }()
 	if _, pattern := a.mux.Handler(r); pattern != "" {
 		a.mux.ServeHTTP(w, r)
 		return

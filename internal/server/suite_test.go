@@ -43,6 +43,7 @@ var e2eTests = []struct {
 	{"ProfilePayloads", testProfilePayloads},
 	{"OSUpdateCommandsEndAt26", testOSUpdateCommandsEndAt26},
 	{"AllowUnknown", testAllowUnknown},
+	{"AdminRoles", testAdminRoles},
 	{"DeclarativeSoftwareUpdate", testDeclarativeSoftwareUpdate},
 }
 

@@ -29,6 +29,7 @@ type MigrationCount struct {
 var tables = []string{"enrollments", "device_fold", "cert_binding", "commands", "targets", "queue", "results",
 	"settings", "certs", "challenges", "invitations", "configurator_profiles", "configurator_serials",
 	"inventory", "device_reports", "dep_tokens", "dep_sync", "dep_devices", "dep_profiles", "enrollment_failures",
+	"admins", "api_tokens", "audit",
 	"ddm_declarations", "ddm_sets", "ddm_status"}
 
 // derivedBuckets are bbolt indexes the PostgreSQL schema rebuilds from the
@@ -36,7 +37,8 @@ var tables = []string{"enrollments", "device_fold", "cert_binding", "commands", 
 var derivedBuckets = map[string]bool{
 	"cert_serials": true, "challenge_refs": true, "invitation_tokens": true,
 	"configurator_profile_serials": true, "command_raw": true, // joined into commands
-	"deferred": true, // copied with queue
+	"deferred":         true, // copied with queue
+	"api_token_hashes": true,
 }
 
 // row is one record for a table: its column values in table order.
@@ -103,11 +105,34 @@ var boltMapping = map[string]struct {
 		return row{channel, kind, v}, nil
 	}},
 	"enrollment_failures": {"enrollment_failures", []string{"id", "doc"}, keyDoc},
-	"ddm_declarations":    {"ddm_declarations", []string{"id", "doc"}, keyDoc},
-	"ddm_sets":            {"ddm_sets", []string{"name", "doc"}, keyDoc},
-	"ddm_status":          {"ddm_status", []string{"channel", "doc"}, keyDoc},
-	"dep_tokens":          {"dep_tokens", []string{"id", "doc"}, keyDoc},
-	"dep_sync":            {"dep_sync", []string{"token_id", "doc"}, keyDoc},
+	"admins":              {"admins", []string{"username", "doc"}, keyDoc},
+	"api_tokens": {"api_tokens", []string{"id", "admin", "hash", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
+		var t struct {
+			Admin string `json:"admin"`
+			Hash  []byte `json:"hash"`
+		}
+		if err := json.Unmarshal(v, &t); err != nil {
+			return nil, err
+		}
+		return row{string(k), t.Admin, t.Hash, v}, nil
+	}},
+	"audit": {"audit", []string{"id", "at", "actor", "action", "target", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
+		var e struct {
+			Time   time.Time `json:"time"`
+			Actor  string    `json:"actor"`
+			Action string    `json:"action"`
+			Target string    `json:"target"`
+		}
+		if err := json.Unmarshal(v, &e); err != nil {
+			return nil, err
+		}
+		return row{string(k), e.Time, e.Actor, e.Action, e.Target, v}, nil
+	}},
+	"ddm_declarations": {"ddm_declarations", []string{"id", "doc"}, keyDoc},
+	"ddm_sets":         {"ddm_sets", []string{"name", "doc"}, keyDoc},
+	"ddm_status":       {"ddm_status", []string{"channel", "doc"}, keyDoc},
+	"dep_tokens":       {"dep_tokens", []string{"id", "doc"}, keyDoc},
+	"dep_sync":         {"dep_sync", []string{"token_id", "doc"}, keyDoc},
 	"dep_devices": {"dep_devices", []string{"serial", "token_id", "status", "profile_id", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
 		var d struct {
 			TokenID   string `json:"token_id"`
@@ -213,7 +238,7 @@ func (s *Store) CopyFromBolt(ctx context.Context, path string, overwrite bool) (
 				source[m.table] = len(rows)
 			}
 			// The sequences carry on from bbolt's bucket sequences.
-			for bucket, seq := range map[string]string{"queue": "queue_seq", "enrollment_failures": "enrollment_failure_seq"} {
+			for bucket, seq := range map[string]string{"queue": "queue_seq", "enrollment_failures": "enrollment_failure_seq", "audit": "audit_seq"} {
 				if b := btx.Bucket([]byte(bucket)); b != nil && b.Sequence() > 0 {
 					if _, err := tx.Exec(ctx, "SELECT setval($1, $2)", seq, int64(b.Sequence())); err != nil {
 						return err

@@ -65,6 +65,9 @@ func fillBolt(t *testing.T, s storage.Store) []string {
 	must(err)
 	must(s.CreateDEPProfile(ctx, storage.DEPProfile{ID: "dp1", TokenID: "tok1", Name: "ADE", CreatedAt: at}, 10))
 	must(s.RecordEnrollmentFailure(ctx, &storage.EnrollmentFailure{At: at, UDID: "U1", Reason: "refused"}))
+	must(s.CreateAdmin(ctx, &storage.AdminAccount{Username: "alice", Role: "owner", PasswordHash: "$argon2id$h", CreatedAt: at}))
+	must(s.CreateAPIToken(ctx, &storage.APIToken{ID: "t1", Admin: "alice", Role: "helpdesk", Hash: []byte("0123456789abcdef0123456789abcdef"), CreatedAt: at}))
+	must(s.AppendAudit(ctx, &storage.AuditEntry{Time: at, Actor: "alice/token:t1", Source: "127.0.0.1", Action: "POST /v1/push", Status: 200, Result: "ok"}))
 	return uuids
 }
 
@@ -128,6 +131,12 @@ func snapshot(t *testing.T, s storage.Store, uuids []string) map[string]string {
 	put("dep profiles", dps, err)
 	fails, err := s.ListEnrollmentFailures(ctx, "", 0)
 	put("enrollment failures", fails, err)
+	admins, err := s.ListAdmins(ctx)
+	put("admins", admins, err)
+	tok, err := s.APITokenByHash(ctx, []byte("0123456789abcdef0123456789abcdef"))
+	put("api token", tok, err)
+	audit, err := s.ListAudit(ctx, storage.AuditFilter{Actor: "alice"}, "", 0)
+	put("audit", audit, err)
 	return out
 }
 

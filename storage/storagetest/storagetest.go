@@ -1,7 +1,7 @@
 // Package storagetest is the conformance suite every storage backend must
 // pass unchanged. A backend's test calls Run with an opener that returns a
 // fresh, empty store on real storage; the suite runs one subtest per role
-// (MDM, Push, Counts, Certs, Enroll, DEP, Inventory, Declarations), and each of their
+// (MDM, Push, Counts, Certs, Enroll, DEP, Inventory, Admin, Declarations), and each of their
 // cases opens its own store.
 package storagetest
 
@@ -29,6 +29,9 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 	})
 	t.Run("Inventory", func(t *testing.T) {
 		runInventory(t, func(t *testing.T) storage.InventoryStore { return open(t) })
+	})
+	t.Run("Admin", func(t *testing.T) {
+		runAdmin(t, func(t *testing.T) storage.AdminStore { return open(t) })
 	})
 	t.Run("Declarations", func(t *testing.T) {
 		runDeclarations(t, func(t *testing.T) storage.DeclarationStore { return open(t) })
