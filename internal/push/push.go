@@ -6,6 +6,7 @@
 package push
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -84,27 +85,9 @@ func New(ctx context.Context, store Store, box *pki.SecretBox, opts ...Option) (
 		o(s)
 	}
 	s.fails = newFailureLog(s.log)
-	raw, err := store.Setting(ctx, settingKey)
-	if errors.Is(err, storage.ErrNotFound) {
-		return s, nil
-	}
+	pc, st, err := s.load(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("push: load certificate: %w", err)
-	}
-	var st stored
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return nil, fmt.Errorf("push: decode stored certificate: %w", err)
-	}
-	keyPEM, err := box.Open(st.KeySealed, labelKey)
-	if err != nil {
-		return nil, fmt.Errorf("push: open stored key: %w", err)
-	}
-	pc, err := apns.ParsePEM(st.CertPEM, keyPEM, "")
-	if errors.Is(err, apns.ErrExpired) {
-		s.log.Error("the stored MDM push certificate has expired: devices cannot be woken until a renewed one is uploaded")
-	}
-	if err != nil && !errors.Is(err, apns.ErrExpired) {
-		return nil, fmt.Errorf("push: stored certificate: %w", err)
+		return nil, err
 	}
 	if pc != nil {
 		if err := s.install(pc, st); err != nil {
@@ -112,6 +95,54 @@ func New(ctx context.Context, store Store, box *pki.SecretBox, opts ...Option) (
 		}
 	}
 	return s, nil
+}
+
+// load reads the stored push certificate; nil when there is none.
+func (s *Service) load(ctx context.Context) (*apns.PushCert, stored, error) {
+	raw, err := s.store.Setting(ctx, settingKey)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, stored{}, nil
+	}
+	if err != nil {
+		return nil, stored{}, fmt.Errorf("push: load certificate: %w", err)
+	}
+	var st stored
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return nil, st, fmt.Errorf("push: decode stored certificate: %w", err)
+	}
+	keyPEM, err := s.box.Open(st.KeySealed, labelKey)
+	if err != nil {
+		return nil, st, fmt.Errorf("push: open stored key: %w", err)
+	}
+	pc, err := apns.ParsePEM(st.CertPEM, keyPEM, "")
+	if errors.Is(err, apns.ErrExpired) {
+		s.log.Error("the stored MDM push certificate has expired: devices cannot be woken until a renewed one is uploaded")
+	}
+	if err != nil && !errors.Is(err, apns.ErrExpired) {
+		return nil, st, fmt.Errorf("push: stored certificate: %w", err)
+	}
+	return pc, st, nil
+}
+
+// SettingKey is the storage setting holding the push certificate: a
+// change to it (on another replica) calls for Reload.
+const SettingKey = settingKey
+
+// Reload installs the stored push certificate when it is not the one in
+// use: another replica uploaded a new one.
+func (s *Service) Reload(ctx context.Context) error {
+	pc, st, err := s.load(ctx)
+	if err != nil || pc == nil {
+		return err
+	}
+	s.mu.RLock()
+	same := s.cert != nil && bytes.Equal(s.cert.Leaf.Raw, pc.Leaf.Raw)
+	s.mu.RUnlock()
+	if same {
+		return nil
+	}
+	s.log.Info("MDM push certificate reloaded (uploaded on another replica)", "topic", pc.Topic, "not_after", pc.Leaf.NotAfter)
+	return s.install(pc, st)
 }
 
 // install makes pc the live certificate with a fresh pusher.

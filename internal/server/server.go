@@ -117,6 +117,7 @@ type Server struct {
 	bg         context.Context // lives until Serve returns or Close
 	stopBg     context.CancelFunc
 	renewer    *enroll.Renewer
+	verifier   *identity.Verifier
 	handler    http.Handler
 }
 
@@ -371,6 +372,10 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
+	s.verifier = verifier
+	if _, ok := s.store.(storage.Notifier); ok {
+		s.readThrough() // until Serve has subscribed to other replicas' changes
+	}
 	device, err := mdmhttp.New(s.svc, verifier, mdmhttp.WithLogger(s.log), mdmhttp.WithObserver(s.metrics))
 	if err != nil {
 		return err
@@ -615,7 +620,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go s.push.RunExpiryWarnings(bg)
 	renewing := make(chan struct{})
 	go func() { s.renewer.Run(bg, time.Hour); close(renewing) }()
-	flushed, synced := make(chan struct{}), make(chan struct{})
+	flushed, synced, followed := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() { s.followChanges(bg); close(followed) }()
 	go func() { s.svc.RunLastSeenFlusher(bg, 30*time.Second); close(flushed) }()
 	go func() {
 		if err := s.runExclusive(bg, "dep-sync", s.dep.Run); err != nil && !errors.Is(err, context.Canceled) {
@@ -645,6 +651,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	<-flushed
 	<-synced
 	<-renewing
+	<-followed
 	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	s.push.Close(drain)
 	cancel()

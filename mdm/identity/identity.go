@@ -65,6 +65,8 @@ type Verifier struct {
 	mu      sync.Mutex
 	chained map[string]bool                // hash -> chains to roots with client auth
 	records map[string]*storage.CertRecord // hash -> issuance record, until Forget
+	epoch   uint64                         // counts ForgetAll: a record read before one is not kept
+	through bool                           // ForgetAll(true): read every record from storage
 }
 
 // Option configures a Verifier.
@@ -222,6 +224,7 @@ const maxCached = 200_000
 func (v *Verifier) record(ctx context.Context, hash string) (*storage.CertRecord, error) {
 	v.mu.Lock()
 	rec, ok := v.records[hash]
+	epoch := v.epoch
 	v.mu.Unlock()
 	if ok {
 		return rec, nil
@@ -231,6 +234,10 @@ func (v *Verifier) record(ctx context.Context, hash string) (*storage.CertRecord
 		return nil, err
 	}
 	v.mu.Lock()
+	if v.through || v.epoch != epoch {
+		v.mu.Unlock()
+		return rec, nil
+	}
 	if len(v.records) >= maxCached {
 		clear(v.records)
 	}
@@ -249,6 +256,18 @@ func (v *Verifier) Forget(serial string) {
 			delete(v.records, h)
 		}
 	}
+}
+
+// ForgetAll drops every cached issuance record, for revocations another
+// replica made. With readThrough the verifier also stops caching records
+// until the next ForgetAll without it: for when revocations may have been
+// missed.
+func (v *Verifier) ForgetAll(readThrough bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.epoch++
+	v.through = readThrough
+	clear(v.records)
 }
 
 func (v *Verifier) chainOK(hash string, cert *x509.Certificate, now time.Time) bool {

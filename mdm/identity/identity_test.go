@@ -233,3 +233,38 @@ func TestVerifySignatureBER(t *testing.T) {
 		t.Fatalf("BER signature over another body: %v, want bad_signature", err)
 	}
 }
+
+// ForgetAll (another replica revoked something): cached records are
+// dropped, and in read-through mode a revocation made behind the
+// verifier's back is seen at once, until caching resumes.
+func TestForgetAll(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	cert, _ := e.issue(t, nil, true)
+	other, _ := e.issue(t, nil, true)
+	for _, c := range []*x509.Certificate{cert, other} {
+		if _, err := e.v.VerifyCert(ctx, c); err != nil { // cached now
+			t.Fatal(err)
+		}
+	}
+	if err := e.store.RevokeCert(ctx, cert.SerialNumber.Text(16), e.now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.v.VerifyCert(ctx, cert); err != nil {
+		t.Fatalf("the cached record should still answer before ForgetAll: %v", err)
+	}
+	e.v.ForgetAll(true)
+	if _, err := e.v.VerifyCert(ctx, cert); reason(err) != "revoked" {
+		t.Fatalf("after ForgetAll: %v", err)
+	}
+	// Read-through: a second revocation, with no Forget, is seen at once.
+	if _, err := e.v.VerifyCert(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.RevokeCert(ctx, other.SerialNumber.Text(16), e.now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.v.VerifyCert(ctx, other); reason(err) != "revoked" {
+		t.Fatalf("read-through answered from a cache: %v", err)
+	}
+}

@@ -15,6 +15,7 @@ import (
 // Orchard read or parse a large body. That the report names the bound
 // device, and an enrolled channel of it, is still checked by Report.
 func (s *Service) AuthorizeReport(ctx context.Context, id *identity.Identity) error {
+	epoch := s.cache.now()
 	if _, ok := s.cache.device(id.Hash); ok {
 		return nil
 	}
@@ -25,6 +26,6 @@ func (s *Service) AuthorizeReport(ctx context.Context, id *identity.Identity) er
 	if err != nil {
 		return fmt.Errorf("look up certificate binding: %w", err)
 	}
-	s.cache.bind(id.Hash, dev)
+	s.cache.bind(epoch, id.Hash, dev)
 	return nil
 }

@@ -28,6 +28,12 @@ type stateCache struct {
 	other   map[string]string      // cert hashes that are not SHA-256 hex
 	devices map[string]deviceState // device ID -> its binding and enrollment
 	users   map[string]map[string]struct{}
+	// epoch counts invalidations: a fill read before the latest one is
+	// dropped, so a change another replica made is never cached over.
+	epoch uint64
+	// readThrough: another replica's changes may be unknown (notifications
+	// lost), so nothing is answered from or kept in the cache.
+	readThrough bool
 }
 
 type fingerprint [sha256.Size]byte
@@ -58,9 +64,36 @@ func parseFingerprint(hash string) (fingerprint, bool) {
 	return f, err == nil && hex.EncodeToString(f[:]) == hash
 }
 
+// now is the epoch a caller reads storage in; it passes it to bind or
+// setEnrolled with what it read.
+func (c *stateCache) now() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.epoch
+}
+
+// invalidate drops everything and, with readThrough, stops caching until
+// called again without it.
+func (c *stateCache) invalidate(readThrough bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.epoch++
+	c.readThrough = readThrough
+	clear(c.bound)
+	clear(c.other)
+	clear(c.devices)
+	clear(c.users)
+}
+
+// stale says a fill read at epoch must not be kept; c.mu is held.
+func (c *stateCache) stale(epoch uint64) bool { return c.readThrough || epoch != c.epoch }
+
 func (c *stateCache) device(hash string) (string, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	if c.readThrough {
+		return "", false
+	}
 	if f, ok := parseFingerprint(hash); ok {
 		d, ok := c.bound[f]
 		return d, ok
@@ -69,9 +102,12 @@ func (c *stateCache) device(hash string) (string, bool) {
 	return d, ok
 }
 
-func (c *stateCache) bind(hash, device string) {
+func (c *stateCache) bind(epoch uint64, hash, device string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.stale(epoch) {
+		return
+	}
 	c.trim()
 	st := c.devices[device]
 	switch {
@@ -104,6 +140,9 @@ func (c *stateCache) trim() {
 func (c *stateCache) isEnrolled(ch mdm.Channel) bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	if c.readThrough {
+		return false
+	}
 	if ch.IsUser() {
 		_, ok := c.users[ch.DeviceID][ch.ID()]
 		return ok
@@ -111,9 +150,12 @@ func (c *stateCache) isEnrolled(ch mdm.Channel) bool {
 	return c.devices[ch.DeviceID].enrolled
 }
 
-func (c *stateCache) setEnrolled(ch mdm.Channel) {
+func (c *stateCache) setEnrolled(epoch uint64, ch mdm.Channel) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.stale(epoch) {
+		return
+	}
 	c.trim()
 	if !ch.IsUser() {
 		st := c.devices[ch.DeviceID]
@@ -149,6 +191,7 @@ func (c *stateCache) unenroll(ch mdm.Channel) {
 // to (one device can never act as another) and returns the channel spelled
 // as that device is stored: hex UDIDs compare case-insensitively.
 func (s *Service) boundDevice(ctx context.Context, hash string, ch mdm.Channel) (mdm.Channel, error) {
+	epoch := s.cache.now()
 	dev, ok := s.cache.device(hash)
 	if !ok {
 		var err error
@@ -159,7 +202,7 @@ func (s *Service) boundDevice(ctx context.Context, hash string, ch mdm.Channel) 
 		if err != nil {
 			return ch, err
 		}
-		s.cache.bind(hash, dev)
+		s.cache.bind(epoch, hash, dev)
 	}
 	if !mdm.SameDeviceID(dev, ch.DeviceID) {
 		return ch, fmt.Errorf("%w: certificate is bound to another device", ErrForbidden)
@@ -179,6 +222,7 @@ func (s *Service) checkEnrolled(ctx context.Context, ch mdm.Channel) error {
 
 // enrolledChannel loads a channel and checks it is enrolled.
 func (s *Service) enrolledChannel(ctx context.Context, ch mdm.Channel) (*storage.Enrollment, error) {
+	epoch := s.cache.now()
 	e, err := s.store.Enrollment(ctx, ch.ID())
 	if errors.Is(err, storage.ErrNotFound) || err == nil && !e.Enrolled {
 		return nil, fmt.Errorf("%w: channel %s is not enrolled", ErrForbidden, ch.ID())
@@ -186,6 +230,12 @@ func (s *Service) enrolledChannel(ctx context.Context, ch mdm.Channel) (*storage
 	if err != nil {
 		return nil, err
 	}
-	s.cache.setEnrolled(ch)
+	s.cache.setEnrolled(epoch, ch)
 	return e, nil
 }
+
+// ForgetCached drops what the service cached of certificate bindings and
+// enrolled channels, for a change another replica made. With readThrough
+// it also stops caching (every check reads storage) until the next call
+// without it: for when such changes may have been missed.
+func (s *Service) ForgetCached(readThrough bool) { s.cache.invalidate(readThrough) }

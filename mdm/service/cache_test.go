@@ -28,16 +28,16 @@ func TestStateCache(t *testing.T) {
 	if _, ok := c.device(h1); ok || c.isEnrolled(dev) {
 		t.Fatal("empty cache answered")
 	}
-	c.bind(h1, dev.DeviceID)
-	c.setEnrolled(dev)
-	c.setEnrolled(user)
+	c.bind(0, h1, dev.DeviceID)
+	c.setEnrolled(0, dev)
+	c.setEnrolled(0, user)
 	if d, ok := c.device(h1); !ok || d != dev.DeviceID || !c.isEnrolled(dev) || !c.isEnrolled(user) {
 		t.Fatalf("after bind: device %q %v, enrolled %v %v", d, ok, c.isEnrolled(dev), c.isEnrolled(user))
 	}
 	if _, ok := c.device(strings.ToUpper(h1)); ok {
 		t.Error("an uppercase spelling of the hash answered: the store keys hashes as given")
 	}
-	c.bind(h2, dev.DeviceID) // renewed certificate
+	c.bind(0, h2, dev.DeviceID) // renewed certificate
 	if _, ok := c.device(h1); ok {
 		t.Error("the old certificate still answers after renewal")
 	}
@@ -48,7 +48,7 @@ func TestStateCache(t *testing.T) {
 	if c.isEnrolled(user) || !c.isEnrolled(dev) {
 		t.Error("unenrolling the user channel touched the wrong channel")
 	}
-	c.setEnrolled(user)
+	c.setEnrolled(0, user)
 	c.unenroll(dev)
 	if c.isEnrolled(dev) || c.isEnrolled(user) {
 		t.Error("a device's user channels outlived it")
@@ -56,11 +56,11 @@ func TestStateCache(t *testing.T) {
 	if d, _ := c.device(h2); d != dev.DeviceID {
 		t.Error("unenroll dropped the certificate binding")
 	}
-	c.bind("not-hex", "OTHER")
+	c.bind(0, "not-hex", "OTHER")
 	if d, ok := c.device("not-hex"); !ok || d != "OTHER" {
 		t.Error("a non-SHA-256 hash is not cached")
 	}
-	c.bind(h1, "OTHER")
+	c.bind(0, h1, "OTHER")
 	if _, ok := c.device("not-hex"); ok {
 		t.Error("the replaced non-hex hash still answers")
 	}
@@ -81,8 +81,8 @@ func BenchmarkStateCacheHeap(b *testing.B) {
 		runtime.ReadMemStats(&before)
 		c := newStateCache()
 		for i := range n {
-			c.bind(hashes[i], ids[i])
-			c.setEnrolled(mdm.Channel{DeviceID: ids[i]})
+			c.bind(0, hashes[i], ids[i])
+			c.setEnrolled(0, mdm.Channel{DeviceID: ids[i]})
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)
@@ -90,4 +90,35 @@ func BenchmarkStateCacheHeap(b *testing.B) {
 		runtime.KeepAlive(c)
 	}
 	b.ReportMetric(per, "heap-B/device")
+}
+
+// An invalidation (another replica's change) wins over a fill read before
+// it, and in read-through mode nothing is answered or kept.
+func TestStateCacheInvalidate(t *testing.T) {
+	c := newStateCache()
+	dev := mdm.Channel{DeviceID: "00008030-CACHE0000002"}
+	h := hashOf(7)
+	c.bind(c.now(), h, dev.DeviceID)
+	c.setEnrolled(c.now(), dev)
+	read := c.now() // a check reads storage now...
+	c.invalidate(false)
+	if _, ok := c.device(h); ok || c.isEnrolled(dev) {
+		t.Fatal("invalidate kept entries")
+	}
+	c.bind(read, h, dev.DeviceID) // ...and fills after the invalidation
+	c.setEnrolled(read, dev)
+	if _, ok := c.device(h); ok || c.isEnrolled(dev) {
+		t.Fatal("a fill read before the invalidation was kept")
+	}
+	c.invalidate(true)
+	c.bind(c.now(), h, dev.DeviceID)
+	c.setEnrolled(c.now(), dev)
+	if _, ok := c.device(h); ok || c.isEnrolled(dev) {
+		t.Fatal("read-through mode cached")
+	}
+	c.invalidate(false)
+	c.bind(c.now(), h, dev.DeviceID)
+	if d, ok := c.device(h); !ok || d != dev.DeviceID {
+		t.Fatal("caching did not resume")
+	}
 }

@@ -47,6 +47,7 @@ func (s *Service) Checkin(ctx context.Context, id *identity.Identity, c *mdm.Che
 }
 
 func (s *Service) authenticate(ctx context.Context, id *identity.Identity, ch mdm.Channel, m *mdm.Authenticate) error {
+	epoch := s.cache.now() // before the reads and writes below
 	if err := s.checkTopic(m.Topic); err != nil {
 		return err
 	}
@@ -121,8 +122,8 @@ func (s *Service) authenticate(ctx context.Context, id *identity.Identity, ch md
 	}
 	// The old enrollment's user channels ended with it.
 	s.cache.unenroll(mdm.Channel{DeviceID: ch.DeviceID})
-	s.cache.bind(id.Hash, ch.DeviceID)
-	s.cache.setEnrolled(ch)
+	s.cache.bind(epoch, id.Hash, ch.DeviceID)
+	s.cache.setEnrolled(epoch, ch)
 	s.log.Info("device authenticated", "device", ch.DeviceID, "serial", m.SerialNumber, "model", m.Model, "cert_serial", e.CertSerial)
 	s.emit(ctx, Authenticated{Enrollment: &e})
 	return nil
@@ -147,6 +148,7 @@ func isRenewalOf(rec *storage.CertRecord, old *storage.Enrollment) bool {
 // channels, tokens, inventory, bootstrap token and ADE state stay. From
 // now on the old certificate is refused.
 func (s *Service) rebind(ctx context.Context, id *identity.Identity, old *storage.Enrollment, m *mdm.Authenticate, now time.Time) error {
+	epoch := s.cache.now() // before the reads and writes below
 	rec := &storage.RebindRecord{
 		DeviceID: old.DeviceID, PrevCertHash: old.CertHash,
 		CertHash: id.Hash, CertSerial: fmt.Sprintf("%x", id.Cert.SerialNumber), CertNotAfter: id.Cert.NotAfter,
@@ -169,7 +171,7 @@ func (s *Service) rebind(ctx context.Context, id *identity.Identity, old *storag
 	if err != nil {
 		return err
 	}
-	s.cache.bind(id.Hash, old.DeviceID)
+	s.cache.bind(epoch, id.Hash, old.DeviceID)
 	s.log.Info("device identity renewed", "device", old.DeviceID, "cert_serial", rec.CertSerial, "not_after", rec.CertNotAfter)
 	s.emit(ctx, Renewed{DeviceID: old.DeviceID, CertNotAfter: rec.CertNotAfter})
 	return nil
@@ -247,6 +249,7 @@ func (s *Service) Release(ctx context.Context, deviceID string) (time.Time, erro
 }
 
 func (s *Service) tokenUpdate(ctx context.Context, ch mdm.Channel, m *mdm.TokenUpdate) error {
+	epoch := s.cache.now() // before the reads and writes below
 	if err := s.checkTopic(m.Topic); err != nil {
 		return err
 	}
@@ -299,7 +302,7 @@ func (s *Service) tokenUpdate(ctx context.Context, ch mdm.Channel, m *mdm.TokenU
 	if err != nil {
 		return err
 	}
-	s.cache.setEnrolled(ch)
+	s.cache.setEnrolled(epoch, ch)
 	if first && !ch.IsUser() {
 		dev.Token, dev.PushMagic, dev.Topic, dev.AwaitingConfiguration = m.Token, m.PushMagic, m.Topic, m.AwaitingConfiguration
 		s.emit(ctx, Enrolled{Enrollment: dev})

@@ -1,4 +1,4 @@
--- Version 4: Declarative Device Management. Declarations by identifier,
+-- Version 5: Declarative Device Management. Declarations by identifier,
 -- declaration sets by name (the declarations they name are checked by the
 -- store, in the writing transaction), and each channel's merged status.
 CREATE TABLE ddm_declarations (
