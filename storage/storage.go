@@ -29,5 +29,6 @@ type Store interface {
 	DirectoryStore
 	AdminStore
 	ProfileStore
+	DeclarationStore
 	io.Closer
 }

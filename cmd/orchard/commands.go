@@ -46,6 +46,10 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 refused by the server, 5 serv
 			{name: "profiles", summary: "configuration profiles: library, scope, state per device", subs: profilesCommands},
 			{name: "users", summary: "the local directory's users: list, create, import, disable", subs: usersCommands},
 			{name: "groups", summary: "static groups of users and their members", subs: groupsCommands},
+			{name: "declarations", summary: "Declarative Device Management declarations", subs: declarationsCommands},
+			{name: "declaration-sets", summary: "sets of declarations and the devices they are scoped to", subs: declarationSetsCommands},
+			{name: "software-updates", summary: "fleet view: devices per OS version, pending and failed enforced updates",
+				setup: api(noFlags("GET", "/v1/software-updates")), examples: []string{"orchard software-updates"}},
 			{name: "demo", summary: "try Orchard with no hardware: a server, a fake APNs and simulated devices", local: true, setup: demoSetup,
 				help: `Starts Orchard on a temporary data dir with a fake APNs, enrolls simulated iPhones, iPads and
 Macs that stay online and answer commands, and prints what to try next. Ctrl-C stops it and
@@ -100,6 +104,8 @@ var devicesCommands = []*command{
 		setup: api(noFlags("GET", "/v1/devices/%s/apps"))},
 	{name: "profiles", summary: "the device's latest installed-profile list", args: []string{"<udid>"},
 		setup: api(noFlags("GET", "/v1/devices/%s/profiles"))},
+	{name: "declarations", summary: "the device's declarations token and latest declarative status", args: []string{"<udid>"},
+		setup: api(noFlags("GET", "/v1/devices/%s/declarations")), examples: []string{"orchard devices declarations <udid>"}},
 	{name: "action", summary: "run a remote action", args: []string{"<udid>", "<action>"}, setup: api(deviceAction),
 		help: `Actions: sync, refresh, lock, erase, clear-passcode, restart, shutdown, rename,
 lost-mode-enable, lost-mode-disable, lost-mode-location, retire. Destructive ones (erase, retire)

@@ -141,6 +141,13 @@ var wantNeed = map[string]adminauth.Need{
 	"DELETE /v1/groups/{name}": adminauth.Destructive, "GET /v1/groups/{name}/members": adminauth.Read,
 	"POST /v1/groups/{name}/members": adminauth.Policy, "POST /v1/groups/{name}/members/import": adminauth.Policy,
 	"DELETE /v1/groups/{name}/members/{username}": adminauth.Policy, "PUT /v1/devices/{id}/user": adminauth.Policy,
+	// Declarations change what devices install: policy, like commands.
+	"GET /v1/declarations": adminauth.Read, "POST /v1/declarations": adminauth.Policy,
+	"GET /v1/declarations/{id}": adminauth.Read, "DELETE /v1/declarations/{id}": adminauth.Policy,
+	"GET /v1/declarations/{id}/status": adminauth.Read, "GET /v1/declaration-sets": adminauth.Read,
+	"POST /v1/declaration-sets": adminauth.Policy, "GET /v1/declaration-sets/{name}": adminauth.Read,
+	"DELETE /v1/declaration-sets/{name}": adminauth.Policy, "GET /v1/devices/{id}/declarations": adminauth.Read,
+	"GET /v1/software-updates": adminauth.Read,
 }
 
 // actionWant is what each device action needs: helpdesk gets the listed

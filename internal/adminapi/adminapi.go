@@ -72,9 +72,10 @@ type Config struct {
 	Directory *directory.Service
 	// Admins keeps admin accounts, their tokens and the audit log; without
 	// it only the API key works and nothing is audited.
-	Admins   storage.AdminStore
-	Profiles *profiles.Handler
-	Logger   *slog.Logger
+	Admins      storage.AdminStore
+	Profiles    *profiles.Handler
+	Declarative Declarative
+	Logger      *slog.Logger
 }
 
 // API serves /v1/.
@@ -91,6 +92,7 @@ type API struct {
 	dir      *directory.Service
 	admins   storage.AdminStore
 	profiles *profiles.Handler
+	ddm      Declarative
 	log      *slog.Logger
 	key      atomic.Pointer[[sha256.Size]byte] // SHA-256 of the API key; SetAPIKey swaps it
 
@@ -110,7 +112,7 @@ func New(c Config) (*API, error) {
 		c.Logger = slog.Default()
 	}
 	a := &API{store: c.Store, commands: c.Commands, secrets: c.Secrets, releaser: c.Releaser, push: c.Push,
-		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, admins: c.Admins, profiles: c.Profiles, dir: c.Directory, log: c.Logger,
+		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, admins: c.Admins, profiles: c.Profiles, dir: c.Directory, ddm: c.Declarative, log: c.Logger,
 		mux: http.NewServeMux(), paths: http.NewServeMux(), allow: map[string][]string{}}
 	a.SetAPIKey(c.APIKey)
 	for _, rt := range a.routes() {

@@ -10,6 +10,7 @@ func (a *API) routes() []route {
 	cmd := func(a *API) bool { return a.commands != nil }
 	rel := func(a *API) bool { return a.releaser != nil }
 	bak := func(a *API) bool { return a.backup != nil }
+	ddm := func(a *API) bool { return a.ddm != nil }
 	adm := func(a *API) bool { return a.admins != nil }
 	prf := func(a *API) bool { return a.profiles != nil }
 	dir := func(a *API) bool { return a.dir != nil }
@@ -108,5 +109,16 @@ func (a *API) routes() []route {
 		{"POST", "/v1/groups/{name}/members/import", policy, a.importMembers, dir},
 		{"DELETE", "/v1/groups/{name}/members/{username}", policy, a.removeMember, dir},
 		{"PUT", "/v1/devices/{id}/user", policy, a.setPrimaryUser, dir},
+		{"GET", "/v1/declarations", read, a.listDeclarations, ddm},
+		{"POST", "/v1/declarations", policy, a.putDeclaration, ddm},
+		{"GET", "/v1/declarations/{id}", read, a.showDeclaration, ddm},
+		{"DELETE", "/v1/declarations/{id}", policy, a.deleteDeclaration, ddm},
+		{"GET", "/v1/declarations/{id}/status", read, a.declarationStatus, ddm},
+		{"GET", "/v1/declaration-sets", read, a.listDeclarationSets, ddm},
+		{"POST", "/v1/declaration-sets", policy, a.putDeclarationSet, ddm},
+		{"GET", "/v1/declaration-sets/{name}", read, a.showDeclarationSet, ddm},
+		{"DELETE", "/v1/declaration-sets/{name}", policy, a.deleteDeclarationSet, ddm},
+		{"GET", "/v1/devices/{id}/declarations", read, a.deviceDeclarations, ddm},
+		{"GET", "/v1/software-updates", read, a.softwareUpdates, ddm},
 	}
 }

@@ -121,7 +121,7 @@ func testCheckinFixtures(t *testing.T, backend servertest.Backend) {
 			switch mt {
 			case "UserAuthenticate":
 				want = http.StatusGone // user authentication is off by default
-			case "GetToken", "DeclarativeManagement":
+			case "GetToken":
 				want = http.StatusBadRequest // not supported yet
 			}
 			if got := code(err); got != want {

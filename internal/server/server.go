@@ -25,6 +25,7 @@ import (
 	"github.com/orchardmdm/orchard/dep"
 	"github.com/orchardmdm/orchard/internal/adminapi"
 	"github.com/orchardmdm/orchard/internal/command"
+	"github.com/orchardmdm/orchard/internal/declarative"
 	"github.com/orchardmdm/orchard/internal/directory"
 	"github.com/orchardmdm/orchard/internal/enroll"
 	"github.com/orchardmdm/orchard/internal/inventory"
@@ -360,8 +361,13 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
+	ddmEngine, err := declarative.New(s.store, s.cmds, declarative.WithLogger(s.log), declarative.WithClock(now))
+	if err != nil {
+		return err
+	}
 	userAuth := s.cfg.UserAuthentication
 	s.svc, err = service.New(s.store, s.box, service.WithLogger(s.log), service.WithClock(now),
+		service.WithDeclarative(ddmEngine),
 		service.WithUserAuthentication(func() bool { return userAuth }),
 		service.WithTopic(s.push.Topic),
 		service.WithFailureRecorder(s.store),
@@ -370,6 +376,7 @@ func (s *Server) build() error {
 		// Before adeSetup: an enrolled device's profiles are queued ahead
 		// of DeviceConfigured, so it leaves Setup Assistant configured.
 		service.WithObserver(s.profiles),
+		service.WithObserver(ddmEngine), // before adeSetup: the sync goes ahead of DeviceConfigured
 		service.WithObserver(adeSetup),
 		service.WithObserver(userSetup),
 		service.WithObserver(s.renewer),
@@ -387,13 +394,16 @@ func (s *Server) build() error {
 	}
 
 	profileAPI, err := profiles.NewHandler(s.store, s.profiles, signer, s.log)
+	if err != nil {
+		return err
+	}
 	users, err := directory.New(s.store, directory.WithClock(now))
 	if err != nil {
 		return err
 	}
 	s.admin, err = adminapi.New(adminapi.Config{APIKey: s.apiKey, Store: s.store, Commands: s.cmds, Secrets: s.svc,
 		Releaser: s.svc, Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Backup: s.backup(), Admins: s.store, Logger: s.log,
-		Profiles: profileAPI, Directory: users})
+		Profiles: profileAPI, Directory: users, Declarative: ddmEngine})
 	if err != nil {
 		return err
 	}

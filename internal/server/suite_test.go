@@ -47,6 +47,7 @@ var e2eTests = []struct {
 	{"PrimaryUser", testPrimaryUser},
 	{"AdminRoles", testAdminRoles},
 	{"Profiles", testProfiles},
+	{"DeclarativeSoftwareUpdate", testDeclarativeSoftwareUpdate},
 }
 
 func TestE2E(t *testing.T) {

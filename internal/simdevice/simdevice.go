@@ -43,6 +43,9 @@ type Device struct {
 	// of the real one (a certificate issued "next year" is not valid now).
 	NoSigningTime bool
 
+	// DDM is what the device holds of Declarative Device Management.
+	DDM DDMState
+
 	CheckinURL string // <public-url>/mdm/checkin
 	ServerURL  string // <public-url>/mdm/connect
 	Client     *http.Client

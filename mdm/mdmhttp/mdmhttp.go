@@ -253,7 +253,11 @@ func (h *Handler) checkin(w http.ResponseWriter, r *http.Request, body []byte) {
 		return
 	}
 	resp, err := h.svc.Checkin(r.Context(), IdentityFrom(r.Context()), c)
-	outcome := h.respond(w, r, resp, err, "application/xml")
+	ctype := "application/xml"
+	if c.Type == mdm.TypeDeclarativeManagement {
+		ctype = "application/json" // the declarative protocol speaks JSON
+	}
+	outcome := h.respond(w, r, resp, err, ctype)
 	h.obs.Checkin(string(c.Type), outcome)
 	h.log.Debug("check-in", "type", c.Type, "channel", c.Channel.ID(), "outcome", outcome)
 }
@@ -314,6 +318,7 @@ var statusMap = []struct {
 	{service.ErrForbidden, http.StatusForbidden, "forbidden"},
 	{service.ErrConflict, http.StatusConflict, "conflict"},
 	{service.ErrGone, http.StatusGone, "gone"},
+	{service.ErrNotFound, http.StatusNotFound, "not_found"},
 }
 
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, code int, reason string) {

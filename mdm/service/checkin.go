@@ -35,7 +35,12 @@ func (s *Service) Checkin(ctx context.Context, id *identity.Identity, c *mdm.Che
 		return nil, s.setBootstrapToken(ctx, c.Channel, m)
 	case *mdm.GetBootstrapToken:
 		return s.getBootstrapToken(ctx, c.Channel)
-	case *mdm.GetToken, *mdm.DeclarativeManagement:
+	case *mdm.DeclarativeManagement:
+		if s.ddm == nil {
+			return nil, fmt.Errorf("%w: %s is not supported yet", ErrNotSupported, c.Type)
+		}
+		return s.ddm.DeclarativeManagement(ctx, c.Channel.ID(), m.Endpoint, m.Data)
+	case *mdm.GetToken:
 		return nil, fmt.Errorf("%w: %s is not supported yet", ErrNotSupported, c.Type)
 	}
 	return nil, fmt.Errorf("%w: unhandled message %s", ErrBadRequest, c.Type)

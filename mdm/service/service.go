@@ -24,7 +24,20 @@ var (
 	ErrConflict     = errors.New("conflict")
 	ErrGone         = errors.New("gone")
 	ErrNotSupported = errors.New("not supported")
+	// ErrNotFound: what the device asked for does not exist (a declaration
+	// no longer in its manifest: the 404 tells the device to remove it).
+	ErrNotFound = errors.New("not found")
 )
+
+// Declarative answers the endpoints of a DeclarativeManagement check-in
+// for one verified channel; nil body means an empty 200.
+type Declarative interface {
+	DeclarativeManagement(ctx context.Context, channel, endpoint string, data []byte) ([]byte, error)
+}
+
+// WithDeclarative serves Declarative Device Management through d; without
+// it, DeclarativeManagement check-ins are refused as not supported.
+func WithDeclarative(d Declarative) Option { return func(s *Service) { s.ddm = d } }
 
 // Store is what the service needs from storage.
 type Store interface {
@@ -51,6 +64,7 @@ type Service struct {
 	userAuth func() bool
 	now      func() time.Time
 	failures FailureRecorder // nil: refusals are only logged
+	ddm      Declarative     // nil: no declarative management
 
 	inflight sync.Map // device channel ID -> uuid last offered on it
 	cache    *stateCache

@@ -1,8 +1,8 @@
 // Package storagetest is the conformance suite every storage backend must
 // pass unchanged. A backend's test calls Run with an opener that returns a
 // fresh, empty store on real storage; the suite runs one subtest per role
-// (MDM, Push, Counts, Certs, Enroll, DEP, Inventory, Directory, Admin, Profiles), and
-// each of their
+// (MDM, Push, Counts, Certs, Enroll, DEP, Inventory, Directory, Admin, Profiles,
+// Declarations), and each of their
 // cases opens its own store.
 package storagetest
 
@@ -39,5 +39,8 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 	})
 	t.Run("Profiles", func(t *testing.T) {
 		runProfiles(t, func(t *testing.T) storage.ProfileStore { return open(t) })
+	})
+	t.Run("Declarations", func(t *testing.T) {
+		runDeclarations(t, func(t *testing.T) storage.DeclarationStore { return open(t) })
 	})
 }

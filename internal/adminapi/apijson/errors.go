@@ -12,6 +12,7 @@ import (
 	"github.com/orchardmdm/orchard/dep"
 	"github.com/orchardmdm/orchard/internal/command"
 	"github.com/orchardmdm/orchard/internal/directory"
+	"github.com/orchardmdm/orchard/mdm/ddm"
 	"github.com/orchardmdm/orchard/mdm/service"
 	"github.com/orchardmdm/orchard/storage"
 )
@@ -54,6 +55,7 @@ var statuses = []struct {
 	{apns.ErrTopicChanged, http.StatusConflict},
 	{service.ErrBadRequest, http.StatusBadRequest},
 	{directory.ErrInvalid, http.StatusBadRequest},
+	{ddm.ErrInvalid, http.StatusBadRequest},
 }
 
 // internalError is the one 500 body: the cause goes to the log only.
