@@ -66,11 +66,21 @@ start_orchard() {
 	if [[ $transport == tls ]]; then
 		plain=false health=("https://$ORCHARD_ADDR/healthz" --cacert "$data/tls.pem")
 	fi
+	# Enrollment needs a push certificate: a self-made one, with APNs pointed
+	# at a closed local port (NanoMDM is not given one either), so no push
+	# leaves the machine.
 	"$BIN/orchard" serve --data "$data" --listen "$ORCHARD_ADDR" --public-url "https://$ORCHARD_ADDR" \
-		--plain-http="$plain" --log-level warn >>"$data.log" 2>&1 &
+		--plain-http="$plain" --apns-url https://127.0.0.1:9 --log-level warn >>"$data.log" 2>&1 &
 	ORCHARD_PID=$!
 	STARTED+=("$ORCHARD_PID")
 	wait_url "${health[0]}" "$ORCHARD_PID" "${health[@]:1}"
+	local scheme=http
+	[[ $transport == tls ]] && scheme=https
+	if ! "$BIN/orchard" push-cert show --data "$data" --server "$scheme://$ORCHARD_ADDR" >/dev/null 2>&1; then
+		"$BIN/orchard-load" push-cert "$data" >/dev/null
+		"$BIN/orchard" push-cert upload --data "$data" --server "$scheme://$ORCHARD_ADDR" \
+			--cert "$data/bench-push.pem" --key "$data/bench-push.key" >/dev/null
+	fi
 }
 
 # start_nanomdm <dir>: micromdm's scepserver (its CA) and NanoMDM with

@@ -40,6 +40,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return seedMain(ctx, args[1:], stdout, stderr)
 		case "report":
 			return reportMain(args[1:], stdout)
+		case "push-cert":
+			return pushCertMain(args[1:], stdout)
 		case "run":
 			args = args[1:]
 		}
