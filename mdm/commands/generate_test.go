@@ -9,42 +9,7 @@ import (
 	"github.com/orchardmdm/orchard/mdm/commands/internal/gen"
 )
 
-// repoRoot walks up from the test's working directory to the go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-}
-
-func TestGeneratedIsCurrent(t *testing.T) {
-	schema, err := gen.FindSchema(filepath.Join(repoRoot(t), ".."))
-	if err != nil {
-		t.Skipf("Apple's schema is not checked out next to the repo (%v); cannot check zz_generated.go", err)
-	}
-	want, err := gen.Generate(schema)
-	if err != nil {
-		t.Fatalf("Generate(%s): %v", schema, err)
-	}
-	got, err := os.ReadFile("zz_generated.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("zz_generated.go is stale against %s: run go generate ./mdm/commands", schema)
-	}
-}
+func TestGeneratedIsCurrent(t *testing.T) { gen.Generator.CheckCurrent(t) }
 
 func TestGenerateRefusesBadSchema(t *testing.T) {
 	tests := []struct {

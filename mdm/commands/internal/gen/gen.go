@@ -15,8 +15,20 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/orchardmdm/orchard/mdm/internal/schemagen"
 	"gopkg.in/yaml.v3"
 )
+
+// Generator drives gencommands and the staleness test in package commands.
+var Generator = schemagen.Generator{
+	Name:       "gencommands",
+	SchemaDesc: "Apple's mdm/commands/*.yaml",
+	SchemaDir:  SchemaSubdir,
+	Out:        "zz_generated.go",
+	Package:    "./mdm/commands",
+	FindSchema: FindSchema,
+	Generate:   Generate,
+}
 
 // SchemaSubdir is where the command YAML files sit inside a checkout of
 // Apple's device-management repository.

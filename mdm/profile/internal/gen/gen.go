@@ -11,8 +11,20 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/orchardmdm/orchard/mdm/internal/schemagen"
 	"gopkg.in/yaml.v3"
 )
+
+// Generator drives genpayloads and the staleness test in package profile.
+var Generator = schemagen.Generator{
+	Name:       "genpayloads",
+	SchemaDesc: "Apple's mdm/profiles/*.yaml",
+	SchemaDir:  SchemaSubdir,
+	Out:        "zz_payloadtypes.go",
+	Package:    "./mdm/profile",
+	FindSchema: FindSchema,
+	Generate:   Generate,
+}
 
 // SchemaSubdir is where the profile YAML files sit inside a checkout of
 // Apple's device-management repository.
