@@ -124,8 +124,8 @@ func (h *Handler) Register(mux *http.ServeMux) {
 // check-in content type: a check-in when it has a MessageType, else a
 // report, which must come from a bound certificate like any other.
 func (h *Handler) checkinOrReport(w http.ResponseWriter, r *http.Request, body []byte) {
-	if _, err := mdm.DecodeCheckin(body); err == nil {
-		h.checkin(w, r, body)
+	if c, err := mdm.DecodeCheckin(body); err == nil {
+		h.serveCheckin(w, r, c)
 		return
 	}
 	if err := h.svc.AuthorizeReport(r.Context(), IdentityFrom(r.Context())); err != nil {
@@ -252,6 +252,12 @@ func (h *Handler) checkin(w http.ResponseWriter, r *http.Request, body []byte) {
 		h.fail(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
+	h.serveCheckin(w, r, c)
+}
+
+// serveCheckin handles a decoded check-in, so that paths which decoded
+// the body to tell a check-in from a report do not decode it again.
+func (h *Handler) serveCheckin(w http.ResponseWriter, r *http.Request, c *mdm.Checkin) {
 	resp, err := h.svc.Checkin(r.Context(), IdentityFrom(r.Context()), c)
 	ctype := "application/xml"
 	if c.Type == mdm.TypeDeclarativeManagement {
@@ -268,8 +274,8 @@ func (h *Handler) connect(w http.ResponseWriter, r *http.Request, body []byte) {
 		// A check-in sent to the ServerURL with the connect content type
 		// (or none) has a MessageType and no Status. Only tried once the
 		// report fails, so reports pay nothing for it.
-		if _, cerr := mdm.DecodeCheckin(body); cerr == nil {
-			h.checkin(w, r, body)
+		if c, cerr := mdm.DecodeCheckin(body); cerr == nil {
+			h.serveCheckin(w, r, c)
 			return
 		}
 		h.svc.ReportUnreadable(r.Context(), IdentityFrom(r.Context()))
