@@ -387,10 +387,12 @@ func (w *lineWatch) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// orchard serve logs its version in the line that says it is serving.
-func TestServeLogsVersion(t *testing.T) {
+// serveFirstLine runs orchard serve on a fresh data folder until it logs a
+// line containing want, stops it, and returns that line.
+func serveFirstLine(t *testing.T, want string) string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &lineWatch{want: "orchard serving", seen: make(chan string, 1)}
+	w := &lineWatch{want: want, seen: make(chan string, 1)}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"serve", "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--public-url", "https://127.0.0.1:8443"}, io.Discard, w)
@@ -399,12 +401,19 @@ func TestServeLogsVersion(t *testing.T) {
 	select {
 	case line = <-w.seen:
 	case err := <-done:
+		cancel()
 		t.Fatalf("serve ended before serving: %v", err)
 	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("serve: %v", err)
 	}
+	return line
+}
+
+// orchard serve logs its version in the line that says it is serving.
+func TestServeLogsVersion(t *testing.T) {
+	line := serveFirstLine(t, "orchard serving")
 	if !strings.Contains(line, `version="`+version.Get().String()+`"`) {
 		t.Fatalf("start line %q has no version", line)
 	}

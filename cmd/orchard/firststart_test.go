@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,22 +15,7 @@ import (
 // first and how to get one; enroll profile before that is a 409 with the
 // same next step, and writes no file.
 func TestFirstStartPointsAtPushCertificate(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	w := &lineWatch{want: "no MDM push certificate yet", seen: make(chan string, 1)}
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--public-url", "https://127.0.0.1:8443"}, io.Discard, w)
-	}()
-	var line string
-	select {
-	case line = <-w.seen:
-	case err := <-done:
-		t.Fatalf("serve ended before serving: %v", err)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("serve: %v", err)
-	}
+	line := serveFirstLine(t, "no MDM push certificate yet")
 	for _, want := range []string{"orchard push-cert csr", "orchard push-cert upload"} {
 		if !strings.Contains(line, want) {
 			t.Errorf("first-start line %q does not say %q", line, want)

@@ -2,22 +2,16 @@ package adminapi_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/orchardmdm/orchard/internal/adminapi"
 	"github.com/orchardmdm/orchard/internal/adminauth"
-	"github.com/orchardmdm/orchard/internal/command"
-	"github.com/orchardmdm/orchard/internal/push"
-	"github.com/orchardmdm/orchard/pki"
 	"github.com/orchardmdm/orchard/storage"
 	"github.com/orchardmdm/orchard/storage/bolt"
 )
@@ -26,36 +20,7 @@ import (
 // it also returns the database path.
 func newAdminServer(t *testing.T) (*httptest.Server, *bolt.Store, string) {
 	t.Helper()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "orchard.db")
-	db, err := bolt.Open(path, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	box, err := pki.LoadOrCreateSecretBox(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	quiet := slog.New(slog.DiscardHandler)
-	pusher, err := push.New(t.Context(), db, box, push.WithLogger(quiet))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pusher.Close(context.Background()) })
-	cmds, err := command.New(db, db, pusher, command.WithLogger(quiet))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := adminapi.New(adminapi.Config{APIKey: testKey, Store: db, Commands: cmds, Admins: db, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/v1/", a)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return srv, db, path
+	return serveAPI(t, true)
 }
 
 // jsonCall sends body as JSON with key and decodes the answer into out.

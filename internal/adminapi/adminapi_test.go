@@ -25,8 +25,17 @@ const testKey = "admin-test-key"
 // (pushing through a push service without a certificate), over real HTTP.
 func newServer(t *testing.T) (*httptest.Server, *bolt.Store) {
 	t.Helper()
+	srv, db, _ := serveAPI(t, false)
+	return srv, db
+}
+
+// openStore opens a fresh bolt store and secret box in a temporary folder,
+// closed when the test ends; it returns the folder and the database path.
+func openStore(t *testing.T) (*bolt.Store, *pki.SecretBox, string, string) {
+	t.Helper()
 	dir := t.TempDir()
-	db, err := bolt.Open(filepath.Join(dir, "orchard.db"), bolt.Options{})
+	path := filepath.Join(dir, "orchard.db")
+	db, err := bolt.Open(path, bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,6 +44,15 @@ func newServer(t *testing.T) (*httptest.Server, *bolt.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return db, box, dir, path
+}
+
+// serveAPI serves an API with the store and the command service wired, and
+// with the store as the admin accounts when admins is set; it also returns
+// the database path.
+func serveAPI(t *testing.T, admins bool) (*httptest.Server, *bolt.Store, string) {
+	t.Helper()
+	db, box, _, path := openStore(t)
 	quiet := slog.New(slog.DiscardHandler)
 	pusher, err := push.New(t.Context(), db, box, push.WithLogger(quiet))
 	if err != nil {
@@ -45,7 +63,11 @@ func newServer(t *testing.T) (*httptest.Server, *bolt.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := adminapi.New(adminapi.Config{APIKey: testKey, Store: db, Commands: cmds, Logger: quiet})
+	cfg := adminapi.Config{APIKey: testKey, Store: db, Commands: cmds, Logger: quiet}
+	if admins {
+		cfg.Admins = db
+	}
+	a, err := adminapi.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +75,7 @@ func newServer(t *testing.T) (*httptest.Server, *bolt.Store) {
 	mux.Handle("/v1/", a)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return srv, db
+	return srv, db, path
 }
 
 // call sends a request with the key and returns the status, the headers

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +16,6 @@ import (
 	"github.com/orchardmdm/orchard/dep/deptest"
 	"github.com/orchardmdm/orchard/internal/adminapi"
 	"github.com/orchardmdm/orchard/internal/adminapi/apitest"
-	"github.com/orchardmdm/orchard/pki"
 	"github.com/orchardmdm/orchard/storage"
 	"github.com/orchardmdm/orchard/storage/bolt"
 )
@@ -36,16 +34,7 @@ type api struct {
 
 func newAPI(t *testing.T, devices int) *api {
 	t.Helper()
-	dir := t.TempDir()
-	db, err := bolt.Open(filepath.Join(dir, "orchard.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	box, err := pki.LoadOrCreateSecretBox(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, box, dir, _ := openStore(t)
 	keys, err := dep.LoadOrCreateKeyPair(dir)
 	if err != nil {
 		t.Fatal(err)
