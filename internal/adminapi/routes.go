@@ -14,6 +14,7 @@ func (a *API) routes() []route {
 	adm := func(a *API) bool { return a.admins != nil }
 	prf := func(a *API) bool { return a.profiles != nil }
 	dir := func(a *API) bool { return a.dir != nil }
+	hst := func(a *API) bool { return a.history != nil }
 	// Each line: method, path, the access it needs (adminauth: read,
 	// action, destructive, policy, manage admins), handler, wiring check.
 	return []route{
@@ -120,5 +121,6 @@ func (a *API) routes() []route {
 		{"DELETE", "/v1/declaration-sets/{name}", policy, a.deleteDeclarationSet, ddm},
 		{"GET", "/v1/devices/{id}/declarations", read, a.deviceDeclarations, ddm},
 		{"GET", "/v1/software-updates", read, a.softwareUpdates, ddm},
+		{"GET", "/v1/devices/{id}/commands", read, a.deviceCommands, hst},
 	}
 }

@@ -403,7 +403,7 @@ func (s *Server) build() error {
 	}
 	s.admin, err = adminapi.New(adminapi.Config{APIKey: s.apiKey, Store: s.store, Commands: s.cmds, Secrets: s.svc,
 		Releaser: s.svc, Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Backup: s.backup(), Admins: s.store, Logger: s.log,
-		Profiles: profileAPI, Directory: users, Declarative: ddmEngine})
+		Profiles: profileAPI, Directory: users, Declarative: ddmEngine, History: s.store})
 	if err != nil {
 		return err
 	}
