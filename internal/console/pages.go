@@ -538,11 +538,11 @@ func (c *Console) pushUpload(w http.ResponseWriter, r *http.Request, actor *admi
 // Admins and tokens.
 
 type adminsData struct {
-	Admins      []adminapi.AdminView
-	Tokens      []adminapi.TokenView
-	CanManage   bool
-	Roles       []adminauth.Role
-	NewToken    string // shown once, right after creation
+	Admins    []adminapi.AdminView
+	Tokens    []adminapi.TokenView
+	CanManage bool
+	Roles     []adminauth.Role
+	NewToken  string // shown once, right after creation
 }
 
 func (c *Console) adminsData(r *http.Request, actor *adminauth.Actor) (*adminsData, error) {

@@ -42,9 +42,6 @@ import (
 type Server struct {
 	*server.Server
 	URL    string // https://127.0.0.1:port
-	// AdminURL is where /v1 and /console are: URL, or the admin listener's
-	// when the test set AdminListen.
-	AdminURL string
 	Client *http.Client
 	Dir    string
 	// Apple is the server's stand-in for Apple's device CA: it trusts
@@ -57,6 +54,9 @@ type Server struct {
 	// certificate; nil otherwise.
 	FakeAPNs *apnstest.Server
 	api      *apiclient.Client
+	// AdminURL is where /v1 and /console are: URL, or the admin listener's
+	// when the test set AdminListen.
+	AdminURL string
 }
 
 // Backend is a storage backend the end-to-end suite runs on.
