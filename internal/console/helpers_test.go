@@ -25,7 +25,7 @@ const (
 
 // start runs a real server with an owner (olga) and a helpdesk admin
 // (hana), both made through the admin API with the bootstrap key.
-func start(t *testing.T, mutate ...func(*server.Config)) *servertest.Server {
+func start(t testing.TB, mutate ...func(*server.Config)) *servertest.Server {
 	t.Helper()
 	srv := servertest.Start(t, mutate...)
 	for _, a := range []struct{ name, role, pw string }{{"olga", "owner", ownerPW}, {"hana", "helpdesk", helpdeskPW}} {
@@ -82,12 +82,12 @@ func seed(t testing.TB, st storage.Store, n int) []string {
 // browserish is an HTTP client that keeps cookies and does not follow
 // redirects, trusting the test server's certificate.
 type browserish struct {
-	t    *testing.T
+	t    testing.TB
 	c    *http.Client
 	base string
 }
 
-func newClient(t *testing.T, srv *servertest.Server) *browserish {
+func newClient(t testing.TB, srv *servertest.Server) *browserish {
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		t.Fatal(err)
