@@ -48,6 +48,7 @@ var e2eTests = []struct {
 	{"AdminRoles", testAdminRoles},
 	{"Profiles", testProfiles},
 	{"DeclarativeSoftwareUpdate", testDeclarativeSoftwareUpdate},
+	{"ConsoleLockRoundTrip", testConsoleLockRoundTrip},
 }
 
 func TestE2E(t *testing.T) {
