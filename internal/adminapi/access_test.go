@@ -113,6 +113,12 @@ var wantNeed = map[string]adminauth.Need{
 	"POST /v1/declaration-sets": adminauth.Policy, "GET /v1/declaration-sets/{name}": adminauth.Read,
 	"DELETE /v1/declaration-sets/{name}": adminauth.Policy, "GET /v1/devices/{id}/declarations": adminauth.Read,
 	"GET /v1/software-updates": adminauth.Read,
+	// Webhooks can be sent device data: managing them is policy.
+	"GET /v1/webhooks": adminauth.Read, "POST /v1/webhooks": adminauth.Policy,
+	"GET /v1/webhooks/events": adminauth.Read, "POST /v1/webhooks/events/{id}/replay": adminauth.Policy,
+	"GET /v1/webhooks/{id}": adminauth.Read, "PATCH /v1/webhooks/{id}": adminauth.Policy,
+	"DELETE /v1/webhooks/{id}": adminauth.Policy, "GET /v1/webhooks/{id}/deliveries": adminauth.Read,
+	"POST /v1/webhooks/{id}/replay": adminauth.Policy,
 }
 
 // actionWant is what each device action needs: helpdesk gets the listed

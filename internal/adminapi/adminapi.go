@@ -27,6 +27,7 @@ import (
 	"github.com/orchardmdm/orchard/internal/inventory"
 	"github.com/orchardmdm/orchard/internal/profiles"
 	"github.com/orchardmdm/orchard/internal/push"
+	"github.com/orchardmdm/orchard/internal/webhook"
 	"github.com/orchardmdm/orchard/storage"
 )
 
@@ -75,6 +76,7 @@ type Config struct {
 	Admins      storage.AdminStore
 	Profiles    *profiles.Handler
 	Declarative Declarative
+	Webhooks    *webhook.Handler
 	Logger      *slog.Logger
 }
 
@@ -93,6 +95,7 @@ type API struct {
 	admins   storage.AdminStore
 	profiles *profiles.Handler
 	ddm      Declarative
+	webhooks *webhook.Handler
 	log      *slog.Logger
 	key      atomic.Pointer[[sha256.Size]byte] // SHA-256 of the API key; SetAPIKey swaps it
 
@@ -112,7 +115,7 @@ func New(c Config) (*API, error) {
 		c.Logger = slog.Default()
 	}
 	a := &API{store: c.Store, commands: c.Commands, secrets: c.Secrets, releaser: c.Releaser, push: c.Push,
-		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, admins: c.Admins, profiles: c.Profiles, dir: c.Directory, ddm: c.Declarative, log: c.Logger,
+		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, admins: c.Admins, profiles: c.Profiles, dir: c.Directory, ddm: c.Declarative, webhooks: c.Webhooks, log: c.Logger,
 		mux: http.NewServeMux(), paths: http.NewServeMux(), allow: map[string][]string{}}
 	a.SetAPIKey(c.APIKey)
 	for _, rt := range a.routes() {

@@ -14,6 +14,7 @@ func (a *API) routes() []route {
 	adm := func(a *API) bool { return a.admins != nil }
 	prf := func(a *API) bool { return a.profiles != nil }
 	dir := func(a *API) bool { return a.dir != nil }
+	hook := func(a *API) bool { return a.webhooks != nil }
 	// Each line: method, path, the access it needs (adminauth: read,
 	// action, destructive, policy, manage admins), handler, wiring check.
 	return []route{
@@ -120,5 +121,14 @@ func (a *API) routes() []route {
 		{"DELETE", "/v1/declaration-sets/{name}", policy, a.deleteDeclarationSet, ddm},
 		{"GET", "/v1/devices/{id}/declarations", read, a.deviceDeclarations, ddm},
 		{"GET", "/v1/software-updates", read, a.softwareUpdates, ddm},
+		{"GET", "/v1/webhooks", read, a.webhooks.List, hook},
+		{"POST", "/v1/webhooks", policy, a.webhooks.Create, hook},
+		{"GET", "/v1/webhooks/events", read, a.webhooks.Events, hook},
+		{"POST", "/v1/webhooks/events/{id}/replay", policy, a.webhooks.Replay, hook},
+		{"GET", "/v1/webhooks/{id}", read, a.webhooks.Show, hook},
+		{"PATCH", "/v1/webhooks/{id}", policy, a.webhooks.Update, hook},
+		{"DELETE", "/v1/webhooks/{id}", policy, a.webhooks.Delete, hook},
+		{"GET", "/v1/webhooks/{id}/deliveries", read, a.webhooks.Deliveries, hook},
+		{"POST", "/v1/webhooks/{id}/replay", policy, a.webhooks.ReplayDead, hook},
 	}
 }

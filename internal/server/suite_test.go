@@ -48,6 +48,7 @@ var e2eTests = []struct {
 	{"AdminRoles", testAdminRoles},
 	{"Profiles", testProfiles},
 	{"DeclarativeSoftwareUpdate", testDeclarativeSoftwareUpdate},
+	{"Webhooks", testWebhooks},
 }
 
 func TestE2E(t *testing.T) {

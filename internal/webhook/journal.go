@@ -135,22 +135,46 @@ func ids(ch mdm.Channel) (udid, enrollmentID string) {
 // Publish writes one of Orchard's own events (payload is its
 // orchard_event) for every endpoint that wants topic.
 func (j *Journal) Publish(ctx context.Context, topic string, payload any) error {
-	return j.append(ctx, topic, func(env *Envelope, _ *storage.WebhookEndpoint) error {
-		env.OrchardEvent = payload
-		return nil
-	})
+	return j.PublishAll(ctx, topic, []any{payload})
+}
+
+// PublishAll writes one event per payload, in order, in one store write.
+func (j *Journal) PublishAll(ctx context.Context, topic string, payloads []any) error {
+	fills := make([]func(*Envelope, *storage.WebhookEndpoint) error, len(payloads))
+	for i, p := range payloads {
+		fills[i] = func(env *Envelope, _ *storage.WebhookEndpoint) error {
+			env.OrchardEvent = p
+			return nil
+		}
+	}
+	return j.append(ctx, topic, fills...)
 }
 
 // append builds the event for each endpoint wanting topic and writes all
 // of them in one store write.
-func (j *Journal) append(ctx context.Context, topic string, fill func(*Envelope, *storage.WebhookEndpoint) error) error {
+func (j *Journal) append(ctx context.Context, topic string, fills ...func(*Envelope, *storage.WebhookEndpoint) error) error {
 	eps, err := j.wanting(ctx, topic)
-	if err != nil || len(eps) == 0 {
+	if err != nil || len(eps) == 0 || len(fills) == 0 {
 		return err
 	}
 	now := j.now().UTC()
-	id := mdm.NewUUID()
-	ds := make([]storage.WebhookDelivery, 0, len(eps))
+	ds := make([]storage.WebhookDelivery, 0, len(eps)*len(fills))
+	for _, fill := range fills {
+		if err := j.build(&ds, eps, topic, mdm.NewUUID(), now, fill); err != nil {
+			return err
+		}
+	}
+	if err := j.store.AppendWebhookDeliveries(ctx, ds); err != nil {
+		return fmt.Errorf("append webhook events: %w", err)
+	}
+	j.obs.queued(len(ds))
+	j.wake()
+	return nil
+}
+
+// build adds one event's entry for each endpoint to ds.
+func (j *Journal) build(ds *[]storage.WebhookDelivery, eps []storage.WebhookEndpoint, topic, id string, now time.Time,
+	fill func(*Envelope, *storage.WebhookEndpoint) error) error {
 	for i := range eps {
 		ep := &eps[i]
 		env := Envelope{Topic: topic, EventID: id, CreatedAt: now}
@@ -166,13 +190,8 @@ func (j *Journal) append(ctx context.Context, topic string, fill func(*Envelope,
 		if len(ep.IncludeSecrets) > 0 {
 			d.Body, d.Sealed = j.box.Seal(body, labelBody), true
 		}
-		ds = append(ds, d)
+		*ds = append(*ds, d)
 	}
-	if err := j.store.AppendWebhookDeliveries(ctx, ds); err != nil {
-		return fmt.Errorf("append webhook events: %w", err)
-	}
-	j.obs.queued(len(ds))
-	j.wake()
 	return nil
 }
 

@@ -70,14 +70,13 @@ const (
 	TopicProfileStateChanged = "orchard.profile.state_changed"
 	TopicDeviceReleased      = "orchard.device.released"
 	TopicRenewalFailed       = "orchard.renewal.failed"
-	TopicCommandQueued       = "orchard.command.queued"
 )
 
 // Topics is every topic Orchard sends.
 var Topics = []string{
 	TopicAuthenticate, TopicTokenUpdate, TopicCheckOut, TopicConnect, TopicUserAuthenticate,
 	TopicSetBootstrapToken, TopicGetBootstrapToken, TopicDeclarativeManagement, TopicGetToken,
-	TopicEnrollmentRefused, TopicProfileStateChanged, TopicDeviceReleased, TopicRenewalFailed, TopicCommandQueued,
+	TopicEnrollmentRefused, TopicProfileStateChanged, TopicDeviceReleased, TopicRenewalFailed,
 }
 
 // Secrets are the plist keys of device secrets cut from raw payloads
