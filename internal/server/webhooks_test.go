@@ -100,7 +100,9 @@ func serveAt(t *testing.T, addr string, h http.Handler) {
 	t.Cleanup(func() { srv.Close() })
 }
 
-func fastRetries(c *server.Config) { c.WebhookRetryBase, c.WebhookRetryMax = 5*time.Millisecond, 40*time.Millisecond }
+func fastRetries(c *server.Config) {
+	c.WebhookRetryBase, c.WebhookRetryMax = 5*time.Millisecond, 40*time.Millisecond
+}
 
 type hookView struct {
 	ID        string   `json:"id"`
