@@ -98,6 +98,9 @@ type Config struct {
 	// retries (0: 5 s doubling, at most 5 min); tests shorten them.
 	WebhookRetryBase time.Duration
 	WebhookRetryMax  time.Duration
+	// WebhookURL keeps an endpoint "flag" posting mdm.* events there
+	// (NanoMDM's -webhook-url), beside those made through the API.
+	WebhookURL string
 
 	// RateLimit is the per-minute budget, per source address, of wrong
 	// SCEP challenges, unknown enrollment tokens and MachineInfo posts

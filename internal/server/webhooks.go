@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/orchardmdm/orchard/internal/adminapi"
@@ -24,8 +26,36 @@ func (s *Server) buildWebhooks() error {
 	if s.journal, err = webhook.NewJournal(s.store, s.box, s.cfg.Now, s.log, s.hooks.Wake, m); err != nil {
 		return err
 	}
-	s.hooksAPI, err = webhook.NewHandler(s.store, s.box, s.journal, s.hooks, s.cfg.Now, s.log)
-	return err
+	if s.hooksAPI, err = webhook.NewHandler(s.store, s.box, s.journal, s.hooks, s.cfg.Now, s.log); err != nil {
+		return err
+	}
+	return s.flagWebhook(context.Background())
+}
+
+// flagWebhookID names the endpoint --webhook-url keeps.
+const flagWebhookID = "flag"
+
+// flagWebhook points the "flag" endpoint at --webhook-url (creating it,
+// enabled, for mdm.*); without the flag it leaves the endpoint alone.
+func (s *Server) flagWebhook(ctx context.Context) error {
+	if s.cfg.WebhookURL == "" {
+		return nil
+	}
+	if err := webhook.CheckURL(s.cfg.WebhookURL); err != nil {
+		return fmt.Errorf("--webhook-url: %w", err)
+	}
+	now := s.cfg.Now().UTC()
+	ep, err := s.store.Webhook(ctx, flagWebhookID)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		ep = &storage.WebhookEndpoint{ID: flagWebhookID, Topics: []string{"mdm.*"}, CreatedAt: now}
+	case err != nil:
+		return err
+	case ep.URL == s.cfg.WebhookURL && ep.Enabled:
+		return nil
+	}
+	ep.URL, ep.Enabled, ep.UpdatedAt = s.cfg.WebhookURL, true, now
+	return s.store.PutWebhook(ctx, ep)
 }
 
 // publish writes one of Orchard's own events after the change it reports

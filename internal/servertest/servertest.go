@@ -54,7 +54,12 @@ type Server struct {
 	// certificate; nil otherwise.
 	FakeAPNs *apnstest.Server
 	api      *apiclient.Client
+	stop     func() error
 }
+
+// Stop shuts the server down now (as at the end of the test) and reports
+// how Serve ended; later calls return the same.
+func (s *Server) Stop() error { return s.stop() }
 
 // Backend is a storage backend the end-to-end suite runs on.
 type Backend struct {
@@ -209,9 +214,9 @@ func start(t testing.TB, withPushCert bool, mutate ...func(*server.Config)) *Ser
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
+	stop := sync.OnceValue(func() error { cancel(); return <-done })
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Errorf("server shutdown: %v", err)
 		}
 	})
@@ -222,7 +227,7 @@ func start(t testing.TB, withPushCert bool, mutate ...func(*server.Config)) *Ser
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 64},
 	}
 	api := &apiclient.Client{BaseURL: url, Key: srv.APIKey(), HTTP: client}
-	s := &Server{Server: srv, URL: url, Client: client, Dir: dir, Apple: apple, api: api, FakeAPNs: fake}
+	s := &Server{Server: srv, URL: url, Client: client, Dir: dir, Apple: apple, api: api, FakeAPNs: fake, stop: stop}
 	if cert != nil {
 		body := map[string]any{"cert_pem": string(cert.CertPEM), "key_pem": string(cert.KeyPEM)}
 		if code := s.API(t, http.MethodPut, "/v1/push-certificate", body, nil); code != http.StatusOK {

@@ -110,7 +110,8 @@ const (
 	maxSecret = 512
 )
 
-func checkURL(s string) error {
+// CheckURL refuses what cannot be an endpoint's URL.
+func CheckURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil || len(s) > maxURL || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return errors.Join(ErrInvalid, errors.New("url: want an absolute http or https URL of at most 2048 bytes"))
@@ -121,7 +122,7 @@ func checkURL(s string) error {
 // apply checks req and sets what it gives on ep.
 func (h *Handler) apply(ep *storage.WebhookEndpoint, req *endpointRequest) error {
 	if req.URL != nil {
-		if err := checkURL(*req.URL); err != nil {
+		if err := CheckURL(*req.URL); err != nil {
 			return err
 		}
 		ep.URL = *req.URL
