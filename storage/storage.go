@@ -30,6 +30,8 @@ type Store interface {
 	AdminStore
 	ProfileStore
 	DeclarationStore
+	WebSessionStore
+	CategoryStore
 	WebhookStore
 	io.Closer
 }

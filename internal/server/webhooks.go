@@ -11,6 +11,9 @@ import (
 	"github.com/orchardmdm/orchard/storage"
 )
 
+// jobWebhooks delivers the outbox, on one replica at a time.
+const jobWebhooks = "webhook-delivery"
+
 // Webhooks: the journal writes the outbox (device events through the
 // service's journal, Orchard's own through eventStore and eventReleaser),
 // the dispatcher delivers it on one replica, the handler is the API.

@@ -48,9 +48,7 @@ func TestWebhooksSurviveKill(t *testing.T) {
 	a := first.NewDevice(t)
 	first.Enroll(t, a)
 	b := first.NewDevice(t) // its certificate is issued now, it enrolls on the subprocess
-	if err := first.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	first.Stop(t)
 
 	addr := downAddress(t)
 	base := "https://" + addr

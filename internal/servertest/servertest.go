@@ -54,12 +54,8 @@ type Server struct {
 	// certificate; nil otherwise.
 	FakeAPNs *apnstest.Server
 	api      *apiclient.Client
-	stop     func() error
+	stop     func() error // ends Serve and waits for it, once
 }
-
-// Stop shuts the server down now (as at the end of the test) and reports
-// how Serve ended; later calls return the same.
-func (s *Server) Stop() error { return s.stop() }
 
 // Backend is a storage backend the end-to-end suite runs on.
 type Backend struct {
@@ -214,7 +210,10 @@ func start(t testing.TB, withPushCert bool, mutate ...func(*server.Config)) *Ser
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
-	stop := sync.OnceValue(func() error { cancel(); return <-done })
+	stop := sync.OnceValue(func() error {
+		cancel()
+		return <-done
+	})
 	t.Cleanup(func() {
 		if err := stop(); err != nil {
 			t.Errorf("server shutdown: %v", err)
@@ -235,6 +234,16 @@ func start(t testing.TB, withPushCert bool, mutate ...func(*server.Config)) *Ser
 		}
 	}
 	return s
+}
+
+// Stop shuts the server down as `orchard serve` does on SIGTERM (its
+// database session ends, so its locks go to other replicas) and waits for
+// it; the test's cleanup does not stop it again.
+func (s *Server) Stop(t testing.TB) {
+	t.Helper()
+	if err := s.stop(); err != nil {
+		t.Errorf("server shutdown: %v", err)
+	}
 }
 
 type testWriter struct{ t testing.TB }
