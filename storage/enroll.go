@@ -42,6 +42,9 @@ type Challenge struct {
 	// RenewalOf is the hash of the certificate a re-enrollment challenge
 	// renews; it passes to the certificate's authorization.
 	RenewalOf string `json:"renewal_of,omitempty"`
+	// User is the directory user the profile was handed out to ("" none);
+	// it passes to the certificate's authorization.
+	User string `json:"user,omitempty"`
 	// MultiUse challenges may sign any number of certificates until they
 	// expire or are revoked; the others sign exactly one.
 	MultiUse bool `json:"multi_use,omitempty"`
@@ -185,6 +188,17 @@ type EnrollmentFailure struct {
 	// Method is how the device tried to enroll (a challenge kind, "" unknown).
 	Method string `json:"method,omitempty"`
 	Reason string `json:"reason"`
+	// Code is the reason's stable code (internal/policy's Reason codes),
+	// Stage where the attempt stopped (e.g. "authenticate", "machineinfo").
+	Code      string `json:"code,omitempty"`
+	Stage     string `json:"stage,omitempty"`
+	User      string `json:"user,omitempty"`
+	IMEI      string `json:"imei,omitempty"`
+	Platform  string `json:"platform,omitempty"`
+	OSVersion string `json:"os_version,omitempty"`
+	// Policy and Rule name what refused it, when a policy did.
+	Policy string `json:"policy,omitempty"`
+	Rule   string `json:"rule,omitempty"`
 }
 
 // EnrollmentFailureStore records refused enrollment attempts.
