@@ -255,7 +255,6 @@ func ParseIdentifierCSV(kind string, data []byte) ([]storage.CorporateIdentifier
 		if err == io.EOF {
 			break
 		}
-		line, _ := rd.FieldPos(0)
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
@@ -265,6 +264,7 @@ func ParseIdentifierCSV(kind string, data []byte) ([]storage.CorporateIdentifier
 			}
 			break
 		}
+		line, _ := rd.FieldPos(0) // only after a good read: FieldPos panics on a failed one
 		if n >= MaxImportRows {
 			problems = append(problems, fmt.Sprintf("more than %d rows", MaxImportRows))
 			break
