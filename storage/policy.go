@@ -95,6 +95,9 @@ type PolicyStore interface {
 	EnrollmentPolicies(ctx context.Context) ([]EnrollmentPolicy, error)
 	// DeleteEnrollmentPolicy removes a policy; ErrNotFound when none.
 	DeleteEnrollmentPolicy(ctx context.Context, id string) error
+	// EnrollmentPolicyGeneration changes with every put or delete of a
+	// policy (on any replica), so readers may cache the list until it does.
+	EnrollmentPolicyGeneration(ctx context.Context) (uint64, error)
 
 	// ImportCorporateIdentifiers adds rows (normalised, of one kind) in one
 	// write. An existing identifier with the same details is unchanged;

@@ -340,7 +340,7 @@ func (e *Engine) UserLimit(ctx context.Context, username string) (*Limit, error)
 		if gerr != nil {
 			return nil, gerr
 		}
-		all, perr := e.store.EnrollmentPolicies(ctx)
+		all, perr := e.policies(ctx)
 		if perr != nil {
 			return nil, perr
 		}

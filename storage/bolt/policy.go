@@ -29,7 +29,24 @@ func (s *Store) PutEnrollmentPolicy(ctx context.Context, p *storage.EnrollmentPo
 	if p == nil || p.ID == "" {
 		return errors.New("bolt: put enrollment policy: an ID is required")
 	}
-	return s.update(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bPolicies), []byte(p.ID), p) })
+	return s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bPolicies)
+		if _, err := b.NextSequence(); err != nil {
+			return err
+		}
+		return putJSON(b, []byte(p.ID), p)
+	})
+}
+
+// EnrollmentPolicyGeneration implements storage.PolicyStore: the policy
+// bucket's sequence, bumped by every write.
+func (s *Store) EnrollmentPolicyGeneration(ctx context.Context) (uint64, error) {
+	var n uint64
+	err := s.view(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bPolicies).Sequence()
+		return nil
+	})
+	return n, err
 }
 
 // EnrollmentPolicies implements storage.PolicyStore.
@@ -43,6 +60,9 @@ func (s *Store) DeleteEnrollmentPolicy(ctx context.Context, id string) error {
 		b := tx.Bucket(bPolicies)
 		if b.Get([]byte(id)) == nil {
 			return fmt.Errorf("enrollment policy %q: %w", id, storage.ErrNotFound)
+		}
+		if _, err := b.NextSequence(); err != nil {
+			return err
 		}
 		return b.Delete([]byte(id))
 	})

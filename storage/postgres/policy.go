@@ -20,9 +20,20 @@ func (s *Store) PutEnrollmentPolicy(ctx context.Context, p *storage.EnrollmentPo
 		return errors.New("postgres: put enrollment policy: an ID is required")
 	}
 	return s.write(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT nextval('enrollment_policy_gen')"); err != nil {
+			return err
+		}
 		return putDoc(ctx, tx, p, `INSERT INTO enrollment_policies (id, doc) VALUES ($1, $2)
 			ON CONFLICT (id) DO UPDATE SET doc = excluded.doc`, p.ID)
 	})
+}
+
+// EnrollmentPolicyGeneration implements storage.PolicyStore: a sequence
+// every write advances (a retried write may skip numbers, which is fine).
+func (s *Store) EnrollmentPolicyGeneration(ctx context.Context) (uint64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM enrollment_policy_gen").Scan(&n)
+	return uint64(n), err
 }
 
 // EnrollmentPolicies implements storage.PolicyStore.
@@ -32,14 +43,17 @@ func (s *Store) EnrollmentPolicies(ctx context.Context) ([]storage.EnrollmentPol
 
 // DeleteEnrollmentPolicy implements storage.PolicyStore.
 func (s *Store) DeleteEnrollmentPolicy(ctx context.Context, id string) error {
-	tag, err := s.pool.Exec(ctx, "DELETE FROM enrollment_policies WHERE id = $1", id)
-	if err != nil {
+	return s.write(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, "DELETE FROM enrollment_policies WHERE id = $1", id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("enrollment policy %q: %w", id, storage.ErrNotFound)
+		}
+		_, err = tx.Exec(ctx, "SELECT nextval('enrollment_policy_gen')")
 		return err
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("enrollment policy %q: %w", id, storage.ErrNotFound)
-	}
-	return nil
+	})
 }
 
 // ImportCorporateIdentifiers implements storage.PolicyStore.

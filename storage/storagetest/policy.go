@@ -28,12 +28,21 @@ func runPolicy(t *testing.T, newStore func(t *testing.T) policyStore) {
 
 	t.Run("Policies", func(t *testing.T) {
 		s := newStore(t)
+		gen0, err := s.EnrollmentPolicyGeneration(ctx)
+		must(t, err)
 		p := storage.EnrollmentPolicy{ID: "b", Kind: storage.PolicyPlatform, Name: "Macs", Priority: 2, Groups: []string{"staff"},
 			Platforms: map[string]storage.PlatformRule{"macOS": {BlockPersonal: true, MinOS: "14.0"}}, CreatedAt: t0, UpdatedAt: t0}
 		must(t, s.PutEnrollmentPolicy(ctx, &p))
 		must(t, s.PutEnrollmentPolicy(ctx, &storage.EnrollmentPolicy{ID: "a", Kind: storage.PolicyLimit, Default: true, DeviceLimit: 5, CreatedAt: t0}))
+		gen1, err := s.EnrollmentPolicyGeneration(ctx)
+		must(t, err)
 		p.Name = "Macs 2"
 		must(t, s.PutEnrollmentPolicy(ctx, &p)) // replace
+		gen2, err := s.EnrollmentPolicyGeneration(ctx)
+		must(t, err)
+		if gen1 == gen0 || gen2 == gen1 {
+			t.Fatalf("generation must change with every write: %d %d %d", gen0, gen1, gen2)
+		}
 		all, err := s.EnrollmentPolicies(ctx)
 		must(t, err)
 		if len(all) != 2 || all[0].ID != "a" || all[1].Name != "Macs 2" || all[1].Platforms["macOS"].MinOS != "14.0" ||
@@ -41,6 +50,9 @@ func runPolicy(t *testing.T, newStore func(t *testing.T) policyStore) {
 			t.Fatalf("policies: %+v", all)
 		}
 		must(t, s.DeleteEnrollmentPolicy(ctx, "b"))
+		if gen3, _ := s.EnrollmentPolicyGeneration(ctx); gen3 == gen2 {
+			t.Fatalf("delete left the generation at %d", gen3)
+		}
 		if err := s.DeleteEnrollmentPolicy(ctx, "b"); !errors.Is(err, storage.ErrNotFound) {
 			t.Fatalf("delete twice: %v", err)
 		}

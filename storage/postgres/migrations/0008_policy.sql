@@ -1,6 +1,7 @@
 -- Version 8: enrollment policy (internal/policy): platform and device-limit
 -- policies, corporate identifiers, and the devices device enrollment
 -- managers enrolled. A user's device slots are their primary_users rows.
+CREATE SEQUENCE enrollment_policy_gen;
 CREATE TABLE enrollment_policies (
     id  text COLLATE "C" PRIMARY KEY,
     doc json NOT NULL
