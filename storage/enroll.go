@@ -77,9 +77,12 @@ func (c *Challenge) Check(hash []byte, now time.Time) error {
 // Invitation is a one-time enrollment link. The token in the URL is a
 // secret; only its hash is kept.
 type Invitation struct {
-	ID        string    `json:"id"`
-	TokenHash string    `json:"-"` // hex SHA-256 of the URL token
-	Label     string    `json:"label,omitempty"`
+	ID        string `json:"id"`
+	TokenHash string `json:"-"` // hex SHA-256 of the URL token
+	Label     string `json:"label,omitempty"`
+	// User is the directory user the link enrolls a device for ("" none):
+	// the enrollment policy counts the device against their limit.
+	User      string    `json:"user,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 	SpentAt   time.Time `json:"spent_at,omitzero"`
@@ -134,7 +137,7 @@ type InvitationStore interface {
 	PutInvitation(ctx context.Context, inv *Invitation) error
 	// SpendInvitation atomically marks the invitation with that token hash
 	// spent at now and stores ch as the challenge it hands out, with
-	// ch.Ref set to the invitation ID. It returns
+	// ch.Ref set to the invitation ID and ch.User to its User. It returns
 	// ErrNotFound for an unknown token and ErrGone for a spent or expired one.
 	SpendInvitation(ctx context.Context, tokenHash string, now time.Time, ch *Challenge) (*Invitation, error)
 	// ListInvitations returns invitations ordered by ID after the given one.

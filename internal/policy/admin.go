@@ -358,3 +358,34 @@ func (e *Engine) UserLimit(ctx context.Context, username string) (*Limit, error)
 	out.AtLimit = out.Held >= out.Limit
 	return out, nil
 }
+
+// SetOwnership records an admin's word on who owns a device: on its
+// enrollment and its inventory (which GET /v1/devices?ownership= reads).
+// A later enrollment of the device decides again.
+func (e *Engine) SetOwnership(ctx context.Context, deviceID string, own storage.Ownership) error {
+	if own != storage.Corporate && own != storage.Personal {
+		return invalid("ownership must be corporate or personal")
+	}
+	cur, err := e.store.Enrollment(ctx, deviceID)
+	if err != nil {
+		return err
+	}
+	if cur.ID != cur.DeviceID {
+		return invalid("%s is a user channel; set its device's ownership", deviceID)
+	}
+	if err := e.store.UpdateEnrollment(ctx, cur.ID, nil, func(en *storage.Enrollment) error {
+		en.Ownership = own
+		return nil
+	}); err != nil {
+		return err
+	}
+	_, err = e.store.UpdateInventory(ctx, cur.ID, func(inv *storage.DeviceInventory) error {
+		inv.Ownership = own
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	e.log.Info("policy: device ownership set by an admin", "device", cur.ID, "ownership", own)
+	return nil
+}

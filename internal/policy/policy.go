@@ -126,6 +126,9 @@ type Store interface {
 	UserGroups(ctx context.Context, username string) ([]string, error)
 	UserDevices(ctx context.Context, username string) ([]string, error)
 	Group(ctx context.Context, name string) (*storage.Group, error)
+	Enrollment(ctx context.Context, id string) (*storage.Enrollment, error)
+	UpdateEnrollment(ctx context.Context, id string, create *storage.Enrollment, fn func(e *storage.Enrollment) error) error
+	UpdateInventory(ctx context.Context, deviceID string, fn func(inv *storage.DeviceInventory) error) (*storage.DeviceInventory, error)
 }
 
 // Engine decides enrollments.
@@ -169,15 +172,25 @@ func (e *Engine) policies(ctx context.Context) ([]storage.EnrollmentPolicy, erro
 	return all, nil
 }
 
+// Option configures an Engine.
+type Option func(*Engine)
+
+// WithClock sets the time source.
+func WithClock(now func() time.Time) Option { return func(e *Engine) { e.now = now } }
+
 // New returns an engine over store.
-func New(store Store, log *slog.Logger) (*Engine, error) {
+func New(store Store, log *slog.Logger, opts ...Option) (*Engine, error) {
 	if store == nil {
 		return nil, errors.New("policy: a store is required")
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{store: store, log: log, now: time.Now}, nil
+	e := &Engine{store: store, log: log, now: time.Now}
+	for _, o := range opts {
+		o(e)
+	}
+	return e, nil
 }
 
 // RuleKey is the platform rule a platform falls under ("" none known).
