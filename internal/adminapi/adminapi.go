@@ -25,6 +25,7 @@ import (
 	"github.com/orchardmdm/orchard/internal/directory"
 	"github.com/orchardmdm/orchard/internal/enroll"
 	"github.com/orchardmdm/orchard/internal/inventory"
+	enrollpolicy "github.com/orchardmdm/orchard/internal/policy"
 	"github.com/orchardmdm/orchard/internal/profiles"
 	"github.com/orchardmdm/orchard/internal/push"
 	"github.com/orchardmdm/orchard/storage"
@@ -75,7 +76,9 @@ type Config struct {
 	Admins      storage.AdminStore
 	Profiles    *profiles.Handler
 	Declarative Declarative
-	Logger      *slog.Logger
+	// Policy is the enrollment-policy engine (its routes answer 503 without).
+	Policy *enrollpolicy.Engine
+	Logger *slog.Logger
 }
 
 // API serves /v1/.
@@ -93,6 +96,7 @@ type API struct {
 	admins   storage.AdminStore
 	profiles *profiles.Handler
 	ddm      Declarative
+	policy   *enrollpolicy.Engine
 	log      *slog.Logger
 	key      atomic.Pointer[[sha256.Size]byte] // SHA-256 of the API key; SetAPIKey swaps it
 
@@ -112,7 +116,7 @@ func New(c Config) (*API, error) {
 		c.Logger = slog.Default()
 	}
 	a := &API{store: c.Store, commands: c.Commands, secrets: c.Secrets, releaser: c.Releaser, push: c.Push,
-		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, admins: c.Admins, profiles: c.Profiles, dir: c.Directory, ddm: c.Declarative, log: c.Logger,
+		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, admins: c.Admins, profiles: c.Profiles, dir: c.Directory, ddm: c.Declarative, policy: c.Policy, log: c.Logger,
 		mux: http.NewServeMux(), paths: http.NewServeMux(), allow: map[string][]string{}}
 	a.SetAPIKey(c.APIKey)
 	for _, rt := range a.routes() {

@@ -129,7 +129,16 @@ type Store interface {
 	Enrollment(ctx context.Context, id string) (*storage.Enrollment, error)
 	UpdateEnrollment(ctx context.Context, id string, create *storage.Enrollment, fn func(e *storage.Enrollment) error) error
 	UpdateInventory(ctx context.Context, deviceID string, fn func(inv *storage.DeviceInventory) error) (*storage.DeviceInventory, error)
+	UpdateUser(ctx context.Context, username string, fn func(u *storage.DirectoryUser) error) (*storage.DirectoryUser, error)
+	// For the reports.
+	ListEnrollments(ctx context.Context, after string, limit int) ([]storage.Enrollment, error)
+	ListUsers(ctx context.Context, after string, limit int) ([]storage.DirectoryUser, error)
+	ListEnrollmentFailures(ctx context.Context, after string, limit int) ([]storage.EnrollmentFailure, error)
 }
+
+// Store returns the engine's store, for the admin handlers that read and
+// write policy records directly.
+func (e *Engine) Store() Store { return e.store }
 
 // Engine decides enrollments.
 type Engine struct {

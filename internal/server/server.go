@@ -30,6 +30,7 @@ import (
 	"github.com/orchardmdm/orchard/internal/enroll"
 	"github.com/orchardmdm/orchard/internal/inventory"
 	"github.com/orchardmdm/orchard/internal/metrics"
+	"github.com/orchardmdm/orchard/internal/policy"
 	"github.com/orchardmdm/orchard/internal/profiles"
 	"github.com/orchardmdm/orchard/internal/push"
 	"github.com/orchardmdm/orchard/internal/scope"
@@ -342,7 +343,7 @@ func (s *Server) build() error {
 		Topic:           s.push.Topic,
 		DevelopmentAPNS: s.cfg.APNsSandbox,
 		Logger:          s.log,
-	}, revokingStore{Store: s.store, forget: verifier.Forget}, signer, scepSrv, append(append(enrollLimit, s.machineInfoOptions()...), enroll.WithClock(now))...)
+	}, revokingStore{Store: s.store, forget: verifier.Forget}, signer, scepSrv, append(append(enrollLimit, s.machineInfoOptions()...), enroll.WithClock(now), enroll.WithUsers(s.store))...)
 	if err != nil {
 		return err
 	}
@@ -365,12 +366,17 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
+	policies, err := policy.New(s.store, s.log, policy.WithClock(now))
+	if err != nil {
+		return err
+	}
 	userAuth := s.cfg.UserAuthentication
 	s.svc, err = service.New(s.store, s.box, service.WithLogger(s.log), service.WithClock(now),
 		service.WithDeclarative(ddmEngine),
 		service.WithUserAuthentication(func() bool { return userAuth }),
 		service.WithTopic(s.push.Topic),
 		service.WithFailureRecorder(s.store),
+		service.WithAdmission(policy.Admission{Engine: policies}),
 		// What reacts to device events, in the order it runs.
 		service.WithObserver(s.metrics),
 		// Before adeSetup: an enrolled device's profiles are queued ahead
@@ -403,7 +409,7 @@ func (s *Server) build() error {
 	}
 	s.admin, err = adminapi.New(adminapi.Config{APIKey: s.apiKey, Store: s.store, Commands: s.cmds, Secrets: s.svc,
 		Releaser: s.svc, Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Backup: s.backup(), Admins: s.store, Logger: s.log,
-		Profiles: profileAPI, Directory: users, Declarative: ddmEngine})
+		Profiles: profileAPI, Directory: users, Declarative: ddmEngine, Policy: policies})
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/orchardmdm/orchard/dep"
 	"github.com/orchardmdm/orchard/internal/command"
 	"github.com/orchardmdm/orchard/internal/directory"
+	"github.com/orchardmdm/orchard/internal/policy"
 	"github.com/orchardmdm/orchard/mdm/ddm"
 	"github.com/orchardmdm/orchard/mdm/service"
 	"github.com/orchardmdm/orchard/storage"
@@ -56,6 +57,8 @@ var statuses = []struct {
 	{service.ErrBadRequest, http.StatusBadRequest},
 	{directory.ErrInvalid, http.StatusBadRequest},
 	{ddm.ErrInvalid, http.StatusBadRequest},
+	{policy.ErrInvalid, http.StatusBadRequest},
+	{storage.ErrLimitReached, http.StatusConflict},
 }
 
 // internalError is the one 500 body: the cause goes to the log only.
