@@ -219,7 +219,7 @@ func (h *Handler) buildProfile(secret string, ch scep.ChallengeSpec) ([]byte, er
 
 type invitationRequest struct {
 	Label     string `json:"label"`
-	User      string `json:"user"` // directory username the device enrolls for
+	User      string `json:"user"`       // directory username the device enrolls for
 	ExpiresIn string `json:"expires_in"` // Go duration, default 168h, at most 720h
 }
 
