@@ -48,6 +48,7 @@ var e2eTests = []struct {
 	{"AdminRoles", testAdminRoles},
 	{"Profiles", testProfiles},
 	{"DeclarativeSoftwareUpdate", testDeclarativeSoftwareUpdate},
+	{"EnrollmentPolicy", testEnrollmentPolicy},
 }
 
 func TestE2E(t *testing.T) {
