@@ -65,8 +65,30 @@ type Handler struct {
 
 	tokenLimit, infoLimit Limiter // nil: unlimited
 
-	users UserLookup // nil: invitations name no user
+	users  UserLookup // nil: invitations name no user
+	policy Decider    // nil: no policy check before Setup Assistant profiles
 }
+
+// Decider is the enrollment policy as the Setup Assistant endpoints ask it
+// (internal/policy adapts its engine); it writes nothing.
+type Decider interface {
+	Decide(ctx context.Context, a PolicyAttempt) (PolicyDecision, error)
+}
+
+// PolicyAttempt is what a Setup Assistant request tells of the device.
+type PolicyAttempt struct {
+	Method, Platform, OSVersion, DeviceID, Serial string
+}
+
+// PolicyDecision is the policy's answer (codes as internal/policy's).
+type PolicyDecision struct {
+	Allowed                               bool
+	Reason, Policy, Rule, Message, Remedy string
+}
+
+// WithPolicy checks Setup Assistant requests against the enrollment policy
+// before handing out a profile.
+func WithPolicy(d Decider) Option { return func(h *Handler) { h.policy = d } }
 
 // UserLookup finds directory users (storage's DirectoryStore provides it).
 type UserLookup interface {

@@ -336,6 +336,10 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
+	policies, err := policy.New(s.store, s.log, policy.WithClock(now))
+	if err != nil {
+		return err
+	}
 	enrollment, err := enroll.New(enroll.Config{
 		PublicURL:       s.cfg.PublicURL,
 		TLSCert:         s.tlsCert.Leaf,
@@ -343,7 +347,8 @@ func (s *Server) build() error {
 		Topic:           s.push.Topic,
 		DevelopmentAPNS: s.cfg.APNsSandbox,
 		Logger:          s.log,
-	}, revokingStore{Store: s.store, forget: verifier.Forget}, signer, scepSrv, append(append(enrollLimit, s.machineInfoOptions()...), enroll.WithClock(now), enroll.WithUsers(s.store))...)
+	}, revokingStore{Store: s.store, forget: verifier.Forget}, signer, scepSrv, append(append(enrollLimit, s.machineInfoOptions()...), enroll.WithClock(now), enroll.WithUsers(s.store),
+		enroll.WithPolicy(setupPolicy{policies}))...)
 	if err != nil {
 		return err
 	}
@@ -363,10 +368,6 @@ func (s *Server) build() error {
 		return err
 	}
 	ddmEngine, err := declarative.New(s.store, s.cmds, declarative.WithLogger(s.log), declarative.WithClock(now))
-	if err != nil {
-		return err
-	}
-	policies, err := policy.New(s.store, s.log, policy.WithClock(now))
 	if err != nil {
 		return err
 	}
