@@ -219,6 +219,11 @@ func TestDocumentedCommands(t *testing.T) {
 	os.WriteFile("ann.pw", []byte("correct horse battery\n"), 0o600)
 	os.WriteFile("users.csv", []byte("username,display_name,email,password\nbob,Bob Example,bob@example.com,\ncy,Cy Example,cy@example.com,cy-secret-pass\n"), 0o600)
 	os.WriteFile("sales.csv", []byte("username\nbob\ncy\n"), 0o600)
+	os.WriteFile("corp-serials.csv", []byte("C02XK1JHJG5J,Design lab iMac\nF9FZK2ABCD12,Loaner iPad 4\n"), 0o600)
+	os.WriteFile("default-platform.json", []byte(`{"name": "Default platform restrictions",
+		"platforms": {"iOS": {"min_os": "17.0"}, "macOS": {"block_personal": true, "min_os": "14.0"}}}`), 0o600)
+	os.WriteFile("contractors-limit.json", []byte(`{"kind": "limit", "name": "Contractors", "priority": 1,
+		"groups": ["contractors"], "device_limit": 1}`), 0o600)
 	placeholders := strings.NewReplacer(
 		"<udid>", dev.UDID,
 		"<command-uuid>", sent.CommandUUID,

@@ -72,9 +72,9 @@ func (e *Engine) Policy(ctx context.Context, id string) (*storage.EnrollmentPoli
 	return nil, fmt.Errorf("enrollment policy %q: %w", id, storage.ErrNotFound)
 }
 
-// Save checks p and stores it: a new policy when p.ID is "", else a
-// replacement of the policy with that ID (which keeps its kind, default
-// flag and creation time). It returns the stored policy and warnings,
+// Save checks p and stores it: a new policy when p.ID is "" (or an ID no
+// policy has), else a replacement of the policy with that ID (which keeps
+// its kind, default flag and creation time). It returns the stored policy and warnings,
 // such as a default that blocks iOS, which breaks ADE.
 func (e *Engine) Save(ctx context.Context, p storage.EnrollmentPolicy) (*storage.EnrollmentPolicy, []string, error) {
 	all, err := e.Policies(ctx)
@@ -90,7 +90,16 @@ func (e *Engine) Save(ctx context.Context, p storage.EnrollmentPolicy) (*storage
 	} else {
 		i := slices.IndexFunc(all, func(o storage.EnrollmentPolicy) bool { return o.ID == p.ID })
 		if i < 0 {
-			return nil, nil, fmt.Errorf("enrollment policy %q: %w", p.ID, storage.ErrNotFound)
+			// A group policy under an ID the admin chose.
+			if !validID(p.ID) {
+				return nil, nil, invalid("a policy ID is 1 to 64 lower-case letters, digits and dashes")
+			}
+			if p.Default {
+				return nil, nil, invalid("there is one default policy of each kind")
+			}
+			p.CreatedAt = now
+			all = append(all, storage.EnrollmentPolicy{ID: p.ID, Kind: p.Kind, CreatedAt: now})
+			i = len(all) - 1
 		}
 		old := all[i]
 		if p.Kind != "" && p.Kind != old.Kind {
@@ -194,6 +203,18 @@ func validVersion(v string) bool {
 	}
 	for _, p := range parts {
 		if p == "" || len(p) > 6 || strings.Trim(p, "0123456789") != "" {
+			return false
+		}
+	}
+	return true
+}
+
+func validID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
 			return false
 		}
 	}
