@@ -69,6 +69,11 @@ func fillBolt(t *testing.T, s storage.Store) []string {
 	must(s.CreateGroup(ctx, &storage.Group{Name: "sales", CreatedAt: at}))
 	must(s.AddGroupMembers(ctx, "sales", []string{"ann", "bob"}))
 	must(s.SetPrimaryUser(ctx, "D2", "ann"))
+	must(s.PutEnrollmentPolicy(ctx, &storage.EnrollmentPolicy{ID: "lim1", Kind: storage.PolicyLimit, Name: "Sales", Priority: 1,
+		Groups: []string{"sales"}, DeviceLimit: 3, CreatedAt: at, UpdatedAt: at}))
+	_, err = s.ImportCorporateIdentifiers(ctx, []storage.CorporateIdentifier{{Kind: storage.IdentifierSerial, Value: "C02X", Details: "lab", AddedAt: at}}, false)
+	must(err)
+	must(s.ClaimDevice(ctx, storage.DeviceClaim{DeviceID: "D9", Username: "bob", DEM: true, Limit: 1000}))
 	must(s.CreateAdmin(ctx, &storage.AdminAccount{Username: "alice", Role: "owner", PasswordHash: "$argon2id$h", CreatedAt: at}))
 	must(s.CreateAPIToken(ctx, &storage.APIToken{ID: "t1", Admin: "alice", Role: "helpdesk", Hash: []byte("0123456789abcdef0123456789abcdef"), CreatedAt: at}))
 	must(s.AppendAudit(ctx, &storage.AuditEntry{Time: at, Actor: "alice/token:t1", Source: "127.0.0.1", Action: "POST /v1/push", Status: 200, Result: "ok"}))
@@ -156,6 +161,12 @@ func snapshot(t *testing.T, s storage.Store, uuids []string) map[string]string {
 	put("api token", tok, err)
 	audit, err := s.ListAudit(ctx, storage.AuditFilter{Actor: "alice"}, "", 0)
 	put("audit", audit, err)
+	pols, err := s.EnrollmentPolicies(ctx)
+	put("enrollment policies", pols, err)
+	cids, err := s.ListCorporateIdentifiers(ctx, "", "", "", 0)
+	put("corporate identifiers", cids, err)
+	dem, err := s.DEMDevices(ctx, "bob")
+	put("dem devices", dem, err)
 	return out
 }
 
