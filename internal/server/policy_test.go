@@ -181,6 +181,17 @@ func testEnrollmentPolicy(t *testing.T, b servertest.Backend) {
 		if len(ids.Identifiers) != 1 || ids.Identifiers[0].EnrolledDevice != corp.UDID {
 			t.Errorf("identifier does not show its enrollment: %+v", ids)
 		}
+		// An admin's word overrides the decision.
+		if code := s.API(t, "PUT", "/v1/devices/"+corp.UDID+"/ownership", map[string]any{"ownership": "personal"}, nil); code != 200 {
+			t.Fatalf("set ownership = %d", code)
+		}
+		s.API(t, "GET", "/v1/devices?ownership=corporate", nil, &list)
+		if len(list.Devices) != 0 {
+			t.Errorf("corporate devices after the admin made it personal: %+v", list)
+		}
+		if code := s.API(t, "PUT", "/v1/devices/"+corp.UDID+"/ownership", map[string]any{"ownership": "mine"}, nil); code != http.StatusBadRequest {
+			t.Errorf("bad ownership = %d", code)
+		}
 	})
 
 	t.Run("UserAtLimit", func(t *testing.T) {
@@ -288,8 +299,9 @@ func testEnrollmentPolicy(t *testing.T, b servertest.Backend) {
 		if code := s.API(t, "GET", "/v1/enrollment/summary?days=1", nil, &sum); code != 200 || len(sum.Days) != 1 {
 			t.Fatalf("summary = %d %+v", code, sum)
 		}
-		// 1 corporate Mac, 2 of ann's, 2 of cy's, 16 of the DEM's.
-		if d := sum.Days[0]; d.Total != 21 || d.ByOwnership["corporate"] != 17 || d.ByOwnership["personal"] != 4 {
+		// The Mac (corporate, then made personal by the admin), 2 of ann's,
+		// 2 of cy's, 16 of the DEM's (corporate).
+		if d := sum.Days[0]; d.Total != 21 || d.ByOwnership["corporate"] != 16 || d.ByOwnership["personal"] != 5 {
 			t.Errorf("today: %+v", d)
 		}
 		if len(sum.Users) != 3 {
