@@ -31,5 +31,7 @@ type Store interface {
 	ProfileStore
 	DeclarationStore
 	PolicyStore
+	WebSessionStore
+	CategoryStore
 	io.Closer
 }

@@ -122,6 +122,10 @@ var wantNeed = map[string]adminauth.Need{
 	"POST /v1/corporate-identifiers/import": adminauth.Policy, "DELETE /v1/corporate-identifiers/{kind}/{value}": adminauth.Destructive,
 	"GET /v1/users/{username}/limit": adminauth.Read, "PUT /v1/users/{username}/dem": adminauth.Policy,
 	"PUT /v1/devices/{id}/ownership": adminauth.Policy,
+	// Categories: deleting one takes every device out of it.
+	"GET /v1/categories": adminauth.Read, "POST /v1/categories": adminauth.Policy,
+	"GET /v1/categories/{name}": adminauth.Read, "PATCH /v1/categories/{name}": adminauth.Policy,
+	"DELETE /v1/categories/{name}": adminauth.Destructive, "PUT /v1/devices/{id}/category": adminauth.Policy,
 }
 
 // actionWant is what each device action needs: helpdesk gets the listed

@@ -15,6 +15,7 @@ func (a *API) routes() []route {
 	prf := func(a *API) bool { return a.profiles != nil }
 	dir := func(a *API) bool { return a.dir != nil }
 	pol := func(a *API) bool { return a.policy != nil }
+	cat := func(a *API) bool { return a.cats != nil }
 	// Each line: method, path, the access it needs (adminauth: read,
 	// action, destructive, policy, manage admins), handler, wiring check.
 	return []route{
@@ -136,5 +137,11 @@ func (a *API) routes() []route {
 		{"GET", "/v1/users/{username}/limit", read, a.userLimit, pol},
 		{"PUT", "/v1/users/{username}/dem", policy, a.setDEM, pol},
 		{"PUT", "/v1/devices/{id}/ownership", policy, a.setOwnership, pol},
+		{"GET", "/v1/categories", read, a.listCategories, cat},
+		{"POST", "/v1/categories", policy, a.createCategory, cat},
+		{"GET", "/v1/categories/{name}", read, a.showCategory, cat},
+		{"PATCH", "/v1/categories/{name}", policy, a.updateCategory, cat},
+		{"DELETE", "/v1/categories/{name}", destroy, a.deleteCategory, cat},
+		{"PUT", "/v1/devices/{id}/category", policy, a.setDeviceCategory, cat},
 	}
 }

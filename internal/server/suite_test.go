@@ -49,6 +49,8 @@ var e2eTests = []struct {
 	{"Profiles", testProfiles},
 	{"DeclarativeSoftwareUpdate", testDeclarativeSoftwareUpdate},
 	{"EnrollmentPolicy", testEnrollmentPolicy},
+	{"Categories", testCategories},
+	{"CategoryJoinOnUser", testCategoryJoinOnUser},
 }
 
 func TestE2E(t *testing.T) {

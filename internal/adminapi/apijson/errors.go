@@ -10,6 +10,7 @@ import (
 
 	"github.com/orchardmdm/orchard/apns"
 	"github.com/orchardmdm/orchard/dep"
+	"github.com/orchardmdm/orchard/internal/category"
 	"github.com/orchardmdm/orchard/internal/command"
 	"github.com/orchardmdm/orchard/internal/directory"
 	"github.com/orchardmdm/orchard/internal/policy"
@@ -59,6 +60,7 @@ var statuses = []struct {
 	{ddm.ErrInvalid, http.StatusBadRequest},
 	{policy.ErrInvalid, http.StatusBadRequest},
 	{storage.ErrLimitReached, http.StatusConflict},
+	{category.ErrInvalid, http.StatusBadRequest},
 }
 
 // internalError is the one 500 body: the cause goes to the log only.
