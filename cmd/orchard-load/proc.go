@@ -79,6 +79,8 @@ func startServer(ctx context.Context, command, readyURL string, stderr io.Writer
 	cmd := exec.Command("sh", "-c", "exec "+command)
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// A server that leaves a child holding its output must not hang Wait.
+	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("--server-cmd: %w", err)
 	}

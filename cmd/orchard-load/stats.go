@@ -20,9 +20,24 @@ type stats struct {
 	errors    map[string]int
 	answered  atomic.Int64
 	wakes     atomic.Int64 // completed wakes (wake mode)
+	// redelivered counts commands a device was offered again after it had
+	// been offered them once (should stay 0).
+	redelivered atomic.Int64
+	router      *router // nil: every device talks to its enrollment URL
 }
 
 func newStats() *stats { return &stats{errors: map[string]int{}} }
+
+// count is how many requests have been sent and answered or failed.
+func (s *stats) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.latencies)
+	for _, v := range s.errors {
+		n += v
+	}
+	return n
+}
 
 func (s *stats) observe(d time.Duration, err error) {
 	s.mu.Lock()
@@ -118,6 +133,12 @@ type report struct {
 	TLSResumed         int64   `json:"tls_resumed"`
 	TLSResumedPct      float64 `json:"tls_resumed_pct"`
 	HTTP2Connections   int64   `json:"http2_connections"`
+	// Replicas is how many servers the devices were spread over (0: one).
+	Replicas int `json:"replicas,omitempty"`
+	// Kill is what --kill-pid did; Delivery checks every queued command
+	// (roundtrip on Orchard).
+	Kill     *killResult `json:"kill,omitempty"`
+	Delivery *delivery   `json:"delivery,omitempty"`
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -196,6 +217,20 @@ func (r *report) writeText(w io.Writer) {
 		}
 		if r.Answered > 0 {
 			fmt.Fprintf(tw, "command round trip\t%.3f ms server CPU per command answered\n", r.CPUPerCommandMs)
+		}
+		if r.Replicas > 1 {
+			fmt.Fprintf(tw, "replicas\t%d (devices spread over them, moved to the next on a failed request)\n", r.Replicas)
+		}
+		if k := r.Kill; k != nil {
+			fmt.Fprintf(tw, "kill\tSIGKILL of pid %d after %d requests", k.PID, k.AfterRequests)
+			if k.Restarted {
+				fmt.Fprintf(tw, ", restarted and ready in %.2fs", k.RestartS)
+			}
+			fmt.Fprintln(tw)
+		}
+		if d := r.Delivery; d != nil {
+			fmt.Fprintf(tw, "delivery\t%d commands queued, %d acknowledged once, %d lost, %d stored twice, %d offered again\n",
+				d.Queued, d.Acknowledged, d.Lost, d.StoredTwice, d.Redelivered)
 		}
 		if r.TLS {
 			fmt.Fprintf(tw, "TLS handshakes\t%d (%d resumed, %.0f%%; %d HTTP/2)\n", r.TLSHandshakes, r.TLSResumed, r.TLSResumedPct, r.HTTP2Connections)
