@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -70,6 +71,10 @@ type config struct {
 	KillAt      float64
 	KillReplica int
 	RestartCmd  string
+	// PIDs are more server processes (replicas) whose CPU is added to
+	// PID's; DBPID is the database server (its children included).
+	PIDs  []int
+	DBPID int
 }
 
 func parseLoadFlags(args []string, stderr io.Writer) (*config, error) {
@@ -104,6 +109,8 @@ func parseLoadFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.Conn, "conn", connH1, "h1: one keep-alive HTTP/1.1 connection per device; h2: one HTTP/2 connection per device (https); wake: a new connection per wake (TLS resumed), Idle, answers, close")
 	fs.StringVar(&c.CA, "ca", "", "PEM file of the roots to trust for TLS (default: Orchard's enrollment profile root payload)")
 	fs.BoolVar(&c.EnrollOnly, "enroll-only", false, "measure enrollment (profile, SCEP, Authenticate, TokenUpdate) and stop")
+	pids := fs.String("pids", "", "comma-separated process IDs of more server replicas: their CPU is added to --pid's")
+	fs.IntVar(&c.DBPID, "db-pid", 0, "database server process ID (PostgreSQL's postmaster): its and its children's CPU is reported apart")
 	replicas := fs.String("replicas", "", "comma-separated base URLs to spread the devices' MDM requests over (a device moves to the next one when its replica stops answering)")
 	fs.IntVar(&c.Commands, "commands", 1, "roundtrip: DeviceInformation commands queued per device")
 	fs.IntVar(&c.KillPID, "kill-pid", 0, "SIGKILL this server process (a replica) during the measured phase")
@@ -112,6 +119,15 @@ func parseLoadFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.RestartCmd, "restart-cmd", "", "with --kill-pid: start the replica again with this command (sh -c 'exec ...') after the kill")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if *pids != "" {
+		for _, f := range strings.Split(*pids, ",") {
+			p, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || p <= 0 {
+				return nil, fmt.Errorf("--pids: bad process ID %q", f)
+			}
+			c.PIDs = append(c.PIDs, p)
+		}
 	}
 	if *replicas != "" {
 		c.Replicas = strings.Split(*replicas, ",")

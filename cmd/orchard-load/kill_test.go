@@ -235,3 +235,18 @@ func shellJoin(args []string) string {
 	}
 	return strings.Join(q, " ")
 }
+
+// treeCPU counts the process's own time (and its children's).
+func TestTreeCPU(t *testing.T) {
+	end := time.Now().Add(50 * time.Millisecond)
+	for x := 0; time.Now().Before(end); x++ {
+		_ = x * x
+	}
+	self, err := readProc(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tree := treeCPU(os.Getpid()); tree < self.cpu || tree == 0 {
+		t.Errorf("treeCPU = %v, own CPU %v", tree, self.cpu)
+	}
+}

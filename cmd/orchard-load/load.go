@@ -82,7 +82,13 @@ func runLoad(ctx context.Context, c *config, stderr io.Writer) (*report, error) 
 	if c.SignIdleOnce {
 		rep.Signing = signingIdleOnce
 	}
-	before := markProc(pid)
+	ps := procs{db: c.DBPID}
+	for _, p := range append([]int{pid}, c.PIDs...) {
+		if p > 0 {
+			ps.server = append(ps.server, p)
+		}
+	}
+	before := markProc(ps)
 	start := time.Now()
 	err = parallel(ctx, n, c.Concurrency, func(ctx context.Context, i int) error {
 		if err := enroll(ctx, devs[i], keys[i]); err != nil {
@@ -93,7 +99,7 @@ func runLoad(ctx context.Context, c *config, stderr io.Writer) (*report, error) 
 	if err != nil {
 		return nil, err
 	}
-	rep.Enroll = phaseOf(time.Since(start), before, pid)
+	rep.Enroll = phaseOf(time.Since(start), before, ps)
 	rep.TLS = strings.HasPrefix(devs[0].ServerURL, "https://")
 	fmt.Fprintf(stderr, "%s: enrolled %d devices in %s\n", c.Label, n, rep.Enroll.Wall.Round(time.Millisecond))
 
@@ -115,7 +121,7 @@ func runLoad(ctx context.Context, c *config, stderr io.Writer) (*report, error) 
 		if c.Backlog > 0 {
 			measured = devs[:c.Devices]
 		}
-		before = markProc(pid)
+		before = markProc(ps)
 		tlsBefore := tr.stats.mark()
 		st := newStats()
 		st.router = rt
@@ -131,7 +137,7 @@ func runLoad(ctx context.Context, c *config, stderr io.Writer) (*report, error) 
 		if err != nil {
 			return nil, err
 		}
-		rep.Load = phaseOf(time.Since(start), before, pid)
+		rep.Load = phaseOf(time.Since(start), before, ps)
 		rep.fill(st)
 		rep.fillTLS(tlsBefore, tr.stats.mark())
 		rep.Replicas = len(c.Replicas)
