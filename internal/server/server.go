@@ -24,6 +24,7 @@ import (
 	"github.com/orchardmdm/orchard/apns"
 	"github.com/orchardmdm/orchard/dep"
 	"github.com/orchardmdm/orchard/internal/adminapi"
+	"github.com/orchardmdm/orchard/internal/category"
 	"github.com/orchardmdm/orchard/internal/command"
 	"github.com/orchardmdm/orchard/internal/declarative"
 	"github.com/orchardmdm/orchard/internal/directory"
@@ -414,9 +415,14 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
+	categories, err := category.New(s.store, category.WithClock(now))
+	if err != nil {
+		return err
+	}
 	s.admin, err = adminapi.New(adminapi.Config{APIKey: s.apiKey, Store: s.store, Commands: s.cmds, Secrets: s.svc,
 		Releaser: s.svc, Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Backup: s.backup(), Admins: s.store, Logger: s.log,
-		Profiles: profileAPI, Directory: users, Declarative: ddmEngine})
+		Profiles: profileAPI, Directory: users, Declarative: ddmEngine,
+		Categories: categories})
 	if err != nil {
 		return err
 	}
