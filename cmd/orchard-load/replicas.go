@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -155,6 +157,12 @@ func startKiller(ctx context.Context, c *config, rt *router, st *stats, expected
 		if c.RestartCmd == "" {
 			return
 		}
+		// The signal is delivered before the process is gone: its
+		// listening socket is free only once it has exited.
+		if err := waitExited(ctx, c.KillPID); err != nil {
+			k.err = err
+			return
+		}
 		base := c.Replicas[c.KillReplica]
 		srv, err := startServer(ctx, c.RestartCmd, strings.TrimRight(base, "/")+"/healthz", stderr)
 		if err != nil {
@@ -167,6 +175,26 @@ func startKiller(ctx context.Context, c *config, rt *router, st *stats, expected
 		fmt.Fprintf(stderr, "%s: replica %s restarted in %.2fs\n", c.Label, base, k.res.RestartS)
 	}()
 	return k
+}
+
+// waitExited waits until pid has exited (gone, or a zombie its parent has
+// not reaped yet).
+func waitExited(ctx context.Context, pid int) error {
+	for range 2000 {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return nil
+		}
+		if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("--kill-pid: process %d still runs 10 s after SIGKILL", pid)
 }
 
 // wait ends the killer after the measured phase and reports its error.
