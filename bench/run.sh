@@ -8,7 +8,15 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 source bench/lib.sh
+source bench/pg.sh
 
+# BENCH_SMALL=1: a quick run of every part (20 devices, a 1,000-device
+# store, one run each) to check the script; its figures mean little.
+# BENCH_ONLY=pg: only the PostgreSQL and replicas part, on a store seeded
+# here, written to .bench/out/postgres.md unless OUTFILE says otherwise.
+if [[ ${BENCH_SMALL:-} == 1 ]]; then
+	DEVICES=${DEVICES:-20} CONNECTS=${CONNECTS:-5} CURVE=${CURVE:-1000} BACKLOG=${BACKLOG:-0} REPEAT=${REPEAT:-1}
+fi
 DEVICES=${DEVICES:-200}
 CONNECTS=${CONNECTS:-20}
 CONCURRENCY=${CONCURRENCY:-8}
@@ -17,7 +25,13 @@ BACKLOG=${BACKLOG:-10000}
 REPEAT=${REPEAT:-3}
 OUTFILE=${OUTFILE:-BENCHMARKS.md}
 
-build_all
+if [[ ${BENCH_ONLY:-} == pg ]]; then
+	mkdir -p "$BIN"
+	"$GO" build -o "$BIN/orchard" ./cmd/orchard
+	"$GO" build -o "$BIN/orchard-load" ./cmd/orchard-load
+else
+	build_all
+fi
 rm -rf "$RUN" "$OUT" && mkdir -p "$RUN" "$OUT"
 LOADFLAGS=(--devices "$DEVICES" --connects "$CONNECTS" --concurrency "$CONCURRENCY" --key-cache "$KEYS" --timeout 10m)
 CMDLOG="$OUT/commands.txt"
@@ -41,6 +55,19 @@ orchard_load() {
 	logcmd "${cmd[@]}"
 	"${cmd[@]}"
 }
+
+if [[ ${BENCH_ONLY:-} == pg ]]; then
+	OUTFILE=${OUTFILE_PG:-$OUT/postgres.md}
+	data="$RUN/pg-seeded"
+	n=${CURVE##* }
+	start_orchard "$data" plain # the CA, keys and database the seed needs
+	stop_pid "$ORCHARD_PID"
+	"$BIN/orchard-load" seed --data "$data" --devices "$n" | tee "$OUT/seed.txt"
+	pg_bench "$data" "$n"
+	write_pg_markdown >"$OUTFILE"
+	echo "wrote $OUTFILE in $SECONDS s"
+	exit 0
+fi
 
 nano_load() {
 	local json=$1 label=$2 pid=$3
@@ -149,5 +176,8 @@ if ((BACKLOG > 0)); then
 	curve_point backlog "$seeded seeded + $BACKLOG-command backlog on one device" --backlog "$BACKLOG"
 fi
 
+pg_bench "$data" "$seeded"
+
 write_markdown "$OUTFILE" "${curve_files[@]}"
+write_pg_markdown >>"$OUTFILE"
 echo "wrote $OUTFILE in $SECONDS s"
