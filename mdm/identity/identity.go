@@ -132,9 +132,9 @@ func (v *Verifier) VerifySigner(ctx context.Context, header string) (*Signature,
 	}
 	s := &Signature{der: der}
 	var signer *x509.Certificate
-	var sum [32]byte
+	var hash string
 	if s.fast, err = parseDetached(der, v.parsed); err == nil {
-		signer, sum = s.fast.signer, s.fast.sum
+		signer, hash = s.fast.signer, s.fast.hexSum
 	} else {
 		if s.p7, err = parseCMS(der); err != nil {
 			return nil, fail("bad_signature", "Mdm-Signature is not CMS: %v", err)
@@ -142,9 +142,9 @@ func (v *Verifier) VerifySigner(ctx context.Context, header string) (*Signature,
 		if signer = s.p7.GetOnlySigner(); signer == nil {
 			return nil, fail("bad_signature", "Mdm-Signature must have exactly one signer with its certificate")
 		}
-		sum = sha256.Sum256(signer.Raw)
+		hash = fingerprint(signer)
 	}
-	if s.id, err = v.verifyCert(ctx, signer, sum); err != nil {
+	if s.id, err = v.verifyCert(ctx, signer, hash); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -187,12 +187,17 @@ func parseCMS(der []byte) (p7 *pkcs7.PKCS7, err error) {
 // VerifyCert checks a certificate presented by a device (the CMS signer or
 // the TLS client certificate).
 func (v *Verifier) VerifyCert(ctx context.Context, cert *x509.Certificate) (*Identity, error) {
-	return v.verifyCert(ctx, cert, sha256.Sum256(cert.Raw))
+	return v.verifyCert(ctx, cert, fingerprint(cert))
 }
 
-// verifyCert is VerifyCert with the SHA-256 of cert's DER already known.
-func (v *Verifier) verifyCert(ctx context.Context, cert *x509.Certificate, sum [32]byte) (*Identity, error) {
-	hash := hex.EncodeToString(sum[:])
+// fingerprint is the hex SHA-256 of cert's DER.
+func fingerprint(cert *x509.Certificate) string {
+	sum := sha256.Sum256(cert.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// verifyCert is VerifyCert with cert's fingerprint already known.
+func (v *Verifier) verifyCert(ctx context.Context, cert *x509.Certificate, hash string) (*Identity, error) {
 	now := v.now()
 	if now.Add(v.skew).Before(cert.NotBefore) {
 		return nil, fail("expired", "certificate is not valid yet")

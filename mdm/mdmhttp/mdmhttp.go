@@ -265,7 +265,9 @@ func (h *Handler) serveCheckin(w http.ResponseWriter, r *http.Request, c *mdm.Ch
 	}
 	outcome := h.respond(w, r, resp, err, ctype)
 	h.obs.Checkin(string(c.Type), outcome)
-	h.log.Debug("check-in", "type", c.Type, "channel", c.Channel.ID(), "outcome", outcome)
+	if h.log.Enabled(r.Context(), slog.LevelDebug) { // the arguments cost allocations on every request
+		h.log.Debug("check-in", "type", c.Type, "channel", c.Channel.ID(), "outcome", outcome)
+	}
 }
 
 func (h *Handler) connect(w http.ResponseWriter, r *http.Request, body []byte) {
@@ -286,7 +288,9 @@ func (h *Handler) connect(w http.ResponseWriter, r *http.Request, body []byte) {
 	resp, err := h.svc.Report(r.Context(), IdentityFrom(r.Context()), rep)
 	outcome := h.respond(w, r, resp, err, "application/xml")
 	h.obs.Connect(string(rep.Status), outcome)
-	h.log.Debug("connect", "status", rep.Status, "channel", rep.Channel.ID(), "command", rep.CommandUUID, "outcome", outcome)
+	if h.log.Enabled(r.Context(), slog.LevelDebug) {
+		h.log.Debug("connect", "status", rep.Status, "channel", rep.Channel.ID(), "command", rep.CommandUUID, "outcome", outcome)
+	}
 }
 
 // respond writes the service's answer or maps its error; it returns the outcome label.
