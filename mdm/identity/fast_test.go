@@ -2,11 +2,22 @@ package identity
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
 	"encoding/asn1"
+	"encoding/hex"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/orchardmdm/orchard/storage"
+	"github.com/orchardmdm/orchard/storage/bolt"
 )
 
 // parseSigningTime must read every input as asn1.Unmarshal does: the same
@@ -115,4 +126,73 @@ func TestVerifyAllocations(t *testing.T) {
 		t.Fatalf("%v allocations per verification", allocs)
 	}
 	t.Logf("%v allocations per verification", allocs)
+}
+
+// What the verifier keeps of every device that connected is small, and an
+// Identity still answers with the whole issuance record on a cache hit.
+func TestVerifierCachesCompact(t *testing.T) {
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "o.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	const n = 4000
+	sums := make([][32]byte, n)
+	hashes := make([]string, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64) // concurrent writers share commits
+	for i := range n {
+		sums[i] = sha256.Sum256([]byte(fmt.Sprint(i)))
+		hashes[i] = hex.EncodeToString(sums[i][:])
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			err := st.PutCert(ctx, &storage.CertRecord{Hash: hashes[i], Serial: fmt.Sprintf("%032x", i),
+				Subject: "CN=device " + fmt.Sprint(i), NotAfter: time.Now().AddDate(1, 0, 0), IssuedAt: time.Now(),
+				Authorization: storage.CertAuthorization{Kind: storage.KindADE, ChallengeID: "challenge-" + fmt.Sprint(i), Ref: "profile-1", ForUDID: fmt.Sprintf("00008030-%016X", i)}})
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	v, err := NewVerifier(x509.NewCertPool(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	before := live()
+	for i := range n {
+		if _, _, err := v.record(ctx, sums[i], hashes[i]); err != nil {
+			t.Fatal(err)
+		}
+		v.mu.Lock()
+		v.chained[sums[i]] = true
+		v.mu.Unlock()
+	}
+	per := float64(live()-before) / n
+	// A whole record under its hex hash, and the hex again for the chain
+	// verdict, took some 700 bytes a device; now about 240.
+	if per > 350 {
+		t.Errorf("%.0f bytes kept per certificate, want at most 350", per)
+	}
+	t.Logf("%.0f bytes kept per certificate", per)
+
+	st2, rec, err := v.record(ctx, sums[7], hashes[7])
+	if err != nil || rec != nil || st2.serial != fmt.Sprintf("%032x", 7) || st2.revoked {
+		t.Fatalf("cached state %+v, record %v, %v", st2, rec, err)
+	}
+	id := &Identity{Hash: hashes[7], certs: st}
+	if full, err := id.Record(ctx); err != nil || full.Authorization.ChallengeID != "challenge-7" {
+		t.Fatalf("Record on a cache hit = %+v, %v; want the whole record", full, err)
+	}
 }
