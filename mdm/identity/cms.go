@@ -9,7 +9,6 @@ import (
 	"encoding/asn1"
 	"encoding/hex"
 	"errors"
-	"math/big"
 	"sync"
 	"time"
 	"unsafe"
@@ -143,11 +142,10 @@ func parseDetached(der []byte, certs *certCache) (*detached, error) {
 		!infos.ReadASN1(&si, cbasn1.SEQUENCE) || !infos.Empty() { // one signer
 		return nil, errDeclined
 	}
-	var ias, issuer, digestAlg, encAlg, sig cryptobyte.String
-	serial := new(big.Int)
+	var ias, issuer, serial, digestAlg, encAlg, sig cryptobyte.String
 	if !si.ReadASN1(&version, cbasn1.INTEGER) || !bytes.Equal(version, []byte{1}) ||
 		!si.ReadASN1(&ias, cbasn1.SEQUENCE) || !ias.ReadAnyASN1Element(&issuer, nil) ||
-		!ias.ReadASN1Integer(serial) || !ias.Empty() ||
+		!ias.ReadASN1(&serial, cbasn1.INTEGER) || !minimalInteger(serial) || !ias.Empty() ||
 		!si.ReadASN1(&digestAlg, cbasn1.SEQUENCE) {
 		return nil, errDeclined
 	}
@@ -170,7 +168,9 @@ func parseDetached(der []byte, certs *certCache) (*detached, error) {
 	}
 	d.sig = sig
 	for _, p := range list[:n] {
-		if p.cert.SerialNumber.Cmp(serial) == 0 && bytes.Equal(p.cert.RawIssuer, issuer) {
+		// Both serials are minimal two's complement (cryptobyte and x509
+		// refuse others), so equal bytes are equal numbers.
+		if p.serial != nil && bytes.Equal(p.serial, serial) && bytes.Equal(p.cert.RawIssuer, issuer) {
 			d.signer, d.sum, d.hexSum = p.cert, p.sum, p.hexSum
 			return d, nil
 		}
@@ -375,6 +375,32 @@ func derHeight(b []byte) int {
 	return h
 }
 
+// minimalInteger reports whether b is the content of an INTEGER that
+// cryptobyte's ReadASN1Integer accepts: not empty, no redundant leading
+// byte.
+func minimalInteger(b []byte) bool {
+	switch {
+	case len(b) == 0:
+		return false
+	case len(b) == 1:
+		return true
+	}
+	return !(b[0] == 0 && b[1]&0x80 == 0 || b[0] == 0xff && b[1]&0x80 == 0x80)
+}
+
+// rawSerial is the content of the serial INTEGER in a certificate's TBS,
+// or nil when it cannot be read (the signer then never matches here).
+func rawSerial(cert *x509.Certificate) []byte {
+	tbs := cryptobyte.String(cert.RawTBSCertificate)
+	var inner, serial cryptobyte.String
+	if !tbs.ReadASN1(&inner, cbasn1.SEQUENCE) ||
+		!inner.SkipOptionalASN1(cbasn1.Tag(0).Constructed().ContextSpecific()) ||
+		!inner.ReadASN1(&serial, cbasn1.INTEGER) || !minimalInteger(serial) {
+		return nil
+	}
+	return serial
+}
+
 // readOctetString reads the OCTET STRING at the start of b.
 func readOctetString(b []byte) ([]byte, bool) {
 	s := cryptobyte.String(b)
@@ -442,6 +468,7 @@ type cachedCert struct {
 	cert   *x509.Certificate
 	sum    [32]byte // SHA-256 of the DER
 	hexSum string   // the same, in hex
+	serial []byte   // the serial INTEGER's content (in raw)
 	height int      // DER nesting levels, for derStable's depth bound
 	stable bool     // derStable accepts the DER on its own
 }
@@ -477,7 +504,7 @@ func (c *certCache) parse(der []byte) (*cachedCert, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &cachedCert{cert: cert, sum: sha256.Sum256(raw), stable: derStable(raw, 0, nil)}
+	e := &cachedCert{cert: cert, sum: sha256.Sum256(raw), serial: rawSerial(cert), stable: derStable(raw, 0, nil)}
 	e.hexSum = hex.EncodeToString(e.sum[:])
 	if e.stable {
 		e.height = derHeight(raw) // bounded: derStable walked it

@@ -202,6 +202,18 @@ func contentTypeOK(header string, allowed []string) bool {
 			return true // the usual header, without parameters: nothing to parse
 		}
 	}
+	if !strings.Contains(header, ";") {
+		// Without parameters the media type is the header, trimmed (no
+		// parse, no allocation: every connect asks first whether it is
+		// a check-in).
+		header = strings.TrimSpace(header)
+		for _, a := range allowed {
+			if a != "" && strings.EqualFold(header, a) {
+				return true
+			}
+		}
+		return false
+	}
 	mt, _, err := mime.ParseMediaType(header)
 	if err != nil {
 		return false
