@@ -114,7 +114,7 @@ measure() {
 				start_orchard "$data" "$transport"
 				# shellcheck disable=SC2086 # flags are words
 				orchard_load "$json" "$label" "$data" "$ORCHARD_PID" "$transport" $sflags $flags
-				stop_pid "$ORCHARD_PID"
+				stop_pid "$ORCHARD_PID" "$APNS_PID"
 			else
 				start_nanomdm "$RUN/$scenario-$name-$r"
 				# shellcheck disable=SC2086
@@ -138,14 +138,14 @@ for r in $(seq 1 "$REPEAT"); do
 	data="$RUN/orchard-enroll-$r"
 	start_orchard "$data" tls
 	orchard_load "$OUT/enroll-orchard-$r.json" "Orchard TLS" "$data" "$ORCHARD_PID" tls --enroll-only
-	stop_pid "$ORCHARD_PID"
+	stop_pid "$ORCHARD_PID" "$APNS_PID"
 done
 pick_median "$OUT/enroll-orchard.json" "$OUT/enroll-orchard-"*.json
 
 echo "== cost curve (Orchard on TLS, h1)"
 data="$RUN/orchard-curve"
 start_orchard "$data" tls # creates the CA, the TLS pair and the database
-stop_pid "$ORCHARD_PID"
+stop_pid "$ORCHARD_PID" "$APNS_PID"
 seeded=0 first=0 curve_files=()
 # curve_point <name> <label> [flags...]: REPEAT runs of fresh devices.
 curve_point() {
@@ -154,7 +154,7 @@ curve_point() {
 	for r in $(seq 1 "$REPEAT"); do
 		start_orchard "$data" tls
 		orchard_load "$OUT/curve-$name-$r.json" "$label" "$data" "$ORCHARD_PID" tls --conn h1 --scenario idle --first "$first" "$@"
-		stop_pid "$ORCHARD_PID"
+		stop_pid "$ORCHARD_PID" "$APNS_PID"
 		first=$((first + DEVICES + 1))
 	done
 	pick_median "$OUT/curve-$name.json" "$OUT/curve-$name-"*.json

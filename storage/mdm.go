@@ -303,6 +303,10 @@ type CommandQueue interface {
 	// Undefer puts deferred commands back in their queue positions. It
 	// writes only when something was deferred.
 	Undefer(ctx context.Context, channel string) error
+	// IdleNext is Undefer then Next, as an Idle report needs them: one
+	// read on the usual connect, where nothing is deferred and the head
+	// (if any) was offered before.
+	IdleNext(ctx context.Context, channel string) (*Command, error)
 	// Command returns a command with its targets, or ErrNotFound.
 	Command(ctx context.Context, uuid string) (*Command, []Target, error)
 	// Results returns the results stored for a command, oldest first.

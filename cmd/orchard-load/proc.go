@@ -158,3 +158,26 @@ func (s *serverProc) stop() {
 		<-done
 	}
 }
+
+// settle waits until the server has used no CPU for three 100 ms samples
+// in a row (the /proc clock ticks every 10 ms), or 10 s at most.
+func settle(ctx context.Context, pid int) {
+	if pid <= 0 {
+		return
+	}
+	quiet, last := 0, time.Duration(-1)
+	deadline := time.Now().Add(10 * time.Second)
+	for quiet < 3 && time.Now().Before(deadline) && ctx.Err() == nil {
+		p, err := readProc(pid)
+		if err != nil {
+			return
+		}
+		if p.cpu == last {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		last = p.cpu
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -80,24 +80,30 @@ func (s *Service) authenticate(ctx context.Context, id *identity.Identity, ch md
 	case err != nil && !errors.Is(err, storage.ErrNotFound):
 		return err
 	}
+	certRec, err := id.Record(ctx)
+	if errors.Is(err, storage.ErrNotFound) {
+		certRec = nil // the verifier found it moments ago: treated as before, without one
+	} else if err != nil {
+		return err
+	}
 	var auth storage.CertAuthorization
-	if id.Record != nil {
-		auth = id.Record.Authorization
+	if certRec != nil {
+		auth = certRec.Authorization
 	}
 	now := s.now()
 	if auth.ForUDID != "" && !mdm.SameDeviceID(auth.ForUDID, ch.DeviceID) || auth.ForSerial != "" && auth.ForSerial != m.SerialNumber {
 		s.recordFailure(ctx, failureOf(now, ch.DeviceID, m, auth, "identity_refused", "certificate was issued for another device"))
 		return fmt.Errorf("%w: certificate was issued for another device", ErrForbidden)
 	}
-	if isRenewalOf(id.Record, old) {
+	if isRenewalOf(certRec, old) {
 		return s.rebind(ctx, id, old, m, now)
 	}
-	if id.Record != nil && auth.Kind == storage.KindReenroll && old.Enrolled && old.CertHash == id.Hash {
+	if certRec != nil && auth.Kind == storage.KindReenroll && old.Enrolled && old.CertHash == id.Hash {
 		// The renewed certificate's Authenticate again (its answer was
 		// lost): the enrollment was re-bound already and goes on.
 		return nil
 	}
-	if old.Enrolled && old.CertHash != "" && old.CertHash != id.Hash && !mayReplace(id.Record, old, now) {
+	if old.Enrolled && old.CertHash != "" && old.CertHash != id.Hash && !mayReplace(certRec, old, now) {
 		s.log.Warn("takeover of an enrolled device refused", "device", ch.DeviceID, "kind", auth.Kind, "ref", auth.Ref)
 		s.recordFailure(ctx, failureOf(now, ch.DeviceID, m, auth, "reenrollment_refused", "takeover refused: device is enrolled under another certificate"))
 		return fmt.Errorf("%w: %s", ErrForbidden, refusedTakeover)
