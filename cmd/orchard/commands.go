@@ -47,6 +47,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 refused by the server, 5 serv
 			{name: "users", summary: "the local directory's users: list, create, import, disable", subs: usersCommands},
 			{name: "groups", summary: "static groups of users and their members", subs: groupsCommands},
 			{name: "categories", summary: "device categories (the portal asks users to pick one)", subs: categoriesCommands},
+			{name: "terms", summary: "terms and conditions users accept before enrolling, and who accepted", subs: termsCommands},
 			{name: "declarations", summary: "Declarative Device Management declarations", subs: declarationsCommands},
 			{name: "declaration-sets", summary: "sets of declarations and the devices they are scoped to", subs: declarationSetsCommands},
 			{name: "software-updates", summary: "fleet view: devices per OS version, pending and failed enforced updates",

@@ -219,6 +219,8 @@ func TestDocumentedCommands(t *testing.T) {
 	os.WriteFile("ann.pw", []byte("correct horse battery\n"), 0o600)
 	os.WriteFile("users.csv", []byte("username,display_name,email,password\nbob,Bob Example,bob@example.com,\ncy,Cy Example,cy@example.com,cy-secret-pass\n"), 0o600)
 	os.WriteFile("sales.csv", []byte("username\nbob\ncy\n"), 0o600)
+	// The terms text docs/users.md uploads.
+	os.WriteFile("aup.txt", []byte("I will keep company data on this device safe and report it lost or stolen at once.\n"), 0o600)
 	placeholders := strings.NewReplacer(
 		"<udid>", dev.UDID,
 		"<command-uuid>", sent.CommandUUID,

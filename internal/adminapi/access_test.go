@@ -117,6 +117,10 @@ var wantNeed = map[string]adminauth.Need{
 	"GET /v1/categories": adminauth.Read, "POST /v1/categories": adminauth.Policy,
 	"GET /v1/categories/{name}": adminauth.Read, "PATCH /v1/categories/{name}": adminauth.Policy,
 	"DELETE /v1/categories/{name}": adminauth.Destructive, "PUT /v1/devices/{id}/category": adminauth.Policy,
+	// Terms: deleting a document deletes its acceptances.
+	"GET /v1/terms": adminauth.Read, "POST /v1/terms": adminauth.Policy, "GET /v1/terms/acceptances": adminauth.Read,
+	"GET /v1/terms/acceptances.csv": adminauth.Read, "GET /v1/terms/{name}": adminauth.Read,
+	"PUT /v1/terms/{name}": adminauth.Policy, "DELETE /v1/terms/{name}": adminauth.Destructive,
 }
 
 // actionWant is what each device action needs: helpdesk gets the listed

@@ -28,6 +28,7 @@ import (
 	"github.com/orchardmdm/orchard/internal/inventory"
 	"github.com/orchardmdm/orchard/internal/profiles"
 	"github.com/orchardmdm/orchard/internal/push"
+	"github.com/orchardmdm/orchard/internal/terms"
 	"github.com/orchardmdm/orchard/storage"
 )
 
@@ -73,6 +74,8 @@ type Config struct {
 	Directory *directory.Service
 	// Categories is device categories (internal/category).
 	Categories *category.Service
+	// Terms is terms and conditions (internal/terms).
+	Terms *terms.Service
 	// Admins keeps admin accounts, their tokens and the audit log; without
 	// it only the API key works and nothing is audited.
 	Admins      storage.AdminStore
@@ -94,6 +97,7 @@ type API struct {
 	backup   Backup
 	dir      *directory.Service
 	cats     *category.Service
+	terms    *terms.Service
 	admins   storage.AdminStore
 	profiles *profiles.Handler
 	ddm      Declarative
@@ -116,7 +120,7 @@ func New(c Config) (*API, error) {
 		c.Logger = slog.Default()
 	}
 	a := &API{store: c.Store, commands: c.Commands, secrets: c.Secrets, releaser: c.Releaser, push: c.Push,
-		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, admins: c.Admins, profiles: c.Profiles, dir: c.Directory, ddm: c.Declarative, log: c.Logger, cats: c.Categories,
+		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, admins: c.Admins, profiles: c.Profiles, dir: c.Directory, ddm: c.Declarative, log: c.Logger, cats: c.Categories, terms: c.Terms,
 		mux: http.NewServeMux(), paths: http.NewServeMux(), allow: map[string][]string{}}
 	a.SetAPIKey(c.APIKey)
 	for _, rt := range a.routes() {

@@ -15,6 +15,7 @@ func (a *API) routes() []route {
 	prf := func(a *API) bool { return a.profiles != nil }
 	dir := func(a *API) bool { return a.dir != nil }
 	cat := func(a *API) bool { return a.cats != nil }
+	trm := func(a *API) bool { return a.terms != nil }
 	// Each line: method, path, the access it needs (adminauth: read,
 	// action, destructive, policy, manage admins), handler, wiring check.
 	return []route{
@@ -127,5 +128,12 @@ func (a *API) routes() []route {
 		{"PATCH", "/v1/categories/{name}", policy, a.updateCategory, cat},
 		{"DELETE", "/v1/categories/{name}", destroy, a.deleteCategory, cat},
 		{"PUT", "/v1/devices/{id}/category", policy, a.setDeviceCategory, cat},
+		{"GET", "/v1/terms", read, a.listTerms, trm},
+		{"POST", "/v1/terms", policy, a.createTerms, trm},
+		{"GET", "/v1/terms/acceptances", read, a.listAcceptances, trm},
+		{"GET", "/v1/terms/acceptances.csv", read, a.exportAcceptances, trm},
+		{"GET", "/v1/terms/{name}", read, a.showTerms, trm},
+		{"PUT", "/v1/terms/{name}", policy, a.updateTerms, trm},
+		{"DELETE", "/v1/terms/{name}", destroy, a.deleteTerms, trm},
 	}
 }

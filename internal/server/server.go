@@ -34,6 +34,7 @@ import (
 	"github.com/orchardmdm/orchard/internal/profiles"
 	"github.com/orchardmdm/orchard/internal/push"
 	"github.com/orchardmdm/orchard/internal/scope"
+	"github.com/orchardmdm/orchard/internal/terms"
 	"github.com/orchardmdm/orchard/internal/version"
 	"github.com/orchardmdm/orchard/mdm/commands"
 	"github.com/orchardmdm/orchard/mdm/enrollprofile"
@@ -419,10 +420,14 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
+	termsService, err := terms.New(s.store, terms.WithClock(now))
+	if err != nil {
+		return err
+	}
 	s.admin, err = adminapi.New(adminapi.Config{APIKey: s.apiKey, Store: s.store, Commands: s.cmds, Secrets: s.svc,
 		Releaser: s.svc, Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Backup: s.backup(), Admins: s.store, Logger: s.log,
 		Profiles: profileAPI, Directory: users, Declarative: ddmEngine,
-		Categories: categories})
+		Categories: categories, Terms: termsService})
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,7 @@ var tables = []string{"enrollments", "device_fold", "cert_binding", "commands", 
 	"admins", "api_tokens", "audit", "profiles", "profile_versions", "profile_states",
 	"dir_users", "dir_groups", "dir_group_members", "primary_users",
 	"ddm_declarations", "ddm_sets", "ddm_status", "web_sessions",
-	"categories", "device_categories"}
+	"categories", "device_categories", "terms", "terms_versions", "terms_acceptances"}
 
 // derivedBuckets are bbolt indexes the PostgreSQL schema rebuilds from the
 // records themselves (as indexed columns), so they are not copied.
@@ -45,6 +45,7 @@ var derivedBuckets = map[string]bool{
 	"channel_profiles": true,                       // the per-channel index of profile_states
 	"user_groups":      true, "user_devices": true, // the other side of dir_group_members and primary_users
 	"category_devices": true, // the other side of device_categories
+	"user_terms":       true, // the other side of terms_acceptances
 }
 
 // row is one record for a table: its column values in table order.
@@ -198,6 +199,20 @@ var boltMapping = map[string]struct {
 	}},
 	"categories":      {"categories", []string{"name", "doc"}, keyDoc},
 	"device_category": {"device_categories", []string{"device_id", "category"}, pair},
+	"terms":           {"terms", []string{"name", "doc"}, keyDoc},
+	"terms_versions": {"terms_versions", []string{"name", "version", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
+		if len(k) < 10 || k[len(k)-9] != 0 {
+			return nil, errors.New("bad key")
+		}
+		return row{string(k[:len(k)-9]), int32(binary.BigEndian.Uint64(k[len(k)-8:])), v}, nil
+	}},
+	"terms_acceptances": {"terms_acceptances", []string{"document", "username", "version", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
+		doc, rest, ok := strings.Cut(string(k), "\x00")
+		if !ok || len(rest) < 10 || rest[len(rest)-9] != 0 {
+			return nil, errors.New("bad key")
+		}
+		return row{doc, rest[:len(rest)-9], int32(binary.BigEndian.Uint64([]byte(rest[len(rest)-8:]))), v}, nil
+	}},
 }
 
 func pair(_ *bolt.Tx, k, v []byte) (row, error) { return row{string(k), string(v)}, nil }
