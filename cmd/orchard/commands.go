@@ -42,6 +42,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 refused by the server, 5 serv
 					help:     "Its SCEP challenge is single-use and expires in 15 minutes.",
 					examples: []string{"orchard enroll profile -o enroll.mobileconfig"}},
 			}},
+			{name: "enrollment", summary: "reports on user enrollments (portal, Setup Assistant)", subs: enrollmentCommands},
 			{name: "dep", summary: "Apple Business Manager / School Manager (Automated Device Enrollment)", subs: depCommands},
 			{name: "profiles", summary: "configuration profiles: library, scope, state per device", subs: profilesCommands},
 			{name: "users", summary: "the local directory's users: list, create, import, disable", subs: usersCommands},

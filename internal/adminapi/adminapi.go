@@ -25,6 +25,7 @@ import (
 	"github.com/orchardmdm/orchard/internal/command"
 	"github.com/orchardmdm/orchard/internal/directory"
 	"github.com/orchardmdm/orchard/internal/enroll"
+	"github.com/orchardmdm/orchard/internal/enrollstage"
 	"github.com/orchardmdm/orchard/internal/inventory"
 	"github.com/orchardmdm/orchard/internal/profiles"
 	"github.com/orchardmdm/orchard/internal/push"
@@ -76,6 +77,8 @@ type Config struct {
 	Categories *category.Service
 	// Terms is terms and conditions (internal/terms).
 	Terms *terms.Service
+	// Stages is the enrollment-stage record (internal/enrollstage).
+	Stages *enrollstage.Recorder
 	// Admins keeps admin accounts, their tokens and the audit log; without
 	// it only the API key works and nothing is audited.
 	Admins      storage.AdminStore
@@ -98,6 +101,7 @@ type API struct {
 	dir      *directory.Service
 	cats     *category.Service
 	terms    *terms.Service
+	stages   *enrollstage.Recorder
 	admins   storage.AdminStore
 	profiles *profiles.Handler
 	ddm      Declarative
@@ -120,7 +124,7 @@ func New(c Config) (*API, error) {
 		c.Logger = slog.Default()
 	}
 	a := &API{store: c.Store, commands: c.Commands, secrets: c.Secrets, releaser: c.Releaser, push: c.Push,
-		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, admins: c.Admins, profiles: c.Profiles, dir: c.Directory, ddm: c.Declarative, log: c.Logger, cats: c.Categories, terms: c.Terms,
+		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, admins: c.Admins, profiles: c.Profiles, dir: c.Directory, ddm: c.Declarative, log: c.Logger, cats: c.Categories, terms: c.Terms, stages: c.Stages,
 		mux: http.NewServeMux(), paths: http.NewServeMux(), allow: map[string][]string{}}
 	a.SetAPIKey(c.APIKey)
 	for _, rt := range a.routes() {

@@ -16,6 +16,7 @@ func (a *API) routes() []route {
 	dir := func(a *API) bool { return a.dir != nil }
 	cat := func(a *API) bool { return a.cats != nil }
 	trm := func(a *API) bool { return a.terms != nil }
+	stg := func(a *API) bool { return a.stages != nil }
 	// Each line: method, path, the access it needs (adminauth: read,
 	// action, destructive, policy, manage admins), handler, wiring check.
 	return []route{
@@ -135,5 +136,7 @@ func (a *API) routes() []route {
 		{"GET", "/v1/terms/{name}", read, a.showTerms, trm},
 		{"PUT", "/v1/terms/{name}", policy, a.updateTerms, trm},
 		{"DELETE", "/v1/terms/{name}", destroy, a.deleteTerms, trm},
+		{"GET", "/v1/enrollment/incomplete", read, a.listIncomplete, stg},
+		{"GET", "/v1/enrollment/incomplete.csv", read, a.exportIncomplete, stg},
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/orchardmdm/orchard/internal/declarative"
 	"github.com/orchardmdm/orchard/internal/directory"
 	"github.com/orchardmdm/orchard/internal/enroll"
+	"github.com/orchardmdm/orchard/internal/enrollstage"
 	"github.com/orchardmdm/orchard/internal/inventory"
 	"github.com/orchardmdm/orchard/internal/metrics"
 	"github.com/orchardmdm/orchard/internal/profiles"
@@ -424,10 +425,14 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
+	stages, err := enrollstage.New(s.store, enrollstage.WithClock(now))
+	if err != nil {
+		return err
+	}
 	s.admin, err = adminapi.New(adminapi.Config{APIKey: s.apiKey, Store: s.store, Commands: s.cmds, Secrets: s.svc,
 		Releaser: s.svc, Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Backup: s.backup(), Admins: s.store, Logger: s.log,
 		Profiles: profileAPI, Directory: users, Declarative: ddmEngine,
-		Categories: categories, Terms: termsService})
+		Categories: categories, Terms: termsService, Stages: stages})
 	if err != nil {
 		return err
 	}

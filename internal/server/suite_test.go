@@ -51,6 +51,7 @@ var e2eTests = []struct {
 	{"Categories", testCategories},
 	{"CategoryJoinOnUser", testCategoryJoinOnUser},
 	{"Terms", testTerms},
+	{"IncompleteEnrollments", testIncompleteEnrollments},
 }
 
 func TestE2E(t *testing.T) {

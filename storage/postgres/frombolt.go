@@ -33,7 +33,8 @@ var tables = []string{"enrollments", "device_fold", "cert_binding", "commands", 
 	"admins", "api_tokens", "audit", "profiles", "profile_versions", "profile_states",
 	"dir_users", "dir_groups", "dir_group_members", "primary_users",
 	"ddm_declarations", "ddm_sets", "ddm_status", "web_sessions",
-	"categories", "device_categories", "terms", "terms_versions", "terms_acceptances"}
+	"categories", "device_categories", "terms", "terms_versions", "terms_acceptances",
+	"enrollment_sessions"}
 
 // derivedBuckets are bbolt indexes the PostgreSQL schema rebuilds from the
 // records themselves (as indexed columns), so they are not copied.
@@ -44,8 +45,9 @@ var derivedBuckets = map[string]bool{
 	"api_token_hashes": true,
 	"channel_profiles": true,                       // the per-channel index of profile_states
 	"user_groups":      true, "user_devices": true, // the other side of dir_group_members and primary_users
-	"category_devices": true, // the other side of device_categories
-	"user_terms":       true, // the other side of terms_acceptances
+	"category_devices":             true, // the other side of device_categories
+	"user_terms":                   true, // the other side of terms_acceptances
+	"enrollment_sessions_by_start": true, // started_at is a column of enrollment_sessions
 }
 
 // row is one record for a table: its column values in table order.
@@ -212,6 +214,15 @@ var boltMapping = map[string]struct {
 			return nil, errors.New("bad key")
 		}
 		return row{doc, rest[:len(rest)-9], int32(binary.BigEndian.Uint64([]byte(rest[len(rest)-8:]))), v}, nil
+	}},
+	"enrollment_sessions": {"enrollment_sessions", []string{"id", "started_at", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
+		var s struct {
+			StartedAt time.Time `json:"started_at"`
+		}
+		if err := json.Unmarshal(v, &s); err != nil {
+			return nil, err
+		}
+		return row{string(k), s.StartedAt, v}, nil
 	}},
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/orchardmdm/orchard/internal/category"
 	"github.com/orchardmdm/orchard/internal/command"
 	"github.com/orchardmdm/orchard/internal/directory"
+	"github.com/orchardmdm/orchard/internal/enrollstage"
 	"github.com/orchardmdm/orchard/internal/terms"
 	"github.com/orchardmdm/orchard/mdm/ddm"
 	"github.com/orchardmdm/orchard/mdm/service"
@@ -60,6 +61,7 @@ var statuses = []struct {
 	{ddm.ErrInvalid, http.StatusBadRequest},
 	{category.ErrInvalid, http.StatusBadRequest},
 	{terms.ErrInvalid, http.StatusBadRequest},
+	{enrollstage.ErrInvalid, http.StatusBadRequest},
 }
 
 // internalError is the one 500 body: the cause goes to the log only.
