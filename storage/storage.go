@@ -35,5 +35,7 @@ type Store interface {
 	CategoryStore
 	CommandHistory
 	WebhookStore
+	TermsStore
+	EnrollmentSessionStore
 	io.Closer
 }

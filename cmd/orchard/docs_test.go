@@ -231,6 +231,8 @@ func TestDocumentedCommands(t *testing.T) {
 		"platforms": {"iOS": {"min_os": "17.0"}, "macOS": {"block_personal": true, "min_os": "14.0"}}}`), 0o600)
 	os.WriteFile("contractors-limit.json", []byte(`{"kind": "limit", "name": "Contractors", "priority": 1,
 		"groups": ["contractors"], "device_limit": 1}`), 0o600)
+	// The terms text docs/users.md uploads.
+	os.WriteFile("aup.txt", []byte("I will keep company data on this device safe and report it lost or stolen at once.\n"), 0o600)
 	placeholders := strings.NewReplacer(
 		"<udid>", dev.UDID,
 		"<command-uuid>", sent.CommandUUID,

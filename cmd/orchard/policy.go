@@ -63,6 +63,7 @@ var enrollmentCommands = []*command{
 		examples: []string{"orchard enrollment failures --reason device_limit", "orchard enrollment failures --since 24h -o csv"}},
 	{name: "summary", summary: "enrollments per day by method, platform and ownership; users against their limits",
 		setup: api(enrollmentSummary), examples: []string{"orchard enrollment summary --days 7"}},
+	incompleteCommand,
 }
 
 func noFlagsList(path, key string, cols []column) func(*flag.FlagSet) builder {

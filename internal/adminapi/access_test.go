@@ -133,6 +133,11 @@ var wantNeed = map[string]adminauth.Need{
 	"GET /v1/webhooks/{id}": adminauth.Read, "PATCH /v1/webhooks/{id}": adminauth.Policy,
 	"DELETE /v1/webhooks/{id}": adminauth.Policy, "GET /v1/webhooks/{id}/deliveries": adminauth.Read,
 	"POST /v1/webhooks/{id}/replay": adminauth.Policy,
+	// Terms: deleting a document deletes its acceptances.
+	"GET /v1/terms": adminauth.Read, "POST /v1/terms": adminauth.Policy, "GET /v1/terms/acceptances": adminauth.Read,
+	"GET /v1/terms/acceptances.csv": adminauth.Read, "GET /v1/terms/{name}": adminauth.Read,
+	"PUT /v1/terms/{name}": adminauth.Policy, "DELETE /v1/terms/{name}": adminauth.Destructive,
+	"GET /v1/enrollment/incomplete": adminauth.Read, "GET /v1/enrollment/incomplete.csv": adminauth.Read,
 }
 
 // actionWant is what each device action needs: helpdesk gets the listed

@@ -25,10 +25,12 @@ import (
 	"github.com/orchardmdm/orchard/internal/command"
 	"github.com/orchardmdm/orchard/internal/directory"
 	"github.com/orchardmdm/orchard/internal/enroll"
+	"github.com/orchardmdm/orchard/internal/enrollstage"
 	"github.com/orchardmdm/orchard/internal/inventory"
 	enrollpolicy "github.com/orchardmdm/orchard/internal/policy"
 	"github.com/orchardmdm/orchard/internal/profiles"
 	"github.com/orchardmdm/orchard/internal/push"
+	"github.com/orchardmdm/orchard/internal/terms"
 	"github.com/orchardmdm/orchard/internal/webhook"
 	"github.com/orchardmdm/orchard/storage"
 )
@@ -75,6 +77,10 @@ type Config struct {
 	Directory *directory.Service
 	// Categories is device categories (internal/category).
 	Categories *category.Service
+	// Terms is terms and conditions (internal/terms).
+	Terms *terms.Service
+	// Stages is the enrollment-stage record (internal/enrollstage).
+	Stages *enrollstage.Recorder
 	// Admins keeps admin accounts, their tokens and the audit log; without
 	// it only the API key works and nothing is audited.
 	Admins      storage.AdminStore
@@ -101,6 +107,8 @@ type API struct {
 	backup   Backup
 	dir      *directory.Service
 	cats     *category.Service
+	terms    *terms.Service
+	stages   *enrollstage.Recorder
 	admins   storage.AdminStore
 	profiles *profiles.Handler
 	ddm      Declarative
@@ -129,6 +137,7 @@ func New(c Config) (*API, error) {
 	}
 	a := &API{store: c.Store, commands: c.Commands, secrets: c.Secrets, releaser: c.Releaser, push: c.Push,
 		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, admins: c.Admins, profiles: c.Profiles, dir: c.Directory, ddm: c.Declarative, history: c.History, log: c.Logger, cats: c.Categories, webhooks: c.Webhooks, policy: c.Policy,
+		terms: c.Terms, stages: c.Stages,
 		mux: http.NewServeMux(), paths: http.NewServeMux(), allow: map[string][]string{}, byPattern: map[string]route{}}
 	a.SetAPIKey(c.APIKey)
 	for _, rt := range a.routes() {

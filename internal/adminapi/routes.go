@@ -18,6 +18,8 @@ func (a *API) routes() []route {
 	cat := func(a *API) bool { return a.cats != nil }
 	hst := func(a *API) bool { return a.history != nil }
 	hook := func(a *API) bool { return a.webhooks != nil }
+	trm := func(a *API) bool { return a.terms != nil }
+	stg := func(a *API) bool { return a.stages != nil }
 	// Each line: method, path, the access it needs (adminauth: read,
 	// action, destructive, policy, manage admins), handler, wiring check.
 	return []route{
@@ -155,5 +157,14 @@ func (a *API) routes() []route {
 		{"DELETE", "/v1/webhooks/{id}", policy, a.webhooks.Delete, hook},
 		{"GET", "/v1/webhooks/{id}/deliveries", read, a.webhooks.Deliveries, hook},
 		{"POST", "/v1/webhooks/{id}/replay", policy, a.webhooks.ReplayDead, hook},
+		{"GET", "/v1/terms", read, a.listTerms, trm},
+		{"POST", "/v1/terms", policy, a.createTerms, trm},
+		{"GET", "/v1/terms/acceptances", read, a.listAcceptances, trm},
+		{"GET", "/v1/terms/acceptances.csv", read, a.exportAcceptances, trm},
+		{"GET", "/v1/terms/{name}", read, a.showTerms, trm},
+		{"PUT", "/v1/terms/{name}", policy, a.updateTerms, trm},
+		{"DELETE", "/v1/terms/{name}", destroy, a.deleteTerms, trm},
+		{"GET", "/v1/enrollment/incomplete", read, a.listIncomplete, stg},
+		{"GET", "/v1/enrollment/incomplete.csv", read, a.exportIncomplete, stg},
 	}
 }

@@ -30,12 +30,14 @@ import (
 	"github.com/orchardmdm/orchard/internal/declarative"
 	"github.com/orchardmdm/orchard/internal/directory"
 	"github.com/orchardmdm/orchard/internal/enroll"
+	"github.com/orchardmdm/orchard/internal/enrollstage"
 	"github.com/orchardmdm/orchard/internal/inventory"
 	"github.com/orchardmdm/orchard/internal/metrics"
 	"github.com/orchardmdm/orchard/internal/policy"
 	"github.com/orchardmdm/orchard/internal/profiles"
 	"github.com/orchardmdm/orchard/internal/push"
 	"github.com/orchardmdm/orchard/internal/scope"
+	"github.com/orchardmdm/orchard/internal/terms"
 	"github.com/orchardmdm/orchard/internal/version"
 	"github.com/orchardmdm/orchard/internal/webhook"
 	"github.com/orchardmdm/orchard/mdm/commands"
@@ -454,10 +456,19 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
+	termsService, err := terms.New(s.store, terms.WithClock(now))
+	if err != nil {
+		return err
+	}
+	stages, err := enrollstage.New(s.store, enrollstage.WithClock(now))
+	if err != nil {
+		return err
+	}
 	s.admin, err = adminapi.New(adminapi.Config{APIKey: s.apiKey, Store: s.store, Commands: s.cmds, Secrets: s.svc,
 		Releaser: eventReleaser{next: s.svc, s: s}, Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Backup: s.backup(), Admins: s.store, Logger: s.log,
 		Profiles: profileAPI, Directory: users, Declarative: ddmEngine,
-		Categories: categories, History: s.store, Webhooks: s.hooksAPI, Policy: policies})
+		Categories: categories, History: s.store, Webhooks: s.hooksAPI, Policy: policies,
+		Terms: termsService, Stages: stages})
 	if err != nil {
 		return err
 	}

@@ -53,6 +53,8 @@ var e2eTests = []struct {
 	{"CategoryJoinOnUser", testCategoryJoinOnUser},
 	{"ConsoleLockRoundTrip", testConsoleLockRoundTrip},
 	{"Webhooks", testWebhooks},
+	{"Terms", testTerms},
+	{"IncompleteEnrollments", testIncompleteEnrollments},
 }
 
 func TestE2E(t *testing.T) {

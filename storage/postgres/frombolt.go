@@ -37,7 +37,8 @@ var tables = []string{"enrollments", "device_fold", "cert_binding", "commands", 
 	"ddm_declarations", "ddm_sets", "ddm_status", "web_sessions",
 	"categories", "device_categories",
 	"webhooks", "webhook_deliveries",
-	"enrollment_policies", "corporate_ids", "dem_devices"}
+	"enrollment_policies", "corporate_ids", "dem_devices",
+	"terms", "terms_versions", "terms_acceptances", "enrollment_sessions"}
 
 // derivedBuckets are bbolt indexes the PostgreSQL schema rebuilds from the
 // records themselves (as indexed columns), so they are not copied.
@@ -48,9 +49,11 @@ var derivedBuckets = map[string]bool{
 	"api_token_hashes": true,
 	"channel_profiles": true,                       // the per-channel index of profile_states
 	"user_groups":      true, "user_devices": true, // the other side of dir_group_members and primary_users
-	"category_devices": true, // the other side of device_categories
-	"channel_history":  true, // the targets_channel_seq index of targets
-	"webhook_pending":  true, // the partial index of webhook_deliveries
+	"category_devices":             true, // the other side of device_categories
+	"channel_history":              true, // the targets_channel_seq index of targets
+	"webhook_pending":              true, // the partial index of webhook_deliveries
+	"user_terms":                   true, // the other side of terms_acceptances
+	"enrollment_sessions_by_start": true, // started_at is a column of enrollment_sessions
 }
 
 // row is one record for a table: its column values in table order.
@@ -227,6 +230,29 @@ var boltMapping = map[string]struct {
 	}},
 	"categories":      {"categories", []string{"name", "doc"}, keyDoc},
 	"device_category": {"device_categories", []string{"device_id", "category"}, pair},
+	"terms":           {"terms", []string{"name", "doc"}, keyDoc},
+	"terms_versions": {"terms_versions", []string{"name", "version", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
+		if len(k) < 10 || k[len(k)-9] != 0 {
+			return nil, errors.New("bad key")
+		}
+		return row{string(k[:len(k)-9]), int32(binary.BigEndian.Uint64(k[len(k)-8:])), v}, nil
+	}},
+	"terms_acceptances": {"terms_acceptances", []string{"document", "username", "version", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
+		doc, rest, ok := strings.Cut(string(k), "\x00")
+		if !ok || len(rest) < 10 || rest[len(rest)-9] != 0 {
+			return nil, errors.New("bad key")
+		}
+		return row{doc, rest[:len(rest)-9], int32(binary.BigEndian.Uint64([]byte(rest[len(rest)-8:]))), v}, nil
+	}},
+	"enrollment_sessions": {"enrollment_sessions", []string{"id", "started_at", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
+		var s struct {
+			StartedAt time.Time `json:"started_at"`
+		}
+		if err := json.Unmarshal(v, &s); err != nil {
+			return nil, err
+		}
+		return row{string(k), s.StartedAt, v}, nil
+	}},
 }
 
 func pair(_ *bolt.Tx, k, v []byte) (row, error) { return row{string(k), string(v)}, nil }

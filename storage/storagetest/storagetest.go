@@ -2,7 +2,8 @@
 // pass unchanged. A backend's test calls Run with an opener that returns a
 // fresh, empty store on real storage; the suite runs one subtest per role
 // (MDM, Push, Counts, Certs, Enroll, DEP, Inventory, Directory, Admin, Profiles,
-// Declarations, History, WebSessions, Categories, Webhooks, Policy), and each of their
+// Declarations, History, WebSessions, Categories, Webhooks, Policy, Terms,
+// EnrollmentSessions), and each of their
 // cases opens its own store.
 package storagetest
 
@@ -57,5 +58,11 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 	})
 	t.Run("Policy", func(t *testing.T) {
 		runPolicy(t, func(t *testing.T) policyStore { return open(t) })
+	})
+	t.Run("Terms", func(t *testing.T) {
+		runTerms(t, func(t *testing.T) termsStore { return open(t) })
+	})
+	t.Run("EnrollmentSessions", func(t *testing.T) {
+		runEnrollmentSessions(t, func(t *testing.T) storage.EnrollmentSessionStore { return open(t) })
 	})
 }

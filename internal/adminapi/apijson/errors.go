@@ -13,7 +13,9 @@ import (
 	"github.com/orchardmdm/orchard/internal/category"
 	"github.com/orchardmdm/orchard/internal/command"
 	"github.com/orchardmdm/orchard/internal/directory"
+	"github.com/orchardmdm/orchard/internal/enrollstage"
 	"github.com/orchardmdm/orchard/internal/policy"
+	"github.com/orchardmdm/orchard/internal/terms"
 	"github.com/orchardmdm/orchard/mdm/ddm"
 	"github.com/orchardmdm/orchard/mdm/service"
 	"github.com/orchardmdm/orchard/storage"
@@ -61,6 +63,8 @@ var statuses = []struct {
 	{policy.ErrInvalid, http.StatusBadRequest},
 	{storage.ErrLimitReached, http.StatusConflict},
 	{category.ErrInvalid, http.StatusBadRequest},
+	{terms.ErrInvalid, http.StatusBadRequest},
+	{enrollstage.ErrInvalid, http.StatusBadRequest},
 }
 
 // internalError is the one 500 body: the cause goes to the log only.
