@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,7 +54,9 @@ func newEnv(t testing.TB, opts ...apns.Option) *env {
 		apns.WithBaseURL(e.fake.URL()),
 		apns.WithRootCAs(e.fake.RootCAs()),
 		apns.WithRetry(3, time.Millisecond, 4*time.Millisecond),
-		apns.WithTimeout(2 * time.Second),
+		// Long enough that a loaded machine never times a push out; the
+		// tests of the timeout set their own.
+		apns.WithTimeout(30 * time.Second),
 		apns.WithLogger(slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
 	}
 	p, err := apns.NewPusher(e.cert.TLS, append(base, opts...)...)
@@ -125,7 +128,7 @@ func TestPushSuccess(t *testing.T) {
 }
 
 func TestPushAnswers(t *testing.T) {
-	slow := apnstest.Slow(5 * time.Second)
+	slow := apnstest.Slow(time.Minute) // until the client gives up
 	tests := []struct {
 		name     string
 		script   []apnstest.Answer
@@ -146,12 +149,19 @@ func TestPushAnswers(t *testing.T) {
 		{"other 400 not retried", []apnstest.Answer{{Status: 400, Reason: "BadTopic"}}, false, false, 1, 400, "BadTopic"},
 		{"403 not retried", []apnstest.Answer{{Status: 403, Reason: "BadCertificateEnvironment"}}, false, false, 1, 403, "BadCertificateEnvironment"},
 		{"slow once then OK", []apnstest.Answer{slow}, true, false, 2, 200, ""},
-		{"slow always hits the timeout", []apnstest.Answer{slow, slow, slow}, false, false, 3, 0, "timeout after 300ms"},
+		{"slow always hits the timeout", []apnstest.Answer{slow, slow, slow}, false, false, 3, 0, "timeout after 1s"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, apns.WithTimeout(300*time.Millisecond))
+			// Only the scripts with a slow answer need a short timeout; the
+			// others keep the long one, so a loaded machine cannot turn
+			// their answers into timeouts (the bystander shares it).
+			timeout := 30 * time.Second
+			if slices.Contains(tc.script, slow) {
+				timeout = time.Second
+			}
+			e := newEnv(t, apns.WithTimeout(timeout))
 			ns := notes(2) // the second device is untouched by the script
 			e.fake.Script(ns[0].Token, tc.script...)
 			res := e.pusher.Push(context.Background(), ns)
