@@ -112,7 +112,8 @@ var wantNeed = map[string]adminauth.Need{
 	"GET /v1/declarations/{id}/status": adminauth.Read, "GET /v1/declaration-sets": adminauth.Read,
 	"POST /v1/declaration-sets": adminauth.Policy, "GET /v1/declaration-sets/{name}": adminauth.Read,
 	"DELETE /v1/declaration-sets/{name}": adminauth.Policy, "GET /v1/devices/{id}/declarations": adminauth.Read,
-	"GET /v1/software-updates": adminauth.Read,
+	"GET /v1/software-updates":    adminauth.Read,
+	"GET /v1/schema/declarations": adminauth.Read,
 }
 
 // actionWant is what each device action needs: helpdesk gets the listed

@@ -7,6 +7,7 @@ import (
 
 	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
 	"github.com/orchardmdm/orchard/internal/declarative"
+	"github.com/orchardmdm/orchard/mdm/ddm"
 	"github.com/orchardmdm/orchard/storage"
 )
 
@@ -158,4 +159,16 @@ func (a *API) softwareUpdates(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	apijson.WriteJSON(w, http.StatusOK, f)
+}
+
+// declarationSchema serves the declaration types of Apple's schema that
+// POST /v1/declarations checks payloads against.
+func (a *API) declarationSchema(w http.ResponseWriter, r *http.Request) {
+	body, err := ddm.TypesListingJSON()
+	if err != nil {
+		apijson.Fail(w, r, a.log, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(body)
 }

@@ -120,5 +120,6 @@ func (a *API) routes() []route {
 		{"DELETE", "/v1/declaration-sets/{name}", policy, a.deleteDeclarationSet, ddm},
 		{"GET", "/v1/devices/{id}/declarations", read, a.deviceDeclarations, ddm},
 		{"GET", "/v1/software-updates", read, a.softwareUpdates, ddm},
+		{"GET", "/v1/schema/declarations", read, a.declarationSchema, nil},
 	}
 }

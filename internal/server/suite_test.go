@@ -48,6 +48,7 @@ var e2eTests = []struct {
 	{"AdminRoles", testAdminRoles},
 	{"Profiles", testProfiles},
 	{"DeclarativeSoftwareUpdate", testDeclarativeSoftwareUpdate},
+	{"DeclarationSchema", testDeclarationSchema},
 }
 
 func TestE2E(t *testing.T) {

@@ -179,6 +179,9 @@ func Validate(declType, identifier string, payload []byte) error {
 	if err := json.Unmarshal(payload, &obj); err != nil || obj == nil {
 		return fmt.Errorf("%w: payload must be a JSON object", ErrInvalid)
 	}
+	if err := ValidatePayload(declType, payload); err != nil {
+		return err
+	}
 	if declType == TypeSoftwareUpdateSpecific {
 		return validateSoftwareUpdate(obj)
 	}
