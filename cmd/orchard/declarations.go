@@ -44,6 +44,13 @@ var declarationSetsCommands = []*command{
 		setup: api(noFlags("GET", "/v1/declaration-sets/%s")), examples: []string{"orchard declaration-sets show ios-update"}},
 	{name: "delete", summary: "delete a set; its devices drop its declarations", args: []string{"<name>"},
 		setup: api(deleted("/v1/declaration-sets/%s")), examples: []string{"orchard declaration-sets delete ios-update"}},
+	{name: "scope", summary: "scope a set like a profile: platforms, groups, categories, devices, exclusions", args: []string{"<name>"},
+		setup: api(func(fs *flag.FlagSet) builder {
+			return scopeCommand(fs, "orchard declaration-sets scope", "/v1/declaration-sets/")
+		}),
+		help: `The flags of orchard profiles scope. Channels whose declarations change are told to sync;
+--channel user scopes the set to the user channels (macOS users, Shared iPad users) of the devices.`,
+		examples: []string{"orchard declaration-sets scope ios-update --platforms iOS,iPadOS --exclude <udid>"}},
 }
 
 func declarationPut(fs *flag.FlagSet) builder {

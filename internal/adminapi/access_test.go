@@ -113,7 +113,7 @@ var wantNeed = map[string]adminauth.Need{
 	"POST /v1/declaration-sets": adminauth.Policy, "GET /v1/declaration-sets/{name}": adminauth.Read,
 	"DELETE /v1/declaration-sets/{name}": adminauth.Policy, "GET /v1/devices/{id}/declarations": adminauth.Read,
 	"GET /v1/software-updates":    adminauth.Read,
-	"GET /v1/schema/declarations": adminauth.Read,
+	"GET /v1/schema/declarations": adminauth.Read, "PUT /v1/declaration-sets/{name}/scope": adminauth.Policy,
 }
 
 // actionWant is what each device action needs: helpdesk gets the listed

@@ -121,5 +121,6 @@ func (a *API) routes() []route {
 		{"GET", "/v1/devices/{id}/declarations", read, a.deviceDeclarations, ddm},
 		{"GET", "/v1/software-updates", read, a.softwareUpdates, ddm},
 		{"GET", "/v1/schema/declarations", read, a.declarationSchema, nil},
+		{"PUT", "/v1/declaration-sets/{name}/scope", policy, a.scopeDeclarationSet, ddm},
 	}
 }

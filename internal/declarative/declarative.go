@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/orchardmdm/orchard/internal/command"
+	"github.com/orchardmdm/orchard/internal/scope"
 	"github.com/orchardmdm/orchard/mdm/ddm"
 	"github.com/orchardmdm/orchard/mdm/service"
 	"github.com/orchardmdm/orchard/storage"
@@ -57,11 +58,12 @@ func (explicitScope) Channels(_ context.Context, set *storage.DeclarationSet) ([
 
 // Engine is the DDM service. Its methods are safe for concurrent use.
 type Engine struct {
-	store storage.DeclarationStore
-	cmds  Commands
-	scope Scope
-	log   *slog.Logger
-	now   func() time.Time
+	store   storage.DeclarationStore
+	cmds    Commands
+	scope   Scope
+	devices scope.DeviceSource // nil: membership changes are not followed
+	log     *slog.Logger
+	now     func() time.Time
 }
 
 // Option configures an Engine.
@@ -75,6 +77,12 @@ func WithClock(now func() time.Time) Option { return func(e *Engine) { e.now = n
 
 // WithScope replaces explicit channel lists by another scoping model.
 func WithScope(s Scope) Option { return func(e *Engine) { e.scope = s } }
+
+// WithResolver scopes sets with the shared model (SharedScope) and follows
+// group and category changes of the resolver's devices.
+func WithResolver(r *scope.Resolver) Option {
+	return func(e *Engine) { e.scope, e.devices = SharedScope{Resolver: r}, r.Devices }
+}
 
 // New builds an Engine.
 func New(store storage.DeclarationStore, cmds Commands, opts ...Option) (*Engine, error) {

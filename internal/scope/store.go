@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/orchardmdm/orchard/mdm"
 	"github.com/orchardmdm/orchard/storage"
@@ -18,9 +19,7 @@ type Enrollments interface {
 
 // StoreDevices is the DeviceSource of Orchard's store: enrolled device
 // channels, their platform from the Authenticate facts and their ownership
-// from the inventory. User channels are listed with their device when the
-// walk meets them (EachDevice); Device leaves Users empty, so a user-channel
-// scope resolves through Resolve, not per device.
+// from the inventory, and their enrolled user channels.
 type StoreDevices struct{ Store Enrollments }
 
 // Device implements DeviceSource.
@@ -36,7 +35,39 @@ func (s StoreDevices) Device(ctx context.Context, id string) (Device, bool, erro
 		return Device{}, false, nil
 	}
 	d, err := s.device(ctx, e)
-	return d, err == nil, err
+	if err != nil {
+		return Device{}, false, err
+	}
+	if d.Users, err = s.users(ctx, e.ID); err != nil {
+		return Device{}, false, err
+	}
+	return d, true, nil
+}
+
+// users lists the enrolled user channels of device id: their IDs are
+// id:user, so they sort together right after id+":".
+func (s StoreDevices) users(ctx context.Context, id string) ([]string, error) {
+	prefix := id + mdm.ChannelSeparator
+	after := prefix
+	var out []string
+	for {
+		page, err := s.Store.ListEnrollments(ctx, after, 100)
+		if err != nil {
+			return nil, fmt.Errorf("user channels of %s: %w", id, err)
+		}
+		for _, e := range page {
+			if !strings.HasPrefix(e.ID, prefix) {
+				return out, nil
+			}
+			if e.Enrolled && e.DeviceID == id {
+				out = append(out, e.ID)
+			}
+		}
+		if len(page) < 100 {
+			return out, nil
+		}
+		after = page[len(page)-1].ID
+	}
 }
 
 func (s StoreDevices) device(ctx context.Context, e *storage.Enrollment) (Device, error) {

@@ -352,16 +352,17 @@ func (s *Server) build() error {
 	if err := s.metrics.SetIdentitiesExpiringFunc(func() float64 { return float64(s.renewer.Expiring()) }); err != nil {
 		return err
 	}
-	// Configuration profiles: scoped through internal/scope (groups and
-	// categories not wired yet: scopes naming them match no device).
-	if s.profiles, err = profiles.New(s.store, s.cmds, &scope.Resolver{Devices: scope.StoreDevices{Store: s.store}}, s.log); err != nil {
+	// Profiles and declaration sets are scoped by one resolver.
+	resolver := &scope.Resolver{Devices: scope.StoreDevices{Store: s.store}}
+	if s.profiles, err = profiles.New(s.store, s.cmds, resolver, s.log); err != nil {
 		return err
 	}
 	userSetup, err := enroll.NewUserSetup(s.cmds, s.log)
 	if err != nil {
 		return err
 	}
-	ddmEngine, err := declarative.New(s.store, s.cmds, declarative.WithLogger(s.log), declarative.WithClock(now))
+	ddmEngine, err := declarative.New(s.store, s.cmds, declarative.WithLogger(s.log), declarative.WithClock(now),
+		declarative.WithResolver(resolver))
 	if err != nil {
 		return err
 	}

@@ -49,6 +49,7 @@ var e2eTests = []struct {
 	{"Profiles", testProfiles},
 	{"DeclarativeSoftwareUpdate", testDeclarativeSoftwareUpdate},
 	{"DeclarationSchema", testDeclarationSchema},
+	{"DeclarationSetScope", testDeclarationSetScope},
 }
 
 func TestE2E(t *testing.T) {
