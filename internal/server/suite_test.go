@@ -50,6 +50,7 @@ var e2eTests = []struct {
 	{"DeclarativeSoftwareUpdate", testDeclarativeSoftwareUpdate},
 	{"DeclarationSchema", testDeclarationSchema},
 	{"DeclarationSetScope", testDeclarationSetScope},
+	{"UserChannelProfiles", testUserChannelProfiles},
 }
 
 func TestE2E(t *testing.T) {
