@@ -352,8 +352,21 @@ func (s *Server) build() error {
 	if err := s.metrics.SetIdentitiesExpiringFunc(func() float64 { return float64(s.renewer.Expiring()) }); err != nil {
 		return err
 	}
-	// Profiles and declaration sets are scoped by one resolver.
-	resolver := &scope.Resolver{Devices: scope.StoreDevices{Store: s.store}}
+	// Profiles and declaration sets are scoped by one resolver; groups are
+	// the directory's (a device's primary user's groups). A membership
+	// change reconciles the devices it touches (onMembership is set once
+	// both consumers exist, before anything serves).
+	var onMembership []func(ctx context.Context, deviceIDs ...string)
+	users, err := directory.New(s.store, directory.WithClock(now),
+		directory.WithMembershipHook(func(ctx context.Context, ids []string) {
+			for _, fn := range onMembership {
+				fn(ctx, ids...)
+			}
+		}))
+	if err != nil {
+		return err
+	}
+	resolver := &scope.Resolver{Devices: scope.StoreDevices{Store: s.store}, Groups: users}
 	if s.profiles, err = profiles.New(s.store, s.cmds, resolver, s.log); err != nil {
 		return err
 	}
@@ -366,6 +379,7 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
+	onMembership = append(onMembership, s.profiles.MembershipChanged, ddmEngine.MembershipChanged)
 	userAuth := s.cfg.UserAuthentication
 	s.svc, err = service.New(s.store, s.box, service.WithLogger(s.log), service.WithClock(now),
 		service.WithDeclarative(ddmEngine),
@@ -395,10 +409,6 @@ func (s *Server) build() error {
 	}
 
 	profileAPI, err := profiles.NewHandler(s.store, s.profiles, signer, s.log)
-	if err != nil {
-		return err
-	}
-	users, err := directory.New(s.store, directory.WithClock(now))
 	if err != nil {
 		return err
 	}

@@ -51,6 +51,7 @@ var e2eTests = []struct {
 	{"DeclarationSchema", testDeclarationSchema},
 	{"DeclarationSetScope", testDeclarationSetScope},
 	{"UserChannelProfiles", testUserChannelProfiles},
+	{"GroupScope", testGroupScope},
 }
 
 func TestE2E(t *testing.T) {
