@@ -30,5 +30,7 @@ type Store interface {
 	AdminStore
 	ProfileStore
 	DeclarationStore
+	WebSessionStore
+	CategoryStore
 	io.Closer
 }

@@ -69,12 +69,16 @@ func fillBolt(t *testing.T, s storage.Store) []string {
 	must(s.CreateGroup(ctx, &storage.Group{Name: "sales", CreatedAt: at}))
 	must(s.AddGroupMembers(ctx, "sales", []string{"ann", "bob"}))
 	must(s.SetPrimaryUser(ctx, "D2", "ann"))
+	must(s.CreateCategory(ctx, &storage.Category{Name: "kiosk", Description: "Front desk", Group: "sales", CreatedAt: at, UpdatedAt: at}))
+	must(s.SetDeviceCategory(ctx, "D2", "kiosk"))
 	must(s.CreateAdmin(ctx, &storage.AdminAccount{Username: "alice", Role: "owner", PasswordHash: "$argon2id$h", CreatedAt: at}))
 	must(s.CreateAPIToken(ctx, &storage.APIToken{ID: "t1", Admin: "alice", Role: "helpdesk", Hash: []byte("0123456789abcdef0123456789abcdef"), CreatedAt: at}))
 	must(s.AppendAudit(ctx, &storage.AuditEntry{Time: at, Actor: "alice/token:t1", Source: "127.0.0.1", Action: "POST /v1/push", Status: 200, Result: "ok"}))
 	prof := &storage.Profile{ID: "com.example.wifi", Version: 1, UUID: "P1", CreatedAt: at}
 	must(s.PutProfile(ctx, prof, &storage.ProfileVersion{ProfileID: prof.ID, Version: 1, UUID: "P1", Data: []byte("<plist/>")}))
 	must(s.PutChannelProfiles(ctx, []storage.ChannelProfile{{ProfileID: prof.ID, ChannelID: "D2", Version: 1, State: storage.ProfileVerified}}))
+	must(s.CreateWebSession(ctx, &storage.WebSession{Kind: "console", IDHash: []byte("0123456789abcdef0123456789abcdef"), Subject: "alice",
+		CSRF: "c", Data: map[string]string{"k": "v"}, CreatedAt: at, IdleExpiresAt: at.Add(time.Hour), ExpiresAt: at.Add(8 * time.Hour)}))
 	return uuids
 }
 
@@ -152,10 +156,18 @@ func snapshot(t *testing.T, s storage.Store, uuids []string) map[string]string {
 	put("user devices", ud, err)
 	admins, err := s.ListAdmins(ctx)
 	put("admins", admins, err)
+	cats, err := s.ListCategories(ctx, "", 0)
+	put("categories", cats, err)
+	dc, err := s.DeviceCategory(ctx, "D2")
+	put("device category", dc, err)
+	cd, err := s.CategoryDevices(ctx, "kiosk", "", 0)
+	put("category devices", cd, err)
 	tok, err := s.APITokenByHash(ctx, []byte("0123456789abcdef0123456789abcdef"))
 	put("api token", tok, err)
 	audit, err := s.ListAudit(ctx, storage.AuditFilter{Actor: "alice"}, "", 0)
 	put("audit", audit, err)
+	ws, err := s.GetWebSession(ctx, "console", []byte("0123456789abcdef0123456789abcdef"))
+	put("web session", ws, err)
 	return out
 }
 
