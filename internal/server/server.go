@@ -370,17 +370,23 @@ func (s *Server) build() error {
 	// the directory's (a device's primary user's groups). A membership
 	// change reconciles the devices it touches (onMembership is set once
 	// both consumers exist, before anything serves).
+	// Categories are internal/category's, and their writes are observed the
+	// same way.
 	var onMembership []func(ctx context.Context, deviceIDs ...string)
-	users, err := directory.New(s.store, directory.WithClock(now),
-		directory.WithMembershipHook(func(ctx context.Context, ids []string) {
-			for _, fn := range onMembership {
-				fn(ctx, ids...)
-			}
-		}))
+	membershipChanged := func(ctx context.Context, ids []string) {
+		for _, fn := range onMembership {
+			fn(ctx, ids...)
+		}
+	}
+	users, err := directory.New(s.store, directory.WithClock(now), directory.WithMembershipHook(membershipChanged))
 	if err != nil {
 		return err
 	}
-	resolver := &scope.Resolver{Devices: scope.StoreDevices{Store: s.store}, Groups: users}
+	categories, err := category.New(s.store, category.WithClock(now), category.WithChangeHook(membershipChanged))
+	if err != nil {
+		return err
+	}
+	resolver := &scope.Resolver{Devices: scope.StoreDevices{Store: s.store}, Groups: users, Categories: categories}
 	if s.profiles, err = profiles.New(s.store, s.cmds, resolver, s.log); err != nil {
 		return err
 	}
@@ -423,10 +429,6 @@ func (s *Server) build() error {
 	}
 
 	profileAPI, err := profiles.NewHandler(s.store, s.profiles, signer, s.log)
-	if err != nil {
-		return err
-	}
-	categories, err := category.New(s.store, category.WithClock(now))
 	if err != nil {
 		return err
 	}

@@ -54,6 +54,7 @@ var e2eTests = []struct {
 	{"DeclarationSetScope", testDeclarationSetScope},
 	{"UserChannelProfiles", testUserChannelProfiles},
 	{"GroupScope", testGroupScope},
+	{"CategoryScope", testCategoryScope},
 }
 
 func TestE2E(t *testing.T) {
