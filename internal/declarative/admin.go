@@ -132,19 +132,25 @@ func (e *Engine) MembershipChanged(ctx context.Context, deviceIDs ...string) {
 			break
 		}
 	}
-	if !uses || e.devices == nil {
+	if !uses || e.resolver == nil {
 		return
 	}
 	var chans []string
 	for _, id := range deviceIDs {
-		d, ok, err := e.devices.Device(ctx, id)
+		d, ok, err := e.resolver.Devices.Device(ctx, id)
 		if err != nil {
 			e.log.Error("declarative: device after a membership change", "device", id, "err", err)
 			continue
 		}
-		if ok {
-			chans = append(append(chans, d.ID), d.Users...)
+		if !ok {
+			continue
 		}
+		users, err := e.resolver.UsersOf(ctx, d)
+		if err != nil {
+			e.log.Error("declarative: users after a membership change", "device", id, "err", err)
+			continue
+		}
+		chans = append(append(chans, d.ID), users...)
 	}
 	e.Sync(ctx, chans)
 }

@@ -58,12 +58,13 @@ func (explicitScope) Channels(_ context.Context, set *storage.DeclarationSet) ([
 
 // Engine is the DDM service. Its methods are safe for concurrent use.
 type Engine struct {
-	store   storage.DeclarationStore
-	cmds    Commands
-	scope   Scope
-	devices scope.DeviceSource // nil: membership changes are not followed
-	log     *slog.Logger
-	now     func() time.Time
+	store storage.DeclarationStore
+	cmds  Commands
+	scope Scope
+	// resolver, when set, answers membership changes (WithResolver).
+	resolver *scope.Resolver
+	log      *slog.Logger
+	now      func() time.Time
 }
 
 // Option configures an Engine.
@@ -81,7 +82,7 @@ func WithScope(s Scope) Option { return func(e *Engine) { e.scope = s } }
 // WithResolver scopes sets with the shared model (SharedScope) and follows
 // group and category changes of the resolver's devices.
 func WithResolver(r *scope.Resolver) Option {
-	return func(e *Engine) { e.scope, e.devices = SharedScope{Resolver: r}, r.Devices }
+	return func(e *Engine) { e.scope, e.resolver = SharedScope{Resolver: r}, r }
 }
 
 // New builds an Engine.

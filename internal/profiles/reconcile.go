@@ -143,9 +143,15 @@ func (r *Reconciler) MembershipChanged(ctx context.Context, deviceIDs ...string)
 			r.log.Error("profiles: device after a membership change", "device", id, "err", err)
 			continue
 		}
-		if ok {
-			r.Enqueue(d.Users...)
+		if !ok {
+			continue
 		}
+		users, err := r.resolver.UsersOf(ctx, d)
+		if err != nil {
+			r.log.Error("profiles: users after a membership change", "device", id, "err", err)
+			continue
+		}
+		r.Enqueue(users...)
 	}
 }
 

@@ -19,7 +19,8 @@ type Enrollments interface {
 
 // StoreDevices is the DeviceSource of Orchard's store: enrolled device
 // channels, their platform from the Authenticate facts and their ownership
-// from the inventory, and their enrolled user channels.
+// from the inventory. EachDevice lists each device's user channels with
+// it; Device leaves them to UsersOf, which only user-channel scopes ask.
 type StoreDevices struct{ Store Enrollments }
 
 // Device implements DeviceSource.
@@ -35,23 +36,19 @@ func (s StoreDevices) Device(ctx context.Context, id string) (Device, bool, erro
 		return Device{}, false, nil
 	}
 	d, err := s.device(ctx, e)
-	if err != nil {
-		return Device{}, false, err
-	}
-	if d.Users, err = s.users(ctx, e.ID); err != nil {
-		return Device{}, false, err
-	}
-	return d, true, nil
+	return d, err == nil, err
 }
 
-// users lists the enrolled user channels of device id: their IDs are
-// id:user, so they sort together right after id+":".
-func (s StoreDevices) users(ctx context.Context, id string) ([]string, error) {
+// UsersOf implements UserLister: the enrolled user channels of device id.
+// Their IDs are id:user, so they sort together right after id+":".
+func (s StoreDevices) UsersOf(ctx context.Context, id string) ([]string, error) {
 	prefix := id + mdm.ChannelSeparator
 	after := prefix
 	var out []string
-	for {
-		page, err := s.Store.ListEnrollments(ctx, after, 100)
+	// Most devices have no user channel: the first page is small, since
+	// each record read past the last user is decoded for nothing.
+	for limit := 2; ; limit = 100 {
+		page, err := s.Store.ListEnrollments(ctx, after, limit)
 		if err != nil {
 			return nil, fmt.Errorf("user channels of %s: %w", id, err)
 		}
@@ -63,7 +60,7 @@ func (s StoreDevices) users(ctx context.Context, id string) ([]string, error) {
 				out = append(out, e.ID)
 			}
 		}
-		if len(page) < 100 {
+		if len(page) < limit {
 			return out, nil
 		}
 		after = page[len(page)-1].ID
@@ -122,6 +119,7 @@ func (s StoreDevices) EachDevice(ctx context.Context, fn func(Device) error) err
 				if err != nil {
 					return err
 				}
+				d.Users = []string{} // listed by this walk: not nil, so not looked up again
 				cur = &d
 			} else if cur != nil && e.DeviceID == cur.ID && e.Enrolled {
 				cur.Users = append(cur.Users, e.ID)
