@@ -5,7 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
+
+	"github.com/orchardmdm/orchard/mdm/ddm"
 )
 
 // The Declarative Device Management commands (docs/ddm.md).
@@ -78,7 +81,7 @@ func declarationPut(fs *flag.FlagSet) builder {
 					continue
 				}
 			}
-			p[k] = v
+			p[k] = typedValue(*typ, k, v)
 		}
 		return call{method: "POST", path: "/v1/declarations", body: map[string]any{"type": *typ, "identifier": *id, "payload": p}}, nil
 	}
@@ -108,4 +111,35 @@ func deleted(path string) func(*flag.FlagSet) builder {
 			return req, err
 		}
 	}
+}
+
+// typedValue reads a --set value as the schema types the payload key
+// (MinimumLength=6 is the integer 6); a value that does not read as that
+// type, or a key the schema does not know, stays a string for the server
+// to judge.
+func typedValue(declType, key, v string) any {
+	t, ok := ddm.LookupType(declType)
+	if !ok {
+		return v
+	}
+	for _, k := range t.Keys {
+		if k.Name != key {
+			continue
+		}
+		switch k.Type {
+		case ddm.TypeInteger:
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				return n
+			}
+		case ddm.TypeReal:
+			if x, err := strconv.ParseFloat(v, 64); err == nil {
+				return x
+			}
+		case ddm.TypeBoolean:
+			if b, err := strconv.ParseBool(v); err == nil {
+				return b
+			}
+		}
+	}
+	return v
 }
