@@ -88,14 +88,23 @@ func (s StoreDevices) device(ctx context.Context, e *storage.Enrollment) (Device
 // EachDevice implements DeviceSource: one ordered walk of the enrollments,
 // a page at a time; user channels sort right after their device.
 func (s StoreDevices) EachDevice(ctx context.Context, fn func(Device) error) error {
-	var cur *Device
-	flush := func() error {
-		if cur == nil {
-			return nil
+	// IDs come in order, so every ID that starts with a device's ID (its
+	// user channels id:user, but also other devices such as id0 or id-x,
+	// which sort between it and them) comes in one run after it. Devices
+	// wait on a stack while the run goes on; a device is handed to fn once
+	// an ID outside its run shows its user channels are all seen.
+	var stack []*Device
+	// flushUntil hands over the devices whose run id ends; all of them at
+	// the end of the walk (end true).
+	flushUntil := func(id string, end bool) error {
+		for len(stack) > 0 && (end || !strings.HasPrefix(id, stack[len(stack)-1].ID)) {
+			d := *stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if err := fn(d); err != nil {
+				return err
+			}
 		}
-		d := *cur
-		cur = nil
-		return fn(d)
+		return nil
 	}
 	after := ""
 	for {
@@ -104,14 +113,14 @@ func (s StoreDevices) EachDevice(ctx context.Context, fn func(Device) error) err
 			return err
 		}
 		if len(page) == 0 {
-			return flush()
+			return flushUntil("", true)
 		}
 		for i := range page {
 			e := &page[i]
+			if err := flushUntil(e.ID, false); err != nil {
+				return err
+			}
 			if e.ID == e.DeviceID {
-				if err := flush(); err != nil {
-					return err
-				}
 				if !e.Enrolled {
 					continue
 				}
@@ -120,9 +129,16 @@ func (s StoreDevices) EachDevice(ctx context.Context, fn func(Device) error) err
 					return err
 				}
 				d.Users = []string{} // listed by this walk: not nil, so not looked up again
-				cur = &d
-			} else if cur != nil && e.DeviceID == cur.ID && e.Enrolled {
-				cur.Users = append(cur.Users, e.ID)
+				stack = append(stack, &d)
+				continue
+			}
+			if !e.Enrolled {
+				continue
+			}
+			for _, d := range stack {
+				if d.ID == e.DeviceID {
+					d.Users = append(d.Users, e.ID)
+				}
 			}
 		}
 		after = page[len(page)-1].ID
