@@ -50,6 +50,8 @@ var e2eTests = []struct {
 	{"DeclarativeSoftwareUpdate", testDeclarativeSoftwareUpdate},
 	{"Categories", testCategories},
 	{"CategoryJoinOnUser", testCategoryJoinOnUser},
+	{"ConsoleLockRoundTrip", testConsoleLockRoundTrip},
+	{"Webhooks", testWebhooks},
 	{"DeclarationSchema", testDeclarationSchema},
 	{"DeclarationSetScope", testDeclarationSetScope},
 	{"UserChannelProfiles", testUserChannelProfiles},
