@@ -16,13 +16,15 @@ type StoredDeclaration struct {
 	UpdatedAt   time.Time       `json:"updated_at"`
 }
 
-// DeclarationSet groups declarations and assigns them to channels. Until a
-// shared scoping model exists, its scope is a list of explicit channel IDs.
+// DeclarationSet groups declarations and assigns them to channels: those
+// its Scope (a scope.Scope as JSON, opaque here) selects and those listed
+// in Channels.
 type DeclarationSet struct {
-	Name         string    `json:"name"`
-	Declarations []string  `json:"declarations"`
-	Channels     []string  `json:"channels"`
-	UpdatedAt    time.Time `json:"updated_at"`
+	Name         string          `json:"name"`
+	Declarations []string        `json:"declarations"`
+	Channels     []string        `json:"channels"`
+	Scope        json.RawMessage `json:"scope,omitempty"`
+	UpdatedAt    time.Time       `json:"updated_at"`
 }
 
 // DDMStatus is the latest declarative status of one channel: per

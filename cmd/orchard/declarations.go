@@ -5,7 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
+
+	"github.com/orchardmdm/orchard/mdm/ddm"
 )
 
 // The Declarative Device Management commands (docs/ddm.md).
@@ -44,6 +47,13 @@ var declarationSetsCommands = []*command{
 		setup: api(noFlags("GET", "/v1/declaration-sets/%s")), examples: []string{"orchard declaration-sets show ios-update"}},
 	{name: "delete", summary: "delete a set; its devices drop its declarations", args: []string{"<name>"},
 		setup: api(deleted("/v1/declaration-sets/%s")), examples: []string{"orchard declaration-sets delete ios-update"}},
+	{name: "scope", summary: "scope a set like a profile: platforms, groups, categories, devices, exclusions", args: []string{"<name>"},
+		setup: api(func(fs *flag.FlagSet) builder {
+			return scopeCommand(fs, "orchard declaration-sets scope", "/v1/declaration-sets/")
+		}),
+		help: `The flags of orchard profiles scope. Channels whose declarations change are told to sync;
+--channel user scopes the set to the user channels (macOS users, Shared iPad users) of the devices.`,
+		examples: []string{"orchard declaration-sets scope ios-update --platforms iOS,iPadOS --exclude <udid>"}},
 }
 
 func declarationPut(fs *flag.FlagSet) builder {
@@ -71,7 +81,7 @@ func declarationPut(fs *flag.FlagSet) builder {
 					continue
 				}
 			}
-			p[k] = v
+			p[k] = typedValue(*typ, k, v)
 		}
 		return call{method: "POST", path: "/v1/declarations", body: map[string]any{"type": *typ, "identifier": *id, "payload": p}}, nil
 	}
@@ -101,4 +111,35 @@ func deleted(path string) func(*flag.FlagSet) builder {
 			return req, err
 		}
 	}
+}
+
+// typedValue reads a --set value as the schema types the payload key
+// (MinimumLength=6 is the integer 6); a value that does not read as that
+// type, or a key the schema does not know, stays a string for the server
+// to judge.
+func typedValue(declType, key, v string) any {
+	t, ok := ddm.LookupType(declType)
+	if !ok {
+		return v
+	}
+	for _, k := range t.Keys {
+		if k.Name != key {
+			continue
+		}
+		switch k.Type {
+		case ddm.TypeInteger:
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				return n
+			}
+		case ddm.TypeReal:
+			if x, err := strconv.ParseFloat(v, 64); err == nil {
+				return x
+			}
+		case ddm.TypeBoolean:
+			if b, err := strconv.ParseBool(v); err == nil {
+				return b
+			}
+		}
+	}
+	return v
 }

@@ -58,8 +58,14 @@ func profilesUpload(fs *flag.FlagSet) builder {
 }
 
 func profilesScope(fs *flag.FlagSet) builder {
+	return scopeCommand(fs, "orchard profiles scope", "/v1/profiles/")
+}
+
+// scopeCommand reads a scope of the shared model from flags and PUTs it to
+// prefix + <arg> + "/scope" (profiles and declaration sets).
+func scopeCommand(fs *flag.FlagSet, usage, prefix string) builder {
 	all := fs.Bool("all", false, "every enrolled device")
-	none := fs.Bool("none", false, "no device: unscope the profile")
+	none := fs.Bool("none", false, "no device: unscope it")
 	lists := map[string]*string{}
 	for _, name := range []string{"platforms", "ownership", "groups", "categories", "devices", "exclude", "exclude-groups", "exclude-categories"} {
 		lists[name] = fs.String(name, "", name+" (comma-separated)")
@@ -79,9 +85,9 @@ func profilesScope(fs *flag.FlagSet) builder {
 			sc["channel"] = *channel
 		}
 		if *none != (len(sc) == 0) {
-			return call{}, usagef("orchard profiles scope", "give --none alone, or at least one of --all, --platforms, --devices, ...")
+			return call{}, usagef(usage, "give --none alone, or at least one of --all, --platforms, --devices, ...")
 		}
-		return call{method: "PUT", path: "/v1/profiles/" + url.PathEscape(args[0]) + "/scope", body: map[string]any{"scope": sc}}, nil
+		return call{method: "PUT", path: prefix + url.PathEscape(args[0]) + "/scope", body: map[string]any{"scope": sc}}, nil
 	}
 }
 

@@ -138,6 +138,7 @@ var wantNeed = map[string]adminauth.Need{
 	"GET /v1/terms/acceptances.csv": adminauth.Read, "GET /v1/terms/{name}": adminauth.Read,
 	"PUT /v1/terms/{name}": adminauth.Policy, "DELETE /v1/terms/{name}": adminauth.Destructive,
 	"GET /v1/enrollment/incomplete": adminauth.Read, "GET /v1/enrollment/incomplete.csv": adminauth.Read,
+	"GET /v1/schema/declarations": adminauth.Read, "PUT /v1/declaration-sets/{name}/scope": adminauth.Policy,
 }
 
 // actionWant is what each device action needs: helpdesk gets the listed

@@ -7,6 +7,8 @@ import (
 
 	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
 	"github.com/orchardmdm/orchard/internal/declarative"
+	"github.com/orchardmdm/orchard/internal/scope"
+	"github.com/orchardmdm/orchard/mdm/ddm"
 	"github.com/orchardmdm/orchard/storage"
 )
 
@@ -21,6 +23,7 @@ type Declarative interface {
 	Sets(ctx context.Context) ([]storage.DeclarationSet, error)
 	Set(ctx context.Context, name string) (*storage.DeclarationSet, error)
 	DeleteSet(ctx context.Context, name string) error
+	ScopeSet(ctx context.Context, name string, s scope.Scope) (*storage.DeclarationSet, error)
 	Status(ctx context.Context, channel string) (*declarative.ChannelStatus, error)
 	SoftwareUpdates(ctx context.Context) (*declarative.Fleet, error)
 }
@@ -94,12 +97,26 @@ func (a *API) putDeclarationSet(w http.ResponseWriter, r *http.Request) {
 		Name         string   `json:"name"`
 		Declarations []string `json:"declarations"`
 		Channels     []string `json:"channels"`
+		// Scope is optional: a set replaced without one keeps its scope.
+		Scope *scope.Scope `json:"scope,omitempty"`
 	}
 	if err := apijson.Decode(w, r, maxDeclarationBody, &req); err != nil {
 		apijson.Fail(w, r, a.log, err)
 		return
 	}
 	set := &storage.DeclarationSet{Name: req.Name, Declarations: req.Declarations, Channels: req.Channels}
+	if req.Scope != nil {
+		if err := req.Scope.Validate(); err != nil {
+			apijson.Fail(w, r, a.log, apijson.Bad("%v", err))
+			return
+		}
+		b, err := json.Marshal(req.Scope)
+		if err != nil {
+			apijson.Fail(w, r, a.log, err)
+			return
+		}
+		set.Scope = b
+	}
 	if err := a.ddm.PutSet(r.Context(), set); err != nil {
 		apijson.Fail(w, r, a.log, err)
 		return
@@ -158,4 +175,34 @@ func (a *API) softwareUpdates(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	apijson.WriteJSON(w, http.StatusOK, f)
+}
+
+// declarationSchema serves the declaration types of Apple's schema that
+// POST /v1/declarations checks payloads against.
+func (a *API) declarationSchema(w http.ResponseWriter, r *http.Request) {
+	body, err := ddm.TypesListingJSON()
+	if err != nil {
+		apijson.Fail(w, r, a.log, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(body)
+}
+
+// scopeDeclarationSet is PUT /v1/declaration-sets/{name}/scope, with the
+// body of PUT /v1/profiles/{id}/scope: {"scope": {...}}.
+func (a *API) scopeDeclarationSet(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Scope scope.Scope `json:"scope"`
+	}
+	if err := apijson.Decode(w, r, 4<<20, &req); err != nil {
+		apijson.Fail(w, r, a.log, err)
+		return
+	}
+	set, err := a.ddm.ScopeSet(r.Context(), r.PathValue("name"), req.Scope)
+	if err != nil {
+		apijson.Fail(w, r, a.log, err)
+		return
+	}
+	apijson.WriteJSON(w, http.StatusOK, set)
 }

@@ -166,5 +166,7 @@ func (a *API) routes() []route {
 		{"DELETE", "/v1/terms/{name}", destroy, a.deleteTerms, trm},
 		{"GET", "/v1/enrollment/incomplete", read, a.listIncomplete, stg},
 		{"GET", "/v1/enrollment/incomplete.csv", read, a.exportIncomplete, stg},
+		{"GET", "/v1/schema/declarations", read, a.declarationSchema, nil},
+		{"PUT", "/v1/declaration-sets/{name}/scope", policy, a.scopeDeclarationSet, ddm},
 	}
 }

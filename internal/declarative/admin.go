@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/orchardmdm/orchard/internal/command"
+	"github.com/orchardmdm/orchard/internal/scope"
 	"github.com/orchardmdm/orchard/mdm/ddm"
 	"github.com/orchardmdm/orchard/storage"
 )
@@ -63,17 +64,26 @@ func (e *Engine) PutSet(ctx context.Context, set *storage.DeclarationSet) error 
 	if len(set.Channels) > MaxSetChannels {
 		return fmt.Errorf("%w: over %d channels", ErrInvalid, MaxSetChannels)
 	}
+	if len(set.Scope) > 0 {
+		if _, _, err := SetScope(set); err != nil {
+			return fmt.Errorf("%w: scope: %v", ErrInvalid, err)
+		}
+	}
 	set.Declarations = uniq(set.Declarations)
 	set.Channels = uniq(set.Channels)
 	set.UpdatedAt = e.now().UTC()
 	var before []string
 	if old, err := e.store.DeclarationSet(ctx, set.Name); err == nil {
+		if set.Scope == nil {
+			set.Scope = old.Scope // a set replaced without a scope keeps its scope
+		}
 		if before, err = e.scope.Channels(ctx, old); err != nil {
 			return err
 		}
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return err
 	}
+	prev := e.tokensOf(ctx, before)
 	if err := e.store.PutDeclarationSet(ctx, set); err != nil {
 		return err
 	}
@@ -81,8 +91,93 @@ func (e *Engine) PutSet(ctx context.Context, set *storage.DeclarationSet) error 
 	if err != nil {
 		return fmt.Errorf("set %q is stored, but its channels could not be listed to sync: %w", set.Name, err)
 	}
-	e.Sync(ctx, uniq(append(slices.Clone(before), now...)))
+	e.syncChanged(ctx, uniq(append(slices.Clone(before), now...)), prev)
 	return nil
+}
+
+// ScopeSet gives a set a scope of the shared model (PUT
+// /v1/declaration-sets/{name}/scope): channels it takes in or drops whose
+// declarations token changes are told to sync.
+func (e *Engine) ScopeSet(ctx context.Context, name string, s scope.Scope) (*storage.DeclarationSet, error) {
+	if err := s.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	set, err := e.store.DeclarationSet(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if set.Scope, err = json.Marshal(s); err != nil {
+		return nil, err
+	}
+	if err := e.PutSet(ctx, set); err != nil {
+		return nil, err
+	}
+	return set, nil
+}
+
+// MembershipChanged is the hook for group and category changes: the
+// channels of these devices sync when a set's scope names groups or
+// categories (a change can then move them in or out of it).
+func (e *Engine) MembershipChanged(ctx context.Context, deviceIDs ...string) {
+	sets, err := e.store.DeclarationSets(ctx)
+	if err != nil {
+		e.log.Error("declarative: list sets after a membership change", "err", err)
+		return
+	}
+	uses := false
+	for i := range sets {
+		s, ok, err := SetScope(&sets[i])
+		if err == nil && ok && (s.UsesGroups() || s.UsesCategories()) {
+			uses = true
+			break
+		}
+	}
+	if !uses || e.resolver == nil {
+		return
+	}
+	var chans []string
+	for _, id := range deviceIDs {
+		d, ok, err := e.resolver.Devices.Device(ctx, id)
+		if err != nil {
+			e.log.Error("declarative: device after a membership change", "device", id, "err", err)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		users, err := e.resolver.UsersOf(ctx, d)
+		if err != nil {
+			e.log.Error("declarative: users after a membership change", "device", id, "err", err)
+			continue
+		}
+		chans = append(append(chans, d.ID), users...)
+	}
+	e.Sync(ctx, chans)
+}
+
+// tokensOf returns the current declarations token of each channel, so a
+// change can tell which ones it really changed.
+func (e *Engine) tokensOf(ctx context.Context, channels []string) map[string]string {
+	out := make(map[string]string, len(channels))
+	for _, ch := range channels {
+		if t, err := e.Tokens(ctx, ch); err == nil {
+			out[ch] = t.DeclarationsToken
+		}
+	}
+	return out
+}
+
+// syncChanged syncs the channels whose token is not what prev recorded.
+func (e *Engine) syncChanged(ctx context.Context, channels []string, prev map[string]string) {
+	var changed []string
+	for _, ch := range channels {
+		t, err := e.Tokens(ctx, ch)
+		if err == nil && prev[ch] == t.DeclarationsToken {
+			continue
+		}
+		changed = append(changed, ch)
+	}
+	e.Sync(ctx, changed)
 }
 
 // DeleteSet removes a set; its channels sync to a manifest without it.
@@ -95,10 +190,11 @@ func (e *Engine) DeleteSet(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	prev := e.tokensOf(ctx, chans)
 	if err := e.store.DeleteDeclarationSet(ctx, name); err != nil {
 		return err
 	}
-	e.Sync(ctx, chans)
+	e.syncChanged(ctx, chans, prev)
 	return nil
 }
 

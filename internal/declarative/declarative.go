@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/orchardmdm/orchard/internal/command"
+	"github.com/orchardmdm/orchard/internal/scope"
 	"github.com/orchardmdm/orchard/mdm/ddm"
 	"github.com/orchardmdm/orchard/mdm/service"
 	"github.com/orchardmdm/orchard/storage"
@@ -60,8 +61,10 @@ type Engine struct {
 	store storage.DeclarationStore
 	cmds  Commands
 	scope Scope
-	log   *slog.Logger
-	now   func() time.Time
+	// resolver, when set, answers membership changes (WithResolver).
+	resolver *scope.Resolver
+	log      *slog.Logger
+	now      func() time.Time
 }
 
 // Option configures an Engine.
@@ -75,6 +78,12 @@ func WithClock(now func() time.Time) Option { return func(e *Engine) { e.now = n
 
 // WithScope replaces explicit channel lists by another scoping model.
 func WithScope(s Scope) Option { return func(e *Engine) { e.scope = s } }
+
+// WithResolver scopes sets with the shared model (SharedScope) and follows
+// group and category changes of the resolver's devices.
+func WithResolver(r *scope.Resolver) Option {
+	return func(e *Engine) { e.scope, e.resolver = SharedScope{Resolver: r}, r }
+}
 
 // New builds an Engine.
 func New(store storage.DeclarationStore, cmds Commands, opts ...Option) (*Engine, error) {

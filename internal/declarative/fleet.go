@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/orchardmdm/orchard/mdm/ddm"
+	"github.com/orchardmdm/orchard/mdm/osversion"
 )
 
 // Update states of one device in the fleet view.
@@ -119,24 +119,5 @@ func str(v json.RawMessage) string {
 	return s
 }
 
-// compareVersions compares dotted versions numerically (26.1 < 26.10);
-// a missing part counts as 0.
-func compareVersions(a, b string) int {
-	pa, pb := strings.Split(a, "."), strings.Split(b, ".")
-	for i := 0; i < max(len(pa), len(pb)); i++ {
-		var x, y int
-		if i < len(pa) {
-			x, _ = strconv.Atoi(pa[i])
-		}
-		if i < len(pb) {
-			y, _ = strconv.Atoi(pb[i])
-		}
-		if x != y {
-			if x < y {
-				return -1
-			}
-			return 1
-		}
-	}
-	return 0
-}
+// compareVersions compares reported versions numerically (26.1 < 26.10).
+func compareVersions(a, b string) int { return osversion.Compare(a, b) }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -131,8 +133,27 @@ func (r *Reconciler) ScopeChanged(ctx context.Context, profileID string) error {
 }
 
 // MembershipChanged is the hook for group and category changes: the
-// devices whose membership changed are reconciled again.
-func (r *Reconciler) MembershipChanged(deviceIDs ...string) { r.Enqueue(deviceIDs...) }
+// devices whose membership changed, and their user channels, are
+// reconciled again.
+func (r *Reconciler) MembershipChanged(ctx context.Context, deviceIDs ...string) {
+	for _, id := range deviceIDs {
+		r.Enqueue(id)
+		d, ok, err := r.resolver.Devices.Device(ctx, id)
+		if err != nil {
+			r.log.Error("profiles: device after a membership change", "device", id, "err", err)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		users, err := r.resolver.UsersOf(ctx, d)
+		if err != nil {
+			r.log.Error("profiles: users after a membership change", "device", id, "err", err)
+			continue
+		}
+		r.Enqueue(users...)
+	}
+}
 
 // Run drains the queue whenever work arrives, until ctx ends.
 func (r *Reconciler) Run(ctx context.Context) {
@@ -189,9 +210,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, channels []string) error {
 	var states []storage.ChannelProfile
 	var order []action
 	for _, ch := range channels {
-		d, ok, err := r.resolver.Devices.Device(ctx, ch)
+		// A user channel (device:user) is in scope through its device.
+		devID, _, _ := strings.Cut(ch, mdm.ChannelSeparator)
+		d, ok, err := r.resolver.Devices.Device(ctx, devID)
 		if err != nil {
-			return fmt.Errorf("profiles: device %s: %w", ch, err)
+			return fmt.Errorf("profiles: device %s: %w", devID, err)
 		}
 		current, err := r.store.ChannelProfiles(ctx, ch)
 		if err != nil {
@@ -209,7 +232,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, channels []string) error {
 				if err != nil {
 					return fmt.Errorf("profiles: scope of %s: %w", lib[i].p.ID, err)
 				}
-				in = len(chs) > 0 // device channels only: see Resolver use in docs
+				in = slices.ContainsFunc(chs, func(c scope.Channel) bool { return c.ID == ch })
 			}
 			if !in {
 				continue
@@ -323,6 +346,11 @@ func (r *Reconciler) Observe(ctx context.Context, ev service.Event) {
 	case service.Enrolled:
 		if err := r.Reconcile(ctx, []string{ev.Enrollment.ID}); err != nil {
 			r.log.Error("reconcile profiles of an enrolled device", "device", ev.Enrollment.ID, "err", err)
+		}
+	case service.UserEnrolled:
+		// A macOS or Shared iPad user signed in: the user's own profiles.
+		if err := r.Reconcile(ctx, []string{ev.Enrollment.ID}); err != nil {
+			r.log.Error("reconcile profiles of an enrolled user", "channel", ev.Enrollment.ID, "err", err)
 		}
 	case service.CommandDelivered:
 		if ev.Command.RequestType == "InstallProfile" {

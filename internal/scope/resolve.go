@@ -33,6 +33,12 @@ type CategoryResolver interface {
 	CategoriesOf(ctx context.Context, deviceID string) ([]string, error)
 }
 
+// UserLister is a DeviceSource whose Device may leave Users empty, to be
+// listed only when a user-channel scope needs them.
+type UserLister interface {
+	UsersOf(ctx context.Context, deviceID string) ([]string, error)
+}
+
 // DeviceSource walks the enrolled devices, and looks one up (ok false when
 // it is not enrolled).
 type DeviceSource interface {
@@ -93,11 +99,31 @@ func (r *Resolver) ChannelsOf(ctx context.Context, s Scope, d Device) ([]Channel
 	if s.Kind() == DeviceChannel {
 		return []Channel{{ID: d.ID, DeviceID: d.ID}}, nil
 	}
-	out := make([]Channel, 0, len(d.Users))
-	for _, u := range d.Users {
+	users, err := r.UsersOf(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Channel, 0, len(users))
+	for _, u := range users {
 		out = append(out, Channel{ID: u, DeviceID: d.ID, User: true})
 	}
 	return out, nil
+}
+
+// UsersOf returns d's user channels: d.Users, or when the source left
+// them out, what it lists.
+func (r *Resolver) UsersOf(ctx context.Context, d Device) ([]string, error) {
+	if d.Users != nil {
+		return d.Users, nil
+	}
+	if ul, ok := r.Devices.(UserLister); ok {
+		users, err := ul.UsersOf(ctx, d.ID)
+		if err != nil {
+			return nil, fmt.Errorf("user channels of %s: %w", d.ID, err)
+		}
+		return users, nil
+	}
+	return nil, nil
 }
 
 // InScope says whether the channel with this ID (a device channel, or a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/orchardmdm/orchard/mdm"
 	"github.com/orchardmdm/orchard/storage"
@@ -18,9 +19,8 @@ type Enrollments interface {
 
 // StoreDevices is the DeviceSource of Orchard's store: enrolled device
 // channels, their platform from the Authenticate facts and their ownership
-// from the inventory. User channels are listed with their device when the
-// walk meets them (EachDevice); Device leaves Users empty, so a user-channel
-// scope resolves through Resolve, not per device.
+// from the inventory. EachDevice lists each device's user channels with
+// it; Device leaves them to UsersOf, which only user-channel scopes ask.
 type StoreDevices struct{ Store Enrollments }
 
 // Device implements DeviceSource.
@@ -37,6 +37,34 @@ func (s StoreDevices) Device(ctx context.Context, id string) (Device, bool, erro
 	}
 	d, err := s.device(ctx, e)
 	return d, err == nil, err
+}
+
+// UsersOf implements UserLister: the enrolled user channels of device id.
+// Their IDs are id:user, so they sort together right after id+":".
+func (s StoreDevices) UsersOf(ctx context.Context, id string) ([]string, error) {
+	prefix := id + mdm.ChannelSeparator
+	after := prefix
+	var out []string
+	// Most devices have no user channel: the first page is small, since
+	// each record read past the last user is decoded for nothing.
+	for limit := 2; ; limit = 100 {
+		page, err := s.Store.ListEnrollments(ctx, after, limit)
+		if err != nil {
+			return nil, fmt.Errorf("user channels of %s: %w", id, err)
+		}
+		for _, e := range page {
+			if !strings.HasPrefix(e.ID, prefix) {
+				return out, nil
+			}
+			if e.Enrolled && e.DeviceID == id {
+				out = append(out, e.ID)
+			}
+		}
+		if len(page) < limit {
+			return out, nil
+		}
+		after = page[len(page)-1].ID
+	}
 }
 
 func (s StoreDevices) device(ctx context.Context, e *storage.Enrollment) (Device, error) {
@@ -60,14 +88,23 @@ func (s StoreDevices) device(ctx context.Context, e *storage.Enrollment) (Device
 // EachDevice implements DeviceSource: one ordered walk of the enrollments,
 // a page at a time; user channels sort right after their device.
 func (s StoreDevices) EachDevice(ctx context.Context, fn func(Device) error) error {
-	var cur *Device
-	flush := func() error {
-		if cur == nil {
-			return nil
+	// IDs come in order, so every ID that starts with a device's ID (its
+	// user channels id:user, but also other devices such as id0 or id-x,
+	// which sort between it and them) comes in one run after it. Devices
+	// wait on a stack while the run goes on; a device is handed to fn once
+	// an ID outside its run shows its user channels are all seen.
+	var stack []*Device
+	// flushUntil hands over the devices whose run id ends; all of them at
+	// the end of the walk (end true).
+	flushUntil := func(id string, end bool) error {
+		for len(stack) > 0 && (end || !strings.HasPrefix(id, stack[len(stack)-1].ID)) {
+			d := *stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if err := fn(d); err != nil {
+				return err
+			}
 		}
-		d := *cur
-		cur = nil
-		return fn(d)
+		return nil
 	}
 	after := ""
 	for {
@@ -76,14 +113,14 @@ func (s StoreDevices) EachDevice(ctx context.Context, fn func(Device) error) err
 			return err
 		}
 		if len(page) == 0 {
-			return flush()
+			return flushUntil("", true)
 		}
 		for i := range page {
 			e := &page[i]
+			if err := flushUntil(e.ID, false); err != nil {
+				return err
+			}
 			if e.ID == e.DeviceID {
-				if err := flush(); err != nil {
-					return err
-				}
 				if !e.Enrolled {
 					continue
 				}
@@ -91,9 +128,17 @@ func (s StoreDevices) EachDevice(ctx context.Context, fn func(Device) error) err
 				if err != nil {
 					return err
 				}
-				cur = &d
-			} else if cur != nil && e.DeviceID == cur.ID && e.Enrolled {
-				cur.Users = append(cur.Users, e.ID)
+				d.Users = []string{} // listed by this walk: not nil, so not looked up again
+				stack = append(stack, &d)
+				continue
+			}
+			if !e.Enrolled {
+				continue
+			}
+			for _, d := range stack {
+				if d.ID == e.DeviceID {
+					d.Users = append(d.Users, e.ID)
+				}
 			}
 		}
 		after = page[len(page)-1].ID

@@ -283,6 +283,8 @@ func TestDeclarativeAnswersMatchOpenAPI(t *testing.T) {
 	}
 	do("POST", "/v1/declarations", `{"type": "`+ddm.TypeSoftwareUpdateSpecific+`", "identifier": "u", "payload": {"TargetOSVersion": "26.1", "TargetLocalDateTime": "2026-12-15T20:00:00"}}`)
 	do("POST", "/v1/declarations", `{"type": "com.example.x", "identifier": "u", "payload": {}}`)
+	do("POST", "/v1/declarations", `{"type": "com.apple.configuration.passcode.settings", "identifier": "p", "payload": {"MinimumLength": 99}}`)
+	do("GET", "/v1/schema/declarations", "")
 	do("GET", "/v1/declarations", "")
 	do("GET", "/v1/declarations/u", "")
 	do("GET", "/v1/declarations/nope", "")

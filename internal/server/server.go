@@ -401,19 +401,40 @@ func (s *Server) build() error {
 	if err := s.metrics.SetJobsFunc(s.jobs.snapshot); err != nil {
 		return err
 	}
-	// Configuration profiles: scoped through internal/scope (groups and
-	// categories not wired yet: scopes naming them match no device).
-	if s.profiles, err = profiles.New(events, s.cmds, &scope.Resolver{Devices: scope.StoreDevices{Store: s.store}}, s.log); err != nil {
+	// Profiles and declaration sets are scoped by one resolver; groups are
+	// the directory's (a device's primary user's groups). A membership
+	// change reconciles the devices it touches (onMembership is set once
+	// both consumers exist, before anything serves).
+	// Categories are internal/category's, and their writes are observed the
+	// same way.
+	var onMembership []func(ctx context.Context, deviceIDs ...string)
+	membershipChanged := func(ctx context.Context, ids []string) {
+		for _, fn := range onMembership {
+			fn(ctx, ids...)
+		}
+	}
+	users, err := directory.New(s.store, directory.WithClock(now), directory.WithMembershipHook(membershipChanged))
+	if err != nil {
+		return err
+	}
+	categories, err := category.New(s.store, category.WithClock(now), category.WithChangeHook(membershipChanged))
+	if err != nil {
+		return err
+	}
+	resolver := &scope.Resolver{Devices: scope.StoreDevices{Store: s.store}, Groups: users, Categories: categories}
+	if s.profiles, err = profiles.New(events, s.cmds, resolver, s.log); err != nil {
 		return err
 	}
 	userSetup, err := enroll.NewUserSetup(s.cmds, s.log)
 	if err != nil {
 		return err
 	}
-	ddmEngine, err := declarative.New(s.store, s.cmds, declarative.WithLogger(s.log), declarative.WithClock(now))
+	ddmEngine, err := declarative.New(s.store, s.cmds, declarative.WithLogger(s.log), declarative.WithClock(now),
+		declarative.WithResolver(resolver))
 	if err != nil {
 		return err
 	}
+	onMembership = append(onMembership, s.profiles.MembershipChanged, ddmEngine.MembershipChanged)
 	userAuth := s.cfg.UserAuthentication
 	s.svc, err = service.New(s.store, s.box, service.WithLogger(s.log), service.WithClock(now),
 		service.WithDeclarative(ddmEngine),
@@ -445,14 +466,6 @@ func (s *Server) build() error {
 	}
 
 	profileAPI, err := profiles.NewHandler(s.store, s.profiles, signer, s.log)
-	if err != nil {
-		return err
-	}
-	users, err := directory.New(s.store, directory.WithClock(now))
-	if err != nil {
-		return err
-	}
-	categories, err := category.New(s.store, category.WithClock(now))
 	if err != nil {
 		return err
 	}

@@ -55,6 +55,11 @@ var e2eTests = []struct {
 	{"Webhooks", testWebhooks},
 	{"Terms", testTerms},
 	{"IncompleteEnrollments", testIncompleteEnrollments},
+	{"DeclarationSchema", testDeclarationSchema},
+	{"DeclarationSetScope", testDeclarationSetScope},
+	{"UserChannelProfiles", testUserChannelProfiles},
+	{"GroupScope", testGroupScope},
+	{"CategoryScope", testCategoryScope},
 }
 
 func TestE2E(t *testing.T) {

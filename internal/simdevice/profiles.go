@@ -1,6 +1,7 @@
 package simdevice
 
 import (
+	"context"
 	"slices"
 	"sync"
 
@@ -14,11 +15,50 @@ type profiles struct {
 	refuse    map[string]bool   // identifiers whose install fails
 }
 
-var deviceProfiles sync.Map // *Device -> *profiles: Device stays a plain, copyable struct
+var deviceProfiles sync.Map // *Device or userKey -> *profiles: Device stays a plain, copyable struct
 
-func (d *Device) profiles() *profiles {
-	p, _ := deviceProfiles.LoadOrStore(d, &profiles{installed: map[string]string{}, refuse: map[string]bool{}})
+// userKey names a user channel's own profiles.
+type userKey struct {
+	d    *Device
+	user string
+}
+
+func (d *Device) profiles() *profiles { return profilesOf(d) }
+
+func profilesOf(key any) *profiles {
+	p, _ := deviceProfiles.LoadOrStore(key, &profiles{installed: map[string]string{}, refuse: map[string]bool{}})
 	return p.(*profiles)
+}
+
+func (d *Device) userProfiles(u User) *profiles {
+	return profilesOf(userKey{d, u.UserID + "/" + u.ShortName})
+}
+
+// UserInstalledProfiles lists the identifiers installed on a user channel.
+func (d *Device) UserInstalledProfiles(u User) []string { return d.userProfiles(u).list() }
+
+// UserSettle connects on a user channel until it has nothing more,
+// answering profile commands from the user's own profiles (a macOS user's
+// profiles are not the device's) and acknowledging anything else.
+func (d *Device) UserSettle(ctx context.Context, u User) ([]*Command, error) {
+	p := d.userProfiles(u)
+	var done []*Command
+	cmd, err := d.UserReport(ctx, u, "Idle", "")
+	for err == nil && cmd != nil && len(done) < 10_000 {
+		done = append(done, cmd)
+		status, extra := "Acknowledged", map[string]any(nil)
+		switch cmd.RequestType {
+		case "InstallProfile", "RemoveProfile", "ProfileList":
+			status, extra = p.answer(cmd)
+		}
+		x := d.userKeys(u)
+		delete(x, "UDID")
+		for k, v := range extra {
+			x[k] = v
+		}
+		cmd, err = d.Report(ctx, status, cmd.UUID, x)
+	}
+	return done, err
 }
 
 // RefuseProfile makes every InstallProfile of the profile with this
@@ -40,8 +80,9 @@ func (d *Device) LoseProfile(identifier string) {
 }
 
 // InstalledProfiles lists the identifiers of the installed profiles, sorted.
-func (d *Device) InstalledProfiles() []string {
-	p := d.profiles()
+func (d *Device) InstalledProfiles() []string { return d.profiles().list() }
+
+func (p *profiles) list() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []string
@@ -60,8 +101,9 @@ func profileError(code int, msg string) map[string]any {
 
 // answerProfile answers InstallProfile, RemoveProfile and ProfileList
 // from what the device has installed.
-func (d *Device) answerProfile(c *Command) (string, map[string]any) {
-	p := d.profiles()
+func (d *Device) answerProfile(c *Command) (string, map[string]any) { return d.profiles().answer(c) }
+
+func (p *profiles) answer(c *Command) (string, map[string]any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch c.RequestType {

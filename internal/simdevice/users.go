@@ -66,3 +66,14 @@ func (d *Device) UserDrain(ctx context.Context, u User) ([]*Command, error) {
 	}
 	return done, err
 }
+
+// UserDeclarative sends a DeclarativeManagement check-in on a user channel
+// (a macOS or Shared iPad user's declarations are their own).
+func (d *Device) UserDeclarative(ctx context.Context, u User, endpoint string, data []byte) ([]byte, error) {
+	msg := d.userKeys(u)
+	msg["MessageType"], msg["Endpoint"] = "DeclarativeManagement", endpoint
+	if data != nil {
+		msg["Data"] = data
+	}
+	return d.Checkin(ctx, msg)
+}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/orchardmdm/orchard/mdm/osversion"
 )
 
 // Fact is a yes/no fact about a target that Orchard may not know yet.
@@ -208,32 +210,9 @@ func (c *Command) result(reasons []string) error {
 	return &IneligibleError{RequestType: c.RequestType, Reasons: reasons}
 }
 
-// compareVersions compares dotted numeric versions ("10.15.4" vs "11");
-// missing parts count as 0 and non-numeric parts as 0.
-func compareVersions(a, b string) int {
-	pa, pb := strings.Split(a, "."), strings.Split(b, ".")
-	for i := 0; i < len(pa) || i < len(pb); i++ {
-		x, y := versionPart(pa, i), versionPart(pb, i)
-		if x != y {
-			if x < y {
-				return -1
-			}
-			return 1
-		}
-	}
-	return 0
-}
-
-func versionPart(parts []string, i int) int {
-	if i >= len(parts) {
-		return 0
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(parts[i]))
-	if err != nil {
-		return 0
-	}
-	return n
-}
+// compareVersions compares versions as reported, through Orchard's one
+// OS version reading.
+func compareVersions(a, b string) int { return osversion.Compare(a, b) }
 
 // Unsupported returns the paths of keys in command (a Command dictionary
 // from BuildCommand or ValidatePlist) that platform does not support, such

@@ -16,6 +16,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/orchardmdm/orchard/mdm/osversion"
 )
 
 // Declaration kinds, as the device names them in declaration/{kind}/{id}.
@@ -179,6 +181,9 @@ func Validate(declType, identifier string, payload []byte) error {
 	if err := json.Unmarshal(payload, &obj); err != nil || obj == nil {
 		return fmt.Errorf("%w: payload must be a JSON object", ErrInvalid)
 	}
+	if err := ValidatePayload(declType, payload); err != nil {
+		return err
+	}
 	if declType == TypeSoftwareUpdateSpecific {
 		return validateSoftwareUpdate(obj)
 	}
@@ -196,8 +201,13 @@ func validateSoftwareUpdate(p map[string]any) error {
 		}
 	}
 	v, _ := p["TargetOSVersion"].(string)
-	if !regexp.MustCompile(`^\d+(\.\d+){0,2}$`).MatchString(v) {
-		return fmt.Errorf("%w: TargetOSVersion is required, like 26.1", ErrInvalid)
+	if _, err := osversion.Parse(v); err != nil {
+		return fmt.Errorf("%w: Payload.TargetOSVersion: want a version like 26.1 or 26.1.2", ErrInvalid)
+	}
+	if b, ok := p["TargetBuildVersion"].(string); ok {
+		if _, err := osversion.ParseBuild(b); err != nil {
+			return fmt.Errorf("%w: Payload.TargetBuildVersion: want a build like 23B85 or 20A242a", ErrInvalid)
+		}
 	}
 	d, _ := p["TargetLocalDateTime"].(string)
 	if !localDateTime.MatchString(d) {

@@ -15,15 +15,17 @@ func TestValidateSoftwareUpdate(t *testing.T) {
 		t.Fatalf("good payload refused: %v", err)
 	}
 	for name, p := range map[string]string{
-		"no version":      `{"TargetLocalDateTime":"2026-12-15T20:00:00"}`,
-		"no deadline":     `{"TargetOSVersion":"26.1"}`,
-		"zoned deadline":  `{"TargetOSVersion":"26.1","TargetLocalDateTime":"2026-12-15T20:00:00Z"}`,
-		"impossible date": `{"TargetOSVersion":"26.1","TargetLocalDateTime":"2026-02-30T20:00:00"}`,
-		"bad version":     `{"TargetOSVersion":"latest","TargetLocalDateTime":"2026-12-15T20:00:00"}`,
-		"unknown key":     `{"TargetOSVersion":"26.1","TargetLocalDateTime":"2026-12-15T20:00:00","Force":true}`,
-		"number version":  `{"TargetOSVersion":26,"TargetLocalDateTime":"2026-12-15T20:00:00"}`,
-		"bad url":         `{"TargetOSVersion":"26.1","TargetLocalDateTime":"2026-12-15T20:00:00","DetailsURL":"javascript:x"}`,
-		"not an object":   `["TargetOSVersion"]`,
+		"no version":        `{"TargetLocalDateTime":"2026-12-15T20:00:00"}`,
+		"no deadline":       `{"TargetOSVersion":"26.1"}`,
+		"zoned deadline":    `{"TargetOSVersion":"26.1","TargetLocalDateTime":"2026-12-15T20:00:00Z"}`,
+		"impossible date":   `{"TargetOSVersion":"26.1","TargetLocalDateTime":"2026-02-30T20:00:00"}`,
+		"bad version":       `{"TargetOSVersion":"latest","TargetLocalDateTime":"2026-12-15T20:00:00"}`,
+		"unknown key":       `{"TargetOSVersion":"26.1","TargetLocalDateTime":"2026-12-15T20:00:00","Force":true}`,
+		"number version":    `{"TargetOSVersion":26,"TargetLocalDateTime":"2026-12-15T20:00:00"}`,
+		"bad url":           `{"TargetOSVersion":"26.1","TargetLocalDateTime":"2026-12-15T20:00:00","DetailsURL":"javascript:x"}`,
+		"bad build":         `{"TargetOSVersion":"26.1","TargetBuildVersion":"latest","TargetLocalDateTime":"2026-12-15T20:00:00"}`,
+		"four-part version": `{"TargetOSVersion":"26.1.2.3","TargetLocalDateTime":"2026-12-15T20:00:00"}`,
+		"not an object":     `["TargetOSVersion"]`,
 	} {
 		if err := ddm.Validate(ddm.TypeSoftwareUpdateSpecific, "u", []byte(p)); !errors.Is(err, ddm.ErrInvalid) {
 			t.Errorf("%s: %v, want ErrInvalid", name, err)

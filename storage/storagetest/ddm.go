@@ -39,12 +39,14 @@ func runDeclarations(t *testing.T, open func(t *testing.T) storage.DeclarationSt
 		if _, err := s.DeclarationSet(ctx, "x"); !errors.Is(err, storage.ErrNotFound) {
 			t.Fatalf("refused set was stored: %v", err)
 		}
-		set := &storage.DeclarationSet{Name: "x", Declarations: []string{"a"}, Channels: []string{"UDID-1"}, UpdatedAt: at}
+		set := &storage.DeclarationSet{Name: "x", Declarations: []string{"a"}, Channels: []string{"UDID-1"},
+			Scope: json.RawMessage(`{"categories":["lab"]}`), UpdatedAt: at}
 		if err := s.PutDeclarationSet(ctx, set); err != nil {
 			t.Fatal(err)
 		}
 		got, err := s.DeclarationSet(ctx, "x")
-		if err != nil || len(got.Channels) != 1 || got.Channels[0] != "UDID-1" || !got.UpdatedAt.Equal(at) {
+		if err != nil || len(got.Channels) != 1 || got.Channels[0] != "UDID-1" || !got.UpdatedAt.Equal(at) ||
+			!jsonEqual(got.Scope, set.Scope) {
 			t.Fatalf("set = %+v, %v", got, err)
 		}
 		if err := s.DeleteDeclaration(ctx, "a"); !errors.Is(err, storage.ErrConflict) {
@@ -104,4 +106,16 @@ func runDeclarations(t *testing.T, open func(t *testing.T) storage.DeclarationSt
 			t.Fatalf("statuses = %+v, %v", all, err)
 		}
 	})
+}
+
+// jsonEqual compares two JSON documents by value (PostgreSQL's jsonb may
+// respace them).
+func jsonEqual(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	xb, _ := json.Marshal(x)
+	yb, _ := json.Marshal(y)
+	return string(xb) == string(yb)
 }
