@@ -31,6 +31,7 @@ type Store interface {
 	ProfileStore
 	DeclarationStore
 	WebSessionStore
+	CategoryStore
 	CommandHistory
 	io.Closer
 }
