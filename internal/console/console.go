@@ -65,8 +65,8 @@ type Console struct {
 	// dummy is a hash to verify against for unknown usernames, made at the
 	// first such sign-in (64 MiB of argon2id is not for every start).
 	dummy func() string
-	stats  *statsCache
-	h      http.Handler
+	stats *statsCache
+	h     http.Handler
 }
 
 //go:embed templates/*.html
