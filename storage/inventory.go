@@ -95,6 +95,7 @@ type DeviceReport struct {
 // InventoryStore keeps device inventories and the latest answers devices
 // gave to inventory-like commands.
 type InventoryStore interface {
+	InventorySearch
 	// Inventory returns a channel's inventory, or ErrNotFound.
 	Inventory(ctx context.Context, deviceID string) (*DeviceInventory, error)
 	// UpdateInventory applies fn to the channel's inventory in one write and

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/orchardmdm/orchard/internal/adminauth"
@@ -61,9 +62,11 @@ type Console struct {
 	log    *slog.Logger
 	byUser *ratelimit.Limiter
 	byAddr *ratelimit.Limiter
-	dummy  string // a hash to verify against for unknown usernames
-	stats  *statsCache
-	h      http.Handler
+	// dummy is a hash to verify against for unknown usernames, made at the
+	// first such sign-in (64 MiB of argon2id is not for every start).
+	dummy func() string
+	stats *statsCache
+	h     http.Handler
 }
 
 //go:embed templates/*.html
@@ -101,10 +104,10 @@ func New(cfg Config) (*Console, error) {
 	if err != nil {
 		return nil, err
 	}
-	dummy, err := adminauth.HashPassword("no admin has this password")
-	if err != nil {
-		return nil, err
-	}
+	dummy := sync.OnceValue(func() string {
+		h, _ := adminauth.HashPassword("no admin has this password")
+		return h
+	})
 	c := &Console{cfg: cfg, site: site, log: cfg.Logger, byUser: byUser, byAddr: byAddr, dummy: dummy, stats: &statsCache{}}
 	c.pages, err = site.Templates(templates, template.FuncMap{
 		"when": c.when, "ago": c.ago, "join": strings.Join, "deref": deref,

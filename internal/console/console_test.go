@@ -314,3 +314,56 @@ func TestAdminListen(t *testing.T) {
 		t.Fatalf("/healthz on the main listener: %d", resp.StatusCode)
 	}
 }
+
+// TestEveryPageRenders: every page answers 200 with its heading for an
+// owner, and for an auditor the device page has no action and the admins
+// page no form to create one; without a session each page sends the
+// browser to sign in.
+func TestEveryPageRenders(t *testing.T) {
+	srv := start(t)
+	ids := seed(t, srv.Store(), 2)
+	if st := srv.API(t, "POST", "/v1/admins", map[string]string{"username": "avi", "role": "auditor", "password": "avi-auditor-password"}, nil); st != http.StatusCreated {
+		t.Fatalf("create auditor: %d", st)
+	}
+	pages := map[string]string{
+		"/console/":                  "<h1>Dashboard</h1>",
+		"/console/devices":           "<h1>Devices</h1>",
+		"/console/devices?q=0001":    "Device 0001",
+		"/console/devices/" + ids[0]: "<h1>Device 0000</h1>",
+		"/console/commands":          "<h1>Commands</h1>",
+		"/console/enrollment":        "<h1>Enrollment</h1>",
+		"/console/push":              "<h1>Push certificate</h1>",
+		"/console/admins":            "<h1>Admins and tokens</h1>",
+		"/console/audit":             "<h1>Audit log</h1>",
+		"/console/account":           "<h1>Account</h1>",
+	}
+	anon := newClient(t, srv)
+	for p := range pages {
+		if st, _ := anon.get(p); st != http.StatusSeeOther {
+			t.Errorf("%s without a session: %d, want 303 to sign in", p, st)
+		}
+	}
+	owner := newClient(t, srv)
+	owner.signIn("olga", ownerPW)
+	for p, want := range pages {
+		if st, body := owner.get(p); st != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("owner %s: %d, want %q", p, st, want)
+		}
+	}
+	if st, _ := owner.get("/console/devices/00008030-0000000000000BAD"); st != http.StatusNotFound {
+		t.Errorf("an unknown device: %d", st)
+	}
+	aud := newClient(t, srv)
+	if st, _ := aud.signIn("avi", "avi-auditor-password"); st != http.StatusSeeOther {
+		t.Fatalf("auditor sign-in: %d", st)
+	}
+	if _, body := aud.get("/console/devices/" + ids[0]); strings.Contains(body, `id="action-`) || !strings.Contains(body, "Your role cannot act on devices.") {
+		t.Errorf("auditor device page offers actions")
+	}
+	if _, body := aud.get("/console/admins"); strings.Contains(body, "New admin") {
+		t.Errorf("auditor admins page offers to create admins")
+	}
+	if st, _ := aud.post("/console/devices/"+ids[0]+"/actions/lock", url.Values{"csrf": {aud.csrf("/console/account")}}); st != http.StatusForbidden {
+		t.Errorf("auditor lock: %d, want 403", st)
+	}
+}

@@ -165,10 +165,10 @@ func (c *Console) dashboard(w http.ResponseWriter, r *http.Request, actor *admin
 	if err := c.call(r, actor, "GET", "/v1/dep/tokens", nil, &toks); err == nil {
 		d.Tokens = toks.Tokens
 		for _, t := range toks.Tokens {
-			if s, ok := t["access_token_expiry"].(string); ok {
-				if exp, err := time.Parse(time.RFC3339, s); err == nil && exp.Sub(now) < 30*24*time.Hour {
-					d.Warnings = append(d.Warnings, fmt.Sprintf("ABM token %v expires on %s: renew it in Apple Business Manager.", t["name"], exp.Format("2006-01-02")))
-				}
+			// The ABM service says when a token needs attention (expiry
+			// within 30 days, a refused renewal).
+			if warn, ok := t["warning"].(string); ok && warn != "" {
+				d.Warnings = append(d.Warnings, fmt.Sprintf("ABM token %v: %s", t["name"], warn))
 			}
 		}
 	}

@@ -198,25 +198,10 @@ func (f *Filter) Match(inv *storage.DeviceInventory) bool {
 		return false
 	case f.Ownership != "" && f.Ownership != inv.Ownership:
 		return false
-	case f.Search != "" && !containsFold(inv.DeviceName, f.Search) && !containsFold(inv.SerialNumber, f.Search) &&
-		!containsFold(inv.UDID, f.Search) && !containsFold(inv.DeviceID, f.Search):
+	case f.Search != "" && !inv.MatchesText(f.Search):
 		return false
 	}
 	return true
-}
-
-// containsFold is a case-insensitive strings.Contains (ASCII and Unicode
-// simple folding, as EqualFold).
-func containsFold(s, sub string) bool {
-	if len(sub) > len(s) {
-		return false
-	}
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if strings.EqualFold(s[i:i+len(sub)], sub) {
-			return true
-		}
-	}
-	return false
 }
 
 var filterParams = []string{"platform", "model", "os_version", "supervised", "ownership", "q", "limit", "after"}
@@ -273,7 +258,13 @@ func (i *Inventory) List(w http.ResponseWriter, r *http.Request) {
 	after, next := r.URL.Query().Get("after"), ""
 	out := []storage.DeviceInventory{}
 	for {
-		page, err := i.store.ListInventory(r.Context(), after, scanPage)
+		var page []storage.DeviceInventory
+		if f.Search != "" {
+			// The store skips what cannot match without decoding it.
+			page, err = i.store.SearchInventory(r.Context(), f.Search, after, scanPage)
+		} else {
+			page, err = i.store.ListInventory(r.Context(), after, scanPage)
+		}
 		if err != nil {
 			apijson.Fail(w, r, i.log, err)
 			return
