@@ -32,6 +32,7 @@ type Store interface {
 	DeclarationStore
 	WebSessionStore
 	CategoryStore
+	CommandHistory
 	WebhookStore
 	io.Closer
 }
