@@ -20,6 +20,8 @@ type ChallengeSpec struct {
 	ForSerial string
 	RenewalOf string // KindReenroll: the certificate hash being renewed
 	MultiUse  bool
+	// User is the directory user the profile is for ("" none).
+	User string
 	// AppleVerified: ForUDID and ForSerial come from a MachineInfo verified
 	// against Apple's root (the certificate may then take over an enrollment).
 	AppleVerified bool
@@ -43,7 +45,7 @@ func NewChallenge(spec ChallengeSpec, now time.Time) (secret string, rec *storag
 	secret = hex.EncodeToString(id) + "." + base64.RawURLEncoding.EncodeToString(key)
 	return secret, &storage.Challenge{
 		ID: hex.EncodeToString(id), Hash: ChallengeHash(secret),
-		Kind: spec.Kind, Ref: spec.Ref, ForUDID: spec.ForUDID, ForSerial: spec.ForSerial, RenewalOf: spec.RenewalOf,
+		Kind: spec.Kind, Ref: spec.Ref, ForUDID: spec.ForUDID, ForSerial: spec.ForSerial, RenewalOf: spec.RenewalOf, User: spec.User,
 		MultiUse: spec.MultiUse, AppleVerified: spec.AppleVerified, CreatedAt: now, ExpiresAt: now.Add(spec.TTL),
 	}, nil
 }

@@ -54,6 +54,11 @@ type Enrollment struct {
 	// (CertAuthorization.Kind and Ref), device channels only.
 	EnrollmentMethod string `json:"enrollment_method,omitempty"`
 	EnrollmentRef    string `json:"enrollment_ref,omitempty"`
+	// Ownership as decided at Authenticate (internal/policy) or set by an
+	// admin; "" for enrollments from before it was recorded.
+	Ownership Ownership `json:"ownership,omitempty"`
+	// EnrolledBy is the device enrollment manager who enrolled the device.
+	EnrolledBy string `json:"enrolled_by,omitempty"`
 
 	// Identity certificate bound at Authenticate, device channels only.
 	CertHash     string    `json:"cert_hash,omitempty"`
@@ -202,6 +207,8 @@ type CertAuthorization struct {
 	// RenewalOf is the hash of the certificate that signed a RenewalReq, or
 	// that a re-enrollment challenge (KindReenroll) was issued to renew.
 	RenewalOf string `json:"renewal_of,omitempty"`
+	// User is the directory user the enrollment profile was handed out to.
+	User string `json:"user,omitempty"`
 }
 
 // AuthenticateRecord is what one Authenticate writes.
@@ -296,6 +303,10 @@ type CommandQueue interface {
 	// Undefer puts deferred commands back in their queue positions. It
 	// writes only when something was deferred.
 	Undefer(ctx context.Context, channel string) error
+	// IdleNext is Undefer then Next, as an Idle report needs them: one
+	// read on the usual connect, where nothing is deferred and the head
+	// (if any) was offered before.
+	IdleNext(ctx context.Context, channel string) (*Command, error)
 	// Command returns a command with its targets, or ErrNotFound.
 	Command(ctx context.Context, uuid string) (*Command, []Target, error)
 	// Results returns the results stored for a command, oldest first.

@@ -45,14 +45,14 @@ func (h *Handler) adeProfile(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		const msg = "this serial number is not assigned to this server in Apple Business Manager"
-		h.refuse(w, r, storage.KindADE, info, msg, msg)
+		h.refuse(w, r, storage.KindADE, info, "device_not_assigned", msg, msg)
 		return
 	case err != nil:
 		apijson.Fail(w, r, h.log, err)
 		return
 	case d.TokenID != token || d.ProfileID != profile || d.Status == storage.DEPRemoved:
 		const msg = "this device is not assigned this enrollment profile"
-		h.refuse(w, r, storage.KindADE, info, msg, msg)
+		h.refuse(w, r, storage.KindADE, info, "device_not_assigned", msg, msg)
 		return
 	}
 	h.serveProfile(w, r, profileSpec{
