@@ -33,5 +33,7 @@ type Store interface {
 	PolicyStore
 	WebSessionStore
 	CategoryStore
+	CommandHistory
+	WebhookStore
 	io.Closer
 }

@@ -126,15 +126,23 @@ func serveSetup(fs *flag.FlagSet, e *env) func(context.Context, []string) error 
 	envString(fs, &cfg.APNsCA, "apns-ca", "", "PEM file of extra CA certificates to trust for the APNs endpoint")
 	envBool(fs, &cfg.APNsSandbox, "apns-sandbox", "push through Apple's development APNs endpoint", &badEnv)
 	envString(fs, &cfg.MetricsListen, "metrics-listen", "", "serve /metrics on this address instead of the main listener (e.g. 127.0.0.1:9100)")
+	envString(fs, &cfg.AdminListen, "admin-listen", "", "serve the admin API (/v1), the console (/console) and /metrics on this address instead of the main listener (e.g. 127.0.0.1:8444)")
 	envString(fs, &cfg.DEPURL, "dep-url", "", "Apple device assignment service base URL (default Apple's; for tests and proxies)")
 	envInt(fs, &cfg.RateLimit, "rate-limit", server.DefaultRateLimit, "per source address and minute: wrong SCEP challenges, unknown enrollment links and MachineInfo posts allowed; raise it behind a proxy, where every device shares one address; -1 turns the limits off", &badEnv)
 	var renewDays int
 	envInt(fs, &renewDays, "renew-before", 30, "days before a device's identity certificate expires that Orchard re-sends its enrollment profile to renew it (1..300)", &badEnv)
+	envString(fs, &cfg.WebhookURL, "webhook-url", "", "also post mdm.* events to this URL (NanoMDM's -webhook-url; more endpoints: orchard webhooks create)")
+	retryMax := envFlag(fs, "webhook-retry-max", "5m", "longest wait between retries of a failed webhook post")
 	level := envFlag(fs, "log-level", "info", "log level: debug, info, warn, error")
 	return func(ctx context.Context, _ []string) error {
 		if badEnv != nil {
 			return &usageError{path: "orchard serve", err: badEnv}
 		}
+		d, err := time.ParseDuration(*retryMax)
+		if err != nil || d <= 0 || d > 24*time.Hour {
+			return &usageError{path: "orchard serve", err: fmt.Errorf("--webhook-retry-max: %q is not a duration between 0 and 24h", *retryMax)}
+		}
+		cfg.WebhookRetryMax = d
 		if renewDays < 1 || renewDays > 300 {
 			return &usageError{path: "orchard serve", err: fmt.Errorf("--renew-before: %d days is not between 1 and 300", renewDays)}
 		}

@@ -29,6 +29,7 @@ import (
 	enrollpolicy "github.com/orchardmdm/orchard/internal/policy"
 	"github.com/orchardmdm/orchard/internal/profiles"
 	"github.com/orchardmdm/orchard/internal/push"
+	"github.com/orchardmdm/orchard/internal/webhook"
 	"github.com/orchardmdm/orchard/storage"
 )
 
@@ -81,7 +82,10 @@ type Config struct {
 	Declarative Declarative
 	// Policy is the enrollment-policy engine (its routes answer 503 without).
 	Policy *enrollpolicy.Engine
-	Logger *slog.Logger
+	// History answers a device's command history.
+	History  storage.CommandHistory
+	Webhooks *webhook.Handler
+	Logger   *slog.Logger
 }
 
 // API serves /v1/.
@@ -101,6 +105,8 @@ type API struct {
 	profiles *profiles.Handler
 	ddm      Declarative
 	policy   *enrollpolicy.Engine
+	history  storage.CommandHistory
+	webhooks *webhook.Handler
 	log      *slog.Logger
 	key      atomic.Pointer[[sha256.Size]byte] // SHA-256 of the API key; SetAPIKey swaps it
 
@@ -109,6 +115,8 @@ type API struct {
 	// method (405) from an unknown path (404).
 	paths *http.ServeMux
 	allow map[string][]string // path pattern -> methods, for Allow
+	// byPattern finds a route by its mux pattern, for Allows.
+	byPattern map[string]route
 }
 
 // New builds the admin API.
@@ -120,8 +128,8 @@ func New(c Config) (*API, error) {
 		c.Logger = slog.Default()
 	}
 	a := &API{store: c.Store, commands: c.Commands, secrets: c.Secrets, releaser: c.Releaser, push: c.Push,
-		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, admins: c.Admins, profiles: c.Profiles, dir: c.Directory, ddm: c.Declarative, log: c.Logger, cats: c.Categories, policy: c.Policy,
-		mux: http.NewServeMux(), paths: http.NewServeMux(), allow: map[string][]string{}}
+		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, admins: c.Admins, profiles: c.Profiles, dir: c.Directory, ddm: c.Declarative, history: c.History, log: c.Logger, cats: c.Categories, webhooks: c.Webhooks, policy: c.Policy,
+		mux: http.NewServeMux(), paths: http.NewServeMux(), allow: map[string][]string{}, byPattern: map[string]route{}}
 	a.SetAPIKey(c.APIKey)
 	for _, rt := range a.routes() {
 		h := rt.handler
@@ -130,6 +138,7 @@ func New(c Config) (*API, error) {
 		}
 		h = a.guard(rt, h)
 		a.mux.HandleFunc(rt.method+" "+rt.path, h)
+		a.byPattern[rt.method+" "+rt.path] = rt
 		if _, ok := a.allow[rt.path]; !ok {
 			a.paths.HandleFunc(rt.path, func(http.ResponseWriter, *http.Request) {})
 		}
@@ -184,6 +193,11 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	orig := r
 	r = r.WithContext(adminauth.WithActor(r.Context(), actor))
 	defer func() { orig.Pattern = r.Pattern }()
+	a.dispatch(w, r)
+}
+
+// dispatch routes a request whose actor is in its context.
+func (a *API) dispatch(w http.ResponseWriter, r *http.Request) {
 	if _, pattern := a.mux.Handler(r); pattern != "" {
 		a.mux.ServeHTTP(w, r)
 		return

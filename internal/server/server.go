@@ -26,6 +26,7 @@ import (
 	"github.com/orchardmdm/orchard/internal/adminapi"
 	"github.com/orchardmdm/orchard/internal/category"
 	"github.com/orchardmdm/orchard/internal/command"
+	"github.com/orchardmdm/orchard/internal/console"
 	"github.com/orchardmdm/orchard/internal/declarative"
 	"github.com/orchardmdm/orchard/internal/directory"
 	"github.com/orchardmdm/orchard/internal/enroll"
@@ -36,6 +37,7 @@ import (
 	"github.com/orchardmdm/orchard/internal/push"
 	"github.com/orchardmdm/orchard/internal/scope"
 	"github.com/orchardmdm/orchard/internal/version"
+	"github.com/orchardmdm/orchard/internal/webhook"
 	"github.com/orchardmdm/orchard/mdm/commands"
 	"github.com/orchardmdm/orchard/mdm/enrollprofile"
 	"github.com/orchardmdm/orchard/mdm/identity"
@@ -70,6 +72,13 @@ type Config struct {
 	// MetricsListen serves /metrics on its own plain-HTTP listener (e.g.
 	// 127.0.0.1:9100) instead of the main one.
 	MetricsListen string
+	// AdminListen serves the admin API (/v1), the console (/console) and
+	// /metrics (unless MetricsListen) on their own listener, with the same
+	// TLS as the main one; the main listener then answers 404 for them.
+	// Empty: everything on the main listener. AdminListener, when set, is
+	// that listener already open (tests).
+	AdminListen   string
+	AdminListener net.Listener
 	// DEPURL overrides Apple's device assignment service (tests, proxies).
 	DEPURL string
 	// Storage picks the backend when OpenStore is nil: "bolt" (default, the
@@ -97,6 +106,14 @@ type Config struct {
 	// Now is the clock of every part that reads one (nil: time.Now); tests
 	// move it to years ahead.
 	Now func() time.Time
+
+	// WebhookRetryBase and WebhookRetryMax bound the backoff of webhook
+	// retries (0: 5 s doubling, at most 5 min); tests shorten them.
+	WebhookRetryBase time.Duration
+	WebhookRetryMax  time.Duration
+	// WebhookURL keeps an endpoint "flag" posting mdm.* events there
+	// (NanoMDM's -webhook-url), beside those made through the API.
+	WebhookURL string
 
 	// RateLimit is the per-minute budget, per source address, of wrong
 	// SCEP challenges, unknown enrollment tokens and MachineInfo posts
@@ -129,6 +146,12 @@ type Server struct {
 	profiles   *profiles.Reconciler
 	handler    http.Handler
 	jobs       heldJobs // exclusive jobs and whether this replica runs them
+	console    *console.Console
+	// adminHandler serves the admin listener when AdminListen is set.
+	adminHandler http.Handler
+	hooks        *webhook.Dispatcher
+	journal      *webhook.Journal
+	hooksAPI     *webhook.Handler
 }
 
 // New opens the data dir and builds everything; it serves nothing yet.
@@ -274,6 +297,10 @@ func (s *Server) build() error {
 	if err := s.registerGauges(); err != nil {
 		return err
 	}
+	if err := s.buildWebhooks(); err != nil {
+		return err
+	}
+	events := eventStore{Store: s.store, s: s}
 	apnsOpts, err := s.apnsOptions()
 	if err != nil {
 		return err
@@ -352,12 +379,12 @@ func (s *Server) build() error {
 		Topic:           s.push.Topic,
 		DevelopmentAPNS: s.cfg.APNsSandbox,
 		Logger:          s.log,
-	}, revokingStore{Store: s.store, forget: verifier.Forget}, signer, scepSrv, append(append(enrollLimit, s.machineInfoOptions()...), enroll.WithClock(now), enroll.WithUsers(s.store),
+	}, revokingStore{Store: events, forget: verifier.Forget}, signer, scepSrv, append(append(enrollLimit, s.machineInfoOptions()...), enroll.WithClock(now), enroll.WithUsers(s.store),
 		enroll.WithPolicy(setupPolicy{policies}))...)
 	if err != nil {
 		return err
 	}
-	if s.renewer, err = enroll.NewRenewer(enrollment, s.store, s.cmds, s.cfg.RenewBefore); err != nil {
+	if s.renewer, err = enroll.NewRenewer(enrollment, events, s.cmds, s.cfg.RenewBefore); err != nil {
 		return err
 	}
 	if err := s.metrics.SetIdentitiesExpiringFunc(func() float64 {
@@ -374,7 +401,7 @@ func (s *Server) build() error {
 	}
 	// Configuration profiles: scoped through internal/scope (groups and
 	// categories not wired yet: scopes naming them match no device).
-	if s.profiles, err = profiles.New(s.store, s.cmds, &scope.Resolver{Devices: scope.StoreDevices{Store: s.store}}, s.log); err != nil {
+	if s.profiles, err = profiles.New(events, s.cmds, &scope.Resolver{Devices: scope.StoreDevices{Store: s.store}}, s.log); err != nil {
 		return err
 	}
 	userSetup, err := enroll.NewUserSetup(s.cmds, s.log)
@@ -390,7 +417,8 @@ func (s *Server) build() error {
 		service.WithDeclarative(ddmEngine),
 		service.WithUserAuthentication(func() bool { return userAuth }),
 		service.WithTopic(s.push.Topic),
-		service.WithFailureRecorder(s.store),
+		service.WithFailureRecorder(events),
+		service.WithJournal(s.journal), // the webhook outbox, written before the device is answered
 		service.WithAdmission(policy.Admission{Engine: policies}),
 		// What reacts to device events, in the order it runs.
 		service.WithObserver(s.metrics),
@@ -427,9 +455,14 @@ func (s *Server) build() error {
 		return err
 	}
 	s.admin, err = adminapi.New(adminapi.Config{APIKey: s.apiKey, Store: s.store, Commands: s.cmds, Secrets: s.svc,
-		Releaser: s.svc, Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Backup: s.backup(), Admins: s.store, Logger: s.log,
+		Releaser: eventReleaser{next: s.svc, s: s}, Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Backup: s.backup(), Admins: s.store, Logger: s.log,
 		Profiles: profileAPI, Directory: users, Declarative: ddmEngine,
-		Categories: categories, Policy: policies})
+		Categories: categories, History: s.store, Webhooks: s.hooksAPI, Policy: policies})
+	if err != nil {
+		return err
+	}
+
+	s.console, err = console.New(console.Config{API: s.admin, Admins: s.store, Sessions: s.store, Box: s.box, Logger: s.log, Now: now})
 	if err != nil {
 		return err
 	}
@@ -437,16 +470,27 @@ func (s *Server) build() error {
 	mux := http.NewServeMux()
 	device.Register(mux)
 	enrollment.RegisterPublic(mux)
-	mux.Handle("/v1/", s.admin) // the whole admin API: routes in internal/adminapi/routes.go
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	healthz := func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		// "ok" stays the first line for probes that read only that.
 		w.Write([]byte("ok\n" + version.Get().String() + "\n"))
-	})
+	}
+	mux.HandleFunc("GET /healthz", healthz)
+	adminMux := mux
+	if s.cfg.AdminListen != "" || s.cfg.AdminListener != nil {
+		adminMux = http.NewServeMux()
+		adminMux.HandleFunc("GET /healthz", healthz)
+	}
+	adminMux.Handle("/v1/", s.admin) // the whole admin API: routes in internal/adminapi/routes.go
+	adminMux.Handle(console.Prefix+"/", s.console)
+	adminMux.Handle("GET "+console.Prefix, http.RedirectHandler(console.Prefix+"/", http.StatusMovedPermanently))
 	if s.cfg.MetricsListen == "" {
-		mux.Handle("GET /metrics", s.metrics.Handler())
+		adminMux.Handle("GET /metrics", s.metrics.Handler())
 	}
 	s.handler = s.metrics.Instrument(mux)
+	if adminMux != mux {
+		s.adminHandler = s.metrics.Instrument(adminMux)
+	}
 	return nil
 }
 
@@ -641,7 +685,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	if s.cfg.MetricsListen != "" {
 		ml, err := net.Listen("tcp", s.cfg.MetricsListen)
 		if err != nil {
@@ -661,8 +705,43 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.log.Info("metrics served", "listen", ml.Addr().String())
 	}
 
+	if s.adminHandler != nil {
+		aln := s.cfg.AdminListener
+		if aln == nil {
+			var err error
+			if aln, err = net.Listen("tcp", s.cfg.AdminListen); err != nil {
+				ln.Close()
+				s.Close()
+				return fmt.Errorf("--admin-listen: %w", err)
+			}
+		}
+		asrv := &http.Server{
+			Handler: s.adminHandler, TLSConfig: s.TLSConfig(), ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout: 2 * time.Minute, WriteTimeout: 10 * time.Minute, IdleTimeout: 2 * time.Minute,
+			MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		}
+		go func() {
+			var err error
+			if s.cfg.PlainHTTP {
+				err = asrv.Serve(aln)
+			} else {
+				err = asrv.ServeTLS(aln, "", "")
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("admin listener: %w", err)
+			}
+		}()
+		defer func() {
+			shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+			defer cancel()
+			asrv.Shutdown(shutdown)
+		}()
+		s.log.Info("admin API and console served", "listen", aln.Addr().String())
+	}
+
 	bg, stop := context.WithCancel(ctx)
 	defer stop()
+	go s.sweepWebSessions(bg)
 	reconciling := make(chan struct{})
 	go func() { s.profiles.Run(bg); close(reconciling) }()
 	renewing, warning := make(chan struct{}), make(chan struct{})
@@ -687,7 +766,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}))
 		close(warning)
 	}()
-	flushed, synced, followed := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	flushed, synced, followed, delivered := make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() {
+		s.logExclusive("webhook delivery", s.runExclusive(bg, jobWebhooks, s.hooks.Run))
+		close(delivered)
+	}()
 	go func() { s.followChanges(bg); close(followed) }()
 	go func() { s.svc.RunLastSeenFlusher(bg, 30*time.Second); close(flushed) }()
 	go func() {
@@ -718,6 +801,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	<-renewing
 	<-warning
 	<-followed
+	<-delivered
 	<-reconciling
 	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	s.push.Close(drain)
@@ -728,6 +812,25 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		err = cerr
 	}
 	return err
+}
+
+// sweepWebSessions deletes expired console sessions now and then (each
+// is also dropped when it comes back); every replica may run it.
+func (s *Server) sweepWebSessions(ctx context.Context) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := s.console.Site().DeleteExpired(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("expired web sessions not deleted", "err", err)
+			} else if n > 0 {
+				s.log.Debug("expired web sessions deleted", "n", n)
+			}
+		}
+	}
 }
 
 // exclusiveRunner is a store shared by replicas that can make one of them

@@ -51,6 +51,8 @@ var e2eTests = []struct {
 	{"EnrollmentPolicy", testEnrollmentPolicy},
 	{"Categories", testCategories},
 	{"CategoryJoinOnUser", testCategoryJoinOnUser},
+	{"ConsoleLockRoundTrip", testConsoleLockRoundTrip},
+	{"Webhooks", testWebhooks},
 }
 
 func TestE2E(t *testing.T) {

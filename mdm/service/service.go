@@ -66,6 +66,7 @@ type Service struct {
 	failures FailureRecorder // nil: refusals are only logged
 	ddm      Declarative     // nil: no declarative management
 	admit    Admission       // nil: every identity-checked device enrolls
+	journal  Journal         // nil: nothing is journaled
 
 	inflight sync.Map // device channel ID -> uuid last offered on it
 	cache    *stateCache
