@@ -281,6 +281,51 @@ func testEnrollmentPolicy(t *testing.T, b servertest.Backend) {
 		}
 	})
 
+	t.Run("SetupAssistant", func(t *testing.T) {
+		// Configurator devices are corporate: "block personal" never refuses
+		// them; the OS minimum does, before a profile is handed out.
+		var prof struct {
+			ID string `json:"id"`
+		}
+		if code := s.API(t, "POST", "/v1/configurator/profiles", map[string]any{"name": "Lab"}, &prof); code != http.StatusCreated {
+			t.Fatalf("create configurator profile = %d", code)
+		}
+		mac, old := policyDevice(s, "Mac14,2", "15.1"), policyDevice(s, "iPad13,16", "16.1")
+		for _, d := range []*simdevice.Device{mac, old} {
+			d.Apple = s.Apple
+			if code, body, err := apiRaw(t, s, "POST", "/v1/configurator/serials?profile_id="+prof.ID, "text/csv", []byte(d.SerialNumber+",lab\n")); err != nil || code != 200 {
+				t.Fatalf("import serial = %d %s %v", code, body, err)
+			}
+		}
+		post := func(d *simdevice.Device) (int, []byte) {
+			info, err := d.MachineInfo()
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := s.Client.Post(s.URL+"/enroll/configurator/"+prof.ID, "application/pkcs7-signature", bytes.NewReader(info))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp.StatusCode, readAll(t, resp)
+		}
+		if code, body := post(old); code != http.StatusForbidden || !strings.Contains(string(body), "older than the minimum") {
+			t.Fatalf("iPad below the minimum at Setup Assistant = %d %s", code, body)
+		}
+		if f := lastFailure(t, s, "?reason=os_too_old&method=configurator"); f.Stage != "machineinfo" || f.Serial != old.SerialNumber || f.Rule != "iOS.min_os" {
+			t.Errorf("failure record: %+v", f)
+		}
+		code, profile := post(mac)
+		if code != 200 {
+			t.Fatalf("corporate Mac at Setup Assistant = %d %s", code, profile)
+		}
+		if err := mac.EnrollFromProfile(context.Background(), profile, mustKey(t), s.Client); err != nil {
+			t.Fatal(err)
+		}
+		if err := mac.Enroll(context.Background()); err != nil {
+			t.Fatalf("a Configurator Mac was refused although block personal applies only to personal devices: %v", err)
+		}
+	})
+
 	t.Run("ReportsAndCSV", func(t *testing.T) {
 		code, body, err := apiRaw(t, s, "GET", "/v1/enrollment/failures.csv?reason=device_limit", "", nil)
 		if err != nil || code != 200 || !strings.HasPrefix(string(body), "id,at,code,") || !strings.Contains(string(body), ",device_limit,") {
@@ -289,6 +334,7 @@ func testEnrollmentPolicy(t *testing.T, b servertest.Backend) {
 		var sum struct {
 			Days []struct {
 				Total       int            `json:"total"`
+				ByMethod    map[string]int `json:"by_method"`
 				ByOwnership map[string]int `json:"by_ownership"`
 			} `json:"days"`
 			Users []struct {
@@ -300,8 +346,8 @@ func testEnrollmentPolicy(t *testing.T, b servertest.Backend) {
 			t.Fatalf("summary = %d %+v", code, sum)
 		}
 		// The Mac (corporate, then made personal by the admin), 2 of ann's,
-		// 2 of cy's, 16 of the DEM's (corporate).
-		if d := sum.Days[0]; d.Total != 21 || d.ByOwnership["corporate"] != 16 || d.ByOwnership["personal"] != 5 {
+		// 2 of cy's, 16 of the DEM's and the Configurator Mac (corporate).
+		if d := sum.Days[0]; d.Total != 22 || d.ByOwnership["corporate"] != 17 || d.ByOwnership["personal"] != 5 || d.ByMethod["configurator"] != 1 {
 			t.Errorf("today: %+v", d)
 		}
 		if len(sum.Users) != 3 {

@@ -181,6 +181,7 @@ var boltMapping = map[string]struct {
 		return row{int64(binary.BigEndian.Uint64(k)), d.EndpointID, d.State, d.CreatedAt, endedAt(&d), v}, nil
 	}},
 	"dep_tokens":          {"dep_tokens", []string{"id", "doc"}, keyDoc},
+	"dep_sync":            {"dep_sync", []string{"token_id", "doc"}, keyDoc},
 	"enrollment_policies": {"enrollment_policies", []string{"id", "doc"}, keyDoc},
 	"corporate_ids": {"corporate_ids", []string{"kind", "value", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
 		kind, value, ok := strings.Cut(string(k), "\x00")
@@ -196,7 +197,6 @@ var boltMapping = map[string]struct {
 		}
 		return row{user, device}, nil
 	}},
-	"dep_sync": {"dep_sync", []string{"token_id", "doc"}, keyDoc},
 	"dep_devices": {"dep_devices", []string{"serial", "token_id", "status", "profile_id", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
 		var d struct {
 			TokenID   string `json:"token_id"`

@@ -1,4 +1,4 @@
--- Version 10: enrollment policy (internal/policy): platform and device-limit
+-- Version 11: enrollment policy (internal/policy): platform and device-limit
 -- policies, corporate identifiers, and the devices device enrollment
 -- managers enrolled. A user's device slots are their primary_users rows.
 CREATE SEQUENCE enrollment_policy_gen;
