@@ -19,7 +19,11 @@ type ChallengeSpec struct {
 	ForUDID   string
 	ForSerial string
 	RenewalOf string // KindReenroll: the certificate hash being renewed
-	MultiUse  bool
+	// ForUser / ForCategory: the signed-in user the profile was handed to
+	// and the device category they chose (user affinity).
+	ForUser     string
+	ForCategory string
+	MultiUse    bool
 	// AppleVerified: ForUDID and ForSerial come from a MachineInfo verified
 	// against Apple's root (the certificate may then take over an enrollment).
 	AppleVerified bool
@@ -44,6 +48,7 @@ func NewChallenge(spec ChallengeSpec, now time.Time) (secret string, rec *storag
 	return secret, &storage.Challenge{
 		ID: hex.EncodeToString(id), Hash: ChallengeHash(secret),
 		Kind: spec.Kind, Ref: spec.Ref, ForUDID: spec.ForUDID, ForSerial: spec.ForSerial, RenewalOf: spec.RenewalOf,
+		ForUser: spec.ForUser, ForCategory: spec.ForCategory,
 		MultiUse: spec.MultiUse, AppleVerified: spec.AppleVerified, CreatedAt: now, ExpiresAt: now.Add(spec.TTL),
 	}, nil
 }

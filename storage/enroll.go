@@ -13,6 +13,7 @@ const (
 	KindConfigurator = "configurator" // Apple Configurator profile (download or Setup Assistant)
 	KindADE          = "ade"          // Automated Device Enrollment
 	KindProfile      = "profile"      // profile fetched by an admin for scripted use
+	KindPortal       = "portal"       // handed to a user signed in to the enrollment portal
 	KindRenewal      = "renewal"      // SCEP RenewalReq signed by a valid Orchard certificate
 	// KindReenroll: Orchard re-sent the enrollment profile to renew an
 	// enrolled device's identity; bound to the device and its certificate.
@@ -42,6 +43,11 @@ type Challenge struct {
 	// RenewalOf is the hash of the certificate a re-enrollment challenge
 	// renews; it passes to the certificate's authorization.
 	RenewalOf string `json:"renewal_of,omitempty"`
+	// ForUser / ForCategory: a signed-in user's enrollment (portal or Setup
+	// Assistant sign-in); they pass to the certificate's authorization, and
+	// the device's Authenticate makes the user its primary user.
+	ForUser     string `json:"for_user,omitempty"`
+	ForCategory string `json:"for_category,omitempty"`
 	// MultiUse challenges may sign any number of certificates until they
 	// expire or are revoked; the others sign exactly one.
 	MultiUse bool `json:"multi_use,omitempty"`
@@ -134,6 +140,10 @@ type InvitationStore interface {
 	// ch.Ref set to the invitation ID. It returns
 	// ErrNotFound for an unknown token and ErrGone for a spent or expired one.
 	SpendInvitation(ctx context.Context, tokenHash string, now time.Time, ch *Challenge) (*Invitation, error)
+	// InvitationByToken returns the invitation with that token hash as it
+	// stands, spending nothing (a landing page shows it); ErrNotFound when
+	// there is none.
+	InvitationByToken(ctx context.Context, tokenHash string) (*Invitation, error)
 	// ListInvitations returns invitations ordered by ID after the given one.
 	ListInvitations(ctx context.Context, after string, limit int) ([]Invitation, error)
 }

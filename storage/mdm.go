@@ -54,6 +54,11 @@ type Enrollment struct {
 	// (CertAuthorization.Kind and Ref), device channels only.
 	EnrollmentMethod string `json:"enrollment_method,omitempty"`
 	EnrollmentRef    string `json:"enrollment_ref,omitempty"`
+	// EnrollmentUser and EnrollmentCategory: the directory user who
+	// enrolled the device and the category they chose (portal and Setup
+	// Assistant sign-in), from CertAuthorization.
+	EnrollmentUser     string `json:"enrollment_user,omitempty"`
+	EnrollmentCategory string `json:"enrollment_category,omitempty"`
 
 	// Identity certificate bound at Authenticate, device channels only.
 	CertHash     string    `json:"cert_hash,omitempty"`
@@ -202,6 +207,10 @@ type CertAuthorization struct {
 	// RenewalOf is the hash of the certificate that signed a RenewalReq, or
 	// that a re-enrollment challenge (KindReenroll) was issued to renew.
 	RenewalOf string `json:"renewal_of,omitempty"`
+	// ForUser / ForCategory: the directory user a signed-in enrollment was
+	// for (user affinity), and the device category they chose.
+	ForUser     string `json:"for_user,omitempty"`
+	ForCategory string `json:"for_category,omitempty"`
 }
 
 // AuthenticateRecord is what one Authenticate writes.

@@ -14,6 +14,7 @@ import (
 	"github.com/orchardmdm/orchard/internal/adminapi"
 	"github.com/orchardmdm/orchard/internal/adminapi/apitest"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -27,7 +28,9 @@ import (
 
 	"github.com/micromdm/plist"
 	"github.com/orchardmdm/orchard/dep/deptest"
+	"github.com/orchardmdm/orchard/internal/directory"
 	"github.com/orchardmdm/orchard/internal/enroll"
+	"github.com/orchardmdm/orchard/internal/portal"
 	"github.com/orchardmdm/orchard/internal/ratelimit"
 	"github.com/orchardmdm/orchard/internal/simdevice"
 	"github.com/orchardmdm/orchard/mdm/enrollprofile"
@@ -113,6 +116,20 @@ func newEnv(t *testing.T, opts ...enroll.Option) *env {
 	}
 	mux.Handle("/v1/", admin)
 	h.RegisterPublic(mux)
+	// Invitation links are pages: internal/portal serves them.
+	dir, err := directory.New(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := directory.NewPasswordAuth(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages, err := portal.New(portal.Config{Enroll: h, Auth: auth, Sessions: portal.NewMemorySessions(ts.URL, clk.Now), PublicURL: ts.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages.Register(mux)
 	return &env{ts: ts, store: st, ca: ca, clock: clk, topic: topic}
 }
 
@@ -192,7 +209,10 @@ func wantSCEPFail(t *testing.T, err error) {
 	}
 }
 
-func TestInvitationSpentAfterOneGet(t *testing.T) {
+// An invitation link's GET and HEAD show a landing page and spend
+// nothing; its POST (the page's button) hands out the profile once; a used
+// link answers a page, not JSON.
+func TestInvitationLandingThenOnePost(t *testing.T) {
 	e := newEnv(t)
 	code, body, _ := e.do(t, "POST", "/v1/enrollment/invitations", "application/json", `{"label":"Alice's iPad"}`)
 	if code != 201 {
@@ -203,15 +223,27 @@ func TestInvitationSpentAfterOneGet(t *testing.T) {
 		URL string `json:"url"`
 	}](t, body)
 	path := strings.TrimPrefix(inv.URL, e.ts.URL)
-	code, profile, hdr := e.do(t, "GET", path, "", "")
+	for _, method := range []string{"GET", "HEAD", "GET"} {
+		code, body, hdr := e.do(t, method, path, "", "")
+		if code != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/html") || hdr.Get("Referrer-Policy") != "no-referrer" {
+			t.Fatalf("%s of the link: %d %s, want the landing page", method, code, hdr.Get("Content-Type"))
+		}
+		if method == "GET" && (!strings.Contains(string(body), "Alice&#39;s iPad") || !strings.Contains(string(body), `action="`+path+`"`)) {
+			t.Errorf("landing page lacks the label or the button's form: %s", body)
+		}
+	}
+	code, profile, hdr := e.do(t, "POST", path, "", "")
 	if code != 200 || hdr.Get("Content-Type") != "application/x-apple-aspen-config" {
-		t.Fatalf("first GET: %d %s", code, hdr.Get("Content-Type"))
+		t.Fatalf("POST after three GET/HEAD: %d %s, want the profile", code, hdr.Get("Content-Type"))
 	}
-	if code, body, _ := e.do(t, "GET", path, "", ""); code != 410 || !strings.Contains(string(body), `"error"`) {
-		t.Errorf("second GET: %d %s, want 410", code, body)
+	for _, method := range []string{"POST", "GET"} {
+		code, body, hdr := e.do(t, method, path, "", "")
+		if code != 410 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/html") || !strings.Contains(string(body), "already used") {
+			t.Errorf("%s of the used link: %d %s %s, want the 410 page", method, code, hdr.Get("Content-Type"), body)
+		}
 	}
-	if code, _, _ := e.do(t, "GET", "/enroll/not-a-token", "", ""); code != 404 {
-		t.Errorf("unknown token: %d, want 404", code)
+	if code, body, _ := e.do(t, "GET", "/enroll/not-a-token", "", ""); code != 404 || !strings.Contains(string(body), "not known") {
+		t.Errorf("unknown token: %d %s, want the 404 page", code, body)
 	}
 	cert, err := e.enrollWithProfile(t, profile)
 	if err != nil {
@@ -242,7 +274,7 @@ func TestNoTopicNoProfile(t *testing.T) {
 	e.topic.Store(&none)
 	path := strings.TrimPrefix(inv.URL, e.ts.URL)
 	for _, c := range []struct{ method, path, body string }{
-		{"GET", path, ""},
+		{"POST", path, ""},
 		{"GET", "/v1/enrollment/profile", ""},
 		{"POST", "/v1/enrollment/invitations", "{}"},
 		{"POST", "/v1/configurator/profiles", `{"name":"Lab"}`},
@@ -258,7 +290,7 @@ func TestNoTopicNoProfile(t *testing.T) {
 	}
 	some := "com.apple.mgmt.External.test"
 	e.topic.Store(&some)
-	if code, _, _ := e.do(t, "GET", path, "", ""); code != 200 {
+	if code, _, hdr := e.do(t, "POST", path, "", ""); code != 200 || hdr.Get("Content-Type") != "application/x-apple-aspen-config" {
 		t.Fatalf("the invitation after the upload: %d, want 200 (not spent)", code)
 	}
 }
@@ -267,7 +299,7 @@ func TestInvitationChallengeExpires(t *testing.T) {
 	e := newEnv(t)
 	_, body, _ := e.do(t, "POST", "/v1/enrollment/invitations", "", `{"expires_in":"1h"}`)
 	url := decode[struct{ URL string }](t, body).URL
-	_, profile, _ := e.do(t, "GET", strings.TrimPrefix(url, e.ts.URL), "", "")
+	_, profile, _ := e.do(t, "POST", strings.TrimPrefix(url, e.ts.URL), "", "")
 	e.clock.Advance(enroll.OTAChallengeTTL)
 	_, err := e.enrollWithProfile(t, profile)
 	wantSCEPFail(t, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/micromdm/plist"
@@ -87,7 +88,8 @@ func testOverTheAirEnrollment(t *testing.T, backend servertest.Backend) {
 	}
 }
 
-// An invitation URL serves one profile, then is spent.
+// An invitation URL shows a landing page to GET and HEAD (spending
+// nothing), serves one profile to the page's POST, then is spent.
 func testInvitationEnrollment(t *testing.T, backend servertest.Backend) {
 	ctx := context.Background()
 	s := backend.Start(t)
@@ -97,21 +99,32 @@ func testInvitationEnrollment(t *testing.T, backend servertest.Backend) {
 	if code := s.API(t, "POST", "/v1/enrollment/invitations", map[string]any{"label": "test"}, &inv); code != http.StatusCreated && code != 200 {
 		t.Fatalf("create invitation = %d", code)
 	}
-	resp, err := s.Client.Get(inv.URL)
+	for _, method := range []string{"HEAD", "GET", "GET"} {
+		req, _ := http.NewRequest(method, inv.URL, nil)
+		resp, err := s.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+			t.Fatalf("invitation %s = %d %s, want the landing page", method, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+	}
+	resp, err := s.Client.Post(inv.URL, "application/x-www-form-urlencoded", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-apple-aspen-config" {
-		t.Fatalf("invitation GET = %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+		t.Fatalf("invitation POST = %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	profile := readAll(t, resp)
-	again, err := s.Client.Get(inv.URL)
+	again, err := s.Client.Post(inv.URL, "application/x-www-form-urlencoded", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	again.Body.Close()
-	if again.StatusCode != http.StatusGone {
-		t.Fatalf("second GET = %d, want 410", again.StatusCode)
+	page := readAll(t, again)
+	if again.StatusCode != http.StatusGone || !strings.Contains(string(page), "already used") {
+		t.Fatalf("second POST = %d %s, want the 410 page", again.StatusCode, page)
 	}
 	dev := s.NewDevice(t)
 	if err := dev.EnrollFromProfile(ctx, profile, mustKey(t), s.Client); err != nil {

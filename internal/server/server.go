@@ -30,6 +30,7 @@ import (
 	"github.com/orchardmdm/orchard/internal/enroll"
 	"github.com/orchardmdm/orchard/internal/inventory"
 	"github.com/orchardmdm/orchard/internal/metrics"
+	"github.com/orchardmdm/orchard/internal/portal"
 	"github.com/orchardmdm/orchard/internal/profiles"
 	"github.com/orchardmdm/orchard/internal/push"
 	"github.com/orchardmdm/orchard/internal/scope"
@@ -365,6 +366,10 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
+	affinity, err := enroll.NewAffinity(s.store, nil, s.log)
+	if err != nil {
+		return err
+	}
 	userAuth := s.cfg.UserAuthentication
 	s.svc, err = service.New(s.store, s.box, service.WithLogger(s.log), service.WithClock(now),
 		service.WithDeclarative(ddmEngine),
@@ -379,6 +384,7 @@ func (s *Server) build() error {
 		service.WithObserver(ddmEngine), // before adeSetup: the sync goes ahead of DeviceConfigured
 		service.WithObserver(adeSetup),
 		service.WithObserver(userSetup),
+		service.WithObserver(affinity),
 		service.WithObserver(s.renewer),
 		service.WithObserver(offRequestPath{next: inv, wg: &s.async}))
 	if err != nil {
@@ -408,9 +414,20 @@ func (s *Server) build() error {
 		return err
 	}
 
+	signIn, err := directory.NewPasswordAuth(users, s.log)
+	if err != nil {
+		return err
+	}
+	pages, err := portal.New(portal.Config{Enroll: enrollment, Auth: signIn, PublicURL: s.cfg.PublicURL, Logger: s.log, Now: now,
+		Sessions: portal.NewMemorySessions(origin(s.cfg.PublicURL), now)})
+	if err != nil {
+		return err
+	}
+
 	mux := http.NewServeMux()
 	device.Register(mux)
 	enrollment.RegisterPublic(mux)
+	pages.Register(mux)         // /portal, invitation links, Setup Assistant sign-in
 	mux.Handle("/v1/", s.admin) // the whole admin API: routes in internal/adminapi/routes.go
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -758,4 +775,13 @@ func (s *Server) machineInfoOptions() []enroll.Option {
 		opts = append(opts, enroll.WithInsecureMachineInfo())
 	}
 	return opts
+}
+
+// origin is the scheme and host of a URL: what browsers send as Origin.
+func origin(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return u
+	}
+	return p.Scheme + "://" + p.Host
 }

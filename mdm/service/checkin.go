@@ -113,6 +113,7 @@ func (s *Service) authenticate(ctx context.Context, id *identity.Identity, ch md
 		CertNotAfter: id.Cert.NotAfter,
 	}
 	e.EnrollmentMethod, e.EnrollmentRef = auth.Kind, auth.Ref
+	e.EnrollmentUser, e.EnrollmentCategory = auth.ForUser, auth.ForCategory
 	err = s.store.Authenticate(ctx, &storage.AuthenticateRecord{Enrollment: e, PrevCertHash: old.CertHash})
 	if errors.Is(err, storage.ErrConflict) {
 		return fmt.Errorf("%w: %w", ErrConflict, err)
