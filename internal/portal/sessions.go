@@ -55,7 +55,7 @@ type Sessions interface {
 }
 
 // ErrCSRF refuses a form post without the session's token.
-var ErrCSRF = errors.New("this form has expired or did not come from this site: reload the page and try again")
+var ErrCSRF = errors.New("This form has expired or did not come from this site: reload the page and try again.")
 
 // MemorySessions keeps sessions in memory, for one process. It stands in
 // until the shared web session store (internal/webui) is wired; the

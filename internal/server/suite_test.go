@@ -48,6 +48,8 @@ var e2eTests = []struct {
 	{"AdminRoles", testAdminRoles},
 	{"Profiles", testProfiles},
 	{"DeclarativeSoftwareUpdate", testDeclarativeSoftwareUpdate},
+	{"PortalEnrollment", testPortalEnrollment},
+	{"PortalRefusals", testPortalRefusals},
 }
 
 func TestE2E(t *testing.T) {
