@@ -23,7 +23,8 @@ demo: build
 	./$(BIN) demo
 
 # The whole test suite (fuzz targets run their seed corpus); .ci/setup
-# installs systemd-analyze for the unit's test when root and missing. The
+# installs systemd-analyze for the unit's test and chromium for the browser
+# tests (internal/browsertest; they fail without it) when root and missing. The
 # PostgreSQL tests start their own throwaway server from Debian's postgresql
 # package, which ensure-postgres.sh installs when missing (as root).
 test:

@@ -30,5 +30,6 @@ type Store interface {
 	AdminStore
 	ProfileStore
 	DeclarationStore
+	WebSessionStore
 	io.Closer
 }

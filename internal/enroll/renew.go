@@ -2,6 +2,7 @@ package enroll
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,6 +33,20 @@ type RenewalStore interface {
 	Enrollment(ctx context.Context, id string) (*storage.Enrollment, error)
 	UpdateEnrollment(ctx context.Context, id string, create *storage.Enrollment, fn func(e *storage.Enrollment) error) error
 	PutChallenge(ctx context.Context, c *storage.Challenge) error
+	// The last scan's count of expiring certificates is kept as a setting,
+	// so replicas that do not run the scan report it too.
+	Setting(ctx context.Context, key string) ([]byte, error)
+	PutSetting(ctx context.Context, key string, value []byte) error
+}
+
+// ExpiringSettingKey is the setting holding the last scan's count of
+// certificates expiring soon.
+const ExpiringSettingKey = "identity-renewal:expiring"
+
+// expiringRecord is ExpiringSettingKey's value.
+type expiringRecord struct {
+	Count     int       `json:"count"`
+	ScannedAt time.Time `json:"scanned_at"`
 }
 
 // Renewer renews device identity certificates before they expire, the way
@@ -50,7 +65,6 @@ type Renewer struct {
 	log    *slog.Logger
 
 	mu         sync.Mutex
-	expiring   int
 	warnedAt   time.Time
 	legacyTold bool
 }
@@ -70,11 +84,36 @@ func NewRenewer(h *Handler, store RenewalStore, cmds Commands, before time.Durat
 }
 
 // Expiring is how many enrolled devices' certificates expired within 30
-// days at the last scan.
-func (r *Renewer) Expiring() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.expiring
+// days at the last scan, whichever replica ran it (0 before any scan).
+func (r *Renewer) Expiring(ctx context.Context) (int, error) {
+	raw, err := r.store.Setting(ctx, ExpiringSettingKey)
+	if errors.Is(err, storage.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read the expiring count: %w", err)
+	}
+	var rec expiringRecord
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return 0, fmt.Errorf("read the expiring count: %w", err)
+	}
+	return rec.Count, nil
+}
+
+// publish stores the scan's count when it changed, so an hourly scan of a
+// steady fleet writes nothing.
+func (r *Renewer) publish(ctx context.Context, n int, now time.Time) error {
+	if cur, err := r.Expiring(ctx); err == nil && cur == n {
+		return nil
+	}
+	raw, err := json.Marshal(expiringRecord{Count: n, ScannedAt: now})
+	if err != nil {
+		return err
+	}
+	if err := r.store.PutSetting(ctx, ExpiringSettingKey, raw); err != nil {
+		return fmt.Errorf("store the expiring count: %w", err)
+	}
+	return nil
 }
 
 // Run scans at once, then every interval, until ctx ends.
@@ -152,8 +191,10 @@ func (r *Renewer) Scan(ctx context.Context) error {
 		}
 		after = page[len(page)-1].ID
 	}
+	if err := r.publish(ctx, expiring, now); err != nil && firstErr == nil {
+		firstErr = err
+	}
 	r.mu.Lock()
-	r.expiring = expiring
 	if len(legacy) > 0 && !r.legacyTold {
 		// Nothing is moved: which user those commands were for is unknown.
 		// Told under the lock, so once any Scan returns it has been told.

@@ -90,6 +90,9 @@ type Config struct {
 	// RenewBefore is how long before its identity certificate expires a
 	// device is sent a fresh enrollment profile (0: 30 days).
 	RenewBefore time.Duration
+	// RenewEvery is how often the renewal scan runs (0: hourly); tests
+	// shorten it.
+	RenewEvery time.Duration
 	// Now is the clock of every part that reads one (nil: time.Now); tests
 	// move it to years ahead.
 	Now func() time.Time
@@ -124,6 +127,7 @@ type Server struct {
 	verifier   *identity.Verifier
 	profiles   *profiles.Reconciler
 	handler    http.Handler
+	jobs       heldJobs // exclusive jobs and whether this replica runs them
 }
 
 // New opens the data dir and builds everything; it serves nothing yet.
@@ -350,7 +354,16 @@ func (s *Server) build() error {
 	if s.renewer, err = enroll.NewRenewer(enrollment, s.store, s.cmds, s.cfg.RenewBefore); err != nil {
 		return err
 	}
-	if err := s.metrics.SetIdentitiesExpiringFunc(func() float64 { return float64(s.renewer.Expiring()) }); err != nil {
+	if err := s.metrics.SetIdentitiesExpiringFunc(func() float64 {
+		n, err := s.renewer.Expiring(s.bg)
+		if err != nil {
+			s.log.Error("metrics", "err", err)
+		}
+		return float64(n)
+	}); err != nil {
+		return err
+	}
+	if err := s.metrics.SetJobsFunc(s.jobs.snapshot); err != nil {
 		return err
 	}
 	// Configuration profiles: scoped through internal/scope (groups and
@@ -654,18 +667,35 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 	bg, stop := context.WithCancel(ctx)
 	defer stop()
-	go s.push.RunExpiryWarnings(bg)
 	reconciling := make(chan struct{})
 	go func() { s.profiles.Run(bg); close(reconciling) }()
-	renewing := make(chan struct{})
-	go func() { s.renewer.Run(bg, time.Hour); close(renewing) }()
+	renewing, warning := make(chan struct{}), make(chan struct{})
+	every := s.cfg.RenewEvery
+	if every <= 0 {
+		every = time.Hour
+	}
+	// Scheduled work runs on one replica at a time (see runExclusive);
+	// what each replica does for its own requests (profile reconciling of
+	// its events, last-seen flushing, cache coherence) runs everywhere.
+	go func() {
+		s.logExclusive("identity renewal", s.runExclusive(bg, jobRenewal, func(ctx context.Context) error {
+			s.renewer.Run(ctx, every)
+			return nil
+		}))
+		close(renewing)
+	}()
+	go func() {
+		s.logExclusive("push certificate expiry warnings", s.runExclusive(bg, jobPushExpiry, func(ctx context.Context) error {
+			s.push.RunExpiryWarnings(ctx)
+			return nil
+		}))
+		close(warning)
+	}()
 	flushed, synced, followed := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	go func() { s.followChanges(bg); close(followed) }()
 	go func() { s.svc.RunLastSeenFlusher(bg, 30*time.Second); close(flushed) }()
 	go func() {
-		if err := s.runExclusive(bg, "dep-sync", s.dep.Run); err != nil && !errors.Is(err, context.Canceled) {
-			s.log.Error("ABM sync stopped", "err", err)
-		}
+		s.logExclusive("ABM sync", s.runExclusive(bg, jobDEPSync, s.dep.Run))
 		close(synced)
 	}()
 	go func() {
@@ -690,6 +720,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	<-flushed
 	<-synced
 	<-renewing
+	<-warning
 	<-followed
 	<-reconciling
 	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -710,16 +741,25 @@ type exclusiveRunner interface {
 }
 
 // runExclusive runs a background job that must not run on two replicas at
-// once (ABM sync: Apple throttles it per token) on whichever replica holds
-// the store's lock, taking over when that one goes away. A store for one
-// process only runs it.
+// once (ABM sync: Apple throttles it per token; renewal scans would queue
+// a due renewal twice) on whichever replica holds the store's lock, taking
+// over when that one goes away: a replica that stops or crashes ends its
+// database session, which releases the lock. A store for one process only
+// runs it.
 func (s *Server) runExclusive(ctx context.Context, name string, fn func(context.Context) error) error {
-	ex, ok := s.store.(exclusiveRunner)
-	if !ok {
+	s.jobs.set(name, false)
+	held := func(ctx context.Context) error {
+		s.jobs.set(name, true)
+		defer s.jobs.set(name, false)
+		s.log.Info("running exclusive job", "job", name)
 		return fn(ctx)
 	}
+	ex, ok := s.store.(exclusiveRunner)
+	if !ok {
+		return held(ctx)
+	}
 	for {
-		err := ex.RunExclusive(ctx, name, fn)
+		err := ex.RunExclusive(ctx, name, held)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

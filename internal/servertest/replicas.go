@@ -2,6 +2,7 @@ package servertest
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -21,21 +22,28 @@ import (
 func StartReplicas(t testing.TB, n int, mutate ...func(*server.Config)) []*Server {
 	t.Helper()
 	dsn := pgtest.Prepared(t, "orchard", migrated)
-	open := func(string) (storage.Store, error) {
-		return postgres.Open(context.Background(), dsn, postgres.Options{})
+	// Each replica's sessions carry its name (ReplicaName), so a test can
+	// find them in pg_stat_activity.
+	opener := func(i int) func(string) (storage.Store, error) {
+		return func(string) (storage.Store, error) {
+			return postgres.Open(context.Background(), dsn+"&application_name="+ReplicaName(i), postgres.Options{})
+		}
 	}
-	first := Start(t, append([]func(*server.Config){WithStore(open)}, mutate...)...)
+	first := Start(t, append([]func(*server.Config){WithStore(opener(0))}, mutate...)...)
 	out := []*Server{first}
-	for range n - 1 {
+	for i := 1; i < n; i++ {
 		dir := t.TempDir()
 		if err := copyDir(first.Dir, dir); err != nil {
 			t.Fatal(err)
 		}
 		withDir := func(c *server.Config) { c.DataDir = dir }
-		out = append(out, Start(t, append([]func(*server.Config){WithStore(open), withDir}, mutate...)...))
+		out = append(out, Start(t, append([]func(*server.Config){WithStore(opener(i)), withDir}, mutate...)...))
 	}
 	return out
 }
+
+// ReplicaName is the PostgreSQL application_name of replica i's sessions.
+func ReplicaName(i int) string { return fmt.Sprintf("orchard-replica-%d", i) }
 
 // copyDir copies the regular files of a data dir, keeping their modes.
 func copyDir(from, to string) error {

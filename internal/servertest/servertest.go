@@ -54,6 +54,7 @@ type Server struct {
 	// certificate; nil otherwise.
 	FakeAPNs *apnstest.Server
 	api      *apiclient.Client
+	stop     func() error // ends Serve and waits for it, once
 }
 
 // Backend is a storage backend the end-to-end suite runs on.
@@ -209,9 +210,12 @@ func start(t testing.TB, withPushCert bool, mutate ...func(*server.Config)) *Ser
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
+	stop := sync.OnceValue(func() error {
 		cancel()
-		if err := <-done; err != nil {
+		return <-done
+	})
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
 			t.Errorf("server shutdown: %v", err)
 		}
 	})
@@ -222,7 +226,7 @@ func start(t testing.TB, withPushCert bool, mutate ...func(*server.Config)) *Ser
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 64},
 	}
 	api := &apiclient.Client{BaseURL: url, Key: srv.APIKey(), HTTP: client}
-	s := &Server{Server: srv, URL: url, Client: client, Dir: dir, Apple: apple, api: api, FakeAPNs: fake}
+	s := &Server{Server: srv, URL: url, Client: client, Dir: dir, Apple: apple, api: api, FakeAPNs: fake, stop: stop}
 	if cert != nil {
 		body := map[string]any{"cert_pem": string(cert.CertPEM), "key_pem": string(cert.KeyPEM)}
 		if code := s.API(t, http.MethodPut, "/v1/push-certificate", body, nil); code != http.StatusOK {
@@ -230,6 +234,16 @@ func start(t testing.TB, withPushCert bool, mutate ...func(*server.Config)) *Ser
 		}
 	}
 	return s
+}
+
+// Stop shuts the server down as `orchard serve` does on SIGTERM (its
+// database session ends, so its locks go to other replicas) and waits for
+// it; the test's cleanup does not stop it again.
+func (s *Server) Stop(t testing.TB) {
+	t.Helper()
+	if err := s.stop(); err != nil {
+		t.Errorf("server shutdown: %v", err)
+	}
 }
 
 type testWriter struct{ t testing.TB }

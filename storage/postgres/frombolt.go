@@ -32,7 +32,7 @@ var tables = []string{"enrollments", "device_fold", "cert_binding", "commands", 
 	"inventory", "device_reports", "dep_tokens", "dep_sync", "dep_devices", "dep_profiles", "enrollment_failures",
 	"admins", "api_tokens", "audit", "profiles", "profile_versions", "profile_states",
 	"dir_users", "dir_groups", "dir_group_members", "primary_users",
-	"ddm_declarations", "ddm_sets", "ddm_status"}
+	"ddm_declarations", "ddm_sets", "ddm_status", "web_sessions"}
 
 // derivedBuckets are bbolt indexes the PostgreSQL schema rebuilds from the
 // records themselves (as indexed columns), so they are not copied.
@@ -180,6 +180,19 @@ var boltMapping = map[string]struct {
 			return nil, errors.New("bad key")
 		}
 		return row{token, id, v}, nil
+	}},
+	"web_sessions": {"web_sessions", []string{"kind", "id_hash", "subject", "idle_expires_at", "expires_at", "doc"}, func(_ *bolt.Tx, _, v []byte) (row, error) {
+		var ws struct {
+			Kind          string    `json:"kind"`
+			IDHash        []byte    `json:"id_hash"`
+			Subject       string    `json:"subject"`
+			IdleExpiresAt time.Time `json:"idle_expires_at"`
+			ExpiresAt     time.Time `json:"expires_at"`
+		}
+		if err := json.Unmarshal(v, &ws); err != nil {
+			return nil, err
+		}
+		return row{ws.Kind, ws.IDHash, ws.Subject, ws.IdleExpiresAt, ws.ExpiresAt, v}, nil
 	}},
 }
 

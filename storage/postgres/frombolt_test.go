@@ -75,6 +75,8 @@ func fillBolt(t *testing.T, s storage.Store) []string {
 	prof := &storage.Profile{ID: "com.example.wifi", Version: 1, UUID: "P1", CreatedAt: at}
 	must(s.PutProfile(ctx, prof, &storage.ProfileVersion{ProfileID: prof.ID, Version: 1, UUID: "P1", Data: []byte("<plist/>")}))
 	must(s.PutChannelProfiles(ctx, []storage.ChannelProfile{{ProfileID: prof.ID, ChannelID: "D2", Version: 1, State: storage.ProfileVerified}}))
+	must(s.CreateWebSession(ctx, &storage.WebSession{Kind: "console", IDHash: []byte("0123456789abcdef0123456789abcdef"), Subject: "alice",
+		CSRF: "c", Data: map[string]string{"k": "v"}, CreatedAt: at, IdleExpiresAt: at.Add(time.Hour), ExpiresAt: at.Add(8 * time.Hour)}))
 	return uuids
 }
 
@@ -156,6 +158,8 @@ func snapshot(t *testing.T, s storage.Store, uuids []string) map[string]string {
 	put("api token", tok, err)
 	audit, err := s.ListAudit(ctx, storage.AuditFilter{Actor: "alice"}, "", 0)
 	put("audit", audit, err)
+	ws, err := s.GetWebSession(ctx, "console", []byte("0123456789abcdef0123456789abcdef"))
+	put("web session", ws, err)
 	return out
 }
 
