@@ -1,44 +1,19 @@
 package portal
 
 import (
-	"bytes"
 	"embed"
-	"html/template"
-	"io/fs"
 	"net/http"
 	"strings"
+
+	"github.com/orchardmdm/orchard/internal/webui"
 )
 
 //go:embed templates/*.html
 var templateFS embed.FS
 
-//go:embed static
-var staticFS embed.FS
-
-// pages holds one template set per page, each with the layout.
-var pages = func() map[string]*template.Template {
-	out := map[string]*template.Template{}
-	for _, name := range []string{"signin", "terms", "category", "profile", "done", "message", "invitation"} {
-		out[name] = template.Must(template.ParseFS(templateFS, "templates/layout.html", "templates/platform.html", "templates/"+name+".html"))
-	}
-	return out
-}()
-
-func staticFiles() http.Handler {
-	sub, _ := fs.Sub(staticFS, "static")
-	fsrv := http.FileServerFS(sub)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "public, max-age=3600")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		fsrv.ServeHTTP(w, r)
-	})
-}
-
-// view is what every page template reads.
+// view is a page's own data (webui.Page.Data).
 type view struct {
-	Title, Error string
-	Step, Steps  int
-	CSRF         string
+	Step, Steps int
 
 	Username, Category string
 	Platform           string
@@ -50,10 +25,8 @@ type view struct {
 	Terms      []Document
 	Categories []Category
 
-	Message, Hint string
-	Label         string
-	Expires       string
-	Action        string
+	Heading, Message, Hint string
+	Label, Expires, Action string
 }
 
 type platformOption struct {
@@ -61,37 +34,40 @@ type platformOption struct {
 	Selected bool
 }
 
-// render writes a page with the headers every page gets: no caching, no
-// sniffing, no referrer (a link's token must not leak), a CSP without
-// inline script. Framing is allowed only from the same origin, except for
-// the Setup Assistant web view, which needs none.
-func (p *Portal) render(w http.ResponseWriter, r *http.Request, status int, page string, v view) {
-	var buf bytes.Buffer
-	if err := pages[page].ExecuteTemplate(&buf, "layout", v); err != nil {
-		p.log.Error("portal: render", "page", page, "err", err)
-		http.Error(w, "internal server error", http.StatusInternalServerError)
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("X-Content-Type-Options", "nosniff")
-	csp := "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'"
+// render writes a page through the shared layout. The site allows
+// framing (Setup Assistant's web view); every page but the Setup
+// Assistant ones takes it back.
+func (p *Portal) render(w http.ResponseWriter, r *http.Request, status int, page, title, errMsg string, v view) {
 	if !v.SetupAssistant {
+		h := w.Header()
 		h.Set("X-Frame-Options", "DENY")
-		csp += "; frame-ancestors 'none'"
+		if csp := h.Get("Content-Security-Policy"); csp != "" && !strings.Contains(csp, "frame-ancestors") {
+			h.Set("Content-Security-Policy", csp+"; frame-ancestors 'none'")
+		}
 	}
-	h.Set("Content-Security-Policy", csp)
-	w.WriteHeader(status)
-	if r.Method != http.MethodHead {
-		w.Write(buf.Bytes())
+	pg := &webui.Page{Title: title, Data: v}
+	if errMsg != "" {
+		pg.Errors = webui.FormErrors{"": errMsg}
 	}
+	if r.Method == http.MethodHead {
+		w = headWriter{w}
+	}
+	p.pages.Render(w, r, status, page, pg)
 }
 
+// headWriter drops the body of a HEAD answer, keeping its headers.
+type headWriter struct{ http.ResponseWriter }
+
+func (h headWriter) Write(b []byte) (int, error) { return len(b), nil }
+
 // message renders a page that only tells something: a refusal, a used link.
-func (p *Portal) message(w http.ResponseWriter, r *http.Request, status int, title, msg, hint string) {
-	p.render(w, r, status, "message", view{Title: title, Message: msg, Hint: hint})
+func (p *Portal) message(w http.ResponseWriter, r *http.Request, status int, heading, msg, hint string) {
+	p.render(w, r, status, "message", heading, "", view{Heading: heading, Message: msg, Hint: hint})
+}
+
+// saMessage is message for the Setup Assistant web view.
+func (p *Portal) saMessage(w http.ResponseWriter, r *http.Request, status int, heading, msg, hint string) {
+	p.render(w, r, status, "message", heading, "", view{Heading: heading, Message: msg, Hint: hint, SetupAssistant: true})
 }
 
 // Platforms the portal tells apart.
@@ -118,7 +94,7 @@ func platformFromUA(ua string) (platform, why string) {
 	return iOS, "your browser did not say; iPhone assumed"
 }
 
-func (p *Portal) platformView(r *http.Request, f *Flow, v *view) {
+func platformView(r *http.Request, f *Flow, v *view) {
 	_, why := platformFromUA(r.UserAgent())
 	if f.PlatformChosen {
 		why = "as you chose"

@@ -17,6 +17,7 @@ import (
 
 	"github.com/orchardmdm/orchard/internal/directory"
 	"github.com/orchardmdm/orchard/internal/enroll"
+	"github.com/orchardmdm/orchard/internal/webui"
 	"github.com/orchardmdm/orchard/storage"
 )
 
@@ -73,34 +74,40 @@ const (
 	StageProfileDownloaded = "profile_downloaded"
 )
 
-// Config is what the portal is built from; Enroll, Auth and Sessions are
+// Config is what the portal is built from; Enroll, Auth and Site are
 // required.
 type Config struct {
-	Enroll     Enrollment
-	Auth       directory.Authenticator
-	Sessions   Sessions
+	Enroll Enrollment
+	Auth   directory.Authenticator
+	// Site is the portal's web machinery (internal/webui, kind "portal",
+	// prefix "/portal", framing allowed for Setup Assistant): sessions,
+	// CSRF, headers, layout.
+	Site       *webui.Site
 	Terms      Terms
 	Categories Categories
 	Stages     Stages
-	// PublicURL is the server's https base URL (form posts must come from it).
-	PublicURL string
-	Logger    *slog.Logger
-	Now       func() time.Time
+	Logger     *slog.Logger
+	Now        func() time.Time
 }
 
 // Portal serves the pages.
 type Portal struct {
-	cfg Config
-	log *slog.Logger
-	now func() time.Time
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+	pages *webui.Templates
 }
 
 // New builds the portal.
 func New(cfg Config) (*Portal, error) {
-	if cfg.Enroll == nil || cfg.Auth == nil || cfg.Sessions == nil {
-		return nil, errors.New("portal: enrollment, authenticator and sessions are required")
+	if cfg.Enroll == nil || cfg.Auth == nil || cfg.Site == nil {
+		return nil, errors.New("portal: enrollment, authenticator and web site are required")
 	}
-	p := &Portal{cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	pages, err := cfg.Site.Templates(templateFS, nil, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	p := &Portal{cfg: cfg, log: cfg.Logger, now: cfg.Now, pages: pages}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -110,23 +117,30 @@ func New(cfg Config) (*Portal, error) {
 	return p, nil
 }
 
-// Register mounts the pages on the public mux.
+// Register mounts the pages on the public mux, every one behind the
+// site's sessions, headers and CSRF check.
 func (p *Portal) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /portal", p.start)
-	mux.HandleFunc("GET /portal/{$}", p.start)
-	mux.Handle("GET /portal/static/", http.StripPrefix("/portal/static/", staticFiles()))
-	mux.HandleFunc("POST /portal/signin", p.signIn)
-	mux.HandleFunc("POST /portal/platform", p.setPlatform)
-	mux.HandleFunc("GET /portal/terms", p.termsPage)
-	mux.HandleFunc("POST /portal/terms", p.acceptTerms)
-	mux.HandleFunc("GET /portal/category", p.categoryPage)
-	mux.HandleFunc("POST /portal/category", p.chooseCategory)
-	mux.HandleFunc("GET /portal/profile", p.profilePage)
-	mux.HandleFunc("POST /portal/profile", p.downloadProfile)
-	mux.HandleFunc("GET /portal/done", p.donePage)
+	m := http.NewServeMux()
+	m.HandleFunc("GET /portal", p.start)
+	m.HandleFunc("GET /portal/{$}", p.start)
+	m.Handle("GET /portal/static/", p.cfg.Site.Static())
+	m.HandleFunc("POST /portal/signin", p.signIn)
+	m.HandleFunc("POST /portal/sign-out", p.signOut)
+	m.HandleFunc("POST /portal/platform", p.setPlatform)
+	m.HandleFunc("GET /portal/terms", p.termsPage)
+	m.HandleFunc("POST /portal/terms", p.acceptTerms)
+	m.HandleFunc("GET /portal/category", p.categoryPage)
+	m.HandleFunc("POST /portal/category", p.chooseCategory)
+	m.HandleFunc("GET /portal/profile", p.profilePage)
+	m.HandleFunc("POST /portal/profile", p.downloadProfile)
+	m.HandleFunc("GET /portal/done", p.donePage)
 	// GET and HEAD of a link show what it is and use nothing: link
 	// scanners and chat previews fetch them. The page's POST hands out.
-	mux.HandleFunc("GET /enroll/{token}", p.cfg.Enroll.LimitTokens(p.invitationPage))
-	mux.HandleFunc("POST /enroll/{token}", p.cfg.Enroll.LimitTokens(p.invitationProfile))
-	mux.HandleFunc("GET /enroll/ade", p.cfg.Enroll.LimitMachineInfo(p.setupAssistant))
+	m.HandleFunc("GET /enroll/{token}", p.cfg.Enroll.LimitTokens(p.invitationPage))
+	m.HandleFunc("POST /enroll/{token}", p.cfg.Enroll.LimitTokens(p.invitationProfile))
+	m.HandleFunc("GET /enroll/ade", p.cfg.Enroll.LimitMachineInfo(p.setupAssistant))
+	h := p.cfg.Site.Handler(m)
+	for _, pattern := range []string{"/portal", "/portal/", "GET /enroll/{token}", "POST /enroll/{token}", "GET /enroll/ade"} {
+		mux.Handle(pattern, h)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/orchardmdm/orchard/internal/enroll"
+	"github.com/orchardmdm/orchard/storage"
 )
 
 // setupAssistant serves GET /enroll/ade?token=&profile=&auth=modern, the
@@ -29,16 +30,13 @@ func (p *Portal) setupAssistant(w http.ResponseWriter, r *http.Request) {
 		enroll.WriteUpdateRequired(w, update)
 		return
 	case errors.As(err, &refused):
-		p.render(w, r, http.StatusForbidden, "message", view{Title: "This device cannot enroll", Message: refused.Reason,
-			Hint: "Ask your IT team.", SetupAssistant: true})
+		p.saMessage(w, r, http.StatusForbidden, "This device cannot enroll", refused.Reason, "Ask your IT team.")
 		return
 	case errors.Is(err, enroll.ErrBadMachineInfo):
-		p.render(w, r, http.StatusBadRequest, "message", view{Title: "This device cannot enroll",
-			Message: "Open this page from Setup Assistant on the device: it did not identify itself.", SetupAssistant: true})
+		p.saMessage(w, r, http.StatusBadRequest, "This device cannot enroll", "Open this page from Setup Assistant on the device: it did not identify itself.", "")
 		return
 	case errors.Is(err, enroll.ErrNoPushCert):
-		p.render(w, r, http.StatusConflict, "message", view{Title: "Not ready yet", Message: "This server cannot enroll devices yet.",
-			Hint: "Your IT team must finish setting it up (push certificate).", SetupAssistant: true})
+		p.saMessage(w, r, http.StatusConflict, "Not ready yet", "This server cannot enroll devices yet.", "Your IT team must upload an MDM push certificate first.")
 		return
 	case err != nil:
 		p.internal(w, r, err)
@@ -51,35 +49,36 @@ func (p *Portal) setupAssistant(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(m.Product, "iPhone"), strings.HasPrefix(m.Product, "iPod"):
 		platform = iOS
 	}
-	s, err := p.cfg.Sessions.Start(w, r, Flow{Platform: platform, Device: m, TokenID: token, ProfileID: profile})
-	if err != nil {
+	// The device info comes only with this first load: a session (with no
+	// one signed in yet) keeps it for the sign-in that follows.
+	f := Flow{ID: newID(), Platform: platform, Device: m, TokenID: token, ProfileID: profile}
+	if _, err := p.cfg.Site.SignIn(w, r, "", flowData(f)); err != nil {
 		p.internal(w, r, err)
 		return
 	}
-	p.record(r, s, StageSigninShown)
-	p.signInPage(w, r, s, http.StatusOK, "", "")
+	p.record(r, f, "", StageSigninShown)
+	p.signInPage(w, r, f, http.StatusOK, "", "")
 }
 
 // setupAssistantProfile answers the Setup Assistant web view with the
 // enrollment profile bound to the device's serial and UDID and to the
 // signed-in user; the web view installs it and goes on.
-func (p *Portal) setupAssistantProfile(w http.ResponseWriter, r *http.Request, s *Session) {
-	f := s.Flow
-	raw, err := p.cfg.Enroll.ADEUserProfile(r.Context(), f.Device, f.TokenID, f.ProfileID, f.Username, f.Category)
+func (p *Portal) setupAssistantProfile(w http.ResponseWriter, r *http.Request, ws *storage.WebSession, f Flow) {
+	raw, err := p.cfg.Enroll.ADEUserProfile(r.Context(), f.Device, f.TokenID, f.ProfileID, ws.Subject, f.Category)
 	if errors.Is(err, enroll.ErrNoPushCert) {
-		p.render(w, r, http.StatusConflict, "message", view{Title: "Not ready yet", Message: "This server cannot enroll devices yet.", SetupAssistant: true})
+		p.saMessage(w, r, http.StatusConflict, "Not ready yet", "This server cannot enroll devices yet.", "")
 		return
 	}
 	if err != nil {
 		p.internal(w, r, err)
 		return
 	}
-	s.Flow.Downloaded = true
-	if err := p.cfg.Sessions.Save(r.Context(), s); err != nil {
+	f.Downloaded = true
+	if err := p.save(r, ws, f); err != nil {
 		p.log.Warn("portal: save session", "err", err)
 	}
-	p.record(r, s, StageProfileDownloaded)
-	p.log.Info("portal: Setup Assistant profile handed out", "username", f.Username, "serial", f.Device.Serial)
+	p.record(r, f, ws.Subject, StageProfileDownloaded)
+	p.log.Info("portal: Setup Assistant profile handed out", "username", ws.Subject, "serial", f.Device.Serial)
 	w.Header().Set("Content-Type", "application/x-apple-aspen-config")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Write(raw)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -99,30 +100,23 @@ func testInvitationEnrollment(t *testing.T, backend servertest.Backend) {
 	if code := s.API(t, "POST", "/v1/enrollment/invitations", map[string]any{"label": "test"}, &inv); code != http.StatusCreated && code != 200 {
 		t.Fatalf("create invitation = %d", code)
 	}
+	path := strings.TrimPrefix(inv.URL, s.URL)
+	scanner := newBrowser(t, s, "Slackbot-LinkExpanding 1.0")
 	for _, method := range []string{"HEAD", "GET", "GET"} {
-		req, _ := http.NewRequest(method, inv.URL, nil)
-		resp, err := s.Client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		if resp, _ := scanner.do(method, path, nil); resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 			t.Fatalf("invitation %s = %d %s, want the landing page", method, resp.StatusCode, resp.Header.Get("Content-Type"))
 		}
 	}
-	resp, err := s.Client.Post(inv.URL, "application/x-www-form-urlencoded", nil)
-	if err != nil {
-		t.Fatal(err)
+	b := newBrowser(t, s, iPhoneUA)
+	b.do("GET", path, nil)
+	if resp, _ := b.do("POST", path, url.Values{}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("invitation POST without the page's CSRF token = %d, want 403", resp.StatusCode)
 	}
+	resp, profile := b.do("POST", path, url.Values{"csrf": {b.csrf()}})
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-apple-aspen-config" {
 		t.Fatalf("invitation POST = %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	profile := readAll(t, resp)
-	again, err := s.Client.Post(inv.URL, "application/x-www-form-urlencoded", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	page := readAll(t, again)
+	again, page := b.do("POST", path, url.Values{"csrf": {b.csrf()}})
 	if again.StatusCode != http.StatusGone || !strings.Contains(string(page), "already used") {
 		t.Fatalf("second POST = %d %s, want the 410 page", again.StatusCode, page)
 	}

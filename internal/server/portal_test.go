@@ -168,8 +168,12 @@ func testPortalRefusals(t *testing.T, backend servertest.Backend) {
 		t.Fatalf("sign-in with a wrong CSRF token = %d, want 403", resp.StatusCode)
 	}
 	fresh := newBrowser(t, s, macUA)
-	if resp, _ := fresh.do("POST", "/portal/profile", url.Values{}); resp.Request.URL.Path != "/portal" || strings.Contains(resp.Header.Get("Content-Type"), "aspen") {
-		t.Fatalf("profile without a session = %d at %s, want the sign-in page", resp.StatusCode, resp.Request.URL.Path)
+	if resp, _ := fresh.do("POST", "/portal/profile", url.Values{}); resp.StatusCode != http.StatusForbidden || strings.Contains(resp.Header.Get("Content-Type"), "aspen") {
+		t.Fatalf("profile without a session or token = %d, want 403", resp.StatusCode)
+	}
+	fresh.do("GET", "/portal", nil)
+	if resp, _ := fresh.do("POST", "/portal/profile", url.Values{"csrf": {fresh.csrf()}}); resp.Request.URL.Path != "/portal" || strings.Contains(resp.Header.Get("Content-Type"), "aspen") {
+		t.Fatalf("profile before signing in = %d at %s, want the sign-in page", resp.StatusCode, resp.Request.URL.Path)
 	}
 	resp, body := b.signIn("bob", "bob's right password")
 	if resp.StatusCode != 200 || !strings.Contains(body, "System Settings") || !strings.Contains(body, `<strong id="platform">Mac</strong>`) {

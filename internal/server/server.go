@@ -35,6 +35,7 @@ import (
 	"github.com/orchardmdm/orchard/internal/push"
 	"github.com/orchardmdm/orchard/internal/scope"
 	"github.com/orchardmdm/orchard/internal/version"
+	"github.com/orchardmdm/orchard/internal/webui"
 	"github.com/orchardmdm/orchard/mdm/commands"
 	"github.com/orchardmdm/orchard/mdm/enrollprofile"
 	"github.com/orchardmdm/orchard/mdm/identity"
@@ -431,8 +432,14 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
-	pages, err := portal.New(portal.Config{Enroll: enrollment, Auth: signIn, PublicURL: s.cfg.PublicURL, Logger: s.log, Now: now,
-		Sessions: portal.NewMemorySessions(origin(s.cfg.PublicURL), now)})
+	// Framing is allowed site-wide for Setup Assistant's web view; the
+	// portal's other pages take it back themselves.
+	portalSite, err := webui.New(webui.Options{Kind: "portal", Name: "Orchard enrollment", Prefix: "/portal", Store: s.store,
+		IdleTimeout: 30 * time.Minute, MaxAge: 2 * time.Hour, MaxFormBytes: 16 << 10, AllowFraming: true, Now: now, Logger: s.log})
+	if err != nil {
+		return err
+	}
+	pages, err := portal.New(portal.Config{Enroll: enrollment, Auth: signIn, Site: portalSite, Logger: s.log, Now: now})
 	if err != nil {
 		return err
 	}
@@ -815,13 +822,4 @@ func (s *Server) machineInfoOptions() []enroll.Option {
 		opts = append(opts, enroll.WithInsecureMachineInfo())
 	}
 	return opts
-}
-
-// origin is the scheme and host of a URL: what browsers send as Origin.
-func origin(u string) string {
-	p, err := url.Parse(u)
-	if err != nil {
-		return u
-	}
-	return p.Scheme + "://" + p.Host
 }
