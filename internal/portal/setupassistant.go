@@ -50,14 +50,14 @@ func (p *Portal) setupAssistant(w http.ResponseWriter, r *http.Request) {
 		platform = iOS
 	}
 	// The device info comes only with this first load: a session (with no
-	// one signed in yet) keeps it for the sign-in that follows.
+	// one signed in yet) keeps it for the sign-in that follows, on the
+	// portal's sign-in page (whose form carries that session's token).
 	f := Flow{ID: newID(), Platform: platform, Device: m, TokenID: token, ProfileID: profile}
 	if _, err := p.cfg.Site.SignIn(w, r, "", flowData(f)); err != nil {
 		p.internal(w, r, err)
 		return
 	}
-	p.record(r, f, "", StageSigninShown)
-	p.signInPage(w, r, f, http.StatusOK, "", "")
+	http.Redirect(w, r, "/portal", http.StatusSeeOther)
 }
 
 // setupAssistantProfile answers the Setup Assistant web view with the

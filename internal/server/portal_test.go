@@ -22,11 +22,12 @@ const (
 // browser is a person's browser on the portal: cookies, a User-Agent, and
 // the last page it saw (for its CSRF token).
 type browser struct {
-	t    *testing.T
-	s    *servertest.Server
-	c    *http.Client
-	ua   string
-	page string
+	t      *testing.T
+	s      *servertest.Server
+	c      *http.Client
+	ua     string
+	page   string
+	header http.Header // sent with every request (Setup Assistant's device info)
 }
 
 func newBrowser(t *testing.T, s *servertest.Server, ua string) *browser {
@@ -55,6 +56,9 @@ func (b *browser) do(method, path string, form url.Values) (*http.Response, []by
 	}
 	req, _ := http.NewRequest(method, b.s.URL+path, body)
 	req.Header.Set("User-Agent", b.ua)
+	for k, v := range b.header {
+		req.Header[k] = v
+	}
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("Origin", b.s.URL)

@@ -50,6 +50,8 @@ var e2eTests = []struct {
 	{"DeclarativeSoftwareUpdate", testDeclarativeSoftwareUpdate},
 	{"PortalEnrollment", testPortalEnrollment},
 	{"PortalRefusals", testPortalRefusals},
+	{"SetupAssistantSignIn", testSetupAssistantSignIn},
+	{"ADEMinimumOS", testADEMinimumOS},
 }
 
 func TestE2E(t *testing.T) {
