@@ -31,5 +31,6 @@ type Store interface {
 	ProfileStore
 	DeclarationStore
 	WebSessionStore
+	CategoryStore
 	io.Closer
 }

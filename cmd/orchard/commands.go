@@ -46,6 +46,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 refused by the server, 5 serv
 			{name: "profiles", summary: "configuration profiles: library, scope, state per device", subs: profilesCommands},
 			{name: "users", summary: "the local directory's users: list, create, import, disable", subs: usersCommands},
 			{name: "groups", summary: "static groups of users and their members", subs: groupsCommands},
+			{name: "categories", summary: "device categories (the portal asks users to pick one)", subs: categoriesCommands},
 			{name: "declarations", summary: "Declarative Device Management declarations", subs: declarationsCommands},
 			{name: "declaration-sets", summary: "sets of declarations and the devices they are scoped to", subs: declarationSetsCommands},
 			{name: "software-updates", summary: "fleet view: devices per OS version, pending and failed enforced updates",
@@ -118,6 +119,8 @@ enrollment, once, within 7 days. Without a release such an enrollment is refused
 		examples: []string{"orchard devices release <udid>"}},
 	{name: "set-user", summary: "set the device's primary user (\"\" clears it)", args: []string{"<udid>", "<username>"},
 		setup: api(devicesSetUser), examples: []string{"orchard devices set-user <udid> ann"}},
+	{name: "category", summary: "put the device in a category (\"\" takes it out)", args: []string{"<udid>", "<category>"},
+		setup: api(devicesCategory), examples: []string{"orchard devices category <udid> kiosk"}},
 }
 
 var commandsCommands = []*command{
@@ -164,6 +167,7 @@ func devicesList(fs *flag.FlagSet) builder {
 	p.register(fs, "devices")
 	user := fs.String("user", "", "only devices whose primary user this is")
 	group := fs.String("group", "", "only devices whose primary user is in this group")
+	category := fs.String("category", "", "only devices in this category")
 	return func(*client, []string) (call, error) {
 		q := url.Values{}
 		p.query(q, fs)
@@ -172,6 +176,9 @@ func devicesList(fs *flag.FlagSet) builder {
 		}
 		if *group != "" {
 			q.Set("group", *group)
+		}
+		if *category != "" {
+			q.Set("category", *category)
 		}
 		return call{method: "GET", path: "/v1/devices?" + q.Encode(), list: &listView{"devices", deviceColumns}, all: p.all}, nil
 	}

@@ -113,6 +113,10 @@ var wantNeed = map[string]adminauth.Need{
 	"POST /v1/declaration-sets": adminauth.Policy, "GET /v1/declaration-sets/{name}": adminauth.Read,
 	"DELETE /v1/declaration-sets/{name}": adminauth.Policy, "GET /v1/devices/{id}/declarations": adminauth.Read,
 	"GET /v1/software-updates": adminauth.Read,
+	// Categories: deleting one takes every device out of it.
+	"GET /v1/categories": adminauth.Read, "POST /v1/categories": adminauth.Policy,
+	"GET /v1/categories/{name}": adminauth.Read, "PATCH /v1/categories/{name}": adminauth.Policy,
+	"DELETE /v1/categories/{name}": adminauth.Destructive, "PUT /v1/devices/{id}/category": adminauth.Policy,
 }
 
 // actionWant is what each device action needs: helpdesk gets the listed

@@ -21,6 +21,7 @@ import (
 	"github.com/orchardmdm/orchard/apns"
 	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
 	"github.com/orchardmdm/orchard/internal/adminauth"
+	"github.com/orchardmdm/orchard/internal/category"
 	"github.com/orchardmdm/orchard/internal/command"
 	"github.com/orchardmdm/orchard/internal/directory"
 	"github.com/orchardmdm/orchard/internal/enroll"
@@ -70,6 +71,8 @@ type Config struct {
 	Enroll    *enroll.Handler
 	Backup    Backup
 	Directory *directory.Service
+	// Categories is device categories (internal/category).
+	Categories *category.Service
 	// Admins keeps admin accounts, their tokens and the audit log; without
 	// it only the API key works and nothing is audited.
 	Admins      storage.AdminStore
@@ -90,6 +93,7 @@ type API struct {
 	enroll   *enroll.Handler
 	backup   Backup
 	dir      *directory.Service
+	cats     *category.Service
 	admins   storage.AdminStore
 	profiles *profiles.Handler
 	ddm      Declarative
@@ -112,7 +116,7 @@ func New(c Config) (*API, error) {
 		c.Logger = slog.Default()
 	}
 	a := &API{store: c.Store, commands: c.Commands, secrets: c.Secrets, releaser: c.Releaser, push: c.Push,
-		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, admins: c.Admins, profiles: c.Profiles, dir: c.Directory, ddm: c.Declarative, log: c.Logger,
+		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, admins: c.Admins, profiles: c.Profiles, dir: c.Directory, ddm: c.Declarative, log: c.Logger, cats: c.Categories,
 		mux: http.NewServeMux(), paths: http.NewServeMux(), allow: map[string][]string{}}
 	a.SetAPIKey(c.APIKey)
 	for _, rt := range a.routes() {

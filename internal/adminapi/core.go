@@ -51,6 +51,7 @@ type DeviceView struct {
 	UserID           string                 `json:"user_id,omitempty"`
 	UserShortName    string                 `json:"user_short_name,omitempty"`
 	PrimaryUser      string                 `json:"primary_user,omitempty"`
+	Category         string                 `json:"category,omitempty"`
 	Revealed         map[string]string      `json:"revealed,omitempty"`
 }
 
@@ -113,6 +114,10 @@ const maxPage = 1000
 var inventoryFilters = []string{"platform", "model", "os_version", "supervised", "ownership"}
 
 func (a *API) listDevices(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Has("category") {
+		a.listDevicesByCategory(w, r)
+		return
+	}
 	if r.URL.Query().Has("user") || r.URL.Query().Has("group") {
 		a.listDevicesByUser(w, r)
 		return
@@ -147,6 +152,10 @@ func (a *API) listDevices(w http.ResponseWriter, r *http.Request) {
 					apijson.Fail(w, r, a.log, err)
 					return
 				}
+				if err := a.withCategory(r.Context(), &v); err != nil {
+					apijson.Fail(w, r, a.log, err)
+					return
+				}
 				out = append(out, v)
 				next = page[i].ID
 			}
@@ -176,6 +185,10 @@ func (a *API) showDevice(w http.ResponseWriter, r *http.Request) {
 	v := viewOf(e)
 	if e.DeviceID == e.ID {
 		if err := a.withPrimaryUser(r.Context(), &v); err != nil {
+			apijson.Fail(w, r, a.log, err)
+			return
+		}
+		if err := a.withCategory(r.Context(), &v); err != nil {
 			apijson.Fail(w, r, a.log, err)
 			return
 		}

@@ -296,6 +296,13 @@ func (a *API) setPrimaryUser(w http.ResponseWriter, r *http.Request) {
 		apijson.Fail(w, r, a.log, err)
 		return
 	}
+	if a.cats != nil && name != "" {
+		// The new user joins the group of the device's category.
+		if _, err := a.cats.Join(r.Context(), id); err != nil {
+			apijson.Fail(w, r, a.log, err)
+			return
+		}
+	}
 	apijson.WriteJSON(w, http.StatusOK, map[string]string{"id": id, "primary_user": name})
 }
 
@@ -374,6 +381,10 @@ func (a *API) listDevicesByUser(w http.ResponseWriter, r *http.Request) {
 		}
 		v := viewOf(e)
 		if err := a.withPrimaryUser(r.Context(), &v); err != nil {
+			apijson.Fail(w, r, a.log, err)
+			return
+		}
+		if err := a.withCategory(r.Context(), &v); err != nil {
 			apijson.Fail(w, r, a.log, err)
 			return
 		}

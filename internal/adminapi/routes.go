@@ -14,6 +14,7 @@ func (a *API) routes() []route {
 	adm := func(a *API) bool { return a.admins != nil }
 	prf := func(a *API) bool { return a.profiles != nil }
 	dir := func(a *API) bool { return a.dir != nil }
+	cat := func(a *API) bool { return a.cats != nil }
 	// Each line: method, path, the access it needs (adminauth: read,
 	// action, destructive, policy, manage admins), handler, wiring check.
 	return []route{
@@ -120,5 +121,11 @@ func (a *API) routes() []route {
 		{"DELETE", "/v1/declaration-sets/{name}", policy, a.deleteDeclarationSet, ddm},
 		{"GET", "/v1/devices/{id}/declarations", read, a.deviceDeclarations, ddm},
 		{"GET", "/v1/software-updates", read, a.softwareUpdates, ddm},
+		{"GET", "/v1/categories", read, a.listCategories, cat},
+		{"POST", "/v1/categories", policy, a.createCategory, cat},
+		{"GET", "/v1/categories/{name}", read, a.showCategory, cat},
+		{"PATCH", "/v1/categories/{name}", policy, a.updateCategory, cat},
+		{"DELETE", "/v1/categories/{name}", destroy, a.deleteCategory, cat},
+		{"PUT", "/v1/devices/{id}/category", policy, a.setDeviceCategory, cat},
 	}
 }

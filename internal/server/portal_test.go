@@ -83,15 +83,28 @@ func (b *browser) signIn(username, password string) (*http.Response, string) {
 	return resp, string(body)
 }
 
-// The whole portal flow over real HTTPS: sign in, get the profile bound to
-// the user, a simulated device enrolls with it, and the device shows the
-// user as its primary user. The profile is single-use. Step times are
-// logged (the report's figures).
+// The whole portal flow over real HTTPS: sign in, pick a category, get the
+// profile bound to the user, a simulated device enrolls with it, and the
+// device shows the user as its primary user, and its category (whose group
+// the user joined). The profile is single-use. Step times are logged (the
+// report's figures).
 func testPortalEnrollment(t *testing.T, backend servertest.Backend) {
 	ctx := context.Background()
 	s := backend.Start(t)
 	if code := s.API(t, "POST", "/v1/users", map[string]any{"username": "ann", "display_name": "Ann", "password": "correct horse battery"}, nil); code != http.StatusCreated {
 		t.Fatalf("create user = %d", code)
+	}
+	for _, c := range []struct {
+		path string
+		body map[string]any
+	}{
+		{"/v1/groups", map[string]any{"name": "sales"}},
+		{"/v1/categories", map[string]any{"name": "sales-phones", "description": "Phones of the sales team", "group": "sales"}},
+		{"/v1/categories", map[string]any{"name": "kiosk", "description": "Shared kiosks"}},
+	} {
+		if code := s.API(t, "POST", c.path, c.body, nil); code != http.StatusCreated {
+			t.Fatalf("POST %s = %d", c.path, code)
+		}
 	}
 	b := newBrowser(t, s, iPhoneUA)
 	start := time.Now()
@@ -109,10 +122,20 @@ func testPortalEnrollment(t *testing.T, backend servertest.Backend) {
 	}
 	signinShown := time.Since(start)
 	resp, _ = b.do("POST", "/portal/signin", url.Values{"csrf": {b.csrf()}, "username": {"ann"}, "password": {"correct horse battery"}})
-	if resp.StatusCode != 200 || resp.Request.URL.Path != "/portal/profile" || !strings.Contains(b.page, "Profile Downloaded") {
-		t.Fatalf("after sign-in: %d %s, want the profile page with iOS instructions: %s", resp.StatusCode, resp.Request.URL.Path, b.page)
+	if resp.StatusCode != 200 || resp.Request.URL.Path != "/portal/category" || !strings.Contains(b.page, "Phones of the sales team") {
+		t.Fatalf("after sign-in: %d %s, want the category page: %s", resp.StatusCode, resp.Request.URL.Path, b.page)
 	}
 	signedIn := time.Since(start)
+	if resp, _ := b.do("POST", "/portal/profile", url.Values{"csrf": {b.csrf()}}); strings.Contains(resp.Header.Get("Content-Type"), "aspen") {
+		t.Fatal("a profile went out before a category was chosen")
+	}
+	if resp, _ := b.do("POST", "/portal/category", url.Values{"csrf": {b.csrf()}, "category": {"no-such"}}); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("unknown category = %d, want 400", resp.StatusCode)
+	}
+	resp, _ = b.do("POST", "/portal/category", url.Values{"csrf": {b.csrf()}, "category": {"sales-phones"}})
+	if resp.StatusCode != 200 || resp.Request.URL.Path != "/portal/profile" || !strings.Contains(b.page, "Profile Downloaded") {
+		t.Fatalf("after the category: %d %s, want the profile page with iOS instructions: %s", resp.StatusCode, resp.Request.URL.Path, b.page)
+	}
 	resp, profile := b.do("POST", "/portal/profile", url.Values{"csrf": {b.csrf()}})
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-apple-aspen-config" {
 		t.Fatalf("profile download = %d %s: %s", resp.StatusCode, resp.Header.Get("Content-Type"), profile)
@@ -124,15 +147,23 @@ func testPortalEnrollment(t *testing.T, backend servertest.Backend) {
 	}
 	s.Enroll(t, dev)
 	enrolled := time.Since(start)
-	t.Logf("portal enrollment: sign-in page %v, signed in (argon2id) %v, profile %v, device enrolled (SCEP, Authenticate, TokenUpdate, inventory) %v",
+	t.Logf("portal enrollment: sign-in page %v, signed in (argon2id) %v, category and profile %v, device enrolled (SCEP, Authenticate, TokenUpdate, inventory) %v",
 		signinShown.Round(time.Millisecond), signedIn.Round(time.Millisecond), downloaded.Round(time.Millisecond), enrolled.Round(time.Millisecond))
 	var shown struct {
 		PrimaryUser      string `json:"primary_user"`
+		Category         string `json:"category"`
 		EnrollmentMethod string `json:"enrollment_method"`
 	}
 	s.API(t, "GET", "/v1/devices/"+dev.UDID, nil, &shown)
-	if shown.PrimaryUser != "ann" || shown.EnrollmentMethod != "portal" {
-		t.Fatalf("device after portal enrollment = %+v, want primary user ann, method portal", shown)
+	if shown.PrimaryUser != "ann" || shown.Category != "sales-phones" || shown.EnrollmentMethod != "portal" {
+		t.Fatalf("device after portal enrollment = %+v, want primary user ann, category sales-phones, method portal", shown)
+	}
+	var members struct {
+		Members []string `json:"members"`
+	}
+	s.API(t, "GET", "/v1/groups/sales/members", nil, &members)
+	if !contains(members.Members, "ann") {
+		t.Fatalf("the category's group after enrollment = %+v, want ann in it", members)
 	}
 	if resp, _ := b.do("GET", "/portal/done", nil); resp.StatusCode != 200 || !strings.Contains(b.page, "ann") {
 		t.Fatalf("done page = %d: %s", resp.StatusCode, b.page)

@@ -24,6 +24,7 @@ import (
 	"github.com/orchardmdm/orchard/apns"
 	"github.com/orchardmdm/orchard/dep"
 	"github.com/orchardmdm/orchard/internal/adminapi"
+	"github.com/orchardmdm/orchard/internal/category"
 	"github.com/orchardmdm/orchard/internal/command"
 	"github.com/orchardmdm/orchard/internal/declarative"
 	"github.com/orchardmdm/orchard/internal/directory"
@@ -380,7 +381,11 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
-	affinity, err := enroll.NewAffinity(s.store, nil, s.log)
+	categories, err := category.New(s.store, category.WithClock(now))
+	if err != nil {
+		return err
+	}
+	affinity, err := enroll.NewAffinity(s.store, categorySetter{categories}, s.log)
 	if err != nil {
 		return err
 	}
@@ -423,7 +428,8 @@ func (s *Server) build() error {
 	}
 	s.admin, err = adminapi.New(adminapi.Config{APIKey: s.apiKey, Store: s.store, Commands: s.cmds, Secrets: s.svc,
 		Releaser: s.svc, Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Backup: s.backup(), Admins: s.store, Logger: s.log,
-		Profiles: profileAPI, Directory: users, Declarative: ddmEngine})
+		Profiles: profileAPI, Directory: users, Declarative: ddmEngine,
+		Categories: categories})
 	if err != nil {
 		return err
 	}
@@ -439,7 +445,8 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
-	pages, err := portal.New(portal.Config{Enroll: enrollment, Auth: signIn, Site: portalSite, Logger: s.log, Now: now})
+	pages, err := portal.New(portal.Config{Enroll: enrollment, Auth: signIn, Site: portalSite, Logger: s.log, Now: now,
+		Categories: portalCategories{s.store}})
 	if err != nil {
 		return err
 	}

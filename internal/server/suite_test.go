@@ -48,6 +48,8 @@ var e2eTests = []struct {
 	{"AdminRoles", testAdminRoles},
 	{"Profiles", testProfiles},
 	{"DeclarativeSoftwareUpdate", testDeclarativeSoftwareUpdate},
+	{"Categories", testCategories},
+	{"CategoryJoinOnUser", testCategoryJoinOnUser},
 	{"PortalEnrollment", testPortalEnrollment},
 	{"PortalRefusals", testPortalRefusals},
 	{"SetupAssistantSignIn", testSetupAssistantSignIn},

@@ -32,7 +32,8 @@ var tables = []string{"enrollments", "device_fold", "cert_binding", "commands", 
 	"inventory", "device_reports", "dep_tokens", "dep_sync", "dep_devices", "dep_profiles", "enrollment_failures",
 	"admins", "api_tokens", "audit", "profiles", "profile_versions", "profile_states",
 	"dir_users", "dir_groups", "dir_group_members", "primary_users",
-	"ddm_declarations", "ddm_sets", "ddm_status", "web_sessions"}
+	"ddm_declarations", "ddm_sets", "ddm_status", "web_sessions",
+	"categories", "device_categories"}
 
 // derivedBuckets are bbolt indexes the PostgreSQL schema rebuilds from the
 // records themselves (as indexed columns), so they are not copied.
@@ -43,6 +44,7 @@ var derivedBuckets = map[string]bool{
 	"api_token_hashes": true,
 	"channel_profiles": true,                       // the per-channel index of profile_states
 	"user_groups":      true, "user_devices": true, // the other side of dir_group_members and primary_users
+	"category_devices": true, // the other side of device_categories
 }
 
 // row is one record for a table: its column values in table order.
@@ -194,6 +196,8 @@ var boltMapping = map[string]struct {
 		}
 		return row{ws.Kind, ws.IDHash, ws.Subject, ws.IdleExpiresAt, ws.ExpiresAt, v}, nil
 	}},
+	"categories":      {"categories", []string{"name", "doc"}, keyDoc},
+	"device_category": {"device_categories", []string{"device_id", "category"}, pair},
 }
 
 func pair(_ *bolt.Tx, k, v []byte) (row, error) { return row{string(k), string(v)}, nil }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/orchardmdm/orchard/apns"
 	"github.com/orchardmdm/orchard/dep"
+	"github.com/orchardmdm/orchard/internal/category"
 	"github.com/orchardmdm/orchard/internal/command"
 	"github.com/orchardmdm/orchard/internal/directory"
 	"github.com/orchardmdm/orchard/mdm/ddm"
@@ -56,6 +57,7 @@ var statuses = []struct {
 	{service.ErrBadRequest, http.StatusBadRequest},
 	{directory.ErrInvalid, http.StatusBadRequest},
 	{ddm.ErrInvalid, http.StatusBadRequest},
+	{category.ErrInvalid, http.StatusBadRequest},
 }
 
 // internalError is the one 500 body: the cause goes to the log only.
