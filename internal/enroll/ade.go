@@ -63,7 +63,13 @@ func (h *Handler) adeProfile(w http.ResponseWriter, r *http.Request) {
 	token, profile := r.URL.Query().Get("token"), r.URL.Query().Get("profile")
 	var refused *RefusedError
 	var update *UpdateRequiredError
-	_, err := h.adeAssigned(r.Context(), info, token, profile)
+	p, err := h.adeAssigned(r.Context(), info, token, profile)
+	if err == nil && p.UserAffinity == storage.AffinityModernAuth {
+		// Its user signs in on configuration_web_url, which answers the
+		// profile; a profile from here would skip the sign-in.
+		const msg = "this device's enrollment profile requires signing in: Setup Assistant shows the sign-in page"
+		err = h.refused(r.Context(), info, msg, msg)
+	}
 	switch {
 	case errors.As(err, &update):
 		WriteUpdateRequired(w, update)

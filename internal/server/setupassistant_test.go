@@ -153,6 +153,18 @@ func testSetupAssistantSignIn(t *testing.T, backend servertest.Backend) {
 		t.Fatalf("another serial's MachineInfo = %d: %s", resp.StatusCode, view.page)
 	}
 	dev := a.device(t, deptest.Serial(0))
+	// The MachineInfo post to the enrollment URL would skip the sign-in.
+	info, err := dev.MachineInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	post, err := s.Client.Post(s.URL+strings.Split(path, "&auth=")[0], "application/pkcs7-signature", bytes.NewReader(info))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := readAll(t, post); post.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "requires signing in") {
+		t.Fatalf("MachineInfo post for a modern-authentication profile = %d %s, want 403", post.StatusCode, body)
+	}
 	view.header = http.Header{"X-Apple-Aspen-Deviceinfo": {deviceInfo(t, dev)}}
 	resp, _ := view.do("GET", path, nil)
 	if resp.StatusCode != 200 || !strings.Contains(view.page, `id="signin"`) || resp.Header.Get("X-Frame-Options") != "" {
@@ -211,11 +223,12 @@ func onlyChallenge(t *testing.T, s *servertest.Server, token string) storage.Cha
 // post and on the modern-authentication page; one that cannot is refused
 // with the reason; both are recorded; a device at the minimum enrolls.
 func testADEMinimumOS(t *testing.T, backend servertest.Backend) {
-	a := newABM(t, backend, 3)
+	a := newABM(t, backend, 4)
 	s := a.s
-	id, atApple := a.profile(t, map[string]any{"name": "Needs 18", "user_affinity": "setup_assistant_modern",
-		"minimum_os": map[string]any{"iOS": map[string]any{"version": "18.0", "build": "22A3354"}, "macOS": map[string]any{"version": "15.0"}}},
-		deptest.Serial(0), deptest.Serial(1), deptest.Serial(2))
+	minimum := map[string]any{"iOS": map[string]any{"version": "18.0", "build": "22A3354"}, "macOS": map[string]any{"version": "15.0"}}
+	id, _ := a.profile(t, map[string]any{"name": "Needs 18", "minimum_os": minimum}, deptest.Serial(0), deptest.Serial(1), deptest.Serial(2))
+	_, atApple := a.profile(t, map[string]any{"name": "Needs 18, sign-in", "user_affinity": "setup_assistant_modern", "minimum_os": minimum},
+		deptest.Serial(3))
 	postURL := enroll.ADEEnrollURL(s.URL, a.token, id)
 	webPath := strings.TrimPrefix(atApple["configuration_web_url"].(string), s.URL)
 	old := a.device(t, deptest.Serial(0)) // 17.5
@@ -240,7 +253,7 @@ func testADEMinimumOS(t *testing.T, backend servertest.Backend) {
 	}
 	wantUpdate("MachineInfo post", resp, readAll(t, resp))
 	view := newBrowser(t, s, iPhoneUA)
-	view.header = http.Header{"X-Apple-Aspen-Deviceinfo": {deviceInfo(t, old)}}
+	view.header = http.Header{"X-Apple-Aspen-Deviceinfo": {deviceInfo(t, a.device(t, deptest.Serial(3)))}}
 	r2, body := view.do("GET", webPath, nil)
 	wantUpdate("modern-auth page", r2, body)
 
