@@ -7,6 +7,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -162,7 +163,7 @@ func testPortalEnrollment(t *testing.T, backend servertest.Backend) {
 		Members []string `json:"members"`
 	}
 	s.API(t, "GET", "/v1/groups/sales/members", nil, &members)
-	if !contains(members.Members, "ann") {
+	if !slices.Contains(members.Members, "ann") {
 		t.Fatalf("the category's group after enrollment = %+v, want ann in it", members)
 	}
 	if resp, _ := b.do("GET", "/portal/done", nil); resp.StatusCode != 200 || !strings.Contains(b.page, "ann") {

@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -67,7 +68,7 @@ func (a *abm) waitStatus(t *testing.T, serial string, want ...string) {
 			} `json:"devices"`
 		}
 		a.s.API(t, "GET", "/v1/dep/devices?serial="+serial, nil, &list)
-		if len(list.Devices) == 1 && (len(want) == 0 || contains(want, list.Devices[0].Status)) {
+		if len(list.Devices) == 1 && (len(want) == 0 || slices.Contains(want, list.Devices[0].Status)) {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -75,15 +76,6 @@ func (a *abm) waitStatus(t *testing.T, serial string, want ...string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // profile defines an ADE profile and assigns it to serials; it answers
