@@ -15,6 +15,11 @@ type AdminAccount struct {
 	Disabled     bool      `json:"disabled,omitempty"`
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
+	// TOTPSealed is the console's second factor: the TOTP secret, sealed
+	// with the server's secret box (nil: password only). TOTPUsedStep is
+	// the last 30-second step whose code signed in, so no code is used twice.
+	TOTPSealed   []byte `json:"totp_sealed,omitempty"`
+	TOTPUsedStep int64  `json:"totp_used_step,omitempty"`
 }
 
 // APIToken is an admin's bearer token as stored: never the token, only

@@ -32,5 +32,6 @@ type Store interface {
 	DeclarationStore
 	WebSessionStore
 	CategoryStore
+	CommandHistory
 	io.Closer
 }

@@ -126,6 +126,7 @@ func serveSetup(fs *flag.FlagSet, e *env) func(context.Context, []string) error 
 	envString(fs, &cfg.APNsCA, "apns-ca", "", "PEM file of extra CA certificates to trust for the APNs endpoint")
 	envBool(fs, &cfg.APNsSandbox, "apns-sandbox", "push through Apple's development APNs endpoint", &badEnv)
 	envString(fs, &cfg.MetricsListen, "metrics-listen", "", "serve /metrics on this address instead of the main listener (e.g. 127.0.0.1:9100)")
+	envString(fs, &cfg.AdminListen, "admin-listen", "", "serve the admin API (/v1), the console (/console) and /metrics on this address instead of the main listener (e.g. 127.0.0.1:8444)")
 	envString(fs, &cfg.DEPURL, "dep-url", "", "Apple device assignment service base URL (default Apple's; for tests and proxies)")
 	envInt(fs, &cfg.RateLimit, "rate-limit", server.DefaultRateLimit, "per source address and minute: wrong SCEP challenges, unknown enrollment links and MachineInfo posts allowed; raise it behind a proxy, where every device shares one address; -1 turns the limits off", &badEnv)
 	var renewDays int

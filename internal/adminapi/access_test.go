@@ -117,6 +117,7 @@ var wantNeed = map[string]adminauth.Need{
 	"GET /v1/categories": adminauth.Read, "POST /v1/categories": adminauth.Policy,
 	"GET /v1/categories/{name}": adminauth.Read, "PATCH /v1/categories/{name}": adminauth.Policy,
 	"DELETE /v1/categories/{name}": adminauth.Destructive, "PUT /v1/devices/{id}/category": adminauth.Policy,
+	"GET /v1/devices/{id}/commands": adminauth.Read,
 }
 
 // actionWant is what each device action needs: helpdesk gets the listed

@@ -78,7 +78,9 @@ type Config struct {
 	Admins      storage.AdminStore
 	Profiles    *profiles.Handler
 	Declarative Declarative
-	Logger      *slog.Logger
+	// History answers a device's command history.
+	History storage.CommandHistory
+	Logger  *slog.Logger
 }
 
 // API serves /v1/.
@@ -97,6 +99,7 @@ type API struct {
 	admins   storage.AdminStore
 	profiles *profiles.Handler
 	ddm      Declarative
+	history  storage.CommandHistory
 	log      *slog.Logger
 	key      atomic.Pointer[[sha256.Size]byte] // SHA-256 of the API key; SetAPIKey swaps it
 
@@ -105,6 +108,8 @@ type API struct {
 	// method (405) from an unknown path (404).
 	paths *http.ServeMux
 	allow map[string][]string // path pattern -> methods, for Allow
+	// byPattern finds a route by its mux pattern, for Allows.
+	byPattern map[string]route
 }
 
 // New builds the admin API.
@@ -116,8 +121,8 @@ func New(c Config) (*API, error) {
 		c.Logger = slog.Default()
 	}
 	a := &API{store: c.Store, commands: c.Commands, secrets: c.Secrets, releaser: c.Releaser, push: c.Push,
-		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, admins: c.Admins, profiles: c.Profiles, dir: c.Directory, ddm: c.Declarative, log: c.Logger, cats: c.Categories,
-		mux: http.NewServeMux(), paths: http.NewServeMux(), allow: map[string][]string{}}
+		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, admins: c.Admins, profiles: c.Profiles, dir: c.Directory, ddm: c.Declarative, history: c.History, log: c.Logger, cats: c.Categories,
+		mux: http.NewServeMux(), paths: http.NewServeMux(), allow: map[string][]string{}, byPattern: map[string]route{}}
 	a.SetAPIKey(c.APIKey)
 	for _, rt := range a.routes() {
 		h := rt.handler
@@ -126,6 +131,7 @@ func New(c Config) (*API, error) {
 		}
 		h = a.guard(rt, h)
 		a.mux.HandleFunc(rt.method+" "+rt.path, h)
+		a.byPattern[rt.method+" "+rt.path] = rt
 		if _, ok := a.allow[rt.path]; !ok {
 			a.paths.HandleFunc(rt.path, func(http.ResponseWriter, *http.Request) {})
 		}
@@ -180,6 +186,11 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	orig := r
 	r = r.WithContext(adminauth.WithActor(r.Context(), actor))
 	defer func() { orig.Pattern = r.Pattern }()
+	a.dispatch(w, r)
+}
+
+// dispatch routes a request whose actor is in its context.
+func (a *API) dispatch(w http.ResponseWriter, r *http.Request) {
 	if _, pattern := a.mux.Handler(r); pattern != "" {
 		a.mux.ServeHTTP(w, r)
 		return

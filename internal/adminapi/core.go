@@ -111,7 +111,7 @@ func viewOf(e *storage.Enrollment) DeviceView {
 const maxPage = 1000
 
 // inventoryFilters are the GET /v1/devices parameters the inventory answers.
-var inventoryFilters = []string{"platform", "model", "os_version", "supervised", "ownership"}
+var inventoryFilters = []string{"platform", "model", "os_version", "supervised", "ownership", "q"}
 
 func (a *API) listDevices(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Has("category") {

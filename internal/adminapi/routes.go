@@ -15,6 +15,7 @@ func (a *API) routes() []route {
 	prf := func(a *API) bool { return a.profiles != nil }
 	dir := func(a *API) bool { return a.dir != nil }
 	cat := func(a *API) bool { return a.cats != nil }
+	hst := func(a *API) bool { return a.history != nil }
 	// Each line: method, path, the access it needs (adminauth: read,
 	// action, destructive, policy, manage admins), handler, wiring check.
 	return []route{
@@ -127,5 +128,6 @@ func (a *API) routes() []route {
 		{"PATCH", "/v1/categories/{name}", policy, a.updateCategory, cat},
 		{"DELETE", "/v1/categories/{name}", destroy, a.deleteCategory, cat},
 		{"PUT", "/v1/devices/{id}/category", policy, a.setDeviceCategory, cat},
+		{"GET", "/v1/devices/{id}/commands", read, a.deviceCommands, hst},
 	}
 }

@@ -19,7 +19,8 @@ func TestInventoryFilters(t *testing.T) {
 		{DeviceID: "A2", Platform: IOS, ProductName: "iPhone14,2", ModelName: "iPhone", OSVersion: "17.50", Supervised: &no, Ownership: storage.Personal},
 		{DeviceID: "A3", Platform: IPadOS, ProductName: "iPad13,16", ModelName: "iPad Air", OSVersion: "18.1", Ownership: storage.Personal},
 		{DeviceID: "A4", Platform: MacOS, ProductName: "Mac14,9", ModelName: "MacBook Pro", OSVersion: "14.6.1", Supervised: &yes, Ownership: storage.Corporate},
-		{DeviceID: "A5", Platform: IOS, ProductName: "iPhone15,3", ModelName: "iPhone", OSVersion: "17", Supervised: &yes, Ownership: storage.Corporate},
+		{DeviceID: "A5", Platform: IOS, ProductName: "iPhone15,3", ModelName: "iPhone", OSVersion: "17", Supervised: &yes, Ownership: storage.Corporate,
+			DeviceName: "Ana's iPhone", SerialNumber: "F2LXK0ABCD"},
 	} {
 		if _, err := h.store.UpdateInventory(ctx, r.DeviceID, func(inv *storage.DeviceInventory) error { *inv = r; return nil }); err != nil {
 			t.Fatal(err)
@@ -31,6 +32,10 @@ func TestInventoryFilters(t *testing.T) {
 	}{
 		{"", []string{"A1", "A2", "A3", "A4", "A5"}},
 		{"platform=ios", []string{"A1", "A2", "A5"}},
+		{"q=ANA%27S", []string{"A5"}},
+		{"q=lxk0", []string{"A5"}},
+		{"q=a3", []string{"A3"}},
+		{"q=nobody", nil},
 		{"platform=iPadOS", []string{"A3"}},
 		{"model=iphone15,3", []string{"A1", "A5"}},
 		{"model=MacBook%20Pro", []string{"A4"}},

@@ -180,6 +180,9 @@ type Filter struct {
 	OSVersion  string // a version or a prefix of whole parts: "17" matches 17.5.1
 	Supervised *bool  // devices that never said do not match
 	Ownership  storage.Ownership
+	// Search is a case-insensitive substring of the device name, serial
+	// number, UDID or device ID.
+	Search string
 }
 
 // Match reports whether inv passes the filter.
@@ -195,11 +198,28 @@ func (f *Filter) Match(inv *storage.DeviceInventory) bool {
 		return false
 	case f.Ownership != "" && f.Ownership != inv.Ownership:
 		return false
+	case f.Search != "" && !containsFold(inv.DeviceName, f.Search) && !containsFold(inv.SerialNumber, f.Search) &&
+		!containsFold(inv.UDID, f.Search) && !containsFold(inv.DeviceID, f.Search):
+		return false
 	}
 	return true
 }
 
-var filterParams = []string{"platform", "model", "os_version", "supervised", "ownership", "limit", "after"}
+// containsFold is a case-insensitive strings.Contains (ASCII and Unicode
+// simple folding, as EqualFold).
+func containsFold(s, sub string) bool {
+	if len(sub) > len(s) {
+		return false
+	}
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
+}
+
+var filterParams = []string{"platform", "model", "os_version", "supervised", "ownership", "q", "limit", "after"}
 
 func parseFilter(r *http.Request) (*Filter, int, error) {
 	q := r.URL.Query()
@@ -208,7 +228,10 @@ func parseFilter(r *http.Request) (*Filter, int, error) {
 			return nil, 0, fail(http.StatusBadRequest, "unknown parameter %q (%s)", k, strings.Join(filterParams, ", "))
 		}
 	}
-	f := &Filter{Platform: q.Get("platform"), Model: q.Get("model"), OSVersion: q.Get("os_version")}
+	f := &Filter{Platform: q.Get("platform"), Model: q.Get("model"), OSVersion: q.Get("os_version"), Search: strings.TrimSpace(q.Get("q"))}
+	if len(f.Search) > 128 {
+		return nil, 0, fail(http.StatusBadRequest, "q must be at most 128 characters")
+	}
 	if s := q.Get("supervised"); s != "" {
 		b, err := strconv.ParseBool(s)
 		if err != nil {

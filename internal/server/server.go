@@ -26,6 +26,7 @@ import (
 	"github.com/orchardmdm/orchard/internal/adminapi"
 	"github.com/orchardmdm/orchard/internal/category"
 	"github.com/orchardmdm/orchard/internal/command"
+	"github.com/orchardmdm/orchard/internal/console"
 	"github.com/orchardmdm/orchard/internal/declarative"
 	"github.com/orchardmdm/orchard/internal/directory"
 	"github.com/orchardmdm/orchard/internal/enroll"
@@ -71,6 +72,13 @@ type Config struct {
 	// MetricsListen serves /metrics on its own plain-HTTP listener (e.g.
 	// 127.0.0.1:9100) instead of the main one.
 	MetricsListen string
+	// AdminListen serves the admin API (/v1), the console (/console) and
+	// /metrics (unless MetricsListen) on their own listener, with the same
+	// TLS as the main one; the main listener then answers 404 for them.
+	// Empty: everything on the main listener. AdminListener, when set, is
+	// that listener already open (tests).
+	AdminListen   string
+	AdminListener net.Listener
 	// DEPURL overrides Apple's device assignment service (tests, proxies).
 	DEPURL string
 	// Storage picks the backend when OpenStore is nil: "bolt" (default, the
@@ -130,6 +138,9 @@ type Server struct {
 	profiles   *profiles.Reconciler
 	handler    http.Handler
 	jobs       heldJobs // exclusive jobs and whether this replica runs them
+	console    *console.Console
+	// adminHandler serves the admin listener when AdminListen is set.
+	adminHandler http.Handler
 }
 
 // New opens the data dir and builds everything; it serves nothing yet.
@@ -429,7 +440,12 @@ func (s *Server) build() error {
 	s.admin, err = adminapi.New(adminapi.Config{APIKey: s.apiKey, Store: s.store, Commands: s.cmds, Secrets: s.svc,
 		Releaser: s.svc, Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Backup: s.backup(), Admins: s.store, Logger: s.log,
 		Profiles: profileAPI, Directory: users, Declarative: ddmEngine,
-		Categories: categories})
+		Categories: categories, History: s.store})
+	if err != nil {
+		return err
+	}
+
+	s.console, err = console.New(console.Config{API: s.admin, Admins: s.store, Sessions: s.store, Box: s.box, Logger: s.log, Now: now})
 	if err != nil {
 		return err
 	}
@@ -454,17 +470,28 @@ func (s *Server) build() error {
 	mux := http.NewServeMux()
 	device.Register(mux)
 	enrollment.RegisterPublic(mux)
-	pages.Register(mux)         // /portal, invitation links, Setup Assistant sign-in
-	mux.Handle("/v1/", s.admin) // the whole admin API: routes in internal/adminapi/routes.go
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	pages.Register(mux) // /portal, invitation links, Setup Assistant sign-in (people, on the public listener)
+	healthz := func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		// "ok" stays the first line for probes that read only that.
 		w.Write([]byte("ok\n" + version.Get().String() + "\n"))
-	})
+	}
+	mux.HandleFunc("GET /healthz", healthz)
+	adminMux := mux
+	if s.cfg.AdminListen != "" || s.cfg.AdminListener != nil {
+		adminMux = http.NewServeMux()
+		adminMux.HandleFunc("GET /healthz", healthz)
+	}
+	adminMux.Handle("/v1/", s.admin) // the whole admin API: routes in internal/adminapi/routes.go
+	adminMux.Handle(console.Prefix+"/", s.console)
+	adminMux.Handle("GET "+console.Prefix, http.RedirectHandler(console.Prefix+"/", http.StatusMovedPermanently))
 	if s.cfg.MetricsListen == "" {
-		mux.Handle("GET /metrics", s.metrics.Handler())
+		adminMux.Handle("GET /metrics", s.metrics.Handler())
 	}
 	s.handler = s.metrics.Instrument(mux)
+	if adminMux != mux {
+		s.adminHandler = s.metrics.Instrument(adminMux)
+	}
 	return nil
 }
 
@@ -659,7 +686,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	if s.cfg.MetricsListen != "" {
 		ml, err := net.Listen("tcp", s.cfg.MetricsListen)
 		if err != nil {
@@ -679,8 +706,43 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.log.Info("metrics served", "listen", ml.Addr().String())
 	}
 
+	if s.adminHandler != nil {
+		aln := s.cfg.AdminListener
+		if aln == nil {
+			var err error
+			if aln, err = net.Listen("tcp", s.cfg.AdminListen); err != nil {
+				ln.Close()
+				s.Close()
+				return fmt.Errorf("--admin-listen: %w", err)
+			}
+		}
+		asrv := &http.Server{
+			Handler: s.adminHandler, TLSConfig: s.TLSConfig(), ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout: 2 * time.Minute, WriteTimeout: 10 * time.Minute, IdleTimeout: 2 * time.Minute,
+			MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		}
+		go func() {
+			var err error
+			if s.cfg.PlainHTTP {
+				err = asrv.Serve(aln)
+			} else {
+				err = asrv.ServeTLS(aln, "", "")
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("admin listener: %w", err)
+			}
+		}()
+		defer func() {
+			shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+			defer cancel()
+			asrv.Shutdown(shutdown)
+		}()
+		s.log.Info("admin API and console served", "listen", aln.Addr().String())
+	}
+
 	bg, stop := context.WithCancel(ctx)
 	defer stop()
+	go s.sweepWebSessions(bg)
 	reconciling := make(chan struct{})
 	go func() { s.profiles.Run(bg); close(reconciling) }()
 	renewing, warning := make(chan struct{}), make(chan struct{})
@@ -746,6 +808,25 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		err = cerr
 	}
 	return err
+}
+
+// sweepWebSessions deletes expired console sessions now and then (each
+// is also dropped when it comes back); every replica may run it.
+func (s *Server) sweepWebSessions(ctx context.Context) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := s.console.Site().DeleteExpired(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("expired web sessions not deleted", "err", err)
+			} else if n > 0 {
+				s.log.Debug("expired web sessions deleted", "n", n)
+			}
+		}
+	}
 }
 
 // exclusiveRunner is a store shared by replicas that can make one of them

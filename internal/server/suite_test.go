@@ -50,6 +50,7 @@ var e2eTests = []struct {
 	{"DeclarativeSoftwareUpdate", testDeclarativeSoftwareUpdate},
 	{"Categories", testCategories},
 	{"CategoryJoinOnUser", testCategoryJoinOnUser},
+	{"ConsoleLockRoundTrip", testConsoleLockRoundTrip},
 	{"PortalEnrollment", testPortalEnrollment},
 	{"PortalRefusals", testPortalRefusals},
 	{"SetupAssistantSignIn", testSetupAssistantSignIn},

@@ -55,6 +55,9 @@ type Server struct {
 	FakeAPNs *apnstest.Server
 	api      *apiclient.Client
 	stop     func() error // ends Serve and waits for it, once
+	// AdminURL is where /v1 and /console are: URL, or the admin listener's
+	// when the test set AdminListen.
+	AdminURL string
 }
 
 // Backend is a storage backend the end-to-end suite runs on.
@@ -189,6 +192,16 @@ func start(t testing.TB, withPushCert bool, mutate ...func(*server.Config)) *Ser
 	for _, m := range mutate {
 		m(&cfg)
 	}
+	adminURL := url
+	if cfg.AdminListen != "" && cfg.AdminListener == nil {
+		aln, err := net.Listen("tcp", cfg.AdminListen)
+		if err != nil {
+			ln.Close()
+			t.Fatal(err)
+		}
+		cfg.AdminListener = aln
+		adminURL = "https://" + aln.Addr().String()
+	}
 	var fake *apnstest.Server
 	var cert *apnstest.Cert
 	if withPushCert {
@@ -225,8 +238,8 @@ func start(t testing.TB, withPushCert bool, mutate ...func(*server.Config)) *Ser
 		Timeout:   30 * time.Second,
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 64},
 	}
-	api := &apiclient.Client{BaseURL: url, Key: srv.APIKey(), HTTP: client}
-	s := &Server{Server: srv, URL: url, Client: client, Dir: dir, Apple: apple, api: api, FakeAPNs: fake, stop: stop}
+	api := &apiclient.Client{BaseURL: adminURL, Key: srv.APIKey(), HTTP: client}
+	s := &Server{Server: srv, URL: url, AdminURL: adminURL, Client: client, Dir: dir, Apple: apple, api: api, FakeAPNs: fake, stop: stop}
 	if cert != nil {
 		body := map[string]any{"cert_pem": string(cert.CertPEM), "key_pem": string(cert.KeyPEM)}
 		if code := s.API(t, http.MethodPut, "/v1/push-certificate", body, nil); code != http.StatusOK {

@@ -351,6 +351,9 @@ func (s *Store) Enqueue(ctx context.Context, cmd *storage.Command, channels []st
 			if err := q.Put(seqKey(ch, seq), []byte(cmd.UUID)); err != nil {
 				return err
 			}
+			if err := tx.Bucket([]byte(bHistory)).Put(seqKey(ch, seq), []byte(cmd.UUID)); err != nil {
+				return err
+			}
 		}
 		return nil
 	})

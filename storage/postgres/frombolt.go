@@ -45,6 +45,7 @@ var derivedBuckets = map[string]bool{
 	"channel_profiles": true,                       // the per-channel index of profile_states
 	"user_groups":      true, "user_devices": true, // the other side of dir_group_members and primary_users
 	"category_devices": true, // the other side of device_categories
+	"channel_history":  true, // the targets_channel_seq index of targets
 }
 
 // row is one record for a table: its column values in table order.

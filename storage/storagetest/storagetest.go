@@ -2,7 +2,7 @@
 // pass unchanged. A backend's test calls Run with an opener that returns a
 // fresh, empty store on real storage; the suite runs one subtest per role
 // (MDM, Push, Counts, Certs, Enroll, DEP, Inventory, Directory, Admin, Profiles,
-// Declarations, WebSessions, Categories), and each of their
+// Declarations, History, WebSessions, Categories), and each of their
 // cases opens its own store.
 package storagetest
 
@@ -42,6 +42,9 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 	})
 	t.Run("Declarations", func(t *testing.T) {
 		runDeclarations(t, func(t *testing.T) storage.DeclarationStore { return open(t) })
+	})
+	t.Run("History", func(t *testing.T) {
+		runHistory(t, func(t *testing.T) historyStore { return open(t) })
 	})
 	t.Run("WebSessions", func(t *testing.T) {
 		runWebSessions(t, func(t *testing.T) storage.WebSessionStore { return open(t) })

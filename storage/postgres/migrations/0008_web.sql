@@ -10,3 +10,6 @@ CREATE TABLE web_sessions (
     PRIMARY KEY (kind, id_hash)
 );
 CREATE INDEX web_sessions_subject ON web_sessions (kind, subject);
+-- A channel's command history, newest first, without scanning other
+-- channels' targets.
+CREATE INDEX targets_channel_seq ON targets (channel, ((doc->>'seq')::bigint));

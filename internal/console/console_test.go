@@ -1,0 +1,316 @@
+package console_test
+
+import (
+	"encoding/base32"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/orchardmdm/orchard/internal/adminauth"
+	"github.com/orchardmdm/orchard/internal/browsertest"
+	"github.com/orchardmdm/orchard/internal/server"
+	"github.com/orchardmdm/orchard/storage"
+)
+
+func decodeB32(s string) ([]byte, error) {
+	return base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(s)
+}
+
+// TestBrowserSignInSearchLock: in Chromium, the owner signs in, finds one
+// device among 1,000 by name, opens it, locks it (typing nothing: lock is
+// not destructive), and sees the lock in the device's command history and
+// in the audit log under its own name.
+func TestBrowserSignInSearchLock(t *testing.T) {
+	srv := start(t)
+	ids := seed(t, srv.Store(), 1000)
+	ctx := browsertest.New(t)
+	base := srv.AdminURL + "/console"
+
+	if st := browsertest.Load(t, ctx, chromedp.Navigate(base+"/")); st != http.StatusOK {
+		t.Fatalf("console: %d", st)
+	}
+	if h := browsertest.Get(t, ctx, chromedp.Text(chromedp.CSS("h1"))); !strings.HasPrefix(h, "Sign in") {
+		t.Fatalf("not signed in, the console shows %q", h)
+	}
+	st := browsertest.Load(t, ctx,
+		chromedp.SendKeys(chromedp.CSS("#username"), "olga"),
+		chromedp.SendKeys(chromedp.CSS("#password"), ownerPW),
+		chromedp.Click(chromedp.CSS("#sign-in")),
+	)
+	if h := browsertest.Get(t, ctx, chromedp.Text(chromedp.CSS("h1"))); st != http.StatusOK || h != "Dashboard" {
+		t.Fatalf("after sign-in: %d %q", st, h)
+	}
+	if n := browsertest.Get(t, ctx, chromedp.Text(chromedp.CSS(".big"))); n != "1000" {
+		t.Errorf("dashboard counts %q enrolled devices, want 1000", n)
+	}
+	browsertest.Screenshot(t, ctx, "dashboard")
+
+	browsertest.Load(t, ctx, chromedp.Navigate(base+"/devices"))
+	browsertest.Load(t, ctx,
+		chromedp.SendKeys(chromedp.CSS("#q"), "device 0777"),
+		chromedp.Click(chromedp.CSS("#search")),
+	)
+	rows := browsertest.Get(t, ctx, chromedp.Text(chromedp.CSS("#devices tbody")))
+	if !strings.Contains(rows, "Device 0777") || strings.Count(rows, "Device ") != 1 {
+		t.Fatalf("search for device 0777 lists %q", rows)
+	}
+	browsertest.Screenshot(t, ctx, "search")
+	browsertest.Load(t, ctx, chromedp.Click(chromedp.CSS("#devices tbody a")))
+	if h := browsertest.Get(t, ctx, chromedp.Text(chromedp.CSS("h1"))); h != "Device 0777" {
+		t.Fatalf("device page of %q", h)
+	}
+	browsertest.Load(t, ctx,
+		chromedp.SendKeys(chromedp.CSS("#msg-lock"), "Found at the front desk"),
+		chromedp.Click(chromedp.CSS("#action-lock")),
+	)
+	if f := browsertest.Get(t, ctx, chromedp.Text(chromedp.CSS(".flash"))); !strings.HasPrefix(f, "Lock queued as command ") {
+		t.Fatalf("after the lock: %q", f)
+	}
+	hist := browsertest.Get(t, ctx, chromedp.Text(chromedp.CSS("#history tbody")))
+	if !strings.Contains(hist, "DeviceLock") || !strings.Contains(hist, "Queued") {
+		t.Fatalf("command history: %q", hist)
+	}
+	browsertest.Screenshot(t, ctx, "device")
+
+	browsertest.Load(t, ctx, chromedp.Navigate(base+"/audit?action=%2Factions%2F"))
+	audit := browsertest.Get(t, ctx, chromedp.Text(chromedp.CSS("#audit tbody")))
+	if !strings.Contains(audit, "olga") || !strings.Contains(audit, "id="+ids[777]+" action=lock") || !strings.Contains(audit, "201 ok") {
+		t.Fatalf("audit log: %q", audit)
+	}
+	// The lock really is queued for that device, through the command service.
+	var hv struct {
+		Commands []struct {
+			RequestType string `json:"request_type"`
+		} `json:"commands"`
+	}
+	if code := srv.API(t, "GET", "/v1/devices/"+ids[777]+"/commands", nil, &hv); code != 200 || len(hv.Commands) != 1 || hv.Commands[0].RequestType != "DeviceLock" {
+		t.Fatalf("history over the API: %d %+v", code, hv)
+	}
+}
+
+// TestBrowserHelpdeskCannotErase: a helpdesk admin sees no erase or retire
+// button, and the server refuses the erase post with 403 anyway (audited
+// as denied); the device gets no command.
+func TestBrowserHelpdeskCannotErase(t *testing.T) {
+	srv := start(t)
+	ids := seed(t, srv.Store(), 3)
+	ctx := browsertest.New(t)
+	base := srv.AdminURL + "/console"
+	browsertest.Load(t, ctx, chromedp.Navigate(base+"/sign-in"))
+	browsertest.Load(t, ctx,
+		chromedp.SendKeys(chromedp.CSS("#username"), "hana"),
+		chromedp.SendKeys(chromedp.CSS("#password"), helpdeskPW),
+		chromedp.Click(chromedp.CSS("#sign-in")),
+	)
+	browsertest.Load(t, ctx, chromedp.Navigate(base+"/devices/"+ids[1]))
+	buttons := browsertest.Get(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('button[id^=action-]')].map(b => b.id)`))
+	got := strings.Join(buttons, " ")
+	if !strings.Contains(got, "action-lock") || strings.Contains(got, "action-erase") || strings.Contains(got, "action-retire") ||
+		strings.Contains(got, "action-restart") {
+		t.Fatalf("helpdesk sees buttons %v", buttons)
+	}
+	browsertest.Screenshot(t, ctx, "helpdesk-device")
+
+	// The post itself, with a valid session and token and the name typed.
+	c := newClient(t, srv)
+	if st, body := c.signIn("hana", helpdeskPW); st != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d %s", st, body)
+	}
+	tok := c.csrf("/console/devices/" + ids[1])
+	for _, action := range []string{"erase", "retire"} {
+		st, body := c.post("/console/devices/"+ids[1]+"/actions/"+action, url.Values{"csrf": {tok}, "confirm": {"Device 0001"}})
+		if st != http.StatusForbidden || !strings.Contains(body, "forbidden: role helpdesk") {
+			t.Fatalf("helpdesk %s: %d %q", action, st, body)
+		}
+	}
+	hist, err := srv.Store().ChannelCommands(t.Context(), ids[1], 0, 10)
+	if err != nil || len(hist) != 0 {
+		t.Fatalf("the device got commands: %+v, %v", hist, err)
+	}
+	audit, err := srv.Store().ListAudit(t.Context(), storage.AuditFilter{Actor: "hana", Action: "/actions/"}, "", 0)
+	if err != nil || len(audit) != 2 || audit[0].Result != "denied" || audit[0].Status != http.StatusForbidden {
+		t.Fatalf("audit of the refused posts: %+v, %v", audit, err)
+	}
+}
+
+// TestBrowserWrongPasswordLockout: in Chromium, wrong passwords are
+// refused without telling which part was wrong, then the account is
+// locked out: even the right password is refused for a while.
+func TestBrowserWrongPasswordLockout(t *testing.T) {
+	srv := start(t)
+	ctx := browsertest.New(t)
+	base := srv.AdminURL + "/console"
+	browsertest.Load(t, ctx, chromedp.Navigate(base+"/sign-in"))
+	for i := range 5 {
+		st := browsertest.Load(t, ctx,
+			chromedp.SetValue(chromedp.CSS("#username"), "olga"),
+			chromedp.SetValue(chromedp.CSS("#password"), "not the password"),
+			chromedp.Click(chromedp.CSS("#sign-in")),
+		)
+		msg := browsertest.Get(t, ctx, chromedp.Text(chromedp.CSS(".flash-error")))
+		if st != http.StatusUnauthorized || msg != "Wrong username or password." {
+			t.Fatalf("wrong password %d: %d %q", i+1, st, msg)
+		}
+	}
+	st := browsertest.Load(t, ctx,
+		chromedp.SetValue(chromedp.CSS("#username"), "olga"),
+		chromedp.SetValue(chromedp.CSS("#password"), ownerPW),
+		chromedp.Click(chromedp.CSS("#sign-in")),
+	)
+	msg := browsertest.Get(t, ctx, chromedp.Text(chromedp.CSS(".flash-error")))
+	if st != http.StatusTooManyRequests || !strings.HasPrefix(msg, "Too many failed sign-ins.") {
+		t.Fatalf("right password after five wrong ones: %d %q", st, msg)
+	}
+	browsertest.Screenshot(t, ctx, "locked-out")
+	// Another admin is not locked out by olga's failures.
+	c := newClient(t, srv)
+	if st, _ := c.signIn("hana", helpdeskPW); st != http.StatusSeeOther {
+		t.Fatalf("hana after olga's lockout: %d", st)
+	}
+}
+
+// TestCSRFLessPostRefused: a signed-in admin's post without the form's
+// token answers 403 and queues nothing.
+func TestCSRFLessPostRefused(t *testing.T) {
+	srv := start(t)
+	ids := seed(t, srv.Store(), 1)
+	c := newClient(t, srv)
+	if st, _ := c.signIn("olga", ownerPW); st != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d", st)
+	}
+	st, body := c.post("/console/devices/"+ids[0]+"/actions/lock", url.Values{"message": {"x"}})
+	if st != http.StatusForbidden || !strings.HasPrefix(body, "forbidden: missing or wrong CSRF token") {
+		t.Fatalf("post without a token: %d %q", st, body)
+	}
+	if hist, err := srv.Store().ChannelCommands(t.Context(), ids[0], 0, 10); err != nil || len(hist) != 0 {
+		t.Fatalf("the device got commands: %+v, %v", hist, err)
+	}
+	// Without a session at all, the sign-in form is protected too.
+	anon := newClient(t, srv)
+	if st, _ := anon.post("/console/sign-in", url.Values{"username": {"olga"}, "password": {ownerPW}}); st != http.StatusForbidden {
+		t.Fatalf("sign-in without a token: %d", st)
+	}
+}
+
+// TestDestructiveNeedsTheName: an owner's erase is only sent once the
+// device's name is typed exactly.
+func TestDestructiveNeedsTheName(t *testing.T) {
+	srv := start(t)
+	ids := seed(t, srv.Store(), 1)
+	c := newClient(t, srv)
+	c.signIn("olga", ownerPW)
+	tok := c.csrf("/console/devices/" + ids[0])
+	if st, _ := c.post("/console/devices/"+ids[0]+"/actions/erase", url.Values{"csrf": {tok}, "confirm": {"Device 000"}}); st != http.StatusSeeOther {
+		t.Fatalf("erase with the wrong name: %d", st)
+	}
+	if _, page := c.get("/console/devices/" + ids[0]); !strings.Contains(page, "Erase not sent: type the device&#39;s name (Device 0000)") {
+		t.Fatalf("no refusal shown: %s", page)
+	}
+	if hist, _ := srv.Store().ChannelCommands(t.Context(), ids[0], 0, 10); len(hist) != 0 {
+		t.Fatalf("erase sent without the name: %+v", hist)
+	}
+	if st, _ := c.post("/console/devices/"+ids[0]+"/actions/erase", url.Values{"csrf": {tok}, "confirm": {"Device 0000"}}); st != http.StatusSeeOther {
+		t.Fatalf("erase with the name: %d", st)
+	}
+	if hist, _ := srv.Store().ChannelCommands(t.Context(), ids[0], 0, 10); len(hist) != 1 || hist[0].Command.RequestType != "EraseDevice" {
+		t.Fatalf("erase with the name: %+v", hist)
+	}
+}
+
+// TestTOTP: an admin enrols a TOTP secret (sealed in the account), and the
+// next sign-in needs a current code, each code once.
+func TestTOTP(t *testing.T) {
+	srv := start(t)
+	c := newClient(t, srv)
+	c.signIn("olga", ownerPW)
+	st, page := c.post("/console/account/totp", url.Values{"csrf": {c.csrf("/console/account")}})
+	const mark = `<code id="totp-secret">`
+	i := strings.Index(page, mark)
+	if st != 200 || i < 0 {
+		t.Fatalf("TOTP start: %d %s", st, page)
+	}
+	b32 := page[i+len(mark) : i+len(mark)+strings.Index(page[i+len(mark):], "<")]
+	secret, err := decodeB32(b32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := c.csrf("/console/account")
+	code := adminauth.TOTPCode(secret, time.Now(), 6)
+	if st, _ := c.post("/console/account/totp/confirm", url.Values{"csrf": {tok}, "code": {code}}); st != http.StatusSeeOther {
+		t.Fatalf("confirm: %d", st)
+	}
+	acct, err := srv.Store().GetAdmin(t.Context(), "olga")
+	if err != nil || len(acct.TOTPSealed) == 0 || strings.Contains(string(acct.TOTPSealed), string(secret)) {
+		t.Fatalf("stored second factor: %+v, %v", acct, err)
+	}
+	// A fresh browser: the password alone no longer signs in.
+	c2 := newClient(t, srv)
+	if st, _ := c2.signIn("olga", ownerPW); st != http.StatusSeeOther {
+		t.Fatalf("password step: %d", st)
+	}
+	if st, _ := c2.get("/console/"); st != http.StatusSeeOther {
+		t.Fatalf("dashboard before the code: %d, want a redirect to sign in", st)
+	}
+	ctok := c2.csrf("/console/sign-in/code")
+	if st, _ := c2.post("/console/sign-in/code", url.Values{"csrf": {ctok}, "code": {"000000"}}); st != http.StatusUnauthorized {
+		t.Fatalf("wrong code: %d", st)
+	}
+	// The code that confirmed enrolment was used: it does not sign in.
+	if st, _ := c2.post("/console/sign-in/code", url.Values{"csrf": {ctok}, "code": {code}}); st != http.StatusUnauthorized {
+		t.Fatalf("reused code: %d", st)
+	}
+	next := adminauth.TOTPCode(secret, time.Now().Add(30*time.Second), 6)
+	if st, _ := c2.post("/console/sign-in/code", url.Values{"csrf": {ctok}, "code": {next}}); st != http.StatusSeeOther {
+		t.Fatalf("right code: %d", st)
+	}
+	if st, body := c2.get("/console/"); st != http.StatusOK || !strings.Contains(body, "<h1>Dashboard</h1>") {
+		t.Fatalf("dashboard after the code: %d", st)
+	}
+}
+
+// TestAdminListen: with --admin-listen, /v1 and /console are served there
+// and the main listener answers 404 for them.
+func TestAdminListen(t *testing.T) {
+	srv := start(t, func(c *server.Config) { c.AdminListen = "127.0.0.1:0" })
+	if srv.AdminURL == srv.URL {
+		t.Fatal("no admin listener")
+	}
+	for _, p := range []string{"/v1/devices", "/console/", "/console/sign-in", "/metrics"} {
+		resp, err := srv.Client.Get(srv.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("main listener %s: %d, want 404", p, resp.StatusCode)
+		}
+	}
+	c := newClient(t, srv)
+	if st, _ := c.signIn("olga", ownerPW); st != http.StatusSeeOther {
+		t.Fatalf("console sign-in on the admin listener: %d", st)
+	}
+	if st, body := c.get("/console/"); st != http.StatusOK || !strings.Contains(body, "Dashboard") {
+		t.Fatalf("console on the admin listener: %d", st)
+	}
+	resp, err := srv.Client.Get(srv.AdminURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics on the admin listener: %d", resp.StatusCode)
+	}
+	// Devices still reach the main listener.
+	resp, err = srv.Client.Get(srv.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/healthz on the main listener: %d", resp.StatusCode)
+	}
+}

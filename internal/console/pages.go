@@ -1,0 +1,646 @@
+package console
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/orchardmdm/orchard/internal/adminapi"
+	"github.com/orchardmdm/orchard/internal/adminauth"
+	"github.com/orchardmdm/orchard/internal/webui"
+	"github.com/orchardmdm/orchard/mdm"
+	"github.com/orchardmdm/orchard/storage"
+)
+
+// pageSize is how many rows a list page shows.
+const pageSize = 50
+
+// Dashboard.
+
+type count struct {
+	Name string
+	N    int
+}
+
+type stats struct {
+	At          time.Time
+	Devices     int
+	Platforms   []count
+	OSVersions  []count
+	Fresh       []count // check-in freshness buckets
+	scanLimited bool
+}
+
+// statsCache keeps the fleet counts for a minute: they take a scan of the
+// inventory and the enrollments, which a busy dashboard must not repeat.
+type statsCache struct {
+	mu sync.Mutex
+	s  *stats
+}
+
+const statsFor = time.Minute
+
+func sortedCounts(m map[string]int) []count {
+	out := make([]count, 0, len(m))
+	for k, v := range m {
+		out = append(out, count{k, v})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].N > out[j].N || out[i].N == out[j].N && out[i].Name < out[j].Name })
+	return out
+}
+
+func (c *Console) fleetStats(r *http.Request, actor *adminauth.Actor) (*stats, error) {
+	c.stats.mu.Lock()
+	defer c.stats.mu.Unlock()
+	now := c.cfg.Now()
+	if s := c.stats.s; s != nil && now.Sub(s.At) < statsFor {
+		return s, nil
+	}
+	platforms, versions := map[string]int{}, map[string]int{}
+	after := ""
+	for {
+		var page struct {
+			Devices []storage.DeviceInventory `json:"devices"`
+			Next    string                    `json:"next"`
+		}
+		if err := c.call(r, actor, "GET", "/v1/inventory?limit=1000&after="+url.QueryEscape(after), nil, &page); err != nil {
+			return nil, err
+		}
+		for _, d := range page.Devices {
+			if d.Retired {
+				continue
+			}
+			p := d.Platform
+			if p == "" {
+				p = "unknown"
+			}
+			platforms[p]++
+			if d.OSVersion != "" {
+				versions[p+" "+d.OSVersion]++
+			}
+		}
+		if page.Next == "" {
+			break
+		}
+		after = page.Next
+	}
+	fresh := map[string]int{}
+	order := []string{"within an hour", "within a day", "within a week", "longer ago", "never"}
+	n := 0
+	after = ""
+	for {
+		var page struct {
+			Devices []adminapi.DeviceView `json:"devices"`
+			Next    string                `json:"next"`
+		}
+		if err := c.call(r, actor, "GET", "/v1/devices?limit=1000&after="+url.QueryEscape(after), nil, &page); err != nil {
+			return nil, err
+		}
+		for _, d := range page.Devices {
+			if !d.Enrolled {
+				continue
+			}
+			n++
+			switch {
+			case d.LastSeen == nil:
+				fresh[order[4]]++
+			case now.Sub(*d.LastSeen) < time.Hour:
+				fresh[order[0]]++
+			case now.Sub(*d.LastSeen) < 24*time.Hour:
+				fresh[order[1]]++
+			case now.Sub(*d.LastSeen) < 7*24*time.Hour:
+				fresh[order[2]]++
+			default:
+				fresh[order[3]]++
+			}
+		}
+		if page.Next == "" {
+			break
+		}
+		after = page.Next
+	}
+	s := &stats{At: now, Devices: n, Platforms: sortedCounts(platforms), OSVersions: sortedCounts(versions)}
+	for _, k := range order {
+		s.Fresh = append(s.Fresh, count{k, fresh[k]})
+	}
+	c.stats.s = s
+	return s, nil
+}
+
+type dashboardData struct {
+	Stats    *stats
+	Push     map[string]any
+	PushErr  string
+	Tokens   []map[string]any
+	Failures []storage.EnrollmentFailure
+	Warnings []string
+}
+
+func (c *Console) dashboard(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
+	st, err := c.fleetStats(r, actor)
+	if err != nil {
+		c.show(w, r, actor, err)
+		return
+	}
+	d := dashboardData{Stats: st}
+	now := c.cfg.Now()
+	var push map[string]any
+	if err := c.call(r, actor, "GET", "/v1/push-certificate", nil, &push); err != nil {
+		d.PushErr = reason(err)
+		d.Warnings = append(d.Warnings, "No push certificate: devices cannot enroll or be reached. Upload one on the Push certificate page.")
+	} else {
+		d.Push = push
+		if days, ok := push["days_until_expiry"].(float64); ok && days < 30 {
+			d.Warnings = append(d.Warnings, fmt.Sprintf("The push certificate expires in %d days: renew it with the same Apple ID.", int(days)))
+		}
+	}
+	var toks struct {
+		Tokens []map[string]any `json:"tokens"`
+	}
+	if err := c.call(r, actor, "GET", "/v1/dep/tokens", nil, &toks); err == nil {
+		d.Tokens = toks.Tokens
+		for _, t := range toks.Tokens {
+			if s, ok := t["access_token_expiry"].(string); ok {
+				if exp, err := time.Parse(time.RFC3339, s); err == nil && exp.Sub(now) < 30*24*time.Hour {
+					d.Warnings = append(d.Warnings, fmt.Sprintf("ABM token %v expires on %s: renew it in Apple Business Manager.", t["name"], exp.Format("2006-01-02")))
+				}
+			}
+		}
+	}
+	var fails struct {
+		Failures []storage.EnrollmentFailure `json:"failures"`
+	}
+	if err := c.call(r, actor, "GET", "/v1/enrollment/failures?limit=1000", nil, &fails); err == nil {
+		for _, f := range fails.Failures {
+			if now.Sub(f.At) < 24*time.Hour {
+				d.Failures = append(d.Failures, f)
+			}
+		}
+	}
+	c.render(w, r, http.StatusOK, "dashboard", actor, &webui.Page{Title: "Dashboard", Data: d})
+}
+
+func reason(err error) string {
+	if ae, ok := err.(*apiError); ok {
+		return ae.Reason
+	}
+	return "unavailable"
+}
+
+// Devices.
+
+type devicesData struct {
+	Q, Platform, User string
+	Devices           []storage.DeviceInventory
+	Next              string
+	Platforms         []string
+}
+
+func (c *Console) devices(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
+	q := r.URL.Query()
+	d := devicesData{Q: strings.TrimSpace(q.Get("q")), Platform: q.Get("platform"), User: strings.TrimSpace(q.Get("user")),
+		Platforms: []string{"iOS", "iPadOS", "macOS", "tvOS", "visionOS", "watchOS"}}
+	if d.User != "" {
+		// By primary user: the devices API answers device views.
+		var page struct {
+			Devices []adminapi.DeviceView `json:"devices"`
+			Next    string                `json:"next"`
+		}
+		v := url.Values{"user": {d.User}, "limit": {strconv.Itoa(pageSize)}, "after": {q.Get("after")}}
+		if err := c.call(r, actor, "GET", "/v1/devices?"+v.Encode(), nil, &page); err != nil {
+			c.show(w, r, actor, err)
+			return
+		}
+		for _, dv := range page.Devices {
+			inv := storage.DeviceInventory{DeviceID: dv.ID}
+			if dv.Facts != nil {
+				inv.DeviceName, inv.SerialNumber, inv.Model, inv.OSVersion = dv.Facts.DeviceName, dv.Facts.SerialNumber, dv.Facts.Model, dv.Facts.OSVersion
+			}
+			d.Devices = append(d.Devices, inv)
+		}
+		d.Next = page.Next
+	} else {
+		var page struct {
+			Devices []storage.DeviceInventory `json:"devices"`
+			Next    string                    `json:"next"`
+		}
+		v := url.Values{"limit": {strconv.Itoa(pageSize)}}
+		if d.Q != "" {
+			v.Set("q", d.Q)
+		}
+		if d.Platform != "" {
+			v.Set("platform", d.Platform)
+		}
+		if a := q.Get("after"); a != "" {
+			v.Set("after", a)
+		}
+		if err := c.call(r, actor, "GET", "/v1/inventory?"+v.Encode(), nil, &page); err != nil {
+			c.show(w, r, actor, err)
+			return
+		}
+		d.Devices, d.Next = page.Devices, page.Next
+	}
+	c.render(w, r, http.StatusOK, "devices", actor, &webui.Page{Title: "Devices", Data: d})
+}
+
+// NextURL is the following page's link with the same filters.
+func (d devicesData) NextURL() string {
+	v := url.Values{"after": {d.Next}}
+	for k, s := range map[string]string{"q": d.Q, "platform": d.Platform, "user": d.User} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	return Prefix + "/devices?" + v.Encode()
+}
+
+// Device.
+
+type deviceAction struct {
+	Name, Label string
+	Destructive bool // needs the device's name typed to confirm
+	Message     bool // takes a message (lock, lost mode)
+}
+
+// consoleActions are the device actions the device page offers, in order.
+var consoleActions = []deviceAction{
+	{Name: "refresh", Label: "Refresh inventory"},
+	{Name: "lock", Label: "Lock", Message: true},
+	{Name: "clear-passcode", Label: "Clear passcode"},
+	{Name: "lost-mode-enable", Label: "Enable Lost Mode", Message: true},
+	{Name: "lost-mode-disable", Label: "Disable Lost Mode"},
+	{Name: "restart", Label: "Restart"},
+	{Name: "shutdown", Label: "Shut down"},
+	{Name: "erase", Label: "Erase", Destructive: true},
+	{Name: "retire", Label: "Retire (remove management)", Destructive: true},
+}
+
+type deviceData struct {
+	Device    adminapi.DeviceView
+	Inv       *storage.DeviceInventory
+	Name      string // what erase and retire must be confirmed with
+	Apps      []map[string]any
+	Profiles  []map[string]any
+	Certs     []map[string]any
+	Commands  []adminapi.ChannelCommandView
+	CmdNext   string
+	Actions   []deviceAction
+	Confirm   string // the destructive action whose confirmation failed
+	ConfirmOf string
+}
+
+// displayName is what a device is called on its page and what a
+// destructive action must be confirmed with: its name, else its serial,
+// else its ID.
+func displayName(dv *adminapi.DeviceView, inv *storage.DeviceInventory) string {
+	switch {
+	case inv != nil && inv.DeviceName != "":
+		return inv.DeviceName
+	case dv.Facts != nil && dv.Facts.DeviceName != "":
+		return dv.Facts.DeviceName
+	case inv != nil && inv.SerialNumber != "":
+		return inv.SerialNumber
+	case dv.Facts != nil && dv.Facts.SerialNumber != "":
+		return dv.Facts.SerialNumber
+	}
+	return dv.ID
+}
+
+func (c *Console) loadDevice(r *http.Request, actor *adminauth.Actor, id string) (*deviceData, error) {
+	d := &deviceData{}
+	if err := c.call(r, actor, "GET", "/v1/devices/"+url.PathEscape(id), nil, &d.Device); err != nil {
+		return nil, err
+	}
+	var inv storage.DeviceInventory
+	if err := c.call(r, actor, "GET", "/v1/devices/"+url.PathEscape(id)+"/inventory", nil, &inv); err == nil {
+		d.Inv = &inv
+	}
+	d.Name = displayName(&d.Device, d.Inv)
+	return d, nil
+}
+
+func (c *Console) device(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
+	id := r.PathValue("id")
+	d, err := c.loadDevice(r, actor, id)
+	if err != nil {
+		c.show(w, r, actor, err)
+		return
+	}
+	base := "/v1/devices/" + url.PathEscape(id)
+	for _, rep := range []struct {
+		path, key string
+		into      *[]map[string]any
+	}{{"/apps", "apps", &d.Apps}, {"/profiles", "profiles", &d.Profiles}, {"/certificates", "certificates", &d.Certs}} {
+		var m map[string]any
+		if err := c.call(r, actor, "GET", base+rep.path, nil, &m); err == nil {
+			if list, ok := m[rep.key].([]any); ok {
+				for _, it := range list {
+					if im, ok := it.(map[string]any); ok {
+						*rep.into = append(*rep.into, im)
+					}
+				}
+			}
+		}
+	}
+	var hist struct {
+		Commands []adminapi.ChannelCommandView `json:"commands"`
+		Next     string                        `json:"next"`
+	}
+	v := url.Values{"limit": {"20"}}
+	if b := r.URL.Query().Get("before"); b != "" {
+		v.Set("before", b)
+	}
+	if err := c.call(r, actor, "GET", base+"/commands?"+v.Encode(), nil, &hist); err == nil {
+		d.Commands, d.CmdNext = hist.Commands, hist.Next
+	}
+	// The buttons are the actions the actor's role allows, by the API's rule.
+	for _, a := range consoleActions {
+		if c.cfg.API.Allows(actor, "POST", base+"/actions/"+a.Name) {
+			d.Actions = append(d.Actions, a)
+		}
+	}
+	c.render(w, r, http.StatusOK, "device", actor, &webui.Page{Title: d.Name, Data: d})
+}
+
+// action sends a device action through the API, which decides whether the
+// actor may (a helpdesk erase is refused there, with 403, and audited).
+func (c *Console) action(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
+	id, name := r.PathValue("id"), r.PathValue("action")
+	if _, err := mdm.ParseChannelID(id); err != nil {
+		webui.Refuse(w, http.StatusBadRequest, "bad request: invalid device id")
+		return
+	}
+	page := Prefix + "/devices/" + url.PathEscape(id)
+	var spec *deviceAction
+	for i := range consoleActions {
+		if consoleActions[i].Name == name {
+			spec = &consoleActions[i]
+		}
+	}
+	if spec == nil {
+		webui.Refuse(w, http.StatusNotFound, "not found: no such device action")
+		return
+	}
+	body := map[string]any{}
+	if spec.Message {
+		if m := strings.TrimSpace(r.PostFormValue("message")); m != "" {
+			body["message"] = m
+		}
+	}
+	if spec.Destructive {
+		// Ask the API first, so a role that may not is refused (and
+		// audited) whatever it typed.
+		if !c.cfg.API.Allows(actor, "POST", "/v1/devices/"+id+"/actions/"+name) {
+			c.after(w, r, page, c.call(r, actor, "POST", "/v1/devices/"+url.PathEscape(id)+"/actions/"+name, body, nil), "")
+			return
+		}
+		d, err := c.loadDevice(r, actor, id)
+		if err != nil {
+			c.after(w, r, page, err, "")
+			return
+		}
+		if strings.TrimSpace(r.PostFormValue("confirm")) != d.Name {
+			c.site.Redirect(w, r, page, webui.Flash{Error: true,
+				Message: fmt.Sprintf("%s not sent: type the device's name (%s) exactly to confirm.", spec.Label, d.Name)})
+			return
+		}
+		body["confirm"] = true
+	}
+	var res struct {
+		CommandUUID string `json:"command_uuid"`
+	}
+	err := c.call(r, actor, "POST", "/v1/devices/"+url.PathEscape(id)+"/actions/"+name, body, &res)
+	msg := spec.Label + " sent."
+	if res.CommandUUID != "" {
+		msg = spec.Label + " queued as command " + res.CommandUUID + "."
+	}
+	c.after(w, r, page, err, msg)
+}
+
+// Commands.
+
+type commandsData struct {
+	UUID    string
+	Command map[string]any
+}
+
+// commands looks a command up by UUID: its request type, its targets and
+// their states (a device's own history is on its page).
+func (c *Console) commands(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
+	d := commandsData{UUID: strings.TrimSpace(r.URL.Query().Get("uuid"))}
+	var errs webui.FormErrors
+	status := http.StatusOK
+	if d.UUID != "" {
+		if err := c.call(r, actor, "GET", "/v1/commands/"+url.PathEscape(d.UUID), nil, &d.Command); err != nil {
+			errs = webui.FormErrors{"uuid": reason(err)}
+			status = http.StatusNotFound
+		}
+	}
+	c.render(w, r, status, "commands", actor, &webui.Page{Title: "Commands", Data: d, Errors: errs})
+}
+
+// Enrollment.
+
+type enrollmentData struct {
+	Invitations  []map[string]any
+	Configurator []map[string]any
+	Tokens       []map[string]any
+	ADEProfiles  map[string][]map[string]any
+	Failures     []storage.EnrollmentFailure
+}
+
+func (c *Console) enrollment(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
+	d := enrollmentData{ADEProfiles: map[string][]map[string]any{}}
+	var inv struct {
+		Invitations []map[string]any `json:"invitations"`
+	}
+	if err := c.call(r, actor, "GET", "/v1/enrollment/invitations?limit=100", nil, &inv); err == nil {
+		d.Invitations = inv.Invitations
+	}
+	var conf struct {
+		Profiles []map[string]any `json:"profiles"`
+	}
+	if err := c.call(r, actor, "GET", "/v1/configurator/profiles", nil, &conf); err == nil {
+		d.Configurator = conf.Profiles
+	}
+	var toks struct {
+		Tokens []map[string]any `json:"tokens"`
+	}
+	if err := c.call(r, actor, "GET", "/v1/dep/tokens", nil, &toks); err == nil {
+		d.Tokens = toks.Tokens
+		for _, t := range toks.Tokens {
+			id, _ := t["id"].(string)
+			var ps struct {
+				Profiles []map[string]any `json:"profiles"`
+			}
+			if id != "" && c.call(r, actor, "GET", "/v1/dep/tokens/"+url.PathEscape(id)+"/profiles", nil, &ps) == nil {
+				d.ADEProfiles[id] = ps.Profiles
+			}
+		}
+	}
+	var fails struct {
+		Failures []storage.EnrollmentFailure `json:"failures"`
+	}
+	if err := c.call(r, actor, "GET", "/v1/enrollment/failures?limit=50", nil, &fails); err == nil {
+		d.Failures = fails.Failures
+	}
+	c.render(w, r, http.StatusOK, "enrollment", actor, &webui.Page{Title: "Enrollment", Data: d})
+}
+
+// Push certificate.
+
+type pushData struct {
+	Info      map[string]any
+	Missing   string
+	CanUpload bool
+}
+
+func (c *Console) pushPage(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
+	d := pushData{CanUpload: c.cfg.API.Allows(actor, "PUT", "/v1/push-certificate")}
+	if err := c.call(r, actor, "GET", "/v1/push-certificate", nil, &d.Info); err != nil {
+		d.Missing = reason(err)
+	}
+	c.render(w, r, http.StatusOK, "push", actor, &webui.Page{Title: "Push certificate", Data: d})
+}
+
+// pushUpload takes the certificate and key PEM files from a multipart form
+// and uploads them through PUT /v1/push-certificate.
+func (c *Console) pushUpload(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
+	read := func(field string) string {
+		f, _, err := r.FormFile(field)
+		if err != nil {
+			return strings.TrimSpace(r.PostFormValue(field))
+		}
+		defer f.Close()
+		var b strings.Builder
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := f.Read(buf)
+			b.Write(buf[:n])
+			if err != nil || b.Len() > 128<<10 {
+				break
+			}
+		}
+		return b.String()
+	}
+	body := map[string]any{"cert_pem": read("cert"), "key_pem": read("key")}
+	if id := strings.TrimSpace(r.PostFormValue("apple_id")); id != "" {
+		body["apple_id"] = id
+	}
+	c.after(w, r, Prefix+"/push", c.call(r, actor, "PUT", "/v1/push-certificate", body, nil), "Push certificate uploaded.")
+}
+
+// Admins and tokens.
+
+type adminsData struct {
+	Admins    []adminapi.AdminView
+	Tokens    []adminapi.TokenView
+	CanManage bool
+	Roles     []adminauth.Role
+	NewToken  string // shown once, right after creation
+}
+
+func (c *Console) adminsData(r *http.Request, actor *adminauth.Actor) (*adminsData, error) {
+	d := &adminsData{CanManage: c.cfg.API.Allows(actor, "POST", "/v1/admins"), Roles: adminauth.Roles}
+	var admins struct {
+		Admins []adminapi.AdminView `json:"admins"`
+	}
+	if err := c.call(r, actor, "GET", "/v1/admins", nil, &admins); err != nil {
+		return nil, err
+	}
+	d.Admins = admins.Admins
+	var toks struct {
+		Tokens []adminapi.TokenView `json:"tokens"`
+	}
+	if err := c.call(r, actor, "GET", "/v1/tokens", nil, &toks); err != nil {
+		return nil, err
+	}
+	d.Tokens = toks.Tokens
+	return d, nil
+}
+
+func (c *Console) admins(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
+	d, err := c.adminsData(r, actor)
+	if err != nil {
+		c.show(w, r, actor, err)
+		return
+	}
+	c.render(w, r, http.StatusOK, "admins", actor, &webui.Page{Title: "Admins and tokens", Data: d})
+}
+
+func (c *Console) createAdmin(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
+	name := strings.TrimSpace(r.PostFormValue("username"))
+	body := map[string]any{"username": name, "role": r.PostFormValue("role"), "password": r.PostFormValue("password")}
+	err := c.call(r, actor, "POST", "/v1/admins", body, nil)
+	c.after(w, r, Prefix+"/admins", err, "Admin "+name+" created.")
+}
+
+func (c *Console) createToken(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
+	body := map[string]any{"name": strings.TrimSpace(r.PostFormValue("name"))}
+	if role := r.PostFormValue("role"); role != "" {
+		body["role"] = role
+	}
+	var tok adminapi.TokenView
+	if err := c.call(r, actor, "POST", "/v1/tokens", body, &tok); err != nil {
+		c.after(w, r, Prefix+"/admins", err, "")
+		return
+	}
+	d, err := c.adminsData(r, actor)
+	if err != nil {
+		c.show(w, r, actor, err)
+		return
+	}
+	d.NewToken = tok.Token
+	c.render(w, r, http.StatusOK, "admins", actor, &webui.Page{Title: "Admins and tokens", Data: d})
+}
+
+func (c *Console) revokeToken(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
+	err := c.call(r, actor, "DELETE", "/v1/tokens/"+url.PathEscape(r.PathValue("id")), nil, nil)
+	c.after(w, r, Prefix+"/admins", err, "Token revoked.")
+}
+
+// Audit log.
+
+type auditData struct {
+	Actor, Action, Target string
+	Entries               []storage.AuditEntry
+	Next                  string
+	CSV                   string
+}
+
+func (c *Console) audit(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
+	q := r.URL.Query()
+	d := auditData{Actor: strings.TrimSpace(q.Get("actor")), Action: strings.TrimSpace(q.Get("action")), Target: strings.TrimSpace(q.Get("target"))}
+	v := url.Values{"limit": {strconv.Itoa(pageSize)}}
+	for k, s := range map[string]string{"actor": d.Actor, "action": d.Action, "target": d.Target, "after": q.Get("after")} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	var page struct {
+		Entries []storage.AuditEntry `json:"entries"`
+		Next    string               `json:"next"`
+	}
+	if err := c.call(r, actor, "GET", "/v1/audit?"+v.Encode(), nil, &page); err != nil {
+		c.show(w, r, actor, err)
+		return
+	}
+	d.Entries, d.Next = page.Entries, page.Next
+	c.render(w, r, http.StatusOK, "audit", actor, &webui.Page{Title: "Audit log", Data: d})
+}
+
+// NextURL is the following page's link with the same filters.
+func (d auditData) NextURL() string {
+	v := url.Values{"after": {d.Next}}
+	for k, s := range map[string]string{"actor": d.Actor, "action": d.Action, "target": d.Target} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	return Prefix + "/audit?" + v.Encode()
+}
