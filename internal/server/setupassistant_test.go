@@ -139,6 +139,13 @@ func testSetupAssistantSignIn(t *testing.T, backend servertest.Backend) {
 	if resp, _ := view.do("GET", path, nil); resp.StatusCode != http.StatusBadRequest || !strings.Contains(view.page, "did not identify itself") {
 		t.Fatalf("web view without x-apple-aspen-deviceinfo = %d: %s", resp.StatusCode, view.page)
 	}
+	for _, bad := range []string{"not base64 at all!", base64.StdEncoding.EncodeToString([]byte("<plist/>")), strings.Repeat("A", 200_000)} {
+		view.header = http.Header{"X-Apple-Aspen-Deviceinfo": {bad}}
+		// An oversized one stops at the server's header limit (431).
+		if resp, _ := view.do("GET", path, nil); resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Fatalf("web view with a bad device info header (%d bytes) = %d, want 400", len(bad), resp.StatusCode)
+		}
+	}
 	other := a.device(t, deptest.Serial(1)) // assigned no profile with this URL
 	view.header = http.Header{"X-Apple-Aspen-Deviceinfo": {deviceInfo(t, other)}}
 	if resp, _ := view.do("GET", path, nil); resp.StatusCode != http.StatusForbidden || !strings.Contains(view.page, "not assigned") {
