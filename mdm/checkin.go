@@ -107,6 +107,9 @@ type Checkin struct {
 	Type    MessageType
 	Channel Channel
 	Raw     []byte
+	// Params are the query parameters of the request URL (set by the
+	// transport; webhooks pass them on).
+	Params map[string]string
 	// Message is one of *Authenticate, *TokenUpdate, *CheckOut,
 	// *UserAuthenticate, *SetBootstrapToken, *GetBootstrapToken, *GetToken,
 	// *DeclarativeManagement.

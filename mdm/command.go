@@ -37,8 +37,9 @@ type Report struct {
 	// RequestType is sent by some devices; informational only.
 	RequestType string `plist:",omitempty"`
 
-	Channel Channel `plist:"-"`
-	Raw     []byte  `plist:"-"`
+	Channel Channel           `plist:"-"`
+	Raw     []byte            `plist:"-"`
+	Params  map[string]string `plist:"-"` // the request URL's query parameters (set by the transport)
 }
 
 // MaxCommandUUIDLen bounds command UUIDs.

@@ -33,5 +33,6 @@ type Store interface {
 	WebSessionStore
 	CategoryStore
 	CommandHistory
+	WebhookStore
 	io.Closer
 }

@@ -219,11 +219,19 @@ func TestDocumentedCommands(t *testing.T) {
 	os.WriteFile("ann.pw", []byte("correct horse battery\n"), 0o600)
 	os.WriteFile("users.csv", []byte("username,display_name,email,password\nbob,Bob Example,bob@example.com,\ncy,Cy Example,cy@example.com,cy-secret-pass\n"), 0o600)
 	os.WriteFile("sales.csv", []byte("username\nbob\ncy\n"), 0o600)
+	// docs/webhooks.md: an endpoint to look at, and the secret file of the
+	// one it creates (its topic never fires here, so nothing is posted).
+	os.WriteFile("hook.secret", []byte("docs-test-hmac-key\n"), 0o600)
+	var hook struct{ ID string }
+	if code := s.API(t, "POST", "/v1/webhooks", map[string]any{"url": "http://127.0.0.1:9/hook", "topics": []string{"orchard.renewal.failed"}}, &hook); code != http.StatusCreated {
+		t.Fatalf("create webhook = %d", code)
+	}
 	placeholders := strings.NewReplacer(
 		"<udid>", dev.UDID,
 		"<command-uuid>", sent.CommandUUID,
 		"<token-id>", token.ID,
 		"<api-token-id>", apiToken.ID,
+		"<webhook-id>", hook.ID,
 		"$(base64 < wifi.mobileconfig)", base64.StdEncoding.EncodeToString(wifi),
 	)
 

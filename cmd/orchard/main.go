@@ -131,11 +131,18 @@ func serveSetup(fs *flag.FlagSet, e *env) func(context.Context, []string) error 
 	envInt(fs, &cfg.RateLimit, "rate-limit", server.DefaultRateLimit, "per source address and minute: wrong SCEP challenges, unknown enrollment links and MachineInfo posts allowed; raise it behind a proxy, where every device shares one address; -1 turns the limits off", &badEnv)
 	var renewDays int
 	envInt(fs, &renewDays, "renew-before", 30, "days before a device's identity certificate expires that Orchard re-sends its enrollment profile to renew it (1..300)", &badEnv)
+	envString(fs, &cfg.WebhookURL, "webhook-url", "", "also post mdm.* events to this URL (NanoMDM's -webhook-url; more endpoints: orchard webhooks create)")
+	retryMax := envFlag(fs, "webhook-retry-max", "5m", "longest wait between retries of a failed webhook post")
 	level := envFlag(fs, "log-level", "info", "log level: debug, info, warn, error")
 	return func(ctx context.Context, _ []string) error {
 		if badEnv != nil {
 			return &usageError{path: "orchard serve", err: badEnv}
 		}
+		d, err := time.ParseDuration(*retryMax)
+		if err != nil || d <= 0 || d > 24*time.Hour {
+			return &usageError{path: "orchard serve", err: fmt.Errorf("--webhook-retry-max: %q is not a duration between 0 and 24h", *retryMax)}
+		}
+		cfg.WebhookRetryMax = d
 		if renewDays < 1 || renewDays > 300 {
 			return &usageError{path: "orchard serve", err: fmt.Errorf("--renew-before: %d days is not between 1 and 300", renewDays)}
 		}

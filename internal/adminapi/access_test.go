@@ -118,6 +118,12 @@ var wantNeed = map[string]adminauth.Need{
 	"GET /v1/categories/{name}": adminauth.Read, "PATCH /v1/categories/{name}": adminauth.Policy,
 	"DELETE /v1/categories/{name}": adminauth.Destructive, "PUT /v1/devices/{id}/category": adminauth.Policy,
 	"GET /v1/devices/{id}/commands": adminauth.Read,
+	// Webhooks can be sent device data: managing them is policy.
+	"GET /v1/webhooks": adminauth.Read, "POST /v1/webhooks": adminauth.Policy,
+	"GET /v1/webhooks/events": adminauth.Read, "POST /v1/webhooks/events/{id}/replay": adminauth.Policy,
+	"GET /v1/webhooks/{id}": adminauth.Read, "PATCH /v1/webhooks/{id}": adminauth.Policy,
+	"DELETE /v1/webhooks/{id}": adminauth.Policy, "GET /v1/webhooks/{id}/deliveries": adminauth.Read,
+	"POST /v1/webhooks/{id}/replay": adminauth.Policy,
 }
 
 // actionWant is what each device action needs: helpdesk gets the listed

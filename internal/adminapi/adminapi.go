@@ -28,6 +28,7 @@ import (
 	"github.com/orchardmdm/orchard/internal/inventory"
 	"github.com/orchardmdm/orchard/internal/profiles"
 	"github.com/orchardmdm/orchard/internal/push"
+	"github.com/orchardmdm/orchard/internal/webhook"
 	"github.com/orchardmdm/orchard/storage"
 )
 
@@ -79,8 +80,9 @@ type Config struct {
 	Profiles    *profiles.Handler
 	Declarative Declarative
 	// History answers a device's command history.
-	History storage.CommandHistory
-	Logger  *slog.Logger
+	History  storage.CommandHistory
+	Webhooks *webhook.Handler
+	Logger   *slog.Logger
 }
 
 // API serves /v1/.
@@ -100,6 +102,7 @@ type API struct {
 	profiles *profiles.Handler
 	ddm      Declarative
 	history  storage.CommandHistory
+	webhooks *webhook.Handler
 	log      *slog.Logger
 	key      atomic.Pointer[[sha256.Size]byte] // SHA-256 of the API key; SetAPIKey swaps it
 
@@ -121,7 +124,7 @@ func New(c Config) (*API, error) {
 		c.Logger = slog.Default()
 	}
 	a := &API{store: c.Store, commands: c.Commands, secrets: c.Secrets, releaser: c.Releaser, push: c.Push,
-		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, admins: c.Admins, profiles: c.Profiles, dir: c.Directory, ddm: c.Declarative, history: c.History, log: c.Logger, cats: c.Categories,
+		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, admins: c.Admins, profiles: c.Profiles, dir: c.Directory, ddm: c.Declarative, history: c.History, log: c.Logger, cats: c.Categories, webhooks: c.Webhooks,
 		mux: http.NewServeMux(), paths: http.NewServeMux(), allow: map[string][]string{}, byPattern: map[string]route{}}
 	a.SetAPIKey(c.APIKey)
 	for _, rt := range a.routes() {

@@ -16,6 +16,7 @@ func (a *API) routes() []route {
 	dir := func(a *API) bool { return a.dir != nil }
 	cat := func(a *API) bool { return a.cats != nil }
 	hst := func(a *API) bool { return a.history != nil }
+	hook := func(a *API) bool { return a.webhooks != nil }
 	// Each line: method, path, the access it needs (adminauth: read,
 	// action, destructive, policy, manage admins), handler, wiring check.
 	return []route{
@@ -129,5 +130,14 @@ func (a *API) routes() []route {
 		{"DELETE", "/v1/categories/{name}", destroy, a.deleteCategory, cat},
 		{"PUT", "/v1/devices/{id}/category", policy, a.setDeviceCategory, cat},
 		{"GET", "/v1/devices/{id}/commands", read, a.deviceCommands, hst},
+		{"GET", "/v1/webhooks", read, a.webhooks.List, hook},
+		{"POST", "/v1/webhooks", policy, a.webhooks.Create, hook},
+		{"GET", "/v1/webhooks/events", read, a.webhooks.Events, hook},
+		{"POST", "/v1/webhooks/events/{id}/replay", policy, a.webhooks.Replay, hook},
+		{"GET", "/v1/webhooks/{id}", read, a.webhooks.Show, hook},
+		{"PATCH", "/v1/webhooks/{id}", policy, a.webhooks.Update, hook},
+		{"DELETE", "/v1/webhooks/{id}", policy, a.webhooks.Delete, hook},
+		{"GET", "/v1/webhooks/{id}/deliveries", read, a.webhooks.Deliveries, hook},
+		{"POST", "/v1/webhooks/{id}/replay", policy, a.webhooks.ReplayDead, hook},
 	}
 }

@@ -37,6 +37,7 @@ import (
 	"github.com/orchardmdm/orchard/internal/push"
 	"github.com/orchardmdm/orchard/internal/scope"
 	"github.com/orchardmdm/orchard/internal/version"
+	"github.com/orchardmdm/orchard/internal/webhook"
 	"github.com/orchardmdm/orchard/internal/webui"
 	"github.com/orchardmdm/orchard/mdm/commands"
 	"github.com/orchardmdm/orchard/mdm/enrollprofile"
@@ -107,6 +108,14 @@ type Config struct {
 	// move it to years ahead.
 	Now func() time.Time
 
+	// WebhookRetryBase and WebhookRetryMax bound the backoff of webhook
+	// retries (0: 5 s doubling, at most 5 min); tests shorten them.
+	WebhookRetryBase time.Duration
+	WebhookRetryMax  time.Duration
+	// WebhookURL keeps an endpoint "flag" posting mdm.* events there
+	// (NanoMDM's -webhook-url), beside those made through the API.
+	WebhookURL string
+
 	// RateLimit is the per-minute budget, per source address, of wrong
 	// SCEP challenges, unknown enrollment tokens and MachineInfo posts
 	// (0: DefaultRateLimit; negative: no limits).
@@ -141,6 +150,9 @@ type Server struct {
 	console    *console.Console
 	// adminHandler serves the admin listener when AdminListen is set.
 	adminHandler http.Handler
+	hooks        *webhook.Dispatcher
+	journal      *webhook.Journal
+	hooksAPI     *webhook.Handler
 }
 
 // New opens the data dir and builds everything; it serves nothing yet.
@@ -286,6 +298,10 @@ func (s *Server) build() error {
 	if err := s.registerGauges(); err != nil {
 		return err
 	}
+	if err := s.buildWebhooks(); err != nil {
+		return err
+	}
+	events := eventStore{Store: s.store, s: s}
 	apnsOpts, err := s.apnsOptions()
 	if err != nil {
 		return err
@@ -360,11 +376,11 @@ func (s *Server) build() error {
 		Topic:           s.push.Topic,
 		DevelopmentAPNS: s.cfg.APNsSandbox,
 		Logger:          s.log,
-	}, revokingStore{Store: s.store, forget: verifier.Forget}, signer, scepSrv, append(append(enrollLimit, s.machineInfoOptions()...), enroll.WithClock(now))...)
+	}, revokingStore{Store: events, forget: verifier.Forget}, signer, scepSrv, append(append(enrollLimit, s.machineInfoOptions()...), enroll.WithClock(now))...)
 	if err != nil {
 		return err
 	}
-	if s.renewer, err = enroll.NewRenewer(enrollment, s.store, s.cmds, s.cfg.RenewBefore); err != nil {
+	if s.renewer, err = enroll.NewRenewer(enrollment, events, s.cmds, s.cfg.RenewBefore); err != nil {
 		return err
 	}
 	if err := s.metrics.SetIdentitiesExpiringFunc(func() float64 {
@@ -381,7 +397,7 @@ func (s *Server) build() error {
 	}
 	// Configuration profiles: scoped through internal/scope (groups and
 	// categories not wired yet: scopes naming them match no device).
-	if s.profiles, err = profiles.New(s.store, s.cmds, &scope.Resolver{Devices: scope.StoreDevices{Store: s.store}}, s.log); err != nil {
+	if s.profiles, err = profiles.New(events, s.cmds, &scope.Resolver{Devices: scope.StoreDevices{Store: s.store}}, s.log); err != nil {
 		return err
 	}
 	userSetup, err := enroll.NewUserSetup(s.cmds, s.log)
@@ -405,7 +421,8 @@ func (s *Server) build() error {
 		service.WithDeclarative(ddmEngine),
 		service.WithUserAuthentication(func() bool { return userAuth }),
 		service.WithTopic(s.push.Topic),
-		service.WithFailureRecorder(s.store),
+		service.WithFailureRecorder(events),
+		service.WithJournal(s.journal), // the webhook outbox, written before the device is answered
 		// What reacts to device events, in the order it runs.
 		service.WithObserver(s.metrics),
 		// Before adeSetup: an enrolled device's profiles are queued ahead
@@ -438,9 +455,9 @@ func (s *Server) build() error {
 		return err
 	}
 	s.admin, err = adminapi.New(adminapi.Config{APIKey: s.apiKey, Store: s.store, Commands: s.cmds, Secrets: s.svc,
-		Releaser: s.svc, Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Backup: s.backup(), Admins: s.store, Logger: s.log,
+		Releaser: eventReleaser{next: s.svc, s: s}, Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Backup: s.backup(), Admins: s.store, Logger: s.log,
 		Profiles: profileAPI, Directory: users, Declarative: ddmEngine,
-		Categories: categories, History: s.store})
+		Categories: categories, History: s.store, Webhooks: s.hooksAPI})
 	if err != nil {
 		return err
 	}
@@ -767,7 +784,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}))
 		close(warning)
 	}()
-	flushed, synced, followed := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	flushed, synced, followed, delivered := make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() {
+		s.logExclusive("webhook delivery", s.runExclusive(bg, jobWebhooks, s.hooks.Run))
+		close(delivered)
+	}()
 	go func() { s.followChanges(bg); close(followed) }()
 	go func() { s.svc.RunLastSeenFlusher(bg, 30*time.Second); close(flushed) }()
 	go func() {
@@ -798,6 +819,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	<-renewing
 	<-warning
 	<-followed
+	<-delivered
 	<-reconciling
 	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	s.push.Close(drain)

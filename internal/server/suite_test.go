@@ -51,6 +51,7 @@ var e2eTests = []struct {
 	{"Categories", testCategories},
 	{"CategoryJoinOnUser", testCategoryJoinOnUser},
 	{"ConsoleLockRoundTrip", testConsoleLockRoundTrip},
+	{"Webhooks", testWebhooks},
 	{"PortalEnrollment", testPortalEnrollment},
 	{"PortalRefusals", testPortalRefusals},
 	{"SetupAssistantSignIn", testSetupAssistantSignIn},

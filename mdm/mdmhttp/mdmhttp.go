@@ -258,6 +258,7 @@ func (h *Handler) checkin(w http.ResponseWriter, r *http.Request, body []byte) {
 // serveCheckin handles a decoded check-in, so that paths which decoded
 // the body to tell a check-in from a report do not decode it again.
 func (h *Handler) serveCheckin(w http.ResponseWriter, r *http.Request, c *mdm.Checkin) {
+	c.Params = urlParams(r)
 	resp, err := h.svc.Checkin(r.Context(), IdentityFrom(r.Context()), c)
 	ctype := "application/xml"
 	if c.Type == mdm.TypeDeclarativeManagement {
@@ -283,6 +284,7 @@ func (h *Handler) connect(w http.ResponseWriter, r *http.Request, body []byte) {
 		h.fail(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
+	rep.Params = urlParams(r)
 	resp, err := h.svc.Report(r.Context(), IdentityFrom(r.Context()), rep)
 	outcome := h.respond(w, r, resp, err, "application/xml")
 	h.obs.Connect(string(rep.Status), outcome)
@@ -350,4 +352,26 @@ func firstLine(s string) string {
 		s = s[:300]
 	}
 	return s
+}
+
+// maxURLParams bounds the query parameters passed on with a message.
+const maxURLParams = 32
+
+// urlParams is the first value of each query parameter of the request
+// (nil without any): webhook consumers may key enrollments on them.
+func urlParams(r *http.Request) map[string]string {
+	if r.URL.RawQuery == "" {
+		return nil
+	}
+	q := r.URL.Query()
+	out := make(map[string]string, min(len(q), maxURLParams))
+	for k, v := range q {
+		if len(out) == maxURLParams {
+			break
+		}
+		if len(v) > 0 {
+			out[k] = v[0]
+		}
+	}
+	return out
 }

@@ -15,6 +15,17 @@ import (
 // Checkin handles one check-in message from a verified identity and returns
 // the body to answer with (nil for an empty 200).
 func (s *Service) Checkin(ctx context.Context, id *identity.Identity, c *mdm.Checkin) ([]byte, error) {
+	body, err := s.checkin(ctx, id, c)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.record(ctx, CheckinReceived{Checkin: c}); err != nil {
+		return nil, err
+	}
+	return body, nil
+}
+
+func (s *Service) checkin(ctx context.Context, id *identity.Identity, c *mdm.Checkin) ([]byte, error) {
 	if m, ok := c.Message.(*mdm.Authenticate); ok {
 		return nil, s.authenticate(ctx, id, c.Channel, m)
 	}

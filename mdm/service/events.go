@@ -2,8 +2,10 @@ package service
 
 import (
 	"context"
+	"fmt"
 	"time"
 
+	"github.com/orchardmdm/orchard/mdm"
 	"github.com/orchardmdm/orchard/storage"
 )
 
@@ -46,6 +48,40 @@ type CommandDelivered struct {
 // ResultStored: a channel's result for a command was stored (repeats of
 // the same status are not told again).
 type ResultStored struct{ Result *storage.Result }
+
+// CheckinReceived: a check-in message was handled and what it changed is
+// durable; told for every message, every time (a repeat too), to the
+// journal only. Checkin.Channel is the bound channel.
+type CheckinReceived struct{ Checkin *mdm.Checkin }
+
+// ReportReceived: a command report or Idle was handled and its result (if
+// any) is durable; told for every report, a repeat too, to the journal only.
+type ReportReceived struct{ Report *mdm.Report }
+
+func (CheckinReceived) event() {}
+func (ReportReceived) event()  {}
+
+// Journal durably records what devices told the service (the webhook
+// outbox). Unlike an observer's, its failure fails the request: the device
+// sends the message again and the journal is told again, so what a 200
+// answered is always recorded.
+type Journal interface {
+	Record(ctx context.Context, ev Event) error
+}
+
+// WithJournal records CheckinReceived and ReportReceived in j before the
+// device is answered.
+func WithJournal(j Journal) Option { return func(s *Service) { s.journal = j } }
+
+func (s *Service) record(ctx context.Context, ev Event) error {
+	if s.journal == nil {
+		return nil
+	}
+	if err := s.journal.Record(ctx, ev); err != nil {
+		return fmt.Errorf("record event: %w", err)
+	}
+	return nil
+}
 
 func (Authenticated) event()    {}
 func (Renewed) event()          {}

@@ -32,6 +32,9 @@ func (s *Service) Report(ctx context.Context, id *identity.Identity, r *mdm.Repo
 	} else if err := s.storeResult(ctx, channel, r); err != nil {
 		return nil, err
 	}
+	if err := s.record(ctx, ReportReceived{Report: r}); err != nil {
+		return nil, err
+	}
 	cmd, err := s.store.Next(ctx, channel)
 	if err != nil || cmd == nil {
 		s.inflight.Delete(channel)

@@ -65,6 +65,7 @@ type Service struct {
 	now      func() time.Time
 	failures FailureRecorder // nil: refusals are only logged
 	ddm      Declarative     // nil: no declarative management
+	journal  Journal         // nil: nothing is journaled
 
 	inflight sync.Map // device channel ID -> uuid last offered on it
 	cache    *stateCache

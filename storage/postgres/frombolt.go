@@ -14,6 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/orchardmdm/orchard/storage"
 )
 
 // ErrNotEmpty: the target database already holds records.
@@ -33,7 +35,8 @@ var tables = []string{"enrollments", "device_fold", "cert_binding", "commands", 
 	"admins", "api_tokens", "audit", "profiles", "profile_versions", "profile_states",
 	"dir_users", "dir_groups", "dir_group_members", "primary_users",
 	"ddm_declarations", "ddm_sets", "ddm_status", "web_sessions",
-	"categories", "device_categories"}
+	"categories", "device_categories",
+	"webhooks", "webhook_deliveries"}
 
 // derivedBuckets are bbolt indexes the PostgreSQL schema rebuilds from the
 // records themselves (as indexed columns), so they are not copied.
@@ -46,6 +49,7 @@ var derivedBuckets = map[string]bool{
 	"user_groups":      true, "user_devices": true, // the other side of dir_group_members and primary_users
 	"category_devices": true, // the other side of device_categories
 	"channel_history":  true, // the targets_channel_seq index of targets
+	"webhook_pending":  true, // the partial index of webhook_deliveries
 }
 
 // row is one record for a table: its column values in table order.
@@ -164,8 +168,16 @@ var boltMapping = map[string]struct {
 	"ddm_declarations": {"ddm_declarations", []string{"id", "doc"}, keyDoc},
 	"ddm_sets":         {"ddm_sets", []string{"name", "doc"}, keyDoc},
 	"ddm_status":       {"ddm_status", []string{"channel", "doc"}, keyDoc},
-	"dep_tokens":       {"dep_tokens", []string{"id", "doc"}, keyDoc},
-	"dep_sync":         {"dep_sync", []string{"token_id", "doc"}, keyDoc},
+	"webhooks":         {"webhooks", []string{"id", "doc"}, keyDoc},
+	"webhook_deliveries": {"webhook_deliveries", []string{"id", "endpoint_id", "state", "created_at", "ended_at", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
+		var d storage.WebhookDelivery
+		if err := json.Unmarshal(v, &d); err != nil || len(k) != 8 {
+			return nil, errors.New("bad record")
+		}
+		return row{int64(binary.BigEndian.Uint64(k)), d.EndpointID, d.State, d.CreatedAt, endedAt(&d), v}, nil
+	}},
+	"dep_tokens": {"dep_tokens", []string{"id", "doc"}, keyDoc},
+	"dep_sync":   {"dep_sync", []string{"token_id", "doc"}, keyDoc},
 	"dep_devices": {"dep_devices", []string{"serial", "token_id", "status", "profile_id", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
 		var d struct {
 			TokenID   string `json:"token_id"`
@@ -286,7 +298,8 @@ func (s *Store) CopyFromBolt(ctx context.Context, path string, overwrite bool) (
 				source[m.table] = len(rows)
 			}
 			// The sequences carry on from bbolt's bucket sequences.
-			for bucket, seq := range map[string]string{"queue": "queue_seq", "enrollment_failures": "enrollment_failure_seq", "audit": "audit_seq"} {
+			for bucket, seq := range map[string]string{"queue": "queue_seq", "enrollment_failures": "enrollment_failure_seq", "audit": "audit_seq",
+				"webhook_deliveries": "webhook_delivery_seq"} {
 				if b := btx.Bucket([]byte(bucket)); b != nil && b.Sequence() > 0 {
 					if _, err := tx.Exec(ctx, "SELECT setval($1, $2)", seq, int64(b.Sequence())); err != nil {
 						return err
