@@ -17,4 +17,4 @@ start_orchard "$data"
 "$BIN/orchard-load" --target orchard --server "http://$ORCHARD_ADDR" --api-key "$(cat "$data/api-key")" \
 	--pid "$ORCHARD_PID" --devices "$DEVICES" --concurrency "$CONCURRENCY" --key-cache "$KEYS" \
 	--enroll-only --label "enroll $DEVICES" --json "$OUT/enroll200.json"
-stop_pid "$ORCHARD_PID"
+stop_pid "$ORCHARD_PID" "$APNS_PID"

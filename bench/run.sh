@@ -8,7 +8,15 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 source bench/lib.sh
+source bench/pg.sh
 
+# BENCH_SMALL=1: a quick run of every part (20 devices, a 1,000-device
+# store, one run each) to check the script; its figures mean little.
+# BENCH_ONLY=pg: only the PostgreSQL and replicas part, on a store seeded
+# here, written to .bench/out/postgres.md unless OUTFILE says otherwise.
+if [[ ${BENCH_SMALL:-} == 1 ]]; then
+	DEVICES=${DEVICES:-20} CONNECTS=${CONNECTS:-5} CURVE=${CURVE:-1000} BACKLOG=${BACKLOG:-0} REPEAT=${REPEAT:-1}
+fi
 DEVICES=${DEVICES:-200}
 CONNECTS=${CONNECTS:-20}
 CONCURRENCY=${CONCURRENCY:-8}
@@ -17,7 +25,13 @@ BACKLOG=${BACKLOG:-10000}
 REPEAT=${REPEAT:-3}
 OUTFILE=${OUTFILE:-BENCHMARKS.md}
 
-build_all
+if [[ ${BENCH_ONLY:-} == pg ]]; then
+	mkdir -p "$BIN"
+	"$GO" build -o "$BIN/orchard" ./cmd/orchard
+	"$GO" build -o "$BIN/orchard-load" ./cmd/orchard-load
+else
+	build_all
+fi
 rm -rf "$RUN" "$OUT" && mkdir -p "$RUN" "$OUT"
 LOADFLAGS=(--devices "$DEVICES" --connects "$CONNECTS" --concurrency "$CONCURRENCY" --key-cache "$KEYS" --timeout 10m)
 CMDLOG="$OUT/commands.txt"
@@ -41,6 +55,19 @@ orchard_load() {
 	logcmd "${cmd[@]}"
 	"${cmd[@]}"
 }
+
+if [[ ${BENCH_ONLY:-} == pg ]]; then
+	OUTFILE=${OUTFILE_PG:-$OUT/postgres.md}
+	data="$RUN/pg-seeded"
+	n=${CURVE##* }
+	start_orchard "$data" plain # the CA, keys and database the seed needs
+	stop_pid "$ORCHARD_PID"
+	"$BIN/orchard-load" seed --data "$data" --devices "$n" | tee "$OUT/seed.txt"
+	pg_bench "$data" "$n"
+	write_pg_markdown >"$OUTFILE"
+	echo "wrote $OUTFILE in $SECONDS s"
+	exit 0
+fi
 
 nano_load() {
 	local json=$1 label=$2 pid=$3
@@ -87,7 +114,7 @@ measure() {
 				start_orchard "$data" "$transport"
 				# shellcheck disable=SC2086 # flags are words
 				orchard_load "$json" "$label" "$data" "$ORCHARD_PID" "$transport" $sflags $flags
-				stop_pid "$ORCHARD_PID"
+				stop_pid "$ORCHARD_PID" "$APNS_PID"
 			else
 				start_nanomdm "$RUN/$scenario-$name-$r"
 				# shellcheck disable=SC2086
@@ -111,14 +138,14 @@ for r in $(seq 1 "$REPEAT"); do
 	data="$RUN/orchard-enroll-$r"
 	start_orchard "$data" tls
 	orchard_load "$OUT/enroll-orchard-$r.json" "Orchard TLS" "$data" "$ORCHARD_PID" tls --enroll-only
-	stop_pid "$ORCHARD_PID"
+	stop_pid "$ORCHARD_PID" "$APNS_PID"
 done
 pick_median "$OUT/enroll-orchard.json" "$OUT/enroll-orchard-"*.json
 
 echo "== cost curve (Orchard on TLS, h1)"
 data="$RUN/orchard-curve"
 start_orchard "$data" tls # creates the CA, the TLS pair and the database
-stop_pid "$ORCHARD_PID"
+stop_pid "$ORCHARD_PID" "$APNS_PID"
 seeded=0 first=0 curve_files=()
 # curve_point <name> <label> [flags...]: REPEAT runs of fresh devices.
 curve_point() {
@@ -127,7 +154,7 @@ curve_point() {
 	for r in $(seq 1 "$REPEAT"); do
 		start_orchard "$data" tls
 		orchard_load "$OUT/curve-$name-$r.json" "$label" "$data" "$ORCHARD_PID" tls --conn h1 --scenario idle --first "$first" "$@"
-		stop_pid "$ORCHARD_PID"
+		stop_pid "$ORCHARD_PID" "$APNS_PID"
 		first=$((first + DEVICES + 1))
 	done
 	pick_median "$OUT/curve-$name.json" "$OUT/curve-$name-"*.json
@@ -149,5 +176,8 @@ if ((BACKLOG > 0)); then
 	curve_point backlog "$seeded seeded + $BACKLOG-command backlog on one device" --backlog "$BACKLOG"
 fi
 
+pg_bench "$data" "$seeded"
+
 write_markdown "$OUTFILE" "${curve_files[@]}"
+write_pg_markdown >>"$OUTFILE"
 echo "wrote $OUTFILE in $SECONDS s"

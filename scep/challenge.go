@@ -19,11 +19,11 @@ type ChallengeSpec struct {
 	ForUDID   string
 	ForSerial string
 	RenewalOf string // KindReenroll: the certificate hash being renewed
-	// ForUser / ForCategory: the signed-in user the profile was handed to
-	// and the device category they chose (user affinity).
-	ForUser     string
+	MultiUse  bool
+	// User is the directory user the profile is for ("" none).
+	User string
+	// ForCategory is the device category the signed-in user chose.
 	ForCategory string
-	MultiUse    bool
 	// AppleVerified: ForUDID and ForSerial come from a MachineInfo verified
 	// against Apple's root (the certificate may then take over an enrollment).
 	AppleVerified bool
@@ -47,9 +47,9 @@ func NewChallenge(spec ChallengeSpec, now time.Time) (secret string, rec *storag
 	secret = hex.EncodeToString(id) + "." + base64.RawURLEncoding.EncodeToString(key)
 	return secret, &storage.Challenge{
 		ID: hex.EncodeToString(id), Hash: ChallengeHash(secret),
-		Kind: spec.Kind, Ref: spec.Ref, ForUDID: spec.ForUDID, ForSerial: spec.ForSerial, RenewalOf: spec.RenewalOf,
-		ForUser: spec.ForUser, ForCategory: spec.ForCategory,
-		MultiUse: spec.MultiUse, AppleVerified: spec.AppleVerified, CreatedAt: now, ExpiresAt: now.Add(spec.TTL),
+		Kind: spec.Kind, Ref: spec.Ref, ForUDID: spec.ForUDID, ForSerial: spec.ForSerial, RenewalOf: spec.RenewalOf, User: spec.User,
+		ForCategory: spec.ForCategory,
+		MultiUse:    spec.MultiUse, AppleVerified: spec.AppleVerified, CreatedAt: now, ExpiresAt: now.Add(spec.TTL),
 	}, nil
 }
 

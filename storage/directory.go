@@ -10,13 +10,16 @@ import (
 // PasswordHash is a self-describing argon2id string; it never leaves the
 // server (the admin API shows HasPassword instead).
 type DirectoryUser struct {
-	Username     string    `json:"username"`
-	DisplayName  string    `json:"display_name,omitempty"`
-	Email        string    `json:"email,omitempty"`
-	PasswordHash string    `json:"password_hash,omitempty"`
-	Disabled     bool      `json:"disabled,omitempty"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
+	Username     string `json:"username"`
+	DisplayName  string `json:"display_name,omitempty"`
+	Email        string `json:"email,omitempty"`
+	PasswordHash string `json:"password_hash,omitempty"`
+	Disabled     bool   `json:"disabled,omitempty"`
+	// DEM: a device enrollment manager, who may enroll up to
+	// internal/policy's DEM limit of corporate, userless devices.
+	DEM       bool      `json:"dem,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Group is a static group of users.

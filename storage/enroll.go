@@ -43,10 +43,13 @@ type Challenge struct {
 	// RenewalOf is the hash of the certificate a re-enrollment challenge
 	// renews; it passes to the certificate's authorization.
 	RenewalOf string `json:"renewal_of,omitempty"`
-	// ForUser / ForCategory: a signed-in user's enrollment (portal or Setup
-	// Assistant sign-in); they pass to the certificate's authorization, and
-	// the device's Authenticate makes the user its primary user.
-	ForUser     string `json:"for_user,omitempty"`
+	// User is the directory user the profile was handed out to ("" none);
+	// it passes to the certificate's authorization, and the device's
+	// Authenticate makes the user its primary user (not for a device
+	// enrollment manager).
+	User string `json:"user,omitempty"`
+	// ForCategory is the device category a signed-in user chose (portal,
+	// Setup Assistant sign-in); Authenticate puts the device in it.
 	ForCategory string `json:"for_category,omitempty"`
 	// MultiUse challenges may sign any number of certificates until they
 	// expire or are revoked; the others sign exactly one.
@@ -80,9 +83,12 @@ func (c *Challenge) Check(hash []byte, now time.Time) error {
 // Invitation is a one-time enrollment link. The token in the URL is a
 // secret; only its hash is kept.
 type Invitation struct {
-	ID        string    `json:"id"`
-	TokenHash string    `json:"-"` // hex SHA-256 of the URL token
-	Label     string    `json:"label,omitempty"`
+	ID        string `json:"id"`
+	TokenHash string `json:"-"` // hex SHA-256 of the URL token
+	Label     string `json:"label,omitempty"`
+	// User is the directory user the link enrolls a device for ("" none):
+	// the enrollment policy counts the device against their limit.
+	User      string    `json:"user,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 	SpentAt   time.Time `json:"spent_at,omitzero"`
@@ -137,7 +143,7 @@ type InvitationStore interface {
 	PutInvitation(ctx context.Context, inv *Invitation) error
 	// SpendInvitation atomically marks the invitation with that token hash
 	// spent at now and stores ch as the challenge it hands out, with
-	// ch.Ref set to the invitation ID. It returns
+	// ch.Ref set to the invitation ID and ch.User to its User. It returns
 	// ErrNotFound for an unknown token and ErrGone for a spent or expired one.
 	SpendInvitation(ctx context.Context, tokenHash string, now time.Time, ch *Challenge) (*Invitation, error)
 	// InvitationByToken returns the invitation with that token hash as it
@@ -195,6 +201,17 @@ type EnrollmentFailure struct {
 	// Method is how the device tried to enroll (a challenge kind, "" unknown).
 	Method string `json:"method,omitempty"`
 	Reason string `json:"reason"`
+	// Code is the reason's stable code (internal/policy's Reason codes),
+	// Stage where the attempt stopped (e.g. "authenticate", "machineinfo").
+	Code      string `json:"code,omitempty"`
+	Stage     string `json:"stage,omitempty"`
+	User      string `json:"user,omitempty"`
+	IMEI      string `json:"imei,omitempty"`
+	Platform  string `json:"platform,omitempty"`
+	OSVersion string `json:"os_version,omitempty"`
+	// Policy and Rule name what refused it, when a policy did.
+	Policy string `json:"policy,omitempty"`
+	Rule   string `json:"rule,omitempty"`
 }
 
 // EnrollmentFailureStore records refused enrollment attempts.

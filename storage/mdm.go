@@ -54,9 +54,15 @@ type Enrollment struct {
 	// (CertAuthorization.Kind and Ref), device channels only.
 	EnrollmentMethod string `json:"enrollment_method,omitempty"`
 	EnrollmentRef    string `json:"enrollment_ref,omitempty"`
-	// EnrollmentUser and EnrollmentCategory: the directory user who
-	// enrolled the device and the category they chose (portal and Setup
-	// Assistant sign-in), from CertAuthorization.
+	// Ownership as decided at Authenticate (internal/policy) or set by an
+	// admin; "" for enrollments from before it was recorded.
+	Ownership Ownership `json:"ownership,omitempty"`
+	// EnrolledBy is the device enrollment manager who enrolled the device.
+	EnrolledBy string `json:"enrolled_by,omitempty"`
+	// EnrollmentUser and EnrollmentCategory: the directory user the
+	// enrollment profile was for (who becomes the primary user; "" for a
+	// device enrollment manager's) and the category they chose, from
+	// CertAuthorization.
 	EnrollmentUser     string `json:"enrollment_user,omitempty"`
 	EnrollmentCategory string `json:"enrollment_category,omitempty"`
 
@@ -207,9 +213,9 @@ type CertAuthorization struct {
 	// RenewalOf is the hash of the certificate that signed a RenewalReq, or
 	// that a re-enrollment challenge (KindReenroll) was issued to renew.
 	RenewalOf string `json:"renewal_of,omitempty"`
-	// ForUser / ForCategory: the directory user a signed-in enrollment was
-	// for (user affinity), and the device category they chose.
-	ForUser     string `json:"for_user,omitempty"`
+	// User is the directory user the enrollment profile was handed out to.
+	User string `json:"user,omitempty"`
+	// ForCategory is the device category the user chose (portal).
 	ForCategory string `json:"for_category,omitempty"`
 }
 
@@ -305,6 +311,10 @@ type CommandQueue interface {
 	// Undefer puts deferred commands back in their queue positions. It
 	// writes only when something was deferred.
 	Undefer(ctx context.Context, channel string) error
+	// IdleNext is Undefer then Next, as an Idle report needs them: one
+	// read on the usual connect, where nothing is deferred and the head
+	// (if any) was offered before.
+	IdleNext(ctx context.Context, channel string) (*Command, error)
 	// Command returns a command with its targets, or ErrNotFound.
 	Command(ctx context.Context, uuid string) (*Command, []Target, error)
 	// Results returns the results stored for a command, oldest first.

@@ -30,6 +30,7 @@ type Store interface {
 	AdminStore
 	ProfileStore
 	DeclarationStore
+	PolicyStore
 	WebSessionStore
 	CategoryStore
 	CommandHistory

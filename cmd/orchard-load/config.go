@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -56,6 +57,24 @@ type config struct {
 	Conn string
 	// CA is a PEM file of roots to trust for TLS instead of the profile's.
 	CA string
+
+	// Replicas spreads the devices' MDM requests over these base URLs
+	// (enrollment and the admin API use Server).
+	Replicas []string
+	// Commands is how many DeviceInformation commands each device is
+	// queued in the roundtrip scenario.
+	Commands int
+	// KillPID is SIGKILLed once KillAt of the measured phase's requests
+	// are done; it serves Replicas[KillReplica], which RestartCmd (if set)
+	// starts again.
+	KillPID     int
+	KillAt      float64
+	KillReplica int
+	RestartCmd  string
+	// PIDs are more server processes (replicas) whose CPU is added to
+	// PID's; DBPID is the database server (its children included).
+	PIDs  []int
+	DBPID int
 }
 
 func parseLoadFlags(args []string, stderr io.Writer) (*config, error) {
@@ -90,8 +109,28 @@ func parseLoadFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.Conn, "conn", connH1, "h1: one keep-alive HTTP/1.1 connection per device; h2: one HTTP/2 connection per device (https); wake: a new connection per wake (TLS resumed), Idle, answers, close")
 	fs.StringVar(&c.CA, "ca", "", "PEM file of the roots to trust for TLS (default: Orchard's enrollment profile root payload)")
 	fs.BoolVar(&c.EnrollOnly, "enroll-only", false, "measure enrollment (profile, SCEP, Authenticate, TokenUpdate) and stop")
+	pids := fs.String("pids", "", "comma-separated process IDs of more server replicas: their CPU is added to --pid's")
+	fs.IntVar(&c.DBPID, "db-pid", 0, "database server process ID (PostgreSQL's postmaster): its and its children's CPU is reported apart")
+	replicas := fs.String("replicas", "", "comma-separated base URLs to spread the devices' MDM requests over (a device moves to the next one when its replica stops answering)")
+	fs.IntVar(&c.Commands, "commands", 1, "roundtrip: DeviceInformation commands queued per device")
+	fs.IntVar(&c.KillPID, "kill-pid", 0, "SIGKILL this server process (a replica) during the measured phase")
+	fs.Float64Var(&c.KillAt, "kill-at", 0.3, "with --kill-pid: share of the measured phase's requests done before the kill")
+	fs.IntVar(&c.KillReplica, "kill-replica", 0, "with --kill-pid: index in --replicas of the killed replica")
+	fs.StringVar(&c.RestartCmd, "restart-cmd", "", "with --kill-pid: start the replica again with this command (sh -c 'exec ...') after the kill")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if *pids != "" {
+		for _, f := range strings.Split(*pids, ",") {
+			p, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || p <= 0 {
+				return nil, fmt.Errorf("--pids: bad process ID %q", f)
+			}
+			c.PIDs = append(c.PIDs, p)
+		}
+	}
+	if *replicas != "" {
+		c.Replicas = strings.Split(*replicas, ",")
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -133,6 +172,17 @@ func (c *config) validate() error {
 		return fmt.Errorf("--conn: want h1, h2 or wake, got %q", c.Conn)
 	case c.Conn == connH2 && !strings.HasPrefix(c.Server, "https://"):
 		return errors.New("--conn h2 needs an https --server")
+	case c.Commands < 1 || c.Commands > 1000:
+		return errors.New("--commands: want 1..1000")
+	case c.KillPID < 0 || c.KillAt <= 0 || c.KillAt >= 1:
+		return errors.New("--kill-pid must be positive and --kill-at within (0, 1)")
+	case c.KillPID > 0 && (c.KillReplica < 0 || c.KillReplica >= len(c.Replicas)):
+		return errors.New("--kill-pid needs --replicas and a --kill-replica index into it")
+	case c.RestartCmd != "" && c.KillPID == 0:
+		return errors.New("--restart-cmd goes with --kill-pid")
+	}
+	for i, r := range c.Replicas {
+		c.Replicas[i] = strings.TrimRight(r, "/")
 	}
 	if c.ProfileURL == "" && c.Target == targetOrchard {
 		c.ProfileURL = c.Server + "/v1/enrollment/profile"
@@ -162,7 +212,7 @@ func (c *config) validate() error {
 		}
 		return nil
 	}
-	for _, u := range []string{c.Server, c.ProfileURL, c.SCEPURL, c.CheckinURL, c.ServerURL, c.ReadyURL} {
+	for _, u := range append([]string{c.Server, c.ProfileURL, c.SCEPURL, c.CheckinURL, c.ServerURL, c.ReadyURL}, c.Replicas...) {
 		if u == "" {
 			continue
 		}

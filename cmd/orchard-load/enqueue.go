@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,8 +16,9 @@ import (
 	"github.com/orchardmdm/orchard/mdm"
 )
 
-// queuer queues one DeviceInformation command for the given device IDs.
-type queuer func(ctx context.Context, ids []string) error
+// queuer queues one DeviceInformation command for the given device IDs
+// and returns its UUID.
+type queuer func(ctx context.Context, ids []string) (string, error)
 
 // deviceQueries are asked of every device in the roundtrip scenario.
 var deviceQueries = []string{"DeviceName", "OSVersion", "BuildVersion", "ModelName", "Model", "ProductName",
@@ -33,26 +35,36 @@ func enqueueBatch(target string) int {
 
 func orchardQueue(c *config, hc *http.Client) queuer {
 	api := &apiclient.Client{BaseURL: c.Server, Key: c.APIKey, HTTP: hc}
-	return func(ctx context.Context, ids []string) error {
-		_, err := api.Call(ctx, http.MethodPost, "/v1/commands", map[string]any{
+	return func(ctx context.Context, ids []string) (string, error) {
+		raw, err := api.Call(ctx, http.MethodPost, "/v1/commands", map[string]any{
 			"targets":      ids,
 			"request_type": "DeviceInformation",
 			"payload":      map[string]any{"Queries": deviceQueries},
 		})
-		return err
+		if err != nil {
+			return "", err
+		}
+		var out struct {
+			UUID string `json:"command_uuid"`
+		}
+		if err := json.Unmarshal(raw, &out); err != nil || out.UUID == "" {
+			return "", fmt.Errorf("enqueue: no command_uuid in %.200q", raw)
+		}
+		return out.UUID, nil
 	}
 }
 
 // nanoQueue uses NanoMDM's PUT /v1/enqueue/<id>,<id>?nopush=1 with a raw
 // command plist and basic auth nanomdm:<api key>.
 func nanoQueue(c *config, hc *http.Client) queuer {
-	return func(ctx context.Context, ids []string) error {
+	return func(ctx context.Context, ids []string) (string, error) {
+		uuid := mdm.NewUUID()
 		body, err := plist.Marshal(map[string]any{
-			"CommandUUID": mdm.NewUUID(),
+			"CommandUUID": uuid,
 			"Command":     map[string]any{"RequestType": "DeviceInformation", "Queries": deviceQueries},
 		})
 		if err != nil {
-			return err
+			return "", err
 		}
 		escaped := make([]string, len(ids))
 		for i, id := range ids {
@@ -61,10 +73,10 @@ func nanoQueue(c *config, hc *http.Client) queuer {
 		u := c.Server + "/v1/enqueue/" + strings.Join(escaped, ",") + "?nopush=1"
 		req, err := http.NewRequestWithContext(ctx, http.MethodPut, u, bytes.NewReader(body))
 		if err != nil {
-			return err
+			return "", err
 		}
 		req.SetBasicAuth("nanomdm", c.APIKey)
-		return do(hc, req)
+		return uuid, do(hc, req)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -82,7 +83,13 @@ func runLoad(ctx context.Context, c *config, stderr io.Writer) (*report, error) 
 	if c.SignIdleOnce {
 		rep.Signing = signingIdleOnce
 	}
-	before := markProc(pid)
+	ps := procs{db: c.DBPID}
+	for _, p := range append([]int{pid}, c.PIDs...) {
+		if p > 0 {
+			ps.server = append(ps.server, p)
+		}
+	}
+	before := markProc(ps)
 	start := time.Now()
 	err = parallel(ctx, n, c.Concurrency, func(ctx context.Context, i int) error {
 		if err := enroll(ctx, devs[i], keys[i]); err != nil {
@@ -93,38 +100,72 @@ func runLoad(ctx context.Context, c *config, stderr io.Writer) (*report, error) 
 	if err != nil {
 		return nil, err
 	}
-	rep.Enroll = phaseOf(time.Since(start), before, pid)
+	rep.Enroll = phaseOf(time.Since(start), before, ps)
 	rep.TLS = strings.HasPrefix(devs[0].ServerURL, "https://")
 	fmt.Fprintf(stderr, "%s: enrolled %d devices in %s\n", c.Label, n, rep.Enroll.Wall.Round(time.Millisecond))
 
 	if !c.EnrollOnly {
-		if err := prepare(ctx, c, hc, devs); err != nil {
+		queued, err := prepare(ctx, c, hc, devs)
+		if err != nil {
 			return nil, err
 		}
-		// Every device opens its own connection in the measured phase,
-		// resuming the TLS session its enrollment left in its cache.
+		rt, err := newRouter(c)
+		if err != nil {
+			return nil, err
+		}
+		// Every device opens its own connection, resuming the TLS session
+		// its enrollment left in its cache: in h1 and h2 mode just before
+		// the measured phase, which then measures keep-alive connects (the
+		// handshake is wake mode's figure, where every wake makes one); in
+		// wake mode in every wake.
 		for _, d := range devs {
 			d.Client.CloseIdleConnections()
+		}
+		// Handshakes are counted for the measured phase's connections,
+		// opened here or in it.
+		tlsBefore := tr.stats.mark()
+		if c.Conn != connWake {
+			if err := openConns(ctx, c, devs); err != nil {
+				return nil, err
+			}
 		}
 		measured := devs
 		if c.Backlog > 0 {
 			measured = devs[:c.Devices]
 		}
-		before = markProc(pid)
-		tlsBefore := tr.stats.mark()
+		// The pushes for what prepare queued go out asynchronously; they
+		// are the push path's cost, not the connects', so let them finish.
+		for _, p := range ps.server {
+			settle(ctx, p)
+		}
+		before = markProc(ps)
 		st := newStats()
+		st.router = rt
+		k := startKiller(ctx, c, rt, st, expectedRequests(c, len(measured)), stderr)
+		defer k.close()
 		start = time.Now()
 		if c.Scenario == scenarioRoundtrip {
 			err = roundtrip(ctx, c, measured, st)
 		} else {
 			err = idle(ctx, c, devs, st)
 		}
+		kerr := k.wait()
 		if err != nil {
 			return nil, err
 		}
-		rep.Load = phaseOf(time.Since(start), before, pid)
+		rep.Load = phaseOf(time.Since(start), before, ps)
 		rep.fill(st)
 		rep.fillTLS(tlsBefore, tr.stats.mark())
+		rep.Replicas = len(c.Replicas)
+		rep.Kill = k.result()
+		if kerr != nil {
+			return nil, kerr
+		}
+		if c.Scenario == scenarioRoundtrip && c.Target == targetOrchard {
+			if rep.Delivery, err = verifyDelivery(ctx, c, hc, queued, st); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if pid > 0 {
 		if p, err := readProc(pid); err == nil {
@@ -134,8 +175,30 @@ func runLoad(ctx context.Context, c *config, stderr io.Writer) (*report, error) 
 	return rep, nil
 }
 
-// prepare queues what the scenario needs before the measured phase.
-func prepare(ctx context.Context, c *config, hc *http.Client, devs []*simdevice.Device) error {
+// openConns has every device open its keep-alive connection to the
+// server with a request its MDM endpoints do not see (any answer will do).
+func openConns(ctx context.Context, c *config, devs []*simdevice.Device) error {
+	return parallel(ctx, len(devs), c.Concurrency, func(ctx context.Context, i int) error {
+		u, err := url.Parse(devs[i].ServerURL)
+		if err != nil {
+			return err
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.Scheme+"://"+u.Host+"/", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := devs[i].Client.Do(req)
+		if err != nil {
+			return fmt.Errorf("device %d: open its connection: %w", i, err)
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		return resp.Body.Close()
+	})
+}
+
+// prepare queues what the scenario needs before the measured phase and
+// returns the roundtrip commands' UUIDs.
+func prepare(ctx context.Context, c *config, hc *http.Client, devs []*simdevice.Device) ([]string, error) {
 	enq := orchardQueue(c, hc)
 	if c.Target == targetNanoMDM {
 		enq = nanoQueue(c, hc)
@@ -143,27 +206,33 @@ func prepare(ctx context.Context, c *config, hc *http.Client, devs []*simdevice.
 	if c.Backlog > 0 {
 		d := devs[len(devs)-1]
 		err := parallel(ctx, c.Backlog, c.Concurrency, func(ctx context.Context, i int) error {
-			return enq(ctx, []string{d.UDID})
+			_, err := enq(ctx, []string{d.UDID})
+			return err
 		})
 		if err != nil {
-			return fmt.Errorf("backlog: %w", err)
+			return nil, fmt.Errorf("backlog: %w", err)
 		}
 	}
 	if c.Scenario != scenarioRoundtrip {
-		return nil
+		return nil, nil
 	}
-	ids := make([]string, 0, c.Devices)
-	for _, d := range devs[:c.Devices] {
-		ids = append(ids, d.UDID)
-	}
-	for len(ids) > 0 {
-		batch := ids[:min(len(ids), enqueueBatch(c.Target))]
-		ids = ids[len(batch):]
-		if err := enq(ctx, batch); err != nil {
-			return fmt.Errorf("enqueue: %w", err)
+	var uuids []string
+	for range max(c.Commands, 1) {
+		ids := make([]string, 0, c.Devices)
+		for _, d := range devs[:c.Devices] {
+			ids = append(ids, d.UDID)
+		}
+		for len(ids) > 0 {
+			batch := ids[:min(len(ids), enqueueBatch(c.Target))]
+			ids = ids[len(batch):]
+			uuid, err := enq(ctx, batch)
+			if err != nil {
+				return nil, fmt.Errorf("enqueue: %w", err)
+			}
+			uuids = append(uuids, uuid)
 		}
 	}
-	return nil
+	return uuids, nil
 }
 
 // deviceState is what one device carries between requests: the command
@@ -178,6 +247,10 @@ type deviceState struct {
 	signIdleOnce bool
 	idleBody     []byte
 	idleSig      string
+	seen         map[string]bool // commands offered to the device
+	slot         int             // the device's index, which picks its replica
+	// The device's MDM URLs on each replica (router).
+	serverURLs, checkinURLs []string
 }
 
 // turn is one device's go: in h1 and h2 mode one request (Idle, or the
@@ -207,6 +280,7 @@ func request(ctx context.Context, d *simdevice.Device, s *deviceState, st *stats
 	var cmd *simdevice.Command
 	var err error
 	var took time.Duration
+	replica := st.router.point(d, s)
 	switch {
 	case s.pending != nil:
 		status, extra := d.Answer(s.pending)
@@ -232,10 +306,20 @@ func request(ctx context.Context, d *simdevice.Device, s *deviceState, st *stats
 	}
 	st.observe(took, err)
 	if err != nil {
+		st.router.failed(replica, err)
 		return err // the pending command stays: the device retries it, as a real one would
 	}
 	if s.pending != nil {
 		st.answered.Add(1)
+	}
+	if cmd != nil {
+		if s.seen == nil {
+			s.seen = map[string]bool{}
+		}
+		if s.seen[cmd.UUID] {
+			st.redelivered.Add(1)
+		}
+		s.seen[cmd.UUID] = true
 	}
 	s.pending = cmd
 	return nil
@@ -258,7 +342,7 @@ func signedIdle(d *simdevice.Device) ([]byte, string, error) {
 func idle(ctx context.Context, c *config, devs []*simdevice.Device, st *stats) error {
 	states := make([]deviceState, len(devs))
 	for i := range states {
-		states[i].signIdleOnce = c.SignIdleOnce
+		states[i].signIdleOnce, states[i].slot = c.SignIdleOnce, i
 	}
 	total := len(devs) * c.Connects
 	// Interleave devices so no device is in two workers at once in practice;
@@ -277,7 +361,7 @@ func idle(ctx context.Context, c *config, devs []*simdevice.Device, st *stats) e
 func roundtrip(ctx context.Context, c *config, devs []*simdevice.Device, st *stats) error {
 	var left atomic.Int64
 	err := parallel(ctx, len(devs), c.Concurrency, func(ctx context.Context, i int) error {
-		s := deviceState{signIdleOnce: c.SignIdleOnce}
+		s := deviceState{signIdleOnce: c.SignIdleOnce, slot: i}
 		for n := 0; ; n++ {
 			if n >= maxRequestsPerDevice {
 				left.Add(1)

@@ -7,6 +7,7 @@
 //
 //	orchard-load [run] --target orchard --server https://127.0.0.1:8443 --api-key ... --devices 200 --conn h1|h2|wake
 //	orchard-load seed --data <dir> --devices 100000   (bench only: pre-fill a stopped server's store)
+//	orchard-load push-cert <dir>; orchard-load fake-apns <dir>   (bench only: a push certificate and a fake APNs for it)
 //	orchard-load report compare a.json b.json | report curve run.json...   (Markdown tables)
 package main
 
@@ -42,6 +43,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return reportMain(args[1:], stdout)
 		case "push-cert":
 			return pushCertMain(args[1:], stdout)
+		case "fake-apns":
+			return fakeAPNsMain(ctx, args[1:], stdout)
 		case "run":
 			args = args[1:]
 		}

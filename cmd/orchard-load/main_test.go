@@ -423,8 +423,9 @@ func TestConnModes(t *testing.T) {
 			if !rep.TLS || rep.Conn != mode || rep.Signing != signingFresh {
 				t.Errorf("report says tls=%v conn=%q signing=%q", rep.TLS, rep.Conn, rep.Signing)
 			}
-			// Every device reconnects once for the measured phase; each
-			// resumes the session its enrollment left in its cache.
+			// Every device reconnects once for the measured phase (in h1
+			// and h2 just before it); each resumes the session its
+			// enrollment left in its cache.
 			if rep.TLSHandshakes != devices || rep.TLSResumed != devices {
 				t.Errorf("%d TLS handshakes, %d resumed; want %d, all resumed", rep.TLSHandshakes, rep.TLSResumed, devices)
 			}

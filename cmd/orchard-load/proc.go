@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -70,6 +71,45 @@ func parseProc(stat, status []byte) (procStat, error) {
 	return p, nil
 }
 
+// treeCPU is the CPU time of process pid (a database server's
+// postmaster), its reaped children's and its live children's: backends
+// come and go, and an exited one's time moves into its parent's cutime.
+func treeCPU(pid int) time.Duration {
+	field := func(stat []byte) []string {
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			return nil
+		}
+		return strings.Fields(string(stat[i+1:]))
+	}
+	ticks := func(f []string, idx ...int) int64 {
+		var n int64
+		for _, i := range idx {
+			if i < len(f) {
+				v, _ := strconv.ParseInt(f[i], 10, 64)
+				n += v
+			}
+		}
+		return n
+	}
+	var total int64
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		total += ticks(field(b), 11, 12, 13, 14) // utime stime cutime cstime
+	}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	parent := strconv.Itoa(pid)
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		if f := field(b); len(f) > 12 && f[1] == parent { // ppid
+			total += ticks(f, 11, 12)
+		}
+	}
+	return time.Duration(total) * time.Second / clockTicks
+}
+
 // serverProc is a server process the generator started.
 type serverProc struct{ cmd *exec.Cmd }
 
@@ -79,6 +119,8 @@ func startServer(ctx context.Context, command, readyURL string, stderr io.Writer
 	cmd := exec.Command("sh", "-c", "exec "+command)
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// A server that leaves a child holding its output must not hang Wait.
+	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("--server-cmd: %w", err)
 	}
@@ -114,5 +156,28 @@ func (s *serverProc) stop() {
 	case <-time.After(15 * time.Second):
 		s.cmd.Process.Kill()
 		<-done
+	}
+}
+
+// settle waits until the server has used no CPU for three 100 ms samples
+// in a row (the /proc clock ticks every 10 ms), or 10 s at most.
+func settle(ctx context.Context, pid int) {
+	if pid <= 0 {
+		return
+	}
+	quiet, last := 0, time.Duration(-1)
+	deadline := time.Now().Add(10 * time.Second)
+	for quiet < 3 && time.Now().Before(deadline) && ctx.Err() == nil {
+		p, err := readProc(pid)
+		if err != nil {
+			return
+		}
+		if p.cpu == last {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		last = p.cpu
+		time.Sleep(100 * time.Millisecond)
 	}
 }

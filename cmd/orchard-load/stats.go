@@ -20,9 +20,24 @@ type stats struct {
 	errors    map[string]int
 	answered  atomic.Int64
 	wakes     atomic.Int64 // completed wakes (wake mode)
+	// redelivered counts commands a device was offered again after it had
+	// been offered them once (should stay 0).
+	redelivered atomic.Int64
+	router      *router // nil: every device talks to its enrollment URL
 }
 
 func newStats() *stats { return &stats{errors: map[string]int{}} }
+
+// count is how many requests have been sent and answered or failed.
+func (s *stats) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.latencies)
+	for _, v := range s.errors {
+		n += v
+	}
+	return n
+}
 
 func (s *stats) observe(d time.Duration, err error) {
 	s.mu.Lock()
@@ -48,28 +63,49 @@ type phase struct {
 	Wall       time.Duration `json:"wall_ns"`
 	WallS      float64       `json:"wall_s"`
 	ServerCPUS float64       `json:"server_cpu_s,omitempty"`
+	// DBCPUS is the database server's CPU time (--db-pid and its children).
+	DBCPUS float64 `json:"db_cpu_s,omitempty"`
 	// ClientCPUS is the load generator's own CPU time: on a shared
 	// machine it competes with the server for the same cores.
 	ClientCPUS float64 `json:"client_cpu_s,omitempty"`
 }
 
-// procMark is the CPU time of the server and of this process at a point.
-type procMark struct{ server, client procStat }
+// procs are the processes whose CPU a run reports: the server's (one per
+// replica, summed) and the database server's.
+type procs struct {
+	server []int
+	db     int
+}
 
-func markProc(pid int) procMark {
+// procMark is the CPU time of the servers, the database and this process
+// at a point.
+type procMark struct {
+	server, db time.Duration
+	client     procStat
+}
+
+func markProc(ps procs) procMark {
 	var m procMark
-	if pid > 0 {
-		m.server, _ = readProc(pid)
+	for _, pid := range ps.server {
+		if p, err := readProc(pid); err == nil {
+			m.server += p.cpu
+		}
+	}
+	if ps.db > 0 {
+		m.db = treeCPU(ps.db)
 	}
 	m.client, _ = readProc(os.Getpid())
 	return m
 }
 
-func phaseOf(wall time.Duration, before procMark, pid int) phase {
+func phaseOf(wall time.Duration, before procMark, ps procs) phase {
 	p := phase{Wall: wall, WallS: wall.Seconds()}
-	after := markProc(pid)
-	if pid > 0 {
-		p.ServerCPUS = (after.server.cpu - before.server.cpu).Seconds()
+	after := markProc(ps)
+	if len(ps.server) > 0 {
+		p.ServerCPUS = (after.server - before.server).Seconds()
+	}
+	if ps.db > 0 {
+		p.DBCPUS = (after.db - before.db).Seconds()
 	}
 	p.ClientCPUS = (after.client.cpu - before.client.cpu).Seconds()
 	return p
@@ -106,6 +142,8 @@ type report struct {
 	ErrorCount  int            `json:"error_count"`
 	// CPU per successful connect, in server CPU milliseconds.
 	CPUPerConnectMs float64 `json:"cpu_per_connect_ms,omitempty"`
+	// Database server CPU per successful connect (--db-pid), ms.
+	DBCPUPerConnectMs float64 `json:"db_cpu_per_connect_ms,omitempty"`
 	// Load generator CPU per successful connect (signing, plist), ms.
 	ClientCPUPerConnectMs float64 `json:"client_cpu_per_connect_ms,omitempty"`
 	PeakRSSBytes          int64   `json:"peak_rss_bytes,omitempty"`
@@ -118,6 +156,12 @@ type report struct {
 	TLSResumed         int64   `json:"tls_resumed"`
 	TLSResumedPct      float64 `json:"tls_resumed_pct"`
 	HTTP2Connections   int64   `json:"http2_connections"`
+	// Replicas is how many servers the devices were spread over (0: one).
+	Replicas int `json:"replicas,omitempty"`
+	// Kill is what --kill-pid did; Delivery checks every queued command
+	// (roundtrip on Orchard).
+	Kill     *killResult `json:"kill,omitempty"`
+	Delivery *delivery   `json:"delivery,omitempty"`
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -143,6 +187,9 @@ func (r *report) fill(s *stats) {
 	}
 	if len(lat) > 0 && r.Load.ServerCPUS > 0 {
 		r.CPUPerConnectMs = r.Load.ServerCPUS * 1000 / float64(len(lat))
+	}
+	if len(lat) > 0 && r.Load.DBCPUS > 0 {
+		r.DBCPUPerConnectMs = r.Load.DBCPUS * 1000 / float64(len(lat))
 	}
 	if len(lat) > 0 && r.Load.ClientCPUS > 0 {
 		r.ClientCPUPerConnectMs = r.Load.ClientCPUS * 1000 / float64(len(lat))
@@ -190,12 +237,29 @@ func (r *report) writeText(w io.Writer) {
 		fmt.Fprintf(tw, "latency ms\tp50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", r.P50Ms, r.P90Ms, r.P99Ms, r.MaxMs)
 		fmt.Fprintf(tw, "errors\t%d %s\n", r.ErrorCount, formatErrors(r.Errors))
 		fmt.Fprintf(tw, "server CPU\t%.2fs (%.3f ms per connect)\n", r.Load.ServerCPUS, r.CPUPerConnectMs)
+		if r.Load.DBCPUS > 0 {
+			fmt.Fprintf(tw, "database CPU\t%.2fs (%.3f ms per connect)\n", r.Load.DBCPUS, r.DBCPUPerConnectMs)
+		}
 		fmt.Fprintf(tw, "generator CPU\t%.2fs (%.3f ms per connect)\n", r.Load.ClientCPUS, r.ClientCPUPerConnectMs)
 		if r.Wakes > 0 {
 			fmt.Fprintf(tw, "wakes\t%d (%.3f ms server CPU, %.3f ms generator CPU per wake)\n", r.Wakes, r.CPUPerWakeMs, r.ClientCPUPerWakeMs)
 		}
 		if r.Answered > 0 {
 			fmt.Fprintf(tw, "command round trip\t%.3f ms server CPU per command answered\n", r.CPUPerCommandMs)
+		}
+		if r.Replicas > 1 {
+			fmt.Fprintf(tw, "replicas\t%d (devices spread over them, moved to the next on a failed request)\n", r.Replicas)
+		}
+		if k := r.Kill; k != nil {
+			fmt.Fprintf(tw, "kill\tSIGKILL of pid %d after %d requests", k.PID, k.AfterRequests)
+			if k.Restarted {
+				fmt.Fprintf(tw, ", restarted and ready in %.2fs", k.RestartS)
+			}
+			fmt.Fprintln(tw)
+		}
+		if d := r.Delivery; d != nil {
+			fmt.Fprintf(tw, "delivery\t%d commands queued, %d acknowledged once, %d lost, %d stored twice, %d offered again\n",
+				d.Queued, d.Acknowledged, d.Lost, d.StoredTwice, d.Redelivered)
 		}
 		if r.TLS {
 			fmt.Fprintf(tw, "TLS handshakes\t%d (%d resumed, %.0f%%; %d HTTP/2)\n", r.TLSHandshakes, r.TLSResumed, r.TLSResumedPct, r.HTTP2Connections)

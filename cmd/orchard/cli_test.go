@@ -297,7 +297,7 @@ func TestCompletion(t *testing.T) {
 		words []string
 		want  string
 	}{
-		{[]string{""}, "serve\nmigrate\ndevices\ncommands\npush\npush-cert\nenroll\ndep\nprofiles\nusers\ngroups\ncategories\ndeclarations\ndeclaration-sets\nsoftware-updates\ndemo\nsimulate\nbackup\nrestore\nadmins\ntokens\naudit\nwebhooks\nversion\ncompletion\nhelp\n"},
+		{[]string{""}, "serve\nmigrate\ndevices\ncommands\npush\npush-cert\nenroll\ndep\nprofiles\nusers\ngroups\ncategories\ndeclarations\ndeclaration-sets\npolicy\ncorporate-ids\nenrollment\nsoftware-updates\ndemo\nsimulate\nbackup\nrestore\nadmins\ntokens\naudit\nwebhooks\nversion\ncompletion\nhelp\n"},
 		{[]string{"push"}, "push\npush-cert\n"},
 		{[]string{"devices", "a"}, "apps\naction\n"},
 		{[]string{"--server", "x", "devices", "list", "--a"}, "--after\n--all\n--api-key\n"},

@@ -226,6 +226,11 @@ func TestDocumentedCommands(t *testing.T) {
 	if code := s.API(t, "POST", "/v1/webhooks", map[string]any{"url": "http://127.0.0.1:9/hook", "topics": []string{"orchard.renewal.failed"}}, &hook); code != http.StatusCreated {
 		t.Fatalf("create webhook = %d", code)
 	}
+	os.WriteFile("corp-serials.csv", []byte("C02XK1JHJG5J,Design lab iMac\nF9FZK2ABCD12,Loaner iPad 4\n"), 0o600)
+	os.WriteFile("default-platform.json", []byte(`{"name": "Default platform restrictions",
+		"platforms": {"iOS": {"min_os": "17.0"}, "macOS": {"block_personal": true, "min_os": "14.0"}}}`), 0o600)
+	os.WriteFile("contractors-limit.json", []byte(`{"kind": "limit", "name": "Contractors", "priority": 1,
+		"groups": ["contractors"], "device_limit": 1}`), 0o600)
 	placeholders := strings.NewReplacer(
 		"<udid>", dev.UDID,
 		"<command-uuid>", sent.CommandUUID,

@@ -113,6 +113,15 @@ var wantNeed = map[string]adminauth.Need{
 	"POST /v1/declaration-sets": adminauth.Policy, "GET /v1/declaration-sets/{name}": adminauth.Read,
 	"DELETE /v1/declaration-sets/{name}": adminauth.Policy, "GET /v1/devices/{id}/declarations": adminauth.Read,
 	"GET /v1/software-updates": adminauth.Read,
+	// Enrollment policy: rules are policy, deleting is destructive.
+	"GET /v1/enrollment/failures.csv": adminauth.Read, "GET /v1/enrollment/summary": adminauth.Read,
+	"GET /v1/enrollment/policies": adminauth.Read, "POST /v1/enrollment/policies": adminauth.Policy,
+	"GET /v1/enrollment/policies/{id}": adminauth.Read, "PUT /v1/enrollment/policies/{id}": adminauth.Policy,
+	"DELETE /v1/enrollment/policies/{id}": adminauth.Destructive, "POST /v1/enrollment/decide": adminauth.Read,
+	"GET /v1/corporate-identifiers": adminauth.Read, "POST /v1/corporate-identifiers": adminauth.Policy,
+	"POST /v1/corporate-identifiers/import": adminauth.Policy, "DELETE /v1/corporate-identifiers/{kind}/{value}": adminauth.Destructive,
+	"GET /v1/users/{username}/limit": adminauth.Read, "PUT /v1/users/{username}/dem": adminauth.Policy,
+	"PUT /v1/devices/{id}/ownership": adminauth.Policy,
 	// Categories: deleting one takes every device out of it.
 	"GET /v1/categories": adminauth.Read, "POST /v1/categories": adminauth.Policy,
 	"GET /v1/categories/{name}": adminauth.Read, "PATCH /v1/categories/{name}": adminauth.Policy,
@@ -157,7 +166,7 @@ func TestEveryRouteEveryRole(t *testing.T) {
 			continue
 		}
 		method, path, _ := strings.Cut(rt, " ")
-		fill := strings.NewReplacer("{id}", "X", "{uuid}", "X", "{pid}", "X", "{serial}", "X", "{download}", "X", "{username}", "nobody")
+		fill := strings.NewReplacer("{id}", "X", "{uuid}", "X", "{pid}", "X", "{serial}", "X", "{download}", "X", "{username}", "nobody", "{kind}", "serial", "{value}", "X")
 		if strings.Contains(path, "{action}") {
 			for act, an := range actionWant {
 				probes = append(probes, probe{rt, method + " " + fill.Replace(strings.Replace(path, "{action}", act, 1)), an})

@@ -26,6 +26,7 @@ import (
 	"github.com/orchardmdm/orchard/internal/directory"
 	"github.com/orchardmdm/orchard/internal/enroll"
 	"github.com/orchardmdm/orchard/internal/inventory"
+	enrollpolicy "github.com/orchardmdm/orchard/internal/policy"
 	"github.com/orchardmdm/orchard/internal/profiles"
 	"github.com/orchardmdm/orchard/internal/push"
 	"github.com/orchardmdm/orchard/internal/webhook"
@@ -82,7 +83,9 @@ type Config struct {
 	// History answers a device's command history.
 	History  storage.CommandHistory
 	Webhooks *webhook.Handler
-	Logger   *slog.Logger
+	// Policy is the enrollment-policy engine (its routes answer 503 without).
+	Policy *enrollpolicy.Engine
+	Logger *slog.Logger
 }
 
 // API serves /v1/.
@@ -103,6 +106,7 @@ type API struct {
 	ddm      Declarative
 	history  storage.CommandHistory
 	webhooks *webhook.Handler
+	policy   *enrollpolicy.Engine
 	log      *slog.Logger
 	key      atomic.Pointer[[sha256.Size]byte] // SHA-256 of the API key; SetAPIKey swaps it
 
@@ -124,7 +128,7 @@ func New(c Config) (*API, error) {
 		c.Logger = slog.Default()
 	}
 	a := &API{store: c.Store, commands: c.Commands, secrets: c.Secrets, releaser: c.Releaser, push: c.Push,
-		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, admins: c.Admins, profiles: c.Profiles, dir: c.Directory, ddm: c.Declarative, history: c.History, log: c.Logger, cats: c.Categories, webhooks: c.Webhooks,
+		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, admins: c.Admins, profiles: c.Profiles, dir: c.Directory, ddm: c.Declarative, history: c.History, log: c.Logger, cats: c.Categories, webhooks: c.Webhooks, policy: c.Policy,
 		mux: http.NewServeMux(), paths: http.NewServeMux(), allow: map[string][]string{}, byPattern: map[string]route{}}
 	a.SetAPIKey(c.APIKey)
 	for _, rt := range a.routes() {

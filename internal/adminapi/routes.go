@@ -14,6 +14,7 @@ func (a *API) routes() []route {
 	adm := func(a *API) bool { return a.admins != nil }
 	prf := func(a *API) bool { return a.profiles != nil }
 	dir := func(a *API) bool { return a.dir != nil }
+	pol := func(a *API) bool { return a.policy != nil }
 	cat := func(a *API) bool { return a.cats != nil }
 	hst := func(a *API) bool { return a.history != nil }
 	hook := func(a *API) bool { return a.webhooks != nil }
@@ -123,6 +124,21 @@ func (a *API) routes() []route {
 		{"DELETE", "/v1/declaration-sets/{name}", policy, a.deleteDeclarationSet, ddm},
 		{"GET", "/v1/devices/{id}/declarations", read, a.deviceDeclarations, ddm},
 		{"GET", "/v1/software-updates", read, a.softwareUpdates, ddm},
+		{"GET", "/v1/enrollment/failures.csv", read, a.enroll.ListFailures, enr},
+		{"GET", "/v1/enrollment/summary", read, a.summary, pol},
+		{"GET", "/v1/enrollment/policies", read, a.listPolicies, pol},
+		{"POST", "/v1/enrollment/policies", policy, a.savePolicy, pol},
+		{"GET", "/v1/enrollment/policies/{id}", read, a.showPolicy, pol},
+		{"PUT", "/v1/enrollment/policies/{id}", policy, a.savePolicy, pol},
+		{"DELETE", "/v1/enrollment/policies/{id}", destroy, a.deletePolicy, pol},
+		{"POST", "/v1/enrollment/decide", read, a.decide, pol},
+		{"GET", "/v1/corporate-identifiers", read, a.listCorporateIDs, pol},
+		{"POST", "/v1/corporate-identifiers", policy, a.addCorporateIDs, pol},
+		{"POST", "/v1/corporate-identifiers/import", policy, a.importCorporateIDs, pol},
+		{"DELETE", "/v1/corporate-identifiers/{kind}/{value}", destroy, a.deleteCorporateID, pol},
+		{"GET", "/v1/users/{username}/limit", read, a.userLimit, pol},
+		{"PUT", "/v1/users/{username}/dem", policy, a.setDEM, pol},
+		{"PUT", "/v1/devices/{id}/ownership", policy, a.setOwnership, pol},
 		{"GET", "/v1/categories", read, a.listCategories, cat},
 		{"POST", "/v1/categories", policy, a.createCategory, cat},
 		{"GET", "/v1/categories/{name}", read, a.showCategory, cat},

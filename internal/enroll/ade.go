@@ -68,7 +68,7 @@ func (h *Handler) adeProfile(w http.ResponseWriter, r *http.Request) {
 		// Its user signs in on configuration_web_url, which answers the
 		// profile; a profile from here would skip the sign-in.
 		const msg = "this device's enrollment profile requires signing in: Setup Assistant shows the sign-in page"
-		err = h.refused(r.Context(), info, msg, msg)
+		err = h.refused(r.Context(), info, "signin_required", msg, msg)
 	}
 	switch {
 	case errors.As(err, &update):

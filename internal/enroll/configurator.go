@@ -199,7 +199,7 @@ func (h *Handler) setupAssistantProfile(w http.ResponseWriter, r *http.Request) 
 	a, err := h.store.Serial(r.Context(), info.Serial)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && a.ProfileID != p.ID) {
 		const msg = "this device's serial number is not assigned to this profile"
-		h.refuse(w, r, storage.KindConfigurator, info, msg, msg)
+		h.refuse(w, r, storage.KindConfigurator, info, "device_not_assigned", msg, msg)
 		return
 	} else if err != nil {
 		apijson.Fail(w, r, h.log, err)

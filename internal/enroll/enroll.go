@@ -64,7 +64,39 @@ type Handler struct {
 	insecureInfo bool                // lab: accept MachineInfo that does not chain to infoRoots
 
 	tokenLimit, infoLimit Limiter // nil: unlimited
+
+	users  UserLookup // nil: invitations name no user
+	policy Decider    // nil: no policy check before Setup Assistant profiles
 }
+
+// Decider is the enrollment policy as the Setup Assistant endpoints ask it
+// (internal/policy adapts its engine); it writes nothing.
+type Decider interface {
+	Decide(ctx context.Context, a PolicyAttempt) (PolicyDecision, error)
+}
+
+// PolicyAttempt is what a Setup Assistant request tells of the device.
+type PolicyAttempt struct {
+	Method, Platform, OSVersion, DeviceID, Serial string
+}
+
+// PolicyDecision is the policy's answer (codes as internal/policy's).
+type PolicyDecision struct {
+	Allowed                               bool
+	Reason, Policy, Rule, Message, Remedy string
+}
+
+// WithPolicy checks Setup Assistant requests against the enrollment policy
+// before handing out a profile.
+func WithPolicy(d Decider) Option { return func(h *Handler) { h.policy = d } }
+
+// UserLookup finds directory users (storage's DirectoryStore provides it).
+type UserLookup interface {
+	User(ctx context.Context, username string) (*storage.DirectoryUser, error)
+}
+
+// WithUsers lets invitations name the directory user a device enrolls for.
+func WithUsers(u UserLookup) Option { return func(h *Handler) { h.users = u } }
 
 // Limiter rations unauthenticated attempts per source address
 // (internal/ratelimit provides one).
@@ -210,6 +242,7 @@ func (h *Handler) buildProfile(secret string, ch scep.ChallengeSpec) ([]byte, er
 
 type invitationRequest struct {
 	Label     string `json:"label"`
+	User      string `json:"user"`       // directory username the device enrolls for
 	ExpiresIn string `json:"expires_in"` // Go duration, default 168h, at most 720h
 }
 
@@ -240,9 +273,20 @@ func (h *Handler) CreateInvitation(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, http.StatusBadRequest, errors.New("label longer than 128 characters"))
 		return
 	}
+	user := strings.ToLower(strings.TrimSpace(req.User))
+	if user != "" {
+		if h.users == nil {
+			h.fail(w, http.StatusBadRequest, errors.New("user: this server keeps no directory"))
+			return
+		}
+		if _, err := h.users.User(r.Context(), user); err != nil {
+			apijson.Fail(w, r, h.log, fmt.Errorf("user %q: %w", user, err))
+			return
+		}
+	}
 	token := randomToken(32)
 	now := h.now()
-	inv := storage.Invitation{ID: randomHex(8), TokenHash: tokenHash(token), Label: req.Label, CreatedAt: now, ExpiresAt: now.Add(ttl)}
+	inv := storage.Invitation{ID: randomHex(8), TokenHash: tokenHash(token), Label: req.Label, User: user, CreatedAt: now, ExpiresAt: now.Add(ttl)}
 	if err := h.store.PutInvitation(r.Context(), &inv); err != nil {
 		apijson.Fail(w, r, h.log, err)
 		return

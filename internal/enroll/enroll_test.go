@@ -432,6 +432,8 @@ func TestSerialCSV(t *testing.T) {
 		{"too many rows", strings.Repeat("X1,d\n", 1) + rowsCSV(5001), []string{"more than 5000 rows"}},
 		{"empty", "", []string{"no rows"}},
 		{"bad quoting", "A1,\"x\n", []string{"line 1"}},
+		// A bare quote once made the parser panic (FieldPos after a failed read).
+		{"bare quote", "C02\"ABC,x\n", []string{"line 1"}},
 	}
 	for _, tc := range tests {
 		code, body := imp("profile_id="+p1, tc.csv)

@@ -107,18 +107,3 @@ func tokenHash(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
 }
-
-// ListFailures serves GET /v1/enrollment/failures: refused enrollment
-// attempts, oldest first (the newest storage.MaxEnrollmentFailures are kept).
-func (h *Handler) ListFailures(w http.ResponseWriter, r *http.Request) {
-	after, limit, ok := h.page(w, r)
-	if !ok {
-		return
-	}
-	fs, err := h.store.ListEnrollmentFailures(r.Context(), after, limit)
-	if err != nil {
-		apijson.Fail(w, r, h.log, err)
-		return
-	}
-	apijson.WriteJSON(w, http.StatusOK, map[string]any{"failures": nonNil(fs)})
-}

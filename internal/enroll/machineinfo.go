@@ -78,9 +78,23 @@ func (h *Handler) readMachineInfo(w http.ResponseWriter, r *http.Request, method
 		h.log.Warn("enroll: accepting MachineInfo not verified against Apple's root (--insecure-machineinfo is on)",
 			"method", method, "serial", info.Serial, "udid", info.UDID, "why", oneLine(info.unverified.Error()))
 	case info.unverified != nil:
-		h.refuse(w, r, method, info, "MachineInfo is not signed by an Apple device certificate",
+		h.refuse(w, r, method, info, "machineinfo_invalid", "MachineInfo is not signed by an Apple device certificate",
 			"MachineInfo not verified against Apple's root: "+oneLine(info.unverified.Error()))
 		return nil, false
+	}
+	if h.policy != nil {
+		// Platform and OS are known here: refuse before a profile is handed
+		// out, rather than let Setup Assistant fail at Authenticate.
+		d, err := h.policy.Decide(r.Context(), PolicyAttempt{Method: method, Platform: mdm.Platform(info.Product, ""),
+			OSVersion: info.OSVersion, DeviceID: info.UDID, Serial: info.Serial})
+		if err != nil {
+			h.fail(w, http.StatusInternalServerError, err)
+			return nil, false
+		}
+		if !d.Allowed {
+			h.refuseBy(w, r, method, info, d, d.Message+"; "+d.Remedy)
+			return nil, false
+		}
 	}
 	h.log.Info("enroll: Setup Assistant device", "method", method, "serial", info.Serial, "udid", info.UDID,
 		"product", info.Product, "os_version", info.OSVersion, "build", info.Version,
@@ -88,10 +102,21 @@ func (h *Handler) readMachineInfo(w http.ResponseWriter, r *http.Request, method
 	return info, true
 }
 
-// refuse answers 403 with msg and records the attempt with why (which may
-// say more than the device is told).
-func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, method string, info *machineInfo, msg, why string) {
-	f := storage.EnrollmentFailure{At: h.now(), UDID: info.UDID, Serial: info.Serial, Method: method, Reason: why}
+// refuse answers 403 with msg and records the attempt with its reason
+// code and why (which may say more than the device is told).
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, method string, info *machineInfo, code, msg, why string) {
+	h.refuseBy(w, r, method, info, PolicyDecision{Reason: code}, msg, why)
+}
+
+// refuseBy is refuse for a decision of the enrollment policy.
+func (h *Handler) refuseBy(w http.ResponseWriter, r *http.Request, method string, info *machineInfo, d PolicyDecision, msg string, why ...string) {
+	reason := msg
+	if len(why) > 0 {
+		reason = why[0]
+	}
+	f := storage.EnrollmentFailure{At: h.now(), UDID: info.UDID, Serial: info.Serial, Method: method, Reason: reason,
+		Code: d.Reason, Stage: "machineinfo", Platform: mdm.Platform(info.Product, ""), OSVersion: info.OSVersion,
+		Policy: d.Policy, Rule: d.Rule}
 	if err := h.store.RecordEnrollmentFailure(r.Context(), &f); err != nil {
 		// The refusal stands; only the report misses it.
 		h.log.Error("enroll: record enrollment failure", "err", err)

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/orchardmdm/orchard/internal/ratelimit"
+	"github.com/orchardmdm/orchard/mdm"
 	"github.com/orchardmdm/orchard/scep"
 	"github.com/orchardmdm/orchard/storage"
 )
@@ -103,7 +104,7 @@ func (h *Handler) InvitationProfile(ctx context.Context, token string) ([]byte, 
 // portal: its single-use challenge carries the user (who becomes the
 // device's primary user at Authenticate) and the category they chose.
 func (h *Handler) UserProfile(ctx context.Context, username, category string) ([]byte, error) {
-	spec := scep.ChallengeSpec{Kind: storage.KindPortal, Ref: username, ForUser: username, ForCategory: category, TTL: OTAChallengeTTL}
+	spec := scep.ChallengeSpec{Kind: storage.KindPortal, Ref: username, User: username, ForCategory: category, TTL: OTAChallengeTTL}
 	return h.issue(ctx, spec, func(ctx context.Context, ch *storage.Challenge) error { return h.store.PutChallenge(ctx, ch) })
 }
 
@@ -149,11 +150,23 @@ func (h *Handler) SetupAssistantDevice(ctx context.Context, header, tokenID, pro
 	}
 	if info.unverified != nil && !h.insecureInfo {
 		const msg = "MachineInfo is not signed by an Apple device certificate"
-		return nil, h.refused(ctx, info, msg, "MachineInfo not verified against Apple's root: "+oneLine(info.unverified.Error()))
+		return nil, h.refused(ctx, info, "machineinfo_invalid", msg, "MachineInfo not verified against Apple's root: "+oneLine(info.unverified.Error()))
 	}
 	if info.unverified != nil {
 		h.log.Warn("enroll: accepting MachineInfo not verified against Apple's root (--insecure-machineinfo is on)",
 			"method", storage.KindADE, "serial", info.Serial, "udid", info.UDID)
+	}
+	if h.policy != nil {
+		d, err := h.policy.Decide(ctx, PolicyAttempt{Method: storage.KindADE, Platform: mdm.Platform(info.Product, ""),
+			OSVersion: info.OSVersion, DeviceID: info.UDID, Serial: info.Serial})
+		if err != nil {
+			return nil, err
+		}
+		if !d.Allowed {
+			msg := d.Message + "; " + d.Remedy
+			h.recordBy(ctx, info, d, msg)
+			return nil, &RefusedError{Reason: msg}
+		}
 	}
 	if _, err := h.adeAssigned(ctx, info, tokenID, profileID); err != nil {
 		return nil, err
@@ -166,7 +179,7 @@ func (h *Handler) SetupAssistantDevice(ctx context.Context, header, tokenID, pro
 // user signed in: bound to its serial and UDID, and to the user.
 func (h *Handler) ADEUserProfile(ctx context.Context, m *MachineInfo, tokenID, profileID, username, category string) ([]byte, error) {
 	spec := scep.ChallengeSpec{Kind: storage.KindADE, Ref: tokenID + "/" + profileID, ForUDID: m.UDID, ForSerial: m.Serial,
-		AppleVerified: m.AppleVerified, ForUser: username, ForCategory: category, TTL: OTAChallengeTTL}
+		AppleVerified: m.AppleVerified, User: username, ForCategory: category, TTL: OTAChallengeTTL}
 	return h.issue(ctx, spec, func(ctx context.Context, ch *storage.Challenge) error { return h.store.PutChallenge(ctx, ch) })
 }
 
@@ -179,15 +192,18 @@ func decodeBase64(s string) ([]byte, error) {
 	return base64.RawStdEncoding.DecodeString(strings.TrimRight(s, "="))
 }
 
-// refused records a Setup Assistant refusal and returns it.
-func (h *Handler) refused(ctx context.Context, info *machineInfo, msg, why string) error {
-	h.record(ctx, info, why)
+// refused records a Setup Assistant refusal (code is its stable reason
+// code) and returns it.
+func (h *Handler) refused(ctx context.Context, info *machineInfo, code, msg, why string) error {
+	h.recordBy(ctx, info, PolicyDecision{Reason: code}, why)
 	h.log.Warn("enroll: Setup Assistant enrollment refused", "method", storage.KindADE, "serial", info.Serial, "udid", info.UDID, "why", why)
 	return &RefusedError{Reason: msg}
 }
 
-func (h *Handler) record(ctx context.Context, info *machineInfo, why string) {
-	f := storage.EnrollmentFailure{At: h.now(), UDID: info.UDID, Serial: info.Serial, Method: storage.KindADE, Reason: why}
+func (h *Handler) recordBy(ctx context.Context, info *machineInfo, d PolicyDecision, why string) {
+	f := storage.EnrollmentFailure{At: h.now(), UDID: info.UDID, Serial: info.Serial, Method: storage.KindADE, Reason: why,
+		Code: d.Reason, Stage: "machineinfo", Platform: mdm.Platform(info.Product, ""), OSVersion: info.OSVersion,
+		Policy: d.Policy, Rule: d.Rule}
 	if err := h.store.RecordEnrollmentFailure(ctx, &f); err != nil {
 		h.log.Error("enroll: record enrollment failure", "err", err)
 	}
@@ -200,17 +216,17 @@ func (h *Handler) adeAssigned(ctx context.Context, info *machineInfo, tokenID, p
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		const msg = "this serial number is not assigned to this server in Apple Business Manager"
-		return storage.DEPProfile{}, h.refused(ctx, info, msg, msg)
+		return storage.DEPProfile{}, h.refused(ctx, info, "device_not_assigned", msg, msg)
 	case err != nil:
 		return storage.DEPProfile{}, err
 	case d.TokenID != tokenID || d.ProfileID != profileID || d.Status == storage.DEPRemoved:
 		const msg = "this device is not assigned this enrollment profile"
-		return storage.DEPProfile{}, h.refused(ctx, info, msg, msg)
+		return storage.DEPProfile{}, h.refused(ctx, info, "device_not_assigned", msg, msg)
 	}
 	p, err := h.ade.DEPProfile(ctx, tokenID, profileID)
 	if errors.Is(err, storage.ErrNotFound) {
 		const msg = "this device's enrollment profile no longer exists on this server"
-		return p, h.refused(ctx, info, msg, msg)
+		return p, h.refused(ctx, info, "device_not_assigned", msg, msg)
 	}
 	if err != nil {
 		return p, err
@@ -220,12 +236,12 @@ func (h *Handler) adeAssigned(ctx context.Context, info *machineInfo, tokenID, p
 		return p, nil
 	}
 	if info.CanRequestSoftwareUpdate {
-		h.record(ctx, info, fmt.Sprintf("os_update_required: runs %s, needs %s", oneLine(info.OSVersion), min.Version))
+		h.recordBy(ctx, info, PolicyDecision{Reason: "os_update_required"}, fmt.Sprintf("runs %s, needs %s: told to update in Setup Assistant", oneLine(info.OSVersion), min.Version))
 		h.log.Info("enroll: Setup Assistant device must update first", "serial", info.Serial, "os_version", info.OSVersion, "minimum", min.Version)
 		return p, &UpdateRequiredError{Version: min.Version, Build: min.Build}
 	}
 	msg := fmt.Sprintf("this device runs %s and needs %s or later to enroll; update it, then start again", oneLine(info.OSVersion), min.Version)
-	return p, h.refused(ctx, info, msg, "os_update_required: "+msg+" (the device cannot update in Setup Assistant)")
+	return p, h.refused(ctx, info, "os_update_required", msg, msg+" (the device cannot update in Setup Assistant)")
 }
 
 // platformOf is the minimum-OS platform of a MachineInfo PRODUCT

@@ -44,7 +44,6 @@ func ParseSerialCSV(data []byte) ([]storage.SerialAssignment, []string) {
 		if err == io.EOF {
 			break
 		}
-		line, _ := rd.FieldPos(0)
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
@@ -54,6 +53,7 @@ func ParseSerialCSV(data []byte) ([]storage.SerialAssignment, []string) {
 			}
 			break
 		}
+		line, _ := rd.FieldPos(0) // only after a good read: FieldPos panics on a failed one
 		if len(rows)+len(problems) >= MaxSerialRows {
 			problems = append(problems, fmt.Sprintf("more than %d rows", MaxSerialRows))
 			break

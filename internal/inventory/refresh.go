@@ -214,7 +214,11 @@ func seed(inv *storage.DeviceInventory, e *storage.Enrollment, now time.Time, ov
 	if inv.CreatedAt.IsZero() {
 		inv.CreatedAt = now
 	}
-	inv.Ownership = ownershipOf(e.EnrollmentMethod, inv.Ownership)
+	if e.Ownership != "" {
+		inv.Ownership = e.Ownership // decided by the enrollment policy, or by an admin
+	} else {
+		inv.Ownership = ownershipOf(e.EnrollmentMethod, inv.Ownership)
+	}
 	if e.Type == storage.UserEnrollmentDevice {
 		yes := true
 		inv.UserEnrollment = &yes

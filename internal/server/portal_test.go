@@ -75,6 +75,20 @@ func (b *browser) do(method, path string, form url.Values) (*http.Response, []by
 	return resp, data
 }
 
+// invitationProfile opens an invitation link's landing page and presses
+// its button, as a person does, and returns the profile.
+func invitationProfile(t *testing.T, s *servertest.Server, link string) []byte {
+	t.Helper()
+	b := newBrowser(t, s, iPhoneUA)
+	path := strings.TrimPrefix(link, s.URL)
+	b.do("GET", path, nil)
+	resp, profile := b.do("POST", path, url.Values{"csrf": {b.csrf()}})
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-apple-aspen-config" {
+		t.Fatalf("invitation profile = %d %s", resp.StatusCode, profile)
+	}
+	return profile
+}
+
 func (b *browser) signIn(username, password string) (*http.Response, string) {
 	b.t.Helper()
 	if resp, _ := b.do("GET", "/portal", nil); resp.StatusCode != 200 {

@@ -32,6 +32,7 @@ import (
 	"github.com/orchardmdm/orchard/internal/enroll"
 	"github.com/orchardmdm/orchard/internal/inventory"
 	"github.com/orchardmdm/orchard/internal/metrics"
+	"github.com/orchardmdm/orchard/internal/policy"
 	"github.com/orchardmdm/orchard/internal/portal"
 	"github.com/orchardmdm/orchard/internal/profiles"
 	"github.com/orchardmdm/orchard/internal/push"
@@ -369,6 +370,10 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
+	policies, err := policy.New(s.store, s.log, policy.WithClock(now))
+	if err != nil {
+		return err
+	}
 	enrollment, err := enroll.New(enroll.Config{
 		PublicURL:       s.cfg.PublicURL,
 		TLSCert:         s.tlsCert.Leaf,
@@ -376,7 +381,8 @@ func (s *Server) build() error {
 		Topic:           s.push.Topic,
 		DevelopmentAPNS: s.cfg.APNsSandbox,
 		Logger:          s.log,
-	}, revokingStore{Store: events, forget: verifier.Forget}, signer, scepSrv, append(append(enrollLimit, s.machineInfoOptions()...), enroll.WithClock(now))...)
+	}, revokingStore{Store: events, forget: verifier.Forget}, signer, scepSrv, append(append(enrollLimit, s.machineInfoOptions()...), enroll.WithClock(now), enroll.WithUsers(s.store),
+		enroll.WithPolicy(setupPolicy{policies}))...)
 	if err != nil {
 		return err
 	}
@@ -423,6 +429,7 @@ func (s *Server) build() error {
 		service.WithTopic(s.push.Topic),
 		service.WithFailureRecorder(events),
 		service.WithJournal(s.journal), // the webhook outbox, written before the device is answered
+		service.WithAdmission(policy.Admission{Engine: policies}),
 		// What reacts to device events, in the order it runs.
 		service.WithObserver(s.metrics),
 		// Before adeSetup: an enrolled device's profiles are queued ahead
@@ -457,7 +464,7 @@ func (s *Server) build() error {
 	s.admin, err = adminapi.New(adminapi.Config{APIKey: s.apiKey, Store: s.store, Commands: s.cmds, Secrets: s.svc,
 		Releaser: eventReleaser{next: s.svc, s: s}, Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Backup: s.backup(), Admins: s.store, Logger: s.log,
 		Profiles: profileAPI, Directory: users, Declarative: ddmEngine,
-		Categories: categories, History: s.store, Webhooks: s.hooksAPI})
+		Categories: categories, History: s.store, Webhooks: s.hooksAPI, Policy: policies})
 	if err != nil {
 		return err
 	}

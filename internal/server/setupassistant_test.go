@@ -178,7 +178,7 @@ func testSetupAssistantSignIn(t *testing.T, backend servertest.Backend) {
 		t.Fatalf("sign-in in the web view = %d %s, want the profile: %s", resp.StatusCode, resp.Header.Get("Content-Type"), profile)
 	}
 	ch := onlyChallenge(t, s, a.token)
-	if ch.ForUser != "ann" || ch.ForSerial != dev.SerialNumber || ch.ForUDID != dev.UDID || !ch.AppleVerified {
+	if ch.User != "ann" || ch.ForSerial != dev.SerialNumber || ch.ForUDID != dev.UDID || !ch.AppleVerified {
 		t.Fatalf("challenge = %+v, want bound to ann and the device", ch)
 	}
 	if err := dev.EnrollFromProfile(ctx, profile, mustKey(t), s.Client); err != nil {
@@ -274,7 +274,7 @@ func testADEMinimumOS(t *testing.T, backend servertest.Backend) {
 	s.API(t, "GET", "/v1/enrollment/failures", nil, &fails)
 	n := 0
 	for _, f := range fails.Failures {
-		if strings.HasPrefix(f.Reason, "os_update_required") {
+		if f.Code == "os_update_required" {
 			n++
 		}
 	}

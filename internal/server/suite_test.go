@@ -48,6 +48,7 @@ var e2eTests = []struct {
 	{"AdminRoles", testAdminRoles},
 	{"Profiles", testProfiles},
 	{"DeclarativeSoftwareUpdate", testDeclarativeSoftwareUpdate},
+	{"EnrollmentPolicy", testEnrollmentPolicy},
 	{"Categories", testCategories},
 	{"CategoryJoinOnUser", testCategoryJoinOnUser},
 	{"ConsoleLockRoundTrip", testConsoleLockRoundTrip},

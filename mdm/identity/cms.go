@@ -7,10 +7,11 @@ import (
 	"crypto/subtle"
 	"crypto/x509"
 	"encoding/asn1"
+	"encoding/hex"
 	"errors"
-	"math/big"
 	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
@@ -75,6 +76,7 @@ const (
 type detached struct {
 	signer *x509.Certificate
 	sum    [32]byte // SHA-256 of the signer's DER
+	hexSum string   // the same, in hex
 	hash   crypto.Hash
 	sigAlg x509.SignatureAlgorithm
 	sig    []byte
@@ -87,7 +89,7 @@ type detached struct {
 
 // parseDetached reads der on the fast path or returns errDeclined.
 func parseDetached(der []byte, certs *certCache) (*detached, error) {
-	if !derStable(der, 0) {
+	if !derStable(der, 0, certs.stableAt) {
 		return nil, errDeclined
 	}
 	in := cryptobyte.String(der)
@@ -121,22 +123,18 @@ func parseDetached(der []byte, certs *certCache) (*detached, error) {
 	if !sd.ReadASN1(&rawCerts, cbasn1.Tag(0).Constructed().ContextSpecific()) {
 		return nil, errDeclined
 	}
-	type parsed struct {
-		cert *x509.Certificate
-		sum  [32]byte
-	}
-	var list [maxCMSCerts]parsed
+	var list [maxCMSCerts]*cachedCert
 	n := 0
 	for !rawCerts.Empty() {
 		var one cryptobyte.String
 		if n == maxCMSCerts || !rawCerts.ReadASN1Element(&one, cbasn1.SEQUENCE) {
 			return nil, errDeclined
 		}
-		c, sum, err := certs.parse(one)
+		c, err := certs.parse(one)
 		if err != nil {
 			return nil, errDeclined
 		}
-		list[n] = parsed{c, sum}
+		list[n] = c
 		n++
 	}
 	var infos, si cryptobyte.String
@@ -144,11 +142,10 @@ func parseDetached(der []byte, certs *certCache) (*detached, error) {
 		!infos.ReadASN1(&si, cbasn1.SEQUENCE) || !infos.Empty() { // one signer
 		return nil, errDeclined
 	}
-	var ias, issuer, digestAlg, encAlg, sig cryptobyte.String
-	serial := new(big.Int)
+	var ias, issuer, serial, digestAlg, encAlg, sig cryptobyte.String
 	if !si.ReadASN1(&version, cbasn1.INTEGER) || !bytes.Equal(version, []byte{1}) ||
 		!si.ReadASN1(&ias, cbasn1.SEQUENCE) || !ias.ReadAnyASN1Element(&issuer, nil) ||
-		!ias.ReadASN1Integer(serial) || !ias.Empty() ||
+		!ias.ReadASN1(&serial, cbasn1.INTEGER) || !minimalInteger(serial) || !ias.Empty() ||
 		!si.ReadASN1(&digestAlg, cbasn1.SEQUENCE) {
 		return nil, errDeclined
 	}
@@ -171,8 +168,10 @@ func parseDetached(der []byte, certs *certCache) (*detached, error) {
 	}
 	d.sig = sig
 	for _, p := range list[:n] {
-		if p.cert.SerialNumber.Cmp(serial) == 0 && bytes.Equal(p.cert.RawIssuer, issuer) {
-			d.signer, d.sum = p.cert, p.sum
+		// Both serials are minimal two's complement (cryptobyte and x509
+		// refuse others), so equal bytes are equal numbers.
+		if p.serial != nil && bytes.Equal(p.serial, serial) && bytes.Equal(p.cert.RawIssuer, issuer) {
+			d.signer, d.sum, d.hexSum = p.cert, p.sum, p.hexSum
 			return d, nil
 		}
 	}
@@ -226,18 +225,20 @@ func (d *detached) readAttrs(elem cryptobyte.String) bool {
 func (d *detached) verify(body []byte) error {
 	signed := body
 	if d.attrs != nil {
-		var want []byte
-		if _, err := asn1.Unmarshal(d.digest, &want); err != nil {
-			return err
+		// The value is one OCTET STRING, as asn1.Unmarshal into []byte
+		// reads it (trailing values ignored), without its allocations.
+		want, ok := readOctetString(d.digest)
+		if !ok {
+			return errors.New("message digest is not an OCTET STRING")
 		}
 		h := d.hash.New()
 		h.Write(body)
-		if subtle.ConstantTimeCompare(want, h.Sum(nil)) != 1 {
+		var sum [64]byte
+		if subtle.ConstantTimeCompare(want, h.Sum(sum[:0])) != 1 {
 			return errors.New("message digest mismatch")
 		}
 		if d.signingTime != nil {
-			var at time.Time
-			if _, err := asn1.Unmarshal(d.signingTime, &at); err == nil &&
+			if at, err := parseSigningTime(d.signingTime); err == nil &&
 				(at.After(d.signer.NotAfter) || at.Before(d.signer.NotBefore)) {
 				return errors.New("signing time is outside the certificate's validity")
 			}
@@ -322,10 +323,15 @@ func algorithm(alg cryptobyte.String) ([]byte, bool) {
 // derStable reports whether b is one DER element, definite lengths in
 // minimal form and low tag numbers throughout, whose every constructed
 // element holds only whole elements: input the library's BER-to-DER pass
-// returns unchanged, so both parsers see the same bytes.
-func derStable(b []byte, depth int) bool {
+// returns unchanged, so both parsers see the same bytes. known, when set,
+// may vouch for an element at the depth certificates sit in a SignedData,
+// so a cached certificate is not walked again on every request.
+func derStable(b []byte, depth int, known func(elem []byte, depth int) bool) bool {
 	if depth > maxDERDepth {
 		return false
+	}
+	if known != nil && depth == certDepth && known(b, depth) {
+		return true
 	}
 	s := cryptobyte.String(b)
 	var content cryptobyte.String
@@ -338,43 +344,170 @@ func derStable(b []byte, depth int) bool {
 	}
 	for !content.Empty() {
 		var child cryptobyte.String
-		if !content.ReadAnyASN1Element(&child, nil) || !derStable(child, depth+1) {
+		if !content.ReadAnyASN1Element(&child, nil) || !derStable(child, depth+1, known) {
 			return false
 		}
 	}
 	return true
 }
 
+// certDepth is where certificates sit in a ContentInfo: SEQUENCE, [0],
+// SignedData, certificates [0], certificate.
+const certDepth = 4
+
+// derHeight is the number of nesting levels of b (1 for a primitive
+// element), which derStable has accepted.
+func derHeight(b []byte) int {
+	s := cryptobyte.String(b)
+	var content cryptobyte.String
+	var tag cbasn1.Tag
+	if !s.ReadAnyASN1(&content, &tag) || tag&0x20 == 0 {
+		return 1
+	}
+	h := 1
+	for !content.Empty() {
+		var child cryptobyte.String
+		if !content.ReadAnyASN1Element(&child, nil) {
+			break
+		}
+		h = max(h, 1+derHeight(child))
+	}
+	return h
+}
+
+// minimalInteger reports whether b is the content of an INTEGER that
+// cryptobyte's ReadASN1Integer accepts: not empty, no redundant leading
+// byte.
+func minimalInteger(b []byte) bool {
+	switch {
+	case len(b) == 0:
+		return false
+	case len(b) == 1:
+		return true
+	}
+	return !(b[0] == 0 && b[1]&0x80 == 0 || b[0] == 0xff && b[1]&0x80 == 0x80)
+}
+
+// rawSerial is the content of the serial INTEGER in a certificate's TBS,
+// or nil when it cannot be read (the signer then never matches here).
+func rawSerial(cert *x509.Certificate) []byte {
+	tbs := cryptobyte.String(cert.RawTBSCertificate)
+	var inner, serial cryptobyte.String
+	if !tbs.ReadASN1(&inner, cbasn1.SEQUENCE) ||
+		!inner.SkipOptionalASN1(cbasn1.Tag(0).Constructed().ContextSpecific()) ||
+		!inner.ReadASN1(&serial, cbasn1.INTEGER) || !minimalInteger(serial) {
+		return nil
+	}
+	return serial
+}
+
+// readOctetString reads the OCTET STRING at the start of b.
+func readOctetString(b []byte) ([]byte, bool) {
+	s := cryptobyte.String(b)
+	var v cryptobyte.String
+	if !s.ReadASN1(&v, cbasn1.OCTET_STRING) {
+		return nil, false
+	}
+	return v, true
+}
+
+// parseSigningTime reads the time at the start of b as asn1.Unmarshal
+// does. The shape devices send, a UTCTime of YYMMDDHHMMSSZ, is read
+// directly (asn1 first tries a format without seconds, and pays for the
+// error on every request); anything else goes to asn1.
+func parseSigningTime(b []byte) (time.Time, error) {
+	if len(b) >= 15 && b[0] == 0x17 && b[1] == 13 && b[14] == 'Z' {
+		if t, ok := utcTime(b[2:14]); ok {
+			return t, nil
+		}
+	}
+	var at time.Time
+	_, err := asn1.Unmarshal(b, &at)
+	return at, err
+}
+
+// utcTime reads YYMMDDHHMMSS (UTC) when every field is in range; years
+// 50-99 are 19xx, as in RFC 5280 and encoding/asn1.
+func utcTime(d []byte) (time.Time, bool) {
+	var f [6]int
+	for i := range f {
+		hi, lo := d[2*i], d[2*i+1]
+		if hi < '0' || hi > '9' || lo < '0' || lo > '9' {
+			return time.Time{}, false
+		}
+		f[i] = int(hi-'0')*10 + int(lo-'0')
+	}
+	year := 2000 + f[0]
+	if f[0] >= 50 {
+		year -= 100
+	}
+	month, day, hour, minute, sec := f[1], f[2], f[3], f[4], f[5]
+	if month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	t := time.Date(year, time.Month(month), day, hour, minute, sec, 0, time.UTC)
+	if t.Day() != day { // past the month's last day
+		return time.Time{}, false
+	}
+	return t, true
+}
+
 // maxCachedCerts bounds the parsed-certificate cache (some 3 KiB each).
 const maxCachedCerts = 10_000
 
-// certCache holds parsed certificates by the SHA-256 of their DER, so a
-// device's certificate is parsed once, not on every request.
+// certCache holds parsed certificates by their DER, so a device's
+// certificate is parsed, hashed and walked once, not on every request.
 type certCache struct {
 	max int
 	mu  sync.Mutex
-	m   map[[32]byte]*x509.Certificate
+	m   map[string]*cachedCert // keyed by the DER (the entry's own copy)
+}
+
+// cachedCert is a parsed certificate with what requests need of it.
+type cachedCert struct {
+	cert   *x509.Certificate
+	sum    [32]byte // SHA-256 of the DER
+	hexSum string   // the same, in hex
+	serial []byte   // the serial INTEGER's content (in raw)
+	height int      // DER nesting levels, for derStable's depth bound
+	stable bool     // derStable accepts the DER on its own
 }
 
 func newCertCache(max int) *certCache {
-	return &certCache{max: max, m: map[[32]byte]*x509.Certificate{}}
+	return &certCache{max: max, m: map[string]*cachedCert{}}
+}
+
+func (c *certCache) get(der []byte) *cachedCert {
+	c.mu.Lock()
+	e := c.m[string(der)] // no copy: the compiler looks up in place
+	c.mu.Unlock()
+	return e
+}
+
+// stableAt vouches for a cached certificate at depth: derStable accepted
+// it when it was cached and its depth bound holds there.
+func (c *certCache) stableAt(der []byte, depth int) bool {
+	e := c.get(der)
+	return e != nil && e.stable && depth+e.height-1 <= maxDERDepth
 }
 
 // parse returns der parsed by x509.ParseCertificate, from the cache when
 // it can. Callers must not modify the certificate: it is shared.
-func (c *certCache) parse(der []byte) (*x509.Certificate, [32]byte, error) {
-	sum := sha256.Sum256(der)
-	c.mu.Lock()
-	cert, ok := c.m[sum]
-	c.mu.Unlock()
-	if ok {
-		return cert, sum, nil
+func (c *certCache) parse(der []byte) (*cachedCert, error) {
+	if e := c.get(der); e != nil {
+		return e, nil
 	}
 	// A copy: the certificate keeps slices of its input, which is the
 	// request's buffer.
-	cert, err := x509.ParseCertificate(bytes.Clone(der))
+	raw := bytes.Clone(der)
+	cert, err := x509.ParseCertificate(raw)
 	if err != nil {
-		return nil, sum, err
+		return nil, err
+	}
+	e := &cachedCert{cert: cert, sum: sha256.Sum256(raw), serial: rawSerial(cert), stable: derStable(raw, 0, nil)}
+	e.hexSum = hex.EncodeToString(e.sum[:])
+	if e.stable {
+		e.height = derHeight(raw) // bounded: derStable walked it
 	}
 	c.mu.Lock()
 	if len(c.m) >= c.max {
@@ -383,7 +516,8 @@ func (c *certCache) parse(der []byte) (*x509.Certificate, [32]byte, error) {
 			break
 		}
 	}
-	c.m[sum] = cert
+	// The key shares raw, which nothing writes to once parsed.
+	c.m[unsafe.String(unsafe.SliceData(raw), len(raw))] = e
 	c.mu.Unlock()
-	return cert, sum, nil
+	return e, nil
 }

@@ -346,14 +346,15 @@ func TestCertCacheBounded(t *testing.T) {
 	var first *x509.Certificate
 	for i := range 5 {
 		cert := selfSigned(t, key)
-		got, sum, err := cache.parse(cert.Raw)
-		if err != nil || !got.Equal(cert) || sum != sha256.Sum256(cert.Raw) {
+		e, err := cache.parse(cert.Raw)
+		if err != nil || !e.cert.Equal(cert) || e.sum != sha256.Sum256(cert.Raw) || e.hexSum != fingerprint(cert) || !e.stable {
 			t.Fatalf("parse %d: %v", i, err)
 		}
+		got := e.cert
 		if i == 0 {
 			first = got
 		}
-		if again, _, _ := cache.parse(cert.Raw); again != got {
+		if again, _ := cache.parse(cert.Raw); again.cert != got {
 			t.Fatal("a cached certificate was parsed again")
 		}
 		if n := len(cache.m); n > 3 {
@@ -362,12 +363,12 @@ func TestCertCacheBounded(t *testing.T) {
 	}
 	// The cache keeps its own copy: a caller's buffer may be reused.
 	buf := bytes.Clone(first.Raw)
-	c, _, _ := cache.parse(buf)
+	c, _ := cache.parse(buf)
 	clear(buf)
-	if c.Raw[0] != 0x30 {
+	if c.cert.Raw[0] != 0x30 {
 		t.Fatal("cached certificate shares the caller's buffer")
 	}
-	if _, _, err := cache.parse([]byte{0x30, 0}); err == nil {
+	if _, err := cache.parse([]byte{0x30, 0}); err == nil {
 		t.Fatal("garbage parsed as a certificate")
 	}
 }

@@ -40,9 +40,22 @@ func fail(reason, format string, args ...any) error {
 
 // Identity is a verified device certificate.
 type Identity struct {
-	Cert   *x509.Certificate
-	Hash   string // hex SHA-256 of the DER
-	Record *storage.CertRecord
+	Cert *x509.Certificate
+	Hash string // hex SHA-256 of the DER
+
+	record *storage.CertRecord // when the verifier read it for this request
+	certs  CertLookup          // else where Record reads it
+}
+
+// Record returns the certificate's issuance record. The verifier keeps
+// only what it checks on every request (known, revoked), not whole
+// records of every device, so Record may read storage: call it where the
+// record matters (Authenticate), not on every connect.
+func (id *Identity) Record(ctx context.Context) (*storage.CertRecord, error) {
+	if id.record != nil || id.certs == nil {
+		return id.record, nil
+	}
+	return id.certs.Cert(ctx, id.Hash)
 }
 
 // CertLookup is what the verifier needs from storage.
@@ -62,11 +75,20 @@ type Verifier struct {
 	skew   time.Duration
 	now    func() time.Time
 
+	// Both caches hold every device that connected, so they are compact:
+	// keyed by the 32 bytes of the fingerprint, not its hex, and keeping
+	// of an issuance record only what every request checks.
 	mu      sync.Mutex
-	chained map[string]bool                // hash -> chains to roots with client auth
-	records map[string]*storage.CertRecord // hash -> issuance record, until Forget
-	epoch   uint64                         // counts ForgetAll: a record read before one is not kept
-	through bool                           // ForgetAll(true): read every record from storage
+	chained map[[32]byte]bool      // chains to roots with client auth
+	records map[[32]byte]certState // issued by us, until Forget
+	epoch   uint64                 // counts ForgetAll: a record read before one is not kept
+	through bool                   // ForgetAll(true): read every record from storage
+}
+
+// certState is what the verifier keeps of an issuance record.
+type certState struct {
+	serial  string // CertRecord.Serial, for Forget
+	revoked bool
 }
 
 // Option configures a Verifier.
@@ -84,7 +106,7 @@ func NewVerifier(roots *x509.CertPool, certs CertLookup, opts ...Option) (*Verif
 		return nil, errors.New("identity: roots and cert records are required")
 	}
 	v := &Verifier{roots: roots, certs: certs, parsed: newCertCache(maxCachedCerts), skew: DefaultClockSkew, now: time.Now,
-		chained: map[string]bool{}, records: map[string]*storage.CertRecord{}}
+		chained: map[[32]byte]bool{}, records: map[[32]byte]certState{}}
 	for _, o := range opts {
 		o(v)
 	}
@@ -133,8 +155,9 @@ func (v *Verifier) VerifySigner(ctx context.Context, header string) (*Signature,
 	s := &Signature{der: der}
 	var signer *x509.Certificate
 	var sum [32]byte
+	var hash string
 	if s.fast, err = parseDetached(der, v.parsed); err == nil {
-		signer, sum = s.fast.signer, s.fast.sum
+		signer, sum, hash = s.fast.signer, s.fast.sum, s.fast.hexSum
 	} else {
 		if s.p7, err = parseCMS(der); err != nil {
 			return nil, fail("bad_signature", "Mdm-Signature is not CMS: %v", err)
@@ -143,8 +166,9 @@ func (v *Verifier) VerifySigner(ctx context.Context, header string) (*Signature,
 			return nil, fail("bad_signature", "Mdm-Signature must have exactly one signer with its certificate")
 		}
 		sum = sha256.Sum256(signer.Raw)
+		hash = hex.EncodeToString(sum[:])
 	}
-	if s.id, err = v.verifyCert(ctx, signer, sum); err != nil {
+	if s.id, err = v.verifyCert(ctx, signer, sum, hash); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -187,12 +211,19 @@ func parseCMS(der []byte) (p7 *pkcs7.PKCS7, err error) {
 // VerifyCert checks a certificate presented by a device (the CMS signer or
 // the TLS client certificate).
 func (v *Verifier) VerifyCert(ctx context.Context, cert *x509.Certificate) (*Identity, error) {
-	return v.verifyCert(ctx, cert, sha256.Sum256(cert.Raw))
+	sum := sha256.Sum256(cert.Raw)
+	return v.verifyCert(ctx, cert, sum, hex.EncodeToString(sum[:]))
 }
 
-// verifyCert is VerifyCert with the SHA-256 of cert's DER already known.
-func (v *Verifier) verifyCert(ctx context.Context, cert *x509.Certificate, sum [32]byte) (*Identity, error) {
-	hash := hex.EncodeToString(sum[:])
+// fingerprint is the hex SHA-256 of cert's DER.
+func fingerprint(cert *x509.Certificate) string {
+	sum := sha256.Sum256(cert.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// verifyCert is VerifyCert with cert's SHA-256 (sum, and hash in hex)
+// already known.
+func (v *Verifier) verifyCert(ctx context.Context, cert *x509.Certificate, sum [32]byte, hash string) (*Identity, error) {
 	now := v.now()
 	if now.Add(v.skew).Before(cert.NotBefore) {
 		return nil, fail("expired", "certificate is not valid yet")
@@ -200,50 +231,52 @@ func (v *Verifier) verifyCert(ctx context.Context, cert *x509.Certificate, sum [
 	if now.Add(-v.skew).After(cert.NotAfter) {
 		return nil, fail("expired", "certificate expired at %s", cert.NotAfter.UTC().Format(time.RFC3339))
 	}
-	if !v.chainOK(hash, cert, now) {
+	if !v.chainOK(sum, cert, now) {
 		return nil, fail("untrusted", "certificate is not a client certificate issued by Orchard's CA")
 	}
-	rec, err := v.record(ctx, hash)
+	st, rec, err := v.record(ctx, sum, hash)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, fail("unknown_cert", "certificate %x was not issued by this server", cert.SerialNumber)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("identity: look up certificate: %w", err)
 	}
-	if rec.Revoked {
-		return nil, fail("revoked", "certificate %s was revoked", rec.Serial)
+	if st.revoked {
+		return nil, fail("revoked", "certificate %s was revoked", st.serial)
 	}
-	return &Identity{Cert: cert, Hash: hash, Record: rec}, nil
+	return &Identity{Cert: cert, Hash: hash, record: rec, certs: v.certs}, nil
 }
 
 // maxCached bounds each per-certificate cache; past it the cache starts over.
 const maxCached = 200_000
 
-// record returns a certificate's issuance record, cached: records change
-// only by revocation, which must go through Forget.
-func (v *Verifier) record(ctx context.Context, hash string) (*storage.CertRecord, error) {
+// record returns what the verifier keeps of a certificate's issuance
+// record, cached (records change only by revocation, which must go
+// through Forget), and the whole record when it had to read it.
+func (v *Verifier) record(ctx context.Context, sum [32]byte, hash string) (certState, *storage.CertRecord, error) {
 	v.mu.Lock()
-	rec, ok := v.records[hash]
+	st, ok := v.records[sum]
 	epoch := v.epoch
 	v.mu.Unlock()
 	if ok {
-		return rec, nil
+		return st, nil, nil
 	}
 	rec, err := v.certs.Cert(ctx, hash)
 	if err != nil {
-		return nil, err
+		return certState{}, nil, err
 	}
+	st = certState{serial: rec.Serial, revoked: rec.Revoked}
 	v.mu.Lock()
 	if v.through || v.epoch != epoch {
 		v.mu.Unlock()
-		return rec, nil
+		return st, rec, nil
 	}
 	if len(v.records) >= maxCached {
 		clear(v.records)
 	}
-	v.records[hash] = rec
+	v.records[sum] = st
 	v.mu.Unlock()
-	return rec, nil
+	return st, rec, nil
 }
 
 // Forget drops what the verifier cached of the certificate with this
@@ -251,8 +284,8 @@ func (v *Verifier) record(ctx context.Context, hash string) (*storage.CertRecord
 func (v *Verifier) Forget(serial string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	for h, rec := range v.records {
-		if rec.Serial == serial {
+	for h, st := range v.records {
+		if st.serial == serial {
 			delete(v.records, h)
 		}
 	}
@@ -270,9 +303,9 @@ func (v *Verifier) ForgetAll(readThrough bool) {
 	clear(v.records)
 }
 
-func (v *Verifier) chainOK(hash string, cert *x509.Certificate, now time.Time) bool {
+func (v *Verifier) chainOK(sum [32]byte, cert *x509.Certificate, now time.Time) bool {
 	v.mu.Lock()
-	ok, seen := v.chained[hash]
+	ok, seen := v.chained[sum]
 	v.mu.Unlock()
 	if seen {
 		return ok
@@ -295,7 +328,7 @@ func (v *Verifier) chainOK(hash string, cert *x509.Certificate, now time.Time) b
 	if len(v.chained) >= maxCached {
 		clear(v.chained) // bounded; refilled on demand
 	}
-	v.chained[hash] = ok
+	v.chained[sum] = ok
 	v.mu.Unlock()
 	return ok
 }

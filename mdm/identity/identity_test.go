@@ -137,7 +137,7 @@ func TestVerifyCert(t *testing.T) {
 			switch {
 			case tc.want == "" && err != nil:
 				t.Fatalf("refused: %v", err)
-			case tc.want == "" && id.Record == nil:
+			case tc.want == "" && recordOf(t, id) == nil:
 				t.Fatal("no issuance record")
 			case tc.want != "" && reason(err) != tc.want:
 				t.Fatalf("err = %v, want reason %s", err, tc.want)
@@ -267,4 +267,13 @@ func TestForgetAll(t *testing.T) {
 	if _, err := e.v.VerifyCert(ctx, other); reason(err) != "revoked" {
 		t.Fatalf("read-through answered from a cache: %v", err)
 	}
+}
+
+func recordOf(t *testing.T, id *identity.Identity) *storage.CertRecord {
+	t.Helper()
+	rec, err := id.Record(context.Background())
+	if err != nil {
+		t.Fatalf("issuance record: %v", err)
+	}
+	return rec
 }

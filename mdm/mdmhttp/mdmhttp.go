@@ -202,6 +202,18 @@ func contentTypeOK(header string, allowed []string) bool {
 			return true // the usual header, without parameters: nothing to parse
 		}
 	}
+	if !strings.Contains(header, ";") {
+		// Without parameters the media type is the header, trimmed (no
+		// parse, no allocation: every connect asks first whether it is
+		// a check-in).
+		header = strings.TrimSpace(header)
+		for _, a := range allowed {
+			if a != "" && strings.EqualFold(header, a) {
+				return true
+			}
+		}
+		return false
+	}
 	mt, _, err := mime.ParseMediaType(header)
 	if err != nil {
 		return false
@@ -266,7 +278,9 @@ func (h *Handler) serveCheckin(w http.ResponseWriter, r *http.Request, c *mdm.Ch
 	}
 	outcome := h.respond(w, r, resp, err, ctype)
 	h.obs.Checkin(string(c.Type), outcome)
-	h.log.Debug("check-in", "type", c.Type, "channel", c.Channel.ID(), "outcome", outcome)
+	if h.log.Enabled(r.Context(), slog.LevelDebug) { // the arguments cost allocations on every request
+		h.log.Debug("check-in", "type", c.Type, "channel", c.Channel.ID(), "outcome", outcome)
+	}
 }
 
 func (h *Handler) connect(w http.ResponseWriter, r *http.Request, body []byte) {
@@ -288,7 +302,9 @@ func (h *Handler) connect(w http.ResponseWriter, r *http.Request, body []byte) {
 	resp, err := h.svc.Report(r.Context(), IdentityFrom(r.Context()), rep)
 	outcome := h.respond(w, r, resp, err, "application/xml")
 	h.obs.Connect(string(rep.Status), outcome)
-	h.log.Debug("connect", "status", rep.Status, "channel", rep.Channel.ID(), "command", rep.CommandUUID, "outcome", outcome)
+	if h.log.Enabled(r.Context(), slog.LevelDebug) {
+		h.log.Debug("connect", "status", rep.Status, "channel", rep.Channel.ID(), "command", rep.CommandUUID, "outcome", outcome)
+	}
 }
 
 // respond writes the service's answer or maps its error; it returns the outcome label.

@@ -3,7 +3,6 @@ package service
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
@@ -54,14 +53,32 @@ func newStateCache() *stateCache {
 		devices: map[string]deviceState{}, users: map[string]map[string]struct{}{}}
 }
 
-// parseFingerprint reads a lowercase or uppercase SHA-256 hex hash.
+// parseFingerprint reads a lowercase SHA-256 hex hash (the only spelling
+// that maps back to the same string), on every connect: no allocation.
 func parseFingerprint(hash string) (fingerprint, bool) {
 	var f fingerprint
 	if len(hash) != 2*len(f) {
 		return f, false
 	}
-	_, err := hex.Decode(f[:], []byte(hash))
-	return f, err == nil && hex.EncodeToString(f[:]) == hash
+	for i := range f {
+		hi, ok1 := lowerHex(hash[2*i])
+		lo, ok2 := lowerHex(hash[2*i+1])
+		if !ok1 || !ok2 {
+			return fingerprint{}, false
+		}
+		f[i] = hi<<4 | lo
+	}
+	return f, true
+}
+
+func lowerHex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
 }
 
 // now is the epoch a caller reads storage in; it passes it to bind or

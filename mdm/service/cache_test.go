@@ -122,3 +122,31 @@ func TestStateCacheInvalidate(t *testing.T) {
 		t.Fatal("caching did not resume")
 	}
 }
+
+// parseFingerprint accepts exactly the strings that hex-decode to 32 bytes
+// and encode back to themselves (lowercase), with no allocation.
+func FuzzParseFingerprint(f *testing.F) {
+	f.Add(strings.Repeat("ab", 32))
+	f.Add(strings.Repeat("AB", 32))
+	f.Add(strings.Repeat("0g", 32))
+	f.Add("bulk-cert-1")
+	f.Fuzz(func(t *testing.T, s string) {
+		var want fingerprint
+		wantOK := false
+		if len(s) == 2*len(want) {
+			_, err := hex.Decode(want[:], []byte(s))
+			wantOK = err == nil && hex.EncodeToString(want[:]) == s
+		}
+		got, ok := parseFingerprint(s)
+		if ok != wantOK || ok && got != want {
+			t.Fatalf("%q: %x %v, want %x %v", s, got, ok, want, wantOK)
+		}
+	})
+}
+
+func TestParseFingerprintAllocs(t *testing.T) {
+	h := strings.Repeat("0123456789abcdef", 4)
+	if n := testing.AllocsPerRun(100, func() { parseFingerprint(h) }); n != 0 {
+		t.Fatalf("%v allocations", n)
+	}
+}

@@ -80,27 +80,51 @@ func (s *Service) authenticate(ctx context.Context, id *identity.Identity, ch md
 	case err != nil && !errors.Is(err, storage.ErrNotFound):
 		return err
 	}
+	certRec, err := id.Record(ctx)
+	if errors.Is(err, storage.ErrNotFound) {
+		certRec = nil // the verifier found it moments ago: treated as before, without one
+	} else if err != nil {
+		return err
+	}
 	var auth storage.CertAuthorization
-	if id.Record != nil {
-		auth = id.Record.Authorization
+	if certRec != nil {
+		auth = certRec.Authorization
 	}
 	now := s.now()
 	if auth.ForUDID != "" && !mdm.SameDeviceID(auth.ForUDID, ch.DeviceID) || auth.ForSerial != "" && auth.ForSerial != m.SerialNumber {
-		s.recordFailure(ctx, now, ch.DeviceID, m.SerialNumber, auth.Kind, "certificate was issued for another device")
+		s.recordFailure(ctx, failureOf(now, ch.DeviceID, m, auth, "identity_refused", "certificate was issued for another device"))
 		return fmt.Errorf("%w: certificate was issued for another device", ErrForbidden)
 	}
-	if isRenewalOf(id.Record, old) {
+	if isRenewalOf(certRec, old) {
 		return s.rebind(ctx, id, old, m, now)
 	}
-	if id.Record != nil && auth.Kind == storage.KindReenroll && old.Enrolled && old.CertHash == id.Hash {
+	if certRec != nil && auth.Kind == storage.KindReenroll && old.Enrolled && old.CertHash == id.Hash {
 		// The renewed certificate's Authenticate again (its answer was
 		// lost): the enrollment was re-bound already and goes on.
 		return nil
 	}
-	if old.Enrolled && old.CertHash != "" && old.CertHash != id.Hash && !mayReplace(id.Record, old, now) {
+	if old.Enrolled && old.CertHash != "" && old.CertHash != id.Hash && !mayReplace(certRec, old, now) {
 		s.log.Warn("takeover of an enrolled device refused", "device", ch.DeviceID, "kind", auth.Kind, "ref", auth.Ref)
-		s.recordFailure(ctx, now, ch.DeviceID, m.SerialNumber, auth.Kind, "takeover refused: device is enrolled under another certificate")
+		s.recordFailure(ctx, failureOf(now, ch.DeviceID, m, auth, "reenrollment_refused", "takeover refused: device is enrolled under another certificate"))
 		return fmt.Errorf("%w: %s", ErrForbidden, refusedTakeover)
+	}
+	var admitted *AdmissionResult
+	if s.admit != nil {
+		res, err := s.admit.Admit(ctx, AdmissionRequest{User: auth.User, Method: auth.Kind, Platform: mdm.Platform(m.ProductName, m.Model),
+			OSVersion: m.OSVersion, DeviceID: ch.DeviceID, Serial: m.SerialNumber, IMEI: m.IMEI, Model: m.Model})
+		if err != nil {
+			return fmt.Errorf("decide enrollment policy: %w", err)
+		}
+		if !res.Allowed {
+			f := failureOf(now, ch.DeviceID, m, auth, res.Code, res.Message)
+			f.Policy, f.Rule = res.Policy, res.Rule
+			s.recordFailure(ctx, f)
+			s.log.Warn("enrollment refused by policy", "device", ch.DeviceID, "code", res.Code, "policy", res.Policy, "rule", res.Rule)
+			// 403, never 401: a refused profile installation stops there
+			// with the message shown, and is not retried by the device.
+			return fmt.Errorf("%w: enrollment refused (%s): %s; %s", ErrForbidden, res.Code, res.Message, res.Remedy)
+		}
+		admitted = &res
 	}
 	typ := storage.Device
 	if ch.UserEnrollment {
@@ -124,7 +148,14 @@ func (s *Service) authenticate(ctx context.Context, id *identity.Identity, ch md
 		CertNotAfter: id.Cert.NotAfter,
 	}
 	e.EnrollmentMethod, e.EnrollmentRef = auth.Kind, auth.Ref
-	e.EnrollmentUser, e.EnrollmentCategory = auth.ForUser, auth.ForCategory
+	e.EnrollmentUser, e.EnrollmentCategory = auth.User, auth.ForCategory
+	if admitted != nil {
+		e.Ownership = admitted.Ownership
+		if admitted.DEM {
+			// A device enrollment manager enrolls devices for others.
+			e.EnrolledBy, e.EnrollmentUser = auth.User, ""
+		}
+	}
 	err = s.store.Authenticate(ctx, &storage.AuthenticateRecord{Enrollment: e, PrevCertHash: old.CertHash})
 	if errors.Is(err, storage.ErrConflict) {
 		return fmt.Errorf("%w: %w", ErrConflict, err)
@@ -210,16 +241,22 @@ func mayReplace(rec *storage.CertRecord, old *storage.Enrollment, now time.Time)
 	return now.Before(old.ReleasedUntil)
 }
 
+// failureOf is the failure record of a refused Authenticate. The fields
+// come from the message: cut so the bounded record stays small.
+func failureOf(at time.Time, udid string, m *mdm.Authenticate, auth storage.CertAuthorization, code, reason string) storage.EnrollmentFailure {
+	return storage.EnrollmentFailure{At: at, UDID: clip(udid, 128), Serial: clip(m.SerialNumber, 64), IMEI: clip(m.IMEI, 32),
+		Method: auth.Kind, User: auth.User, Reason: reason, Code: code, Stage: "authenticate",
+		Platform: mdm.Platform(m.ProductName, m.Model), OSVersion: clip(m.OSVersion, 32)}
+}
+
 // recordFailure keeps a refused Authenticate for the enrollment-failures
 // report; the refusal stands whether or not the write succeeds.
-func (s *Service) recordFailure(ctx context.Context, at time.Time, udid, serial, method, reason string) {
+func (s *Service) recordFailure(ctx context.Context, f storage.EnrollmentFailure) {
 	if s.failures == nil {
 		return
 	}
-	// The IDs come from the message: cut so the bounded record stays small.
-	f := storage.EnrollmentFailure{At: at, UDID: clip(udid, 128), Serial: clip(serial, 64), Method: method, Reason: reason}
 	if err := s.failures.RecordEnrollmentFailure(ctx, &f); err != nil {
-		s.log.Error("record enrollment failure", "device", udid, "err", err)
+		s.log.Error("record enrollment failure", "device", f.UDID, "err", err)
 	}
 }
 

@@ -23,19 +23,24 @@ func (s *Service) Report(ctx context.Context, id *identity.Identity, r *mdm.Repo
 		return nil, err
 	}
 	s.touch(channel)
+	var cmd *storage.Command
 	if r.Status == mdm.StatusIdle {
-		// A new connection sequence: NotNow'd commands are due again.
-		if err := s.store.Undefer(ctx, channel); err != nil {
+		// Observers first, so a command one queues goes out in this answer.
+		s.emit(ctx, Connected{Channel: channel})
+		if err := s.record(ctx, ReportReceived{Report: r}); err != nil {
 			return nil, err
 		}
-		s.emit(ctx, Connected{Channel: channel})
-	} else if err := s.storeResult(ctx, channel, r); err != nil {
-		return nil, err
+		// A new connection sequence: NotNow'd commands are due again.
+		cmd, err = s.store.IdleNext(ctx, channel)
+	} else {
+		if err := s.storeResult(ctx, channel, r); err != nil {
+			return nil, err
+		}
+		if err := s.record(ctx, ReportReceived{Report: r}); err != nil {
+			return nil, err
+		}
+		cmd, err = s.store.Next(ctx, channel)
 	}
-	if err := s.record(ctx, ReportReceived{Report: r}); err != nil {
-		return nil, err
-	}
-	cmd, err := s.store.Next(ctx, channel)
 	if err != nil || cmd == nil {
 		s.inflight.Delete(channel)
 		return nil, err

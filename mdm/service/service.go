@@ -66,6 +66,7 @@ type Service struct {
 	failures FailureRecorder // nil: refusals are only logged
 	ddm      Declarative     // nil: no declarative management
 	journal  Journal         // nil: nothing is journaled
+	admit    Admission       // nil: every identity-checked device enrolls
 
 	inflight sync.Map // device channel ID -> uuid last offered on it
 	cache    *stateCache

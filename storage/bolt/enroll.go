@@ -206,7 +206,7 @@ func (s *Store) SpendInvitation(ctx context.Context, tokenHash string, now time.
 			return storage.ErrGone
 		}
 		inv.SpentAt, inv.ChallengeID = now, ch.ID
-		ch.Ref = inv.ID
+		ch.Ref, ch.User = inv.ID, inv.User
 		if err := putInvitation(tx, inv); err != nil {
 			return err
 		}

@@ -363,36 +363,74 @@ func (s *Store) Enqueue(ctx context.Context, cmd *storage.Command, channels []st
 func (s *Store) Next(ctx context.Context, channel string) (*storage.Command, error) {
 	var cmd *storage.Command
 	offered := true
-	err := s.view(func(tx *bolt.Tx) error {
-		p := prefix(channel)
-		k, v := tx.Bucket([]byte(bQueue)).Cursor().Seek(p)
-		if k == nil || !hasPrefix(k, p) {
-			return nil
-		}
-		cmd = new(storage.Command)
-		if err := getJSON(tx.Bucket([]byte(bCommands)), v, cmd); err != nil {
-			return err
-		}
-		// Copy: bbolt memory is only valid inside the transaction.
-		cmd.Raw = append([]byte(nil), tx.Bucket([]byte(bCommandRaw)).Get(v)...)
-		var t storage.Target
-		if err := getJSON(tx.Bucket([]byte(bTargets)), key(cmd.UUID, channel), &t); err != nil {
-			return err
-		}
-		offered = !t.OfferedAt.IsZero()
-		return nil
+	err := s.view(func(tx *bolt.Tx) (err error) {
+		cmd, offered, err = head(tx, channel)
+		return err
 	})
 	if err != nil || offered {
 		return cmd, err
 	}
-	// First offer: recorded so that only offered commands can be answered.
-	// (The head may have moved since the read; offerHead marks whatever is
-	// there, which is what the next Next returns.)
-	err = s.update(func(tx *bolt.Tx) error { return offerHead(tx, channel, time.Now()) })
-	if err != nil {
+	return s.offer(channel, cmd)
+}
+
+// head reads the first queued command of channel and whether it was
+// offered (true when there is none).
+func head(tx *bolt.Tx, channel string) (*storage.Command, bool, error) {
+	p := prefix(channel)
+	k, v := tx.Bucket([]byte(bQueue)).Cursor().Seek(p)
+	if k == nil || !hasPrefix(k, p) {
+		return nil, true, nil
+	}
+	cmd := new(storage.Command)
+	if err := getJSON(tx.Bucket([]byte(bCommands)), v, cmd); err != nil {
+		return nil, false, err
+	}
+	// Copy: bbolt memory is only valid inside the transaction.
+	cmd.Raw = append([]byte(nil), tx.Bucket([]byte(bCommandRaw)).Get(v)...)
+	var t storage.Target
+	if err := getJSON(tx.Bucket([]byte(bTargets)), key(cmd.UUID, channel), &t); err != nil {
+		return nil, false, err
+	}
+	return cmd, !t.OfferedAt.IsZero(), nil
+}
+
+// offer records the first offer of cmd, read at the head of channel, so
+// that only offered commands can be answered. (The head may have moved
+// since the read; offerHead marks whatever is there, which is what the
+// next Next returns.)
+func (s *Store) offer(channel string, cmd *storage.Command) (*storage.Command, error) {
+	if err := s.update(func(tx *bolt.Tx) error { return offerHead(tx, channel, time.Now()) }); err != nil {
 		return nil, err
 	}
 	return cmd, nil
+}
+
+// IdleNext implements storage.CommandQueue: the deferred check and the
+// head in one read transaction.
+func (s *Store) IdleNext(ctx context.Context, channel string) (*storage.Command, error) {
+	var cmd *storage.Command
+	deferred, offered := false, true
+	err := s.view(func(tx *bolt.Tx) (err error) {
+		p := prefix(channel)
+		k, _ := tx.Bucket([]byte(bDeferred)).Cursor().Seek(p)
+		if deferred = k != nil && hasPrefix(k, p); deferred {
+			return nil
+		}
+		cmd, offered, err = head(tx, channel)
+		return err
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case deferred:
+		if err := s.Undefer(ctx, channel); err != nil {
+			return nil, err
+		}
+		return s.Next(ctx, channel)
+	case offered:
+		return cmd, nil
+	}
+	return s.offer(channel, cmd)
 }
 
 // StoreResult implements storage.CommandQueue.

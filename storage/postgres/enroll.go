@@ -246,7 +246,7 @@ func (s *Store) SpendInvitation(ctx context.Context, tokenHash string, now time.
 			return storage.ErrGone
 		}
 		inv.SpentAt, inv.ChallengeID = now, ch.ID
-		ch.Ref = inv.ID
+		ch.Ref, ch.User = inv.ID, inv.User
 		if err := putDoc(ctx, tx, storedInvitation{inv, inv.TokenHash}, "UPDATE invitations SET doc = $2 WHERE id = $1", inv.ID); err != nil {
 			return err
 		}

@@ -36,7 +36,8 @@ var tables = []string{"enrollments", "device_fold", "cert_binding", "commands", 
 	"dir_users", "dir_groups", "dir_group_members", "primary_users",
 	"ddm_declarations", "ddm_sets", "ddm_status", "web_sessions",
 	"categories", "device_categories",
-	"webhooks", "webhook_deliveries"}
+	"webhooks", "webhook_deliveries",
+	"enrollment_policies", "corporate_ids", "dem_devices"}
 
 // derivedBuckets are bbolt indexes the PostgreSQL schema rebuilds from the
 // records themselves (as indexed columns), so they are not copied.
@@ -176,8 +177,23 @@ var boltMapping = map[string]struct {
 		}
 		return row{int64(binary.BigEndian.Uint64(k)), d.EndpointID, d.State, d.CreatedAt, endedAt(&d), v}, nil
 	}},
-	"dep_tokens": {"dep_tokens", []string{"id", "doc"}, keyDoc},
-	"dep_sync":   {"dep_sync", []string{"token_id", "doc"}, keyDoc},
+	"dep_tokens":          {"dep_tokens", []string{"id", "doc"}, keyDoc},
+	"enrollment_policies": {"enrollment_policies", []string{"id", "doc"}, keyDoc},
+	"corporate_ids": {"corporate_ids", []string{"kind", "value", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
+		kind, value, ok := strings.Cut(string(k), "\x00")
+		if !ok {
+			return nil, errors.New("bad key")
+		}
+		return row{kind, value, v}, nil
+	}},
+	"dem_devices": {"dem_devices", []string{"username", "device_id"}, func(_ *bolt.Tx, k, _ []byte) (row, error) {
+		user, device, ok := strings.Cut(string(k), "\x00")
+		if !ok {
+			return nil, errors.New("bad key")
+		}
+		return row{user, device}, nil
+	}},
+	"dep_sync": {"dep_sync", []string{"token_id", "doc"}, keyDoc},
 	"dep_devices": {"dep_devices", []string{"serial", "token_id", "status", "profile_id", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
 		var d struct {
 			TokenID   string `json:"token_id"`

@@ -479,6 +479,14 @@ func (s *Store) Undefer(ctx context.Context, channel string) error {
 	})
 }
 
+// IdleNext implements storage.CommandQueue.
+func (s *Store) IdleNext(ctx context.Context, channel string) (*storage.Command, error) {
+	if err := s.Undefer(ctx, channel); err != nil {
+		return nil, err
+	}
+	return s.Next(ctx, channel)
+}
+
 // Command implements storage.CommandQueue.
 func (s *Store) Command(ctx context.Context, uuid string) (*storage.Command, []storage.Target, error) {
 	var cmd storage.Command

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/orchardmdm/orchard/storage"
 )
 
@@ -13,6 +14,16 @@ var _ storage.Notifier = (*Store)(nil)
 
 // retryListen is the pause before listening again after a lost connection.
 const retryListen = 200 * time.Millisecond
+
+// A listening session quiet for heartbeatAfter is pinged; one that does
+// not answer within heartbeatTimeout counts as lost. A connection cut
+// without a FIN or RST (a partition, a dead proxy) then ends the
+// subscription within seconds, instead of when TCP gives up, and the
+// replica stops trusting its caches.
+const (
+	heartbeatAfter   = time.Second
+	heartbeatTimeout = 2 * time.Second
+)
 
 // Subscribe delivers the changes the triggers of migration 0004 send, on a
 // connection of its own (LISTEN holds a session).
@@ -54,9 +65,21 @@ func (s *Store) listen(ctx context.Context, out chan<- storage.Change) {
 		return
 	}
 	for {
-		n, err := conn.WaitForNotification(ctx)
+		wctx, cancel := context.WithTimeout(ctx, heartbeatAfter)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
 		if err != nil {
-			return
+			if ctx.Err() != nil || !pgconn.Timeout(err) {
+				return
+			}
+			// Quiet: make sure the session still answers.
+			pctx, cancel := context.WithTimeout(ctx, heartbeatTimeout)
+			err := conn.Ping(pctx)
+			cancel()
+			if err != nil {
+				return
+			}
+			continue
 		}
 		kind, key, _ := strings.Cut(n.Payload, ":")
 		if !send(ctx, out, storage.Change{Kind: storage.ChangeKind(kind), Key: key}) {

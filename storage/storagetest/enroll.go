@@ -158,7 +158,7 @@ func runEnroll(t *testing.T, newStore func(t *testing.T) storage.EnrollStore) {
 
 	t.Run("Invitations", func(t *testing.T) {
 		s := newStore(t)
-		inv := &storage.Invitation{ID: "i1", TokenHash: "th1", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		inv := &storage.Invitation{ID: "i1", TokenHash: "th1", User: "ann", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
 		old := &storage.Invitation{ID: "i2", TokenHash: "th2", CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
 		for _, i := range []*storage.Invitation{inv, old} {
 			if err := s.PutInvitation(ctx, i); err != nil {
@@ -181,7 +181,7 @@ func runEnroll(t *testing.T, newStore func(t *testing.T) storage.EnrollStore) {
 		if got.ID != "i1" || got.ChallengeID != "c1" || !got.SpentAt.Equal(now) {
 			t.Errorf("spent invitation = %+v", got)
 		}
-		if c, err := s.Challenge(ctx, "c1"); err != nil || c.Ref != "i1" {
+		if c, err := s.Challenge(ctx, "c1"); err != nil || c.Ref != "i1" || c.User != "ann" {
 			t.Errorf("challenge not stored with the spend, for the invitation: %+v, %v", c, err)
 		}
 		if _, err := s.SpendInvitation(ctx, "th1", now, challenge("c2", false)); !errors.Is(err, storage.ErrGone) {

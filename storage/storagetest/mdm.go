@@ -50,6 +50,7 @@ func runMDM(t *testing.T, newStore func(t *testing.T) storage.MDMStore) {
 		{"StoreResult/FirstFinalWins", testResultFirstFinalWins},
 		{"StoreResult/NotOffered", testResultNotOffered},
 		{"Defer", testDefer},
+		{"IdleNext", testIdleNext},
 		{"Cancel", testCancel},
 		{"QueueDepth", testQueueDepth},
 		{"Readback", testReadback},
@@ -833,6 +834,54 @@ func testDefer(t *testing.T, h *harness) {
 	if err := h.s.Defer(h.ctx, "D1", "nope"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("Defer of an unknown command: %v, want ErrNotFound", err)
 	}
+}
+
+// IdleNext is Undefer then Next: deferred and NotNow'd commands come
+// back in their places, the head is offered (so it can be answered), and
+// an empty queue answers nil.
+func testIdleNext(t *testing.T, h *harness) {
+	h.enroll("D1", "cert-a")
+	idleNext := func(want string) {
+		t.Helper()
+		c, err := h.s.IdleNext(h.ctx, "D1")
+		if err != nil {
+			t.Fatalf("IdleNext: %v", err)
+		}
+		if got := ""; c != nil {
+			got = c.UUID
+			if len(c.Raw) == 0 {
+				t.Errorf("IdleNext returned %s without its plist", got)
+			}
+		}
+		if c == nil && want != "" || c != nil && c.UUID != want {
+			t.Fatalf("IdleNext = %v, want %q", c, want)
+		}
+	}
+	idleNext("")
+	h.enqueue("c1", "D1")
+	h.enqueue("c2", "D1")
+	idleNext("c1")
+	if h.target("c1", "D1").OfferedAt.IsZero() {
+		t.Error("the head IdleNext returned was not marked offered")
+	}
+	// Answerable without a Next in between: IdleNext offered it.
+	if ignored, err := h.s.StoreResult(h.ctx, reportFor("D1", "c1", storage.NotNow)); err != nil || ignored {
+		t.Fatalf("NotNow after IdleNext: ignored %v, %v", ignored, err)
+	}
+	h.wantNext("D1", "c2")
+	if err := h.s.Defer(h.ctx, "D1", "c2"); err != nil {
+		t.Fatal(err)
+	}
+	h.wantNext("D1", "")
+	idleNext("c1") // both back, in their order
+	if st := h.target("c1", "D1").Status; st != storage.Queued {
+		t.Errorf("c1 after IdleNext: %s, want Queued", st)
+	}
+	h.result("D1", "c1", storage.Acknowledged)
+	idleNext("c2")
+	idleNext("c2") // nothing deferred: a read
+	h.result("D1", "c2", storage.Acknowledged)
+	idleNext("")
 }
 
 func testCancel(t *testing.T, h *harness) {

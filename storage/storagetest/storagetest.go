@@ -2,7 +2,7 @@
 // pass unchanged. A backend's test calls Run with an opener that returns a
 // fresh, empty store on real storage; the suite runs one subtest per role
 // (MDM, Push, Counts, Certs, Enroll, DEP, Inventory, Directory, Admin, Profiles,
-// Declarations, History, WebSessions, Categories, Webhooks), and each of their
+// Declarations, History, WebSessions, Categories, Webhooks, Policy), and each of their
 // cases opens its own store.
 package storagetest
 
@@ -54,5 +54,8 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 	})
 	t.Run("Webhooks", func(t *testing.T) {
 		runWebhooks(t, func(t *testing.T) storage.WebhookStore { return open(t) })
+	})
+	t.Run("Policy", func(t *testing.T) {
+		runPolicy(t, func(t *testing.T) policyStore { return open(t) })
 	})
 }

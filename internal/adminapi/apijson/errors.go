@@ -13,6 +13,7 @@ import (
 	"github.com/orchardmdm/orchard/internal/category"
 	"github.com/orchardmdm/orchard/internal/command"
 	"github.com/orchardmdm/orchard/internal/directory"
+	"github.com/orchardmdm/orchard/internal/policy"
 	"github.com/orchardmdm/orchard/mdm/ddm"
 	"github.com/orchardmdm/orchard/mdm/service"
 	"github.com/orchardmdm/orchard/storage"
@@ -57,6 +58,8 @@ var statuses = []struct {
 	{service.ErrBadRequest, http.StatusBadRequest},
 	{directory.ErrInvalid, http.StatusBadRequest},
 	{ddm.ErrInvalid, http.StatusBadRequest},
+	{policy.ErrInvalid, http.StatusBadRequest},
+	{storage.ErrLimitReached, http.StatusConflict},
 	{category.ErrInvalid, http.StatusBadRequest},
 }
 
