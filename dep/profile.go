@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"regexp"
 	"slices"
@@ -104,6 +105,9 @@ type ProfileSpec struct {
 	Language              string                    `json:"language,omitempty"`
 	Region                string                    `json:"region,omitempty"`
 	Screens               map[string]string         `json:"screens,omitempty"` // screen ID -> "show" | "hide"
+	// MinimumOS: platform ("iOS", "macOS") -> the OS a device must run to
+	// enroll; checked against the MachineInfo during Setup Assistant.
+	MinimumOS map[string]storage.MinimumOS `json:"minimum_os,omitempty"`
 }
 
 var (
@@ -111,6 +115,8 @@ var (
 	languageRE    = regexp.MustCompile(`^[a-z]{2,3}$`)
 	regionRE      = regexp.MustCompile(`^[A-Z]{2}$`)
 	phoneRE       = regexp.MustCompile(`^[0-9+()\-. ]{3,32}$`)
+	osVersionRE   = regexp.MustCompile(`^[0-9]{1,3}(\.[0-9]{1,3}){0,2}$`)
+	osBuildRE     = regexp.MustCompile(`^[0-9]{1,3}[A-Z][0-9]{1,5}[a-z]?$`)
 )
 
 const maxSessionSeconds = 14400
@@ -202,6 +208,17 @@ func (p *ProfileSpec) Validate() error {
 	if p.Region != "" && !regionRE.MatchString(p.Region) {
 		return invalid("region must be an ISO 3166 code such as US")
 	}
+	for platform, m := range p.MinimumOS {
+		if platform != "iOS" && platform != "macOS" {
+			return invalid("minimum_os platform must be iOS or macOS, not %q", platform)
+		}
+		if !osVersionRE.MatchString(m.Version) {
+			return invalid("minimum_os %s version must be like 17.4 or 14.4.1", platform)
+		}
+		if m.Build != "" && !osBuildRE.MatchString(m.Build) {
+			return invalid("minimum_os %s build must be like 21E219", platform)
+		}
+	}
 	for id, v := range p.Screens {
 		s, ok := screenByID(id)
 		if !ok {
@@ -261,6 +278,7 @@ func (p *ProfileSpec) Record() storage.DEPProfile {
 		SyncWithComputers:       p.SyncWithComputers, ConfiguratorCerts: conf, AnchorCerts: anchors,
 		DeviceNameTemplate: p.DeviceNameTemplate, CellularPlanURL: p.CellularPlanURL,
 		Department: p.Department, SupportPhone: p.SupportPhone, Language: p.Language, Region: p.Region,
+		MinimumOS: maps.Clone(p.MinimumOS),
 	}
 	if r.UserAffinity == "" {
 		r.UserAffinity = storage.AffinityNone
@@ -289,7 +307,7 @@ func SpecOf(r storage.DEPProfile, isDefault bool) ProfileSpec {
 		SyncWithComputers:     r.SyncWithComputers,
 		DeviceNameTemplate:    r.DeviceNameTemplate, CellularPlanURL: r.CellularPlanURL,
 		Department: r.Department, SupportPhone: r.SupportPhone, Language: r.Language, Region: r.Region,
-		Screens: map[string]string{},
+		Screens: map[string]string{}, MinimumOS: maps.Clone(r.MinimumOS),
 	}
 	for _, der := range r.ConfiguratorCerts {
 		p.ConfiguratorCerts = append(p.ConfiguratorCerts, base64.StdEncoding.EncodeToString(der))

@@ -246,11 +246,22 @@ type DEPProfile struct {
 	Region             string `json:"region,omitempty"`
 	// SkipSetupItems are Apple's skip keys of the hidden screens.
 	SkipSetupItems []string `json:"skip_setup_items,omitempty"`
+	// MinimumOS is the OS a device must run to enroll, by platform
+	// ("iOS" for iPhone and iPad, "macOS"); a device below it that can
+	// update is told to update first, in Setup Assistant.
+	MinimumOS map[string]MinimumOS `json:"minimum_os,omitempty"`
 
 	AppleUUID string    `json:"apple_uuid,omitempty"` // from the last define at Apple
 	DefinedAt time.Time `json:"defined_at,omitzero"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// MinimumOS is a required OS version, and optionally the build (Apple's
+// softwareupdate.required error carries both).
+type MinimumOS struct {
+	Version string `json:"version"`
+	Build   string `json:"build,omitempty"`
 }
 
 // DEPTokenInUseError refuses deleting a token that still owns data.

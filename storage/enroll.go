@@ -13,6 +13,7 @@ const (
 	KindConfigurator = "configurator" // Apple Configurator profile (download or Setup Assistant)
 	KindADE          = "ade"          // Automated Device Enrollment
 	KindProfile      = "profile"      // profile fetched by an admin for scripted use
+	KindPortal       = "portal"       // handed to a user signed in to the enrollment portal
 	KindRenewal      = "renewal"      // SCEP RenewalReq signed by a valid Orchard certificate
 	// KindReenroll: Orchard re-sent the enrollment profile to renew an
 	// enrolled device's identity; bound to the device and its certificate.
@@ -43,8 +44,13 @@ type Challenge struct {
 	// renews; it passes to the certificate's authorization.
 	RenewalOf string `json:"renewal_of,omitempty"`
 	// User is the directory user the profile was handed out to ("" none);
-	// it passes to the certificate's authorization.
+	// it passes to the certificate's authorization, and the device's
+	// Authenticate makes the user its primary user (not for a device
+	// enrollment manager).
 	User string `json:"user,omitempty"`
+	// ForCategory is the device category a signed-in user chose (portal,
+	// Setup Assistant sign-in); Authenticate puts the device in it.
+	ForCategory string `json:"for_category,omitempty"`
 	// MultiUse challenges may sign any number of certificates until they
 	// expire or are revoked; the others sign exactly one.
 	MultiUse bool `json:"multi_use,omitempty"`
@@ -140,6 +146,10 @@ type InvitationStore interface {
 	// ch.Ref set to the invitation ID and ch.User to its User. It returns
 	// ErrNotFound for an unknown token and ErrGone for a spent or expired one.
 	SpendInvitation(ctx context.Context, tokenHash string, now time.Time, ch *Challenge) (*Invitation, error)
+	// InvitationByToken returns the invitation with that token hash as it
+	// stands, spending nothing (a landing page shows it); ErrNotFound when
+	// there is none.
+	InvitationByToken(ctx context.Context, tokenHash string) (*Invitation, error)
 	// ListInvitations returns invitations ordered by ID after the given one.
 	ListInvitations(ctx context.Context, after string, limit int) ([]Invitation, error)
 }

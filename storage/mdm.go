@@ -59,6 +59,12 @@ type Enrollment struct {
 	Ownership Ownership `json:"ownership,omitempty"`
 	// EnrolledBy is the device enrollment manager who enrolled the device.
 	EnrolledBy string `json:"enrolled_by,omitempty"`
+	// EnrollmentUser and EnrollmentCategory: the directory user the
+	// enrollment profile was for (who becomes the primary user; "" for a
+	// device enrollment manager's) and the category they chose, from
+	// CertAuthorization.
+	EnrollmentUser     string `json:"enrollment_user,omitempty"`
+	EnrollmentCategory string `json:"enrollment_category,omitempty"`
 
 	// Identity certificate bound at Authenticate, device channels only.
 	CertHash     string    `json:"cert_hash,omitempty"`
@@ -209,6 +215,8 @@ type CertAuthorization struct {
 	RenewalOf string `json:"renewal_of,omitempty"`
 	// User is the directory user the enrollment profile was handed out to.
 	User string `json:"user,omitempty"`
+	// ForCategory is the device category the user chose (portal).
+	ForCategory string `json:"for_category,omitempty"`
 }
 
 // AuthenticateRecord is what one Authenticate writes.

@@ -2,6 +2,7 @@ package enroll
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -14,6 +15,7 @@ import (
 // ADEDevices finds the devices Apple Business Manager assigned to Orchard.
 type ADEDevices interface {
 	DEPDevice(ctx context.Context, serial string) (storage.DEPDevice, error)
+	DEPProfile(ctx context.Context, tokenID, id string) (storage.DEPProfile, error)
 }
 
 // WithADE serves the Automated Device Enrollment profile URL, for the
@@ -26,6 +28,24 @@ func WithADE(devices ADEDevices) Option { return func(h *Handler) { h.ade = devi
 func ADEEnrollURL(publicURL, tokenID, profileID string) string {
 	q := url.Values{"token": {tokenID}, "profile": {profileID}}
 	return publicURL + "/enroll/ade?" + q.Encode()
+}
+
+// WriteUpdateRequired answers Apple's 403 that makes a Setup Assistant
+// device install a software update before it enrolls.
+func WriteUpdateRequired(w http.ResponseWriter, e *UpdateRequiredError) {
+	details := map[string]string{"OSVersion": e.Version}
+	if e.Build != "" {
+		details["BuildVersion"] = e.Build
+	}
+	body, _ := json.Marshal(map[string]any{
+		"code":        "com.apple.softwareupdate.required",
+		"description": "software update to " + e.Version + " required before enrollment",
+		"details":     details,
+	})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusForbidden)
+	w.Write(body)
 }
 
 // adeProfile answers a device in Setup Assistant: only a serial that ADE
@@ -41,18 +61,24 @@ func (h *Handler) adeProfile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token, profile := r.URL.Query().Get("token"), r.URL.Query().Get("profile")
-	d, err := h.ade.DEPDevice(r.Context(), info.Serial)
+	var refused *RefusedError
+	var update *UpdateRequiredError
+	p, err := h.adeAssigned(r.Context(), info, token, profile)
+	if err == nil && p.UserAffinity == storage.AffinityModernAuth {
+		// Its user signs in on configuration_web_url, which answers the
+		// profile; a profile from here would skip the sign-in.
+		const msg = "this device's enrollment profile requires signing in: Setup Assistant shows the sign-in page"
+		err = h.refused(r.Context(), info, "signin_required", msg, msg)
+	}
 	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		const msg = "this serial number is not assigned to this server in Apple Business Manager"
-		h.refuse(w, r, storage.KindADE, info, "device_not_assigned", msg, msg)
+	case errors.As(err, &update):
+		WriteUpdateRequired(w, update)
+		return
+	case errors.As(err, &refused):
+		h.fail(w, http.StatusForbidden, refused)
 		return
 	case err != nil:
 		apijson.Fail(w, r, h.log, err)
-		return
-	case d.TokenID != token || d.ProfileID != profile || d.Status == storage.DEPRemoved:
-		const msg = "this device is not assigned this enrollment profile"
-		h.refuse(w, r, storage.KindADE, info, "device_not_assigned", msg, msg)
 		return
 	}
 	h.serveProfile(w, r, profileSpec{

@@ -141,10 +141,11 @@ func New(cfg Config, store storage.EnrollStore, signer *enrollprofile.Signer, sc
 	return h, nil
 }
 
-// RegisterPublic mounts the unauthenticated device routes.
+// RegisterPublic mounts the unauthenticated device routes. Invitation
+// links (/enroll/{token}) are pages people open: internal/portal serves
+// them through Invitation and InvitationProfile.
 func (h *Handler) RegisterPublic(mux *http.ServeMux) {
 	mux.Handle("/scep", h.scep)
-	mux.HandleFunc("GET /enroll/{token}", h.limited(h.tokenLimit, false, h.getInvitationProfile))
 	mux.HandleFunc("POST /enroll/configurator/{id}", h.limited(h.infoLimit, true, h.setupAssistantProfile))
 	if h.ade != nil {
 		mux.HandleFunc("POST /enroll/ade", h.limited(h.infoLimit, true, h.adeProfile))
@@ -306,22 +307,4 @@ func (h *Handler) ListInvitations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	apijson.WriteJSON(w, http.StatusOK, map[string]any{"invitations": nonNil(invs)})
-}
-
-func (h *Handler) getInvitationProfile(w http.ResponseWriter, r *http.Request) {
-	hash := tokenHash(r.PathValue("token"))
-	h.serveProfile(w, r, profileSpec{
-		challenge: scep.ChallengeSpec{Kind: storage.KindInvitation, TTL: OTAChallengeTTL},
-		filename:  "orchard-enroll.mobileconfig",
-		commit: func(ctx context.Context, ch *storage.Challenge) error {
-			_, err := h.store.SpendInvitation(ctx, hash, h.now(), ch)
-			if errors.Is(err, storage.ErrNotFound) && h.tokenLimit != nil {
-				h.tokenLimit.Spend(ratelimit.SourceKey(r)) // a guess: only unknown tokens spend
-			}
-			if errors.Is(err, storage.ErrGone) {
-				return apijson.Errorf(http.StatusGone, "this enrollment link was already used or has expired")
-			}
-			return err
-		},
-	})
 }

@@ -14,10 +14,14 @@ import (
 	"github.com/orchardmdm/orchard/internal/adminapi"
 	"github.com/orchardmdm/orchard/internal/adminapi/apitest"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -27,9 +31,12 @@ import (
 
 	"github.com/micromdm/plist"
 	"github.com/orchardmdm/orchard/dep/deptest"
+	"github.com/orchardmdm/orchard/internal/directory"
 	"github.com/orchardmdm/orchard/internal/enroll"
+	"github.com/orchardmdm/orchard/internal/portal"
 	"github.com/orchardmdm/orchard/internal/ratelimit"
 	"github.com/orchardmdm/orchard/internal/simdevice"
+	"github.com/orchardmdm/orchard/internal/webui"
 	"github.com/orchardmdm/orchard/mdm/enrollprofile"
 	"github.com/orchardmdm/orchard/pki"
 	"github.com/orchardmdm/orchard/scep"
@@ -113,6 +120,24 @@ func newEnv(t *testing.T, opts ...enroll.Option) *env {
 	}
 	mux.Handle("/v1/", admin)
 	h.RegisterPublic(mux)
+	// Invitation links are pages: internal/portal serves them.
+	dir, err := directory.New(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := directory.NewPasswordAuth(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	site, err := webui.New(webui.Options{Kind: "portal", Prefix: "/portal", Store: st, AllowFraming: true, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages, err := portal.New(portal.Config{Enroll: h, Auth: auth, Site: site})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages.Register(mux)
 	return &env{ts: ts, store: st, ca: ca, clock: clk, topic: topic}
 }
 
@@ -142,6 +167,32 @@ func (e *env) do(t *testing.T, method, path, ctype, body string) (int, []byte, h
 	if strings.HasPrefix(path, "/v1/") {
 		apitest.Conforms(t, method, e.ts.URL+path, ctype, []byte(body), resp, data)
 	}
+	return resp.StatusCode, data, resp.Header
+}
+
+// postInvitation presses the landing page's button as a browser does: it
+// GETs the page (for its CSRF cookie and token), then POSTs the form.
+func (e *env) postInvitation(t *testing.T, path string) (int, []byte, http.Header) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Transport: e.ts.Client().Transport, Jar: jar}
+	resp, err := c.Get(e.ts.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	tok := ""
+	if m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(page); m != nil {
+		tok = string(m[1])
+	}
+	req, _ := http.NewRequest("POST", e.ts.URL+path, strings.NewReader(url.Values{"csrf": {tok}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if resp, err = c.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, data, resp.Header
 }
 
@@ -192,7 +243,10 @@ func wantSCEPFail(t *testing.T, err error) {
 	}
 }
 
-func TestInvitationSpentAfterOneGet(t *testing.T) {
+// An invitation link's GET and HEAD show a landing page and spend
+// nothing; its POST (the page's button) hands out the profile once; a used
+// link answers a page, not JSON.
+func TestInvitationLandingThenOnePost(t *testing.T) {
 	e := newEnv(t)
 	code, body, _ := e.do(t, "POST", "/v1/enrollment/invitations", "application/json", `{"label":"Alice's iPad"}`)
 	if code != 201 {
@@ -203,15 +257,27 @@ func TestInvitationSpentAfterOneGet(t *testing.T) {
 		URL string `json:"url"`
 	}](t, body)
 	path := strings.TrimPrefix(inv.URL, e.ts.URL)
-	code, profile, hdr := e.do(t, "GET", path, "", "")
+	for _, method := range []string{"GET", "HEAD", "GET"} {
+		code, body, hdr := e.do(t, method, path, "", "")
+		if code != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/html") || hdr.Get("Referrer-Policy") != "no-referrer" {
+			t.Fatalf("%s of the link: %d %s, want the landing page", method, code, hdr.Get("Content-Type"))
+		}
+		if method == "GET" && (!strings.Contains(string(body), "Alice&#39;s iPad") || !strings.Contains(string(body), `action="`+path+`"`)) {
+			t.Errorf("landing page lacks the label or the button's form: %s", body)
+		}
+	}
+	code, profile, hdr := e.postInvitation(t, path)
 	if code != 200 || hdr.Get("Content-Type") != "application/x-apple-aspen-config" {
-		t.Fatalf("first GET: %d %s", code, hdr.Get("Content-Type"))
+		t.Fatalf("POST after three GET/HEAD: %d %s, want the profile", code, hdr.Get("Content-Type"))
 	}
-	if code, body, _ := e.do(t, "GET", path, "", ""); code != 410 || !strings.Contains(string(body), `"error"`) {
-		t.Errorf("second GET: %d %s, want 410", code, body)
+	for _, method := range []string{"GET", "HEAD"} {
+		code, body, hdr := e.do(t, method, path, "", "")
+		if code != 410 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/html") || method == "GET" && !strings.Contains(string(body), "already used") {
+			t.Errorf("%s of the used link: %d %s %s, want the 410 page", method, code, hdr.Get("Content-Type"), body)
+		}
 	}
-	if code, _, _ := e.do(t, "GET", "/enroll/not-a-token", "", ""); code != 404 {
-		t.Errorf("unknown token: %d, want 404", code)
+	if code, body, _ := e.do(t, "GET", "/enroll/not-a-token", "", ""); code != 404 || !strings.Contains(string(body), "not known") {
+		t.Errorf("unknown token: %d %s, want the 404 page", code, body)
 	}
 	cert, err := e.enrollWithProfile(t, profile)
 	if err != nil {
@@ -242,7 +308,6 @@ func TestNoTopicNoProfile(t *testing.T) {
 	e.topic.Store(&none)
 	path := strings.TrimPrefix(inv.URL, e.ts.URL)
 	for _, c := range []struct{ method, path, body string }{
-		{"GET", path, ""},
 		{"GET", "/v1/enrollment/profile", ""},
 		{"POST", "/v1/enrollment/invitations", "{}"},
 		{"POST", "/v1/configurator/profiles", `{"name":"Lab"}`},
@@ -256,9 +321,12 @@ func TestNoTopicNoProfile(t *testing.T) {
 			t.Errorf("%s %s without a topic: %d %s, want 409 with the next step", c.method, c.path, code, body)
 		}
 	}
+	if code, body, _ := e.postInvitation(t, path); code != 409 || !strings.Contains(string(body), "upload an MDM push certificate first") {
+		t.Errorf("invitation without a topic: %d %s, want 409 with the next step", code, body)
+	}
 	some := "com.apple.mgmt.External.test"
 	e.topic.Store(&some)
-	if code, _, _ := e.do(t, "GET", path, "", ""); code != 200 {
+	if code, _, hdr := e.postInvitation(t, path); code != 200 || hdr.Get("Content-Type") != "application/x-apple-aspen-config" {
 		t.Fatalf("the invitation after the upload: %d, want 200 (not spent)", code)
 	}
 }
@@ -267,7 +335,7 @@ func TestInvitationChallengeExpires(t *testing.T) {
 	e := newEnv(t)
 	_, body, _ := e.do(t, "POST", "/v1/enrollment/invitations", "", `{"expires_in":"1h"}`)
 	url := decode[struct{ URL string }](t, body).URL
-	_, profile, _ := e.do(t, "GET", strings.TrimPrefix(url, e.ts.URL), "", "")
+	_, profile, _ := e.postInvitation(t, strings.TrimPrefix(url, e.ts.URL))
 	e.clock.Advance(enroll.OTAChallengeTTL)
 	_, err := e.enrollWithProfile(t, profile)
 	wantSCEPFail(t, err)

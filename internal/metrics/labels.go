@@ -33,7 +33,7 @@ var (
 		"DeclarativeManagement", "GetBootstrapToken", "SetBootstrapToken", "GetToken")
 	connectStatuses = set("Idle", "Acknowledged", "Error", "CommandFormatError", "NotNow")
 	scepKinds       = set("none", storage.KindInvitation, storage.KindConfigurator, storage.KindADE,
-		storage.KindProfile, storage.KindRenewal, "admin")
+		storage.KindProfile, storage.KindRenewal, storage.KindPortal, "admin")
 	depSyncKinds = set("full", "delta")
 	rateLimits   = set(LimitSCEPChallenge, LimitEnrollToken, LimitEnrollMachineInfo)
 	httpMethods  = set("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

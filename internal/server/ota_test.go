@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/base64"
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/micromdm/plist"
@@ -87,7 +89,8 @@ func testOverTheAirEnrollment(t *testing.T, backend servertest.Backend) {
 	}
 }
 
-// An invitation URL serves one profile, then is spent.
+// An invitation URL shows a landing page to GET and HEAD (spending
+// nothing), serves one profile to the page's POST, then is spent.
 func testInvitationEnrollment(t *testing.T, backend servertest.Backend) {
 	ctx := context.Background()
 	s := backend.Start(t)
@@ -97,21 +100,25 @@ func testInvitationEnrollment(t *testing.T, backend servertest.Backend) {
 	if code := s.API(t, "POST", "/v1/enrollment/invitations", map[string]any{"label": "test"}, &inv); code != http.StatusCreated && code != 200 {
 		t.Fatalf("create invitation = %d", code)
 	}
-	resp, err := s.Client.Get(inv.URL)
-	if err != nil {
-		t.Fatal(err)
+	path := strings.TrimPrefix(inv.URL, s.URL)
+	scanner := newBrowser(t, s, "Slackbot-LinkExpanding 1.0")
+	for _, method := range []string{"HEAD", "GET", "GET"} {
+		if resp, _ := scanner.do(method, path, nil); resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+			t.Fatalf("invitation %s = %d %s, want the landing page", method, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
 	}
+	b := newBrowser(t, s, iPhoneUA)
+	b.do("GET", path, nil)
+	if resp, _ := b.do("POST", path, url.Values{}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("invitation POST without the page's CSRF token = %d, want 403", resp.StatusCode)
+	}
+	resp, profile := b.do("POST", path, url.Values{"csrf": {b.csrf()}})
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-apple-aspen-config" {
-		t.Fatalf("invitation GET = %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+		t.Fatalf("invitation POST = %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	profile := readAll(t, resp)
-	again, err := s.Client.Get(inv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	again.Body.Close()
-	if again.StatusCode != http.StatusGone {
-		t.Fatalf("second GET = %d, want 410", again.StatusCode)
+	again, page := b.do("POST", path, url.Values{"csrf": {b.csrf()}})
+	if again.StatusCode != http.StatusGone || !strings.Contains(string(page), "already used") {
+		t.Fatalf("second POST = %d %s, want the 410 page", again.StatusCode, page)
 	}
 	dev := s.NewDevice(t)
 	if err := dev.EnrollFromProfile(ctx, profile, mustKey(t), s.Client); err != nil {

@@ -49,14 +49,7 @@ func enrollFor(t *testing.T, s *servertest.Server, user string, dev *simdevice.D
 	if code := s.API(t, "POST", "/v1/enrollment/invitations", map[string]any{"label": "policy", "user": user}, &inv); code != http.StatusCreated {
 		t.Fatalf("invitation for %q = %d", user, code)
 	}
-	resp, err := s.Client.Get(inv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	profile := readAll(t, resp)
-	if resp.StatusCode != 200 {
-		t.Fatalf("invitation profile = %d %s", resp.StatusCode, profile)
-	}
+	profile := invitationProfile(t, s, inv.URL)
 	if err := dev.EnrollFromProfile(context.Background(), profile, mustKey(t), s.Client); err != nil {
 		t.Fatal(err)
 	}
@@ -230,11 +223,7 @@ func testEnrollmentPolicy(t *testing.T, b servertest.Backend) {
 				URL string `json:"url"`
 			}
 			s.API(t, "POST", "/v1/enrollment/invitations", map[string]any{"user": "cy"}, &inv)
-			resp, err := s.Client.Get(inv.URL)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := d.EnrollFromProfile(context.Background(), readAll(t, resp), mustKey(t), s.Client); err != nil {
+			if err := d.EnrollFromProfile(context.Background(), invitationProfile(t, s, inv.URL), mustKey(t), s.Client); err != nil {
 				t.Fatal(err)
 			}
 		}

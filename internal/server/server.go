@@ -34,12 +34,14 @@ import (
 	"github.com/orchardmdm/orchard/internal/inventory"
 	"github.com/orchardmdm/orchard/internal/metrics"
 	"github.com/orchardmdm/orchard/internal/policy"
+	"github.com/orchardmdm/orchard/internal/portal"
 	"github.com/orchardmdm/orchard/internal/profiles"
 	"github.com/orchardmdm/orchard/internal/push"
 	"github.com/orchardmdm/orchard/internal/scope"
 	"github.com/orchardmdm/orchard/internal/terms"
 	"github.com/orchardmdm/orchard/internal/version"
 	"github.com/orchardmdm/orchard/internal/webhook"
+	"github.com/orchardmdm/orchard/internal/webui"
 	"github.com/orchardmdm/orchard/mdm/commands"
 	"github.com/orchardmdm/orchard/mdm/enrollprofile"
 	"github.com/orchardmdm/orchard/mdm/identity"
@@ -435,6 +437,10 @@ func (s *Server) build() error {
 		return err
 	}
 	onMembership = append(onMembership, s.profiles.MembershipChanged, ddmEngine.MembershipChanged)
+	affinity, err := enroll.NewAffinity(s.store, categorySetter{categories}, s.log)
+	if err != nil {
+		return err
+	}
 	userAuth := s.cfg.UserAuthentication
 	s.svc, err = service.New(s.store, s.box, service.WithLogger(s.log), service.WithClock(now),
 		service.WithDeclarative(ddmEngine),
@@ -451,6 +457,7 @@ func (s *Server) build() error {
 		service.WithObserver(ddmEngine), // before adeSetup: the sync goes ahead of DeviceConfigured
 		service.WithObserver(adeSetup),
 		service.WithObserver(userSetup),
+		service.WithObserver(affinity),
 		service.WithObserver(s.renewer),
 		service.WithObserver(offRequestPath{next: inv, wg: &s.async}))
 	if err != nil {
@@ -491,9 +498,27 @@ func (s *Server) build() error {
 		return err
 	}
 
+	signIn, err := directory.NewPasswordAuth(users, s.log)
+	if err != nil {
+		return err
+	}
+	// Framing is allowed site-wide for Setup Assistant's web view; the
+	// portal's other pages take it back themselves.
+	portalSite, err := webui.New(webui.Options{Kind: "portal", Name: "Orchard enrollment", Prefix: "/portal", Store: s.store,
+		IdleTimeout: 30 * time.Minute, MaxAge: 2 * time.Hour, MaxFormBytes: 16 << 10, AllowFraming: true, Now: now, Logger: s.log})
+	if err != nil {
+		return err
+	}
+	pages, err := portal.New(portal.Config{Enroll: enrollment, Auth: signIn, Site: portalSite, Logger: s.log, Now: now,
+		Categories: portalCategories{s.store}})
+	if err != nil {
+		return err
+	}
+
 	mux := http.NewServeMux()
 	device.Register(mux)
 	enrollment.RegisterPublic(mux)
+	pages.Register(mux) // /portal, invitation links, Setup Assistant sign-in (people, on the public listener)
 	healthz := func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		// "ok" stays the first line for probes that read only that.

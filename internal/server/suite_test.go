@@ -60,6 +60,10 @@ var e2eTests = []struct {
 	{"UserChannelProfiles", testUserChannelProfiles},
 	{"GroupScope", testGroupScope},
 	{"CategoryScope", testCategoryScope},
+	{"PortalEnrollment", testPortalEnrollment},
+	{"PortalRefusals", testPortalRefusals},
+	{"SetupAssistantSignIn", testSetupAssistantSignIn},
+	{"ADEMinimumOS", testADEMinimumOS},
 }
 
 func TestE2E(t *testing.T) {

@@ -151,7 +151,7 @@ func (d *Device) EnrollWith(ctx context.Context, ps *ProfileSettings, key *rsa.P
 func (d *Device) MachineInfo() ([]byte, error) {
 	content, err := plist.Marshal(map[string]any{
 		"UDID": d.UDID, "SERIAL": d.SerialNumber, "PRODUCT": d.ProductName, "VERSION": d.BuildVersion,
-		"OS_VERSION": d.OSVersion, "MDM_CAN_REQUEST_SOFTWARE_UPDATE": true,
+		"OS_VERSION": d.OSVersion, "MDM_CAN_REQUEST_SOFTWARE_UPDATE": !d.CannotUpdateInSetup,
 	})
 	if err != nil {
 		return nil, err

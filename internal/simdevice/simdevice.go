@@ -33,6 +33,9 @@ type Device struct {
 	Token        []byte
 	PushMagic    string
 	Supervised   bool // what it answers to IsSupervised
+	// CannotUpdateInSetup: its MachineInfo says MDM_CAN_REQUEST_SOFTWARE_UPDATE
+	// false (a device too old to update during Setup Assistant).
+	CannotUpdateInSetup bool
 	// Apple signs the device's MachineInfo (nil: a self-signed certificate).
 	Apple *AppleChain
 

@@ -148,10 +148,12 @@ func (s *Service) authenticate(ctx context.Context, id *identity.Identity, ch md
 		CertNotAfter: id.Cert.NotAfter,
 	}
 	e.EnrollmentMethod, e.EnrollmentRef = auth.Kind, auth.Ref
+	e.EnrollmentUser, e.EnrollmentCategory = auth.User, auth.ForCategory
 	if admitted != nil {
 		e.Ownership = admitted.Ownership
 		if admitted.DEM {
-			e.EnrolledBy = auth.User
+			// A device enrollment manager enrolls devices for others.
+			e.EnrolledBy, e.EnrollmentUser = auth.User, ""
 		}
 	}
 	err = s.store.Authenticate(ctx, &storage.AuthenticateRecord{Enrollment: e, PrevCertHash: old.CertHash})

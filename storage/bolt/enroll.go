@@ -219,6 +219,21 @@ func (s *Store) SpendInvitation(ctx context.Context, tokenHash string, now time.
 	return out, nil
 }
 
+// InvitationByToken implements storage.InvitationStore.
+func (s *Store) InvitationByToken(ctx context.Context, tokenHash string) (*storage.Invitation, error) {
+	var out *storage.Invitation
+	err := s.view(func(tx *bolt.Tx) error {
+		id := tx.Bucket(bucketInviteTokens).Get([]byte(tokenHash))
+		if id == nil {
+			return storage.ErrNotFound
+		}
+		var err error
+		out, err = getInvitation(tx, id)
+		return err
+	})
+	return out, err
+}
+
 // ListInvitations returns invitations ordered by ID.
 func (s *Store) ListInvitations(ctx context.Context, after string, limit int) ([]storage.Invitation, error) {
 	var out []storage.Invitation

@@ -215,6 +215,18 @@ func (s *Store) PutInvitation(ctx context.Context, inv *storage.Invitation) erro
 	})
 }
 
+// InvitationByToken implements storage.InvitationStore.
+func (s *Store) InvitationByToken(ctx context.Context, tokenHash string) (*storage.Invitation, error) {
+	invs, err := decodeInvitations(ctx, s.pool, "SELECT doc FROM invitations WHERE token_hash = $1", tokenHash)
+	if err != nil {
+		return nil, err
+	}
+	if len(invs) == 0 {
+		return nil, storage.ErrNotFound
+	}
+	return &invs[0], nil
+}
+
 // SpendInvitation spends a one-time link and stores its challenge.
 func (s *Store) SpendInvitation(ctx context.Context, tokenHash string, now time.Time, ch *storage.Challenge) (*storage.Invitation, error) {
 	if ch == nil {

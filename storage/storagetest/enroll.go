@@ -165,9 +165,18 @@ func runEnroll(t *testing.T, newStore func(t *testing.T) storage.EnrollStore) {
 				t.Fatal(err)
 			}
 		}
+		if got, err := s.InvitationByToken(ctx, "th1"); err != nil || got.ID != "i1" || !got.SpentAt.IsZero() || got.TokenHash != "th1" {
+			t.Errorf("invitation by token before the spend = %+v, %v", got, err)
+		}
+		if _, err := s.InvitationByToken(ctx, "nope"); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("invitation by unknown token: err = %v, want ErrNotFound", err)
+		}
 		got, err := s.SpendInvitation(ctx, "th1", now, challenge("c1", false))
 		if err != nil {
 			t.Fatal(err)
+		}
+		if again, err := s.InvitationByToken(ctx, "th1"); err != nil || !again.SpentAt.Equal(now) || again.ChallengeID != "c1" {
+			t.Errorf("invitation by token after the spend = %+v, %v", again, err)
 		}
 		if got.ID != "i1" || got.ChallengeID != "c1" || !got.SpentAt.Equal(now) {
 			t.Errorf("spent invitation = %+v", got)

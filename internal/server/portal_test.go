@@ -1,0 +1,244 @@
+package server_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/orchardmdm/orchard/internal/servertest"
+)
+
+const (
+	iPhoneUA = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1"
+	macUA    = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15"
+)
+
+// browser is a person's browser on the portal: cookies, a User-Agent, and
+// the last page it saw (for its CSRF token).
+type browser struct {
+	t      *testing.T
+	s      *servertest.Server
+	c      *http.Client
+	ua     string
+	page   string
+	header http.Header // sent with every request (Setup Assistant's device info)
+}
+
+func newBrowser(t *testing.T, s *servertest.Server, ua string) *browser {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &browser{t: t, s: s, ua: ua, c: &http.Client{Transport: s.Client.Transport, Jar: jar}}
+}
+
+var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func (b *browser) csrf() string {
+	m := csrfRE.FindStringSubmatch(b.page)
+	if m == nil {
+		b.t.Fatalf("no CSRF token on the page: %s", b.page)
+	}
+	return m[1]
+}
+
+func (b *browser) do(method, path string, form url.Values) (*http.Response, []byte) {
+	b.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, _ := http.NewRequest(method, b.s.URL+path, body)
+	req.Header.Set("User-Agent", b.ua)
+	for k, v := range b.header {
+		req.Header[k] = v
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", b.s.URL)
+	}
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	data := readAll(b.t, resp)
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		b.page = string(data)
+	}
+	return resp, data
+}
+
+// invitationProfile opens an invitation link's landing page and presses
+// its button, as a person does, and returns the profile.
+func invitationProfile(t *testing.T, s *servertest.Server, link string) []byte {
+	t.Helper()
+	b := newBrowser(t, s, iPhoneUA)
+	path := strings.TrimPrefix(link, s.URL)
+	b.do("GET", path, nil)
+	resp, profile := b.do("POST", path, url.Values{"csrf": {b.csrf()}})
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-apple-aspen-config" {
+		t.Fatalf("invitation profile = %d %s", resp.StatusCode, profile)
+	}
+	return profile
+}
+
+func (b *browser) signIn(username, password string) (*http.Response, string) {
+	b.t.Helper()
+	if resp, _ := b.do("GET", "/portal", nil); resp.StatusCode != 200 {
+		b.t.Fatalf("GET /portal = %d", resp.StatusCode)
+	}
+	resp, body := b.do("POST", "/portal/signin", url.Values{"csrf": {b.csrf()}, "username": {username}, "password": {password}})
+	return resp, string(body)
+}
+
+// The whole portal flow over real HTTPS: sign in, pick a category, get the
+// profile bound to the user, a simulated device enrolls with it, and the
+// device shows the user as its primary user, and its category (whose group
+// the user joined). The profile is single-use. Step times are logged (the
+// report's figures).
+func testPortalEnrollment(t *testing.T, backend servertest.Backend) {
+	ctx := context.Background()
+	s := backend.Start(t)
+	if code := s.API(t, "POST", "/v1/users", map[string]any{"username": "ann", "display_name": "Ann", "password": "correct horse battery"}, nil); code != http.StatusCreated {
+		t.Fatalf("create user = %d", code)
+	}
+	for _, c := range []struct {
+		path string
+		body map[string]any
+	}{
+		{"/v1/groups", map[string]any{"name": "sales"}},
+		{"/v1/categories", map[string]any{"name": "sales-phones", "description": "Phones of the sales team", "group": "sales"}},
+		{"/v1/categories", map[string]any{"name": "kiosk", "description": "Shared kiosks"}},
+	} {
+		if code := s.API(t, "POST", c.path, c.body, nil); code != http.StatusCreated {
+			t.Fatalf("POST %s = %d", c.path, code)
+		}
+	}
+	b := newBrowser(t, s, iPhoneUA)
+	start := time.Now()
+	resp, _ := b.do("GET", "/portal", nil)
+	if resp.StatusCode != 200 || !strings.Contains(b.page, `<strong id="platform">iPhone</strong>`) {
+		t.Fatalf("sign-in page = %d, want it to name the iPhone: %s", resp.StatusCode, b.page)
+	}
+	for _, c := range resp.Cookies() {
+		if !c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || !strings.HasPrefix(c.Name, "__Host-") {
+			t.Errorf("session cookie %+v: want __Host-, Secure, HttpOnly, SameSite=Lax", c)
+		}
+	}
+	if resp.Header.Get("X-Frame-Options") != "DENY" || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("page headers: %v", resp.Header)
+	}
+	signinShown := time.Since(start)
+	resp, _ = b.do("POST", "/portal/signin", url.Values{"csrf": {b.csrf()}, "username": {"ann"}, "password": {"correct horse battery"}})
+	if resp.StatusCode != 200 || resp.Request.URL.Path != "/portal/category" || !strings.Contains(b.page, "Phones of the sales team") {
+		t.Fatalf("after sign-in: %d %s, want the category page: %s", resp.StatusCode, resp.Request.URL.Path, b.page)
+	}
+	signedIn := time.Since(start)
+	if resp, _ := b.do("POST", "/portal/profile", url.Values{"csrf": {b.csrf()}}); strings.Contains(resp.Header.Get("Content-Type"), "aspen") {
+		t.Fatal("a profile went out before a category was chosen")
+	}
+	if resp, _ := b.do("POST", "/portal/category", url.Values{"csrf": {b.csrf()}, "category": {"no-such"}}); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("unknown category = %d, want 400", resp.StatusCode)
+	}
+	resp, _ = b.do("POST", "/portal/category", url.Values{"csrf": {b.csrf()}, "category": {"sales-phones"}})
+	if resp.StatusCode != 200 || resp.Request.URL.Path != "/portal/profile" || !strings.Contains(b.page, "Profile Downloaded") {
+		t.Fatalf("after the category: %d %s, want the profile page with iOS instructions: %s", resp.StatusCode, resp.Request.URL.Path, b.page)
+	}
+	resp, profile := b.do("POST", "/portal/profile", url.Values{"csrf": {b.csrf()}})
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-apple-aspen-config" {
+		t.Fatalf("profile download = %d %s: %s", resp.StatusCode, resp.Header.Get("Content-Type"), profile)
+	}
+	downloaded := time.Since(start)
+	dev := s.NewDevice(t)
+	if err := dev.EnrollFromProfile(ctx, profile, mustKey(t), s.Client); err != nil {
+		t.Fatal(err)
+	}
+	s.Enroll(t, dev)
+	enrolled := time.Since(start)
+	t.Logf("portal enrollment: sign-in page %v, signed in (argon2id) %v, category and profile %v, device enrolled (SCEP, Authenticate, TokenUpdate, inventory) %v",
+		signinShown.Round(time.Millisecond), signedIn.Round(time.Millisecond), downloaded.Round(time.Millisecond), enrolled.Round(time.Millisecond))
+	var shown struct {
+		PrimaryUser      string `json:"primary_user"`
+		Category         string `json:"category"`
+		EnrollmentMethod string `json:"enrollment_method"`
+	}
+	s.API(t, "GET", "/v1/devices/"+dev.UDID, nil, &shown)
+	if shown.PrimaryUser != "ann" || shown.Category != "sales-phones" || shown.EnrollmentMethod != "portal" {
+		t.Fatalf("device after portal enrollment = %+v, want primary user ann, category sales-phones, method portal", shown)
+	}
+	var members struct {
+		Members []string `json:"members"`
+	}
+	s.API(t, "GET", "/v1/groups/sales/members", nil, &members)
+	if !slices.Contains(members.Members, "ann") {
+		t.Fatalf("the category's group after enrollment = %+v, want ann in it", members)
+	}
+	if resp, _ := b.do("GET", "/portal/done", nil); resp.StatusCode != 200 || !strings.Contains(b.page, "ann") {
+		t.Fatalf("done page = %d: %s", resp.StatusCode, b.page)
+	}
+	other := s.NewDevice(t)
+	if err := other.EnrollFromProfile(ctx, profile, mustKey(t), s.Client); err == nil {
+		t.Fatal("a second device enrolled with the portal's single-use profile")
+	}
+}
+
+// Refusals: wrong password, disabled user, forms without their CSRF token,
+// pages out of order; none hands out a profile.
+func testPortalRefusals(t *testing.T, backend servertest.Backend) {
+	ctx := context.Background()
+	s := backend.Start(t)
+	for _, u := range []map[string]any{
+		{"username": "bob", "password": "bob's right password"},
+		{"username": "eve", "password": "eve's right password", "disabled": true},
+	} {
+		if code := s.API(t, "POST", "/v1/users", u, nil); code != http.StatusCreated {
+			t.Fatalf("create user %v = %d", u["username"], code)
+		}
+	}
+	b := newBrowser(t, s, macUA)
+	if resp, body := b.signIn("bob", "wrong password"); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "Wrong username or password") ||
+		strings.Contains(body, "wrong password") {
+		t.Fatalf("wrong password = %d %s", resp.StatusCode, body)
+	}
+	if resp, body := b.signIn("eve", "eve's right password"); resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "disabled") {
+		t.Fatalf("disabled user = %d %s", resp.StatusCode, body)
+	}
+	b.do("GET", "/portal", nil)
+	if resp, _ := b.do("POST", "/portal/signin", url.Values{"username": {"bob"}, "password": {"bob's right password"}}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("sign-in without the CSRF token = %d, want 403", resp.StatusCode)
+	}
+	if resp, _ := b.do("POST", "/portal/signin", url.Values{"csrf": {"forged"}, "username": {"bob"}, "password": {"bob's right password"}}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("sign-in with a wrong CSRF token = %d, want 403", resp.StatusCode)
+	}
+	fresh := newBrowser(t, s, macUA)
+	if resp, _ := fresh.do("POST", "/portal/profile", url.Values{}); resp.StatusCode != http.StatusForbidden || strings.Contains(resp.Header.Get("Content-Type"), "aspen") {
+		t.Fatalf("profile without a session or token = %d, want 403", resp.StatusCode)
+	}
+	fresh.do("GET", "/portal", nil)
+	if resp, _ := fresh.do("POST", "/portal/profile", url.Values{"csrf": {fresh.csrf()}}); resp.Request.URL.Path != "/portal" || strings.Contains(resp.Header.Get("Content-Type"), "aspen") {
+		t.Fatalf("profile before signing in = %d at %s, want the sign-in page", resp.StatusCode, resp.Request.URL.Path)
+	}
+	resp, body := b.signIn("bob", "bob's right password")
+	if resp.StatusCode != 200 || !strings.Contains(body, "System Settings") || !strings.Contains(body, `<strong id="platform">Mac</strong>`) {
+		t.Fatalf("Mac sign-in = %d: %s", resp.StatusCode, body)
+	}
+	if resp, _ := b.do("POST", "/portal/profile", url.Values{"csrf": {"forged"}}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("profile with a wrong CSRF token = %d, want 403", resp.StatusCode)
+	}
+	// The person corrects the platform (an iPad showing desktop sites).
+	b.do("GET", "/portal/profile", nil)
+	if resp, _ := b.do("POST", "/portal/platform", url.Values{"csrf": {b.csrf()}, "platform": {"iPadOS"}}); resp.StatusCode != 200 ||
+		!strings.Contains(b.page, `<strong id="platform">iPad</strong>`) || !strings.Contains(b.page, "Profile Downloaded") {
+		t.Fatalf("platform corrected = %d: %s", resp.StatusCode, b.page)
+	}
+	if n, err := s.Store().ChallengesFor(ctx, "bob"); err != nil || len(n) != 0 {
+		t.Fatalf("refusals issued challenges: %v %v", n, err)
+	}
+}
