@@ -199,6 +199,9 @@ func (p *Portal) showTerms(w http.ResponseWriter, r *http.Request, ws *storage.W
 		p.next(w, r, ws, f)
 		return
 	}
+	if status == http.StatusOK {
+		p.record(r, f, ws.Subject, StageTermsShown)
+	}
 	p.render(w, r, status, "terms", "Terms and conditions", msg, view{Step: stepTerms, Steps: stepProfile,
 		Username: ws.Subject, Terms: pending, SetupAssistant: f.Device != nil})
 }
@@ -263,6 +266,9 @@ func (p *Portal) showCategories(w http.ResponseWriter, r *http.Request, ws *stor
 		f.CategoryDone = true
 		p.next(w, r, ws, f)
 		return
+	}
+	if status == http.StatusOK {
+		p.record(r, f, ws.Subject, StageCategoryShown)
 	}
 	p.render(w, r, status, "category", "Device category", msg, view{Step: stepCategory, Steps: stepProfile,
 		Username: ws.Subject, Categories: cats, SetupAssistant: f.Device != nil})

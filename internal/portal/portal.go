@@ -69,7 +69,9 @@ type Stages interface {
 const (
 	StageSigninShown       = "signin_shown"
 	StageSignedIn          = "signed_in"
+	StageTermsShown        = "terms_shown"
 	StageTermsAccepted     = "terms_accepted"
+	StageCategoryShown     = "category_shown"
 	StageCategoryChosen    = "category_chosen"
 	StageProfileDownloaded = "profile_downloaded"
 )

@@ -275,14 +275,20 @@ func checkPortalTerms(t *testing.T, s *servertest.Server) {
 	if rep.Initiated != 4 || rep.Incomplete != 3 || len(rep.Sessions) != 3 {
 		t.Fatalf("incomplete report = %+v, want 4 initiated, 3 incomplete (the enrolled session is complete)", rep)
 	}
-	stopped := 0
+	stopped, atTerms := 0, 0
 	for _, r := range rep.Sessions {
+		if r.LastStage == "terms_shown" && r.Username == "ann" {
+			atTerms++
+		}
 		if r.Enrolled || r.LastStage == "enrolled" || r.LastStage == "profile_downloaded" {
 			t.Errorf("the enrolled session is reported incomplete: %+v", r)
 		}
 		if r.LastStage == "signin_shown" && r.Platform == "macOS" && r.Username == "" {
 			stopped++
 		}
+	}
+	if atTerms != 1 {
+		t.Errorf("incomplete sessions = %+v, want ann's last one stopped at the terms of version 2", rep.Sessions)
 	}
 	if stopped != 1 {
 		t.Errorf("incomplete sessions = %+v, want one stopped at the sign-in page", rep.Sessions)
