@@ -510,7 +510,7 @@ func (s *Server) build() error {
 		return err
 	}
 	pages, err := portal.New(portal.Config{Enroll: enrollment, Auth: signIn, Site: portalSite, Logger: s.log, Now: now,
-		Categories: portalCategories{s.store}})
+		Categories: portalCategories{s.store}, Policy: setupPolicy{policies}, Failures: events})
 	if err != nil {
 		return err
 	}
