@@ -78,6 +78,9 @@ type Decider interface {
 // PolicyAttempt is what a Setup Assistant request tells of the device.
 type PolicyAttempt struct {
 	Method, Platform, OSVersion, DeviceID, Serial string
+	// User is the directory user enrolling ("" userless), so the device
+	// limit applies before a profile is handed out.
+	User string
 }
 
 // PolicyDecision is the policy's answer (codes as internal/policy's).

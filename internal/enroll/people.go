@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/orchardmdm/orchard/internal/ratelimit"
 	"github.com/orchardmdm/orchard/mdm"
+	"github.com/orchardmdm/orchard/mdm/osversion"
 	"github.com/orchardmdm/orchard/scep"
 	"github.com/orchardmdm/orchard/storage"
 )
@@ -256,41 +256,11 @@ func platformOf(product string) string {
 	return "macOS"
 }
 
-// versionBelow compares dotted versions numerically ("17.4" < "17.10");
-// an unreadable version counts as below, so it is never let through.
+// versionBelow says whether a device's version is below an ADE profile's
+// minimum, through the one OS version reading (mdm/osversion) the
+// enrollment policy and software-update enforcement use; an unreadable
+// version counts as below, so it is never let through.
 func versionBelow(have, want string) bool {
-	h, okH := versionParts(have)
-	w, _ := versionParts(want)
-	if !okH {
-		return true
-	}
-	for i := range max(len(h), len(w)) {
-		var a, b int
-		if i < len(h) {
-			a = h[i]
-		}
-		if i < len(w) {
-			b = w[i]
-		}
-		if a != b {
-			return a < b
-		}
-	}
-	return false
-}
-
-func versionParts(v string) ([]int, bool) {
-	parts := strings.Split(strings.TrimSpace(v), ".")
-	if len(parts) > 4 {
-		return nil, false
-	}
-	out := make([]int, len(parts))
-	for i, p := range parts {
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 0 || n > 9999 {
-			return nil, false
-		}
-		out[i] = n
-	}
-	return out, true
+	ok, err := osversion.AtLeast(have, want)
+	return err != nil || !ok
 }

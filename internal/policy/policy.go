@@ -38,6 +38,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/orchardmdm/orchard/mdm/osversion"
 	"github.com/orchardmdm/orchard/storage"
 )
 
@@ -454,31 +455,6 @@ func NormaliseIdentifier(kind, v string) string {
 }
 
 // CompareVersions compares dotted versions number by number ("17.4" <
-// "17.10", "14" == "14.0"); a part that is not a number compares as 0.
-func CompareVersions(a, b string) int {
-	as, bs := strings.Split(a, "."), strings.Split(b, ".")
-	for i := range max(len(as), len(bs)) {
-		x, y := part(as, i), part(bs, i)
-		if x != y {
-			if x < y {
-				return -1
-			}
-			return 1
-		}
-	}
-	return 0
-}
-
-func part(ps []string, i int) int {
-	if i >= len(ps) {
-		return 0
-	}
-	n := 0
-	for _, r := range ps[i] {
-		if r < '0' || r > '9' || n > 1e6 {
-			break
-		}
-		n = n*10 + int(r-'0')
-	}
-	return n
-}
+// "17.10", "14" == "14.0") through mdm/osversion, the one OS version reading
+// of Orchard; a part that is not a number compares as 0.
+func CompareVersions(a, b string) int { return osversion.Compare(a, b) }

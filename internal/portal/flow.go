@@ -353,6 +353,9 @@ func (p *Portal) profilePage(w http.ResponseWriter, r *http.Request) {
 		p.setupAssistantProfile(w, r, ws, f)
 		return
 	}
+	if !p.allowed(w, r, ws.Subject, f) {
+		return
+	}
 	v := view{Step: stepProfile, Steps: stepProfile, Username: ws.Subject, Category: f.Category}
 	platformView(r, &f, &v)
 	p.render(w, r, http.StatusOK, "profile", "Get your enrollment profile", "", v)
@@ -367,6 +370,9 @@ func (p *Portal) downloadProfile(w http.ResponseWriter, r *http.Request) {
 	}
 	if f.Device != nil {
 		p.setupAssistantProfile(w, r, ws, f)
+		return
+	}
+	if !p.allowed(w, r, ws.Subject, f) {
 		return
 	}
 	raw, err := p.cfg.Enroll.UserProfile(r.Context(), ws.Subject, f.Category, f.ID)
@@ -406,4 +412,34 @@ func (p *Portal) donePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.render(w, r, http.StatusOK, "done", "You're done", "", view{Username: ws.Subject, PlatformName: platformNames[f.Platform]})
+}
+
+// allowed asks the enrollment policy whether this user may enroll a device
+// of the flow's platform (the device limit, platform and OS rules known
+// before the device speaks). A refusal is recorded and shown with the rule's
+// message and what to do; Authenticate decides again with what the device
+// reports.
+func (p *Portal) allowed(w http.ResponseWriter, r *http.Request, username string, f Flow) bool {
+	if p.cfg.Policy == nil {
+		return true
+	}
+	d, err := p.cfg.Policy.Decide(r.Context(), enroll.PolicyAttempt{Method: "portal", Platform: f.Platform, User: username})
+	if err != nil {
+		p.internal(w, r, err)
+		return false
+	}
+	if d.Allowed {
+		return true
+	}
+	p.log.Info("portal: enrollment refused by policy", "username", username, "platform", f.Platform,
+		"reason", d.Reason, "policy", d.Policy, "rule", d.Rule)
+	if p.cfg.Failures != nil {
+		fail := &storage.EnrollmentFailure{At: p.now(), Method: "portal", Reason: d.Message, Code: d.Reason,
+			Stage: "portal", User: username, Platform: f.Platform, Policy: d.Policy, Rule: d.Rule}
+		if err := p.cfg.Failures.RecordEnrollmentFailure(r.Context(), fail); err != nil {
+			p.log.Warn("portal: record a refusal", "err", err)
+		}
+	}
+	p.message(w, r, http.StatusForbidden, "This device cannot be enrolled", d.Message, d.Remedy)
+	return false
 }

@@ -88,8 +88,14 @@ type Config struct {
 	Terms      Terms
 	Categories Categories
 	Stages     Stages
-	Logger     *slog.Logger
-	Now        func() time.Time
+	// Policy is the enrollment policy, asked before a profile is handed
+	// out so that a refused person learns why on a page instead of from a
+	// failed install (nil: only Authenticate applies it).
+	Policy enroll.Decider
+	// Failures records the portal's policy refusals (nil: not recorded).
+	Failures storage.EnrollmentFailureStore
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // Portal serves the pages.

@@ -13,7 +13,7 @@ import (
 type setupPolicy struct{ engine *policy.Engine }
 
 func (p setupPolicy) Decide(ctx context.Context, a enroll.PolicyAttempt) (enroll.PolicyDecision, error) {
-	d, err := p.engine.Decide(ctx, policy.Attempt{Method: a.Method, Platform: a.Platform, OSVersion: a.OSVersion,
+	d, err := p.engine.Decide(ctx, policy.Attempt{User: a.User, Method: a.Method, Platform: a.Platform, OSVersion: a.OSVersion,
 		DeviceID: a.DeviceID, Serial: a.Serial})
 	if err != nil {
 		return enroll.PolicyDecision{}, err

@@ -347,4 +347,34 @@ func testPortalRefusals(t *testing.T, backend servertest.Backend) {
 	if n, err := s.Store().ChallengesFor(ctx, "bob"); err != nil || len(n) != 0 {
 		t.Fatalf("refusals issued challenges: %v %v", n, err)
 	}
+
+	// The enrollment policy decides before a profile is handed out: with
+	// iPadOS (iOS rules) blocked, bob's page says so, no challenge is
+	// issued, and the failures report names the rule.
+	if code := s.API(t, "PUT", "/v1/enrollment/policies/default-platform", map[string]any{"name": "Default",
+		"platforms": map[string]any{"iOS": map[string]any{"block": true}}}, nil); code != 200 {
+		t.Fatalf("block iOS = %d", code)
+	}
+	if resp, _ := b.do("GET", "/portal/profile", nil); resp.StatusCode != http.StatusForbidden || !strings.Contains(b.page, "cannot be enrolled") {
+		t.Fatalf("profile page under a blocked platform = %d: %s", resp.StatusCode, b.page)
+	}
+	b.do("GET", "/portal", nil)
+	if resp, body := b.do("POST", "/portal/profile", url.Values{"csrf": {b.csrf()}}); resp.StatusCode != http.StatusForbidden ||
+		strings.Contains(resp.Header.Get("Content-Type"), "aspen") {
+		t.Fatalf("profile under a blocked platform = %d %s", resp.StatusCode, body)
+	}
+	if n, err := s.Store().ChallengesFor(ctx, "bob"); err != nil || len(n) != 0 {
+		t.Fatalf("a policy refusal issued challenges: %v %v", n, err)
+	}
+	var failures struct {
+		Failures []struct {
+			Code, Method, User, Platform, Policy string
+		} `json:"failures"`
+	}
+	if code := s.API(t, "GET", "/v1/enrollment/failures?reason=platform_blocked", nil, &failures); code != 200 || len(failures.Failures) == 0 {
+		t.Fatalf("failures = %d %+v", code, failures)
+	}
+	if f := failures.Failures[len(failures.Failures)-1]; f.Method != "portal" || f.User != "bob" || f.Platform != "iPadOS" || f.Policy != "default-platform" {
+		t.Fatalf("portal refusal recorded as %+v", f)
+	}
 }

@@ -511,7 +511,8 @@ func (s *Server) build() error {
 		return err
 	}
 	pages, err := portal.New(portal.Config{Enroll: enrollment, Auth: signIn, Site: portalSite, Logger: s.log, Now: now,
-		Categories: portalCategories{s.store}, Terms: portalTerms{termsService}, Stages: portalStages{stages}})
+		Categories: portalCategories{s.store}, Policy: setupPolicy{policies}, Failures: events,
+		Terms: portalTerms{termsService}, Stages: portalStages{stages}})
 	if err != nil {
 		return err
 	}
