@@ -24,6 +24,8 @@ type ChallengeSpec struct {
 	User string
 	// ForCategory is the device category the signed-in user chose.
 	ForCategory string
+	// ForSession is the portal's enrollment session ID.
+	ForSession string
 	// AppleVerified: ForUDID and ForSerial come from a MachineInfo verified
 	// against Apple's root (the certificate may then take over an enrollment).
 	AppleVerified bool
@@ -48,8 +50,8 @@ func NewChallenge(spec ChallengeSpec, now time.Time) (secret string, rec *storag
 	return secret, &storage.Challenge{
 		ID: hex.EncodeToString(id), Hash: ChallengeHash(secret),
 		Kind: spec.Kind, Ref: spec.Ref, ForUDID: spec.ForUDID, ForSerial: spec.ForSerial, RenewalOf: spec.RenewalOf, User: spec.User,
-		ForCategory: spec.ForCategory,
-		MultiUse:    spec.MultiUse, AppleVerified: spec.AppleVerified, CreatedAt: now, ExpiresAt: now.Add(spec.TTL),
+		ForCategory: spec.ForCategory, ForSession: spec.ForSession,
+		MultiUse: spec.MultiUse, AppleVerified: spec.AppleVerified, CreatedAt: now, ExpiresAt: now.Add(spec.TTL),
 	}, nil
 }
 

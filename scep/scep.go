@@ -404,7 +404,8 @@ func (s *Server) authorizeAndIssue(ctx context.Context, msg *scep.PKIMessage, p7
 		return nil, "", challengeRefusal(err)
 	}
 	auth := storage.CertAuthorization{Kind: ch.Kind, ChallengeID: ch.ID, Ref: ch.Ref, ForUDID: ch.ForUDID, ForSerial: ch.ForSerial,
-		AppleVerified: ch.AppleVerified, RenewalOf: ch.RenewalOf, User: ch.User, ForCategory: ch.ForCategory}
+		AppleVerified: ch.AppleVerified, RenewalOf: ch.RenewalOf, User: ch.User, ForCategory: ch.ForCategory,
+		ForSession: ch.ForSession}
 	cert, rec, err := s.sign(csr.PublicKey, auth, now)
 	if err != nil {
 		return nil, ch.Kind, refuse(ReasonInternal, scep.BadRequest, "sign: %w", err)

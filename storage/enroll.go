@@ -51,6 +51,10 @@ type Challenge struct {
 	// ForCategory is the device category a signed-in user chose (portal,
 	// Setup Assistant sign-in); Authenticate puts the device in it.
 	ForCategory string `json:"for_category,omitempty"`
+	// ForSession is the portal's enrollment session ID (not a secret: it
+	// only names the session's stage records); it passes to the
+	// certificate's authorization.
+	ForSession string `json:"for_session,omitempty"`
 	// MultiUse challenges may sign any number of certificates until they
 	// expire or are revoked; the others sign exactly one.
 	MultiUse bool `json:"multi_use,omitempty"`

@@ -65,6 +65,9 @@ type Enrollment struct {
 	// CertAuthorization.
 	EnrollmentUser     string `json:"enrollment_user,omitempty"`
 	EnrollmentCategory string `json:"enrollment_category,omitempty"`
+	// EnrollmentSession is the portal session that handed the profile
+	// out, so the device's enrolling completes that session's record.
+	EnrollmentSession string `json:"enrollment_session,omitempty"`
 
 	// Identity certificate bound at Authenticate, device channels only.
 	CertHash     string    `json:"cert_hash,omitempty"`
@@ -217,6 +220,8 @@ type CertAuthorization struct {
 	User string `json:"user,omitempty"`
 	// ForCategory is the device category the user chose (portal).
 	ForCategory string `json:"for_category,omitempty"`
+	// ForSession is the portal's enrollment session (stage records).
+	ForSession string `json:"for_session,omitempty"`
 }
 
 // AuthenticateRecord is what one Authenticate writes.

@@ -103,8 +103,11 @@ func (h *Handler) InvitationProfile(ctx context.Context, token string) ([]byte, 
 // UserProfile answers a signed profile for a user signed in to the
 // portal: its single-use challenge carries the user (who becomes the
 // device's primary user at Authenticate) and the category they chose.
-func (h *Handler) UserProfile(ctx context.Context, username, category string) ([]byte, error) {
-	spec := scep.ChallengeSpec{Kind: storage.KindPortal, Ref: username, User: username, ForCategory: category, TTL: OTAChallengeTTL}
+// session is the portal's enrollment session, recorded as enrolled when
+// the device enrolls.
+func (h *Handler) UserProfile(ctx context.Context, username, category, session string) ([]byte, error) {
+	spec := scep.ChallengeSpec{Kind: storage.KindPortal, Ref: username, User: username, ForCategory: category, ForSession: session,
+		TTL: OTAChallengeTTL}
 	return h.issue(ctx, spec, func(ctx context.Context, ch *storage.Challenge) error { return h.store.PutChallenge(ctx, ch) })
 }
 
@@ -177,9 +180,9 @@ func (h *Handler) SetupAssistantDevice(ctx context.Context, header, tokenID, pro
 
 // ADEUserProfile answers the profile for a Setup Assistant device whose
 // user signed in: bound to its serial and UDID, and to the user.
-func (h *Handler) ADEUserProfile(ctx context.Context, m *MachineInfo, tokenID, profileID, username, category string) ([]byte, error) {
+func (h *Handler) ADEUserProfile(ctx context.Context, m *MachineInfo, tokenID, profileID, username, category, session string) ([]byte, error) {
 	spec := scep.ChallengeSpec{Kind: storage.KindADE, Ref: tokenID + "/" + profileID, ForUDID: m.UDID, ForSerial: m.Serial,
-		AppleVerified: m.AppleVerified, User: username, ForCategory: category, TTL: OTAChallengeTTL}
+		AppleVerified: m.AppleVerified, User: username, ForCategory: category, ForSession: session, TTL: OTAChallengeTTL}
 	return h.issue(ctx, spec, func(ctx context.Context, ch *storage.Challenge) error { return h.store.PutChallenge(ctx, ch) })
 }
 

@@ -199,6 +199,9 @@ func (p *Portal) showTerms(w http.ResponseWriter, r *http.Request, ws *storage.W
 		p.next(w, r, ws, f)
 		return
 	}
+	if status == http.StatusOK {
+		p.record(r, f, ws.Subject, StageTermsShown)
+	}
 	p.render(w, r, status, "terms", "Terms and conditions", msg, view{Step: stepTerms, Steps: stepProfile,
 		Username: ws.Subject, Terms: pending, SetupAssistant: f.Device != nil})
 }
@@ -264,14 +267,32 @@ func (p *Portal) showCategories(w http.ResponseWriter, r *http.Request, ws *stor
 		p.next(w, r, ws, f)
 		return
 	}
+	if status == http.StatusOK {
+		p.record(r, f, ws.Subject, StageCategoryShown)
+	}
 	p.render(w, r, status, "category", "Device category", msg, view{Step: stepCategory, Steps: stepProfile,
 		Username: ws.Subject, Categories: cats, SetupAssistant: f.Device != nil})
+}
+
+// termsFirst sends a person with terms still to accept to the terms page
+// (a page out of order): nothing of a later step is kept before them.
+func (p *Portal) termsFirst(w http.ResponseWriter, r *http.Request, ws *storage.WebSession) bool {
+	pending, err := p.pendingTerms(r, ws.Subject)
+	if err != nil {
+		p.internal(w, r, err)
+		return true
+	}
+	if len(pending) > 0 {
+		http.Redirect(w, r, "/portal/terms", http.StatusSeeOther)
+		return true
+	}
+	return false
 }
 
 // chooseCategory serves POST /portal/category.
 func (p *Portal) chooseCategory(w http.ResponseWriter, r *http.Request) {
 	ws, f, ok := p.signedIn(w, r)
-	if !ok {
+	if !ok || p.termsFirst(w, r, ws) {
 		return
 	}
 	cats, err := p.categories(r)
@@ -354,7 +375,7 @@ func (p *Portal) downloadProfile(w http.ResponseWriter, r *http.Request) {
 	if !p.allowed(w, r, ws.Subject, f) {
 		return
 	}
-	raw, err := p.cfg.Enroll.UserProfile(r.Context(), ws.Subject, f.Category)
+	raw, err := p.cfg.Enroll.UserProfile(r.Context(), ws.Subject, f.Category, f.ID)
 	if errors.Is(err, enroll.ErrNoPushCert) {
 		p.message(w, r, http.StatusConflict, "Not ready yet", "This server cannot enroll devices yet.",
 			"Your IT team must upload an MDM push certificate first.")

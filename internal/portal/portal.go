@@ -25,9 +25,9 @@ import (
 type Enrollment interface {
 	Invitation(ctx context.Context, token string) (*storage.Invitation, error)
 	InvitationProfile(ctx context.Context, token string) ([]byte, error)
-	UserProfile(ctx context.Context, username, category string) ([]byte, error)
+	UserProfile(ctx context.Context, username, category, session string) ([]byte, error)
 	SetupAssistantDevice(ctx context.Context, header, tokenID, profileID string) (*enroll.MachineInfo, error)
-	ADEUserProfile(ctx context.Context, m *enroll.MachineInfo, tokenID, profileID, username, category string) ([]byte, error)
+	ADEUserProfile(ctx context.Context, m *enroll.MachineInfo, tokenID, profileID, username, category, session string) ([]byte, error)
 	LimitTokens(next http.HandlerFunc) http.HandlerFunc
 	LimitMachineInfo(next http.HandlerFunc) http.HandlerFunc
 	SpendGuess(r *http.Request)
@@ -69,7 +69,9 @@ type Stages interface {
 const (
 	StageSigninShown       = "signin_shown"
 	StageSignedIn          = "signed_in"
+	StageTermsShown        = "terms_shown"
 	StageTermsAccepted     = "terms_accepted"
+	StageCategoryShown     = "category_shown"
 	StageCategoryChosen    = "category_chosen"
 	StageProfileDownloaded = "profile_downloaded"
 )

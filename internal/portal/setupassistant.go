@@ -64,7 +64,7 @@ func (p *Portal) setupAssistant(w http.ResponseWriter, r *http.Request) {
 // enrollment profile bound to the device's serial and UDID and to the
 // signed-in user; the web view installs it and goes on.
 func (p *Portal) setupAssistantProfile(w http.ResponseWriter, r *http.Request, ws *storage.WebSession, f Flow) {
-	raw, err := p.cfg.Enroll.ADEUserProfile(r.Context(), f.Device, f.TokenID, f.ProfileID, ws.Subject, f.Category)
+	raw, err := p.cfg.Enroll.ADEUserProfile(r.Context(), f.Device, f.TokenID, f.ProfileID, ws.Subject, f.Category, f.ID)
 	if errors.Is(err, enroll.ErrNoPushCert) {
 		p.saMessage(w, r, http.StatusConflict, "Not ready yet", "This server cannot enroll devices yet.", "")
 		return

@@ -18,7 +18,7 @@ import (
 )
 
 // TestPortalInBrowser runs the portal in headless Chromium as an iPhone:
-// a wrong password, then sign-in, the category, the profile download; a
+// a wrong password, then sign-in, accepting the terms, the category, the profile download; a
 // simulated device enrolls with the downloaded file and shows the user and
 // category. Then an invitation link: its landing page, the profile, and
 // the friendly page of the used link. Screenshots of every page go to
@@ -33,6 +33,8 @@ func TestPortalInBrowser(t *testing.T) {
 		{"/v1/users", map[string]any{"username": "ann", "display_name": "Ann", "password": "correct horse battery"}},
 		{"/v1/categories", map[string]any{"name": "sales-phones", "description": "Phones of the sales team"}},
 		{"/v1/categories", map[string]any{"name": "kiosk", "description": "Shared kiosks"}},
+		{"/v1/terms", map[string]any{"name": "aup", "title": "Acceptable use", "summary": "Use company devices with care.",
+			"text": "Full text of the acceptable use policy.", "all_users": true}},
 	} {
 		if code := s.API(t, "POST", c.path, c.body, nil); code != http.StatusCreated {
 			t.Fatalf("POST %s = %d", c.path, code)
@@ -65,10 +67,15 @@ func TestPortalInBrowser(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("#username"), "ann"),
 		chromedp.SendKeys(chromedp.CSS("#password"), "correct horse battery"),
 		chromedp.Click(chromedp.CSS("#signin")))
-	if st != http.StatusOK || text("h1") != "Device category" {
-		t.Fatalf("after sign-in: %d %q", st, text("h1"))
+	if st != http.StatusOK || text("h1") != "Terms and conditions" || !strings.Contains(text("main"), "Acceptable use") {
+		t.Fatalf("after sign-in: %d %q, want the terms", st, text("main"))
 	}
 	signedIn := time.Since(start)
+	browsertest.Screenshot(t, tab, "3-terms")
+	st = browsertest.Load(t, tab, chromedp.Click(chromedp.CSS("#accept")), chromedp.Click(chromedp.CSS("#accept-terms")))
+	if st != http.StatusOK || text("h1") != "Device category" {
+		t.Fatalf("after accepting the terms: %d %q", st, text("h1"))
+	}
 	browsertest.Screenshot(t, tab, "3-category")
 	st = browsertest.Load(t, tab, chromedp.Click(chromedp.CSS(`input[value="sales-phones"]`)), chromedp.Click(chromedp.CSS("#choose-category")))
 	if st != http.StatusOK || text("h1") != "Get your enrollment profile" || !strings.Contains(text("main"), "Profile Downloaded") {
@@ -112,6 +119,9 @@ func TestPortalInBrowser(t *testing.T) {
 	s.API(t, "GET", "/v1/devices/"+dev.UDID, nil, &shown)
 	if shown.PrimaryUser != "ann" || shown.Category != "sales-phones" {
 		t.Fatalf("device enrolled from the browser's profile = %+v", shown)
+	}
+	if as := acceptances(t, s); len(as) != 1 || as[0].Username != "ann" || as[0].Document != "aup" || !as[0].AcceptedLatest {
+		t.Fatalf("acceptances after the browser's enrollment = %+v", as)
 	}
 	if st := browsertest.Load(t, tab, chromedp.Click(chromedp.CSS("#done-link"))); st != http.StatusOK || text("h1") != "You're done" {
 		t.Fatalf("done page: %d %q", st, text("h1"))

@@ -116,6 +116,8 @@ func testPortalEnrollment(t *testing.T, backend servertest.Backend) {
 		{"/v1/groups", map[string]any{"name": "sales"}},
 		{"/v1/categories", map[string]any{"name": "sales-phones", "description": "Phones of the sales team", "group": "sales"}},
 		{"/v1/categories", map[string]any{"name": "kiosk", "description": "Shared kiosks"}},
+		{"/v1/terms", map[string]any{"name": "aup", "title": "Acceptable use", "summary": "Use company devices with care.",
+			"text": "Full text of the acceptable use policy.", "all_users": true}},
 	} {
 		if code := s.API(t, "POST", c.path, c.body, nil); code != http.StatusCreated {
 			t.Fatalf("POST %s = %d", c.path, code)
@@ -137,10 +139,27 @@ func testPortalEnrollment(t *testing.T, backend servertest.Backend) {
 	}
 	signinShown := time.Since(start)
 	resp, _ = b.do("POST", "/portal/signin", url.Values{"csrf": {b.csrf()}, "username": {"ann"}, "password": {"correct horse battery"}})
-	if resp.StatusCode != 200 || resp.Request.URL.Path != "/portal/category" || !strings.Contains(b.page, "Phones of the sales team") {
-		t.Fatalf("after sign-in: %d %s, want the category page: %s", resp.StatusCode, resp.Request.URL.Path, b.page)
+	if resp.StatusCode != 200 || resp.Request.URL.Path != "/portal/terms" || !strings.Contains(b.page, "Acceptable use") ||
+		!strings.Contains(b.page, `name="doc" value="aup:1"`) {
+		t.Fatalf("after sign-in: %d %s, want the terms page: %s", resp.StatusCode, resp.Request.URL.Path, b.page)
 	}
 	signedIn := time.Since(start)
+	// Terms not accepted: neither the category page nor a profile.
+	if resp, _ := b.do("POST", "/portal/terms", url.Values{"csrf": {b.csrf()}, "doc": {"aup:1"}}); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("terms without ticking the box = %d, want 400", resp.StatusCode)
+	}
+	if resp, _ := b.do("POST", "/portal/category", url.Values{"csrf": {b.csrf()}, "category": {"sales-phones"}}); resp.Request.URL.Path != "/portal/terms" {
+		t.Fatalf("a category chosen before the terms were accepted went to %s, want the terms page", resp.Request.URL.Path)
+	}
+	b.do("GET", "/portal/terms", nil)
+	if resp, _ := b.do("POST", "/portal/profile", url.Values{"csrf": {b.csrf()}}); strings.Contains(resp.Header.Get("Content-Type"), "aspen") {
+		t.Fatal("a profile went out before the terms were accepted")
+	}
+	b.do("GET", "/portal/terms", nil)
+	resp, _ = b.do("POST", "/portal/terms", url.Values{"csrf": {b.csrf()}, "doc": {"aup:1"}, "accept": {"yes"}})
+	if resp.StatusCode != 200 || resp.Request.URL.Path != "/portal/category" || !strings.Contains(b.page, "Phones of the sales team") {
+		t.Fatalf("after accepting the terms: %d %s, want the category page: %s", resp.StatusCode, resp.Request.URL.Path, b.page)
+	}
 	if resp, _ := b.do("POST", "/portal/profile", url.Values{"csrf": {b.csrf()}}); strings.Contains(resp.Header.Get("Content-Type"), "aspen") {
 		t.Fatal("a profile went out before a category was chosen")
 	}
@@ -186,6 +205,93 @@ func testPortalEnrollment(t *testing.T, backend servertest.Backend) {
 	other := s.NewDevice(t)
 	if err := other.EnrollFromProfile(ctx, profile, mustKey(t), s.Client); err == nil {
 		t.Fatal("a second device enrolled with the portal's single-use profile")
+	}
+	checkPortalTerms(t, s)
+}
+
+type acceptanceRow struct {
+	Username       string `json:"username"`
+	Document       string `json:"document"`
+	Version        int    `json:"version"`
+	AcceptedLatest bool   `json:"accepted_latest"`
+	UserAgent      string `json:"user_agent"`
+}
+
+func acceptances(t *testing.T, s *servertest.Server) []acceptanceRow {
+	t.Helper()
+	var rep struct {
+		Acceptances []acceptanceRow `json:"acceptances"`
+	}
+	if code := s.API(t, "GET", "/v1/terms/acceptances", nil, &rep); code != 200 {
+		t.Fatalf("GET /v1/terms/acceptances = %d", code)
+	}
+	return rep.Acceptances
+}
+
+// checkPortalTerms follows testPortalEnrollment (ann accepted aup version 1
+// and enrolled): the acceptance is reported, ann is not asked again, a
+// version that requires re-acceptance asks again, and the stage records
+// show the unfinished sessions but not the enrolled one.
+func checkPortalTerms(t *testing.T, s *servertest.Server) {
+	t.Helper()
+	if as := acceptances(t, s); len(as) != 1 || as[0].Username != "ann" || as[0].Document != "aup" || as[0].Version != 1 ||
+		!as[0].AcceptedLatest || as[0].UserAgent != iPhoneUA {
+		t.Fatalf("acceptances after the portal = %+v, want ann's of aup 1, the latest", as)
+	}
+	// A session that stops at the sign-in page.
+	if resp, _ := newBrowser(t, s, macUA).do("GET", "/portal", nil); resp.StatusCode != 200 {
+		t.Fatalf("GET /portal = %d", resp.StatusCode)
+	}
+	again := newBrowser(t, s, iPhoneUA)
+	if resp, body := again.signIn("ann", "correct horse battery"); resp.Request.URL.Path != "/portal/category" {
+		t.Fatalf("second sign-in of ann went to %s, want the category page (terms accepted once): %s", resp.Request.URL.Path, body)
+	}
+	if code := s.API(t, "PUT", "/v1/terms/aup", map[string]any{"text": "New text of the acceptable use policy.", "require_reacceptance": true}, nil); code != 200 {
+		t.Fatalf("new terms version = %d", code)
+	}
+	if as := acceptances(t, s); len(as) != 1 || as[0].AcceptedLatest {
+		t.Fatalf("acceptances after a new version = %+v, want ann's not the latest", as)
+	}
+	third := newBrowser(t, s, iPhoneUA)
+	if resp, body := third.signIn("ann", "correct horse battery"); resp.Request.URL.Path != "/portal/terms" || !strings.Contains(body, `value="aup:2"`) {
+		t.Fatalf("sign-in after a version requiring re-acceptance went to %s, want the terms page of version 2: %s", resp.Request.URL.Path, body)
+	}
+
+	var rep struct {
+		Initiated  int `json:"initiated"`
+		Incomplete int `json:"incomplete"`
+		Sessions   []struct {
+			Username  string `json:"username"`
+			Platform  string `json:"platform"`
+			LastStage string `json:"last_stage"`
+			Enrolled  bool   `json:"enrolled"`
+		} `json:"sessions"`
+	}
+	if code := s.API(t, "GET", "/v1/enrollment/incomplete", nil, &rep); code != 200 {
+		t.Fatalf("GET /v1/enrollment/incomplete = %d", code)
+	}
+	// Four sessions: the enrolled one, the sign-in page left alone, and
+	// ann's two later sign-ins.
+	if rep.Initiated != 4 || rep.Incomplete != 3 || len(rep.Sessions) != 3 {
+		t.Fatalf("incomplete report = %+v, want 4 initiated, 3 incomplete (the enrolled session is complete)", rep)
+	}
+	stopped, atTerms := 0, 0
+	for _, r := range rep.Sessions {
+		if r.LastStage == "terms_shown" && r.Username == "ann" {
+			atTerms++
+		}
+		if r.Enrolled || r.LastStage == "enrolled" || r.LastStage == "profile_downloaded" {
+			t.Errorf("the enrolled session is reported incomplete: %+v", r)
+		}
+		if r.LastStage == "signin_shown" && r.Platform == "macOS" && r.Username == "" {
+			stopped++
+		}
+	}
+	if atTerms != 1 {
+		t.Errorf("incomplete sessions = %+v, want ann's last one stopped at the terms of version 2", rep.Sessions)
+	}
+	if stopped != 1 {
+		t.Errorf("incomplete sessions = %+v, want one stopped at the sign-in page", rep.Sessions)
 	}
 }
 

@@ -437,7 +437,16 @@ func (s *Server) build() error {
 		return err
 	}
 	onMembership = append(onMembership, s.profiles.MembershipChanged, ddmEngine.MembershipChanged)
-	affinity, err := enroll.NewAffinity(s.store, categorySetter{categories}, s.log)
+	termsService, err := terms.New(s.store, terms.WithClock(now))
+	if err != nil {
+		return err
+	}
+	stages, err := enrollstage.New(s.store, enrollstage.WithClock(now))
+	if err != nil {
+		return err
+	}
+	affinity, err := enroll.NewAffinity(s.store, categorySetter{categories}, s.log,
+		enroll.WithEnrolledStages(portalStages{stages}))
 	if err != nil {
 		return err
 	}
@@ -476,14 +485,6 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
-	termsService, err := terms.New(s.store, terms.WithClock(now))
-	if err != nil {
-		return err
-	}
-	stages, err := enrollstage.New(s.store, enrollstage.WithClock(now))
-	if err != nil {
-		return err
-	}
 	s.admin, err = adminapi.New(adminapi.Config{APIKey: s.apiKey, Store: s.store, Commands: s.cmds, Secrets: s.svc,
 		Releaser: eventReleaser{next: s.svc, s: s}, Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Backup: s.backup(), Admins: s.store, Logger: s.log,
 		Profiles: profileAPI, Directory: users, Declarative: ddmEngine,
@@ -510,7 +511,8 @@ func (s *Server) build() error {
 		return err
 	}
 	pages, err := portal.New(portal.Config{Enroll: enrollment, Auth: signIn, Site: portalSite, Logger: s.log, Now: now,
-		Categories: portalCategories{s.store}, Policy: setupPolicy{policies}, Failures: events})
+		Categories: portalCategories{s.store}, Policy: setupPolicy{policies}, Failures: events,
+		Terms: portalTerms{termsService}, Stages: portalStages{stages}})
 	if err != nil {
 		return err
 	}

@@ -127,6 +127,9 @@ func testSetupAssistantSignIn(t *testing.T, backend servertest.Backend) {
 	if code := s.API(t, "POST", "/v1/users", map[string]any{"username": "ann", "password": "correct horse battery"}, nil); code != http.StatusCreated {
 		t.Fatalf("create user = %d", code)
 	}
+	if code := s.API(t, "POST", "/v1/terms", map[string]any{"name": "aup", "title": "Acceptable use", "text": "Use it with care.", "all_users": true}, nil); code != http.StatusCreated {
+		t.Fatalf("create terms = %d", code)
+	}
 	_, atApple := a.profile(t, map[string]any{"name": "Modern", "user_affinity": "setup_assistant_modern",
 		"minimum_os": map[string]any{"iOS": map[string]any{"version": "17.2"}}}, deptest.Serial(0))
 	webURL, _ := atApple["configuration_web_url"].(string)
@@ -173,9 +176,20 @@ func testSetupAssistantSignIn(t *testing.T, backend servertest.Backend) {
 	if resp, _ := view.do("POST", "/portal/signin", url.Values{"csrf": {view.csrf()}, "username": {"ann"}, "password": {"wrong"}}); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("wrong password in the web view = %d", resp.StatusCode)
 	}
-	resp, profile := view.do("POST", "/portal/signin", url.Values{"csrf": {view.csrf()}, "username": {"ann"}, "password": {"correct horse battery"}})
+	resp, _ = view.do("POST", "/portal/signin", url.Values{"csrf": {view.csrf()}, "username": {"ann"}, "password": {"correct horse battery"}})
+	if resp.StatusCode != 200 || resp.Request.URL.Path != "/portal/terms" || !strings.Contains(view.page, "Acceptable use") {
+		t.Fatalf("sign-in in the web view = %d at %s, want the terms: %s", resp.StatusCode, resp.Request.URL.Path, view.page)
+	}
+	if resp, _ := view.do("POST", "/portal/terms", url.Values{"csrf": {view.csrf()}, "doc": {"aup:1"}}); resp.StatusCode != http.StatusBadRequest ||
+		strings.Contains(resp.Header.Get("Content-Type"), "aspen") {
+		t.Fatalf("terms not accepted in the web view = %d %s, want 400 and no profile", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	resp, profile := view.do("POST", "/portal/terms", url.Values{"csrf": {view.csrf()}, "doc": {"aup:1"}, "accept": {"yes"}})
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-apple-aspen-config" {
-		t.Fatalf("sign-in in the web view = %d %s, want the profile: %s", resp.StatusCode, resp.Header.Get("Content-Type"), profile)
+		t.Fatalf("terms accepted in the web view = %d %s, want the profile: %s", resp.StatusCode, resp.Header.Get("Content-Type"), profile)
+	}
+	if as := acceptances(t, s); len(as) != 1 || as[0].Username != "ann" || !as[0].AcceptedLatest {
+		t.Fatalf("acceptances after Setup Assistant = %+v", as)
 	}
 	ch := onlyChallenge(t, s, a.token)
 	if ch.User != "ann" || ch.ForSerial != dev.SerialNumber || ch.ForUDID != dev.UDID || !ch.AppleVerified {
@@ -192,6 +206,19 @@ func testSetupAssistantSignIn(t *testing.T, backend servertest.Backend) {
 	s.API(t, "GET", "/v1/devices/"+dev.UDID, nil, &shown)
 	if shown.PrimaryUser != "ann" || shown.EnrollmentMethod != "ade" {
 		t.Fatalf("device after Setup Assistant sign-in = %+v, want primary user ann by ade", shown)
+	}
+	// The challenge named the web view's session: enrolling completed it.
+	sess, err := s.Store().EnrollmentSession(ctx, ch.ForSession)
+	if err != nil {
+		t.Fatalf("the Setup Assistant session %q: %v", ch.ForSession, err)
+	}
+	var stages []string
+	for _, st := range sess.Stages {
+		stages = append(stages, st.Stage)
+	}
+	if got := strings.Join(stages, " "); got != "signin_shown signed_in terms_shown terms_accepted profile_downloaded enrolled" ||
+		sess.Method != "setup-assistant" || sess.Serial != dev.SerialNumber || sess.Username != "ann" {
+		t.Fatalf("Setup Assistant session = %+v, stages %s", sess.EnrollmentFacts, got)
 	}
 }
 

@@ -148,7 +148,7 @@ func (s *Service) authenticate(ctx context.Context, id *identity.Identity, ch md
 		CertNotAfter: id.Cert.NotAfter,
 	}
 	e.EnrollmentMethod, e.EnrollmentRef = auth.Kind, auth.Ref
-	e.EnrollmentUser, e.EnrollmentCategory = auth.User, auth.ForCategory
+	e.EnrollmentUser, e.EnrollmentCategory, e.EnrollmentSession = auth.User, auth.ForCategory, auth.ForSession
 	if admitted != nil {
 		e.Ownership = admitted.Ownership
 		if admitted.DEM {
