@@ -1,7 +1,8 @@
-// Package schemagen holds what the generators of mdm/commands and mdm/profile
-// share: the command-line driver and the check that a committed generated
-// file still matches Apple's schema. Each generator keeps its own FindSchema
-// and Generate; this package only wires them up.
+// Package schemagen holds what the generators of mdm/commands, mdm/profile
+// and mdm/ddm share: the command-line driver, the check that a committed
+// generated file still matches Apple's schema, the walk up to the schema
+// copy (FindUp) and the literals of allowed values (ValueLiteral). Each
+// generator keeps its own Generate.
 package schemagen
 
 import (

@@ -5,10 +5,8 @@ package gen
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"go/format"
-	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -38,21 +36,11 @@ const SchemaSubdir = "apple-device-management/mdm/commands"
 // next to the repository (../shared from a checkout at <dir>/main, or higher
 // for nested worktrees).
 func FindSchema(start string) (string, error) {
-	dir, err := filepath.Abs(start)
+	dir, err := schemagen.FindUp(start, SchemaSubdir)
 	if err != nil {
 		return "", fmt.Errorf("gen: %w", err)
 	}
-	for {
-		cand := filepath.Join(dir, "shared", filepath.FromSlash(SchemaSubdir))
-		if st, err := os.Stat(cand); err == nil && st.IsDir() {
-			return cand, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("gen: no shared/%s above %s", SchemaSubdir, start)
-		}
-		dir = parent
-	}
+	return dir, nil
 }
 
 // platforms is the schema's platform order, kept in the output.
@@ -269,7 +257,7 @@ func writeKey(b *bytes.Buffer, k key, path string) error {
 	if len(values) > 0 {
 		b.WriteString(", Values: []any{")
 		for _, v := range values {
-			lit, err := valueLiteral(k.Type, v)
+			lit, err := schemagen.ValueLiteral(k.Type, v)
 			if err != nil {
 				return fmt.Errorf("%s: rangelist: %w", path, err)
 			}
@@ -279,10 +267,10 @@ func writeKey(b *bytes.Buffer, k key, path string) error {
 	}
 	if r := k.Range; r != nil {
 		if r.Min != nil {
-			fmt.Fprintf(b, ", Min: f(%s)", floatLit(*r.Min))
+			fmt.Fprintf(b, ", Min: f(%s)", schemagen.FloatLit(*r.Min))
 		}
 		if r.Max != nil {
-			fmt.Fprintf(b, ", Max: f(%s)", floatLit(*r.Max))
+			fmt.Fprintf(b, ", Max: f(%s)", schemagen.FloatLit(*r.Max))
 		}
 	}
 	if len(subkeys) > 0 {
@@ -299,36 +287,6 @@ func writeKey(b *bytes.Buffer, k key, path string) error {
 	}
 	b.WriteString("},\n")
 	return nil
-}
-
-// valueLiteral renders an allowed value as the Go type the converter
-// produces for that plist type, so comparisons are exact.
-func valueLiteral(typ string, v any) (string, error) {
-	switch typ {
-	case "<string>":
-		if s, ok := v.(string); ok {
-			return strconv.Quote(s), nil
-		}
-	case "<integer>":
-		if i, ok := v.(int); ok {
-			return fmt.Sprintf("int64(%d)", i), nil
-		}
-	case "<real>":
-		switch n := v.(type) {
-		case float64:
-			return "float64(" + floatLit(n) + ")", nil
-		case int:
-			return fmt.Sprintf("float64(%d)", n), nil
-		}
-	}
-	return "", errors.New(fmt.Sprintf("value %v (%T) does not fit %s", v, v, typ))
-}
-
-func floatLit(v float64) string {
-	if math.IsInf(v, 0) || math.IsNaN(v) {
-		return "0"
-	}
-	return strconv.FormatFloat(v, 'g', -1, 64)
 }
 
 func contains(list []string, s string) bool {

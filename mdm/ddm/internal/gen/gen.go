@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"fmt"
 	"go/format"
-	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -45,21 +44,11 @@ var kinds = []struct{ dir, kind string }{
 
 // FindSchema walks up from start looking for shared/<SchemaSubdir>.
 func FindSchema(start string) (string, error) {
-	dir, err := filepath.Abs(start)
+	dir, err := schemagen.FindUp(start, SchemaSubdir)
 	if err != nil {
 		return "", fmt.Errorf("gen: %w", err)
 	}
-	for {
-		cand := filepath.Join(dir, "shared", filepath.FromSlash(SchemaSubdir))
-		if st, err := os.Stat(cand); err == nil && st.IsDir() {
-			return cand, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("gen: no shared/%s above %s", SchemaSubdir, start)
-		}
-		dir = parent
-	}
+	return dir, nil
 }
 
 var platforms = []string{"iOS", "macOS", "tvOS", "visionOS", "watchOS"}
@@ -234,7 +223,7 @@ func writeKey(b *bytes.Buffer, k key, path string) error {
 	if len(k.RangeList) > 0 {
 		b.WriteString(", Values: []any{")
 		for _, v := range k.RangeList {
-			lit, err := valueLiteral(k.Type, v)
+			lit, err := schemagen.ValueLiteral(k.Type, v)
 			if err != nil {
 				return fmt.Errorf("%s: rangelist: %w", path, err)
 			}
@@ -244,10 +233,10 @@ func writeKey(b *bytes.Buffer, k key, path string) error {
 	}
 	if r := k.Range; r != nil {
 		if r.Min != nil {
-			fmt.Fprintf(b, ", Min: f(%s)", floatLit(*r.Min))
+			fmt.Fprintf(b, ", Min: f(%s)", schemagen.FloatLit(*r.Min))
 		}
 		if r.Max != nil {
-			fmt.Fprintf(b, ", Max: f(%s)", floatLit(*r.Max))
+			fmt.Fprintf(b, ", Max: f(%s)", schemagen.FloatLit(*r.Max))
 		}
 	}
 	if len(k.Subkeys) > 0 {
@@ -264,36 +253,6 @@ func writeKey(b *bytes.Buffer, k key, path string) error {
 	}
 	b.WriteString("},\n")
 	return nil
-}
-
-// valueLiteral renders an allowed value as the Go type the validator
-// compares with: string for strings, int64 for integers, float64 for reals.
-func valueLiteral(typ string, v any) (string, error) {
-	switch typ {
-	case "<string>":
-		if s, ok := v.(string); ok {
-			return strconv.Quote(s), nil
-		}
-	case "<integer>":
-		if i, ok := v.(int); ok {
-			return fmt.Sprintf("int64(%d)", i), nil
-		}
-	case "<real>":
-		switch n := v.(type) {
-		case float64:
-			return "float64(" + floatLit(n) + ")", nil
-		case int:
-			return fmt.Sprintf("float64(%d)", n), nil
-		}
-	}
-	return "", fmt.Errorf("value %v (%T) does not fit %s", v, v, typ)
-}
-
-func floatLit(v float64) string {
-	if math.IsInf(v, 0) || math.IsNaN(v) {
-		return "0"
-	}
-	return strconv.FormatFloat(v, 'g', -1, 64)
 }
 
 func strList(s []string) string {

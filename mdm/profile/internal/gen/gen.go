@@ -31,23 +31,7 @@ var Generator = schemagen.Generator{
 const SchemaSubdir = "apple-device-management/mdm/profiles"
 
 // FindSchema walks up from start looking for shared/<SchemaSubdir>.
-func FindSchema(start string) (string, error) {
-	dir, err := filepath.Abs(start)
-	if err != nil {
-		return "", err
-	}
-	for {
-		cand := filepath.Join(dir, "shared", filepath.FromSlash(SchemaSubdir))
-		if st, err := os.Stat(cand); err == nil && st.IsDir() {
-			return cand, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no shared/%s above %s", SchemaSubdir, start)
-		}
-		dir = parent
-	}
-}
+func FindSchema(start string) (string, error) { return schemagen.FindUp(start, SchemaSubdir) }
 
 type file struct {
 	Payload struct {
