@@ -8,7 +8,6 @@ import (
 
 	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
 	"github.com/orchardmdm/orchard/internal/category"
-	"github.com/orchardmdm/orchard/mdm"
 	"github.com/orchardmdm/orchard/storage"
 )
 
@@ -83,14 +82,8 @@ func (a *API) deleteCategory(w http.ResponseWriter, r *http.Request) {
 // "kiosk"} puts the device in kiosk (and its primary user in kiosk's
 // group), "" takes it out of any.
 func (a *API) setDeviceCategory(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	ch, err := mdm.ParseChannelID(id)
-	if err != nil {
-		apijson.WriteError(w, http.StatusBadRequest, "invalid device id: "+err.Error())
-		return
-	}
-	if ch.IsUser() {
-		apijson.WriteError(w, http.StatusBadRequest, "a category belongs to a device, not a user channel")
+	id, ok := deviceOnly(w, r, "a category")
+	if !ok {
 		return
 	}
 	var req struct {

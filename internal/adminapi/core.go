@@ -357,3 +357,20 @@ func (a *API) cancelCommand(w http.ResponseWriter, r *http.Request) {
 	}
 	apijson.WriteJSON(w, http.StatusOK, map[string]int{"canceled": n})
 }
+
+// deviceOnly reads the {id} of a route that sets something only a device
+// channel has (what names it: "a category"); a bad or user-channel ID is
+// answered with 400 and ok false.
+func deviceOnly(w http.ResponseWriter, r *http.Request, what string) (id string, ok bool) {
+	id = r.PathValue("id")
+	ch, err := mdm.ParseChannelID(id)
+	if err != nil {
+		apijson.WriteError(w, http.StatusBadRequest, "invalid device id: "+err.Error())
+		return "", false
+	}
+	if ch.IsUser() {
+		apijson.WriteError(w, http.StatusBadRequest, what+" belongs to a device, not a user channel")
+		return "", false
+	}
+	return id, true
+}

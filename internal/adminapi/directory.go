@@ -12,7 +12,6 @@ import (
 
 	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
 	"github.com/orchardmdm/orchard/internal/directory"
-	"github.com/orchardmdm/orchard/mdm"
 	"github.com/orchardmdm/orchard/storage"
 )
 
@@ -264,14 +263,8 @@ func (a *API) removeMember(w http.ResponseWriter, r *http.Request) {
 // setPrimaryUser serves PUT /v1/devices/{id}/user: {"username": "ann"}
 // makes ann the device's primary user, "" clears it.
 func (a *API) setPrimaryUser(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	ch, err := mdm.ParseChannelID(id)
-	if err != nil {
-		apijson.WriteError(w, http.StatusBadRequest, "invalid device id: "+err.Error())
-		return
-	}
-	if ch.IsUser() {
-		apijson.WriteError(w, http.StatusBadRequest, "a primary user belongs to a device, not a user channel")
+	id, ok := deviceOnly(w, r, "a primary user")
+	if !ok {
 		return
 	}
 	var req struct {
@@ -283,6 +276,7 @@ func (a *API) setPrimaryUser(w http.ResponseWriter, r *http.Request) {
 	}
 	name := ""
 	if req.Username != "" {
+		var err error
 		if name, err = directory.NormalizeName("username", req.Username); err != nil {
 			apijson.Fail(w, r, a.log, err)
 			return
