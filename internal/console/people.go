@@ -187,7 +187,13 @@ func (c *Console) loadUser(r *http.Request, actor *adminauth.Actor, name string)
 	}
 	if c.call(r, actor, "GET", query("/v1/devices", map[string]string{"user": d.User.Username}), nil, &devs) == nil {
 		for _, dv := range devs.Devices {
-			d.Devices = append(d.Devices, userDevice{ID: dv.ID, Name: displayName(&dv, nil), Relation: "primary user"})
+			// The device's name is in its inventory (a user has few devices).
+			var inv *storage.DeviceInventory
+			var x storage.DeviceInventory
+			if c.call(r, actor, "GET", "/v1/devices/"+esc(dv.ID)+"/inventory", nil, &x) == nil {
+				inv = &x
+			}
+			d.Devices = append(d.Devices, userDevice{ID: dv.ID, Name: displayName(&dv, inv), Relation: "primary user"})
 		}
 		d.MoreDevices = devs.Next != ""
 	}
