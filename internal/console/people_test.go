@@ -193,7 +193,9 @@ func TestUserForms(t *testing.T) {
 		check func(*storage.DirectoryUser) bool
 	}{
 		{"edit", "/console/users/cara", url.Values{"display_name": {"Cara D."}, "email": {"cara@example.com"}}, "User saved.",
-			func(u *storage.DirectoryUser) bool { return u.DisplayName == "Cara D." && u.Email == "cara@example.com" }},
+			func(u *storage.DirectoryUser) bool {
+				return u.DisplayName == "Cara D." && u.Email == "cara@example.com"
+			}},
 		{"bad email", "/console/users/cara", url.Values{"display_name": {"X"}, "email": {"not an email"}}, "email",
 			func(u *storage.DirectoryUser) bool { return u.DisplayName == "Cara D." }},
 		{"disable", "/console/users/cara/state", url.Values{"state": {"disabled"}}, "User disabled",
@@ -203,7 +205,10 @@ func TestUserForms(t *testing.T) {
 		{"dem on", "/console/users/cara/dem", url.Values{"dem": {"true"}}, "Now a device enrollment manager",
 			func(u *storage.DirectoryUser) bool { return u.DEM }},
 		{"join a group", "/console/users/cara/groups", url.Values{"group": {"Contractors"}}, "Added to group contractors.",
-			func(*storage.DirectoryUser) bool { g, _ := srv.Store().UserGroups(ctx, "cara"); return strings.Join(g, ",") == "contractors" }},
+			func(*storage.DirectoryUser) bool {
+				g, _ := srv.Store().UserGroups(ctx, "cara")
+				return strings.Join(g, ",") == "contractors"
+			}},
 		{"join no group", "/console/users/cara/groups", url.Values{"group": {"nosuch"}}, "nosuch",
 			func(*storage.DirectoryUser) bool { g, _ := srv.Store().UserGroups(ctx, "cara"); return len(g) == 1 }},
 		{"leave it", "/console/groups/contractors/members/cara/remove", url.Values{"from": {"user"}}, "cara removed from contractors.",

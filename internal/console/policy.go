@@ -44,6 +44,9 @@ type policyRow struct {
 
 func describeRules(p *storage.EnrollmentPolicy) string {
 	if p.Kind == storage.PolicyLimit {
+		if p.DeviceLimit == 1 {
+			return "1 device per user"
+		}
 		return fmt.Sprintf("%d devices per user", p.DeviceLimit)
 	}
 	var parts []string

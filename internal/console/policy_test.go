@@ -4,10 +4,15 @@ import (
 	"encoding/csv"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
+	"github.com/orchardmdm/orchard/internal/browsertest"
 	"github.com/orchardmdm/orchard/storage"
 )
 
@@ -341,4 +346,76 @@ func countCode(want []string) int {
 		}
 	}
 	return n
+}
+
+// TestBrowserPolicyAndImport: in Chromium, the owner creates a device
+// limit policy for the contractors group, sees it above the default and
+// its limit on a member's page, then imports a corporate-identifier CSV,
+// reads the conflict report and overwrites the conflict.
+func TestBrowserPolicyAndImport(t *testing.T) {
+	srv, _ := startPeople(t)
+	if st := srv.API(t, "POST", "/v1/groups/contractors/members", map[string]any{"usernames": []string{"bob"}}, nil); st != http.StatusOK {
+		t.Fatalf("add bob: %d", st)
+	}
+	ctx := browsertest.New(t)
+	base := srv.AdminURL + "/console"
+	browsertest.Load(t, ctx, chromedp.Navigate(base+"/sign-in"))
+	browsertest.Load(t, ctx,
+		chromedp.SendKeys(chromedp.CSS("#username"), "olga"),
+		chromedp.SendKeys(chromedp.CSS("#password"), ownerPW),
+		chromedp.Click(chromedp.CSS("#sign-in")),
+	)
+	browsertest.Load(t, ctx, chromedp.Navigate(base+"/policy"))
+	browsertest.Load(t, ctx, chromedp.Click(chromedp.CSS("#new-limit")))
+	if h := browsertest.Get(t, ctx, chromedp.Text(chromedp.CSS("h1"))); h != "New device limit policy" {
+		t.Fatalf("new policy page: %q", h)
+	}
+	st := browsertest.Load(t, ctx,
+		chromedp.SendKeys(chromedp.CSS("#name"), "Contractors"),
+		chromedp.SetValue(chromedp.CSS("#priority"), "1"),
+		chromedp.SendKeys(chromedp.CSS("#groups"), "contractors"),
+		chromedp.SetValue(chromedp.CSS("#device_limit"), "1"),
+		chromedp.Click(chromedp.CSS("#save-policy")),
+	)
+	if f := browsertest.Get(t, ctx, chromedp.Text(chromedp.CSS(".flash"))); st != http.StatusOK || f != "Policy Contractors saved." {
+		t.Fatalf("after saving: %d %q", st, f)
+	}
+	rows := browsertest.Get(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#limit-policies tbody tr')].map(r => r.innerText)`))
+	if len(rows) != 2 || !strings.HasPrefix(rows[0], "1\tContractors\tcontractors\t1 device per user") || !strings.HasPrefix(rows[1], "default (last)") {
+		t.Fatalf("limit policies: %q", rows)
+	}
+	browsertest.Screenshot(t, ctx, "policies")
+	browsertest.Load(t, ctx, chromedp.Navigate(base+"/users/bob"))
+	if l := browsertest.Get(t, ctx, chromedp.Text(chromedp.CSS("#limit"))); !strings.HasPrefix(l, "0 of 1 (policy ") {
+		t.Fatalf("bob's limit: %q", l)
+	}
+	browsertest.Screenshot(t, ctx, "user")
+	browsertest.Load(t, ctx, chromedp.Navigate(base+"/policy/default-platform"))
+	browsertest.Screenshot(t, ctx, "platform-policy")
+
+	csvFile := filepath.Join(t.TempDir(), "serials.csv")
+	if err := os.WriteFile(csvFile, []byte("C02XK1JHJG5J,Design lab iMac (2024)\nF9FZK2ABCD12,Loaner iPad 4\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.Load(t, ctx, chromedp.Navigate(base+"/corporate-ids"))
+	st = browsertest.Load(t, ctx,
+		chromedp.SetUploadFiles(chromedp.CSS("#import-file"), []string{csvFile}),
+		chromedp.Click(chromedp.CSS("#import")),
+	)
+	res := browsertest.Get(t, ctx, chromedp.Text(chromedp.CSS("#import-result")))
+	if st != http.StatusOK || !strings.Contains(res, "1 added, 0 overwritten, 0 unchanged, 1 kept") {
+		t.Fatalf("import: %d %q", st, res)
+	}
+	conflict := browsertest.Get(t, ctx, chromedp.Text(chromedp.CSS("#conflicts tbody")))
+	if !strings.Contains(conflict, "C02XK1JHJG5J\tDesign lab iMac\tDesign lab iMac (2024)") {
+		t.Fatalf("conflicts: %q", conflict)
+	}
+	browsertest.Screenshot(t, ctx, "conflicts")
+	browsertest.Load(t, ctx, chromedp.Click(chromedp.CSS("#overwrite")))
+	if res := browsertest.Get(t, ctx, chromedp.Text(chromedp.CSS("#import-result"))); !strings.Contains(res, "0 added, 1 overwritten") {
+		t.Fatalf("overwrite: %q", res)
+	}
+	if got, _ := srv.Store().CorporateIdentifier(t.Context(), "serial", "C02XK1JHJG5J"); got == nil || got.Details != "Design lab iMac (2024)" {
+		t.Fatalf("stored: %+v", got)
+	}
 }
