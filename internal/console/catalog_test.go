@@ -24,11 +24,17 @@ func TestCategoryForms(t *testing.T) {
 		check      func() bool
 	}{
 		{"create", "/console/categories", url.Values{"name": {"Lab"}, "description": {"Lab Macs"}}, "/console/categories", "Category lab created.",
-			func() bool { g, err := srv.Store().Category(ctx, "lab"); return err == nil && g.Description == "Lab Macs" && g.Group == "" }},
+			func() bool {
+				g, err := srv.Store().Category(ctx, "lab")
+				return err == nil && g.Description == "Lab Macs" && g.Group == ""
+			}},
 		{"create, unknown group", "/console/categories", url.Values{"name": {"spare"}, "group": {"nosuch"}}, "/console/categories", "nosuch",
 			func() bool { _, err := srv.Store().Category(ctx, "spare"); return err != nil }},
 		{"set a group", "/console/categories/lab", url.Values{"description": {"Lab Macs, 2nd floor"}, "group": {"contractors"}}, "/console/categories/lab", "Category saved.",
-			func() bool { g, _ := srv.Store().Category(ctx, "lab"); return g.Group == "contractors" && g.Description == "Lab Macs, 2nd floor" }},
+			func() bool {
+				g, _ := srv.Store().Category(ctx, "lab")
+				return g.Group == "contractors" && g.Description == "Lab Macs, 2nd floor"
+			}},
 		{"remove the group", "/console/categories/lab", url.Values{"description": {"Lab Macs"}, "group": {""}}, "/console/categories/lab", "Category saved.",
 			func() bool { g, _ := srv.Store().Category(ctx, "lab"); return g.Group == "" }},
 		{"delete", "/console/categories/lab/delete", nil, "/console/categories", "Category lab deleted",
