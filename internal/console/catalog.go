@@ -25,7 +25,8 @@ func (c *Console) catalogRoutes() []route {
 		{"POST " + Prefix + "/categories/{name}/delete", c.deleteCategory},
 		{"GET " + Prefix + "/terms", c.termsList},
 		{"POST " + Prefix + "/terms", c.createTerms},
-		{"GET " + Prefix + "/terms/acceptances", c.acceptances},
+		{"GET " + Prefix + "/terms/acceptances", filteredReport[terms.ReportRow](c, "acceptances", "Terms acceptances",
+			"/terms/acceptances", "/v1/terms/acceptances", "acceptances", acceptanceFilters)},
 		{"GET " + Prefix + "/terms/acceptances.csv", c.exportCSV("/v1/terms/acceptances.csv", acceptanceFilters, "orchard-terms-acceptances.csv")},
 		{"GET " + Prefix + "/terms/{name}", c.termsDoc},
 		{"POST " + Prefix + "/terms/{name}", c.publishTerms},
@@ -46,16 +47,11 @@ func (d categoriesData) NextURL() string { return pageURL("/categories", nil, d.
 
 func (c *Console) categories(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
 	d := categoriesData{CanCreate: c.cfg.API.Allows(actor, "POST", "/v1/categories")}
-	var page struct {
-		Categories []storage.Category `json:"categories"`
-	}
-	if err := c.call(r, actor, "GET", query("/v1/categories", map[string]string{"after": r.URL.Query().Get("after")}), nil, &page); err != nil {
+	var err error
+	d.Categories, d.Next, err = listPage(c, r, actor, "/v1/categories", "categories", func(x storage.Category) string { return x.Name }, afterOf(r))
+	if err != nil {
 		c.show(w, r, actor, err)
 		return
-	}
-	d.Categories = page.Categories
-	if n := len(d.Categories); n > 0 {
-		d.Next = nextAfter(n, d.Categories[n-1].Name)
 	}
 	c.render(w, r, http.StatusOK, "categories", actor, &webui.Page{Title: "Device categories", Data: d})
 }
@@ -124,16 +120,11 @@ func (d termsListData) NextURL() string { return pageURL("/terms", nil, d.Next) 
 
 func (c *Console) termsList(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
 	d := termsListData{CanCreate: c.cfg.API.Allows(actor, "POST", "/v1/terms")}
-	var page struct {
-		Terms []adminapi.TermsListing `json:"terms"`
-	}
-	if err := c.call(r, actor, "GET", query("/v1/terms", map[string]string{"after": r.URL.Query().Get("after")}), nil, &page); err != nil {
+	var err error
+	d.Docs, d.Next, err = listPage(c, r, actor, "/v1/terms", "terms", func(x adminapi.TermsListing) string { return x.Name }, afterOf(r))
+	if err != nil {
 		c.show(w, r, actor, err)
 		return
-	}
-	d.Docs = page.Terms
-	if n := len(d.Docs); n > 0 {
-		d.Next = nextAfter(n, d.Docs[n-1].Name)
 	}
 	c.render(w, r, http.StatusOK, "terms", actor, &webui.Page{Title: "Terms and conditions", Data: d})
 }
@@ -214,31 +205,4 @@ func (c *Console) deleteTerms(w http.ResponseWriter, r *http.Request, actor *adm
 		to += "/" + esc(r.PathValue("name"))
 	}
 	c.after(w, r, to, err, "Terms "+r.PathValue("name")+" deleted with their history and acceptances.")
-}
-
-type acceptancesData struct {
-	F    map[string]string
-	Rows []terms.ReportRow
-	Next string
-}
-
-// NextURL is the following page's link with the same filters.
-func (d acceptancesData) NextURL() string { return pageURL("/terms/acceptances", d.F, d.Next) }
-
-// CSV is the export's link with the same filters.
-func (d acceptancesData) CSV() string { return csvURL("/terms/acceptances.csv", d.F) }
-
-func (c *Console) acceptances(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
-	d := acceptancesData{F: filtersOf(r, acceptanceFilters)}
-	args := withAfter(r, d.F)
-	var page struct {
-		Rows []terms.ReportRow `json:"acceptances"`
-		Next string            `json:"next"`
-	}
-	errs, ok := c.readReport(w, r, actor, query("/v1/terms/acceptances", args), &page)
-	if !ok {
-		return
-	}
-	d.Rows, d.Next = page.Rows, page.Next
-	c.render(w, r, http.StatusOK, "acceptances", actor, &webui.Page{Title: "Terms acceptances", Data: d, Errors: errs})
 }

@@ -2,6 +2,8 @@ package console
 
 import (
 	"crypto/rand"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -40,12 +42,28 @@ func (c *Console) peopleRoutes() []route {
 // esc is a path segment for an API target or a console link.
 func esc(s string) string { return url.PathEscape(s) }
 
-// nextAfter is a page's cursor: the last key when the page is full.
-func nextAfter(n int, last string) string {
-	if n == pageSize {
-		return last
+// listPage reads one page (pageSize long) of a list the API pages by a
+// name cursor (?after=), the list being the answer's key field, and the
+// cursor of the next page: the last name when the page is full.
+func listPage[T any](c *Console, r *http.Request, actor *adminauth.Actor, path, key string, name func(T) string, filters map[string]string) ([]T, string, error) {
+	var m map[string]json.RawMessage
+	if err := c.call(r, actor, "GET", query(path, filters), nil, &m); err != nil {
+		return nil, "", err
 	}
-	return ""
+	var items []T
+	if err := decodeJSON(m[key], &items); err != nil {
+		return nil, "", fmt.Errorf("%s: %w", path, err)
+	}
+	next := ""
+	if len(items) == pageSize {
+		next = name(items[len(items)-1])
+	}
+	return items, next, nil
+}
+
+// afterOf is a list page's cursor filter.
+func afterOf(r *http.Request) map[string]string {
+	return map[string]string{"after": r.URL.Query().Get("after")}
 }
 
 // pageURL is a list's link to the page after next, keeping its filters.
@@ -108,21 +126,18 @@ func (c *Console) listUsers(r *http.Request, actor *adminauth.Actor, d *usersDat
 	if after == "" {
 		after = before(d.Q)
 	}
-	var page struct {
-		Users []adminapi.UserView `json:"users"`
-	}
-	if err := c.call(r, actor, "GET", query("/v1/users", map[string]string{"after": after}), nil, &page); err != nil {
+	users, next, err := listPage(c, r, actor, "/v1/users", "users", func(u adminapi.UserView) string { return u.Username },
+		map[string]string{"after": after})
+	if err != nil {
 		return err
 	}
-	for _, u := range page.Users {
+	for _, u := range users {
 		if !strings.HasPrefix(u.Username, d.Q) {
 			return nil // past the prefix: no more matches
 		}
 		d.Users = append(d.Users, u)
 	}
-	if len(d.Users) > 0 {
-		d.Next = nextAfter(len(d.Users), d.Users[len(d.Users)-1].Username)
-	}
+	d.Next = next
 	return nil
 }
 
@@ -294,16 +309,11 @@ func (d groupsData) NextURL() string { return pageURL("/groups", nil, d.Next) }
 
 func (c *Console) groups(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
 	d := groupsData{CanCreate: c.cfg.API.Allows(actor, "POST", "/v1/groups")}
-	var page struct {
-		Groups []storage.Group `json:"groups"`
-	}
-	if err := c.call(r, actor, "GET", query("/v1/groups", map[string]string{"after": r.URL.Query().Get("after")}), nil, &page); err != nil {
+	var err error
+	d.Groups, d.Next, err = listPage(c, r, actor, "/v1/groups", "groups", func(g storage.Group) string { return g.Name }, afterOf(r))
+	if err != nil {
 		c.show(w, r, actor, err)
 		return
-	}
-	d.Groups = page.Groups
-	if n := len(d.Groups); n > 0 {
-		d.Next = nextAfter(n, d.Groups[n-1].Name)
 	}
 	c.render(w, r, http.StatusOK, "groups", actor, &webui.Page{Title: "Groups", Data: d})
 }
@@ -336,16 +346,11 @@ func (c *Console) group(w http.ResponseWriter, r *http.Request, actor *adminauth
 		c.show(w, r, actor, err)
 		return
 	}
-	var m struct {
-		Members []string `json:"members"`
-	}
-	if err := c.call(r, actor, "GET", query(base+"/members", map[string]string{"after": r.URL.Query().Get("after")}), nil, &m); err != nil {
+	var err error
+	d.Members, d.Next, err = listPage(c, r, actor, base+"/members", "members", func(u string) string { return u }, afterOf(r))
+	if err != nil {
 		c.show(w, r, actor, err)
 		return
-	}
-	d.Members = m.Members
-	if n := len(d.Members); n > 0 {
-		d.Next = nextAfter(n, d.Members[n-1])
 	}
 	c.render(w, r, http.StatusOK, "group", actor, &webui.Page{Title: "Group " + d.Group.Name, Data: d})
 }

@@ -1,9 +1,6 @@
 package console_test
 
 import (
-	"bytes"
-	"io"
-	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strings"
@@ -49,28 +46,6 @@ func startPeople(t *testing.T) (*servertest.Server, []string) {
 		t.Fatal(err)
 	}
 	return srv, ids
-}
-
-// postFile posts a multipart form with one file field.
-func (b *browserish) postFile(path string, fields map[string]string, field, filename string, data []byte) (int, string) {
-	b.t.Helper()
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	for k, v := range fields {
-		mw.WriteField(k, v)
-	}
-	fw, _ := mw.CreateFormFile(field, filename)
-	fw.Write(data)
-	mw.Close()
-	req, _ := http.NewRequest(http.MethodPost, b.base+path, &buf)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	resp, err := b.c.Do(req)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
 }
 
 // signedIn is a client signed in as user.

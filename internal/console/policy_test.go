@@ -359,12 +359,7 @@ func TestBrowserPolicyAndImport(t *testing.T) {
 	}
 	ctx := browsertest.New(t)
 	base := srv.AdminURL + "/console"
-	browsertest.Load(t, ctx, chromedp.Navigate(base+"/sign-in"))
-	browsertest.Load(t, ctx,
-		chromedp.SendKeys(chromedp.CSS("#username"), "olga"),
-		chromedp.SendKeys(chromedp.CSS("#password"), ownerPW),
-		chromedp.Click(chromedp.CSS("#sign-in")),
-	)
+	browserSignIn(t, ctx, base, "olga", ownerPW)
 	browsertest.Load(t, ctx, chromedp.Navigate(base+"/policy"))
 	browsertest.Load(t, ctx, chromedp.Click(chromedp.CSS("#new-limit")))
 	if h := browsertest.Get(t, ctx, chromedp.Text(chromedp.CSS("h1"))); h != "New device limit policy" {

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -19,7 +20,8 @@ import (
 func (c *Console) reportRoutes() []route {
 	return []route{
 		{"GET " + Prefix + "/reports", c.reports},
-		{"GET " + Prefix + "/reports/failures", c.failures},
+		{"GET " + Prefix + "/reports/failures", filteredReport[storage.EnrollmentFailure](c, "failures", "Enrollment failures",
+			"/reports/failures", "/v1/enrollment/failures", "failures", failureFilters)},
 		{"GET " + Prefix + "/reports/failures.csv", c.exportCSV("/v1/enrollment/failures.csv", failureFilters, "orchard-enrollment-failures.csv")},
 		{"GET " + Prefix + "/reports/incomplete", c.incomplete},
 		{"GET " + Prefix + "/reports/incomplete.csv", c.exportCSV("/v1/enrollment/incomplete.csv", incompleteFilters, "orchard-incomplete-enrollments.csv")},
@@ -116,31 +118,41 @@ func (c *Console) reports(w http.ResponseWriter, r *http.Request, actor *adminau
 	c.render(w, r, http.StatusOK, "reports", actor, &webui.Page{Title: "Reports"})
 }
 
-type failuresData struct {
-	F        map[string]string
-	Failures []storage.EnrollmentFailure
-	Next     string
+// filtered is a paged, filtered report as its page shows it.
+type filtered[T any] struct {
+	F    map[string]string
+	Rows []T
+	Next string
+	path string // the page's, below Prefix; its CSV is at path.csv
 }
 
 // NextURL is the following page's link with the same filters.
-func (d failuresData) NextURL() string { return pageURL("/reports/failures", d.F, d.Next) }
+func (d filtered[T]) NextURL() string { return pageURL(d.path, d.F, d.Next) }
 
 // CSV is the export's link with the same filters.
-func (d failuresData) CSV() string { return csvURL("/reports/failures.csv", d.F) }
+func (d filtered[T]) CSV() string { return csvURL(d.path+".csv", d.F) }
 
-func (c *Console) failures(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
-	d := failuresData{F: filtersOf(r, failureFilters)}
-	args := withAfter(r, d.F)
-	var page struct {
-		Failures []storage.EnrollmentFailure `json:"failures"`
-		Next     string                      `json:"next"`
+// filteredReport serves a report page at path: the filters named from the
+// query, one page of rows (the answer's key field) from the API, the next
+// page's link and the CSV link.
+func filteredReport[T any](c *Console, tmpl, title, path, apiPath, key string, names []string) func(http.ResponseWriter, *http.Request, *adminauth.Actor) {
+	return func(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
+		d := filtered[T]{F: filtersOf(r, names), path: path}
+		var m map[string]json.RawMessage
+		errs, ok := c.readReport(w, r, actor, query(apiPath, withAfter(r, d.F)), &m)
+		if !ok {
+			return
+		}
+		if err := decodeJSON(m[key], &d.Rows); err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		if err := decodeJSON(m["next"], &d.Next); err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		c.render(w, r, http.StatusOK, tmpl, actor, &webui.Page{Title: title, Data: d, Errors: errs})
 	}
-	errs, ok := c.readReport(w, r, actor, query("/v1/enrollment/failures", args), &page)
-	if !ok {
-		return
-	}
-	d.Failures, d.Next = page.Failures, page.Next
-	c.render(w, r, http.StatusOK, "failures", actor, &webui.Page{Title: "Enrollment failures", Data: d, Errors: errs})
 }
 
 type incompleteData struct {
