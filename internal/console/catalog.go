@@ -18,12 +18,14 @@ import (
 
 func (c *Console) catalogRoutes() []route {
 	return []route{
-		{"GET " + Prefix + "/categories", c.categories},
+		{"GET " + Prefix + "/categories", namedList(c, "categories", "Device categories", "/categories", "/v1/categories", "categories",
+			func(x storage.Category) string { return x.Name })},
 		{"POST " + Prefix + "/categories", c.createCategory},
 		{"GET " + Prefix + "/categories/{name}", c.category},
 		{"POST " + Prefix + "/categories/{name}", c.editCategory},
 		{"POST " + Prefix + "/categories/{name}/delete", c.deleteCategory},
-		{"GET " + Prefix + "/terms", c.termsList},
+		{"GET " + Prefix + "/terms", namedList(c, "terms", "Terms and conditions", "/terms", "/v1/terms", "terms",
+			func(x adminapi.TermsListing) string { return x.Name })},
 		{"POST " + Prefix + "/terms", c.createTerms},
 		{"GET " + Prefix + "/terms/acceptances", filteredReport[terms.ReportRow](c, "acceptances", "Terms acceptances",
 			"/terms/acceptances", "/v1/terms/acceptances", "acceptances", acceptanceFilters)},
@@ -35,26 +37,6 @@ func (c *Console) catalogRoutes() []route {
 }
 
 // Categories.
-
-type categoriesData struct {
-	Categories []storage.Category
-	Next       string
-	CanCreate  bool
-}
-
-// NextURL is the following page's link.
-func (d categoriesData) NextURL() string { return pageURL("/categories", nil, d.Next) }
-
-func (c *Console) categories(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
-	d := categoriesData{CanCreate: c.cfg.API.Allows(actor, "POST", "/v1/categories")}
-	var err error
-	d.Categories, d.Next, err = listPage(c, r, actor, "/v1/categories", "categories", func(x storage.Category) string { return x.Name }, afterOf(r))
-	if err != nil {
-		c.show(w, r, actor, err)
-		return
-	}
-	c.render(w, r, http.StatusOK, "categories", actor, &webui.Page{Title: "Device categories", Data: d})
-}
 
 func (c *Console) createCategory(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
 	name := strings.ToLower(strings.TrimSpace(r.PostFormValue("name")))
@@ -108,26 +90,6 @@ func (c *Console) deleteCategory(w http.ResponseWriter, r *http.Request, actor *
 }
 
 // Terms and conditions.
-
-type termsListData struct {
-	Docs      []adminapi.TermsListing
-	Next      string
-	CanCreate bool
-}
-
-// NextURL is the following page's link.
-func (d termsListData) NextURL() string { return pageURL("/terms", nil, d.Next) }
-
-func (c *Console) termsList(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
-	d := termsListData{CanCreate: c.cfg.API.Allows(actor, "POST", "/v1/terms")}
-	var err error
-	d.Docs, d.Next, err = listPage(c, r, actor, "/v1/terms", "terms", func(x adminapi.TermsListing) string { return x.Name }, afterOf(r))
-	if err != nil {
-		c.show(w, r, actor, err)
-		return
-	}
-	c.render(w, r, http.StatusOK, "terms", actor, &webui.Page{Title: "Terms and conditions", Data: d})
-}
 
 // termsGroups reads the form's assignment: all users, or the groups typed.
 func termsGroups(r *http.Request) (bool, []string) {

@@ -30,7 +30,7 @@ func (c *Console) peopleRoutes() []route {
 		{"POST " + Prefix + "/users/{name}/password", c.resetPassword},
 		{"POST " + Prefix + "/users/{name}/dem", c.setDEM},
 		{"POST " + Prefix + "/users/{name}/groups", c.joinGroup},
-		{"GET " + Prefix + "/groups", c.groups},
+		{"GET " + Prefix + "/groups", namedList(c, "groups", "Groups", "/groups", "/v1/groups", "groups", func(g storage.Group) string { return g.Name })},
 		{"POST " + Prefix + "/groups", c.createGroup},
 		{"GET " + Prefix + "/groups/{name}", c.group},
 		{"POST " + Prefix + "/groups/{name}/members", c.addMembers},
@@ -59,6 +59,31 @@ func listPage[T any](c *Console, r *http.Request, actor *adminauth.Actor, path, 
 		next = name(items[len(items)-1])
 	}
 	return items, next, nil
+}
+
+// named is a name-paged list's page with the create form the role may use.
+type named[T any] struct {
+	Items     []T
+	Next      string
+	CanCreate bool
+	path      string // below Prefix
+}
+
+// NextURL is the following page's link.
+func (d named[T]) NextURL() string { return pageURL(d.path, nil, d.Next) }
+
+// namedList serves a list page at path: a page of apiPath's list (the
+// answer's key field), and the create form when the role may POST there.
+func namedList[T any](c *Console, tmpl, title, path, apiPath, key string, name func(T) string) func(http.ResponseWriter, *http.Request, *adminauth.Actor) {
+	return func(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
+		d := named[T]{CanCreate: c.cfg.API.Allows(actor, "POST", apiPath), path: path}
+		var err error
+		if d.Items, d.Next, err = listPage(c, r, actor, apiPath, key, name, afterOf(r)); err != nil {
+			c.show(w, r, actor, err)
+			return
+		}
+		c.render(w, r, http.StatusOK, tmpl, actor, &webui.Page{Title: title, Data: d})
+	}
 }
 
 // afterOf is a list page's cursor filter.
@@ -297,26 +322,6 @@ func (c *Console) joinGroup(w http.ResponseWriter, r *http.Request, actor *admin
 }
 
 // Groups.
-
-type groupsData struct {
-	Groups    []storage.Group
-	Next      string
-	CanCreate bool
-}
-
-// NextURL is the following page's link.
-func (d groupsData) NextURL() string { return pageURL("/groups", nil, d.Next) }
-
-func (c *Console) groups(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
-	d := groupsData{CanCreate: c.cfg.API.Allows(actor, "POST", "/v1/groups")}
-	var err error
-	d.Groups, d.Next, err = listPage(c, r, actor, "/v1/groups", "groups", func(g storage.Group) string { return g.Name }, afterOf(r))
-	if err != nil {
-		c.show(w, r, actor, err)
-		return
-	}
-	c.render(w, r, http.StatusOK, "groups", actor, &webui.Page{Title: "Groups", Data: d})
-}
 
 func (c *Console) createGroup(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
 	name := strings.ToLower(strings.TrimSpace(r.PostFormValue("name")))
