@@ -82,11 +82,7 @@ func (c *Console) editCategory(w http.ResponseWriter, r *http.Request, actor *ad
 
 func (c *Console) deleteCategory(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
 	err := c.call(r, actor, "DELETE", "/v1/categories/"+esc(r.PathValue("name")), nil, nil)
-	to := Prefix + "/categories"
-	if err != nil {
-		to = categoryPage(r)
-	}
-	c.after(w, r, to, err, "Category "+r.PathValue("name")+" deleted; its devices are in no category now.")
+	c.afterTo(w, r, err, Prefix+"/categories", categoryPage(r), "Category "+r.PathValue("name")+" deleted; its devices are in no category now.")
 }
 
 // Terms and conditions.
@@ -106,11 +102,7 @@ func (c *Console) createTerms(w http.ResponseWriter, r *http.Request, actor *adm
 	body := terms.NewDocument{Name: name, Title: strings.TrimSpace(r.PostFormValue("title")), Summary: strings.TrimSpace(r.PostFormValue("summary")),
 		Text: r.PostFormValue("text"), AllUsers: all, Groups: groups}
 	err := c.call(r, actor, "POST", "/v1/terms", body, nil)
-	to := Prefix + "/terms/" + esc(name)
-	if err != nil {
-		to = Prefix + "/terms"
-	}
-	c.after(w, r, to, err, "Terms "+name+" created (version 1).")
+	c.afterTo(w, r, err, Prefix+"/terms/"+esc(name), Prefix+"/terms", "Terms "+name+" created (version 1).")
 }
 
 type termsDocData struct {
@@ -162,9 +154,5 @@ func (c *Console) publishTerms(w http.ResponseWriter, r *http.Request, actor *ad
 
 func (c *Console) deleteTerms(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
 	err := c.call(r, actor, "DELETE", "/v1/terms/"+esc(r.PathValue("name")), nil, nil)
-	to := Prefix + "/terms"
-	if err != nil {
-		to += "/" + esc(r.PathValue("name"))
-	}
-	c.after(w, r, to, err, "Terms "+r.PathValue("name")+" deleted with their history and acceptances.")
+	c.afterTo(w, r, err, Prefix+"/terms", Prefix+"/terms/"+esc(r.PathValue("name")), "Terms "+r.PathValue("name")+" deleted with their history and acceptances.")
 }

@@ -86,6 +86,15 @@ func namedList[T any](c *Console, tmpl, title, path, apiPath, key string, name f
 	}
 }
 
+// afterTo is after, to page ok when err is nil and to page failed when not.
+func (c *Console) afterTo(w http.ResponseWriter, r *http.Request, err error, ok, failed, msg string) {
+	to := ok
+	if err != nil {
+		to = failed
+	}
+	c.after(w, r, to, err, msg)
+}
+
 // afterOf is a list page's cursor filter.
 func afterOf(r *http.Request) map[string]string {
 	return map[string]string{"after": r.URL.Query().Get("after")}
@@ -326,11 +335,7 @@ func (c *Console) joinGroup(w http.ResponseWriter, r *http.Request, actor *admin
 func (c *Console) createGroup(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
 	name := strings.ToLower(strings.TrimSpace(r.PostFormValue("name")))
 	err := c.call(r, actor, "POST", "/v1/groups", map[string]any{"name": name, "description": strings.TrimSpace(r.PostFormValue("description"))}, nil)
-	to := Prefix + "/groups/" + esc(name)
-	if err != nil {
-		to = Prefix + "/groups"
-	}
-	c.after(w, r, to, err, "Group "+name+" created.")
+	c.afterTo(w, r, err, Prefix+"/groups/"+esc(name), Prefix+"/groups", "Group "+name+" created.")
 }
 
 type groupData struct {
@@ -390,9 +395,5 @@ func (c *Console) removeMember(w http.ResponseWriter, r *http.Request, actor *ad
 
 func (c *Console) deleteGroup(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
 	err := c.call(r, actor, "DELETE", "/v1/groups/"+esc(r.PathValue("name")), nil, nil)
-	to := Prefix + "/groups"
-	if err != nil {
-		to = groupPage(r)
-	}
-	c.after(w, r, to, err, "Group "+r.PathValue("name")+" deleted; its members stay.")
+	c.afterTo(w, r, err, Prefix+"/groups", groupPage(r), "Group "+r.PathValue("name")+" deleted; its members stay.")
 }

@@ -233,11 +233,7 @@ func (c *Console) savePolicy(w http.ResponseWriter, r *http.Request, actor *admi
 
 func (c *Console) deletePolicy(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
 	err := c.call(r, actor, "DELETE", "/v1/enrollment/policies/"+esc(r.PathValue("id")), nil, nil)
-	to := Prefix + "/policy"
-	if err != nil {
-		to += "/" + esc(r.PathValue("id"))
-	}
-	c.after(w, r, to, err, "Policy deleted.")
+	c.afterTo(w, r, err, Prefix+"/policy", Prefix+"/policy/"+esc(r.PathValue("id")), "Policy deleted.")
 }
 
 // Corporate identifiers.
