@@ -254,7 +254,8 @@ write_markdown() {
 		echo "  do), sends Idle, answers what it gets and closes (the device offers h2 and http/1.1; Orchard picks h2). In"
 		echo "  h1 and h2 each device opens its connection (resumed from enrollment) just before the measured phase, which so"
 		echo "  measures keep-alive connects in both scenarios; the resumed handshake's cost is the wake mode's figure. Server"
-		echo "  pushes for what was queued before the measured phase (the round trip's commands) are let finish before it."
+		echo "  pushes for what was queued before the measured phase (the round trip's commands) are let finish before it;"
+		echo "  the round trip runs $ROUNDS rounds of queue, let the pushes finish, drain, and measures only the drains."
 		echo "  Devices present no TLS client certificate, so Orchard verifies the Mdm-Signature on every request."
 		echo "- **Orchard on plain HTTP** (\`--plain-http=true\`, h1) is shown for reference: the TLS cost is the difference."
 		echo "- **NanoMDM stays on plain HTTP** (its own listener, as in earlier runs; it would need a TLS proxy in front),"
@@ -321,7 +322,7 @@ write_markdown() {
 		echo
 		compare_table idle
 		echo
-		echo "## Command round trip (DeviceInformation queued for all $DEVICES devices, each connects until its queue is empty, $CONCURRENCY concurrent)"
+		echo "## Command round trip (DeviceInformation queued for all $DEVICES devices, each connects until its queue is empty, $CONCURRENCY concurrent; $ROUNDS rounds)"
 		echo
 		echo "In wake mode each device's one wake carries both requests (Idle, then the result) on one connection."
 		echo

@@ -62,8 +62,11 @@ type config struct {
 	// (enrollment and the admin API use Server).
 	Replicas []string
 	// Commands is how many DeviceInformation commands each device is
-	// queued in the roundtrip scenario.
+	// queued in the roundtrip scenario, per round.
 	Commands int
+	// Rounds repeats the roundtrip: queue (pushes let finish), then every
+	// device connects until its queue is empty; only the drains are measured.
+	Rounds int
 	// KillPID is SIGKILLed once KillAt of the measured phase's requests
 	// are done; it serves Replicas[KillReplica], which RestartCmd (if set)
 	// starts again.
@@ -112,7 +115,8 @@ func parseLoadFlags(args []string, stderr io.Writer) (*config, error) {
 	pids := fs.String("pids", "", "comma-separated process IDs of more server replicas: their CPU is added to --pid's")
 	fs.IntVar(&c.DBPID, "db-pid", 0, "database server process ID (PostgreSQL's postmaster): its and its children's CPU is reported apart")
 	replicas := fs.String("replicas", "", "comma-separated base URLs to spread the devices' MDM requests over (a device moves to the next one when its replica stops answering)")
-	fs.IntVar(&c.Commands, "commands", 1, "roundtrip: DeviceInformation commands queued per device")
+	fs.IntVar(&c.Commands, "commands", 1, "roundtrip: DeviceInformation commands queued per device (per round)")
+	fs.IntVar(&c.Rounds, "rounds", 1, "roundtrip: rounds of queue, let the pushes finish, drain; only the drains are measured")
 	fs.IntVar(&c.KillPID, "kill-pid", 0, "SIGKILL this server process (a replica) during the measured phase")
 	fs.Float64Var(&c.KillAt, "kill-at", 0.3, "with --kill-pid: share of the measured phase's requests done before the kill")
 	fs.IntVar(&c.KillReplica, "kill-replica", 0, "with --kill-pid: index in --replicas of the killed replica")
@@ -174,6 +178,10 @@ func (c *config) validate() error {
 		return errors.New("--conn h2 needs an https --server")
 	case c.Commands < 1 || c.Commands > 1000:
 		return errors.New("--commands: want 1..1000")
+	case c.Rounds < 1 || c.Rounds > 1000:
+		return errors.New("--rounds: want 1..1000")
+	case c.Rounds > 1 && c.Scenario != scenarioRoundtrip:
+		return errors.New("--rounds goes with --scenario roundtrip")
 	case c.KillPID < 0 || c.KillAt <= 0 || c.KillAt >= 1:
 		return errors.New("--kill-pid must be positive and --kill-at within (0, 1)")
 	case c.KillPID > 0 && (c.KillReplica < 0 || c.KillReplica >= len(c.Replicas)):

@@ -133,27 +133,44 @@ func runLoad(ctx context.Context, c *config, stderr io.Writer) (*report, error) 
 		if c.Backlog > 0 {
 			measured = devs[:c.Devices]
 		}
-		// The pushes for what prepare queued go out asynchronously; they
-		// are the push path's cost, not the connects', so let them finish.
-		for _, p := range ps.server {
-			settle(ctx, p)
-		}
-		before = markProc(ps)
 		st := newStats()
 		st.router = rt
 		k := startKiller(ctx, c, rt, st, expectedRequests(c, len(measured)), stderr)
 		defer k.close()
-		start = time.Now()
+		rounds := 1
 		if c.Scenario == scenarioRoundtrip {
-			err = roundtrip(ctx, c, measured, st)
-		} else {
-			err = idle(ctx, c, devs, st)
+			rounds = c.Rounds
+		}
+		for r := range rounds {
+			if r > 0 {
+				more, err := queueRound(ctx, c, hc, measured)
+				if err != nil {
+					return nil, err
+				}
+				queued = append(queued, more...)
+			}
+			// The pushes for what was queued go out asynchronously; they
+			// are the push path's cost, not the connects', so let them
+			// finish.
+			for _, p := range ps.server {
+				settle(ctx, p)
+			}
+			before = markProc(ps)
+			start = time.Now()
+			if c.Scenario == scenarioRoundtrip {
+				err = roundtrip(ctx, c, measured, st)
+			} else {
+				err = idle(ctx, c, devs, st)
+			}
+			if err != nil {
+				break
+			}
+			rep.Load = rep.Load.plus(phaseOf(time.Since(start), before, ps))
 		}
 		kerr := k.wait()
 		if err != nil {
 			return nil, err
 		}
-		rep.Load = phaseOf(time.Since(start), before, ps)
 		rep.fill(st)
 		rep.fillTLS(tlsBefore, tr.stats.mark())
 		rep.Replicas = len(c.Replicas)
@@ -196,8 +213,8 @@ func openConns(ctx context.Context, c *config, devs []*simdevice.Device) error {
 	})
 }
 
-// prepare queues what the scenario needs before the measured phase and
-// returns the roundtrip commands' UUIDs.
+// prepare queues what the scenario needs before the measured phase (the
+// first round's commands) and returns the roundtrip commands' UUIDs.
 func prepare(ctx context.Context, c *config, hc *http.Client, devs []*simdevice.Device) ([]string, error) {
 	enq := orchardQueue(c, hc)
 	if c.Target == targetNanoMDM {
@@ -216,10 +233,20 @@ func prepare(ctx context.Context, c *config, hc *http.Client, devs []*simdevice.
 	if c.Scenario != scenarioRoundtrip {
 		return nil, nil
 	}
+	return queueRound(ctx, c, hc, devs[:c.Devices])
+}
+
+// queueRound queues --commands DeviceInformation commands for each of
+// devs and returns their UUIDs (one per API call).
+func queueRound(ctx context.Context, c *config, hc *http.Client, devs []*simdevice.Device) ([]string, error) {
+	enq := orchardQueue(c, hc)
+	if c.Target == targetNanoMDM {
+		enq = nanoQueue(c, hc)
+	}
 	var uuids []string
 	for range max(c.Commands, 1) {
-		ids := make([]string, 0, c.Devices)
-		for _, d := range devs[:c.Devices] {
+		ids := make([]string, 0, len(devs))
+		for _, d := range devs {
 			ids = append(ids, d.UDID)
 		}
 		for len(ids) > 0 {

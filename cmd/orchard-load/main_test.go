@@ -75,6 +75,9 @@ func TestFlagValidation(t *testing.T) {
 		{[]string{"--sign-fresh", "--sign-idle-once"}, "pick one"},
 		{[]string{"--server", "https://192.0.2.1", "--allow-remote"}, "needs --ca"},
 		{[]string{"--server", "https://192.0.2.1", "--allow-remote", "--ca", "x.pem"}, ""},
+		{[]string{"--rounds", "0"}, "--rounds"},
+		{[]string{"--rounds", "3"}, "goes with --scenario roundtrip"},
+		{[]string{"--rounds", "3", "--scenario", "roundtrip"}, ""},
 	}
 	for _, tt := range tests {
 		_, err := parseLoadFlags(tt.args, io.Discard)
@@ -215,6 +218,24 @@ func TestRoundtripAgainstOrchard(t *testing.T) {
 	}
 	if code := s.API(t, "GET", "/v1/devices", nil, &devs); code != 200 || len(devs.Devices) != 4 {
 		t.Errorf("GET /v1/devices = %d with %d devices, want 200 with 4", code, len(devs.Devices))
+	}
+}
+
+// Rounds queue again once every queue is empty; the drains are measured
+// and every round's commands are checked.
+func TestRoundtripRounds(t *testing.T) {
+	s := servertest.Start(t)
+	c := testConfig(t, s, func(c *config) { c.Devices, c.Scenario, c.Rounds, c.Commands = 3, scenarioRoundtrip, 3, 2 })
+	rep, err := runLoad(context.Background(), c, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Per device and round: Idle, then two answers.
+	if rep.Requests != 27 || rep.Answered != 18 || rep.ErrorCount != 0 {
+		t.Errorf("requests %d, answered %d, errors %d %v; want 27, 18, 0", rep.Requests, rep.Answered, rep.ErrorCount, rep.Errors)
+	}
+	if d := rep.Delivery; d == nil || d.Queued != 18 || d.Acknowledged != 18 || d.Lost != 0 || d.Redelivered != 0 {
+		t.Errorf("delivery %+v; want 18 queued and acknowledged once, none lost or offered again", d)
 	}
 }
 

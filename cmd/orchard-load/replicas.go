@@ -121,7 +121,7 @@ type killer struct {
 
 func expectedRequests(c *config, devices int) int {
 	if c.Scenario == scenarioRoundtrip {
-		return devices * (max(c.Commands, 1) + 1)
+		return devices * (max(c.Commands, 1) + 1) * max(c.Rounds, 1)
 	}
 	return devices * c.Connects
 }

@@ -98,6 +98,14 @@ func markProc(ps procs) procMark {
 	return m
 }
 
+// plus adds the wall and CPU times of another part of the same phase (a
+// round of the roundtrip).
+func (p phase) plus(q phase) phase {
+	w := p.Wall + q.Wall
+	return phase{Wall: w, WallS: w.Seconds(), ServerCPUS: p.ServerCPUS + q.ServerCPUS, DBCPUS: p.DBCPUS + q.DBCPUS,
+		ClientCPUS: p.ClientCPUS + q.ClientCPUS}
+}
+
 func phaseOf(wall time.Duration, before procMark, ps procs) phase {
 	p := phase{Wall: wall, WallS: wall.Seconds()}
 	after := markProc(ps)

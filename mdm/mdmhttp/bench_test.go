@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -88,19 +89,42 @@ func BenchmarkIdleConnect(b *testing.B) {
 // BenchmarkCommandRoundTrip: per iteration, the device connects, receives
 // a queued command and acknowledges it (two requests, one durable write).
 func BenchmarkCommandRoundTrip(b *testing.B) {
+	roundTrip(b, mdm.CommandPayload{"RequestType": "ProfileList"}, map[string]any{"ProfileList": []any{}})
+}
+
+// BenchmarkCommandRoundTripDeviceInformation is the round trip make bench
+// measures: DeviceInformation with the queries orchard-load asks, answered
+// with QueryResponses, so the inventory update from the answer is in it.
+func BenchmarkCommandRoundTripDeviceInformation(b *testing.B) {
+	roundTrip(b, mdm.CommandPayload{"RequestType": "DeviceInformation", "Queries": []any{"DeviceName", "OSVersion",
+		"BuildVersion", "ModelName", "Model", "ProductName", "SerialNumber", "UDID", "DeviceCapacity",
+		"AvailableDeviceCapacity", "BatteryLevel", "IsSupervised", "WiFiMAC", "BluetoothMAC"}}, nil)
+}
+
+// roundTrip queues b.N commands of payload and, per iteration, has the
+// device connect with Idle, receive the next one and acknowledge it with
+// answer, or (nil) with what the simulated device answers.
+func roundTrip(b *testing.B, payload mdm.CommandPayload, answer map[string]any) {
 	s, dev := enrolled(b)
 	ctx := context.Background()
+	rt := payload["RequestType"].(string)
 	acks := make([]signedBody, b.N)
 	for i := range b.N {
 		uuid := fmt.Sprintf("BENCH-%08d", i)
-		raw, err := mdm.EncodeCommand(uuid, mdm.CommandPayload{"RequestType": "ProfileList"})
+		raw, err := mdm.EncodeCommand(uuid, payload)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := s.Store().Enqueue(ctx, &storage.Command{UUID: uuid, RequestType: "ProfileList", Raw: raw, CreatedAt: time.Now()}, []string{dev.UDID}); err != nil {
+		if err := s.Store().Enqueue(ctx, &storage.Command{UUID: uuid, RequestType: rt, Raw: raw, CreatedAt: time.Now()}, []string{dev.UDID}); err != nil {
 			b.Fatal(err)
 		}
-		acks[i] = sign(b, dev, map[string]any{"UDID": dev.UDID, "Status": "Acknowledged", "CommandUUID": uuid, "ProfileList": []any{}})
+		status, extra := "Acknowledged", answer
+		if answer == nil {
+			status, extra = dev.Answer(&simdevice.Command{UUID: uuid, RequestType: rt, Payload: payload})
+		}
+		msg := map[string]any{"UDID": dev.UDID, "Status": status, "CommandUUID": uuid}
+		maps.Copy(msg, extra)
+		acks[i] = sign(b, dev, msg)
 	}
 	idle := sign(b, dev, map[string]any{"UDID": dev.UDID, "Status": "Idle"})
 	h := s.Handler()
