@@ -80,6 +80,10 @@ const (
 	addrBurst, addrPerMinute = 20, 5
 )
 
+// maxUpload bounds a multipart form: a corporate-identifier CSV or a terms
+// document (256 KiB of text) with room to spare.
+const maxUpload = 1 << 20
+
 // New builds the console.
 func New(cfg Config) (*Console, error) {
 	if cfg.API == nil || cfg.Admins == nil || cfg.Sessions == nil || cfg.Box == nil {
@@ -92,7 +96,7 @@ func New(cfg Config) (*Console, error) {
 		cfg.Now = time.Now
 	}
 	site, err := webui.New(webui.Options{Kind: "console", Name: "Orchard console", Prefix: Prefix, Store: cfg.Sessions,
-		MaxUploadBytes: 256 << 10, Now: cfg.Now, Logger: cfg.Logger})
+		MaxUploadBytes: maxUpload, Now: cfg.Now, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +114,7 @@ func New(cfg Config) (*Console, error) {
 	})
 	c := &Console{cfg: cfg, site: site, log: cfg.Logger, byUser: byUser, byAddr: byAddr, dummy: dummy, stats: &statsCache{}}
 	c.pages, err = site.Templates(templates, template.FuncMap{
-		"when": c.when, "ago": c.ago, "join": strings.Join, "deref": deref,
+		"when": c.when, "ago": c.ago, "join": strings.Join, "deref": deref, "lower": strings.ToLower, "dict": dict,
 	}, "templates/*.html")
 	if err != nil {
 		return nil, err
@@ -134,10 +138,7 @@ func (c *Console) routes() *http.ServeMux {
 	m.HandleFunc("GET "+Prefix+"/sign-in/code", c.codePage)
 	m.HandleFunc("POST "+Prefix+"/sign-in/code", c.code)
 	m.HandleFunc("POST "+Prefix+"/sign-out", c.signOut)
-	for _, p := range []struct {
-		pattern string
-		h       func(http.ResponseWriter, *http.Request, *adminauth.Actor)
-	}{
+	pages := []route{
 		{"GET " + Prefix + "/{$}", c.dashboard},
 		{"GET " + Prefix + "/devices", c.devices},
 		{"GET " + Prefix + "/devices/{id}", c.device},
@@ -154,13 +155,24 @@ func (c *Console) routes() *http.ServeMux {
 		{"GET " + Prefix + "/account", c.account},
 		{"POST " + Prefix + "/account/totp", c.totpStart},
 		{"POST " + Prefix + "/account/totp/confirm", c.totpConfirm},
-	} {
+	}
+	pages = append(pages, c.peopleRoutes()...)
+	pages = append(pages, c.policyRoutes()...)
+	pages = append(pages, c.reportRoutes()...)
+	pages = append(pages, c.catalogRoutes()...)
+	for _, p := range pages {
 		m.HandleFunc(p.pattern, c.signedIn(p.h))
 	}
 	m.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		c.render(w, r, http.StatusNotFound, "notfound", nil, &webui.Page{Title: "Not found"})
 	})
 	return m
+}
+
+// route is one signed-in page or form of the console.
+type route struct {
+	pattern string
+	h       func(http.ResponseWriter, *http.Request, *adminauth.Actor)
 }
 
 // signedIn admits a request with a signed-in session of an enabled admin
@@ -200,6 +212,9 @@ func (c *Console) signedIn(h func(http.ResponseWriter, *http.Request, *adminauth
 func (c *Console) nav(actor *adminauth.Actor) []webui.NavItem {
 	items := []webui.NavItem{{Label: "Dashboard", Href: Prefix + "/"}, {Label: "Devices", Href: Prefix + "/devices"},
 		{Label: "Commands", Href: Prefix + "/commands"}, {Label: "Enrollment", Href: Prefix + "/enrollment"},
+		{Label: "Users", Href: Prefix + "/users"}, {Label: "Groups", Href: Prefix + "/groups"},
+		{Label: "Enrollment policy", Href: Prefix + "/policy"}, {Label: "Reports", Href: Prefix + "/reports"},
+		{Label: "Categories", Href: Prefix + "/categories"}, {Label: "Terms", Href: Prefix + "/terms"},
 		{Label: "Push certificate", Href: Prefix + "/push"}, {Label: "Admins and tokens", Href: Prefix + "/admins"},
 		{Label: "Audit log", Href: Prefix + "/audit"}, {Label: "Account", Href: Prefix + "/account"}}
 	return items
@@ -237,7 +252,35 @@ func (c *Console) call(r *http.Request, actor *adminauth.Actor, method, target s
 			return fmt.Errorf("console: encode request: %w", err)
 		}
 	}
-	st, resp := c.cfg.API.Do(r.Context(), actor, r.RemoteAddr, method, target, raw)
+	resp, err := c.callRaw(r, actor, method, target, raw)
+	if err != nil {
+		return err
+	}
+	if out == nil {
+		return nil
+	}
+	if err := decodeJSON(resp, out); err != nil {
+		return fmt.Errorf("%s %s: %w", method, target, err)
+	}
+	return nil
+}
+
+// decodeJSON reads an API answer into out (an empty answer leaves it).
+func decodeJSON(resp []byte, out any) error {
+	if len(resp) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(resp, out); err != nil {
+		return fmt.Errorf("console: decode the API's answer: %w", err)
+	}
+	return nil
+}
+
+// callRaw runs one admin API request with a body as it is (a CSV import)
+// and answers the body as it came (a CSV export); a non-2xx answer is an
+// *apiError.
+func (c *Console) callRaw(r *http.Request, actor *adminauth.Actor, method, target string, body []byte) ([]byte, error) {
+	st, resp := c.cfg.API.Do(r.Context(), actor, r.RemoteAddr, method, target, body)
 	if st < 200 || st > 299 {
 		var e struct {
 			Error string `json:"error"`
@@ -246,14 +289,9 @@ func (c *Console) call(r *http.Request, actor *adminauth.Actor, method, target s
 		if e.Error == "" {
 			e.Error = http.StatusText(st)
 		}
-		return &apiError{Status: st, Reason: e.Error}
+		return nil, &apiError{Status: st, Reason: e.Error}
 	}
-	if out != nil && len(resp) > 0 {
-		if err := json.Unmarshal(resp, out); err != nil {
-			return fmt.Errorf("console: decode %s %s: %w", method, target, err)
-		}
-	}
-	return nil
+	return resp, nil
 }
 
 // show renders a page whose API read failed: the API's reason with its
@@ -324,6 +362,23 @@ func (c *Console) ago(t any) string {
 		return fmt.Sprintf("%d h ago", int(d/time.Hour))
 	}
 	return fmt.Sprintf("%d days ago", int(d/(24*time.Hour)))
+}
+
+// dict makes a map of key, value pairs, to hand a shared template more
+// than one value.
+func dict(kv ...any) (map[string]any, error) {
+	if len(kv)%2 != 0 {
+		return nil, errors.New("dict: an odd number of arguments")
+	}
+	m := make(map[string]any, len(kv)/2)
+	for i := 0; i < len(kv); i += 2 {
+		k, ok := kv[i].(string)
+		if !ok {
+			return nil, errors.New("dict: a key that is not a string")
+		}
+		m[k] = kv[i+1]
+	}
+	return m, nil
 }
 
 // deref reads an optional inventory value for a template.

@@ -100,12 +100,7 @@ func TestBrowserHelpdeskCannotErase(t *testing.T) {
 	ids := seed(t, srv.Store(), 3)
 	ctx := browsertest.New(t)
 	base := srv.AdminURL + "/console"
-	browsertest.Load(t, ctx, chromedp.Navigate(base+"/sign-in"))
-	browsertest.Load(t, ctx,
-		chromedp.SendKeys(chromedp.CSS("#username"), "hana"),
-		chromedp.SendKeys(chromedp.CSS("#password"), helpdeskPW),
-		chromedp.Click(chromedp.CSS("#sign-in")),
-	)
+	browserSignIn(t, ctx, base, "hana", helpdeskPW)
 	browsertest.Load(t, ctx, chromedp.Navigate(base+"/devices/"+ids[1]))
 	buttons := browsertest.Get(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('button[id^=action-]')].map(b => b.id)`))
 	got := strings.Join(buttons, " ")

@@ -1,9 +1,11 @@
 package console_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -12,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
+	"github.com/orchardmdm/orchard/internal/browsertest"
 	"github.com/orchardmdm/orchard/internal/server"
 	"github.com/orchardmdm/orchard/internal/servertest"
 	"github.com/orchardmdm/orchard/storage"
@@ -109,15 +114,45 @@ func (b *browserish) get(path string) (int, string) {
 
 func (b *browserish) post(path string, form url.Values) (int, string) {
 	b.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, b.base+path, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.send(path, "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
+}
+
+// postFile posts a multipart form with one file field.
+func (b *browserish) postFile(path string, fields map[string]string, field, filename string, data []byte) (int, string) {
+	b.t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for k, v := range fields {
+		mw.WriteField(k, v)
+	}
+	fw, _ := mw.CreateFormFile(field, filename)
+	fw.Write(data)
+	mw.Close()
+	return b.send(path, mw.FormDataContentType(), &buf)
+}
+
+func (b *browserish) send(path, contentType string, body io.Reader) (int, string) {
+	b.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, b.base+path, body)
+	req.Header.Set("Content-Type", contentType)
 	resp, err := b.c.Do(req)
 	if err != nil {
 		b.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(out)
+}
+
+// browserSignIn signs user in on the console at base in Chromium.
+func browserSignIn(t testing.TB, ctx context.Context, base, user, pw string) {
+	t.Helper()
+	browsertest.Load(t, ctx, chromedp.Navigate(base+"/sign-in"))
+	browsertest.Load(t, ctx,
+		chromedp.SendKeys(chromedp.CSS("#username"), user),
+		chromedp.SendKeys(chromedp.CSS("#password"), pw),
+		chromedp.Click(chromedp.CSS("#sign-in")),
+	)
 }
 
 // csrf reads a page's hidden token.

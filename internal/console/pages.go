@@ -2,6 +2,7 @@ package console
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"sort"
@@ -292,6 +293,8 @@ type deviceData struct {
 	Actions   []deviceAction
 	Confirm   string // the destructive action whose confirmation failed
 	ConfirmOf string
+	// CanOwn: the actor may set the device's ownership.
+	CanOwn bool
 }
 
 // displayName is what a device is called on its page and what a
@@ -364,6 +367,7 @@ func (c *Console) device(w http.ResponseWriter, r *http.Request, actor *adminaut
 			d.Actions = append(d.Actions, a)
 		}
 	}
+	d.CanOwn = c.cfg.API.Allows(actor, "PUT", base+"/ownership")
 	c.render(w, r, http.StatusOK, "device", actor, &webui.Page{Title: d.Name, Data: d})
 }
 
@@ -511,28 +515,24 @@ func (c *Console) pushPage(w http.ResponseWriter, r *http.Request, actor *admina
 // pushUpload takes the certificate and key PEM files from a multipart form
 // and uploads them through PUT /v1/push-certificate.
 func (c *Console) pushUpload(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
-	read := func(field string) string {
-		f, _, err := r.FormFile(field)
-		if err != nil {
-			return strings.TrimSpace(r.PostFormValue(field))
-		}
-		defer f.Close()
-		var b strings.Builder
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := f.Read(buf)
-			b.Write(buf[:n])
-			if err != nil || b.Len() > 128<<10 {
-				break
-			}
-		}
-		return b.String()
-	}
+	read := func(field string) string { return string(upload(r, field, 128<<10)) }
 	body := map[string]any{"cert_pem": read("cert"), "key_pem": read("key")}
 	if id := strings.TrimSpace(r.PostFormValue("apple_id")); id != "" {
 		body["apple_id"] = id
 	}
 	c.after(w, r, Prefix+"/push", c.call(r, actor, "PUT", "/v1/push-certificate", body, nil), "Push certificate uploaded.")
+}
+
+// upload reads a multipart form's file field (or, without a file, the
+// field's text), at most max bytes (webui bounds the whole form already).
+func upload(r *http.Request, field string, max int64) []byte {
+	f, _, err := r.FormFile(field)
+	if err != nil {
+		return []byte(strings.TrimSpace(r.PostFormValue(field)))
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.LimitReader(f, max))
+	return b
 }
 
 // Admins and tokens.
