@@ -36,6 +36,11 @@ type Report struct {
 	ErrorChain  []ErrorChainItem `plist:",omitempty"`
 	// RequestType is sent by some devices; informational only.
 	RequestType string `plist:",omitempty"`
+	// The answers of DeviceInformation and SecurityInfo as decoded with
+	// the report, so the inventory need not decode the plist again (any
+	// type: what to make of an unexpected one is the reader's call).
+	QueryResponses any `plist:",omitempty"`
+	SecurityInfo   any `plist:",omitempty"`
 
 	Channel Channel           `plist:"-"`
 	Raw     []byte            `plist:"-"`

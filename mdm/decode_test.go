@@ -196,3 +196,26 @@ func TestDecodeCheckinChannelRules(t *testing.T) {
 		})
 	}
 }
+
+// The answers the inventory reads come decoded with the report, whatever
+// their type: an unexpected one is the reader's to refuse, not a 400.
+func TestDecodeReportAnswers(t *testing.T) {
+	const head = `<plist><dict><key>UDID</key><string>U1</string><key>Status</key><string>Acknowledged</string><key>CommandUUID</key><string>c1</string>`
+	for _, tt := range []struct {
+		name, body string
+		query      any
+	}{
+		{"dict", `<key>QueryResponses</key><dict><key>OSVersion</key><string>18.1</string></dict>`, map[string]any{"OSVersion": "18.1"}},
+		{"string", `<key>QueryResponses</key><string>nope</string>`, "nope"},
+		{"none", ``, nil},
+	} {
+		r, err := mdm.DecodeReport([]byte(head + tt.body + `</dict></plist>`))
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		if !reflect.DeepEqual(r.QueryResponses, tt.query) || r.SecurityInfo != nil {
+			t.Errorf("%s: QueryResponses %#v, SecurityInfo %#v; want %#v, nil", tt.name, r.QueryResponses, r.SecurityInfo, tt.query)
+		}
+	}
+}

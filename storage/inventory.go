@@ -101,7 +101,9 @@ type InventoryStore interface {
 	// UpdateInventory applies fn to the channel's inventory in one write and
 	// returns the record written. When there is none, fn gets a new record
 	// with only DeviceID set. fn may run more than once and must only change
-	// inv; when it fails nothing is written and its error is returned.
+	// inv; when it fails nothing is written and its error is returned, but
+	// ErrUnchanged leaves the record as it was (none is created) and is not
+	// an error: the record read is returned.
 	UpdateInventory(ctx context.Context, deviceID string, fn func(inv *DeviceInventory) error) (*DeviceInventory, error)
 	// ListInventory returns inventories ordered by DeviceID, after the given
 	// ID, at most limit.

@@ -174,6 +174,21 @@ type Result struct {
 	ErrorChain  []ErrorChain `json:"error_chain,omitempty"`
 	Raw         []byte       `json:"raw"` // the device's plist, verbatim
 	At          time.Time    `json:"at"`
+	// Effect, when set, says what the result changes besides its command's
+	// state, given the command's request type (nil: nothing). StoreResult
+	// calls it once the command is read, unless the result is ignored, and
+	// writes what it returns in the result's own transaction. It must not
+	// touch storage. Not stored.
+	Effect func(requestType string) *ResultEffect `json:"-"`
+}
+
+// ResultEffect is what a result changes besides its command's state: the
+// latest answer of its kind kept for the channel (as PutDeviceReport) and
+// a change to the inventory of the result's channel (as UpdateInventory);
+// either may be nil.
+type ResultEffect struct {
+	Report    *DeviceReport
+	Inventory func(inv *DeviceInventory) error
 }
 
 // ErrorChain is one entry of a result's ErrorChain.
@@ -308,7 +323,8 @@ type CommandQueue interface {
 	// out in its answer). It returns ErrNotFound when the command was never
 	// queued for that channel or never offered to it. A result after a final one (Acknowledged, Error,
 	// CommandFormatError: the first wins) or repeating the target's current
-	// status is not stored and has no effect (ignored is true).
+	// status is not stored and has no effect (ignored is true). r.Effect's
+	// writes are made in the same transaction; when they fail, nothing is.
 	StoreResult(ctx context.Context, r *Result) (ignored bool, err error)
 	// Defer sets a queued command aside until the next Undefer (used when a
 	// device's result could not be read, so it cannot block the queue).

@@ -13,6 +13,8 @@ import (
 var (
 	// ErrNotFound: the record does not exist.
 	ErrNotFound = errors.New("not found")
+	// ErrUnchanged: an update function leaves its record as it was.
+	ErrUnchanged = errors.New("unchanged")
 	// ErrConflict: the write lost a compare-and-set against a concurrent or
 	// earlier change (the caller re-reads and decides again).
 	ErrConflict = errors.New("conflict")

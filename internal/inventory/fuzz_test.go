@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orchardmdm/orchard/mdm"
 	"github.com/orchardmdm/orchard/storage"
 )
 
@@ -28,8 +29,16 @@ func FuzzParseAnswers(f *testing.F) {
 	f.Add([]byte("bplist00"))
 	f.Add([]byte("<plist><dict><key>QueryResponses</key>" + strings.Repeat("<dict><key>a</key>", 100) + "</dict></plist>"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		for _, parse := range []func([]byte, time.Time) (func(*storage.DeviceInventory), error){parseDeviceInformation, parseSecurityInfo} {
-			apply, err := parse(raw, time.Unix(0, 0))
+		// The answers as a report decodes them (mdm.Report's fields).
+		var ans struct{ QueryResponses, SecurityInfo any }
+		if mdm.Unmarshal(raw, &ans) != nil {
+			return
+		}
+		for _, p := range []struct {
+			parse  func(any, time.Time) (func(*storage.DeviceInventory), error)
+			answer any
+		}{{parseDeviceInformation, ans.QueryResponses}, {parseSecurityInfo, ans.SecurityInfo}} {
+			apply, err := p.parse(p.answer, time.Unix(0, 0))
 			if (apply == nil) == (err == nil) {
 				t.Fatalf("apply %v with error %v", apply != nil, err)
 			}

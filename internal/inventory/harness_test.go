@@ -116,7 +116,7 @@ func newHarness(t *testing.T) *harness {
 	if h.inv, err = New(store, unlock, h.cmds, WithClock(h.clock.Now), WithPusher(h.pushed), WithLogger(log)); err != nil {
 		t.Fatal(err)
 	}
-	if svc, err = service.New(store, box, service.WithObserver(h.inv), service.WithClock(h.clock.Now), service.WithLogger(log)); err != nil {
+	if svc, err = service.New(store, box, service.WithObserver(h.inv), service.WithResultEffects(h.inv), service.WithClock(h.clock.Now), service.WithLogger(log)); err != nil {
 		t.Fatal(err)
 	}
 	verifier, err := identity.NewVerifier(ca.Pool(), store)

@@ -128,16 +128,13 @@ func New(store Store, unlock UnlockTokens, cmds Commands, opts ...Option) (*Inve
 }
 
 // Observe implements service.Observer: a new enrollment and a due connect
-// queue the inventory queries, and a stored result may carry an answer the
-// inventory keeps. The result work reads and writes storage; run it off
-// the device's request path where that matters (the server does).
+// queue the inventory queries. (What results change is written with them:
+// ResultEffect.)
 func (i *Inventory) Observe(ctx context.Context, ev service.Event) {
 	switch ev := ev.(type) {
 	case service.Enrolled:
 		i.Enrolled(ctx, ev.Enrollment)
 	case service.Connected:
 		i.Connected(ctx, ev.Channel)
-	case service.ResultStored:
-		i.Result(ctx, ev.Result)
 	}
 }

@@ -5,18 +5,13 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/orchardmdm/orchard/mdm"
 	"github.com/orchardmdm/orchard/storage"
 )
 
-// answerDict decodes a device's result plist and returns its dictionary
-// under key (QueryResponses, SecurityInfo).
-func answerDict(raw []byte, key string) (map[string]any, error) {
-	var m map[string]any
-	if err := mdm.Unmarshal(raw, &m); err != nil {
-		return nil, err
-	}
-	d, ok := m[key].(map[string]any)
+// answerDict is a result's answer dictionary (QueryResponses,
+// SecurityInfo) as decoded with its report.
+func answerDict(v any, key string) (map[string]any, error) {
+	d, ok := v.(map[string]any)
 	if !ok {
 		return nil, fmt.Errorf("answer has no %s dictionary", key)
 	}
@@ -68,8 +63,8 @@ var errNoAnswer = errors.New("no answer")
 // parseDeviceInformation reads a DeviceInformation answer into a function
 // that applies it: every field it covers is replaced, so a value the device
 // stopped reporting does not linger.
-func parseDeviceInformation(raw []byte, at time.Time) (func(*storage.DeviceInventory), error) {
-	q, err := answerDict(raw, "QueryResponses")
+func parseDeviceInformation(answer any, at time.Time) (func(*storage.DeviceInventory), error) {
+	q, err := answerDict(answer, "QueryResponses")
 	if err != nil {
 		return nil, err
 	}
@@ -113,8 +108,8 @@ func parseDeviceInformation(raw []byte, at time.Time) (func(*storage.DeviceInven
 }
 
 // parseSecurityInfo reads a SecurityInfo answer the same way.
-func parseSecurityInfo(raw []byte, at time.Time) (func(*storage.DeviceInventory), error) {
-	s, err := answerDict(raw, "SecurityInfo")
+func parseSecurityInfo(answer any, at time.Time) (func(*storage.DeviceInventory), error) {
+	s, err := answerDict(answer, "SecurityInfo")
 	if err != nil {
 		return nil, err
 	}

@@ -245,62 +245,61 @@ func seed(inv *storage.DeviceInventory, e *storage.Enrollment, now time.Time, ov
 	set(&inv.MEID, f.MEID)
 }
 
-// Result stores the answers the inventory keeps: DeviceInformation and
-// SecurityInfo update the device's inventory, and the latest
-// InstalledApplicationList, ProfileList, CertificateList and DeviceLocation
-// answers are kept per channel. It runs on service.ResultStored.
-func (i *Inventory) Result(ctx context.Context, r *storage.Result) {
-	ctx = context.WithoutCancel(ctx)
-	// r.RequestType comes with the stored result: looking the command up
-	// would read all its targets, for every answer to a broadcast.
-	rt := r.RequestType
+// ResultEffect implements service.ResultEffects: what a result changes
+// is written with it. DeviceInformation and SecurityInfo answers update
+// the device's inventory, and the latest InstalledApplicationList,
+// ProfileList, CertificateList and DeviceLocation answers are kept per
+// channel; a final result also takes its command off the pending queries.
+func (i *Inventory) ResultEffect(r *storage.Result, rep *mdm.Report) func(string) *storage.ResultEffect {
+	return func(rt string) *storage.ResultEffect { return i.effect(rt, r, rep) }
+}
+
+// effect is ResultEffect once the command's request type is known (it
+// runs in the result's write: no storage, no waiting).
+func (i *Inventory) effect(rt string, r *storage.Result, rep *mdm.Report) *storage.ResultEffect {
 	if !slices.Contains(kept, rt) {
-		return
+		return nil
 	}
 	var fn func(*storage.DeviceInventory) error
-	var err error
 	if !strings.Contains(r.ChannelID, mdm.ChannelSeparator) {
-		fn, err = i.applyFor(ctx, rt, r)
+		var err error
+		fn, err = inventoryChange(rt, r, rep)
 		if err != nil {
 			i.log.Warn("inventory: unreadable answer", "device", r.ChannelID, "request_type", rt, "err", err)
 		}
 	}
 	if r.Status != storage.Acknowledged {
 		if fn != nil && r.Status.Final() {
-			if _, err := i.store.UpdateInventory(ctx, r.ChannelID, fn); err != nil {
-				i.log.Error("inventory: record a failed query", "device", r.ChannelID, "err", err)
-			}
+			return &storage.ResultEffect{Inventory: fn}
 		}
-		return
+		return nil
 	}
-	rep := &storage.DeviceReport{ChannelID: r.ChannelID, Kind: rt, CommandUUID: r.CommandUUID, At: r.At, Raw: r.Raw}
-	if err := i.store.PutDeviceReport(ctx, rep, fn); err != nil {
-		i.log.Error("inventory: store answer", "device", r.ChannelID, "request_type", rt, "err", err)
+	return &storage.ResultEffect{
+		Report:    &storage.DeviceReport{ChannelID: r.ChannelID, Kind: rt, CommandUUID: r.CommandUUID, At: r.At, Raw: r.Raw},
+		Inventory: fn,
 	}
 }
 
-// applyFor returns how a result changes the device's inventory, or nil
-// when it does not: it clears the command from Pending and, for an
-// acknowledged DeviceInformation or SecurityInfo, applies the answer.
-func (i *Inventory) applyFor(ctx context.Context, requestType string, r *storage.Result) (func(*storage.DeviceInventory) error, error) {
+// inventoryChange returns how a result changes the device's inventory: it
+// clears the command from Pending and, for an acknowledged
+// DeviceInformation or SecurityInfo, applies the answer. It leaves the
+// record as it is (storage.ErrUnchanged) when the command was not pending
+// and there is no answer to apply.
+func inventoryChange(requestType string, r *storage.Result, rep *mdm.Report) (func(*storage.DeviceInventory) error, error) {
 	var apply func(*storage.DeviceInventory)
 	var err error
 	if r.Status == storage.Acknowledged {
 		switch requestType {
 		case rtDeviceInformation:
-			apply, err = parseDeviceInformation(r.Raw, r.At)
+			apply, err = parseDeviceInformation(rep.QueryResponses, r.At)
 		case rtSecurityInfo:
-			apply, err = parseSecurityInfo(r.Raw, r.At)
+			apply, err = parseSecurityInfo(rep.SecurityInfo, r.At)
 		}
 	}
-	pending := false
-	if rec, rerr := i.store.Inventory(ctx, r.ChannelID); rerr == nil {
-		pending = slices.Contains(rec.Pending, r.CommandUUID)
-	}
-	if apply == nil && !pending {
-		return nil, err
-	}
 	return func(inv *storage.DeviceInventory) error {
+		if apply == nil && !slices.Contains(inv.Pending, r.CommandUUID) {
+			return storage.ErrUnchanged
+		}
 		if inv.CreatedAt.IsZero() {
 			inv.CreatedAt = r.At
 		}

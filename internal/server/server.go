@@ -142,7 +142,6 @@ type Server struct {
 	dep        *dep.Service
 	push       *push.Service
 	metrics    *metrics.Metrics
-	async      sync.WaitGroup  // observer work running off the request path
 	bg         context.Context // lives until Serve returns or Close
 	stopBg     context.CancelFunc
 	renewer    *enroll.Renewer
@@ -457,6 +456,7 @@ func (s *Server) build() error {
 		service.WithTopic(s.push.Topic),
 		service.WithFailureRecorder(events),
 		service.WithJournal(s.journal), // the webhook outbox, written before the device is answered
+		service.WithResultEffects(inv), // the inventory from a result, written with it
 		service.WithAdmission(policy.Admission{Engine: policies}),
 		// What reacts to device events, in the order it runs.
 		service.WithObserver(s.metrics),
@@ -468,7 +468,7 @@ func (s *Server) build() error {
 		service.WithObserver(userSetup),
 		service.WithObserver(affinity),
 		service.WithObserver(s.renewer),
-		service.WithObserver(offRequestPath{next: inv, wg: &s.async}))
+		service.WithObserver(inv))
 	if err != nil {
 		return err
 	}
@@ -543,28 +543,6 @@ func (s *Server) build() error {
 		s.adminHandler = s.metrics.Instrument(adminMux)
 	}
 	return nil
-}
-
-// offRequestPath runs next's work on stored results in the background:
-// the result itself is on disk before the device is answered, and what is
-// derived from it (the inventory) need not hold the device up (a lost
-// update is redone by the next query). Serve waits for it before closing
-// storage. Other events go to next as they come.
-type offRequestPath struct {
-	next service.Observer
-	wg   *sync.WaitGroup
-}
-
-func (o offRequestPath) Observe(ctx context.Context, ev service.Event) {
-	if _, ok := ev.(service.ResultStored); !ok {
-		o.next.Observe(ctx, ev)
-		return
-	}
-	o.wg.Add(1)
-	go func() {
-		defer o.wg.Done()
-		o.next.Observe(context.WithoutCancel(ctx), ev)
-	}()
 }
 
 // revokingStore tells the identity verifier when a certificate is revoked,
@@ -857,7 +835,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	s.push.Close(drain)
 	cancel()
-	s.async.Wait()
 	s.stopBg()
 	if cerr := s.store.Close(); err == nil || errors.Is(err, http.ErrServerClosed) {
 		err = cerr
@@ -947,7 +924,6 @@ func (s *Server) logNextStep() {
 
 // Close releases the database when Serve was never called.
 func (s *Server) Close() error {
-	s.async.Wait()
 	s.stopBg()
 	return s.store.Close()
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/micromdm/plist"
@@ -45,10 +46,17 @@ type Journal struct {
 	wake  func()
 	obs   *Metrics
 
-	mu       sync.Mutex
+	// The endpoint list: read on every device request without a lock;
+	// Invalidate bumps gen, which retires the snapshot.
+	snap     atomic.Pointer[endpointSnapshot]
+	gen      atomic.Uint64
+	reloadMu sync.Mutex // one reload at a time
+}
+
+type endpointSnapshot struct {
 	eps      []storage.WebhookEndpoint
 	loadedAt time.Time
-	stale    bool
+	gen      uint64
 }
 
 // NewJournal builds a journal; wake (may be nil) is called after each
@@ -66,31 +74,30 @@ func NewJournal(store JournalStore, box *pki.SecretBox, now func() time.Time, lo
 	if wake == nil {
 		wake = func() {}
 	}
-	return &Journal{store: store, box: box, now: now, log: log, wake: wake, obs: obs, stale: true}, nil
+	return &Journal{store: store, box: box, now: now, log: log, wake: wake, obs: obs}, nil
 }
 
 // Invalidate makes the next event read the endpoint list again.
-func (j *Journal) Invalidate() {
-	j.mu.Lock()
-	j.stale = true
-	j.mu.Unlock()
+func (j *Journal) Invalidate() { j.gen.Add(1) }
+
+// fresh reports whether a snapshot may still be used.
+func (j *Journal) fresh(s *endpointSnapshot) bool {
+	return s != nil && s.gen == j.gen.Load() && time.Since(s.loadedAt) <= endpointsTTL
 }
 
 // wanting returns the enabled endpoints whose filter takes topic; a
-// device path with no such endpoint pays one map-free scan of a short
-// in-memory list.
+// device path with no such endpoint pays one atomic load and a scan of a
+// short in-memory list.
 func (j *Journal) wanting(ctx context.Context, topic string) ([]storage.WebhookEndpoint, error) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.stale || time.Since(j.loadedAt) > endpointsTTL {
-		eps, err := j.store.ListWebhooks(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("list webhooks: %w", err)
+	s := j.snap.Load()
+	if !j.fresh(s) {
+		var err error
+		if s, err = j.reload(ctx); err != nil {
+			return nil, err
 		}
-		j.eps, j.loadedAt, j.stale = eps, time.Now(), false
 	}
 	var out []storage.WebhookEndpoint
-	for _, ep := range j.eps {
+	for _, ep := range s.eps {
 		if ep.Enabled && matches(ep.Topics, topic) {
 			out = append(out, ep)
 		}
@@ -98,12 +105,35 @@ func (j *Journal) wanting(ctx context.Context, topic string) ([]storage.WebhookE
 	return out, nil
 }
 
+// reload reads the endpoint list; an Invalidate while it reads leaves
+// the snapshot stale, so the next event reads it again.
+func (j *Journal) reload(ctx context.Context) (*endpointSnapshot, error) {
+	j.reloadMu.Lock()
+	defer j.reloadMu.Unlock()
+	if s := j.snap.Load(); j.fresh(s) {
+		return s, nil // another reload was first
+	}
+	gen := j.gen.Load()
+	eps, err := j.store.ListWebhooks(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list webhooks: %w", err)
+	}
+	s := &endpointSnapshot{eps: eps, loadedAt: time.Now(), gen: gen}
+	j.snap.Store(s)
+	return s, nil
+}
+
 // Record implements service.Journal.
 func (j *Journal) Record(ctx context.Context, ev service.Event) error {
 	switch ev := ev.(type) {
 	case service.CheckinReceived:
 		c := ev.Checkin
-		return j.append(ctx, "mdm."+string(c.Type), func(env *Envelope, ep *storage.WebhookEndpoint) error {
+		topic := "mdm." + string(c.Type)
+		eps, err := j.wanting(ctx, topic)
+		if err != nil || len(eps) == 0 {
+			return err
+		}
+		return j.appendTo(ctx, eps, topic, func(env *Envelope, ep *storage.WebhookEndpoint) error {
 			raw, err := Redacted(c.Raw, ep.IncludeSecrets)
 			if err != nil {
 				return err
@@ -115,7 +145,11 @@ func (j *Journal) Record(ctx context.Context, ev service.Event) error {
 		})
 	case service.ReportReceived:
 		r := ev.Report
-		return j.append(ctx, TopicConnect, func(env *Envelope, _ *storage.WebhookEndpoint) error {
+		eps, err := j.wanting(ctx, TopicConnect)
+		if err != nil || len(eps) == 0 {
+			return err
+		}
+		return j.appendTo(ctx, eps, TopicConnect, func(env *Envelope, _ *storage.WebhookEndpoint) error {
 			ae := &AcknowledgeEvent{Status: string(r.Status), CommandUUID: r.CommandUUID, RawPayload: r.Raw, URLParams: r.Params}
 			ae.UDID, ae.EnrollmentID = ids(r.Channel)
 			env.AcknowledgeEvent = ae
@@ -154,8 +188,16 @@ func (j *Journal) PublishAll(ctx context.Context, topic string, payloads []any) 
 // of them in one store write.
 func (j *Journal) append(ctx context.Context, topic string, fills ...func(*Envelope, *storage.WebhookEndpoint) error) error {
 	eps, err := j.wanting(ctx, topic)
-	if err != nil || len(eps) == 0 || len(fills) == 0 {
+	if err != nil || len(eps) == 0 {
 		return err
+	}
+	return j.appendTo(ctx, eps, topic, fills...)
+}
+
+// appendTo is append to endpoints already found wanting topic.
+func (j *Journal) appendTo(ctx context.Context, eps []storage.WebhookEndpoint, topic string, fills ...func(*Envelope, *storage.WebhookEndpoint) error) error {
+	if len(fills) == 0 {
+		return nil
 	}
 	now := j.now().UTC()
 	ds := make([]storage.WebhookDelivery, 0, len(eps)*len(fills))

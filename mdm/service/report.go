@@ -64,6 +64,9 @@ func (s *Service) storeResult(ctx context.Context, channel string, r *mdm.Report
 			LocalizedDescription: e.LocalizedDescription, USEnglishDescription: e.USEnglishDescription,
 		})
 	}
+	if s.effects != nil {
+		res.Effect = s.effects.ResultEffect(res, r)
+	}
 	ignored, err := s.store.StoreResult(ctx, res)
 	if errors.Is(err, storage.ErrNotFound) {
 		s.log.Warn("result for a command never offered to this channel", "channel", channel, "command", r.CommandUUID, "status", r.Status)
@@ -80,6 +83,19 @@ func (s *Service) storeResult(ctx context.Context, channel string, r *mdm.Report
 	s.emit(ctx, ResultStored{Result: res})
 	return nil
 }
+
+// ResultEffects says what a device's result changes besides its command's
+// state (internal/inventory: the answer it keeps and the inventory it
+// updates). The service has that written in the result's own transaction:
+// one commit per result, and what is derived is durable with the result.
+type ResultEffects interface {
+	// ResultEffect returns the result's storage.Result.Effect (nil: none);
+	// rep is the decoded report the result came in.
+	ResultEffect(r *storage.Result, rep *mdm.Report) func(requestType string) *storage.ResultEffect
+}
+
+// WithResultEffects has what e derives from each result written with it.
+func WithResultEffects(e ResultEffects) Option { return func(s *Service) { s.effects = e } }
 
 // ReportUnreadable is called when an identified device sent a report body
 // that could not be decoded: the command last offered on its device

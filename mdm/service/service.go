@@ -67,6 +67,7 @@ type Service struct {
 	ddm      Declarative     // nil: no declarative management
 	journal  Journal         // nil: nothing is journaled
 	admit    Admission       // nil: every identity-checked device enrolls
+	effects  ResultEffects   // nil: a result changes only its command's state
 
 	inflight sync.Map // device channel ID -> uuid last offered on it
 	cache    *stateCache

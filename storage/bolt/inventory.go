@@ -50,7 +50,9 @@ func updateInventory(tx *bolt.Tx, deviceID string, fn func(*storage.DeviceInvent
 	if err := getJSON(b, []byte(deviceID), inv); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return nil, err
 	}
-	if err := fn(inv); err != nil {
+	if err := fn(inv); errors.Is(err, storage.ErrUnchanged) {
+		return inv, nil
+	} else if err != nil {
 		return nil, err
 	}
 	inv.DeviceID = deviceID
@@ -68,15 +70,22 @@ func (s *Store) PutDeviceReport(ctx context.Context, rep *storage.DeviceReport, 
 		return errors.New("bolt: put device report: channel and kind are required")
 	}
 	return s.update(func(tx *bolt.Tx) error {
+		return putDeviceReport(tx, rep.ChannelID, &storage.ResultEffect{Report: rep, Inventory: fn})
+	})
+}
+
+// putDeviceReport writes e's report and inventory change for channel.
+func putDeviceReport(tx *bolt.Tx, channel string, e *storage.ResultEffect) error {
+	if rep := e.Report; rep != nil {
 		if err := putJSON(tx.Bucket(bDeviceReports), key(rep.ChannelID, rep.Kind), rep); err != nil {
 			return err
 		}
-		if fn == nil {
-			return nil
-		}
-		_, err := updateInventory(tx, rep.ChannelID, fn)
-		return err
-	})
+	}
+	if e.Inventory == nil {
+		return nil
+	}
+	_, err := updateInventory(tx, channel, e.Inventory)
+	return err
 }
 
 // DeviceReport implements storage.InventoryStore.

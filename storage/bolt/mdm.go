@@ -465,6 +465,13 @@ func (s *Store) StoreResult(ctx context.Context, r *storage.Result) (bool, error
 		if err := putJSON(tb, tk, &t); err != nil {
 			return err
 		}
+		if r.Effect != nil {
+			if e := r.Effect(cmd.RequestType); e != nil {
+				if err := putDeviceReport(tx, r.ChannelID, e); err != nil {
+					return err
+				}
+			}
+		}
 		qk := seqKey(r.ChannelID, t.Seq)
 		q, d := tx.Bucket([]byte(bQueue)), tx.Bucket([]byte(bDeferred))
 		if r.Status == storage.NotNow {

@@ -43,7 +43,9 @@ func updateInventory(ctx context.Context, tx pgx.Tx, deviceID string, fn func(*s
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return nil, err
 	}
-	if err := fn(inv); err != nil {
+	if err := fn(inv); errors.Is(err, storage.ErrUnchanged) {
+		return inv, nil
+	} else if err != nil {
 		return nil, err
 	}
 	inv.DeviceID = deviceID
@@ -61,16 +63,23 @@ func (s *Store) PutDeviceReport(ctx context.Context, rep *storage.DeviceReport, 
 		return errors.New("postgres: put device report: channel and kind are required")
 	}
 	return s.write(ctx, func(tx pgx.Tx) error {
+		return putDeviceReport(ctx, tx, rep.ChannelID, &storage.ResultEffect{Report: rep, Inventory: fn})
+	})
+}
+
+// putDeviceReport writes e's report and inventory change for channel.
+func putDeviceReport(ctx context.Context, tx pgx.Tx, channel string, e *storage.ResultEffect) error {
+	if rep := e.Report; rep != nil {
 		if err := putDoc(ctx, tx, rep, `INSERT INTO device_reports (channel, kind, doc) VALUES ($1, $2, $3)
 			ON CONFLICT (channel, kind) DO UPDATE SET doc = excluded.doc`, rep.ChannelID, rep.Kind); err != nil {
 			return err
 		}
-		if fn == nil {
-			return nil
-		}
-		_, err := updateInventory(ctx, tx, rep.ChannelID, fn)
-		return err
-	})
+	}
+	if e.Inventory == nil {
+		return nil
+	}
+	_, err := updateInventory(ctx, tx, channel, e.Inventory)
+	return err
 }
 
 // DeviceReport implements storage.InventoryStore.

@@ -434,6 +434,13 @@ func (s *Store) StoreResult(ctx context.Context, r *storage.Result) (bool, error
 		if err := putTarget(ctx, tx, r.CommandUUID, t); err != nil {
 			return err
 		}
+		if r.Effect != nil {
+			if e := r.Effect(cmd.RequestType); e != nil {
+				if err := putDeviceReport(ctx, tx, r.ChannelID, e); err != nil {
+					return err
+				}
+			}
+		}
 		if r.Status == storage.NotNow {
 			_, err = tx.Exec(ctx, "UPDATE queue SET deferred = true WHERE channel = $1 AND seq = $2", r.ChannelID, int64(t.Seq))
 		} else {

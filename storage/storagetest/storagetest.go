@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 	t.Run("Inventory", func(t *testing.T) {
 		runInventory(t, func(t *testing.T) storage.InventoryStore { return open(t) })
 	})
+	t.Run("ResultEffect", func(t *testing.T) { runResultEffect(t, open) })
 	t.Run("Directory", func(t *testing.T) {
 		runDirectory(t, func(t *testing.T) storage.DirectoryStore { return open(t) })
 	})
