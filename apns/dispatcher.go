@@ -241,10 +241,47 @@ func (d *Dispatcher) run(ctx context.Context) {
 		if len(ids) > 0 {
 			ns = append(ns, d.resolve(ctx, ids)...)
 		}
-		if len(ns) > 0 {
-			d.results <- d.sender.Push(ctx, ns)
+		if len(ns) == 0 {
+			continue
 		}
+		b := coalesceTokens(ns)
+		rs := d.sender.Push(ctx, b.ns)
+		for _, dup := range b.dups {
+			r := rs[dup.of]
+			r.ID = dup.id
+			rs = append(rs, r)
+		}
+		d.results <- rs
 	}
+}
+
+// tokenBatch is a batch with one notification per device token and topic;
+// dups are the IDs that share another's token and get its result.
+type tokenBatch struct {
+	ns   []Notification
+	dups []tokenDup
+}
+
+type tokenDup struct {
+	id string
+	of int // index in ns
+}
+
+// coalesceTokens keeps the first notification for each token and topic:
+// one push wakes the device's MDM client however many IDs asked for it.
+func coalesceTokens(ns []Notification) tokenBatch {
+	b := tokenBatch{ns: ns[:0]}
+	first := make(map[string]int, len(ns))
+	for _, n := range ns {
+		k := n.Topic + "\x00" + string(n.Token)
+		if i, ok := first[k]; ok {
+			b.dups = append(b.dups, tokenDup{id: n.ID, of: i})
+			continue
+		}
+		first[k] = len(b.ns)
+		b.ns = append(b.ns, n)
+	}
+	return b
 }
 
 // take removes up to one batch from the set, waiting for one; it reports

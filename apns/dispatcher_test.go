@@ -181,6 +181,37 @@ func TestDispatcherCoalesces(t *testing.T) {
 	}
 }
 
+// IDs whose notifications share a device token make one push in a
+// batch, and each ID gets its result.
+func TestDispatcherCoalescesTokens(t *testing.T) {
+	e := newEnv(t)
+	var c collector
+	d := newDispatcher(t, context.Background(), e.pusher, &c)
+	ns := notes(3)
+	twin := ns[0]
+	twin.ID = "dev-0-twin" // another ID for the same token
+	d.Enqueue(append(ns, twin))
+	if err := d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	tokens := map[string]int{}
+	for _, p := range e.fake.Pushes() {
+		tokens[string(p.Token)]++
+	}
+	if len(tokens) != 3 || tokens[string(ns[0].Token)] != 1 {
+		t.Fatalf("pushes per token = %v, want 3 tokens pushed once each", tokens)
+	}
+	got := map[string]bool{}
+	for _, r := range c.results() {
+		got[r.ID] = r.Sent
+	}
+	for _, id := range []string{"dev-0", "dev-1", "dev-2", "dev-0-twin"} {
+		if !got[id] {
+			t.Errorf("%s: no sent result (%v)", id, got)
+		}
+	}
+}
+
 // Wake takes bare IDs and resolves them only when their batch is pushed.
 func TestDispatcherWakeResolvesLate(t *testing.T) {
 	e := newEnv(t)

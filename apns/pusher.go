@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/orchardmdm/orchard/mdm"
 	"golang.org/x/net/http2"
 )
 
@@ -294,10 +295,13 @@ func (p *Pusher) pushOne(ctx context.Context, n *Notification) Result {
 	}
 	url := p.baseURL + "/3/device/" + hex.EncodeToString(n.Token)
 	expiry := strconv.FormatInt(time.Now().Add(p.expiration).Unix(), 10)
+	// One apns-id for every attempt: a retry after a lost answer is the
+	// same notification to APNs, not another one.
+	id := newAPNsID()
 
 	for {
 		res.Attempts++
-		v := p.attempt(ctx, url, topic, expiry, body, &res)
+		v := p.attempt(ctx, url, topic, expiry, id, body, &res)
 		res.At = time.Now()
 		switch v {
 		case vSent:
@@ -330,7 +334,7 @@ func (p *Pusher) pushOne(ctx context.Context, n *Notification) Result {
 }
 
 // attempt makes one HTTP request and records its outcome in res.
-func (p *Pusher) attempt(ctx context.Context, url, topic, expiry string, body []byte, res *Result) verdict {
+func (p *Pusher) attempt(ctx context.Context, url, topic, expiry, id string, body []byte, res *Result) verdict {
 	if err := ctx.Err(); err != nil {
 		res.Status, res.Reason = 0, err.Error()
 		return vFail
@@ -342,6 +346,7 @@ func (p *Pusher) attempt(ctx context.Context, url, topic, expiry string, body []
 		res.Reason = "build request: " + err.Error()
 		return vFail
 	}
+	req.Header.Set("apns-id", id)
 	req.Header.Set("apns-topic", topic)
 	req.Header.Set("apns-push-type", "mdm")
 	req.Header.Set("apns-priority", "10")
@@ -388,6 +393,9 @@ func (p *Pusher) attempt(ctx context.Context, url, topic, expiry string, body []
 	}
 	return vFail
 }
+
+// newAPNsID is a random UUID in the lowercase form Apple documents for apns-id.
+func newAPNsID() string { return strings.ToLower(mdm.NewUUID()) }
 
 // backoff is the wait after the given failed attempt: exponential, capped,
 // with jitter over its upper half so a fleet of retries spreads out.

@@ -185,6 +185,32 @@ func TestPushAnswers(t *testing.T) {
 	}
 }
 
+// A push retried after 500s is the same notification to APNs: every
+// attempt carries one apns-id, and the result names it.
+func TestPushRetriesKeepAPNsID(t *testing.T) {
+	e := newEnv(t)
+	ns := notes(2)
+	e.fake.Script(ns[0].Token, apnstest.InternalServerError, apnstest.InternalServerError)
+	res := e.pusher.Push(context.Background(), ns)
+	if !res[0].Sent || res[0].Attempts != 3 {
+		t.Fatalf("result = %+v", res[0])
+	}
+	ids := map[string][]string{}
+	for _, p := range e.fake.Pushes() {
+		ids[string(p.Token)] = append(ids[string(p.Token)], p.Header.Get("apns-id"))
+	}
+	got := ids[string(ns[0].Token)]
+	if len(got) != 3 || got[0] == "" || got[1] != got[0] || got[2] != got[0] {
+		t.Fatalf("apns-id per attempt = %q, want one id three times", got)
+	}
+	if res[0].APNsID != got[0] {
+		t.Errorf("result apns-id %q, sent %q", res[0].APNsID, got[0])
+	}
+	if other := ids[string(ns[1].Token)]; len(other) != 1 || other[0] == got[0] {
+		t.Errorf("the other notification's apns-id = %q, want its own", other)
+	}
+}
+
 func TestPushRefusedByFake(t *testing.T) {
 	e := newEnv(t)
 	stranger := pushCert(t)
@@ -276,7 +302,8 @@ func TestPushCancelDuringBackoff(t *testing.T) {
 }
 
 func TestPushConcurrencyAndOneConnection(t *testing.T) {
-	// The fake (Go's HTTP/2 server) allows 250 streams per connection.
+	// The fake allows apnstest.MaxConcurrentStreams (1,000) streams per
+	// connection, as APNs does.
 	tests := []struct {
 		concurrency, n int
 		delay          time.Duration
@@ -285,7 +312,10 @@ func TestPushConcurrencyAndOneConnection(t *testing.T) {
 		{1, 5, 5 * time.Millisecond, 1},
 		{4, 40, 10 * time.Millisecond, 1},
 		{100, 1000, 10 * time.Millisecond, 1},
-		{400, 2000, 20 * time.Millisecond, 3}, // beyond one connection's limit
+		// Until the server's SETTINGS arrive the client assumes 100
+		// streams, so the first burst may open a second connection.
+		{400, 2000, 20 * time.Millisecond, 2},
+		{1200, 2400, 50 * time.Millisecond, 3}, // beyond one connection's limit
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprint(tc.concurrency), func(t *testing.T) {

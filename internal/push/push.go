@@ -333,25 +333,31 @@ func (s *Service) PushChannels(ctx context.Context, channels []string) {
 }
 
 // resolve turns channels due for a wake-up into notifications with their
-// current token; those that cannot be pushed (gone, not enrolled, no or a
-// dead token) are skipped: their commands wait for their next connect.
+// current token, in one narrow read per batch; those that cannot be pushed
+// (gone, not enrolled, no or a dead token) are skipped: their commands
+// wait for their next connect.
 func (s *Service) resolve(ctx context.Context, channels []string) []apns.Notification {
-	ns := make([]apns.Notification, 0, len(channels))
-	var failures int
-	var lastErr error
-	for _, ch := range channels {
-		e, err := s.store.Enrollment(ctx, ch)
-		switch {
-		case errors.Is(err, storage.ErrNotFound):
-		case err != nil:
-			failures, lastErr = failures+1, err
-		case !e.Enrolled, len(e.Token) == 0, e.PushMagic == "", e.TokenInvalid:
-		default:
-			ns = append(ns, apns.Notification{Token: e.Token, PushMagic: e.PushMagic, Topic: e.Topic, ID: ch})
+	ts, err := s.store.PushTargets(ctx, channels)
+	failures := len(channels)
+	if err != nil && len(channels) > 1 && ctx.Err() == nil {
+		// One bad record must not cost the whole batch its wake-up.
+		ts, failures = ts[:0], 0
+		for _, ch := range channels {
+			t, err1 := s.store.PushTargets(ctx, []string{ch})
+			if err1 != nil {
+				failures, err = failures+1, err1
+			}
+			ts = append(ts, t...)
 		}
 	}
-	if failures > 0 && ctx.Err() == nil {
-		s.log.Error("look up channels to push", "channels", failures, "err", lastErr)
+	if err != nil && failures > 0 && ctx.Err() == nil {
+		s.log.Error("look up channels to push", "channels", failures, "err", err)
+	}
+	ns := make([]apns.Notification, 0, len(ts))
+	for i := range ts {
+		if t := &ts[i]; t.Pushable() {
+			ns = append(ns, apns.Notification{Token: t.Token, PushMagic: t.PushMagic, Topic: t.Topic, ID: t.ID})
+		}
 	}
 	return ns
 }

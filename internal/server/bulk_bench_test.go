@@ -501,10 +501,22 @@ func runBulkServer(dir, apnsURL, apnsCA string) int {
 			mu.Unlock()
 		}
 	}()
+	// ORCHARD_BULK_HEAPPROFILE=<prefix> writes <prefix>-<n>.pprof, a heap
+	// profile at each answer (go tool pprof -sample_index=inuse_space).
+	heapProfile := os.Getenv("ORCHARD_BULK_HEAPPROFILE")
 	go func() {
-		for range usr1 {
+		for n := 1; ; n++ {
+			if _, ok := <-usr1; !ok {
+				return
+			}
 			runtime.GC()
 			live := readMetric("/gc/heap/live:bytes")
+			if heapProfile != "" {
+				if f, err := os.Create(fmt.Sprintf("%s-%d.pprof", heapProfile, n)); err == nil {
+					_ = pprof.WriteHeapProfile(f)
+					f.Close()
+				}
+			}
 			mu.Lock()
 			p := max(peak, readMetric("/memory/classes/heap/objects:bytes"))
 			peak = 0

@@ -303,6 +303,16 @@ func (s *Store) ListEnrollments(ctx context.Context, after string, limit int) ([
 	return listJSON[storage.Enrollment](s, []byte(bEnrollments), after, limit)
 }
 
+// queueFields is the part of an enrollment Enqueue reads: decoding only
+// these keeps a command for 100,000 channels inside the queue's single
+// write short.
+type queueFields struct {
+	ID         string `json:"id"`
+	DeviceID   string `json:"device_id"`
+	Enrolled   bool   `json:"enrolled"`
+	Generation uint64 `json:"generation"`
+}
+
 // Enqueue implements storage.CommandQueue.
 func (s *Store) Enqueue(ctx context.Context, cmd *storage.Command, channels []string) error {
 	return s.update(func(tx *bolt.Tx) error {
@@ -323,7 +333,7 @@ func (s *Store) Enqueue(ctx context.Context, cmd *storage.Command, channels []st
 		// in about half the pages (and half the memory until commit).
 		tb.FillPercent = 0.9
 		for _, ch := range channels {
-			var e storage.Enrollment
+			var e queueFields
 			if err := getJSON(enr, []byte(ch), &e); errors.Is(err, storage.ErrNotFound) || err == nil && !e.Enrolled {
 				return fmt.Errorf("channel %s is not enrolled: %w", ch, storage.ErrNotFound)
 			} else if err != nil {
@@ -339,7 +349,7 @@ func (s *Store) Enqueue(ctx context.Context, cmd *storage.Command, channels []st
 			}
 			gen := e.Generation
 			if e.DeviceID != e.ID {
-				var dev storage.Enrollment
+				var dev queueFields
 				if err := getJSON(enr, []byte(e.DeviceID), &dev); err == nil {
 					gen = dev.Generation
 				}
@@ -690,6 +700,25 @@ func (s *Store) Setting(ctx context.Context, k string) ([]byte, error) {
 // PutSetting implements storage.SettingsStore.
 func (s *Store) PutSetting(ctx context.Context, k string, v []byte) error {
 	return s.update(func(tx *bolt.Tx) error { return tx.Bucket([]byte(bSettings)).Put([]byte(k), v) })
+}
+
+// PushTargets implements storage.PushStore.
+func (s *Store) PushTargets(ctx context.Context, ids []string) ([]storage.PushTarget, error) {
+	out := make([]storage.PushTarget, 0, len(ids))
+	err := s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bEnrollments))
+		for _, id := range ids {
+			var t storage.PushTarget
+			if err := getJSON(b, []byte(id), &t); errors.Is(err, storage.ErrNotFound) {
+				continue
+			} else if err != nil {
+				return err
+			}
+			out = append(out, t)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // RecordPushResults implements storage.PushStore.

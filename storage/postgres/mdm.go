@@ -585,6 +585,12 @@ func (s *Store) PutSetting(ctx context.Context, k string, v []byte) error {
 	})
 }
 
+// PushTargets implements storage.PushStore.
+func (s *Store) PushTargets(ctx context.Context, ids []string) ([]storage.PushTarget, error) {
+	return listDocs[storage.PushTarget](ctx, s.pool, `SELECT e.doc FROM unnest($1::text[]) WITH ORDINALITY AS c(id, ord)
+		JOIN enrollments e ON e.id = c.id ORDER BY c.ord`, ids)
+}
+
 // RecordPushResults implements storage.PushStore.
 func (s *Store) RecordPushResults(ctx context.Context, results []storage.PushResult) error {
 	return s.write(ctx, func(tx pgx.Tx) error {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
+	"github.com/orchardmdm/orchard/mdm"
 	"github.com/orchardmdm/orchard/storage"
 )
 
@@ -55,6 +57,48 @@ func runCounts(t *testing.T, newStore func(t *testing.T) storage.MDMStore) {
 // enrollments.
 func runPush(t *testing.T, newStore func(t *testing.T) storage.MDMStore) {
 	ctx := context.Background()
+	t.Run("PushTargets", func(t *testing.T) {
+		s := newStore(t)
+		user := "DEV-A" + mdm.ChannelSeparator + "USER1"
+		for _, e := range []storage.Enrollment{
+			{ID: "DEV-A", DeviceID: "DEV-A", Type: storage.Device, Topic: "com.apple.mgmt.A", Token: []byte{0, 1, 0xfe}, PushMagic: "magic-A"},
+			{ID: "DEV-B", DeviceID: "DEV-B", Type: storage.Device, Topic: "com.apple.mgmt.B", Token: []byte("token-B"), PushMagic: "magic-B"},
+			{ID: "DEV-C", DeviceID: "DEV-C", Type: storage.Device},
+			{ID: user, DeviceID: "DEV-A", Type: storage.User, UserID: "USER1", Token: []byte("token-U"), PushMagic: "magic-U"},
+		} {
+			e.Enrolled = true
+			if err := s.UpdateEnrollment(ctx, e.ID, &e, func(*storage.Enrollment) error { return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.CheckOut(ctx, "DEV-B", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RecordPushResults(ctx, []storage.PushResult{{ChannelID: user, Token: []byte("token-U"), At: time.Now(), TokenInvalid: true, Reason: "Unregistered"}}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.PushTargets(ctx, []string{user, "UNKNOWN", "DEV-C", "DEV-A", "DEV-B", "dev-a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []storage.PushTarget{
+			{ID: user, Enrolled: true, Token: []byte("token-U"), PushMagic: "magic-U", TokenInvalid: true},
+			{ID: "DEV-C", Enrolled: true},
+			{ID: "DEV-A", Enrolled: true, Topic: "com.apple.mgmt.A", Token: []byte{0, 1, 0xfe}, PushMagic: "magic-A"},
+			{ID: "DEV-B", Topic: "com.apple.mgmt.B", Token: []byte("token-B"), PushMagic: "magic-B"},
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("PushTargets =\n%+v\nwant (given order, unknown and other spellings left out)\n%+v", got, want)
+		}
+		for i, pushable := range []bool{false, false, true, false} {
+			if got[i].Pushable() != pushable {
+				t.Errorf("%s: Pushable() = %v, want %v", got[i].ID, !pushable, pushable)
+			}
+		}
+		if got, err := s.PushTargets(ctx, nil); err != nil || len(got) != 0 {
+			t.Fatalf("PushTargets(nil) = %v, %v", got, err)
+		}
+	})
 	t.Run("RecordPushResults", func(t *testing.T) {
 		s := newStore(t)
 		now := time.Now().UTC().Truncate(time.Second)
