@@ -78,6 +78,7 @@ type Server struct {
 	validity time.Duration
 	observe  func(outcome, kind string)
 	limit    Limiter
+	refusals RefusalRecorder
 
 	mu     sync.Mutex
 	counts map[string]uint64
@@ -111,6 +112,27 @@ type Limiter interface {
 // WithLimiter answers 429 to a source whose wrong challenges used up l's
 // budget, before its message is even read.
 func WithLimiter(l Limiter) Option { return func(s *Server) { s.limit = l } }
+
+// Refusal is one certificate request refused for its challenge, for the
+// enrollment-failures report. It never holds the challenge secret.
+type Refusal struct {
+	At     time.Time
+	Reason string // ReasonChallengeInvalid, ReasonChallengeUsed, ReasonChallengeExpired or ReasonChallengeRevoked
+	Source string // the source address (ratelimit.SourceKey)
+	// What the challenge named was issued for, when Orchard issued one by
+	// that ID (a wrong secret still names it).
+	Kind, Ref, User, ForUDID, ForSerial string
+}
+
+// RefusalRecorder is told of every challenge refusal. It is called on the
+// request's path, before any authentication: it must be quick and bound
+// what it keeps, whatever the number of calls.
+type RefusalRecorder interface {
+	SCEPRefused(Refusal)
+}
+
+// WithRefusals tells r of every request refused for its challenge.
+func WithRefusals(r RefusalRecorder) Option { return func(s *Server) { s.refusals = r } }
 
 // New returns a SCEP server signing with ca and recording into store.
 func New(ca *pki.CA, store Store, opts ...Option) (*Server, error) {
@@ -184,7 +206,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, err.Error(), status)
 			return
 		}
-		reply, status, outcome := s.pkiOperation(r.Context(), raw)
+		reply, status, outcome := s.pkiOperation(r.Context(), raw, key)
 		if outcome == ReasonChallengeInvalid && s.limit != nil {
 			s.limit.Spend(key)
 		}
@@ -239,6 +261,10 @@ type refusal struct {
 	reason string
 	info   scep.FailInfo
 	err    error
+	// challenge: refused for its challenge; claimed is the challenge
+	// stored under the ID it named, nil when none.
+	challenge bool
+	claimed   *storage.Challenge
 }
 
 func (r *refusal) Error() string { return r.reason + ": " + r.err.Error() }
@@ -251,12 +277,13 @@ func refuse(reason string, info scep.FailInfo, format string, args ...any) *refu
 // HTTP status. Authorization failures are CertRep failures with status 200
 // (as SCEP requires); undecodable messages are 400.
 func (s *Server) PKIOperation(ctx context.Context, raw []byte) ([]byte, int) {
-	reply, status, _ := s.pkiOperation(ctx, raw)
+	reply, status, _ := s.pkiOperation(ctx, raw, "")
 	return reply, status
 }
 
-// pkiOperation is PKIOperation that also returns the outcome recorded.
-func (s *Server) pkiOperation(ctx context.Context, raw []byte) ([]byte, int, string) {
+// pkiOperation is PKIOperation from a source address that also returns
+// the outcome recorded.
+func (s *Server) pkiOperation(ctx context.Context, raw []byte, source string) ([]byte, int, string) {
 	msg, p7, ref, err := decode(raw)
 	if err != nil {
 		s.record(ReasonMalformed, "")
@@ -276,6 +303,13 @@ func (s *Server) pkiOperation(ctx context.Context, raw []byte) ([]byte, int, str
 		outcome = ref.reason
 		s.record(ref.reason, kind)
 		s.log.Info("scep: refused", "reason", ref.reason, "message_type", string(msg.MessageType), "err", ref.err)
+		if ref.challenge && s.refusals != nil {
+			x := Refusal{At: s.now(), Reason: ref.reason, Source: source}
+			if ch := ref.claimed; ch != nil {
+				x.Kind, x.Ref, x.User, x.ForUDID, x.ForSerial = ch.Kind, ch.Ref, ch.User, ch.ForUDID, ch.ForSerial
+			}
+			s.refusals.SCEPRefused(x)
+		}
 		reply, err = msg.Fail(s.ca.Cert, s.ca.Signer, ref.info)
 	} else {
 		s.record(OutcomeIssued, kind)
@@ -390,7 +424,7 @@ func (s *Server) authorizeAndIssue(ctx context.Context, msg *scep.PKIMessage, p7
 	secret := msg.CSRReqMessage.ChallengePassword
 	id, ok := challengeID(secret)
 	if !ok || len(secret) > challengePasswordMaxLen {
-		return nil, "", refuse(ReasonChallengeInvalid, scep.BadRequest, "missing or malformed challenge")
+		return nil, "", challengeRefusal(storage.ErrChallengeInvalid, nil)
 	}
 	hash := ChallengeHash(secret)
 	ch, err := s.store.Challenge(ctx, id)
@@ -401,7 +435,7 @@ func (s *Server) authorizeAndIssue(ctx context.Context, msg *scep.PKIMessage, p7
 		err = ch.Check(hash, now)
 	}
 	if err != nil {
-		return nil, "", challengeRefusal(err)
+		return nil, "", challengeRefusal(err, ch)
 	}
 	auth := storage.CertAuthorization{Kind: ch.Kind, ChallengeID: ch.ID, Ref: ch.Ref, ForUDID: ch.ForUDID, ForSerial: ch.ForSerial,
 		AppleVerified: ch.AppleVerified, RenewalOf: ch.RenewalOf, User: ch.User, ForCategory: ch.ForCategory,
@@ -414,12 +448,14 @@ func (s *Server) authorizeAndIssue(ctx context.Context, msg *scep.PKIMessage, p7
 	// certificate, so of two concurrent users of a single-use challenge only
 	// one gets a certificate (the loser's is never recorded nor returned).
 	if _, err := s.store.RedeemChallenge(ctx, id, hash, now, rec); err != nil {
-		return nil, ch.Kind, challengeRefusal(err)
+		return nil, ch.Kind, challengeRefusal(err, ch)
 	}
 	return cert, ch.Kind, nil
 }
 
-func challengeRefusal(err error) *refusal {
+// challengeRefusal is the refusal of a challenge that check or redeem
+// refused with err; ch is the challenge stored under its ID (or nil).
+func challengeRefusal(err error, ch *storage.Challenge) *refusal {
 	reason := ReasonInternal
 	switch {
 	case errors.Is(err, storage.ErrChallengeInvalid):
@@ -431,7 +467,9 @@ func challengeRefusal(err error) *refusal {
 	case errors.Is(err, storage.ErrChallengeRevoked):
 		reason = ReasonChallengeRevoked
 	}
-	return refuse(reason, scep.BadRequest, "%w", err)
+	r := refuse(reason, scep.BadRequest, "%w", err)
+	r.challenge, r.claimed = reason != ReasonInternal, ch
+	return r
 }
 
 // checkRenewalSigner accepts only a valid, unrevoked certificate this CA

@@ -188,6 +188,7 @@ type EnrollStore interface {
 	InvitationStore
 	ConfiguratorStore
 	EnrollmentFailureStore
+	SCEPFailureStore
 }
 
 // MaxEnrollmentFailures bounds the enrollment-failure record: a store keeps
@@ -216,6 +217,15 @@ type EnrollmentFailure struct {
 	// Policy and Rule name what refused it, when a policy did.
 	Policy string `json:"policy,omitempty"`
 	Rule   string `json:"rule,omitempty"`
+	// Ref is what the challenge named was issued for (an invitation or
+	// profile ID), for refusals at the SCEP stage.
+	Ref string `json:"ref,omitempty"`
+	// An aggregate of SCEP-stage refusals (SCEPFailureStore) stands for
+	// Count attempts from Source (an address, an IPv6 /64, or OtherSources)
+	// between FirstAt and At; a record of the failure log for one.
+	Count   int       `json:"count,omitempty"`
+	FirstAt time.Time `json:"first_at,omitzero"`
+	Source  string    `json:"source,omitempty"`
 }
 
 // EnrollmentFailureStore records refused enrollment attempts.

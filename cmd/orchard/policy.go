@@ -55,8 +55,8 @@ whole. Identifiers that exist with other details are listed and kept unless --ov
 		setup: api(noFlags("DELETE", "/v1/corporate-identifiers/%s/%s")), examples: []string{"orchard corporate-ids delete serial C02XK1JHJG5J"}},
 }
 
-var failureColumns = []column{{"AT", "at"}, {"CODE", "code"}, {"METHOD", "method"}, {"USER", "user"}, {"PLATFORM", "platform"},
-	{"OS", "os_version"}, {"SERIAL", "serial"}, {"POLICY", "policy"}, {"RULE", "rule"}, {"REASON", "reason"}}
+var failureColumns = []column{{"AT", "at"}, {"CODE", "code"}, {"STAGE", "stage"}, {"METHOD", "method"}, {"USER", "user"}, {"PLATFORM", "platform"},
+	{"OS", "os_version"}, {"SERIAL", "serial"}, {"POLICY", "policy"}, {"RULE", "rule"}, {"COUNT", "count"}, {"SOURCE", "source"}, {"REASON", "reason"}}
 
 var enrollmentCommands = []*command{
 	{name: "failures", summary: "refused enrollment attempts, oldest first", setup: api(enrollmentFailures),
@@ -160,7 +160,7 @@ func readFileOrStdin(name string) ([]byte, error) {
 func enrollmentFailures(fs *flag.FlagSet) builder {
 	var filters = map[string]*string{}
 	for _, f := range []struct{ name, help string }{{"reason", "reason code (device_limit, os_too_old, ...)"},
-		{"method", "enrollment method"}, {"platform", "platform"}, {"user", "username"}, {"since", "RFC 3339 time or a duration back (24h)"}} {
+		{"method", "enrollment method"}, {"platform", "platform"}, {"user", "username"}, {"stage", "stage (scep, authenticate, ...)"}, {"since", "RFC 3339 time or a duration back (24h)"}} {
 		filters[f.name] = fs.String(f.name, "", f.help)
 	}
 	var p pageFlags

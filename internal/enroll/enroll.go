@@ -67,7 +67,13 @@ type Handler struct {
 
 	users  UserLookup // nil: invitations name no user
 	policy Decider    // nil: no policy check before Setup Assistant profiles
+
+	scepRefusals *SCEPRefusals // nil: the report lists what is stored
 }
+
+// WithSCEPRefusals has the failures report write r's pending SCEP
+// refusals before it reads (r is the collector the SCEP server reports to).
+func WithSCEPRefusals(r *SCEPRefusals) Option { return func(h *Handler) { h.scepRefusals = r } }
 
 // Decider is the enrollment policy as the Setup Assistant endpoints ask it
 // (internal/policy adapts its engine); it writes nothing.

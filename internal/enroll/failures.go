@@ -1,6 +1,7 @@
 package enroll
 
 import (
+	"context"
 	"encoding/csv"
 	"net/http"
 	"slices"
@@ -13,7 +14,9 @@ import (
 )
 
 // The enrollment-failures report: every refused attempt with its reason
-// code, filtered, paged, as JSON or CSV.
+// code, filtered, paged, as JSON or CSV. The failure log comes first, then
+// the SCEP-stage aggregates (their IDs sort after the log's), so one
+// cursor pages through both.
 
 const maxFailurePage = 1000
 
@@ -39,17 +42,17 @@ func csvSafe(s string) string {
 
 // failureFilter is the failures report's filter.
 type failureFilter struct {
-	reason, method, platform, user string
-	since                          time.Time
+	reason, method, platform, user, stage string
+	since                                 time.Time
 }
 
 func (f failureFilter) match(x *storage.EnrollmentFailure) bool {
-	return (f.reason == "" || x.Code == f.reason) && (f.method == "" || x.Method == f.method) &&
+	return (f.reason == "" || x.Code == f.reason) && (f.method == "" || x.Method == f.method) && (f.stage == "" || x.Stage == f.stage) &&
 		(f.platform == "" || strings.EqualFold(x.Platform, f.platform)) && (f.user == "" || x.User == f.user) &&
 		(f.since.IsZero() || !x.At.Before(f.since))
 }
 
-var failureParams = []string{"reason", "method", "platform", "user", "since", "after", "limit"}
+var failureParams = []string{"reason", "method", "platform", "user", "stage", "since", "after", "limit"}
 
 // ListFailures serves GET /v1/enrollment/failures (JSON) and
 // /v1/enrollment/failures.csv, oldest first, filtered and paged.
@@ -61,7 +64,8 @@ func (h *Handler) ListFailures(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	f := failureFilter{reason: q.Get("reason"), method: q.Get("method"), platform: q.Get("platform"), user: strings.ToLower(q.Get("user"))}
+	f := failureFilter{reason: q.Get("reason"), method: q.Get("method"), platform: q.Get("platform"), user: strings.ToLower(q.Get("user")),
+		stage: q.Get("stage")}
 	if s := q.Get("since"); s != "" {
 		t, err := time.Parse(time.RFC3339, s)
 		if err != nil {
@@ -84,24 +88,37 @@ func (h *Handler) ListFailures(w http.ResponseWriter, r *http.Request) {
 	if csvOut && !q.Has("limit") {
 		limit = storage.MaxEnrollmentFailures
 	}
-	// The record is bounded (storage.MaxEnrollmentFailures), so a scan of
-	// it for a filtered page stays small.
+	if h.scepRefusals != nil {
+		// This replica's latest SCEP refusals, so the report is current.
+		if err := h.scepRefusals.Flush(r.Context()); err != nil {
+			h.log.Error("write SCEP refusals", "err", err)
+		}
+	}
+	// Both records are bounded (storage.MaxEnrollmentFailures,
+	// storage.MaxSCEPFailures), so a scan of them for a filtered page stays
+	// small.
 	var out []storage.EnrollmentFailure
 	after, next := q.Get("after"), ""
-	for len(out) < limit {
-		page, err := h.store.ListEnrollmentFailures(r.Context(), after, maxFailurePage)
-		if err != nil {
-			apijson.Fail(w, r, h.log, err)
-			return
-		}
-		for i := range page {
-			after = page[i].ID
-			if f.match(&page[i]) && len(out) < limit {
-				out = append(out, page[i])
+	for _, list := range []func(ctx context.Context, after string, limit int) ([]storage.EnrollmentFailure, error){
+		h.store.ListEnrollmentFailures, h.store.ListSCEPFailures} {
+		for len(out) < limit {
+			page, err := list(r.Context(), after, maxFailurePage)
+			if err != nil {
+				apijson.Fail(w, r, h.log, err)
+				return
+			}
+			for i := range page {
+				after = page[i].ID
+				if f.match(&page[i]) && len(out) < limit {
+					out = append(out, page[i])
+				}
+			}
+			if len(page) < maxFailurePage {
+				break
 			}
 		}
-		if len(page) < maxFailurePage {
-			break
+		if !storage.IsSCEPFailureID(after) {
+			after = "" // the log is done: the aggregates from their first
 		}
 	}
 	if len(out) == limit {
@@ -121,10 +138,16 @@ func writeFailuresCSV(w http.ResponseWriter, fs []storage.EnrollmentFailure) {
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="enrollment-failures.csv"`)
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"id", "at", "code", "reason", "method", "stage", "user", "udid", "serial", "imei", "platform", "os_version", "policy", "rule"})
+	cw.Write([]string{"id", "at", "code", "reason", "method", "stage", "user", "udid", "serial", "imei", "platform", "os_version", "policy", "rule",
+		"ref", "count", "first_at", "source"})
 	for _, f := range fs {
+		count, first := "", ""
+		if f.Count > 0 {
+			count, first = strconv.Itoa(f.Count), f.FirstAt.UTC().Format(time.RFC3339)
+		}
 		cw.Write([]string{f.ID, f.At.UTC().Format(time.RFC3339), f.Code, csvSafe(f.Reason), f.Method, f.Stage, csvSafe(f.User),
-			csvSafe(f.UDID), csvSafe(f.Serial), csvSafe(f.IMEI), f.Platform, csvSafe(f.OSVersion), f.Policy, f.Rule})
+			csvSafe(f.UDID), csvSafe(f.Serial), csvSafe(f.IMEI), f.Platform, csvSafe(f.OSVersion), f.Policy, f.Rule,
+			csvSafe(f.Ref), count, first, f.Source})
 	}
 	cw.Flush()
 }

@@ -58,6 +58,8 @@ const (
 	TermsNotAccepted    Code = "terms_not_accepted"
 	ChallengeInvalid    Code = "challenge_invalid"
 	ChallengeUsed       Code = "challenge_used"
+	ChallengeExpired    Code = "challenge_expired"
+	ChallengeRevoked    Code = "challenge_revoked"
 	MachineInfoInvalid  Code = "machineinfo_invalid"
 	OSUpdateRequired    Code = "os_update_required"
 	ReenrollmentRefused Code = "reenrollment_refused"

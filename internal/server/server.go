@@ -145,11 +145,13 @@ type Server struct {
 	bg         context.Context // lives until Serve returns or Close
 	stopBg     context.CancelFunc
 	renewer    *enroll.Renewer
-	verifier   *identity.Verifier
-	profiles   *profiles.Reconciler
-	handler    http.Handler
-	jobs       heldJobs // exclusive jobs and whether this replica runs them
-	console    *console.Console
+	// scepRefusals collects SCEP-stage refusals, written in batches.
+	scepRefusals *enroll.SCEPRefusals
+	verifier     *identity.Verifier
+	profiles     *profiles.Reconciler
+	handler      http.Handler
+	jobs         heldJobs // exclusive jobs and whether this replica runs them
+	console      *console.Console
 	// adminHandler serves the admin listener when AdminListen is set.
 	adminHandler http.Handler
 	hooks        *webhook.Dispatcher
@@ -363,7 +365,9 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
-	scepSrv, err := scep.New(s.ca, s.store, append(scepLimit, scep.WithLogger(s.log), scep.WithObserver(s.metrics.SCEP), scep.WithClock(now))...)
+	s.scepRefusals = enroll.NewSCEPRefusals(s.store, s.log)
+	scepSrv, err := scep.New(s.ca, s.store, append(scepLimit, scep.WithLogger(s.log), scep.WithObserver(s.metrics.SCEP), scep.WithClock(now),
+		scep.WithRefusals(s.scepRefusals))...)
 	if err != nil {
 		return err
 	}
@@ -383,7 +387,7 @@ func (s *Server) build() error {
 		DevelopmentAPNS: s.cfg.APNsSandbox,
 		Logger:          s.log,
 	}, revokingStore{Store: events, forget: verifier.Forget}, signer, scepSrv, append(append(enrollLimit, s.machineInfoOptions()...), enroll.WithClock(now), enroll.WithUsers(s.store),
-		enroll.WithPolicy(setupPolicy{policies}))...)
+		enroll.WithPolicy(setupPolicy{policies}), enroll.WithSCEPRefusals(s.scepRefusals))...)
 	if err != nil {
 		return err
 	}
@@ -802,6 +806,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}()
 	go func() { s.followChanges(bg); close(followed) }()
 	go func() { s.svc.RunLastSeenFlusher(bg, 30*time.Second); close(flushed) }()
+	refusalsWritten := make(chan struct{})
+	go func() { s.scepRefusals.Run(bg, scepRefusalsEvery); close(refusalsWritten) }()
 	go func() {
 		s.logExclusive("ABM sync", s.runExclusive(bg, jobDEPSync, s.dep.Run))
 		close(synced)
@@ -826,6 +832,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	cancel()
 	stop()
 	<-flushed
+	<-refusalsWritten
 	<-synced
 	<-renewing
 	<-warning
@@ -841,6 +848,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	return err
 }
+
+// scepRefusalsEvery is how often the SCEP refusals collected are written:
+// a flood of bad challenges costs at most one write this often.
+const scepRefusalsEvery = 10 * time.Second
 
 // sweepWebSessions deletes expired console sessions now and then (each
 // is also dropped when it comes back); every replica may run it.

@@ -48,3 +48,49 @@ func (s *Store) RecordEnrollmentFailure(ctx context.Context, f *storage.Enrollme
 func (s *Store) ListEnrollmentFailures(ctx context.Context, after string, limit int) ([]storage.EnrollmentFailure, error) {
 	return listDocs[storage.EnrollmentFailure](ctx, s.pool, "SELECT doc FROM enrollment_failures WHERE id > $1 ORDER BY id LIMIT $2", after, limitArg(limit))
 }
+
+// RecordSCEPFailures folds batch into the stored aggregates in one write.
+// The table lock keeps two replicas' folds from racing past the bound; a
+// fold is rare (a batch every few seconds at most), so it costs nothing.
+func (s *Store) RecordSCEPFailures(ctx context.Context, batch []storage.EnrollmentFailure) error {
+	if err := storage.CheckSCEPFailures(batch); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	return s.write(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "LOCK TABLE scep_failures IN EXCLUSIVE MODE"); err != nil {
+			return err
+		}
+		kept, err := listDocs[storage.EnrollmentFailure](ctx, tx, "SELECT doc FROM scep_failures ORDER BY id")
+		if err != nil {
+			return err
+		}
+		put, del, err := storage.MergeSCEPFailures(kept, batch, func() (string, error) {
+			var seq int64
+			err := tx.QueryRow(ctx, "SELECT nextval('scep_failure_seq')").Scan(&seq)
+			return storage.SCEPFailureID(uint64(seq)), err
+		})
+		if err != nil {
+			return err
+		}
+		if len(del) > 0 {
+			if _, err := tx.Exec(ctx, "DELETE FROM scep_failures WHERE id = ANY($1)", del); err != nil {
+				return err
+			}
+		}
+		for i := range put {
+			if err := putDoc(ctx, tx, &put[i], `INSERT INTO scep_failures (id, doc) VALUES ($1, $2)
+				ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc`, put[i].ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ListSCEPFailures returns aggregates in ID order after the given one.
+func (s *Store) ListSCEPFailures(ctx context.Context, after string, limit int) ([]storage.EnrollmentFailure, error) {
+	return listDocs[storage.EnrollmentFailure](ctx, s.pool, "SELECT doc FROM scep_failures WHERE id > $1 ORDER BY id LIMIT $2", after, limitArg(limit))
+}

@@ -31,7 +31,7 @@ type MigrationCount struct {
 // tables lists every table the schema keeps records in.
 var tables = []string{"enrollments", "device_fold", "cert_binding", "commands", "targets", "queue", "results",
 	"settings", "certs", "challenges", "invitations", "configurator_profiles", "configurator_serials",
-	"inventory", "device_reports", "dep_tokens", "dep_sync", "dep_devices", "dep_profiles", "enrollment_failures",
+	"inventory", "device_reports", "dep_tokens", "dep_sync", "dep_devices", "dep_profiles", "enrollment_failures", "scep_failures",
 	"admins", "api_tokens", "audit", "profiles", "profile_versions", "profile_states",
 	"dir_users", "dir_groups", "dir_group_members", "primary_users",
 	"ddm_declarations", "ddm_sets", "ddm_status", "web_sessions",
@@ -120,6 +120,7 @@ var boltMapping = map[string]struct {
 		return row{channel, kind, v}, nil
 	}},
 	"enrollment_failures": {"enrollment_failures", []string{"id", "doc"}, keyDoc},
+	"scep_failures":       {"scep_failures", []string{"id", "doc"}, keyDoc},
 	"users":               {"dir_users", []string{"username", "doc"}, keyDoc},
 	"groups":              {"dir_groups", []string{"name", "doc"}, keyDoc},
 	"group_members": {"dir_group_members", []string{"group_name", "username"}, func(_ *bolt.Tx, k, _ []byte) (row, error) {
@@ -340,7 +341,7 @@ func (s *Store) CopyFromBolt(ctx context.Context, path string, overwrite bool) (
 				source[m.table] = len(rows)
 			}
 			// The sequences carry on from bbolt's bucket sequences.
-			for bucket, seq := range map[string]string{"queue": "queue_seq", "enrollment_failures": "enrollment_failure_seq", "audit": "audit_seq",
+			for bucket, seq := range map[string]string{"queue": "queue_seq", "enrollment_failures": "enrollment_failure_seq", "scep_failures": "scep_failure_seq", "audit": "audit_seq",
 				"webhook_deliveries": "webhook_delivery_seq"} {
 				if b := btx.Bucket([]byte(bucket)); b != nil && b.Sequence() > 0 {
 					if _, err := tx.Exec(ctx, "SELECT setval($1, $2)", seq, int64(b.Sequence())); err != nil {

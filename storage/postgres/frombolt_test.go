@@ -65,6 +65,7 @@ func fillBolt(t *testing.T, s storage.Store) []string {
 	must(err)
 	must(s.CreateDEPProfile(ctx, storage.DEPProfile{ID: "dp1", TokenID: "tok1", Name: "ADE", CreatedAt: at}, 10))
 	must(s.RecordEnrollmentFailure(ctx, &storage.EnrollmentFailure{At: at, UDID: "U1", Reason: "refused"}))
+	must(s.RecordSCEPFailures(ctx, []storage.EnrollmentFailure{{At: at, Code: "challenge_used", Reason: "used", Source: "192.0.2.1", Count: 2}}))
 	must(s.CreateUsers(ctx, []storage.DirectoryUser{{Username: "ann", PasswordHash: "$argon2id$x", CreatedAt: at}, {Username: "bob", CreatedAt: at}}))
 	must(s.CreateGroup(ctx, &storage.Group{Name: "sales", CreatedAt: at}))
 	must(s.AddGroupMembers(ctx, "sales", []string{"ann", "bob"}))
@@ -155,6 +156,8 @@ func snapshot(t *testing.T, s storage.Store, uuids []string) map[string]string {
 	put("dep profiles", dps, err)
 	fails, err := s.ListEnrollmentFailures(ctx, "", 0)
 	put("enrollment failures", fails, err)
+	scepFails, err := s.ListSCEPFailures(ctx, "", 0)
+	put("SCEP failures", scepFails, err)
 	users, err := s.ListUsers(ctx, "", 0)
 	put("users", users, err)
 	groups, err := s.ListGroups(ctx, "", 0)
@@ -273,6 +276,14 @@ func TestCopyFromBolt(t *testing.T) {
 	}
 	if all, _ := dst.ListEnrollmentFailures(ctx, "", 0); len(all) != 2 || all[1].ID != f.ID || f.ID <= all[0].ID {
 		t.Errorf("failures after migration = %+v; want the new one last", all)
+	}
+	// So do the SCEP aggregates: the same source grows, a new one comes after.
+	if err := dst.RecordSCEPFailures(ctx, []storage.EnrollmentFailure{{At: time.Now(), Code: "challenge_used", Reason: "used", Source: "192.0.2.1"},
+		{At: time.Now(), Code: "challenge_used", Reason: "used", Source: "192.0.2.2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if all, _ := dst.ListSCEPFailures(ctx, "", 0); len(all) != 2 || all[0].Count != 3 || all[1].ID <= all[0].ID {
+		t.Errorf("SCEP failures after migration = %+v; want 192.0.2.1 grown to 3, 192.0.2.2 after it", all)
 	}
 	// A single-use invitation migrated unspent can be spent once.
 	if _, err := dst.SpendInvitation(ctx, "tokhash", time.Now(), &storage.Challenge{ID: "ch2", Hash: []byte("x"), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {

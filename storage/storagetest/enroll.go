@@ -348,4 +348,80 @@ func runEnroll(t *testing.T, newStore func(t *testing.T) storage.EnrollStore) {
 			t.Fatalf("kept %+v .. %+v, want U5 .. U%d", first, last, total-1)
 		}
 	})
+
+	t.Run("SCEPFailures", func(t *testing.T) {
+		s := newStore(t)
+		if got, err := s.ListSCEPFailures(ctx, "", 10); err != nil || len(got) != 0 {
+			t.Fatalf("empty store: %v %v", got, err)
+		}
+		if err := s.RecordSCEPFailures(ctx, []storage.EnrollmentFailure{{Source: "x", Reason: "r"}}); err == nil {
+			t.Error("an aggregate without a code was recorded")
+		}
+		// A policy refusal in the log, which no SCEP aggregate may touch.
+		logged := &storage.EnrollmentFailure{At: now, UDID: "U", Reason: "limit", Code: "device_limit"}
+		if err := s.RecordEnrollmentFailure(ctx, logged); err != nil {
+			t.Fatal(err)
+		}
+		agg := func(i, count int, source string) storage.EnrollmentFailure {
+			at := now.Add(time.Duration(i) * time.Second)
+			return storage.EnrollmentFailure{At: at, FirstAt: at, Code: "challenge_invalid", Stage: "scep", Reason: "wrong challenge",
+				Source: source, Count: count, Method: storage.KindInvitation}
+		}
+		// Two batches: the second grows source 10.0.0.1 and adds
+		// MaxSCEPFailures more sources, so the oldest fold into "other".
+		if err := s.RecordSCEPFailures(ctx, []storage.EnrollmentFailure{agg(0, 3, "10.0.0.1"), agg(1, 2, "10.0.0.2")}); err != nil {
+			t.Fatal(err)
+		}
+		first, err := s.ListSCEPFailures(ctx, "", 0)
+		if err != nil || len(first) != 2 || first[0].Source != "10.0.0.1" || first[0].Count != 3 || !storage.IsSCEPFailureID(first[0].ID) ||
+			first[0].ID <= logged.ID || first[1].ID <= first[0].ID {
+			t.Fatalf("after one batch: %+v, %v", first, err)
+		}
+		var batch []storage.EnrollmentFailure
+		batch = append(batch, agg(500, 4, "10.0.0.1"))
+		for i := range storage.MaxSCEPFailures {
+			batch = append(batch, agg(10+i, 1, fmt.Sprintf("10.1.%d.%d", i/250, i%250)))
+		}
+		if err := s.RecordSCEPFailures(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		var all []storage.EnrollmentFailure
+		for after := ""; ; {
+			page, err := s.ListSCEPFailures(ctx, after, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			all = append(all, page...)
+			after = page[len(page)-1].ID
+		}
+		if len(all) != storage.MaxSCEPFailures+1 {
+			t.Fatalf("kept %d aggregates, want %d by source and one of other sources", len(all), storage.MaxSCEPFailures+1)
+		}
+		total, sources := 0, map[string]storage.EnrollmentFailure{}
+		for _, f := range all {
+			total += f.Count
+			sources[f.Source] = f
+		}
+		if total != 3+2+4+storage.MaxSCEPFailures {
+			t.Errorf("counts add up to %d, want every attempt counted (%d)", total, 3+2+4+storage.MaxSCEPFailures)
+		}
+		grown := sources["10.0.0.1"]
+		if grown.ID != first[0].ID || grown.Count != 7 || !grown.FirstAt.Equal(now) || !grown.At.Equal(now.Add(500*time.Second)) {
+			t.Errorf("10.0.0.1 = %+v, want the first ID, 7 attempts from the first to the last time", grown)
+		}
+		// The least recently seen: 10.0.0.2 (1s) and 10.1.0.0 (10s).
+		other := sources[storage.OtherSources]
+		_, gone2 := sources["10.0.0.2"]
+		_, gone10 := sources["10.1.0.0"]
+		if other.Count != 3 || gone2 || gone10 || !other.FirstAt.Equal(now.Add(time.Second)) || other.Code != "challenge_invalid" {
+			t.Errorf("other sources = %+v (10.0.0.2 kept %v, 10.1.0.0 kept %v), want the two least recently seen folded", other, gone2, gone10)
+		}
+		if log, err := s.ListEnrollmentFailures(ctx, "", 0); err != nil || len(log) != 1 || log[0].ID != logged.ID {
+			t.Errorf("failure log = %+v, %v; want only the policy refusal", log, err)
+		}
+	})
+
 }
