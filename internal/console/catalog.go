@@ -71,7 +71,7 @@ func (c *Console) category(w http.ResponseWriter, r *http.Request, actor *admina
 	c.render(w, r, http.StatusOK, "category", actor, &webui.Page{Title: "Category " + d.Category.Name, Data: d})
 }
 
-func categoryPage(r *http.Request) string { return Prefix + "/categories/" + esc(r.PathValue("name")) }
+func categoryPage(r *http.Request) string { return itemPage(r, "categories") }
 
 func (c *Console) editCategory(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
 	body := map[string]any{"description": strings.TrimSpace(r.PostFormValue("description")),
@@ -89,11 +89,7 @@ func (c *Console) deleteCategory(w http.ResponseWriter, r *http.Request, actor *
 
 // termsGroups reads the form's assignment: all users, or the groups typed.
 func termsGroups(r *http.Request) (bool, []string) {
-	groups := strings.FieldsFunc(strings.ToLower(r.PostFormValue("groups")), func(r rune) bool { return r == ',' || r == ' ' })
-	if groups == nil {
-		groups = []string{}
-	}
-	return r.PostFormValue("all_users") == "on", groups
+	return r.PostFormValue("all_users") == "on", nameList(r.PostFormValue("groups"))
 }
 
 func (c *Console) createTerms(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/orchardmdm/orchard/internal/adminapi"
 	"github.com/orchardmdm/orchard/internal/adminauth"
@@ -41,6 +42,23 @@ func (c *Console) peopleRoutes() []route {
 
 // esc is a path segment for an API target or a console link.
 func esc(s string) string { return url.PathEscape(s) }
+
+// nameList splits the usernames or group names typed into a form field
+// (separated by commas, semicolons or white space), lowercased; never nil,
+// so an empty field sends an empty list. Names hold none of those runes
+// (directory's nameRE).
+func nameList(s string) []string {
+	names := strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return r == ',' || r == ';' || unicode.IsSpace(r) })
+	if names == nil {
+		names = []string{}
+	}
+	return names
+}
+
+// itemPage is the console page of the item {name} of a section ("users").
+func itemPage(r *http.Request, section string) string {
+	return Prefix + "/" + section + "/" + esc(r.PathValue("name"))
+}
 
 // listPage reads one page (pageSize long) of a list the API pages by a
 // name cursor (?after=), the list being the answer's key field, and the
@@ -278,7 +296,7 @@ func (c *Console) user(w http.ResponseWriter, r *http.Request, actor *adminauth.
 	c.render(w, r, http.StatusOK, "user", actor, &webui.Page{Title: "User " + d.User.Username, Data: d})
 }
 
-func userPage(r *http.Request) string { return Prefix + "/users/" + esc(r.PathValue("name")) }
+func userPage(r *http.Request) string { return itemPage(r, "users") }
 
 func (c *Console) editUser(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
 	dn, email := strings.TrimSpace(r.PostFormValue("display_name")), strings.TrimSpace(r.PostFormValue("email"))
@@ -365,14 +383,12 @@ func (c *Console) group(w http.ResponseWriter, r *http.Request, actor *adminauth
 	c.render(w, r, http.StatusOK, "group", actor, &webui.Page{Title: "Group " + d.Group.Name, Data: d})
 }
 
-func groupPage(r *http.Request) string { return Prefix + "/groups/" + esc(r.PathValue("name")) }
+func groupPage(r *http.Request) string { return itemPage(r, "groups") }
 
 // addMembers adds the usernames typed (separated by spaces, commas or
 // lines): all of them or, when one is unknown, none (the API's rule).
 func (c *Console) addMembers(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
-	names := strings.FieldsFunc(strings.ToLower(r.PostFormValue("usernames")), func(r rune) bool {
-		return r == ',' || r == ';' || r == ' ' || r == '\n' || r == '\r' || r == '\t'
-	})
+	names := nameList(r.PostFormValue("usernames"))
 	if len(names) == 0 {
 		c.site.Redirect(w, r, groupPage(r), webui.Flash{Error: true, Message: "Type one or more usernames."})
 		return

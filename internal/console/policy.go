@@ -177,11 +177,7 @@ func policyBody(r *http.Request) (map[string]any, error) {
 			return nil, fmt.Errorf("priority must be a whole number (1 is the highest)")
 		}
 		body["priority"] = n
-		groups := []string{}
-		for _, g := range strings.FieldsFunc(strings.ToLower(f("groups")), func(r rune) bool { return r == ',' || r == ' ' }) {
-			groups = append(groups, g)
-		}
-		body["groups"] = groups
+		body["groups"] = nameList(f("groups"))
 	}
 	switch f("kind") {
 	case storage.PolicyLimit:

@@ -326,19 +326,9 @@ func runEnroll(t *testing.T, newStore func(t *testing.T) storage.EnrollStore) {
 			t.Error("a failure without a reason was recorded")
 		}
 		// Paging through everything sees exactly the newest Max, in order.
-		var all []storage.EnrollmentFailure
-		after := ""
-		for {
-			page, err := s.ListEnrollmentFailures(ctx, after, 300)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(page) == 0 {
-				break
-			}
-			all = append(all, page...)
-			after = page[len(page)-1].ID
-		}
+		all := allFailures(t, func(after string) ([]storage.EnrollmentFailure, error) {
+			return s.ListEnrollmentFailures(ctx, after, 300)
+		})
 		if len(all) != storage.MaxEnrollmentFailures {
 			t.Fatalf("kept %d failures, want the newest %d", len(all), storage.MaxEnrollmentFailures)
 		}
@@ -385,18 +375,9 @@ func runEnroll(t *testing.T, newStore func(t *testing.T) storage.EnrollStore) {
 		if err := s.RecordSCEPFailures(ctx, batch); err != nil {
 			t.Fatal(err)
 		}
-		var all []storage.EnrollmentFailure
-		for after := ""; ; {
-			page, err := s.ListSCEPFailures(ctx, after, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(page) == 0 {
-				break
-			}
-			all = append(all, page...)
-			after = page[len(page)-1].ID
-		}
+		all := allFailures(t, func(after string) ([]storage.EnrollmentFailure, error) {
+			return s.ListSCEPFailures(ctx, after, 64)
+		})
 		if len(all) != storage.MaxSCEPFailures+1 {
 			t.Fatalf("kept %d aggregates, want %d by source and one of other sources", len(all), storage.MaxSCEPFailures+1)
 		}
@@ -424,4 +405,21 @@ func runEnroll(t *testing.T, newStore func(t *testing.T) storage.EnrollStore) {
 		}
 	})
 
+}
+
+// allFailures pages through a failure listing by ID until an empty page.
+func allFailures(t *testing.T, list func(after string) ([]storage.EnrollmentFailure, error)) []storage.EnrollmentFailure {
+	t.Helper()
+	var all []storage.EnrollmentFailure
+	for after := ""; ; {
+		page, err := list(after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			return all
+		}
+		all = append(all, page...)
+		after = page[len(page)-1].ID
+	}
 }
