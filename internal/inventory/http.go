@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
 	"github.com/orchardmdm/orchard/mdm"
@@ -181,7 +182,7 @@ type Filter struct {
 	Supervised *bool  // devices that never said do not match
 	Ownership  storage.Ownership
 	// Search is a case-insensitive substring of the device name, serial
-	// number, UDID or device ID.
+	// number, UDID or device ID (storage.DeviceInventory.MatchesText).
 	Search string
 }
 
@@ -216,6 +217,9 @@ func parseFilter(r *http.Request) (*Filter, int, error) {
 	f := &Filter{Platform: q.Get("platform"), Model: q.Get("model"), OSVersion: q.Get("os_version"), Search: strings.TrimSpace(q.Get("q"))}
 	if len(f.Search) > 128 {
 		return nil, 0, fail(http.StatusBadRequest, "q must be at most 128 characters")
+	}
+	if !utf8.ValidString(f.Search) {
+		return nil, 0, fail(http.StatusBadRequest, "q must be UTF-8 text")
 	}
 	if s := q.Get("supervised"); s != "" {
 		b, err := strconv.ParseBool(s)

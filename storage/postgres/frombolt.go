@@ -54,6 +54,7 @@ var derivedBuckets = map[string]bool{
 	"webhook_pending":              true, // the partial index of webhook_deliveries
 	"user_terms":                   true, // the other side of terms_acceptances
 	"enrollment_sessions_by_start": true, // started_at is a column of enrollment_sessions
+	"inventory_search.v1":          true, // the search column of inventory
 }
 
 // row is one record for a table: its column values in table order.
@@ -111,7 +112,13 @@ var boltMapping = map[string]struct {
 	"invitations":           {"invitations", []string{"id", "token_hash", "doc"}, keyField("token_hash")},
 	"configurator_profiles": {"configurator_profiles", []string{"id", "doc"}, keyDoc},
 	"configurator_serials":  {"configurator_serials", []string{"serial", "profile_id", "doc"}, keyField("profile_id")},
-	"inventory":             {"inventory", []string{"device_id", "doc"}, keyDoc},
+	"inventory": {"inventory", []string{"device_id", "search", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
+		var inv storage.DeviceInventory
+		if err := json.Unmarshal(v, &inv); err != nil {
+			return nil, err
+		}
+		return row{string(k), searchColumn(&inv), v}, nil
+	}},
 	"device_reports": {"device_reports", []string{"channel", "kind", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
 		channel, kind, ok := strings.Cut(string(k), "\x00")
 		if !ok {

@@ -49,7 +49,8 @@ func updateInventory(ctx context.Context, tx pgx.Tx, deviceID string, fn func(*s
 		return nil, err
 	}
 	inv.DeviceID = deviceID
-	return inv, putDoc(ctx, tx, inv, "INSERT INTO inventory (device_id, doc) VALUES ($1, $2) ON CONFLICT (device_id) DO UPDATE SET doc = excluded.doc", deviceID)
+	return inv, putDoc(ctx, tx, inv, `INSERT INTO inventory (device_id, search, doc) VALUES ($1, $2, $3)
+		ON CONFLICT (device_id) DO UPDATE SET search = excluded.search, doc = excluded.doc`, deviceID, searchColumn(inv))
 }
 
 // ListInventory implements storage.InventoryStore.

@@ -1,0 +1,56 @@
+package postgres_test
+
+import (
+	"testing"
+
+	"github.com/orchardmdm/orchard/internal/pgtest"
+	"github.com/orchardmdm/orchard/storage"
+	"github.com/orchardmdm/orchard/storage/postgres"
+)
+
+// TestSearchColumnFilledOnOpen: inventories written before migration 0016
+// (no search key) are still found, and get their key when the database
+// is next opened; the key has its trigram index.
+func TestSearchColumnFilledOnOpen(t *testing.T) {
+	ctx := t.Context()
+	dsn := pgtest.DSN(t)
+	s, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, inv := range []storage.DeviceInventory{{DeviceID: "D1", DeviceName: "Hall iPad"}, {DeviceID: "D2", SerialNumber: "C02HALL"}, {DeviceID: "D3"}} {
+		if _, err := s.UpdateInventory(ctx, inv.DeviceID, func(p *storage.DeviceInventory) error { *p = inv; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Pool().Exec(ctx, "UPDATE inventory SET search = NULL WHERE device_id <> 'D3'"); err != nil {
+		t.Fatal(err)
+	}
+	found := func(s *postgres.Store) {
+		t.Helper()
+		got, err := s.SearchInventory(ctx, "hall", "", 0)
+		if err != nil || len(got) != 2 || got[0].DeviceID != "D1" || got[1].DeviceID != "D2" {
+			t.Errorf("search = %+v, %v", got, err)
+		}
+	}
+	found(s)
+	s.Close()
+
+	if s, err = postgres.Open(ctx, dsn, postgres.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var missing int
+	var key string
+	if err := s.Pool().QueryRow(ctx, "SELECT (SELECT count(*) FROM inventory WHERE search IS NULL), (SELECT search FROM inventory WHERE device_id = 'D1')").Scan(&missing, &key); err != nil {
+		t.Fatal(err)
+	}
+	if missing != 0 || key != "hall ipad\n\n\nd1" {
+		t.Errorf("after reopening: %d rows without a key, D1's is %q", missing, key)
+	}
+	found(s)
+	var indexes int
+	if err := s.Pool().QueryRow(ctx, "SELECT count(*) FROM pg_indexes WHERE indexname = 'inventory_search_trgm' AND schemaname = current_schema()").Scan(&indexes); err != nil || indexes != 1 {
+		t.Errorf("trigram index: %d, %v", indexes, err)
+	}
+}
