@@ -3,7 +3,6 @@ package bolt
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -14,52 +13,56 @@ import (
 )
 
 // CountFleet implements storage.FleetCounter in one read transaction,
-// decoding only the fields it counts.
+// reading only the members it counts (topFields).
 func (s *Store) CountFleet(ctx context.Context, now time.Time, within []time.Duration) (*storage.FleetCounts, error) {
 	out := storage.NewFleetCounts(within)
-	err := s.view(func(tx *bolt.Tx) error {
-		n := 0
-		err := tx.Bucket(bInventory).ForEach(func(k, v []byte) error {
+	fields := make([][]byte, 3)
+	n := 0
+	each := func(tx *bolt.Tx, bucket string, keys []string, fn func(k []byte) error) error {
+		return tx.Bucket([]byte(bucket)).ForEach(func(k, v []byte) error {
 			if n++; n%4096 == 0 && ctx.Err() != nil {
 				return ctx.Err()
 			}
-			var inv struct {
-				Platform  string `json:"platform"`
-				OSVersion string `json:"os_version"`
-				Retired   bool   `json:"retired"`
+			if err := topFields(v, keys, fields); err != nil {
+				return fmt.Errorf("read %s %s: %w", bucket, k, err)
 			}
-			if err := json.Unmarshal(v, &inv); err != nil {
-				return fmt.Errorf("decode inventory %s: %w", k, err)
+			if err := fn(k); err != nil {
+				return fmt.Errorf("read %s %s: %w", bucket, k, err)
 			}
-			if inv.Retired {
+			return nil
+		})
+	}
+	err := s.view(func(tx *bolt.Tx) error {
+		err := each(tx, string(bInventory), []string{"platform", "os_version", "retired"}, func([]byte) error {
+			if string(fields[2]) == "true" {
 				return nil
 			}
-			out.Platforms[inv.Platform]++
-			if inv.OSVersion != "" {
-				out.OSVersions[storage.PlatformVersion{Platform: inv.Platform, OSVersion: inv.OSVersion}]++
+			platform, err := rawString(fields[0])
+			if err != nil {
+				return err
+			}
+			version, err := rawString(fields[1])
+			if err != nil {
+				return err
+			}
+			out.Platforms[platform]++
+			if version != "" {
+				out.OSVersions[storage.PlatformVersion{Platform: platform, OSVersion: version}]++
 			}
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		return tx.Bucket([]byte(bEnrollments)).ForEach(func(k, v []byte) error {
-			if n++; n%4096 == 0 && ctx.Err() != nil {
-				return ctx.Err()
+		return each(tx, bEnrollments, []string{"enrolled", "last_seen"}, func(k []byte) error {
+			if string(fields[0]) != "true" || bytes.Contains(k, []byte(mdm.ChannelSeparator)) {
+				return nil // not enrolled, or a user channel
 			}
-			if bytes.Contains(k, []byte(mdm.ChannelSeparator)) {
-				return nil // a user channel
+			seen, err := rawTime(fields[1])
+			if err != nil {
+				return err
 			}
-			var e struct {
-				Enrolled bool      `json:"enrolled"`
-				LastSeen time.Time `json:"last_seen"`
-			}
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("decode enrollment %s: %w", k, err)
-			}
-			if e.Enrolled {
-				out.Add(now, e.LastSeen, within)
-			}
+			out.Add(now, seen, within)
 			return nil
 		})
 	})
