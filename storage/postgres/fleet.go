@@ -13,9 +13,7 @@ import (
 )
 
 // CountFleet implements storage.FleetCounter with aggregate queries in one
-// snapshot. SQL cannot read a field of a document that holds U+0000
-// anywhere (which a device may report, see TestDeviceStringsWithNUL): the
-// few such documents are decoded and counted here, the rest in SQL.
+// snapshot, over the columns of migration 0016 rather than the documents.
 func (s *Store) CountFleet(ctx context.Context, now time.Time, within []time.Duration) (*storage.FleetCounts, error) {
 	out := storage.NewFleetCounts(within)
 	err := s.read(ctx, func(tx pgx.Tx) error {
@@ -33,12 +31,9 @@ func (s *Store) CountFleet(ctx context.Context, now time.Time, within []time.Dur
 	return out, nil
 }
 
-// holdsNUL is true for the documents that hold an escaped U+0000 (or an
-// escaped backslash before "u0000", which decoding tells apart). Queries
-// test it before reading any field, in a CASE where it matters: SQL may
-// order an AND's operands as it likes.
-const holdsNUL = `strpos(doc::text, '\u0000') > 0`
-
+// countInventories groups the inventories by their platform and version
+// columns, and decodes the few without them (no search key: written by a
+// replica not yet upgraded since this one opened the database).
 func countInventories(ctx context.Context, tx pgx.Tx, out *storage.FleetCounts) error {
 	add := func(platform, version string, n int) {
 		out.Platforms[platform] += n
@@ -46,41 +41,47 @@ func countInventories(ctx context.Context, tx pgx.Tx, out *storage.FleetCounts) 
 			out.OSVersions[storage.PlatformVersion{Platform: platform, OSVersion: version}] += n
 		}
 	}
-	rows, err := tx.Query(ctx, `SELECT coalesce(doc->>'platform', ''), coalesce(doc->>'os_version', ''), count(*) FROM inventory
-		WHERE CASE WHEN `+holdsNUL+` THEN false ELSE coalesce(doc->>'retired', '') <> 'true' END GROUP BY 1, 2`)
+	rows, err := tx.Query(ctx, `SELECT platform, os_version, count(*) FROM inventory
+		WHERE search IS NOT NULL AND retired IS NOT TRUE GROUP BY 1, 2`)
 	if err != nil {
 		return err
 	}
-	var platform, version string
+	var platform, version []byte
 	var n int
-	_, err = pgx.ForEachRow(rows, []any{&platform, &version, &n}, func() error { add(platform, version, n); return nil })
+	_, err = pgx.ForEachRow(rows, []any{&platform, &version, &n}, func() error { add(string(platform), string(version), n); return nil })
 	if err != nil {
 		return err
 	}
-	return decodeEach(ctx, tx, "SELECT doc FROM inventory WHERE "+holdsNUL, func(inv *struct {
-		Platform  string `json:"platform"`
-		OSVersion string `json:"os_version"`
-		Retired   bool   `json:"retired"`
-	}) {
+	rows, err = tx.Query(ctx, "SELECT doc FROM inventory WHERE search IS NULL")
+	if err != nil {
+		return err
+	}
+	var raw []byte
+	_, err = pgx.ForEachRow(rows, []any{&raw}, func() error {
+		var inv storage.DeviceInventory
+		if err := json.Unmarshal(raw, &inv); err != nil {
+			return fmt.Errorf("decode an inventory: %w", err)
+		}
 		if !inv.Retired {
 			add(inv.Platform, inv.OSVersion, 1)
 		}
+		return nil
 	})
+	return err
 }
 
 // countCheckIns counts the enrolled devices seen since each cutoff (a
 // shorter window's devices are in the longer ones' too) and never, in one
 // pass, and takes the buckets apart.
 func countCheckIns(ctx context.Context, tx pgx.Tx, now time.Time, within []time.Duration, out *storage.FleetCounts) error {
-	const devices = "FROM enrollments WHERE enrolled AND id = device_id"
 	var sql strings.Builder
-	sql.WriteString("SELECT count(*), count(*) FILTER (WHERE seen IS NULL)")
+	sql.WriteString("SELECT count(*), count(*) FILTER (WHERE last_seen IS NULL)")
 	args := []any{}
 	for _, w := range within {
 		args = append(args, now.Add(-w))
-		fmt.Fprintf(&sql, ", count(*) FILTER (WHERE seen > $%d)", len(args))
+		fmt.Fprintf(&sql, ", count(*) FILTER (WHERE last_seen > $%d)", len(args))
 	}
-	sql.WriteString(" FROM (SELECT (doc->>'last_seen')::timestamptz AS seen " + devices + " AND NOT " + holdsNUL + ") AS d")
+	sql.WriteString(" FROM enrollments WHERE enrolled AND id = device_id")
 	counts := make([]int, 2+len(within))
 	dest := make([]any, len(counts))
 	for i := range counts {
@@ -96,27 +97,5 @@ func countCheckIns(ctx context.Context, tx pgx.Tx, now time.Time, within []time.
 		prev = counts[2+i]
 	}
 	out.Seen[len(within)] = out.Enrolled - out.Never - prev
-	return decodeEach(ctx, tx, "SELECT doc "+devices+" AND "+holdsNUL, func(e *struct {
-		LastSeen time.Time `json:"last_seen"`
-	}) {
-		out.Add(now, e.LastSeen, within)
-	})
-}
-
-// decodeEach decodes every document a query returns into a T for fn.
-func decodeEach[T any](ctx context.Context, tx pgx.Tx, sql string, fn func(*T)) error {
-	rows, err := tx.Query(ctx, sql)
-	if err != nil {
-		return err
-	}
-	var raw []byte
-	_, err = pgx.ForEachRow(rows, []any{&raw}, func() error {
-		var v T
-		if err := json.Unmarshal(raw, &v); err != nil {
-			return fmt.Errorf("decode a document: %w", err)
-		}
-		fn(&v)
-		return nil
-	})
-	return err
+	return nil
 }

@@ -69,16 +69,17 @@ var boltMapping = map[string]struct {
 	columns []string
 	rows    func(tx *bolt.Tx, k, v []byte) (row, error)
 }{
-	"enrollments": {"enrollments", []string{"id", "device_id", "enrolled", "generation", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
+	"enrollments": {"enrollments", []string{"id", "device_id", "enrolled", "generation", "last_seen", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
 		var e struct {
-			DeviceID   string `json:"device_id"`
-			Enrolled   bool   `json:"enrolled"`
-			Generation uint64 `json:"generation"`
+			DeviceID   string    `json:"device_id"`
+			Enrolled   bool      `json:"enrolled"`
+			Generation uint64    `json:"generation"`
+			LastSeen   time.Time `json:"last_seen"`
 		}
 		if err := json.Unmarshal(v, &e); err != nil {
 			return nil, err
 		}
-		return row{string(k), e.DeviceID, e.Enrolled, int64(e.Generation), v}, nil
+		return row{string(k), e.DeviceID, e.Enrolled, int64(e.Generation), lastSeenColumn(e.LastSeen), v}, nil
 	}},
 	"device_fold":  {"device_fold", []string{"fold", "device_id"}, pair},
 	"cert_binding": {"cert_binding", []string{"cert_hash", "device_id"}, pair},
@@ -112,12 +113,13 @@ var boltMapping = map[string]struct {
 	"invitations":           {"invitations", []string{"id", "token_hash", "doc"}, keyField("token_hash")},
 	"configurator_profiles": {"configurator_profiles", []string{"id", "doc"}, keyDoc},
 	"configurator_serials":  {"configurator_serials", []string{"serial", "profile_id", "doc"}, keyField("profile_id")},
-	"inventory": {"inventory", []string{"device_id", "search", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
+	"inventory": {"inventory", []string{"device_id", "search", "platform", "os_version", "retired", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
 		var inv storage.DeviceInventory
 		if err := json.Unmarshal(v, &inv); err != nil {
 			return nil, err
 		}
-		return row{string(k), searchColumn(&inv), v}, nil
+		inv.DeviceID = string(k)
+		return append(row(inventoryColumns(&inv)), v), nil
 	}},
 	"device_reports": {"device_reports", []string{"channel", "kind", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
 		channel, kind, ok := strings.Cut(string(k), "\x00")

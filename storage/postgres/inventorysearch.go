@@ -37,6 +37,12 @@ func (s *Store) SearchInventory(ctx context.Context, text, after string, limit i
 	}
 }
 
+// inventoryColumns are the values of inventory's columns but doc for inv,
+// in table order (migration 0016).
+func inventoryColumns(inv *storage.DeviceInventory) []any {
+	return []any{inv.DeviceID, searchColumn(inv), []byte(inv.Platform), []byte(inv.OSVersion), inv.Retired}
+}
+
 // searchColumn is inv's search key as PostgreSQL text, which cannot hold
 // NUL: each becomes a space, which searchPattern's any-character stands for.
 func searchColumn(inv *storage.DeviceInventory) string {
@@ -68,10 +74,10 @@ func searchPattern(text string) string {
 	return b.String()
 }
 
-// fillSearchColumn writes the search key of the inventories that have none
-// (written before migration 0016), a page at a time; replicas opening at
-// once write the same values.
-func (s *Store) fillSearchColumn(ctx context.Context) error {
+// fillInventoryColumns writes the columns of migration 0016 for the
+// inventories that have no search key (written before it), a page at a
+// time; replicas opening at once write the same values.
+func (s *Store) fillInventoryColumns(ctx context.Context) error {
 	after := ""
 	for {
 		page, err := listDocs[storage.DeviceInventory](ctx, s.pool,
@@ -85,7 +91,8 @@ func (s *Store) fillSearchColumn(ctx context.Context) error {
 		var batch pgx.Batch
 		for i := range page {
 			after = page[i].DeviceID
-			batch.Queue("UPDATE inventory SET search = $2 WHERE device_id = $1 AND search IS NULL", page[i].DeviceID, searchColumn(&page[i]))
+			batch.Queue("UPDATE inventory SET search = $2, platform = $3, os_version = $4, retired = $5 WHERE device_id = $1 AND search IS NULL",
+				inventoryColumns(&page[i])...)
 		}
 		if err := s.pool.SendBatch(ctx, &batch).Close(); err != nil {
 			return fmt.Errorf("write search keys: %w", err)

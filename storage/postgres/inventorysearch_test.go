@@ -1,7 +1,10 @@
 package postgres_test
 
 import (
+	"os"
+	"regexp"
 	"testing"
+	"time"
 
 	"github.com/orchardmdm/orchard/internal/pgtest"
 	"github.com/orchardmdm/orchard/storage"
@@ -10,7 +13,8 @@ import (
 
 // TestSearchColumnFilledOnOpen: inventories written before migration 0016
 // (no search key) are still found, and get their key when the database
-// is next opened; the key has its trigram index.
+// is next opened; the key has its trigram index, and the migration takes
+// each enrollment's last check-in from its document.
 func TestSearchColumnFilledOnOpen(t *testing.T) {
 	ctx := t.Context()
 	dsn := pgtest.DSN(t)
@@ -49,6 +53,33 @@ func TestSearchColumnFilledOnOpen(t *testing.T) {
 		t.Errorf("after reopening: %d rows without a key, D1's is %q", missing, key)
 	}
 	found(s)
+	// Migration 0016 takes last_seen from the enrollments' documents.
+	seen := time.Date(2026, 3, 1, 12, 0, 0, 123456000, time.UTC)
+	for id, at := range map[string]time.Time{"E1": seen, "E2": {}} {
+		e := &storage.Enrollment{ID: id, DeviceID: id, Type: storage.Device, Enrolled: true, LastSeen: at,
+			Facts: &storage.DeviceFacts{DeviceName: `say "last_seen":"2001-01-01T00:00:00Z" \x00`}}
+		if err := s.UpdateEnrollment(ctx, id, e, func(*storage.Enrollment) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	migration, err := os.ReadFile("migrations/0016_device_search.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill := regexp.MustCompile(`(?m)^UPDATE enrollments .*;$`).Find(migration)
+	if _, err := s.Pool().Exec(ctx, "UPDATE enrollments SET last_seen = NULL"); err != nil || fill == nil {
+		t.Fatalf("%v, %q", err, fill)
+	}
+	if _, err := s.Pool().Exec(ctx, string(fill)); err != nil {
+		t.Fatal(err)
+	}
+	var e1 time.Time
+	var e2 *time.Time
+	if err := s.Pool().QueryRow(ctx, "SELECT (SELECT last_seen FROM enrollments WHERE id = 'E1'), (SELECT last_seen FROM enrollments WHERE id = 'E2')").Scan(&e1, &e2); err != nil ||
+		!e1.Equal(seen) || e2 != nil {
+		t.Errorf("last_seen from the documents: %v, %v, %v", e1, e2, err)
+	}
+
 	var indexes int
 	if err := s.Pool().QueryRow(ctx, "SELECT count(*) FROM pg_indexes WHERE indexname = 'inventory_search_trgm' AND schemaname = current_schema()").Scan(&indexes); err != nil || indexes != 1 {
 		t.Errorf("trigram index: %d, %v", indexes, err)

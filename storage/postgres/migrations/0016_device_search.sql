@@ -1,4 +1,6 @@
--- Version 16: device search (storage.InventorySearch) reads each
+-- Version 16: device search and the dashboard's counts.
+--
+-- Device search (storage.InventorySearch) reads each
 -- inventory's search key (storage.DeviceInventory.SearchKey, written by
 -- Orchard with the document) instead of decoding every document, through a
 -- trigram index when the pg_trgm extension can be had: it ships with
@@ -11,6 +13,16 @@
 -- found by its old name until an upgraded one writes its inventory.)
 ALTER TABLE inventory ADD COLUMN search text COLLATE "C";
 CREATE INDEX inventory_search_missing ON inventory (device_id) WHERE search IS NULL;
+
+-- The dashboard's counts (storage.FleetCounter) group these instead of
+-- reading every document (about 10 us each): the platform and OS version
+-- as bytes (a device may report U+0000, which text cannot hold), written
+-- with search (and filled with it), and when each enrollment was last
+-- seen, taken from the documents here: "last_seen" is a top-level member
+-- holding an RFC 3339 time, and JSON escapes every quote inside a string.
+ALTER TABLE inventory ADD COLUMN platform bytea, ADD COLUMN os_version bytea, ADD COLUMN retired boolean;
+ALTER TABLE enrollments ADD COLUMN last_seen timestamptz;
+UPDATE enrollments SET last_seen = substring(doc::text FROM '"last_seen":"([^"]*)"')::timestamptz;
 
 DO $$
 DECLARE
