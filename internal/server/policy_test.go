@@ -66,8 +66,8 @@ func refused(t *testing.T, err error, code string) {
 }
 
 type failureView struct {
-	Code, Method, Stage, User, UDID, Serial, Platform, Policy, Rule string
-	OSVersion                                                       string `json:"os_version"`
+	Code, Method, Stage, User, UDID, Serial, Platform, Policy, Rule, Reason string
+	OSVersion                                                               string `json:"os_version"`
 }
 
 func lastFailure(t *testing.T, s *servertest.Server, query string) failureView {
