@@ -219,6 +219,9 @@ func testSetupAssistantSignIn(t *testing.T, backend servertest.Backend) {
 	if shown.PrimaryUser != "ann" || shown.EnrollmentMethod != "ade" {
 		t.Fatalf("device after Setup Assistant sign-in = %+v, want primary user ann by ade", shown)
 	}
+	if got := ownershipShown(t, s, dev.UDID); got != "corporate ade" {
+		t.Fatalf("device view of the ADE iPhone: ownership %q", got)
+	}
 	// The challenge named the web view's session: enrolling completed it.
 	sess, err := s.Store().EnrollmentSession(ctx, ch.ForSession)
 	if err != nil {
