@@ -12,6 +12,7 @@ import (
 	"github.com/orchardmdm/orchard/internal/declarative"
 	"github.com/orchardmdm/orchard/internal/scope"
 	"github.com/orchardmdm/orchard/internal/webui"
+	"github.com/orchardmdm/orchard/mdm/ddm"
 	"github.com/orchardmdm/orchard/mdm/osversion"
 	"github.com/orchardmdm/orchard/storage"
 )
@@ -74,7 +75,7 @@ func (c *Console) declarationTypes(r *http.Request, actor *adminauth.Actor) ([]t
 	}
 	var groups []typeGroup
 	for _, t := range listing.Declarations {
-		if t.Kind == "activation" {
+		if t.Kind == ddm.KindActivation {
 			continue
 		}
 		i := slices.IndexFunc(groups, func(g typeGroup) bool { return g.Kind == t.Kind })
