@@ -311,10 +311,7 @@ func TestConfigRoles(t *testing.T) {
 			t.Fatalf("%s %s: %d", x.method, x.path, st)
 		}
 	}
-	forged := []struct {
-		path string
-		form url.Values
-	}{
+	forged := []forgedPost{
 		{"/console/profiles/" + id + "/scope", url.Values{"all": {"on"}}},
 		{"/console/declarations", url.Values{"type": {"com.apple.configuration.softwareupdate.enforcement.specific"}, "identifier": {"ios-26-1"},
 			"payload": {`{"TargetOSVersion": "27.0", "TargetLocalDateTime": "2027-01-01T00:00:00"}`}}},
@@ -347,23 +344,12 @@ func TestConfigRoles(t *testing.T) {
 				}
 			}
 		}
-		tok := c.csrf("/console/account")
 		posts := forged
 		if who.role == "auditor" {
-			posts = append(posts, struct {
-				path string
-				form url.Values
-			}{"/console/profiles/" + id + "/resend", nil})
+			posts = append(posts, forgedPost{"/console/profiles/" + id + "/resend", nil})
 		}
-		for _, f := range posts {
-			form := url.Values{"csrf": {tok}}
-			for k, v := range f.form {
-				form[k] = v
-			}
-			if st, body := c.post(f.path, form); st != http.StatusForbidden || !strings.Contains(body, "forbidden: role "+who.role) {
-				t.Errorf("%s forged %s: %d %q, want 403", who.name, f.path, st, body)
-			}
-		}
+		c.refused(who.role, posts)
+		tok := c.csrf("/console/account")
 		st, _ := c.postFile("/console/profiles", map[string]string{"csrf": tok}, "file", "x.mobileconfig", mobileconfig("com.example.evil", "7E1D2C3B-0000-4000-8000-00000000000E", "Evil"))
 		if st != http.StatusForbidden {
 			t.Errorf("%s forged upload: %d, want 403", who.name, st)
