@@ -195,3 +195,20 @@ func (b *browserish) refused(role string, posts []forgedPost) {
 		}
 	}
 }
+
+// readOnly fails unless every page answers 200 without the controls
+// listed for it.
+func (b *browserish) readOnly(who string, pages map[string][]string) {
+	b.t.Helper()
+	for page, absent := range pages {
+		st, body := b.get(page)
+		if st != http.StatusOK {
+			b.t.Errorf("%s %s: %d", who, page, st)
+		}
+		for _, x := range absent {
+			if strings.Contains(body, x) {
+				b.t.Errorf("%s sees %s on %s", who, x, page)
+			}
+		}
+	}
+}

@@ -199,17 +199,7 @@ func TestPolicyRoles(t *testing.T) {
 	}
 	for _, who := range []struct{ name, pw, role string }{{"hana", helpdeskPW, "helpdesk"}, {"avi", auditorPW, "auditor"}} {
 		c := signedIn(t, srv, who.name, who.pw)
-		for page, ids := range buttons {
-			st, body := c.get(page)
-			if st != http.StatusOK {
-				t.Errorf("%s %s: %d", who.name, page, st)
-			}
-			for _, b := range ids {
-				if strings.Contains(body, b) {
-					t.Errorf("%s sees %s on %s", who.name, b, page)
-				}
-			}
-		}
+		c.readOnly(who.name, buttons)
 		c.refused(who.role, forged)
 		audit, err := srv.Store().ListAudit(ctx, storage.AuditFilter{Actor: who.name}, "", 0)
 		if err != nil {
