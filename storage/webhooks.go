@@ -59,6 +59,7 @@ type WebhookDelivery struct {
 type WebhookDeliveryFilter struct {
 	EndpointID string
 	State      string
+	Topic      string // an exact topic
 	Before     uint64 // only IDs below it (0: no bound), for paging newest first
 	Limit      int    // at most this many (<= 0: all)
 }

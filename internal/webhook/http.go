@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -250,14 +251,17 @@ func (h *Handler) Delete(w http.ResponseWriter, r *http.Request) {
 
 const maxList = 500
 
-// filter reads state, before and limit (default 100, at most 500).
+// filter reads state, topic, before and limit (default 100, at most 500).
 func filter(r *http.Request) (storage.WebhookDeliveryFilter, error) {
 	q := r.URL.Query()
-	f := storage.WebhookDeliveryFilter{State: q.Get("state"), Limit: 100}
+	f := storage.WebhookDeliveryFilter{State: q.Get("state"), Topic: q.Get("topic"), Limit: 100}
 	switch f.State {
 	case "", storage.WebhookPending, storage.WebhookDelivered, storage.WebhookDead:
 	default:
 		return f, apijson.Bad("state: want pending, delivered or dead")
+	}
+	if f.Topic != "" && !slices.Contains(Topics, f.Topic) {
+		return f, apijson.Bad("topic: %.80q is not one Orchard sends", f.Topic)
 	}
 	if v := q.Get("before"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)

@@ -221,7 +221,7 @@ func (s *Store) ListWebhookDeliveries(ctx context.Context, f storage.WebhookDeli
 			if err := json.Unmarshal(v, &d); err != nil {
 				return fmt.Errorf("decode webhook delivery: %w", err)
 			}
-			if f.EndpointID != "" && d.EndpointID != f.EndpointID || f.State != "" && d.State != f.State {
+			if f.EndpointID != "" && d.EndpointID != f.EndpointID || f.State != "" && d.State != f.State || f.Topic != "" && d.Topic != f.Topic {
 				continue
 			}
 			out = append(out, d)

@@ -147,7 +147,8 @@ func (s *Store) ListWebhookDeliveries(ctx context.Context, f storage.WebhookDeli
 	}
 	return listDocs[storage.WebhookDelivery](ctx, s.pool, `SELECT doc FROM webhook_deliveries
 		WHERE ($1 = '' OR endpoint_id = $1) AND ($2 = '' OR state = $2) AND ($3::bigint IS NULL OR id < $3)
-		ORDER BY id DESC LIMIT $4`, f.EndpointID, f.State, before, limitArg(f.Limit))
+		AND ($5 = '' OR doc->>'topic' = $5)
+		ORDER BY id DESC LIMIT $4`, f.EndpointID, f.State, before, limitArg(f.Limit), f.Topic)
 }
 
 // PruneWebhookDeliveries implements storage.WebhookStore.
