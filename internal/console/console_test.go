@@ -1,7 +1,6 @@
 package console_test
 
 import (
-	"encoding/base32"
 	"net/http"
 	"net/url"
 	"strings"
@@ -15,10 +14,6 @@ import (
 	"github.com/orchardmdm/orchard/internal/server"
 	"github.com/orchardmdm/orchard/storage"
 )
-
-func decodeB32(s string) ([]byte, error) {
-	return base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(s)
-}
 
 // TestBrowserSignInSearchLock: in Chromium, the owner signs in, finds one
 // device among 1,000 by name, opens it, locks it (typing nothing: lock is
@@ -222,22 +217,7 @@ func TestTOTP(t *testing.T) {
 	srv := start(t)
 	c := newClient(t, srv)
 	c.signIn("olga", ownerPW)
-	st, page := c.post("/console/account/totp", url.Values{"csrf": {c.csrf("/console/account")}})
-	const mark = `<code id="totp-secret">`
-	i := strings.Index(page, mark)
-	if st != 200 || i < 0 {
-		t.Fatalf("TOTP start: %d %s", st, page)
-	}
-	b32 := page[i+len(mark) : i+len(mark)+strings.Index(page[i+len(mark):], "<")]
-	secret, err := decodeB32(b32)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok := c.csrf("/console/account")
-	code := adminauth.TOTPCode(secret, time.Now(), 6)
-	if st, _ := c.post("/console/account/totp/confirm", url.Values{"csrf": {tok}, "code": {code}}); st != http.StatusSeeOther {
-		t.Fatalf("confirm: %d", st)
-	}
+	secret, code := c.enrollTOTP()
 	acct, err := srv.Store().GetAdmin(t.Context(), "olga")
 	if err != nil || len(acct.TOTPSealed) == 0 || strings.Contains(string(acct.TOTPSealed), string(secret)) {
 		t.Fatalf("stored second factor: %+v, %v", acct, err)
