@@ -2,8 +2,8 @@ package console_test
 
 import (
 	"bytes"
-	"encoding/base32"
 	"context"
+	"encoding/base32"
 	"fmt"
 	"io"
 	"mime/multipart"
