@@ -263,8 +263,9 @@ func TestWebhookEditReplayDelete(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, page := c.get("/console/webhooks/" + id); !strings.Contains(page, `<table id="dead">`) || !strings.Contains(page, "receiver answered 503") {
-		t.Fatalf("no dead letter on the endpoint page: %s", page)
+	if _, page := c.get("/console/webhooks/" + id); !strings.Contains(page, `<table id="dead">`) || !strings.Contains(page, "receiver answered 503") ||
+		!strings.Contains(page, `<dd id="backlog">0 event(s)</dd>`) {
+		t.Fatalf("no dead letter on the endpoint page, or a backlog: %s", page)
 	}
 	_, page = c.get("/console/webhooks/events?topic=orchard.device.released")
 	if !strings.Contains(page, "<td>orchard.device.released</td>") || strings.Contains(page, "receiver answered 503") {
@@ -287,6 +288,9 @@ func TestWebhookEditReplayDelete(t *testing.T) {
 	}
 	if d, _ := srv.Store().WebhookDelivery(t.Context(), done.ID); d.State != storage.WebhookPending {
 		t.Fatalf("delivered after replay: %+v", d)
+	}
+	if _, page := c.get("/console/webhooks"); !strings.Contains(page, "<td>disabled</td><td>yes</td><td>2</td>") {
+		t.Fatalf("the list does not show the two replayed events waiting: %s", page)
 	}
 
 	// Delete: not without the box ticked.

@@ -166,6 +166,21 @@ func (s *Store) PendingWebhookDeliveries(ctx context.Context, endpointID string,
 	return out, err
 }
 
+// CountPendingWebhookDeliveries implements storage.WebhookStore: it walks
+// the endpoint's keys of the pending index, reading no entry.
+func (s *Store) CountPendingWebhookDeliveries(ctx context.Context, endpointID string) (int, error) {
+	n := 0
+	err := s.view(func(tx *bolt.Tx) error {
+		pre := prefix(endpointID)
+		c := tx.Bucket(bucketWebhookPendings).Cursor()
+		for k, _ := c.Seek(pre); k != nil && hasPrefix(k, pre); k, _ = c.Next() {
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
 // UpdateWebhookDelivery implements storage.WebhookStore.
 func (s *Store) UpdateWebhookDelivery(ctx context.Context, d *storage.WebhookDelivery) error {
 	return s.update(func(tx *bolt.Tx) error {

@@ -90,6 +90,15 @@ func runWebhooks(t *testing.T, open func(t *testing.T) storage.WebhookStore) {
 		if err != nil || len(left) != 1 || left[0].ID != pend[2].ID {
 			t.Fatalf("pending after updates = %+v, %v", left, err)
 		}
+		if n, err := s.CountPendingWebhookDeliveries(ctx, "a"); err != nil || n != 1 {
+			t.Fatalf("backlog of a = %d, %v; want 1", n, err)
+		}
+		if n, err := s.CountPendingWebhookDeliveries(ctx, "b"); err != nil || n != 1 {
+			t.Fatalf("backlog of b = %d, %v; want 1", n, err)
+		}
+		if n, err := s.CountPendingWebhookDeliveries(ctx, "gone"); err != nil || n != 0 {
+			t.Fatalf("backlog of an unknown endpoint = %d, %v; want 0", n, err)
+		}
 		got, err := s.WebhookDelivery(ctx, first.ID)
 		if err != nil || got.State != storage.WebhookDelivered || got.Attempts != 2 || got.LastStatus != 200 || string(got.Body) != `{"topic":"mdm.Authenticate"}` {
 			t.Fatalf("delivered = %+v, %v", got, err)
