@@ -230,6 +230,10 @@ func TestDeclarativePages(t *testing.T) {
 	if st != http.StatusBadRequest || !strings.Contains(between(page, `id="identifier-error">`, "</p>"), "orchard.") {
 		t.Fatalf("Orchard's identifier: %d %s", st, between(page, `id="identifier-error">`, "</p>"))
 	}
+	st, page = c.post("/console/declarations", url.Values{"csrf": {tok}, "type": {"com.apple.configuration.nope"}, "identifier": {"x"}, "payload": {"{}"}})
+	if st != http.StatusBadRequest || !strings.Contains(between(page, `id="type-error">`, "</p>"), "is not in Apple&#39;s declarative schema") {
+		t.Fatalf("an unknown type: %d %s", st, between(page, `id="type-error">`, "</p>"))
+	}
 	if ds, err := srv.Store().Declarations(ctx); err != nil || len(ds) != 0 {
 		t.Fatalf("refused declarations stored: %+v, %v", ds, err)
 	}

@@ -3,6 +3,7 @@ package console_test
 import (
 	"bytes"
 	"context"
+	"encoding/base32"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/orchardmdm/orchard/internal/adminauth"
 	"github.com/orchardmdm/orchard/internal/browsertest"
 	"github.com/orchardmdm/orchard/internal/server"
 	"github.com/orchardmdm/orchard/internal/servertest"
@@ -211,4 +213,26 @@ func (b *browserish) readOnly(who string, pages map[string][]string) {
 			}
 		}
 	}
+}
+
+// enrollTOTP turns on the signed-in admin's second factor on the account
+// page and answers its secret and the code that confirmed it (used).
+func (b *browserish) enrollTOTP() (secret []byte, code string) {
+	b.t.Helper()
+	st, page := b.post("/console/account/totp", url.Values{"csrf": {b.csrf("/console/account")}})
+	const mark = `<code id="totp-secret">`
+	i := strings.Index(page, mark)
+	if st != 200 || i < 0 {
+		b.t.Fatalf("TOTP start: %d %s", st, page)
+	}
+	b32 := page[i+len(mark) : i+len(mark)+strings.Index(page[i+len(mark):], "<")]
+	secret, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(b32)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	code = adminauth.TOTPCode(secret, time.Now(), 6)
+	if st, _ := b.post("/console/account/totp/confirm", url.Values{"csrf": {b.csrf("/console/account")}, "code": {code}}); st != http.StatusSeeOther {
+		b.t.Fatalf("TOTP confirm: %d", st)
+	}
+	return secret, code
 }
