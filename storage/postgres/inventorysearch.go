@@ -17,8 +17,12 @@ func (s *Store) SearchInventory(ctx context.Context, text, after string, limit i
 	pattern := searchPattern(text)
 	var out []storage.DeviceInventory
 	for {
+		// Planned for this pattern each time (not a cached generic plan):
+		// a pattern few devices match reads the trigram index, one most
+		// match walks the primary key until the page is full.
 		page, err := listDocs[storage.DeviceInventory](ctx, s.pool, `SELECT doc FROM inventory
-			WHERE device_id > $1 AND (search LIKE $2 OR search IS NULL) ORDER BY device_id LIMIT $3`, after, pattern, limitArg(limit))
+			WHERE device_id > $1 AND (search LIKE $2 OR search IS NULL) ORDER BY device_id LIMIT $3`,
+			pgx.QueryExecModeExec, after, pattern, limitArg(limit))
 		if err != nil {
 			return nil, fmt.Errorf("postgres: search inventory: %w", err)
 		}
