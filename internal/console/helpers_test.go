@@ -176,6 +176,45 @@ func (b *browserish) signIn(user, pw string) (int, string) {
 	return b.post("/console/sign-in", url.Values{"username": {user}, "password": {pw}, "csrf": {b.csrf("/console/sign-in")}})
 }
 
+// forgedPost is a form a role must not be able to send.
+type forgedPost struct {
+	path string
+	form url.Values
+}
+
+// refused posts each form with the session's CSRF token and fails unless
+// the API refused it with 403 for role.
+func (b *browserish) refused(role string, posts []forgedPost) {
+	b.t.Helper()
+	tok := b.csrf("/console/account")
+	for _, f := range posts {
+		form := url.Values{"csrf": {tok}}
+		for k, v := range f.form {
+			form[k] = v
+		}
+		if st, body := b.post(f.path, form); st != http.StatusForbidden || !strings.Contains(body, "forbidden: role "+role) {
+			b.t.Errorf("%s forged %s: %d %q, want 403", role, f.path, st, body)
+		}
+	}
+}
+
+// readOnly fails unless every page answers 200 without the controls
+// listed for it.
+func (b *browserish) readOnly(who string, pages map[string][]string) {
+	b.t.Helper()
+	for page, absent := range pages {
+		st, body := b.get(page)
+		if st != http.StatusOK {
+			b.t.Errorf("%s %s: %d", who, page, st)
+		}
+		for _, x := range absent {
+			if strings.Contains(body, x) {
+				b.t.Errorf("%s sees %s on %s", who, x, page)
+			}
+		}
+	}
+}
+
 // enrollTOTP turns on the signed-in admin's second factor on the account
 // page and answers its secret and the code that confirmed it (used).
 func (b *browserish) enrollTOTP() (secret []byte, code string) {
