@@ -149,6 +149,9 @@ type Command struct {
 	RequestType string    `json:"request_type"`
 	Raw         []byte    `json:"-"` // the {CommandUUID, Command} plist
 	CreatedAt   time.Time `json:"created_at"`
+	// Sender is who queued it, as the audit log names admins ("alice",
+	// "alice/token:<id>", "bootstrap"); "" when Orchard issued it itself.
+	Sender string `json:"sender,omitempty"`
 }
 
 // Target is a command's state for one channel.
