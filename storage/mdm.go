@@ -134,6 +134,10 @@ const (
 	Superseded         TargetStatus = "Superseded" // the device re-enrolled before receiving it
 )
 
+// TargetStatuses lists every TargetStatus, in the order a target moves
+// through them.
+var TargetStatuses = []TargetStatus{Queued, NotNow, Acknowledged, Error, CommandFormatError, Canceled, Superseded}
+
 // Final reports whether no more results are expected.
 func (s TargetStatus) Final() bool {
 	switch s {
