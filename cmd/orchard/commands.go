@@ -314,8 +314,8 @@ func commandsList(fs *flag.FlagSet) builder {
 	requestType := fs.String("type", "", "RequestType, exactly (DeviceLock)")
 	status := fs.String("status", "", "Queued, NotNow, Acknowledged, Error, CommandFormatError, Canceled or Superseded (any case)")
 	sender := fs.String("sender", "", "bootstrap, an admin's username (with their tokens) or username/token:<id>")
-	since := fs.String("since", "", "queued at or after this RFC 3339 time")
-	until := fs.String("until", "", "queued before this RFC 3339 time")
+	since := fs.String("since", "", "queued at or after this RFC 3339 time, or this long ago (24h)")
+	until := fs.String("until", "", "queued before this RFC 3339 time, or this long ago")
 	limit := fs.Int("limit", 100, "entries per page (at most 1000)")
 	before := fs.String("before", "", "start below this cursor (the answer's \"next\")")
 	all := fs.Bool("all", false, "follow the cursor through every page")
@@ -327,8 +327,9 @@ func commandsList(fs *flag.FlagSet) builder {
 				continue
 			}
 			if k == "since" || k == "until" {
-				if _, err := time.Parse(time.RFC3339, v); err != nil {
-					return call{}, fmt.Errorf("--%s: want an RFC 3339 time like 2026-01-01T00:00:00Z", k)
+				_, err := time.Parse(time.RFC3339, v)
+				if d, derr := time.ParseDuration(v); err != nil && (derr != nil || d <= 0) {
+					return call{}, fmt.Errorf("--%s: want an RFC 3339 time like 2026-01-01T00:00:00Z or a duration like 24h", k)
 				}
 			}
 			q.Set(k, v)

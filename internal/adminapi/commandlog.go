@@ -16,7 +16,7 @@ import (
 const maxFilterLen = 256
 
 // commandLogQuery reads the GET /v1/commands parameters: request_type,
-// status, sender, since, until (RFC 3339), before (a page's next) and limit
+// status, sender, since, until (RFC 3339, or a duration ago), before (a page's next) and limit
 // (1..maxLimit, default 50).
 func commandLogQuery(r *http.Request, maxLimit int) (storage.CommandFilter, error) {
 	q := r.URL.Query()
@@ -46,8 +46,11 @@ func commandLogQuery(r *http.Request, maxLimit int) (storage.CommandFilter, erro
 	}{{"since", &f.Since}, {"until", &f.Until}} {
 		if s := q.Get(p.name); s != "" {
 			t, err := time.Parse(time.RFC3339, s)
+			if d, derr := time.ParseDuration(s); err != nil && derr == nil && d > 0 {
+				t, err = time.Now().Add(-d), nil // that long ago
+			}
 			if err != nil {
-				return f, apijson.Bad("%s must be an RFC 3339 time", p.name)
+				return f, apijson.Bad("%s must be an RFC 3339 time or a duration like 24h", p.name)
 			}
 			*p.t = t
 		}

@@ -129,6 +129,14 @@ func testCommandLog(t *testing.T, backend servertest.Backend) {
 		}
 	}
 
+	// A duration is that long ago.
+	if recent, _ := list("since=1h"); len(recent) != len(all) {
+		t.Errorf("since=1h: %d entries, want all %d", len(recent), len(all))
+	}
+	if old, _ := list("until=1h"); len(old) != 0 {
+		t.Errorf("until=1h: %d entries, want none", len(old))
+	}
+
 	// Pages of one follow next through the whole log.
 	var paged []string
 	for q, n := "limit=1", 0; ; n++ {
@@ -148,7 +156,7 @@ func testCommandLog(t *testing.T, backend servertest.Backend) {
 		t.Fatalf("paged = %v, want the %d entries of the log", paged, len(all))
 	}
 
-	for _, q := range []string{"status=Sent", "since=yesterday", "limit=0", "limit=1001", "before=abc", "before=0",
+	for _, q := range []string{"status=Sent", "since=yesterday", "until=-1h", "limit=0", "limit=1001", "before=abc", "before=0",
 		"request_type=" + strings.Repeat("x", 300), "since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z"} {
 		var e struct{ Error string }
 		if code := s.API(t, "GET", "/v1/commands?"+q, nil, &e); code != http.StatusBadRequest || e.Error == "" {
