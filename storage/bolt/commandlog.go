@@ -77,6 +77,19 @@ func (s *Store) ListCommands(ctx context.Context, f storage.CommandFilter) ([]st
 			if !ok {
 				return fmt.Errorf("command log entry %d: malformed", seq)
 			}
+			if f.Status != "" && f.Since.IsZero() {
+				// The status alone decides most entries: read it before
+				// the command (Since needs the command's time to stop).
+				var st struct {
+					Status storage.TargetStatus `json:"status"`
+				}
+				if err := json.Unmarshal(tb.Get(v), &st); err != nil {
+					return fmt.Errorf("target %s of %s: %w", channel, uuid, err)
+				}
+				if st.Status != f.Status {
+					continue
+				}
+			}
 			if string(uuid) != last.uuid {
 				last = logCommand{uuid: string(uuid)}
 				if err := getJSON(cb, uuid, &last.cmd); err != nil {
