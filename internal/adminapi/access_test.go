@@ -101,6 +101,7 @@ var wantNeed = map[string]adminauth.Need{
 	"POST /v1/profiles": adminauth.Policy, "GET /v1/profiles": adminauth.Read, "GET /v1/profiles/{id}": adminauth.Read,
 	"PUT /v1/profiles/{id}": adminauth.Policy, "PUT /v1/profiles/{id}/scope": adminauth.Policy,
 	"GET /v1/profiles/{id}/status": adminauth.Read, "POST /v1/profiles/{id}/resend": adminauth.Action,
+	"GET /v1/profiles/{id}/versions": adminauth.Read, "GET /v1/devices/{id}/profile-states": adminauth.Read,
 	"GET /v1/users": adminauth.Read, "POST /v1/users": adminauth.Policy, "POST /v1/users/import": adminauth.Policy,
 	"GET /v1/users/{username}": adminauth.Read, "PATCH /v1/users/{username}": adminauth.Policy,
 	"GET /v1/groups": adminauth.Read, "POST /v1/groups": adminauth.Policy, "GET /v1/groups/{name}": adminauth.Read,

@@ -104,6 +104,8 @@ func (a *API) routes() []route {
 		{"PUT", "/v1/profiles/{id}/scope", policy, a.profiles.SetScope, prf},
 		{"GET", "/v1/profiles/{id}/status", read, a.profiles.Status, prf},
 		{"POST", "/v1/profiles/{id}/resend", act, a.profiles.Resend, prf},
+		{"GET", "/v1/profiles/{id}/versions", read, a.profiles.Versions, prf},
+		{"GET", "/v1/devices/{id}/profile-states", read, a.deviceProfileStates, prf},
 		{"GET", "/v1/users", read, a.listUsers, dir},
 		{"POST", "/v1/users", policy, a.createUser, dir},
 		{"POST", "/v1/users/import", policy, a.importUsers, dir},

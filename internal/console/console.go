@@ -162,6 +162,8 @@ func (c *Console) routes() *http.ServeMux {
 	pages = append(pages, c.policyRoutes()...)
 	pages = append(pages, c.reportRoutes()...)
 	pages = append(pages, c.catalogRoutes()...)
+	pages = append(pages, c.configRoutes()...)
+	pages = append(pages, c.declarativeRoutes()...)
 	for _, p := range pages {
 		m.HandleFunc(p.pattern, c.signedIn(p.h))
 	}
@@ -215,7 +217,9 @@ func (c *Console) nav(actor *adminauth.Actor) []webui.NavItem {
 	items := []webui.NavItem{{Label: "Dashboard", Href: Prefix + "/"}, {Label: "Devices", Href: Prefix + "/devices"},
 		{Label: "Commands", Href: Prefix + "/commands"}, {Label: "Enrollment", Href: Prefix + "/enrollment"},
 		{Label: "Users", Href: Prefix + "/users"}, {Label: "Groups", Href: Prefix + "/groups"},
-		{Label: "Enrollment policy", Href: Prefix + "/policy"}, {Label: "Reports", Href: Prefix + "/reports"},
+		{Label: "Enrollment policy", Href: Prefix + "/policy"},
+		{Label: "Profiles", Href: Prefix + "/profiles"}, {Label: "Declarative management", Href: Prefix + "/declarations"},
+		{Label: "Reports", Href: Prefix + "/reports"},
 		{Label: "Categories", Href: Prefix + "/categories"}, {Label: "Terms", Href: Prefix + "/terms"},
 		{Label: "Push certificate", Href: Prefix + "/push"}, {Label: "Admins and tokens", Href: Prefix + "/admins"},
 		{Label: "Audit log", Href: Prefix + "/audit"}, {Label: "Account", Href: Prefix + "/account"}}

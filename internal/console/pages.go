@@ -13,6 +13,7 @@ import (
 
 	"github.com/orchardmdm/orchard/internal/adminapi"
 	"github.com/orchardmdm/orchard/internal/adminauth"
+	"github.com/orchardmdm/orchard/internal/declarative"
 	"github.com/orchardmdm/orchard/internal/webui"
 	"github.com/orchardmdm/orchard/mdm"
 	"github.com/orchardmdm/orchard/storage"
@@ -295,6 +296,10 @@ type deviceData struct {
 	ConfirmOf string
 	// CanOwn: the actor may set the device's ownership.
 	CanOwn bool
+	// Managed is the library profiles' states on the device channel; DDM
+	// its declarations token and reported declarations (nil: not offered).
+	Managed []storage.ChannelProfile
+	DDM     *declarative.ChannelStatus
 }
 
 // displayName is what a device is called on its page and what a
@@ -368,6 +373,7 @@ func (c *Console) device(w http.ResponseWriter, r *http.Request, actor *adminaut
 		}
 	}
 	d.CanOwn = c.cfg.API.Allows(actor, "PUT", base+"/ownership")
+	c.loadDeviceConfig(r, actor, base, d)
 	c.render(w, r, http.StatusOK, "device", actor, &webui.Page{Title: d.Name, Data: d})
 }
 

@@ -21,7 +21,7 @@ import (
 // refused a taken priority, sees the warning when the default blocks iOS,
 // and deletes a group policy but not a default.
 func TestPolicyForms(t *testing.T) {
-	srv, _ := startPeople(t)
+	srv, ids := startPeople(t)
 	ctx := t.Context()
 	c := signedIn(t, srv, "olga", ownerPW)
 	tok := c.csrf("/console/policy")
@@ -109,6 +109,11 @@ func TestPolicyForms(t *testing.T) {
 	}
 	if ps, _ := srv.Store().EnrollmentPolicies(ctx); len(ps) != 3 {
 		t.Fatalf("after deleting one of three group policies and refusing the default: %d policies", len(ps))
+	}
+	// An admin's word on ownership: the device page shows it, and why.
+	c.follow(c.post("/console/devices/"+ids[0]+"/ownership", url.Values{"csrf": {tok}, "ownership": {"corporate"}}))
+	if _, page := c.get("/console/devices/" + ids[0]); !strings.Contains(page, "<dd>corporate <span class=\"muted\">(why: admin)</span></dd>") {
+		t.Fatalf("device page after an admin's ownership change: %s", page)
 	}
 }
 
