@@ -3,6 +3,7 @@ package storagetest
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -140,4 +141,58 @@ func names(page []storage.ChannelCommand) string {
 		out = append(out, fmt.Sprintf("%s/%s", cc.Command.UUID, cc.Target.ChannelID))
 	}
 	return strings.Join(out, " ")
+}
+
+// runCommandLogScan: one call examines at most storage.CommandLogScan
+// entries, so a filter that matches only past them answers an empty page
+// with a next, and following next reaches the match.
+func runCommandLogScan(t *testing.T, open func(t *testing.T) commandLogStore) {
+	s := open(t)
+	h := &harness{t: t, s: s, ctx: t.Context()}
+	n := storage.CommandLogScan + 50
+	channels := make([]string, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, 1)
+	const workers = 32
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n; i += workers {
+				channels[i] = fmt.Sprintf("SCAN-%05d", i)
+				e := deviceRecord(channels[i], "cert-"+channels[i])
+				if err := s.UpdateEnrollment(h.ctx, channels[i], &e, func(*storage.Enrollment) error { return nil }); err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+	old := command(t, "old-lock", "DeviceLock")
+	if err := s.Enqueue(h.ctx, old, channels[:1]); err != nil {
+		t.Fatal(err)
+	}
+	h.enqueue("bulk", channels...) // n ProfileList targets above the lock
+
+	f := storage.CommandFilter{RequestType: "DeviceLock"}
+	page, next, err := s.ListCommands(h.ctx, f)
+	if err != nil || len(page) != 0 || next == 0 {
+		t.Fatalf("first page past the scan bound = %s, next %d, %v; want empty with a next", names(page), next, err)
+	}
+	f.Before = next
+	page, next, err = s.ListCommands(h.ctx, f)
+	if err != nil || names(page) != "old-lock/SCAN-00000" || next != 0 {
+		t.Fatalf("second page = %s, next %d, %v; want the lock and the end", names(page), next, err)
+	}
+	// Unfiltered pages are full whatever the bound.
+	if all, next, err := s.ListCommands(h.ctx, storage.CommandFilter{Limit: 1000}); err != nil || len(all) != 1000 || next == 0 {
+		t.Fatalf("unfiltered page = %d entries, next %d, %v", len(all), next, err)
+	}
 }
