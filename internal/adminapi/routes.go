@@ -88,6 +88,7 @@ func (a *API) routes() []route {
 		{"GET", "/v1/admins/{username}", read, a.showAdmin, adm},
 		{"PATCH", "/v1/admins/{username}", manage, a.updateAdmin, adm},
 		{"DELETE", "/v1/admins/{username}", manage, a.deleteAdmin, adm},
+		{"DELETE", "/v1/admins/{username}/two-factor", manage, a.resetTwoFactor, adm},
 		{"GET", "/v1/admins/{username}/tokens", manage, a.listAdminTokens, adm},
 		{"POST", "/v1/admins/{username}/tokens", manage, a.createAdminToken, adm},
 		{"DELETE", "/v1/admins/{username}/tokens/{id}", manage, a.revokeAdminToken, adm},

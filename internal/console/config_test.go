@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -229,6 +230,10 @@ func TestDeclarativePages(t *testing.T) {
 	if st != http.StatusBadRequest || !strings.Contains(between(page, `id="identifier-error">`, "</p>"), "orchard.") {
 		t.Fatalf("Orchard's identifier: %d %s", st, between(page, `id="identifier-error">`, "</p>"))
 	}
+	st, page = c.post("/console/declarations", url.Values{"csrf": {tok}, "type": {"com.apple.configuration.nope"}, "identifier": {"x"}, "payload": {"{}"}})
+	if st != http.StatusBadRequest || !strings.Contains(between(page, `id="type-error">`, "</p>"), "is not in Apple&#39;s declarative schema") {
+		t.Fatalf("an unknown type: %d %s", st, between(page, `id="type-error">`, "</p>"))
+	}
 	if ds, err := srv.Store().Declarations(ctx); err != nil || len(ds) != 0 {
 		t.Fatalf("refused declarations stored: %+v, %v", ds, err)
 	}
@@ -311,10 +316,7 @@ func TestConfigRoles(t *testing.T) {
 			t.Fatalf("%s %s: %d", x.method, x.path, st)
 		}
 	}
-	forged := []struct {
-		path string
-		form url.Values
-	}{
+	forged := []forgedPost{
 		{"/console/profiles/" + id + "/scope", url.Values{"all": {"on"}}},
 		{"/console/declarations", url.Values{"type": {"com.apple.configuration.softwareupdate.enforcement.specific"}, "identifier": {"ios-26-1"},
 			"payload": {`{"TargetOSVersion": "27.0", "TargetLocalDateTime": "2027-01-01T00:00:00"}`}}},
@@ -336,44 +338,36 @@ func TestConfigRoles(t *testing.T) {
 	}
 	for _, who := range []struct{ name, pw, role string }{{"hana", helpdeskPW, "helpdesk"}, {"avi", auditorPW, "auditor"}} {
 		c := signedIn(t, srv, who.name, who.pw)
-		for page, absent := range buttons {
-			st, body := c.get(page)
-			if st != http.StatusOK {
-				t.Errorf("%s %s: %d", who.name, page, st)
-			}
-			for _, b := range absent {
-				if strings.Contains(body, b) {
-					t.Errorf("%s sees %s on %s", who.name, b, page)
-				}
-			}
-		}
-		tok := c.csrf("/console/account")
+		c.readOnly(who.name, buttons)
 		posts := forged
 		if who.role == "auditor" {
-			posts = append(posts, struct {
-				path string
-				form url.Values
-			}{"/console/profiles/" + id + "/resend", nil})
+			posts = append(posts, forgedPost{"/console/profiles/" + id + "/resend", nil})
 		}
-		for _, f := range posts {
-			form := url.Values{"csrf": {tok}}
-			for k, v := range f.form {
-				form[k] = v
-			}
-			if st, body := c.post(f.path, form); st != http.StatusForbidden || !strings.Contains(body, "forbidden: role "+who.role) {
-				t.Errorf("%s forged %s: %d %q, want 403", who.name, f.path, st, body)
-			}
-		}
+		c.refused(who.role, posts)
+		tok := c.csrf("/console/account")
 		st, _ := c.postFile("/console/profiles", map[string]string{"csrf": tok}, "file", "x.mobileconfig", mobileconfig("com.example.evil", "7E1D2C3B-0000-4000-8000-00000000000E", "Evil"))
 		if st != http.StatusForbidden {
 			t.Errorf("%s forged upload: %d, want 403", who.name, st)
 		}
 	}
-	// The helpdesk admin may resend (an action): the button is there.
-	if _, body := signedIn(t, srv, "hana", helpdeskPW).get("/console/profiles/" + id); !strings.Contains(body, `id="resend-failed"`) {
-		t.Error("helpdesk lacks the resend button")
-	}
+	// With a failure, the helpdesk admin may resend (an action), the auditor not.
 	ctx := t.Context()
+	if err := srv.Store().PutChannelProfiles(ctx, []storage.ChannelProfile{{ProfileID: id, ChannelID: ids[0], Version: 1,
+		UUID: "7E1D2C3B-0000-4000-8000-000000000001", State: storage.ProfileFailed, Attempts: 2, UpdatedAt: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	resend := []string{`id="resend-failed"`, `aria-label="Resend to ` + ids[0] + `"`}
+	for _, who := range []struct {
+		name, pw string
+		sees     bool
+	}{{"hana", helpdeskPW, true}, {"avi", auditorPW, false}} {
+		_, body := signedIn(t, srv, who.name, who.pw).get("/console/profiles/" + id)
+		for _, b := range resend {
+			if strings.Contains(body, b) != who.sees {
+				t.Errorf("%s: %s shown %v, want %v", who.name, b, !who.sees, who.sees)
+			}
+		}
+	}
 	if ps, _ := srv.Store().ListProfiles(ctx, "", 0); len(ps) != 1 || len(ps[0].Scope) != 0 {
 		t.Errorf("profiles changed: %+v", ps)
 	}
@@ -451,4 +445,68 @@ func TestBrowserProfileUploadAndScope(t *testing.T) {
 // rawProfile is a .mobileconfig body for the admin API.
 func rawProfile(b []byte) apiclient.Raw {
 	return apiclient.Raw{ContentType: "application/x-apple-aspen-config", Body: b}
+}
+
+// TestSoftwareUpdatesPage: the fleet view counts the devices' update
+// states against the enforcement scoped to them, lists OS versions newest
+// first, filters by state and pages by 50; a device's report shows on its
+// page and on the declaration's.
+func TestSoftwareUpdatesPage(t *testing.T) {
+	srv := start(t)
+	ids := seed(t, srv.Store(), 52)
+	ctx := t.Context()
+	if st := srv.API(t, "POST", "/v1/declarations", map[string]any{"type": "com.apple.configuration.softwareupdate.enforcement.specific", "identifier": "ios-26-1",
+		"payload": map[string]string{"TargetOSVersion": "26.1", "TargetLocalDateTime": "2026-12-15T20:00:00"}}, nil); st != http.StatusOK {
+		t.Fatalf("declaration: %d", st)
+	}
+	if st := srv.API(t, "POST", "/v1/declaration-sets", map[string]any{"name": "ios-update", "declarations": []string{"ios-26-1"}, "channels": ids}, nil); st != http.StatusOK {
+		t.Fatalf("set: %d", st)
+	}
+	for i, id := range ids {
+		err := srv.Store().UpdateDDMStatus(ctx, id, func(s *storage.DDMStatus) error {
+			s.Channel, s.UpdatedAt = id, time.Now().UTC()
+			s.Items = map[string]json.RawMessage{"device.operating-system.version": json.RawMessage(`"18.1"`)}
+			s.Declarations = map[string]storage.DeclarationState{"ios-26-1": {Kind: "configuration", Active: true, Valid: "valid", At: time.Now().UTC()}}
+			switch i {
+			case 1:
+				s.Items["device.operating-system.version"] = json.RawMessage(`"26.1"`)
+			case 2:
+				s.Items["softwareupdate.install-state"] = json.RawMessage(`"failed"`)
+				s.Declarations["ios-26-1"] = storage.DeclarationState{Kind: "configuration", Valid: "invalid", Reasons: json.RawMessage(`[{"Code":"Error.ConfigurationCannotBeApplied"}]`)}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := signedIn(t, srv, "hana", helpdeskPW)
+	_, page := c.get("/console/software-updates")
+	if counts := between(page, `id="update-counts">`, "</dl>"); counts != "<dt>Pending</dt><dd>50</dd><dt>Failed</dt><dd>1</dd><dt>Up to date</dt><dd>1</dd>" {
+		t.Fatalf("counts: %s", counts)
+	}
+	if os := between(page, `<table id="os-versions">`, "</table>"); !strings.Contains(os, "<td>26.1</td><td>1</td></tr><tr><td>18.1</td><td>51</td>") {
+		t.Fatalf("OS versions: %s", os)
+	}
+	rows := strings.Count(between(page, `<table id="updates">`, "</table>"), "<tr><td>")
+	if rows != 50 || !strings.Contains(page, `id="next" href="/console/software-updates?after=`+ids[49]+`"`) {
+		t.Fatalf("first page: %d rows", rows)
+	}
+	_, page = c.get("/console/software-updates?after=" + ids[49])
+	if rows := strings.Count(between(page, `<table id="updates">`, "</table>"), "<tr><td>"); rows != 2 || strings.Contains(page, `id="next"`) {
+		t.Fatalf("second page: %d rows", rows)
+	}
+	_, page = c.get("/console/software-updates?state=failed")
+	if table := between(page, `<table id="updates">`, "</table>"); strings.Count(table, "<tr><td>") != 1 || !strings.Contains(table, ids[2]) || !strings.Contains(table, "failed") {
+		t.Fatalf("failed devices: %s", table)
+	}
+	_, page = c.get("/console/devices/" + ids[2])
+	if decls := between(page, `<table id="device-declarations">`, "</table>"); !strings.Contains(decls, "ios-26-1") || !strings.Contains(decls, "invalid") ||
+		!strings.Contains(decls, "Error.ConfigurationCannotBeApplied") {
+		t.Fatalf("device declarations: %s", decls)
+	}
+	_, page = c.get("/console/declarations/ios-26-1")
+	if status := between(page, `<table id="status">`, "</table>"); strings.Count(status, "<tr><td>") != 52 || !strings.Contains(status, ids[2]) {
+		t.Fatalf("declaration status: %d rows", strings.Count(status, "<tr><td>"))
+	}
 }

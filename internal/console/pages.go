@@ -564,6 +564,30 @@ func (c *Console) createAdmin(w http.ResponseWriter, r *http.Request, actor *adm
 	c.after(w, r, Prefix+"/admins", err, "Admin "+name+" created.")
 }
 
+type adminData struct {
+	Admin    adminapi.AdminView
+	CanReset bool
+}
+
+// adminPage shows one admin account and, to an owner, the two-factor reset.
+func (c *Console) adminPage(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
+	base := "/v1/admins/" + url.PathEscape(r.PathValue("name"))
+	d := adminData{CanReset: c.cfg.API.Allows(actor, "DELETE", base+"/two-factor")}
+	if err := c.call(r, actor, "GET", base, nil, &d.Admin); err != nil {
+		c.show(w, r, actor, err)
+		return
+	}
+	c.render(w, r, http.StatusOK, "admin", actor, &webui.Page{Title: "Admin " + d.Admin.Username, Data: d})
+}
+
+// resetTwoFactor turns another admin's second factor off (a lost
+// authenticator), through the owner-only API route that audits it.
+func (c *Console) resetTwoFactor(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
+	name := r.PathValue("name")
+	err := c.call(r, actor, "DELETE", "/v1/admins/"+url.PathEscape(name)+"/two-factor", nil, nil)
+	c.after(w, r, Prefix+"/admins/"+url.PathEscape(name), err, "Two-factor sign-in of "+name+" is off: the password alone signs in until they set it up again.")
+}
+
 func (c *Console) createToken(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
 	body := map[string]any{"name": strings.TrimSpace(r.PostFormValue("name"))}
 	if role := r.PostFormValue("role"); role != "" {

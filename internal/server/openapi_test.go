@@ -12,6 +12,29 @@ import (
 	"github.com/orchardmdm/orchard/internal/servertest"
 )
 
+// conformingCall sends one admin request with the API key, checks the
+// request and its answer against openapi.json, and answers the status and
+// the body.
+func conformingCall(t *testing.T, srv *servertest.Server, method, path, ctype, body string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+srv.APIKey())
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := srv.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	apitest.Conforms(t, method, srv.URL+path, ctype, []byte(body), resp, data)
+	return resp.StatusCode, data
+}
+
 // TestAdminAnswersMatchOpenAPI sends real requests to a running server
 // with an enrolled device and checks each request and answer against
 // openapi.json, so the document says what the server does.
@@ -21,21 +44,7 @@ func TestAdminAnswersMatchOpenAPI(t *testing.T) {
 	// do sends a request and checks it and its answer against the document.
 	do := func(method, path, ctype, body string) []byte {
 		t.Helper()
-		req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+srv.APIKey())
-		if ctype != "" {
-			req.Header.Set("Content-Type", ctype)
-		}
-		resp, err := srv.Client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		data, _ := io.ReadAll(resp.Body)
-		apitest.Conforms(t, method, srv.URL+path, ctype, []byte(body), resp, data)
+		_, data := conformingCall(t, srv, method, path, ctype, body)
 		return data
 	}
 	const js = "application/json"
@@ -120,24 +129,10 @@ func TestProfileReadsForTheConsole(t *testing.T) {
 	dev := srv.EnrollOTA(t)
 	do := func(method, path string, body []byte, ctype string, want int) []byte {
 		t.Helper()
-		req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(string(body)))
-		if err != nil {
-			t.Fatal(err)
+		st, data := conformingCall(t, srv, method, path, ctype, string(body))
+		if st != want {
+			t.Fatalf("%s %s = %d %s, want %d", method, path, st, data, want)
 		}
-		req.Header.Set("Authorization", "Bearer "+srv.APIKey())
-		if ctype != "" {
-			req.Header.Set("Content-Type", ctype)
-		}
-		resp, err := srv.Client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		data, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != want {
-			t.Fatalf("%s %s = %d %s, want %d", method, path, resp.StatusCode, data, want)
-		}
-		apitest.Conforms(t, method, srv.URL+path, ctype, body, resp, data)
 		return data
 	}
 	const cfg = "application/x-apple-aspen-config"
