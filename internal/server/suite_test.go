@@ -64,6 +64,7 @@ var e2eTests = []struct {
 	{"PortalEnrollment", testPortalEnrollment},
 	{"PortalRefusals", testPortalRefusals},
 	{"SetupAssistantSignIn", testSetupAssistantSignIn},
+	{"SetupAssistantDeviceLimit", testSetupAssistantDeviceLimit},
 	{"ADEMinimumOS", testADEMinimumOS},
 }
 
