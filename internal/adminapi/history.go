@@ -23,7 +23,9 @@ type ChannelCommandView struct {
 	Seq       uint64               `json:"seq"`
 	// ErrorChain is the latest result's, when the device answered Error.
 	ErrorChain []storage.ErrorChain `json:"error_chain,omitempty"`
-	AnsweredAt *time.Time           `json:"answered_at,omitempty"`
+	// SentAt is when the device was first handed the command.
+	SentAt     *time.Time `json:"sent_at,omitempty"`
+	AnsweredAt *time.Time `json:"answered_at,omitempty"`
 }
 
 // deviceCommands serves GET /v1/devices/{id}/commands: the channel's
@@ -77,7 +79,8 @@ func (a *API) deviceCommands(w http.ResponseWriter, r *http.Request) {
 
 func channelCommandView(cc *storage.ChannelCommand) ChannelCommandView {
 	v := ChannelCommandView{UUID: cc.Command.UUID, RequestType: cc.Command.RequestType, CreatedAt: cc.Command.CreatedAt,
-		Sender: cc.Command.Sender, Status: cc.Target.Status, UpdatedAt: cc.Target.UpdatedAt, Seq: cc.Target.Seq}
+		Sender: cc.Command.Sender, Status: cc.Target.Status, UpdatedAt: cc.Target.UpdatedAt, Seq: cc.Target.Seq,
+		SentAt: timePtr(cc.Target.OfferedAt)}
 	if cc.Result != nil {
 		v.ErrorChain = cc.Result.ErrorChain
 		v.AnsweredAt = timePtr(cc.Result.At)

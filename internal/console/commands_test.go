@@ -53,8 +53,15 @@ func TestCommandPages(t *testing.T) {
 		t.Fatalf("lock from the console: %d %s", st, body)
 	}
 
+	// ids[0] is handed the bulk lock: sent, not answered.
+	if c, err := srv.Store().Next(ctx, ids[0]); err != nil || c == nil || c.UUID != lock {
+		t.Fatalf("Next(%s) = %+v, %v", ids[0], c, err)
+	}
 	st, page := hana.get("/console/commands")
 	rows := between(page, `<table id="commands">`, "</table>")
+	if strings.Count(rows, "(sent ") != 1 {
+		t.Errorf("want one sent, unanswered row: %q", rows)
+	}
 	if st != http.StatusOK || strings.Count(rows, "<tr>") != 5 { // the header and four targets
 		t.Fatalf("commands page: %d, rows %q", st, rows)
 	}

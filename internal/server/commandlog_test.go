@@ -22,6 +22,7 @@ type logEntry struct {
 	Sender      string `json:"sender"`
 	ChannelID   string `json:"channel_id"`
 	Status      string `json:"status"`
+	SentAt      string `json:"sent_at"`
 	ErrorChain  []struct {
 		ErrorCode int `json:"error_code"`
 	} `json:"error_chain"`
@@ -95,7 +96,7 @@ func testCommandLog(t *testing.T, backend servertest.Backend) {
 	// Newest first: the bulk lock (dev2's target after dev1's), then hana's.
 	top := all[:3]
 	if top[0].UUID != sent.UUID || top[0].ChannelID != dev2.UDID || top[1].UUID != sent.UUID || top[1].ChannelID != dev1.UDID ||
-		top[0].Sender != "bootstrap" || top[0].Status != "Queued" {
+		top[0].Sender != "bootstrap" || top[0].Status != "Queued" || top[0].SentAt != "" || top[1].SentAt == "" {
 		t.Fatalf("newest entries = %+v", top)
 	}
 	if h := top[2]; h.UUID != lock.UUID || h.Sender != "hana/token:"+tok.ID || h.Status != "Error" ||
