@@ -46,6 +46,7 @@ var e2eTests = []struct {
 	{"DirectoryAPI", testDirectoryAPI},
 	{"PrimaryUser", testPrimaryUser},
 	{"AdminRoles", testAdminRoles},
+	{"CommandLog", testCommandLog},
 	{"Profiles", testProfiles},
 	{"DeclarativeSoftwareUpdate", testDeclarativeSoftwareUpdate},
 	{"EnrollmentPolicy", testEnrollmentPolicy},
