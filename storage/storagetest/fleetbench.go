@@ -20,7 +20,7 @@ func BenchFleet(b *testing.B, s storage.Store, n, writers int) {
 		b.Fatal(err)
 	}
 	yes := true
-	seedEach(b, n, writers, func(i int) error {
+	SeedEach(b, n, writers, func(i int) error {
 		id := fmt.Sprintf("00008030-%016X", 0x5EED0000+i)
 		e := &storage.Enrollment{ID: id, DeviceID: id, Type: storage.Device, Enrolled: true, EnrolledAt: now,
 			LastSeen: now.Add(-time.Duration(i) * time.Minute), Topic: "com.apple.mgmt.test", Token: []byte("token")}
@@ -69,9 +69,9 @@ func BenchFleet(b *testing.B, s storage.Store, n, writers int) {
 	}
 }
 
-// seedEach runs fn(i) for i in [0,n) on writers goroutines, so setup
-// writes share commits.
-func seedEach(b *testing.B, n, writers int, fn func(i int) error) {
+// SeedEach runs fn(i) for i in [0,n) on writers goroutines, so a
+// benchmark's setup writes share commits; the first error fails it.
+func SeedEach(b *testing.B, n, writers int, fn func(i int) error) {
 	b.Helper()
 	var wg sync.WaitGroup
 	var once sync.Once
