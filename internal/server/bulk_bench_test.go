@@ -470,6 +470,14 @@ func procStatus(path string) map[string]uint64 {
 // certificate, and on each SIGUSR1 answers "heap <peak> <live>".
 func runBulkServer(dir, apnsURL, apnsCA string) int {
 	fail := func(err error) int { fmt.Fprintln(os.Stderr, "bulk server:", err); return 1 }
+	// ORCHARD_BULK_HEAPPROFILE=<prefix> writes <prefix>-<n>.pprof, a heap
+	// profile at each answer (go tool pprof -sample_index=inuse_space).
+	heapProfile := os.Getenv("ORCHARD_BULK_HEAPPROFILE")
+	if heapProfile != "" {
+		// Sample finely: the default (one sample per 512 KiB) cannot tell
+		// apart the small per-device objects an idle heap is made of.
+		runtime.MemProfileRate = 4 << 10
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fail(err)
@@ -501,9 +509,6 @@ func runBulkServer(dir, apnsURL, apnsCA string) int {
 			mu.Unlock()
 		}
 	}()
-	// ORCHARD_BULK_HEAPPROFILE=<prefix> writes <prefix>-<n>.pprof, a heap
-	// profile at each answer (go tool pprof -sample_index=inuse_space).
-	heapProfile := os.Getenv("ORCHARD_BULK_HEAPPROFILE")
 	go func() {
 		for n := 1; ; n++ {
 			if _, ok := <-usr1; !ok {
