@@ -250,6 +250,9 @@ func BenchmarkIdleHeap(b *testing.B) {
 	if err := seedBulk(path, udids, "com.apple.mgmt.External.bulk", hash); err != nil {
 		b.Fatal(err)
 	}
+	if err := seedInventoried(path, udids[:k], now); err != nil {
+		b.Fatal(err)
+	}
 	srv := startBulkServer(b, dir, "", "")
 	var seeded, connected heapFigures
 	for b.Loop() {
@@ -285,6 +288,39 @@ func BenchmarkIdleHeap(b *testing.B) {
 	b.ReportMetric(mb(float64(connected.live)), "idle-heap-connected-MB")
 	b.ReportMetric(per, "heap-B/connected-device")
 	b.ReportMetric(mb(float64(seeded.live)+per*float64(n)), "idle-heap-all-connected-MB")
+}
+
+// seedInventoried records that devices answered their inventory queries
+// at now, as enrolled devices have: their connects are then the Idle of a
+// device with nothing to do, which is what an idle server sees.
+func seedInventoried(path string, udids []string, now time.Time) error {
+	st, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(udids))
+	sem := make(chan struct{}, 512)
+	for _, udid := range udids {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			_, err := st.UpdateInventory(context.Background(), udid, func(inv *storage.DeviceInventory) error {
+				inv.QueriedAt, inv.DeviceInformationAt, inv.SecurityInfoAt = now, now, now
+				return nil
+			})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // seedCertRecords stores the issuance records of certs, as SCEP would.
