@@ -106,6 +106,7 @@ func BenchmarkBulkCommand(b *testing.B) {
 	var rss rssFigures
 	var cpu time.Duration
 	for b.Loop() {
+		srv.waitQuiet() // the start-up scans of every enrollment are done
 		fake.Reset()
 		before = srv.heap(b) // also resets the peak
 		srv.resetPeakRSS(b)
@@ -256,6 +257,7 @@ func BenchmarkIdleHeap(b *testing.B) {
 	srv := startBulkServer(b, dir, "", "")
 	var seeded, connected heapFigures
 	for b.Loop() {
+		srv.waitQuiet()
 		seeded = srv.heap(b)
 		var failures sync.Map
 		var wg sync.WaitGroup
@@ -280,6 +282,7 @@ func BenchmarkIdleHeap(b *testing.B) {
 			b.Errorf("device %d: connect: %v", i, err)
 			return false
 		})
+		srv.waitQuiet()
 		connected = srv.heap(b)
 	}
 	per := float64(connected.live-seeded.live) / float64(k)
@@ -464,6 +467,23 @@ func (s *bulkServer) samplePeakRSS(b *testing.B) func() rssFigures {
 	return func() rssFigures { close(stop); return <-done }
 }
 
+// waitQuiet waits until the server used no CPU for three 100 ms samples
+// in a row (a minute at most): an idle server, its start-up work (such as
+// the renewal scan of every enrollment) done.
+func (s *bulkServer) waitQuiet() {
+	quiet, last := 0, time.Duration(-1)
+	for deadline := time.Now().Add(time.Minute); quiet < 3 && time.Now().Before(deadline); {
+		cpu := procCPU(s.procs + "stat")
+		if cpu == last {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		last = cpu
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // procCPU is the user plus system CPU time in a /proc stat file.
 func procCPU(path string) time.Duration {
 	raw, err := os.ReadFile(path)
@@ -507,7 +527,9 @@ func procStatus(path string) map[string]uint64 {
 func runBulkServer(dir, apnsURL, apnsCA string) int {
 	fail := func(err error) int { fmt.Fprintln(os.Stderr, "bulk server:", err); return 1 }
 	// ORCHARD_BULK_HEAPPROFILE=<prefix> writes <prefix>-<n>.pprof, a heap
-	// profile at each answer (go tool pprof -sample_index=inuse_space).
+	// profile at each answer (go tool pprof -sample_index=inuse_space),
+	// and <prefix>-peak.pprof each time the heap grew a tenth past its
+	// highest yet (what the peak is made of, as of the GC before it).
 	heapProfile := os.Getenv("ORCHARD_BULK_HEAPPROFILE")
 	if heapProfile != "" {
 		// Sample finely: the default (one sample per 512 KiB) cannot tell
@@ -538,11 +560,16 @@ func runBulkServer(dir, apnsURL, apnsCA string) int {
 	var mu sync.Mutex
 	var peak uint64
 	go func() {
+		var profiled uint64
 		for range time.Tick(5 * time.Millisecond) {
 			v := readMetric("/memory/classes/heap/objects:bytes")
 			mu.Lock()
 			peak = max(peak, v)
 			mu.Unlock()
+			if heapProfile != "" && v > profiled+profiled/10 {
+				profiled = v
+				writeHeapProfile(heapProfile + "-peak.pprof")
+			}
 		}
 	}()
 	go func() {
@@ -553,10 +580,7 @@ func runBulkServer(dir, apnsURL, apnsCA string) int {
 			runtime.GC()
 			live := readMetric("/gc/heap/live:bytes")
 			if heapProfile != "" {
-				if f, err := os.Create(fmt.Sprintf("%s-%d.pprof", heapProfile, n)); err == nil {
-					_ = pprof.WriteHeapProfile(f)
-					f.Close()
-				}
+				writeHeapProfile(fmt.Sprintf("%s-%d.pprof", heapProfile, n))
 			}
 			mu.Lock()
 			p := max(peak, readMetric("/memory/classes/heap/objects:bytes"))
@@ -587,6 +611,13 @@ func runBulkServer(dir, apnsURL, apnsCA string) int {
 		return fail(err)
 	}
 	return 0
+}
+
+func writeHeapProfile(path string) {
+	if f, err := os.Create(path); err == nil {
+		_ = pprof.WriteHeapProfile(f)
+		f.Close()
+	}
 }
 
 func readMetric(name string) uint64 {

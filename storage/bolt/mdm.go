@@ -328,10 +328,14 @@ func (s *Store) Enqueue(ctx context.Context, cmd *storage.Command, channels []st
 			return err
 		}
 		q, tb := tx.Bucket([]byte(bQueue)), tx.Bucket([]byte(bTargets))
+		hist := tx.Bucket([]byte(bHistory))
 		// A command's targets are one contiguous run of new keys: pages
 		// split full rather than half full hold a 100,000-target command
 		// in about half the pages (and half the memory until commit).
 		tb.FillPercent = 0.9
+		// bbolt keeps every value put until the commit: one copy of the
+		// UUID serves all of a command's queue and history entries.
+		uuid := []byte(cmd.UUID)
 		for _, ch := range channels {
 			var e queueFields
 			if err := getJSON(enr, []byte(ch), &e); errors.Is(err, storage.ErrNotFound) || err == nil && !e.Enrolled {
@@ -358,10 +362,11 @@ func (s *Store) Enqueue(ctx context.Context, cmd *storage.Command, channels []st
 			if err := putJSON(tb, tk, &t); err != nil {
 				return err
 			}
-			if err := q.Put(seqKey(ch, seq), []byte(cmd.UUID)); err != nil {
+			sk := seqKey(ch, seq) // bbolt copies keys
+			if err := q.Put(sk, uuid); err != nil {
 				return err
 			}
-			if err := tx.Bucket([]byte(bHistory)).Put(seqKey(ch, seq), []byte(cmd.UUID)); err != nil {
+			if err := hist.Put(sk, uuid); err != nil {
 				return err
 			}
 		}
