@@ -15,6 +15,18 @@ const (
 	Personal Ownership = "personal"
 )
 
+// Why a device has its ownership (Enrollment.OwnershipBy): corporate
+// because of how it enrolled, who enrolled it or its identifier, or
+// whatever an admin said. A personal device the enrollment policy decided
+// has none.
+const (
+	OwnershipByADE                 = KindADE          // Automated Device Enrollment
+	OwnershipByConfigurator        = KindConfigurator // Apple Configurator
+	OwnershipByDEM                 = "dem"            // a device enrollment manager enrolled it
+	OwnershipByCorporateIdentifier = "corporate_identifier"
+	OwnershipByAdmin               = "admin" // set by an admin (either way)
+)
+
 // DeviceInventory is what Orchard knows of one device channel from its
 // DeviceInformation and SecurityInfo answers, plus the bookkeeping of the
 // inventory queries. The raw answers are kept apart as DeviceReports so a

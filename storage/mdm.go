@@ -57,6 +57,9 @@ type Enrollment struct {
 	// Ownership as decided at Authenticate (internal/policy) or set by an
 	// admin; "" for enrollments from before it was recorded.
 	Ownership Ownership `json:"ownership,omitempty"`
+	// OwnershipBy says why (an OwnershipBy... value); "" for a personal
+	// device, and for enrollments from before it was recorded.
+	OwnershipBy string `json:"ownership_by,omitempty"`
 	// EnrolledBy is the device enrollment manager who enrolled the device.
 	EnrolledBy string `json:"enrolled_by,omitempty"`
 	// EnrollmentUser and EnrollmentCategory: the directory user the

@@ -59,6 +59,7 @@ type WebhookDelivery struct {
 type WebhookDeliveryFilter struct {
 	EndpointID string
 	State      string
+	Topic      string // an exact topic
 	Before     uint64 // only IDs below it (0: no bound), for paging newest first
 	Limit      int    // at most this many (<= 0: all)
 }
@@ -96,4 +97,8 @@ type WebhookStore interface {
 	PruneWebhookDeliveries(ctx context.Context, before time.Time) (int, error)
 	// CountWebhookDeliveries counts pending and dead entries (for metrics).
 	CountWebhookDeliveries(ctx context.Context) (pending, dead int, err error)
+	// CountPendingWebhookDeliveries counts an endpoint's pending entries
+	// (its backlog); like PendingWebhookDeliveries, its cost does not grow
+	// with the delivered or dead ones.
+	CountPendingWebhookDeliveries(ctx context.Context, endpointID string) (int, error)
 }

@@ -23,6 +23,8 @@ clear passcode, lost mode), auditor (read only).`,
 		examples: []string{"orchard admins create hana --role helpdesk"}},
 	{name: "set", summary: "change an admin's role, password or disabled flag", args: []string{"<username>"}, setup: api(adminsSet),
 		examples: []string{"orchard admins set hana --role auditor", "orchard admins set hana --disabled=false --new-password"}},
+	{name: "reset-two-factor", summary: "turn off an admin's two-factor sign-in (a lost authenticator)", args: []string{"<username>"},
+		setup: api(adminsResetTwoFactor), examples: []string{"orchard admins reset-two-factor hana"}},
 	{name: "delete", summary: "delete an admin account and all its API tokens", args: []string{"<username>"},
 		setup: api(adminsDelete), examples: []string{"orchard admins delete hana"}},
 }
@@ -46,7 +48,7 @@ var auditCommands = []*command{
 		examples: []string{"orchard audit export > audit.csv"}},
 }
 
-var adminColumns = []column{{"USERNAME", "username"}, {"ROLE", "role"}, {"DISABLED", "disabled"}, {"CREATED", "created_at"}}
+var adminColumns = []column{{"USERNAME", "username"}, {"ROLE", "role"}, {"DISABLED", "disabled"}, {"TWO-FACTOR", "two_factor"}, {"CREATED", "created_at"}}
 
 func adminsList(*flag.FlagSet) builder {
 	return func(*client, []string) (call, error) {
@@ -130,6 +132,13 @@ func adminsSet(fs *flag.FlagSet) builder {
 		}
 		c.body = body
 		return c, nil
+	}
+}
+
+func adminsResetTwoFactor(*flag.FlagSet) builder {
+	return func(_ *client, args []string) (call, error) {
+		return call{method: "DELETE", path: "/v1/admins/" + url.PathEscape(args[0]) + "/two-factor",
+			save: done("two-factor sign-in off: the password alone signs in until it is set up again")}, nil
 	}
 }
 

@@ -23,12 +23,13 @@ type AdminView struct {
 	Username  string    `json:"username"`
 	Role      string    `json:"role"`
 	Disabled  bool      `json:"disabled"`
+	TwoFactor bool      `json:"two_factor"` // the console's TOTP second factor is on
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
 func adminView(a *storage.AdminAccount) AdminView {
-	return AdminView{Username: a.Username, Role: a.Role, Disabled: a.Disabled, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
+	return AdminView{Username: a.Username, Role: a.Role, Disabled: a.Disabled, TwoFactor: len(a.TOTPSealed) > 0, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
 }
 
 // TokenView is a token as listed: never the secret or its hash.
@@ -146,6 +147,24 @@ func (a *API) updateAdmin(w http.ResponseWriter, r *http.Request) {
 		acct.Disabled = *req.Disabled
 	}
 	acct.UpdatedAt = time.Now().UTC()
+	if err := a.admins.UpdateAdmin(r.Context(), acct); err != nil {
+		apijson.Fail(w, r, a.log, err)
+		return
+	}
+	apijson.WriteJSON(w, http.StatusOK, adminView(acct))
+}
+
+// resetTwoFactor turns an admin's TOTP second factor off (a lost
+// authenticator): the next console sign-in takes the password alone, and
+// the admin can set up a new one. It is the owner's, and audited like
+// every change.
+func (a *API) resetTwoFactor(w http.ResponseWriter, r *http.Request) {
+	acct, err := a.admins.GetAdmin(r.Context(), r.PathValue("username"))
+	if err != nil {
+		apijson.Fail(w, r, a.log, err)
+		return
+	}
+	acct.TOTPSealed, acct.TOTPUsedStep, acct.UpdatedAt = nil, 0, time.Now().UTC()
 	if err := a.admins.UpdateAdmin(r.Context(), acct); err != nil {
 		apijson.Fail(w, r, a.log, err)
 		return

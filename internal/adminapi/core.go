@@ -13,6 +13,7 @@ import (
 
 	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
 	"github.com/orchardmdm/orchard/internal/command"
+	"github.com/orchardmdm/orchard/internal/inventory"
 	"github.com/orchardmdm/orchard/mdm"
 	"github.com/orchardmdm/orchard/mdm/commands"
 	"github.com/orchardmdm/orchard/storage"
@@ -35,6 +36,8 @@ type DeviceView struct {
 	Enrolled         bool                   `json:"enrolled"`
 	EnrollmentMethod string                 `json:"enrollment_method,omitempty"`
 	EnrollmentRef    string                 `json:"enrollment_ref,omitempty"`
+	Ownership        storage.Ownership      `json:"ownership,omitempty"`
+	OwnershipBy      string                 `json:"ownership_by,omitempty"`
 	EnrolledAt       time.Time              `json:"enrolled_at"`
 	CheckedOutAt     *time.Time             `json:"checked_out_at,omitempty"`
 	LastSeen         *time.Time             `json:"last_seen,omitempty"`
@@ -95,10 +98,33 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
+// ownershipOf is a device's ownership and why (nothing for a user
+// channel). Enrollments from before the policy recorded them are judged as
+// the inventory judges them, by how they enrolled.
+func ownershipOf(e *storage.Enrollment) (storage.Ownership, string) {
+	if e.ID != e.DeviceID {
+		return "", ""
+	}
+	own, by := e.Ownership, e.OwnershipBy
+	if own == "" {
+		own = inventory.OwnershipOf(e.EnrollmentMethod, "")
+	}
+	if own == storage.Corporate && by == "" {
+		switch {
+		case e.EnrollmentMethod == storage.KindADE || e.EnrollmentMethod == storage.KindConfigurator:
+			by = e.EnrollmentMethod
+		case e.EnrolledBy != "":
+			by = storage.OwnershipByDEM
+		}
+	}
+	return own, by
+}
+
 func viewOf(e *storage.Enrollment) DeviceView {
+	own, by := ownershipOf(e)
 	return DeviceView{
 		ID: e.ID, Type: e.Type, Enrolled: e.Enrolled,
-		EnrollmentMethod: e.EnrollmentMethod, EnrollmentRef: e.EnrollmentRef,
+		EnrollmentMethod: e.EnrollmentMethod, EnrollmentRef: e.EnrollmentRef, Ownership: own, OwnershipBy: by,
 		EnrolledAt: e.EnrolledAt, CheckedOutAt: timePtr(e.CheckedOutAt), LastSeen: timePtr(e.LastSeen),
 		Facts: e.Facts, CertSerial: e.CertSerial, CertNotAfter: timePtr(e.CertNotAfter), Renewal: renewalView(e),
 		Push: PushView{Topic: e.Topic, HasToken: len(e.Token) > 0, TokenInvalid: e.TokenInvalid, UpdatedAt: timePtr(e.TokenUpdatedAt),

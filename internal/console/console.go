@@ -155,11 +155,17 @@ func (c *Console) routes() *http.ServeMux {
 		{"GET " + Prefix + "/account", c.account},
 		{"POST " + Prefix + "/account/totp", c.totpStart},
 		{"POST " + Prefix + "/account/totp/confirm", c.totpConfirm},
+		{"POST " + Prefix + "/account/totp/disable", c.totpDisable},
+		{"GET " + Prefix + "/admins/{name}", c.adminPage},
+		{"POST " + Prefix + "/admins/{name}/two-factor/reset", c.resetTwoFactor},
 	}
 	pages = append(pages, c.peopleRoutes()...)
 	pages = append(pages, c.policyRoutes()...)
 	pages = append(pages, c.reportRoutes()...)
 	pages = append(pages, c.catalogRoutes()...)
+	pages = append(pages, c.webhookRoutes()...)
+	pages = append(pages, c.configRoutes()...)
+	pages = append(pages, c.declarativeRoutes()...)
 	for _, p := range pages {
 		m.HandleFunc(p.pattern, c.signedIn(p.h))
 	}
@@ -213,10 +219,12 @@ func (c *Console) nav(actor *adminauth.Actor) []webui.NavItem {
 	items := []webui.NavItem{{Label: "Dashboard", Href: Prefix + "/"}, {Label: "Devices", Href: Prefix + "/devices"},
 		{Label: "Commands", Href: Prefix + "/commands"}, {Label: "Enrollment", Href: Prefix + "/enrollment"},
 		{Label: "Users", Href: Prefix + "/users"}, {Label: "Groups", Href: Prefix + "/groups"},
-		{Label: "Enrollment policy", Href: Prefix + "/policy"}, {Label: "Reports", Href: Prefix + "/reports"},
+		{Label: "Enrollment policy", Href: Prefix + "/policy"},
+		{Label: "Profiles", Href: Prefix + "/profiles"}, {Label: "Declarative management", Href: Prefix + "/declarations"},
+		{Label: "Reports", Href: Prefix + "/reports"},
 		{Label: "Categories", Href: Prefix + "/categories"}, {Label: "Terms", Href: Prefix + "/terms"},
 		{Label: "Push certificate", Href: Prefix + "/push"}, {Label: "Admins and tokens", Href: Prefix + "/admins"},
-		{Label: "Audit log", Href: Prefix + "/audit"}, {Label: "Account", Href: Prefix + "/account"}}
+		{Label: "Webhooks", Href: Prefix + "/webhooks"}, {Label: "Audit log", Href: Prefix + "/audit"}, {Label: "Account", Href: Prefix + "/account"}}
 	return items
 }
 

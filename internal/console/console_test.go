@@ -1,7 +1,6 @@
 package console_test
 
 import (
-	"encoding/base32"
 	"net/http"
 	"net/url"
 	"strings"
@@ -15,10 +14,6 @@ import (
 	"github.com/orchardmdm/orchard/internal/server"
 	"github.com/orchardmdm/orchard/storage"
 )
-
-func decodeB32(s string) ([]byte, error) {
-	return base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(s)
-}
 
 // TestBrowserSignInSearchLock: in Chromium, the owner signs in, finds one
 // device among 1,000 by name, opens it, locks it (typing nothing: lock is
@@ -222,22 +217,7 @@ func TestTOTP(t *testing.T) {
 	srv := start(t)
 	c := newClient(t, srv)
 	c.signIn("olga", ownerPW)
-	st, page := c.post("/console/account/totp", url.Values{"csrf": {c.csrf("/console/account")}})
-	const mark = `<code id="totp-secret">`
-	i := strings.Index(page, mark)
-	if st != 200 || i < 0 {
-		t.Fatalf("TOTP start: %d %s", st, page)
-	}
-	b32 := page[i+len(mark) : i+len(mark)+strings.Index(page[i+len(mark):], "<")]
-	secret, err := decodeB32(b32)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok := c.csrf("/console/account")
-	code := adminauth.TOTPCode(secret, time.Now(), 6)
-	if st, _ := c.post("/console/account/totp/confirm", url.Values{"csrf": {tok}, "code": {code}}); st != http.StatusSeeOther {
-		t.Fatalf("confirm: %d", st)
-	}
+	secret, code := c.enrollTOTP()
 	acct, err := srv.Store().GetAdmin(t.Context(), "olga")
 	if err != nil || len(acct.TOTPSealed) == 0 || strings.Contains(string(acct.TOTPSealed), string(secret)) {
 		t.Fatalf("stored second factor: %+v, %v", acct, err)
@@ -331,6 +311,10 @@ func TestEveryPageRenders(t *testing.T) {
 		"/console/admins":            "<h1>Admins and tokens</h1>",
 		"/console/audit":             "<h1>Audit log</h1>",
 		"/console/account":           "<h1>Account</h1>",
+		"/console/admins/hana":       "<h1>Admin hana</h1>",
+		"/console/webhooks":          "<h1>Webhooks</h1>",
+		"/console/webhooks/new":      "<h1>New webhook</h1>",
+		"/console/webhooks/events":   "<h1>Webhook events</h1>",
 	}
 	anon := newClient(t, srv)
 	for p := range pages {
@@ -360,5 +344,89 @@ func TestEveryPageRenders(t *testing.T) {
 	}
 	if st, _ := aud.post("/console/devices/"+ids[0]+"/actions/lock", url.Values{"csrf": {aud.csrf("/console/account")}}); st != http.StatusForbidden {
 		t.Errorf("auditor lock: %d, want 403", st)
+	}
+}
+
+// TestTwoFactorOffAndReset: an admin turns their own second factor off
+// only with the right password and a current code, and that is audited;
+// an owner resets another admin's, an admin (not an owner) is refused
+// with 403, and both are in the audit log.
+func TestTwoFactorOffAndReset(t *testing.T) {
+	srv := start(t)
+	if st := srv.API(t, "POST", "/v1/admins", map[string]string{"username": "adam", "role": "admin", "password": "adam-admin-password"}, nil); st != http.StatusCreated {
+		t.Fatalf("create admin: %d", st)
+	}
+	twoFactor := func(name string) bool {
+		acct, err := srv.Store().GetAdmin(t.Context(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(acct.TOTPSealed) > 0
+	}
+	c := newClient(t, srv)
+	c.signIn("olga", ownerPW)
+	secret, used := c.enrollTOTP()
+	if _, page := c.get("/console/account"); !strings.Contains(page, `id="totp-disable"`) {
+		t.Fatal("no form to turn two-factor sign-in off")
+	}
+	next := adminauth.TOTPCode(secret, time.Now().Add(30*time.Second), 6)
+	tok := c.csrf("/console/account")
+	for _, bad := range []url.Values{
+		{"password": {ownerPW}, "code": {"000000"}},
+		{"password": {ownerPW}, "code": {used}}, // the code that turned it on was used
+		{"password": {"not-the-password"}, "code": {next}},
+		{"code": {next}},
+	} {
+		bad.Set("csrf", tok)
+		if st, _ := c.post("/console/account/totp/disable", bad); st != http.StatusSeeOther || !twoFactor("olga") {
+			t.Fatalf("turned off with %v: %d", bad, st)
+		}
+	}
+	if _, page := c.get("/console/account"); !strings.Contains(page, "Two-factor sign-in is still on: wrong password or code") {
+		t.Fatal("no reason shown for a refused turn-off")
+	}
+	if st, _ := c.post("/console/account/totp/disable", url.Values{"csrf": {tok}, "password": {ownerPW}, "code": {next}}); st != http.StatusSeeOther || twoFactor("olga") {
+		t.Fatalf("turn off with the password and a current code: %d, still on %v", st, twoFactor("olga"))
+	}
+	// The password alone signs in again.
+	if st, _ := newClient(t, srv).signIn("olga", ownerPW); st != http.StatusSeeOther {
+		t.Fatalf("sign-in after turning off: %d", st)
+	}
+
+	h := newClient(t, srv)
+	h.signIn("hana", helpdeskPW)
+	h.enrollTOTP()
+	a := newClient(t, srv)
+	a.signIn("adam", "adam-admin-password")
+	if _, page := a.get("/console/admins/hana"); strings.Contains(page, "reset-two-factor") || !strings.Contains(page, `<dd id="two-factor">on</dd>`) {
+		t.Fatalf("an admin's view of hana: %s", page)
+	}
+	if st, body := a.post("/console/admins/hana/two-factor/reset", url.Values{"csrf": {a.csrf("/console/admins/hana")}}); st != http.StatusForbidden ||
+		!strings.Contains(body, "forbidden: role admin") || !twoFactor("hana") {
+		t.Fatalf("admin resets hana's two-factor: %d %q", st, body)
+	}
+	if _, page := c.get("/console/admins/hana"); !strings.Contains(page, `id="reset-two-factor"`) {
+		t.Fatal("the owner gets no reset button")
+	}
+	if st, _ := c.post("/console/admins/hana/two-factor/reset", url.Values{"csrf": {c.csrf("/console/admins/hana")}}); st != http.StatusSeeOther || twoFactor("hana") {
+		t.Fatalf("owner resets hana's two-factor: %d, still on %v", st, twoFactor("hana"))
+	}
+	if _, page := c.get("/console/admins"); !strings.Contains(page, `<a href="/console/admins/hana">hana</a></td><td>helpdesk</td><td>active</td><td>off</td>`) {
+		t.Fatalf("admins list after the reset: %s", page)
+	}
+
+	entries, err := srv.Store().ListAudit(t.Context(), storage.AuditFilter{Action: "two-factor"}, "", 0)
+	if err != nil || len(entries) != 2 {
+		t.Fatalf("audit of the resets: %+v, %v", entries, err)
+	}
+	if e := entries[0]; e.Actor != "adam" || e.Result != "denied" || e.Target != "username=hana" || e.Action != "DELETE /v1/admins/{username}/two-factor" {
+		t.Errorf("the refused reset: %+v", e)
+	}
+	if e := entries[1]; e.Actor != "olga" || e.Result != "ok" || e.Target != "username=hana" {
+		t.Errorf("the owner's reset: %+v", e)
+	}
+	off, err := srv.Store().ListAudit(t.Context(), storage.AuditFilter{Action: "/account/totp/disable"}, "", 0)
+	if err != nil || len(off) != 1 || off[0].Actor != "olga" || off[0].Result != "ok" {
+		t.Fatalf("audit of the turn-off: %+v, %v", off, err)
 	}
 }

@@ -3,6 +3,7 @@ package console_test
 import (
 	"bytes"
 	"context"
+	"encoding/base32"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/orchardmdm/orchard/internal/adminauth"
 	"github.com/orchardmdm/orchard/internal/browsertest"
 	"github.com/orchardmdm/orchard/internal/server"
 	"github.com/orchardmdm/orchard/internal/servertest"
@@ -172,4 +174,65 @@ func (b *browserish) csrf(path string) string {
 func (b *browserish) signIn(user, pw string) (int, string) {
 	b.t.Helper()
 	return b.post("/console/sign-in", url.Values{"username": {user}, "password": {pw}, "csrf": {b.csrf("/console/sign-in")}})
+}
+
+// forgedPost is a form a role must not be able to send.
+type forgedPost struct {
+	path string
+	form url.Values
+}
+
+// refused posts each form with the session's CSRF token and fails unless
+// the API refused it with 403 for role.
+func (b *browserish) refused(role string, posts []forgedPost) {
+	b.t.Helper()
+	tok := b.csrf("/console/account")
+	for _, f := range posts {
+		form := url.Values{"csrf": {tok}}
+		for k, v := range f.form {
+			form[k] = v
+		}
+		if st, body := b.post(f.path, form); st != http.StatusForbidden || !strings.Contains(body, "forbidden: role "+role) {
+			b.t.Errorf("%s forged %s: %d %q, want 403", role, f.path, st, body)
+		}
+	}
+}
+
+// readOnly fails unless every page answers 200 without the controls
+// listed for it.
+func (b *browserish) readOnly(who string, pages map[string][]string) {
+	b.t.Helper()
+	for page, absent := range pages {
+		st, body := b.get(page)
+		if st != http.StatusOK {
+			b.t.Errorf("%s %s: %d", who, page, st)
+		}
+		for _, x := range absent {
+			if strings.Contains(body, x) {
+				b.t.Errorf("%s sees %s on %s", who, x, page)
+			}
+		}
+	}
+}
+
+// enrollTOTP turns on the signed-in admin's second factor on the account
+// page and answers its secret and the code that confirmed it (used).
+func (b *browserish) enrollTOTP() (secret []byte, code string) {
+	b.t.Helper()
+	st, page := b.post("/console/account/totp", url.Values{"csrf": {b.csrf("/console/account")}})
+	const mark = `<code id="totp-secret">`
+	i := strings.Index(page, mark)
+	if st != 200 || i < 0 {
+		b.t.Fatalf("TOTP start: %d %s", st, page)
+	}
+	b32 := page[i+len(mark) : i+len(mark)+strings.Index(page[i+len(mark):], "<")]
+	secret, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(b32)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	code = adminauth.TOTPCode(secret, time.Now(), 6)
+	if st, _ := b.post("/console/account/totp/confirm", url.Values{"csrf": {b.csrf("/console/account")}, "code": {code}}); st != http.StatusSeeOther {
+		b.t.Fatalf("TOTP confirm: %d", st)
+	}
+	return secret, code
 }

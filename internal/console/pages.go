@@ -13,6 +13,7 @@ import (
 
 	"github.com/orchardmdm/orchard/internal/adminapi"
 	"github.com/orchardmdm/orchard/internal/adminauth"
+	"github.com/orchardmdm/orchard/internal/declarative"
 	"github.com/orchardmdm/orchard/internal/webui"
 	"github.com/orchardmdm/orchard/mdm"
 	"github.com/orchardmdm/orchard/storage"
@@ -295,6 +296,10 @@ type deviceData struct {
 	ConfirmOf string
 	// CanOwn: the actor may set the device's ownership.
 	CanOwn bool
+	// Managed is the library profiles' states on the device channel; DDM
+	// its declarations token and reported declarations (nil: not offered).
+	Managed []storage.ChannelProfile
+	DDM     *declarative.ChannelStatus
 }
 
 // displayName is what a device is called on its page and what a
@@ -368,6 +373,7 @@ func (c *Console) device(w http.ResponseWriter, r *http.Request, actor *adminaut
 		}
 	}
 	d.CanOwn = c.cfg.API.Allows(actor, "PUT", base+"/ownership")
+	c.loadDeviceConfig(r, actor, base, d)
 	c.render(w, r, http.StatusOK, "device", actor, &webui.Page{Title: d.Name, Data: d})
 }
 
@@ -578,6 +584,30 @@ func (c *Console) createAdmin(w http.ResponseWriter, r *http.Request, actor *adm
 	body := map[string]any{"username": name, "role": r.PostFormValue("role"), "password": r.PostFormValue("password")}
 	err := c.call(r, actor, "POST", "/v1/admins", body, nil)
 	c.after(w, r, Prefix+"/admins", err, "Admin "+name+" created.")
+}
+
+type adminData struct {
+	Admin    adminapi.AdminView
+	CanReset bool
+}
+
+// adminPage shows one admin account and, to an owner, the two-factor reset.
+func (c *Console) adminPage(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
+	base := "/v1/admins/" + url.PathEscape(r.PathValue("name"))
+	d := adminData{CanReset: c.cfg.API.Allows(actor, "DELETE", base+"/two-factor")}
+	if err := c.call(r, actor, "GET", base, nil, &d.Admin); err != nil {
+		c.show(w, r, actor, err)
+		return
+	}
+	c.render(w, r, http.StatusOK, "admin", actor, &webui.Page{Title: "Admin " + d.Admin.Username, Data: d})
+}
+
+// resetTwoFactor turns another admin's second factor off (a lost
+// authenticator), through the owner-only API route that audits it.
+func (c *Console) resetTwoFactor(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
+	name := r.PathValue("name")
+	err := c.call(r, actor, "DELETE", "/v1/admins/"+url.PathEscape(name)+"/two-factor", nil, nil)
+	c.after(w, r, Prefix+"/admins/"+url.PathEscape(name), err, "Two-factor sign-in of "+name+" is off: the password alone signs in until they set it up again.")
 }
 
 func (c *Console) createToken(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {

@@ -291,6 +291,49 @@ func (c *Console) totpConfirm(w http.ResponseWriter, r *http.Request, actor *adm
 	c.site.Redirect(w, r, Prefix+"/account", webui.Flash{Message: "Two-factor sign-in is on: the next sign-in asks for a code."})
 }
 
+// totpDisable turns the account's own second factor off, given the
+// current password and a current code (a stolen session alone cannot);
+// wrong ones cost sign-in attempts like a wrong sign-in.
+func (c *Console) totpDisable(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
+	back := Prefix + "/account"
+	if wait, ok := c.byUser.Check(actor.Admin); !ok {
+		c.site.Redirect(w, r, back, webui.Flash{Error: true,
+			Message: fmt.Sprintf("Too many failed attempts. Try again in %s.", wait.Round(time.Second)+time.Second)})
+		return
+	}
+	acct, err := c.cfg.Admins.GetAdmin(r.Context(), actor.Admin)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	if len(acct.TOTPSealed) == 0 {
+		c.site.Redirect(w, r, back, webui.Flash{Message: "Two-factor sign-in is already off."})
+		return
+	}
+	pw := r.PostFormValue("password")
+	pwErr := adminauth.ErrBadPassword
+	if len(pw) <= adminauth.MaxPasswordLen {
+		pwErr = adminauth.VerifyPassword(acct.PasswordHash, pw)
+	}
+	if pwErr != nil && !errors.Is(pwErr, adminauth.ErrBadPassword) {
+		c.fail(w, r, pwErr)
+		return
+	}
+	_, codeOK := c.checkCode(acct, strings.TrimSpace(r.PostFormValue("code")))
+	if pwErr != nil || !codeOK {
+		c.failed(r, actor.Admin, "wrong password or code to turn off two-factor sign-in")
+		c.site.Redirect(w, r, back, webui.Flash{Error: true, Message: "Two-factor sign-in is still on: wrong password or code (a code signs in once; wait for the next)."})
+		return
+	}
+	acct.TOTPSealed, acct.TOTPUsedStep, acct.UpdatedAt = nil, 0, c.cfg.Now().UTC()
+	if err := c.cfg.Admins.UpdateAdmin(r.Context(), acct); err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	c.auditOwn(r, actor, "POST "+Prefix+"/account/totp/disable", "username="+actor.Admin)
+	c.site.Redirect(w, r, back, webui.Flash{Message: "Two-factor sign-in is off: the password alone signs in."})
+}
+
 // auditOwn records a console change that has no admin API route (the
 // account's own second factor), in the same log and shape.
 func (c *Console) auditOwn(r *http.Request, actor *adminauth.Actor, action, target string) {

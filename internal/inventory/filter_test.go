@@ -156,8 +156,8 @@ func TestOwnership(t *testing.T) {
 		{storage.KindRenewal, "", storage.Personal},
 		{"", storage.Corporate, storage.Corporate},
 	} {
-		if got := ownershipOf(c.method, c.prev); got != c.want {
-			t.Errorf("ownershipOf(%q, %q) = %q, want %q", c.method, c.prev, got, c.want)
+		if got := OwnershipOf(c.method, c.prev); got != c.want {
+			t.Errorf("OwnershipOf(%q, %q) = %q, want %q", c.method, c.prev, got, c.want)
 		}
 	}
 }

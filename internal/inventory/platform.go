@@ -26,9 +26,9 @@ func schemaOS(platform string) string {
 	return platform
 }
 
-// ownershipOf says who owns a device from how it enrolled; a renewal keeps
+// OwnershipOf says who owns a device from how it enrolled; a renewal keeps
 // what was known before.
-func ownershipOf(method string, prev storage.Ownership) storage.Ownership {
+func OwnershipOf(method string, prev storage.Ownership) storage.Ownership {
 	switch method {
 	case storage.KindADE, storage.KindConfigurator:
 		return storage.Corporate

@@ -217,7 +217,7 @@ func seed(inv *storage.DeviceInventory, e *storage.Enrollment, now time.Time, ov
 	if e.Ownership != "" {
 		inv.Ownership = e.Ownership // decided by the enrollment policy, or by an admin
 	} else {
-		inv.Ownership = ownershipOf(e.EnrollmentMethod, inv.Ownership)
+		inv.Ownership = OwnershipOf(e.EnrollmentMethod, inv.Ownership)
 	}
 	if e.Type == storage.UserEnrollmentDevice {
 		yes := true

@@ -395,7 +395,7 @@ func (e *Engine) SetOwnership(ctx context.Context, deviceID string, own storage.
 		return invalid("%s is a user channel; set its device's ownership", deviceID)
 	}
 	if err := e.store.UpdateEnrollment(ctx, cur.ID, nil, func(en *storage.Enrollment) error {
-		en.Ownership = own
+		en.Ownership, en.OwnershipBy = own, storage.OwnershipByAdmin
 		return nil
 	}); err != nil {
 		return err

@@ -122,6 +122,17 @@ type Decision struct {
 	Held  int `json:"held,omitempty"`
 }
 
+// OwnershipBy is why the device is corporate as a device record keeps it
+// (storage.OwnershipBy...): a serial number or IMEI found among the
+// corporate identifiers is "corporate_identifier"; "" for personal.
+func (d Decision) OwnershipBy() string {
+	switch d.CorporateBy {
+	case storage.IdentifierSerial, storage.IdentifierIMEI:
+		return storage.OwnershipByCorporateIdentifier
+	}
+	return d.CorporateBy
+}
+
 // Store is what the engine reads and writes.
 type Store interface {
 	storage.PolicyStore

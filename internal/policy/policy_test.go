@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/orchardmdm/orchard/internal/policy"
+	"github.com/orchardmdm/orchard/mdm/service"
 	"github.com/orchardmdm/orchard/storage"
 	"github.com/orchardmdm/orchard/storage/bolt"
 )
@@ -284,4 +285,31 @@ func manyRows(n int) string {
 		fmt.Fprintf(&b, "S%07d,row\n", i)
 	}
 	return b.String()
+}
+
+// TestAdmissionOwnershipBy: what Authenticate is told of why a device is
+// corporate, which the enrollment record keeps.
+func TestAdmissionOwnershipBy(t *testing.T) {
+	e, _ := fixture(t)
+	adm := policy.Admission{Engine: e}
+	cases := []struct {
+		name string
+		r    service.AdmissionRequest
+		own  storage.Ownership
+		by   string
+	}{
+		{"ADE", service.AdmissionRequest{Method: storage.KindADE, Platform: "macOS", DeviceID: "OWN-1"}, storage.Corporate, storage.OwnershipByADE},
+		{"Configurator", service.AdmissionRequest{Method: storage.KindConfigurator, Platform: "macOS", DeviceID: "OWN-2"}, storage.Corporate, storage.OwnershipByConfigurator},
+		{"DEM", service.AdmissionRequest{User: "dem", Method: storage.KindInvitation, Platform: "macOS", OSVersion: "15.0", DeviceID: "OWN-3"}, storage.Corporate, storage.OwnershipByDEM},
+		{"corporate serial", service.AdmissionRequest{Method: storage.KindInvitation, Platform: "macOS", Serial: "c02corp", DeviceID: "OWN-4"}, storage.Corporate, storage.OwnershipByCorporateIdentifier},
+		{"corporate IMEI", service.AdmissionRequest{Method: storage.KindInvitation, Platform: "iOS", OSVersion: "17.0", IMEI: "350000000000001", DeviceID: "OWN-5"}, storage.Corporate, storage.OwnershipByCorporateIdentifier},
+		{"personal", service.AdmissionRequest{User: "cy", Method: storage.KindPortal, Platform: "iOS", OSVersion: "17.0", DeviceID: "OWN-6"}, storage.Personal, ""},
+	}
+	for _, c := range cases {
+		res, err := adm.Admit(context.Background(), c.r)
+		must(t, err)
+		if !res.Allowed || res.Ownership != c.own || res.OwnershipBy != c.by {
+			t.Errorf("%s: %+v, want allowed, %s by %q", c.name, res, c.own, c.by)
+		}
+	}
 }

@@ -213,6 +213,12 @@ func (p *Portal) acceptTerms(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// The Decline button of the same form (a forged post naming both
+	// declines: the safer reading).
+	if r.PostFormValue("decline") != "" {
+		p.declineTerms(w, r, ws, f)
+		return
+	}
 	if r.PostFormValue("accept") != "yes" {
 		p.showTerms(w, r, ws, f, http.StatusBadRequest, "Tick the box to accept the terms, or close this page.")
 		return
@@ -318,25 +324,18 @@ func (p *Portal) chooseCategory(w http.ResponseWriter, r *http.Request) {
 	p.next(w, r, ws, f)
 }
 
-// ready reports whether the flow may hand out a profile: terms accepted
-// (asked again: they may have changed) and a category chosen when any
-// exist. If not, the person is sent to the step.
-func (p *Portal) ready(w http.ResponseWriter, r *http.Request, ws *storage.WebSession, f Flow) bool {
-	pending, err := p.pendingTerms(r, ws.Subject)
+// categoryReady reports whether the flow has its category: chosen, or
+// none to choose from. If not, the person is sent to the step.
+func (p *Portal) categoryReady(w http.ResponseWriter, r *http.Request, ws *storage.WebSession, f Flow) bool {
+	if f.CategoryDone {
+		return true
+	}
+	cats, err := p.categories(r)
 	if err != nil {
 		p.internal(w, r, err)
 		return false
 	}
-	needCategory := false
-	if !f.CategoryDone {
-		cats, err := p.categories(r)
-		if err != nil {
-			p.internal(w, r, err)
-			return false
-		}
-		needCategory = len(cats) > 0
-	}
-	if len(pending) > 0 || needCategory {
+	if len(cats) > 0 {
 		p.next(w, r, ws, f)
 		return false
 	}
@@ -346,7 +345,7 @@ func (p *Portal) ready(w http.ResponseWriter, r *http.Request, ws *storage.WebSe
 // profilePage serves GET /portal/profile: instructions and the button.
 func (p *Portal) profilePage(w http.ResponseWriter, r *http.Request) {
 	ws, f, ok := p.signedIn(w, r)
-	if !ok || !p.ready(w, r, ws, f) {
+	if !ok || p.termsFirst(w, r, ws) || !p.categoryReady(w, r, ws, f) {
 		return
 	}
 	if f.Device != nil {
@@ -362,10 +361,12 @@ func (p *Portal) profilePage(w http.ResponseWriter, r *http.Request) {
 }
 
 // downloadProfile serves POST /portal/profile: a signed profile whose
-// single-use challenge carries the user and category.
+// single-use challenge carries the user and category. The page that leads
+// here needs the terms accepted, but a post can come without it (forged,
+// or terms re-issued since): that is refused, not sent round again.
 func (p *Portal) downloadProfile(w http.ResponseWriter, r *http.Request) {
 	ws, f, ok := p.signedIn(w, r)
-	if !ok || !p.ready(w, r, ws, f) {
+	if !ok || !p.termsAccepted(w, r, ws, f) || !p.categoryReady(w, r, ws, f) {
 		return
 	}
 	if f.Device != nil {
@@ -433,13 +434,8 @@ func (p *Portal) allowed(w http.ResponseWriter, r *http.Request, username string
 	}
 	p.log.Info("portal: enrollment refused by policy", "username", username, "platform", f.Platform,
 		"reason", d.Reason, "policy", d.Policy, "rule", d.Rule)
-	if p.cfg.Failures != nil {
-		fail := &storage.EnrollmentFailure{At: p.now(), Method: "portal", Reason: d.Message, Code: d.Reason,
-			Stage: "portal", User: username, Platform: f.Platform, Policy: d.Policy, Rule: d.Rule}
-		if err := p.cfg.Failures.RecordEnrollmentFailure(r.Context(), fail); err != nil {
-			p.log.Warn("portal: record a refusal", "err", err)
-		}
-	}
+	p.recordFailure(r, f, &storage.EnrollmentFailure{Reason: d.Message, Code: d.Reason, Stage: failureStagePortal,
+		User: username, Policy: d.Policy, Rule: d.Rule})
 	p.message(w, r, http.StatusForbidden, "This device cannot be enrolled", d.Message, d.Remedy)
 	return false
 }

@@ -26,6 +26,8 @@ type view struct {
 	Categories []Category
 
 	Heading, Message, Hint string
+	// Link, with LinkText, is where a message page sends the person on.
+	Link, LinkText         string
 	Label, Expires, Action string
 }
 
@@ -68,6 +70,13 @@ func (p *Portal) message(w http.ResponseWriter, r *http.Request, status int, hea
 // saMessage is message for the Setup Assistant web view.
 func (p *Portal) saMessage(w http.ResponseWriter, r *http.Request, status int, heading, msg, hint string) {
 	p.render(w, r, status, "message", heading, "", view{Heading: heading, Message: msg, Hint: hint, SetupAssistant: true})
+}
+
+// flowMessage is a message page within a signed-in flow, in the Setup
+// Assistant web view when the flow is one, with a link back into the flow.
+func (p *Portal) flowMessage(w http.ResponseWriter, r *http.Request, f Flow, status int, v view) {
+	v.SetupAssistant = f.Device != nil
+	p.render(w, r, status, "message", v.Heading, "", v)
 }
 
 // Platforms the portal tells apart.

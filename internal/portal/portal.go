@@ -71,6 +71,7 @@ const (
 	StageSignedIn          = "signed_in"
 	StageTermsShown        = "terms_shown"
 	StageTermsAccepted     = "terms_accepted"
+	StageTermsDeclined     = "terms_declined"
 	StageCategoryShown     = "category_shown"
 	StageCategoryChosen    = "category_chosen"
 	StageProfileDownloaded = "profile_downloaded"
@@ -92,7 +93,8 @@ type Config struct {
 	// out so that a refused person learns why on a page instead of from a
 	// failed install (nil: only Authenticate applies it).
 	Policy enroll.Decider
-	// Failures records the portal's policy refusals (nil: not recorded).
+	// Failures records the portal's refusals: the policy's, terms not
+	// accepted at hand-out, terms declined (nil: not recorded).
 	Failures storage.EnrollmentFailureStore
 	Logger   *slog.Logger
 	Now      func() time.Time

@@ -177,9 +177,27 @@ func (h *Handler) NewVersion(w http.ResponseWriter, r *http.Request) {
 	h.answer(w, r, http.StatusOK, &next, p.Warnings)
 }
 
+// pageLimit reads ?limit=, 1..maxPage (default maxPage).
+func pageLimit(r *http.Request) (int, error) {
+	s := r.URL.Query().Get("limit")
+	if s == "" {
+		return maxPage, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > maxPage {
+		return 0, apijson.Bad("limit must be 1..%d", maxPage)
+	}
+	return n, nil
+}
+
 // List is GET /v1/profiles.
 func (h *Handler) List(w http.ResponseWriter, r *http.Request) {
-	ps, err := h.store.ListProfiles(r.Context(), r.URL.Query().Get("after"), maxPage)
+	limit, err := pageLimit(r)
+	if err != nil {
+		apijson.Fail(w, r, h.log, err)
+		return
+	}
+	ps, err := h.store.ListProfiles(r.Context(), r.URL.Query().Get("after"), limit)
 	if err != nil {
 		apijson.Fail(w, r, h.log, err)
 		return
@@ -248,11 +266,16 @@ func (h *Handler) SetScope(w http.ResponseWriter, r *http.Request) {
 // Status is GET /v1/profiles/{id}/status: the state on every channel.
 func (h *Handler) Status(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	limit, err := pageLimit(r)
+	if err != nil {
+		apijson.Fail(w, r, h.log, err)
+		return
+	}
 	if _, err := h.store.GetProfile(r.Context(), id); err != nil {
 		apijson.Fail(w, r, h.log, err)
 		return
 	}
-	sts, err := h.store.ProfileStates(r.Context(), id, r.URL.Query().Get("after"), maxPage)
+	sts, err := h.store.ProfileStates(r.Context(), id, r.URL.Query().Get("after"), limit)
 	if err != nil {
 		apijson.Fail(w, r, h.log, err)
 		return
@@ -261,6 +284,67 @@ func (h *Handler) Status(w http.ResponseWriter, r *http.Request) {
 		sts = []storage.ChannelProfile{}
 	}
 	apijson.WriteJSON(w, http.StatusOK, map[string]any{"profile_id": id, "channels": sts})
+}
+
+// maxVersions bounds the versions GET /v1/profiles/{id}/versions lists.
+const maxVersions = 100
+
+// VersionView is one stored version as the API shows it: what it holds,
+// never its content (a payload may carry a Wi-Fi password or a key).
+type VersionView struct {
+	Version     int               `json:"version"`
+	UUID        string            `json:"uuid"`
+	Signed      bool              `json:"signed"`
+	Size        int               `json:"size"`
+	CreatedAt   time.Time         `json:"created_at"`
+	DisplayName string            `json:"display_name,omitempty"`
+	Scope       string            `json:"payload_scope,omitempty"`
+	Removable   bool              `json:"removable"`
+	Payloads    []profile.Payload `json:"payloads"`
+}
+
+// Versions is GET /v1/profiles/{id}/versions: the newest versions first
+// (at most maxVersions), each with its payload summary.
+func (h *Handler) Versions(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	p, err := h.store.GetProfile(r.Context(), id)
+	if err != nil {
+		apijson.Fail(w, r, h.log, err)
+		return
+	}
+	out := []VersionView{}
+	for n := p.Version; n >= 1 && len(out) < maxVersions; n-- {
+		v, err := h.store.GetProfileVersion(r.Context(), id, n)
+		if err != nil {
+			apijson.Fail(w, r, h.log, fmt.Errorf("profile %s version %d: %w", id, n, err))
+			return
+		}
+		vv := VersionView{Version: v.Version, UUID: v.UUID, Signed: v.Signed, Size: len(v.Data), CreatedAt: v.CreatedAt, Payloads: []profile.Payload{}}
+		// Every stored version passed Parse on upload; one that no longer
+		// does (a signer's certificate gone bad) is listed without payloads.
+		if parsed, err := profile.Parse(v.Data); err == nil {
+			vv.DisplayName, vv.Scope, vv.Removable = parsed.DisplayName, parsed.Scope, parsed.Removable
+			if parsed.Payloads != nil {
+				vv.Payloads = parsed.Payloads
+			}
+		}
+		out = append(out, vv)
+	}
+	apijson.WriteJSON(w, http.StatusOK, map[string]any{"profile_id": id, "versions": out})
+}
+
+// ChannelStates is GET /v1/devices/{id}/profile-states: the state of every
+// library profile on one channel (the admin API checks it is enrolled).
+func (h *Handler) ChannelStates(w http.ResponseWriter, r *http.Request) {
+	sts, err := h.store.ChannelProfiles(r.Context(), r.PathValue("id"))
+	if err != nil {
+		apijson.Fail(w, r, h.log, err)
+		return
+	}
+	if sts == nil {
+		sts = []storage.ChannelProfile{}
+	}
+	apijson.WriteJSON(w, http.StatusOK, map[string]any{"channel_id": r.PathValue("id"), "profiles": sts})
 }
 
 // ResendRequest is the body of POST /v1/profiles/{id}/resend.

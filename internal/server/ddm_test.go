@@ -4,14 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/orchardmdm/orchard/internal/adminapi/apitest"
 	"github.com/orchardmdm/orchard/internal/servertest"
 	"github.com/orchardmdm/orchard/internal/simdevice"
 	"github.com/orchardmdm/orchard/mdm/ddm"
@@ -263,23 +261,11 @@ func TestDeclarativeAnswersMatchOpenAPI(t *testing.T) {
 	srv.Enroll(t, dev)
 	do := func(method, path, body string) {
 		t.Helper()
-		req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+srv.APIKey())
 		ctype := ""
 		if body != "" {
 			ctype = "application/json"
-			req.Header.Set("Content-Type", ctype)
 		}
-		resp, err := srv.Client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		data, _ := io.ReadAll(resp.Body)
-		apitest.Conforms(t, method, srv.URL+path, ctype, []byte(body), resp, data)
+		conformingCall(t, srv, method, path, ctype, body)
 	}
 	do("POST", "/v1/declarations", `{"type": "`+ddm.TypeSoftwareUpdateSpecific+`", "identifier": "u", "payload": {"TargetOSVersion": "26.1", "TargetLocalDateTime": "2026-12-15T20:00:00"}}`)
 	do("POST", "/v1/declarations", `{"type": "com.example.x", "identifier": "u", "payload": {}}`)

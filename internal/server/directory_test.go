@@ -3,12 +3,9 @@ package server_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 
-	"github.com/orchardmdm/orchard/internal/adminapi/apitest"
 	"github.com/orchardmdm/orchard/internal/directory"
 	"github.com/orchardmdm/orchard/internal/servertest"
 )
@@ -99,23 +96,9 @@ func testDirectoryAPI(t *testing.T, b servertest.Backend) {
 func dirCaller(t *testing.T, srv *servertest.Server) func(method, path, ctype, body string, want int) map[string]any {
 	return func(method, path, ctype, body string, want int) map[string]any {
 		t.Helper()
-		req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+srv.APIKey())
-		if ctype != "" {
-			req.Header.Set("Content-Type", ctype)
-		}
-		resp, err := srv.Client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		data, _ := io.ReadAll(resp.Body)
-		apitest.Conforms(t, method, srv.URL+path, ctype, []byte(body), resp, data)
-		if resp.StatusCode != want {
-			t.Fatalf("%s %s = %d, want %d: %s", method, path, resp.StatusCode, want, data)
+		st, data := conformingCall(t, srv, method, path, ctype, body)
+		if st != want {
+			t.Fatalf("%s %s = %d, want %d: %s", method, path, st, want, data)
 		}
 		if s := string(data); strings.Contains(s, "$argon2") || strings.Contains(s, `"password_hash":`) || strings.Contains(s, "ann-secret-1") {
 			t.Fatalf("%s %s leaked a password or its hash: %s", method, path, s)

@@ -12,6 +12,29 @@ import (
 	"github.com/orchardmdm/orchard/internal/servertest"
 )
 
+// conformingCall sends one admin request with the API key, checks the
+// request and its answer against openapi.json, and answers the status and
+// the body.
+func conformingCall(t *testing.T, srv *servertest.Server, method, path, ctype, body string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+srv.APIKey())
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := srv.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	apitest.Conforms(t, method, srv.URL+path, ctype, []byte(body), resp, data)
+	return resp.StatusCode, data
+}
+
 // TestAdminAnswersMatchOpenAPI sends real requests to a running server
 // with an enrolled device and checks each request and answer against
 // openapi.json, so the document says what the server does.
@@ -21,21 +44,7 @@ func TestAdminAnswersMatchOpenAPI(t *testing.T) {
 	// do sends a request and checks it and its answer against the document.
 	do := func(method, path, ctype, body string) []byte {
 		t.Helper()
-		req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+srv.APIKey())
-		if ctype != "" {
-			req.Header.Set("Content-Type", ctype)
-		}
-		resp, err := srv.Client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		data, _ := io.ReadAll(resp.Body)
-		apitest.Conforms(t, method, srv.URL+path, ctype, []byte(body), resp, data)
+		_, data := conformingCall(t, srv, method, path, ctype, body)
 		return data
 	}
 	const js = "application/json"
@@ -105,4 +114,72 @@ func TestAdminAnswersMatchOpenAPI(t *testing.T) {
 		}
 		apitest.Conforms(t, c.method, bare.URL+c.path, ctype, []byte(c.body), resp, data)
 	}
+}
+
+// TestProfileReadsForTheConsole: the library and status pages by ?limit,
+// a profile's versions come newest first with their payloads but never
+// their content, and a device's profile states list what it was given;
+// every answer matches openapi.json.
+func TestProfileReadsForTheConsole(t *testing.T) {
+	srv := servertest.Start(t)
+	dev := srv.EnrollOTA(t)
+	do := func(method, path string, body []byte, ctype string, want int) []byte {
+		t.Helper()
+		st, data := conformingCall(t, srv, method, path, ctype, string(body))
+		if st != want {
+			t.Fatalf("%s %s = %d %s, want %d", method, path, st, data, want)
+		}
+		return data
+	}
+	const cfg = "application/x-apple-aspen-config"
+	for _, id := range []string{"com.example.a", "com.example.b"} {
+		do("POST", "/v1/profiles", wifiProfile(t, id, "33333333-0000-4000-8000-00000000000"+id[len(id)-1:]).Body, cfg, http.StatusCreated)
+	}
+	do("PUT", "/v1/profiles/com.example.a", wifiProfile(t, "com.example.a", "33333333-0000-4000-8000-0000000000a2").Body, cfg, http.StatusOK)
+	do("PUT", "/v1/profiles/com.example.a/scope", []byte(`{"scope": {"devices": ["`+dev.UDID+`"]}}`), "application/json", http.StatusOK)
+	waitState(t, srv, "com.example.a", dev.UDID, "verified", dev)
+
+	var list struct {
+		Profiles []profileView `json:"profiles"`
+	}
+	if err := json.Unmarshal(do("GET", "/v1/profiles?limit=1", nil, "", http.StatusOK), &list); err != nil || len(list.Profiles) != 1 || list.Profiles[0].ID != "com.example.a" {
+		t.Fatalf("first page of one: %+v, %v", list, err)
+	}
+	if err := json.Unmarshal(do("GET", "/v1/profiles?limit=1&after=com.example.a", nil, "", http.StatusOK), &list); err != nil || len(list.Profiles) != 1 || list.Profiles[0].ID != "com.example.b" {
+		t.Fatalf("second page: %+v, %v", list, err)
+	}
+	do("GET", "/v1/profiles?limit=0", nil, "", http.StatusBadRequest)
+	do("GET", "/v1/profiles/com.example.a/status?limit=1001", nil, "", http.StatusBadRequest)
+	do("GET", "/v1/profiles/com.example.a/status?limit=1", nil, "", http.StatusOK)
+
+	raw := do("GET", "/v1/profiles/com.example.a/versions", nil, "", http.StatusOK)
+	if strings.Contains(string(raw), "correct horse") || strings.Contains(string(raw), "SSID_STR") {
+		t.Fatalf("versions carry the profile's content: %s", raw)
+	}
+	var vs struct {
+		Versions []struct {
+			Version     int    `json:"version"`
+			UUID        string `json:"uuid"`
+			DisplayName string `json:"display_name"`
+			Payloads    []struct {
+				Type, Identifier string
+				Known            bool
+			} `json:"payloads"`
+		} `json:"versions"`
+	}
+	if err := json.Unmarshal(raw, &vs); err != nil || len(vs.Versions) != 2 || vs.Versions[0].Version != 2 || vs.Versions[0].UUID != "33333333-0000-4000-8000-0000000000a2" ||
+		vs.Versions[1].Version != 1 || vs.Versions[0].DisplayName != "Office Wi-Fi" || len(vs.Versions[0].Payloads) != 1 ||
+		vs.Versions[0].Payloads[0].Type != "com.apple.wifi.managed" || !vs.Versions[0].Payloads[0].Known {
+		t.Fatalf("versions: %s", raw)
+	}
+	do("GET", "/v1/profiles/com.example.nope/versions", nil, "", http.StatusNotFound)
+
+	var states struct {
+		Profiles []channelState `json:"profiles"`
+	}
+	if err := json.Unmarshal(do("GET", "/v1/devices/"+dev.UDID+"/profile-states", nil, "", http.StatusOK), &states); err != nil ||
+		len(states.Profiles) != 1 || states.Profiles[0].State != "verified" {
+		t.Fatalf("device profile states: %+v, %v", states, err)
+	}
+	do("GET", "/v1/devices/00008030-00000000DEADBEEF/profile-states", nil, "", http.StatusNotFound)
 }

@@ -66,8 +66,8 @@ func refused(t *testing.T, err error, code string) {
 }
 
 type failureView struct {
-	Code, Method, Stage, User, UDID, Serial, Platform, Policy, Rule string
-	OSVersion                                                       string `json:"os_version"`
+	Code, Method, Stage, User, UDID, Serial, Platform, Policy, Rule, Reason string
+	OSVersion                                                               string `json:"os_version"`
 }
 
 func lastFailure(t *testing.T, s *servertest.Server, query string) failureView {
@@ -79,6 +79,20 @@ func lastFailure(t *testing.T, s *servertest.Server, query string) failureView {
 		t.Fatalf("failures%s = %d %+v", query, code, page)
 	}
 	return page.Failures[len(page.Failures)-1]
+}
+
+// ownershipShown is a device's ownership and why, as GET /v1/devices/{id}
+// shows them.
+func ownershipShown(t *testing.T, s *servertest.Server, udid string) string {
+	t.Helper()
+	var v struct {
+		Ownership   string `json:"ownership"`
+		OwnershipBy string `json:"ownership_by"`
+	}
+	if code := s.API(t, "GET", "/v1/devices/"+udid, nil, &v); code != 200 {
+		t.Fatalf("GET /v1/devices/%s = %d", udid, code)
+	}
+	return strings.TrimSuffix(v.Ownership+" "+v.OwnershipBy, " ")
 }
 
 func policySetup(t *testing.T, s *servertest.Server) {
@@ -174,6 +188,9 @@ func testEnrollmentPolicy(t *testing.T, b servertest.Backend) {
 		if len(ids.Identifiers) != 1 || ids.Identifiers[0].EnrolledDevice != corp.UDID {
 			t.Errorf("identifier does not show its enrollment: %+v", ids)
 		}
+		if got := ownershipShown(t, s, corp.UDID); got != "corporate corporate_identifier" {
+			t.Errorf("device view of the corporate-serial Mac: ownership %q", got)
+		}
 		// An admin's word overrides the decision.
 		if code := s.API(t, "PUT", "/v1/devices/"+corp.UDID+"/ownership", map[string]any{"ownership": "personal"}, nil); code != 200 {
 			t.Fatalf("set ownership = %d", code)
@@ -182,6 +199,17 @@ func testEnrollmentPolicy(t *testing.T, b servertest.Backend) {
 		if len(list.Devices) != 0 {
 			t.Errorf("corporate devices after the admin made it personal: %+v", list)
 		}
+		if got := ownershipShown(t, s, corp.UDID); got != "personal admin" {
+			t.Errorf("device view after the admin made it personal: ownership %q", got)
+		}
+		s.API(t, "GET", "/v1/devices?ownership=personal", nil, &list)
+		listed := false
+		for _, d := range list.Devices {
+			listed = listed || d.ID == corp.UDID
+		}
+		if !listed {
+			t.Errorf("personal devices after the admin's change: %+v", list)
+		}
 		if code := s.API(t, "PUT", "/v1/devices/"+corp.UDID+"/ownership", map[string]any{"ownership": "mine"}, nil); code != http.StatusBadRequest {
 			t.Errorf("bad ownership = %d", code)
 		}
@@ -189,8 +217,12 @@ func testEnrollmentPolicy(t *testing.T, b servertest.Backend) {
 
 	t.Run("UserAtLimit", func(t *testing.T) {
 		for range 2 {
-			if err := enrollFor(t, s, "ann", policyDevice(s, "iPhone15,2", "17.5")); err != nil {
+			dev := policyDevice(s, "iPhone15,2", "17.5")
+			if err := enrollFor(t, s, "ann", dev); err != nil {
 				t.Fatal(err)
+			}
+			if got := ownershipShown(t, s, dev.UDID); got != "personal" {
+				t.Errorf("device view of a personal iPhone: ownership %q, want personal and no why", got)
 			}
 		}
 		refused(t, enrollFor(t, s, "ann", policyDevice(s, "iPad13,16", "18.1")), "device_limit")
@@ -252,6 +284,11 @@ func testEnrollmentPolicy(t *testing.T, b servertest.Backend) {
 			if err := enrollFor(t, s, "dem", dev); err != nil {
 				t.Fatalf("DEM device %d: %v", i+1, err)
 			}
+			if i == 0 {
+				if got := ownershipShown(t, s, dev.UDID); got != "corporate dem" {
+					t.Errorf("device view of a DEM's iPad: ownership %q", got)
+				}
+			}
 		}
 		var lim struct {
 			DEM  bool `json:"dem"`
@@ -312,6 +349,9 @@ func testEnrollmentPolicy(t *testing.T, b servertest.Backend) {
 		}
 		if err := mac.Enroll(context.Background()); err != nil {
 			t.Fatalf("a Configurator Mac was refused although block personal applies only to personal devices: %v", err)
+		}
+		if got := ownershipShown(t, s, mac.UDID); got != "corporate configurator" {
+			t.Errorf("device view of the Configurator Mac: ownership %q", got)
 		}
 	})
 

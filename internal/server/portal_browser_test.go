@@ -70,6 +70,9 @@ func TestPortalInBrowser(t *testing.T) {
 	if st != http.StatusOK || text("h1") != "Terms and conditions" || !strings.Contains(text("main"), "Acceptable use") {
 		t.Fatalf("after sign-in: %d %q, want the terms", st, text("main"))
 	}
+	if d := text("#decline-terms"); d != "Decline" {
+		t.Fatalf("the terms page's Decline button says %q", d)
+	}
 	signedIn := time.Since(start)
 	browsertest.Screenshot(t, tab, "3-terms")
 	st = browsertest.Load(t, tab, chromedp.Click(chromedp.CSS("#accept")), chromedp.Click(chromedp.CSS("#accept-terms")))

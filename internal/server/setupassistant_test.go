@@ -180,6 +180,18 @@ func testSetupAssistantSignIn(t *testing.T, backend servertest.Backend) {
 	if resp.StatusCode != 200 || resp.Request.URL.Path != "/portal/terms" || !strings.Contains(view.page, "Acceptable use") {
 		t.Fatalf("sign-in in the web view = %d at %s, want the terms: %s", resp.StatusCode, resp.Request.URL.Path, view.page)
 	}
+	// A post straight to the profile step gets no profile: refused in the
+	// web view (still framable) and recorded with the device.
+	if resp, _ := view.do("POST", "/portal/profile", url.Values{"csrf": {view.csrf()}}); resp.StatusCode != http.StatusForbidden ||
+		strings.Contains(resp.Header.Get("Content-Type"), "aspen") || resp.Header.Get("X-Frame-Options") != "" ||
+		!strings.Contains(view.page, "Accept the terms first") || !strings.Contains(view.page, `href="/portal/terms"`) {
+		t.Fatalf("profile post before the terms in the web view = %d %s (X-Frame-Options %q): %s", resp.StatusCode,
+			resp.Header.Get("Content-Type"), resp.Header.Get("X-Frame-Options"), view.page)
+	}
+	if f := lastFailure(t, s, "?reason=terms_not_accepted"); f.Method != "ade" || f.Stage != "portal" || f.User != "ann" ||
+		f.Serial != dev.SerialNumber || f.UDID != dev.UDID || f.Platform != "iOS" || f.Rule != "aup" {
+		t.Fatalf("Setup Assistant terms refusal recorded as %+v", f)
+	}
 	if resp, _ := view.do("POST", "/portal/terms", url.Values{"csrf": {view.csrf()}, "doc": {"aup:1"}}); resp.StatusCode != http.StatusBadRequest ||
 		strings.Contains(resp.Header.Get("Content-Type"), "aspen") {
 		t.Fatalf("terms not accepted in the web view = %d %s, want 400 and no profile", resp.StatusCode, resp.Header.Get("Content-Type"))
@@ -206,6 +218,9 @@ func testSetupAssistantSignIn(t *testing.T, backend servertest.Backend) {
 	s.API(t, "GET", "/v1/devices/"+dev.UDID, nil, &shown)
 	if shown.PrimaryUser != "ann" || shown.EnrollmentMethod != "ade" {
 		t.Fatalf("device after Setup Assistant sign-in = %+v, want primary user ann by ade", shown)
+	}
+	if got := ownershipShown(t, s, dev.UDID); got != "corporate ade" {
+		t.Fatalf("device view of the ADE iPhone: ownership %q", got)
 	}
 	// The challenge named the web view's session: enrolling completed it.
 	sess, err := s.Store().EnrollmentSession(ctx, ch.ForSession)

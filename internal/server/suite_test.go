@@ -54,6 +54,7 @@ var e2eTests = []struct {
 	{"ConsoleLockRoundTrip", testConsoleLockRoundTrip},
 	{"Webhooks", testWebhooks},
 	{"Terms", testTerms},
+	{"TermsEnforced", testTermsEnforced},
 	{"IncompleteEnrollments", testIncompleteEnrollments},
 	{"DeclarationSchema", testDeclarationSchema},
 	{"DeclarationSetScope", testDeclarationSetScope},

@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -160,5 +161,111 @@ func testTerms(t *testing.T, b servertest.Backend) {
 	do("DELETE", "/v1/terms/aup", "", "", 404)
 	if rep := do("GET", "/v1/terms/acceptances", "", "", 200); len(rep["acceptances"].([]any)) != 1 {
 		t.Fatalf("after delete: %v", rep)
+	}
+}
+
+// testTermsEnforced: the portal hands out no profile unless the user has
+// accepted the terms in their latest version that requires it, asked again
+// at the download: a forged post straight to the profile step is refused
+// and recorded, so is a download after a new version requiring
+// re-acceptance came out; Decline stops the enrollment (stage and failure
+// recorded) until the user comes back and accepts.
+func testTermsEnforced(t *testing.T, backend servertest.Backend) {
+	ctx := context.Background()
+	s := backend.Start(t)
+	if code := s.API(t, "POST", "/v1/users", map[string]any{"username": "dee", "password": "correct horse battery"}, nil); code != http.StatusCreated {
+		t.Fatalf("create user = %d", code)
+	}
+	if code := s.API(t, "POST", "/v1/terms", map[string]any{"name": "aup", "title": "Acceptable use", "text": "Use it with care.", "all_users": true}, nil); code != http.StatusCreated {
+		t.Fatalf("create terms = %d", code)
+	}
+	termsFailures := func(stage string) []failureView {
+		t.Helper()
+		var page struct {
+			Failures []failureView `json:"failures"`
+		}
+		if code := s.API(t, "GET", "/v1/enrollment/failures?reason=terms_not_accepted&stage="+stage, nil, &page); code != 200 {
+			t.Fatalf("failures = %d", code)
+		}
+		return page.Failures
+	}
+	noProfile := func(what string, resp *http.Response) {
+		t.Helper()
+		if resp.StatusCode != http.StatusForbidden || strings.Contains(resp.Header.Get("Content-Type"), "aspen") {
+			t.Fatalf("%s = %d %s, want the 403 refusal page", what, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+	}
+
+	b := newBrowser(t, s, iPhoneUA)
+	if resp, body := b.signIn("dee", "correct horse battery"); resp.Request.URL.Path != "/portal/terms" ||
+		!strings.Contains(body, `id="decline-terms"`) || !strings.Contains(body, `name="decline"`) {
+		t.Fatalf("after sign-in: %s, want the terms page with a Decline button: %s", resp.Request.URL.Path, body)
+	}
+
+	// A post straight to the profile step, skipping the terms.
+	resp, _ := b.do("POST", "/portal/profile", url.Values{"csrf": {b.csrf()}})
+	noProfile("forged profile post", resp)
+	if !strings.Contains(b.page, "Acceptable use (version 1)") || !strings.Contains(b.page, "Accept the terms first") ||
+		!strings.Contains(b.page, `href="/portal/terms"`) || resp.Header.Get("X-Frame-Options") != "DENY" {
+		t.Fatalf("refusal page: %s", b.page)
+	}
+	if fs := termsFailures("portal"); len(fs) != 1 || fs[0].User != "dee" || fs[0].Platform != "iOS" || fs[0].Method != "portal" || fs[0].Rule != "aup" ||
+		!strings.Contains(fs[0].Reason, "aup version 1") {
+		t.Fatalf("terms refusals recorded: %+v, want dee's at the portal stage", fs)
+	}
+
+	// Decline: the enrollment stops, recorded as a stage and a failure.
+	b.do("GET", "/portal/terms", nil)
+	resp, _ = b.do("POST", "/portal/terms", url.Values{"csrf": {b.csrf()}, "doc": {"aup:1"}, "decline": {"yes"}})
+	if resp.StatusCode != 200 || !strings.Contains(b.page, "Enrollment stopped") || !strings.Contains(b.page, "Contact your IT team") ||
+		!strings.Contains(b.page, `href="/portal/terms"`) {
+		t.Fatalf("decline = %d: %s", resp.StatusCode, b.page)
+	}
+	if fs := termsFailures("terms"); len(fs) != 1 || fs[0].User != "dee" || fs[0].Platform != "iOS" || !strings.HasPrefix(fs[0].Reason, "declined") {
+		t.Fatalf("declines recorded: %+v, want dee's at the terms stage", fs)
+	}
+	var rep struct {
+		Sessions []struct {
+			Username  string `json:"username"`
+			LastStage string `json:"last_stage"`
+			Section   string `json:"section"`
+		} `json:"sessions"`
+	}
+	if code := s.API(t, "GET", "/v1/enrollment/incomplete", nil, &rep); code != 200 || len(rep.Sessions) != 1 ||
+		rep.Sessions[0].Username != "dee" || rep.Sessions[0].LastStage != "terms_declined" || rep.Sessions[0].Section != "terms" {
+		t.Fatalf("incomplete report after a decline = %d %+v", code, rep.Sessions)
+	}
+	resp, _ = b.do("POST", "/portal/profile", url.Values{"csrf": {b.csrf()}})
+	noProfile("profile after declining", resp)
+	if as := acceptances(t, s); len(as) != 0 {
+		t.Fatalf("acceptances after a decline: %+v", as)
+	}
+
+	// Back to the terms, accepted: the profile page.
+	b.do("GET", "/portal/terms", nil)
+	if resp, _ := b.do("POST", "/portal/terms", url.Values{"csrf": {b.csrf()}, "doc": {"aup:1"}, "accept": {"yes"}}); resp.Request.URL.Path != "/portal/profile" {
+		t.Fatalf("accepting after a decline went to %s, want the profile page", resp.Request.URL.Path)
+	}
+	// A version requiring re-acceptance comes out before the download.
+	if code := s.API(t, "PUT", "/v1/terms/aup", map[string]any{"text": "Use it with more care.", "require_reacceptance": true}, nil); code != 200 {
+		t.Fatalf("new terms version = %d", code)
+	}
+	resp, _ = b.do("POST", "/portal/profile", url.Values{"csrf": {b.csrf()}})
+	noProfile("download after a re-acceptance version", resp)
+	if !strings.Contains(b.page, "Acceptable use (version 2)") {
+		t.Fatalf("refusal page names version 2? %s", b.page)
+	}
+	if fs := termsFailures("portal"); len(fs) != 3 || !strings.Contains(fs[2].Reason, "aup version 2") {
+		t.Fatalf("terms refusals recorded: %+v, want 3 (the forged post, after the decline, after the new version)", fs)
+	}
+	if chs, err := s.Store().ChallengesFor(ctx, "dee"); err != nil || len(chs) != 0 {
+		t.Fatalf("refusals issued challenges: %v %v", chs, err)
+	}
+	b.do("GET", "/portal/terms", nil)
+	if resp, _ := b.do("POST", "/portal/terms", url.Values{"csrf": {b.csrf()}, "doc": {"aup:2"}, "accept": {"yes"}}); resp.Request.URL.Path != "/portal/profile" {
+		t.Fatalf("accepting version 2 went to %s", resp.Request.URL.Path)
+	}
+	if resp, body := b.do("POST", "/portal/profile", url.Values{"csrf": {b.csrf()}}); resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-apple-aspen-config" {
+		t.Fatalf("download with the terms accepted = %d %s", resp.StatusCode, body)
 	}
 }

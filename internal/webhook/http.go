@@ -3,9 +3,11 @@ package webhook
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -48,14 +50,16 @@ func NewHandler(store Store, box *pki.SecretBox, journal *Journal, disp *Dispatc
 // EndpointView is an endpoint as the API shows it: never the secret, and
 // the URL without a password.
 type EndpointView struct {
-	ID             string    `json:"id"`
-	URL            string    `json:"url"`
-	Topics         []string  `json:"topics"`
-	IncludeSecrets []string  `json:"include_secrets"`
-	Enabled        bool      `json:"enabled"`
-	HasSecret      bool      `json:"has_secret"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	ID             string   `json:"id"`
+	URL            string   `json:"url"`
+	Topics         []string `json:"topics"`
+	IncludeSecrets []string `json:"include_secrets"`
+	Enabled        bool     `json:"enabled"`
+	HasSecret      bool     `json:"has_secret"`
+	// Backlog is how many events wait (pending).
+	Backlog   int       `json:"backlog"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 func endpointView(ep *storage.WebhookEndpoint) EndpointView {
@@ -172,7 +176,12 @@ func (h *Handler) List(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]EndpointView, 0, len(eps))
 	for i := range eps {
-		out = append(out, endpointView(&eps[i]))
+		v, err := h.withBacklog(r.Context(), &eps[i])
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		out = append(out, v)
 	}
 	apijson.WriteJSON(w, http.StatusOK, map[string]any{"webhooks": out})
 }
@@ -209,7 +218,23 @@ func (h *Handler) Show(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	apijson.WriteJSON(w, http.StatusOK, endpointView(ep))
+	v, err := h.withBacklog(r.Context(), ep)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	apijson.WriteJSON(w, http.StatusOK, v)
+}
+
+// withBacklog is the endpoint's view with its count of waiting events.
+func (h *Handler) withBacklog(ctx context.Context, ep *storage.WebhookEndpoint) (EndpointView, error) {
+	v := endpointView(ep)
+	n, err := h.store.CountPendingWebhookDeliveries(ctx, ep.ID)
+	if err != nil {
+		return v, fmt.Errorf("webhook %s backlog: %w", ep.ID, err)
+	}
+	v.Backlog = n
+	return v, nil
 }
 
 // Update changes the fields a PATCH gives.
@@ -235,7 +260,12 @@ func (h *Handler) Update(w http.ResponseWriter, r *http.Request) {
 	}
 	h.journal.Invalidate()
 	h.disp.Wake() // re-enabled: its waiting events go now
-	apijson.WriteJSON(w, http.StatusOK, endpointView(ep))
+	v, err := h.withBacklog(r.Context(), ep)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	apijson.WriteJSON(w, http.StatusOK, v)
 }
 
 // Delete removes an endpoint and its outbox.
@@ -250,14 +280,17 @@ func (h *Handler) Delete(w http.ResponseWriter, r *http.Request) {
 
 const maxList = 500
 
-// filter reads state, before and limit (default 100, at most 500).
+// filter reads state, topic, before and limit (default 100, at most 500).
 func filter(r *http.Request) (storage.WebhookDeliveryFilter, error) {
 	q := r.URL.Query()
-	f := storage.WebhookDeliveryFilter{State: q.Get("state"), Limit: 100}
+	f := storage.WebhookDeliveryFilter{State: q.Get("state"), Topic: q.Get("topic"), Limit: 100}
 	switch f.State {
 	case "", storage.WebhookPending, storage.WebhookDelivered, storage.WebhookDead:
 	default:
 		return f, apijson.Bad("state: want pending, delivered or dead")
+	}
+	if f.Topic != "" && !slices.Contains(Topics, f.Topic) {
+		return f, apijson.Bad("topic: %.80q is not one Orchard sends", f.Topic)
 	}
 	if v := q.Get("before"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)

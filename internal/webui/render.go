@@ -123,29 +123,41 @@ type Templates struct {
 
 // Templates parses every file matching patterns in fsys as one page named
 // after the file without its extension ("devices.html" -> "devices"). A
-// page defines "content"; funcs are added to the layout's.
+// page defines "content"; funcs are added to the layout's. A file whose
+// name starts with "_" is no page: its definitions (a form several pages
+// show) are parsed into every page.
 func (s *Site) Templates(fsys fs.FS, funcs template.FuncMap, patterns ...string) (*Templates, error) {
 	base, err := template.New("base").Funcs(template.FuncMap{"asset": s.Asset}).Funcs(funcs).ParseFS(embedded, "templates/base.html")
 	if err != nil {
 		return nil, fmt.Errorf("webui: base layout: %w", err)
 	}
-	t := &Templates{site: s, pages: map[string]*template.Template{}}
+	var pages []string
 	for _, p := range patterns {
 		files, err := fs.Glob(fsys, p)
 		if err != nil {
 			return nil, fmt.Errorf("webui: %w", err)
 		}
 		for _, f := range files {
-			c, err := base.Clone()
-			if err != nil {
-				return nil, fmt.Errorf("webui: %w", err)
+			if !strings.HasPrefix(path.Base(f), "_") {
+				pages = append(pages, f)
+				continue
 			}
-			if _, err := c.ParseFS(fsys, f); err != nil {
-				return nil, fmt.Errorf("webui: page %s: %w", f, err)
+			if _, err := base.ParseFS(fsys, f); err != nil {
+				return nil, fmt.Errorf("webui: shared %s: %w", f, err)
 			}
-			name := strings.TrimSuffix(path.Base(f), path.Ext(f))
-			t.pages[name] = c
 		}
+	}
+	t := &Templates{site: s, pages: map[string]*template.Template{}}
+	for _, f := range pages {
+		c, err := base.Clone()
+		if err != nil {
+			return nil, fmt.Errorf("webui: %w", err)
+		}
+		if _, err := c.ParseFS(fsys, f); err != nil {
+			return nil, fmt.Errorf("webui: page %s: %w", f, err)
+		}
+		name := strings.TrimSuffix(path.Base(f), path.Ext(f))
+		t.pages[name] = c
 	}
 	if len(t.pages) == 0 {
 		return nil, fmt.Errorf("webui: no page matches %q", patterns)

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/orchardmdm/orchard/internal/webui"
@@ -235,5 +237,35 @@ func TestNewRefuses(t *testing.T) {
 		if _, err := webui.New(o); err == nil {
 			t.Errorf("New(%+v) accepted", o)
 		}
+	}
+}
+
+// TestSharedTemplates: a file named _*.html is no page, and every page can
+// use what it defines.
+func TestSharedTemplates(t *testing.T) {
+	site, err := webui.New(webui.Options{Kind: "shared", Name: "Shared", Prefix: "/s", Store: newApp(t, false).store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys := fstest.MapFS{
+		"t/_parts.html": {Data: []byte(`{{define "greeting"}}<p class="greeting">Hello {{.}}</p>{{end}}`)},
+		"t/one.html":    {Data: []byte(`{{define "content"}}<h1>One</h1>{{template "greeting" "one"}}{{end}}`)},
+		"t/two.html":    {Data: []byte(`{{define "content"}}<h1>Two</h1>{{template "greeting" "two"}}{{end}}`)},
+	}
+	tmpl, err := site.Templates(fsys, nil, "t/*.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, page := range []string{"one", "two"} {
+		rec := httptest.NewRecorder()
+		tmpl.Render(rec, httptest.NewRequest("GET", "/s/"+page, nil), http.StatusOK, page, &webui.Page{})
+		if body := rec.Body.String(); rec.Code != http.StatusOK || !strings.Contains(body, `<p class="greeting">Hello `+page+`</p>`) {
+			t.Errorf("page %s: %d %s", page, rec.Code, body)
+		}
+	}
+	rec := httptest.NewRecorder()
+	tmpl.Render(rec, httptest.NewRequest("GET", "/s/x", nil), http.StatusOK, "_parts", &webui.Page{})
+	if rec.Code != http.StatusInternalServerError {
+		t.Errorf("the shared file is served as a page: %d", rec.Code)
 	}
 }

@@ -38,6 +38,8 @@ type AdmissionResult struct {
 	Message   string
 	Remedy    string
 	Ownership storage.Ownership
+	// OwnershipBy says why (storage.OwnershipBy...; "" for personal).
+	OwnershipBy string
 	// DEM: a device enrollment manager enrolled the device (userless).
 	DEM bool
 }

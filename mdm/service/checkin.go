@@ -154,7 +154,7 @@ func (s *Service) authenticate(ctx context.Context, id *identity.Identity, ch md
 	e.EnrollmentMethod, e.EnrollmentRef = auth.Kind, auth.Ref
 	e.EnrollmentUser, e.EnrollmentCategory, e.EnrollmentSession = auth.User, auth.ForCategory, auth.ForSession
 	if admitted != nil {
-		e.Ownership = admitted.Ownership
+		e.Ownership, e.OwnershipBy = admitted.Ownership, admitted.OwnershipBy
 		if admitted.DEM {
 			// A device enrollment manager enrolls devices for others.
 			e.EnrolledBy, e.EnrollmentUser = auth.User, ""

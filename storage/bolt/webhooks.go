@@ -166,6 +166,21 @@ func (s *Store) PendingWebhookDeliveries(ctx context.Context, endpointID string,
 	return out, err
 }
 
+// CountPendingWebhookDeliveries implements storage.WebhookStore: it walks
+// the endpoint's keys of the pending index, reading no entry.
+func (s *Store) CountPendingWebhookDeliveries(ctx context.Context, endpointID string) (int, error) {
+	n := 0
+	err := s.view(func(tx *bolt.Tx) error {
+		pre := prefix(endpointID)
+		c := tx.Bucket(bucketWebhookPendings).Cursor()
+		for k, _ := c.Seek(pre); k != nil && hasPrefix(k, pre); k, _ = c.Next() {
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
 // UpdateWebhookDelivery implements storage.WebhookStore.
 func (s *Store) UpdateWebhookDelivery(ctx context.Context, d *storage.WebhookDelivery) error {
 	return s.update(func(tx *bolt.Tx) error {
@@ -221,7 +236,7 @@ func (s *Store) ListWebhookDeliveries(ctx context.Context, f storage.WebhookDeli
 			if err := json.Unmarshal(v, &d); err != nil {
 				return fmt.Errorf("decode webhook delivery: %w", err)
 			}
-			if f.EndpointID != "" && d.EndpointID != f.EndpointID || f.State != "" && d.State != f.State {
+			if f.EndpointID != "" && d.EndpointID != f.EndpointID || f.State != "" && d.State != f.State || f.Topic != "" && d.Topic != f.Topic {
 				continue
 			}
 			out = append(out, d)

@@ -115,6 +115,14 @@ func (s *Store) PendingWebhookDeliveries(ctx context.Context, endpointID string,
 		"SELECT doc FROM webhook_deliveries WHERE endpoint_id = $1 AND state = 'pending' ORDER BY id LIMIT $2", endpointID, limitArg(limit))
 }
 
+// CountPendingWebhookDeliveries implements storage.WebhookStore (on the
+// partial index of pending entries).
+func (s *Store) CountPendingWebhookDeliveries(ctx context.Context, endpointID string) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, "SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1 AND state = 'pending'", endpointID).Scan(&n)
+	return n, err
+}
+
 // UpdateWebhookDelivery implements storage.WebhookStore.
 func (s *Store) UpdateWebhookDelivery(ctx context.Context, d *storage.WebhookDelivery) error {
 	return s.write(ctx, func(tx pgx.Tx) error {
@@ -147,7 +155,8 @@ func (s *Store) ListWebhookDeliveries(ctx context.Context, f storage.WebhookDeli
 	}
 	return listDocs[storage.WebhookDelivery](ctx, s.pool, `SELECT doc FROM webhook_deliveries
 		WHERE ($1 = '' OR endpoint_id = $1) AND ($2 = '' OR state = $2) AND ($3::bigint IS NULL OR id < $3)
-		ORDER BY id DESC LIMIT $4`, f.EndpointID, f.State, before, limitArg(f.Limit))
+		AND ($5 = '' OR doc->>'topic' = $5)
+		ORDER BY id DESC LIMIT $4`, f.EndpointID, f.State, before, limitArg(f.Limit), f.Topic)
 }
 
 // PruneWebhookDeliveries implements storage.WebhookStore.

@@ -90,6 +90,15 @@ func runWebhooks(t *testing.T, open func(t *testing.T) storage.WebhookStore) {
 		if err != nil || len(left) != 1 || left[0].ID != pend[2].ID {
 			t.Fatalf("pending after updates = %+v, %v", left, err)
 		}
+		if n, err := s.CountPendingWebhookDeliveries(ctx, "a"); err != nil || n != 1 {
+			t.Fatalf("backlog of a = %d, %v; want 1", n, err)
+		}
+		if n, err := s.CountPendingWebhookDeliveries(ctx, "b"); err != nil || n != 1 {
+			t.Fatalf("backlog of b = %d, %v; want 1", n, err)
+		}
+		if n, err := s.CountPendingWebhookDeliveries(ctx, "gone"); err != nil || n != 0 {
+			t.Fatalf("backlog of an unknown endpoint = %d, %v; want 0", n, err)
+		}
 		got, err := s.WebhookDelivery(ctx, first.ID)
 		if err != nil || got.State != storage.WebhookDelivered || got.Attempts != 2 || got.LastStatus != 200 || string(got.Body) != `{"topic":"mdm.Authenticate"}` {
 			t.Fatalf("delivered = %+v, %v", got, err)
@@ -183,6 +192,21 @@ func runWebhooks(t *testing.T, open func(t *testing.T) storage.WebhookStore) {
 		}
 		if pending, _, _ := s.CountWebhookDeliveries(ctx); pending != 1 {
 			t.Fatalf("pending = %d, want 1", pending)
+		}
+		// A topic filter takes only that topic, with the other filters.
+		more := []storage.WebhookDelivery{event("a", "mdm.CheckOut", t0.Add(6*time.Hour)), event("a", "mdm.Connect", t0.Add(7*time.Hour))}
+		if err := s.AppendWebhookDeliveries(ctx, more); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.ListWebhookDeliveries(ctx, storage.WebhookDeliveryFilter{Topic: "mdm.CheckOut"}); len(got) != 1 || got[0].ID != more[0].ID {
+			t.Fatalf("topic mdm.CheckOut = %+v", got)
+		}
+		got, _ := s.ListWebhookDeliveries(ctx, storage.WebhookDeliveryFilter{EndpointID: "a", Topic: "mdm.Connect", Limit: 2})
+		if len(got) != 2 || got[0].ID != more[1].ID || got[1].ID != ds[4].ID {
+			t.Fatalf("topic mdm.Connect of a = %+v", got)
+		}
+		if got, _ := s.ListWebhookDeliveries(ctx, storage.WebhookDeliveryFilter{Topic: "mdm.CheckOut", State: storage.WebhookDead}); len(got) != 0 {
+			t.Fatalf("dead mdm.CheckOut = %+v", got)
 		}
 	})
 }
