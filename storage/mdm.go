@@ -137,6 +137,10 @@ const (
 	Superseded         TargetStatus = "Superseded" // the device re-enrolled before receiving it
 )
 
+// TargetStatuses lists every TargetStatus, in the order a target moves
+// through them.
+var TargetStatuses = []TargetStatus{Queued, NotNow, Acknowledged, Error, CommandFormatError, Canceled, Superseded}
+
 // Final reports whether no more results are expected.
 func (s TargetStatus) Final() bool {
 	switch s {
@@ -152,6 +156,9 @@ type Command struct {
 	RequestType string    `json:"request_type"`
 	Raw         []byte    `json:"-"` // the {CommandUUID, Command} plist
 	CreatedAt   time.Time `json:"created_at"`
+	// Sender is who queued it, as the audit log names admins ("alice",
+	// "alice/token:<id>", "bootstrap"); "" when Orchard issued it itself.
+	Sender string `json:"sender,omitempty"`
 }
 
 // Target is a command's state for one channel.

@@ -36,6 +36,7 @@ type Store interface {
 	WebSessionStore
 	CategoryStore
 	CommandHistory
+	CommandLog
 	WebhookStore
 	TermsStore
 	EnrollmentSessionStore

@@ -284,6 +284,41 @@ func TestCommandsSendSummary(t *testing.T) {
 	}
 }
 
+// commands list prints the fleet's command log newest first, filtered,
+// and --all follows its before cursor through pages of one.
+func TestCommandsList(t *testing.T) {
+	s := servertest.Start(t)
+	dev1, dev2 := s.NewDevice(t), s.NewDevice(t)
+	s.Enroll(t, dev1)
+	s.Enroll(t, dev2)
+	flags := []string{"--data", s.Dir, "--server", s.URL}
+	if _, errOut, code := cli(t, append([]string{"commands", "send", "--udid", dev1.UDID, "--udid", dev2.UDID, "--type", "ProfileList"}, flags...)...); code != 0 {
+		t.Fatalf("send: exit %d %s", code, errOut)
+	}
+	out, errOut, code := cli(t, append([]string{"commands", "list", "--type", "ProfileList", "--sender", "bootstrap", "--all", "--limit", "1", "-o", "csv"}, flags...)...)
+	if code != 0 {
+		t.Fatalf("list: exit %d %s", code, errOut)
+	}
+	recs, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 3 || strings.Join(recs[0], ",") != "QUEUED,COMMAND,STATUS,DEVICE,SENDER,ANSWERED,UUID" ||
+		recs[1][3] != dev2.UDID || recs[2][3] != dev1.UDID || recs[1][4] != "bootstrap" || recs[1][2] != "Queued" || recs[1][6] != recs[2][6] {
+		t.Fatalf("list = %q (%s)", recs, errOut)
+	}
+	if !strings.Contains(errOut, "page 2: 1 commands") {
+		t.Errorf("progress: %q", errOut)
+	}
+	// One page of one: the hint names the before cursor.
+	if _, errOut, _ := cli(t, append([]string{"commands", "list", "--limit", "1"}, flags...)...); !strings.Contains(errOut, "add --all, or --before ") {
+		t.Errorf("paging hint: %q", errOut)
+	}
+	if _, errOut, code := cli(t, append([]string{"commands", "list", "--since", "yesterday"}, flags...)...); code == 0 || !strings.Contains(errOut, "RFC 3339") {
+		t.Errorf("bad --since: exit %d %q", code, errOut)
+	}
+}
+
 // Completion scripts call back into the binary, which answers from the
 // tree: subcommands in a group, flags in a leaf.
 func TestCompletion(t *testing.T) {

@@ -80,9 +80,20 @@ type call struct {
 	list *listView
 	// all follows the answer's "next" cursor (as ?after=) to the end.
 	all bool
+	// cursor, when set, names the query parameter that carries "next"
+	// instead of after; such lists may answer a page with no items and
+	// a next (the server bounds what one page examines).
+	cursor string
 	// bulk answers carry "targets" [{target, queued, error}]: the summary
 	// line comes first and any refusal exits 4.
 	bulk bool
+}
+
+func (c *call) cursorName() string {
+	if c.cursor != "" {
+		return c.cursor
+	}
+	return "after"
 }
 
 type listView struct {
@@ -228,7 +239,7 @@ func (e *env) render(body []byte, req call) error {
 			err = writeTable(e.stdout, cols, items)
 		}
 		if next := cell(o.vals["next"]); next != "" && err == nil {
-			fmt.Fprintf(e.stderr, "more %s: add --all, or --after %s\n", req.list.key, next)
+			fmt.Fprintf(e.stderr, "more %s: add --all, or --%s %s\n", req.list.key, req.cursorName(), next)
 		}
 	case req.bulk:
 		ts, _ := o.vals["targets"].([]any)
@@ -296,16 +307,16 @@ func (e *env) fetchAll(ctx context.Context, c *client, req call) error {
 		} else {
 			fmt.Fprintf(e.stderr, "page %d: %d %s, %d so far\n", page, len(got), req.list.key, len(items))
 		}
-		if next == "" || len(got) == 0 {
+		if next == "" || len(got) == 0 && req.cursor == "" {
 			break
 		}
 		// A cursor must move on; a broken server repeating it would
 		// otherwise page forever.
-		if next == u.Query().Get("after") {
+		if next == u.Query().Get(req.cursorName()) {
 			return fmt.Errorf("page %d: the server answered the same cursor %q again", page, next)
 		}
 		q := u.Query()
-		q.Set("after", next)
+		q.Set(req.cursorName(), next)
 		u.RawQuery = q.Encode()
 	}
 	if e.tty {

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/orchardmdm/orchard/internal/version"
 )
@@ -129,6 +130,13 @@ enrollment, once, within 7 days. Without a release such an enrollment is refused
 }
 
 var commandsCommands = []*command{
+	{name: "list", summary: "every device's commands, newest first, filtered", setup: api(commandsList),
+		help: `One entry per command and target device, with its state, who sent it (an admin, an admin's
+token "name/token:<id>", bootstrap, or empty for Orchard's own) and the latest error. --sender with an
+admin's name also finds what their tokens sent. One page examines at most 10,000 entries of the log, so
+a rare filter may print a short page and a cursor: --all follows it to the end.`,
+		examples: []string{"orchard commands list", "orchard commands list --type DeviceLock --status error",
+			"orchard commands list --sender bootstrap --since 2026-01-01T00:00:00Z --all -o csv"}},
 	{name: "send", summary: "queue a command for one or more devices", setup: api(commandsSend),
 		help: `Give --type with --set Key=Value flags (typed by Apple's schema) and/or --payload JSON,
 or --plist with a full command plist. The answer starts with a summary (queued N, refused M by
@@ -295,5 +303,43 @@ func helpSetup(_ *flag.FlagSet, e *env) func(context.Context, []string) error {
 		}
 		e.printHelp(e.stdout, node, path)
 		return nil
+	}
+}
+
+var commandLogColumns = []column{{"QUEUED", "created_at"}, {"COMMAND", "request_type"}, {"STATUS", "status"},
+	{"DEVICE", "channel_id"}, {"SENDER", "sender"}, {"ANSWERED", "answered_at"}, {"UUID", "uuid"}}
+
+// commandsList reads GET /v1/commands: its filters, and its cursor (before).
+func commandsList(fs *flag.FlagSet) builder {
+	requestType := fs.String("type", "", "RequestType, exactly (DeviceLock)")
+	status := fs.String("status", "", "Queued, NotNow, Acknowledged, Error, CommandFormatError, Canceled or Superseded (any case)")
+	sender := fs.String("sender", "", "bootstrap, an admin's username (with their tokens) or username/token:<id>")
+	since := fs.String("since", "", "queued at or after this RFC 3339 time, or this long ago (24h)")
+	until := fs.String("until", "", "queued before this RFC 3339 time, or this long ago")
+	limit := fs.Int("limit", 100, "entries per page (at most 1000)")
+	before := fs.String("before", "", "start below this cursor (the answer's \"next\")")
+	all := fs.Bool("all", false, "follow the cursor through every page")
+	return func(*client, []string) (call, error) {
+		q := url.Values{}
+		for k, v := range map[string]string{"request_type": *requestType, "status": *status, "sender": *sender,
+			"since": *since, "until": *until, "before": *before} {
+			if v == "" {
+				continue
+			}
+			if k == "since" || k == "until" {
+				_, err := time.Parse(time.RFC3339, v)
+				if d, derr := time.ParseDuration(v); err != nil && (derr != nil || d <= 0) {
+					return call{}, fmt.Errorf("--%s: want an RFC 3339 time like 2026-01-01T00:00:00Z or a duration like 24h", k)
+				}
+			}
+			q.Set(k, v)
+		}
+		n := *limit
+		if *all && !isSet(fs, "limit") {
+			n = 1000 // fewer round trips; the server's maximum
+		}
+		q.Set("limit", fmt.Sprint(n))
+		return call{method: "GET", path: "/v1/commands?" + q.Encode(), list: &listView{"commands", commandLogColumns},
+			all: *all, cursor: "before"}, nil
 	}
 }

@@ -72,6 +72,7 @@ var wantNeed = map[string]adminauth.Need{
 	"POST /v1/devices/{id}/actions/{action}": 0, // per action: actionWant
 	"GET /v1/inventory":                      adminauth.Read,
 	"POST /v1/commands":                      adminauth.Policy, "GET /v1/commands/{uuid}": adminauth.Read,
+	"GET /v1/commands": adminauth.Read, "GET /v1/commands.csv": adminauth.Read,
 	"DELETE /v1/commands/{uuid}": adminauth.Action, "GET /v1/schema/commands": adminauth.Read,
 	"PUT /v1/push-certificate": adminauth.Policy, "GET /v1/push-certificate": adminauth.Read, "POST /v1/push": adminauth.Action,
 	"POST /v1/enrollment/invitations": adminauth.Policy, "GET /v1/enrollment/invitations": adminauth.Read,

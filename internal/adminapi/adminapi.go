@@ -87,8 +87,10 @@ type Config struct {
 	Profiles    *profiles.Handler
 	Declarative Declarative
 	// History answers a device's command history.
-	History  storage.CommandHistory
-	Webhooks *webhook.Handler
+	History storage.CommandHistory
+	// CommandLog answers the fleet-wide command list.
+	CommandLog storage.CommandLog
+	Webhooks   *webhook.Handler
 	// Policy is the enrollment-policy engine (its routes answer 503 without).
 	Policy *enrollpolicy.Engine
 	Logger *slog.Logger
@@ -113,6 +115,7 @@ type API struct {
 	profiles *profiles.Handler
 	ddm      Declarative
 	history  storage.CommandHistory
+	cmdlog   storage.CommandLog
 	webhooks *webhook.Handler
 	policy   *enrollpolicy.Engine
 	log      *slog.Logger
@@ -136,7 +139,7 @@ func New(c Config) (*API, error) {
 		c.Logger = slog.Default()
 	}
 	a := &API{store: c.Store, commands: c.Commands, secrets: c.Secrets, releaser: c.Releaser, push: c.Push,
-		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, admins: c.Admins, profiles: c.Profiles, dir: c.Directory, ddm: c.Declarative, history: c.History, log: c.Logger, cats: c.Categories, webhooks: c.Webhooks, policy: c.Policy,
+		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, admins: c.Admins, profiles: c.Profiles, dir: c.Directory, ddm: c.Declarative, history: c.History, cmdlog: c.CommandLog, log: c.Logger, cats: c.Categories, webhooks: c.Webhooks, policy: c.Policy,
 		terms: c.Terms, stages: c.Stages,
 		mux: http.NewServeMux(), paths: http.NewServeMux(), allow: map[string][]string{}, byPattern: map[string]route{}}
 	a.SetAPIKey(c.APIKey)

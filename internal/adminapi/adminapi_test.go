@@ -124,7 +124,7 @@ func TestUnmatchedRoutesAnswerJSON(t *testing.T) {
 		{"POST", "/v1/", 404, ""},
 		{"PATCH", "/v1/devices", 405, "GET, HEAD"},
 		{"DELETE", "/v1/devices/ABC", 405, "GET, HEAD"},
-		{"PUT", "/v1/commands", 405, "POST"},
+		{"PUT", "/v1/commands", 405, "POST, GET, HEAD"},
 		{"GET", "/v1/commands/U", 200, ""}, // matched: the store answers 404 below
 		{"POST", "/v1/dep/tokens/1/profiles/2", 405, "GET, HEAD, PUT, DELETE"},
 	}

@@ -330,10 +330,13 @@ func (a *API) sendCommand(w http.ResponseWriter, r *http.Request) {
 
 // CommandView is a command with per-target status and results.
 type CommandView struct {
-	UUID        string       `json:"command_uuid"`
-	RequestType string       `json:"request_type"`
-	CreatedAt   time.Time    `json:"created_at"`
-	Targets     []TargetView `json:"targets"`
+	UUID        string    `json:"command_uuid"`
+	RequestType string    `json:"request_type"`
+	CreatedAt   time.Time `json:"created_at"`
+	Sender      string    `json:"sender,omitempty"`
+	// Command is the request as sent, secrets hidden (apijson.CommandJSON).
+	Command map[string]any `json:"command,omitempty"`
+	Targets []TargetView   `json:"targets"`
 }
 
 // TargetView is one target of a command.
@@ -368,7 +371,8 @@ func (a *API) showCommand(w http.ResponseWriter, r *http.Request) {
 			Status: res.Status, At: res.At, ErrorChain: res.ErrorChain, Response: apijson.ResponseJSON(res.Raw),
 		})
 	}
-	v := CommandView{UUID: cmd.UUID, RequestType: cmd.RequestType, CreatedAt: cmd.CreatedAt}
+	v := CommandView{UUID: cmd.UUID, RequestType: cmd.RequestType, CreatedAt: cmd.CreatedAt, Sender: cmd.Sender,
+		Command: apijson.CommandJSON(cmd.Raw)}
 	for _, t := range targets {
 		v.Targets = append(v.Targets, TargetView{Target: t, Results: byChannel[t.ChannelID]})
 	}

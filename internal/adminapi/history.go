@@ -12,12 +12,15 @@ import (
 
 // ChannelCommandView is one command in a channel's history.
 type ChannelCommandView struct {
-	UUID        string               `json:"uuid"`
-	RequestType string               `json:"request_type"`
-	CreatedAt   time.Time            `json:"created_at"`
-	Status      storage.TargetStatus `json:"status"`
-	UpdatedAt   time.Time            `json:"updated_at"`
-	Seq         uint64               `json:"seq"`
+	UUID        string    `json:"uuid"`
+	RequestType string    `json:"request_type"`
+	CreatedAt   time.Time `json:"created_at"`
+	Sender      string    `json:"sender,omitempty"`
+	// ChannelID is the target's channel (in the fleet-wide list).
+	ChannelID string               `json:"channel_id,omitempty"`
+	Status    storage.TargetStatus `json:"status"`
+	UpdatedAt time.Time            `json:"updated_at"`
+	Seq       uint64               `json:"seq"`
 	// ErrorChain is the latest result's, when the device answered Error.
 	ErrorChain []storage.ErrorChain `json:"error_chain,omitempty"`
 	AnsweredAt *time.Time           `json:"answered_at,omitempty"`
@@ -66,14 +69,18 @@ func (a *API) deviceCommands(w http.ResponseWriter, r *http.Request) {
 		next = strconv.FormatUint(page[limit-1].Target.Seq, 10)
 	}
 	out := make([]ChannelCommandView, 0, len(page))
-	for _, cc := range page {
-		v := ChannelCommandView{UUID: cc.Command.UUID, RequestType: cc.Command.RequestType, CreatedAt: cc.Command.CreatedAt,
-			Status: cc.Target.Status, UpdatedAt: cc.Target.UpdatedAt, Seq: cc.Target.Seq}
-		if cc.Result != nil {
-			v.ErrorChain = cc.Result.ErrorChain
-			v.AnsweredAt = timePtr(cc.Result.At)
-		}
-		out = append(out, v)
+	for i := range page {
+		out = append(out, channelCommandView(&page[i]))
 	}
 	apijson.WriteJSON(w, http.StatusOK, map[string]any{"commands": out, "next": next})
+}
+
+func channelCommandView(cc *storage.ChannelCommand) ChannelCommandView {
+	v := ChannelCommandView{UUID: cc.Command.UUID, RequestType: cc.Command.RequestType, CreatedAt: cc.Command.CreatedAt,
+		Sender: cc.Command.Sender, Status: cc.Target.Status, UpdatedAt: cc.Target.UpdatedAt, Seq: cc.Target.Seq}
+	if cc.Result != nil {
+		v.ErrorChain = cc.Result.ErrorChain
+		v.AnsweredAt = timePtr(cc.Result.At)
+	}
+	return v
 }

@@ -17,6 +17,7 @@ func (a *API) routes() []route {
 	pol := func(a *API) bool { return a.policy != nil }
 	cat := func(a *API) bool { return a.cats != nil }
 	hst := func(a *API) bool { return a.history != nil }
+	clg := func(a *API) bool { return a.cmdlog != nil }
 	hook := func(a *API) bool { return a.webhooks != nil }
 	trm := func(a *API) bool { return a.terms != nil }
 	stg := func(a *API) bool { return a.stages != nil }
@@ -37,6 +38,8 @@ func (a *API) routes() []route {
 		{"GET", "/v1/inventory", read, a.inv.List, inv},
 
 		{"POST", "/v1/commands", policy, a.sendCommand, cmd},
+		{"GET", "/v1/commands", read, a.listCommands, clg},
+		{"GET", "/v1/commands.csv", read, a.exportCommands, clg},
 		{"GET", "/v1/commands/{uuid}", read, a.showCommand, nil},
 		{"DELETE", "/v1/commands/{uuid}", act, a.cancelCommand, nil},
 		{"GET", "/v1/schema/commands", read, a.schema, nil},

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/orchardmdm/orchard/internal/adminauth"
 	"github.com/orchardmdm/orchard/mdm"
 	"github.com/orchardmdm/orchard/mdm/commands"
 	"github.com/orchardmdm/orchard/storage"
@@ -344,10 +345,17 @@ const (
 // them, and pushes the channels once when wake is Push and all were
 // queued. It returns how many of cmds were queued; after an error the rest
 // are not, and nothing is pushed. Storage errors are returned as they are (a channel that is not
-// enrolled wraps storage.ErrNotFound). This is the only place Orchard
-// queues commands.
+// enrolled wraps storage.ErrNotFound). Each command's Sender, unless set,
+// is the admin actor of ctx. This is the only place Orchard queues commands.
 func (s *Service) Queue(ctx context.Context, channels []string, wake Wake, cmds ...*storage.Command) (int, error) {
+	sender := ""
+	if a := adminauth.ActorFrom(ctx); a != nil {
+		sender = a.String()
+	}
 	for n, c := range cmds {
+		if c.Sender == "" {
+			c.Sender = sender // who asked; "" when Orchard issues it itself
+		}
 		if err := s.queue.Enqueue(ctx, c, channels); err != nil {
 			return n, err
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orchardmdm/orchard/internal/adminauth"
 	"github.com/orchardmdm/orchard/internal/command"
 	"github.com/orchardmdm/orchard/internal/metrics"
 	"github.com/orchardmdm/orchard/mdm"
@@ -291,6 +292,38 @@ func TestNewRefusesNil(t *testing.T) {
 	} {
 		if _, err := command.New(c.q, c.e, c.p, c.opts...); err == nil {
 			t.Errorf("case %d: New accepted it", i)
+		}
+	}
+}
+
+// The command records who queued it: the admin actor of the request, by
+// the audit log's name, and nobody when Orchard issues it itself.
+func TestQueueRecordsTheSender(t *testing.T) {
+	f := newFixture(t)
+	f.enroll(devA)
+	for _, c := range []struct {
+		actor *adminauth.Actor
+		want  string
+	}{
+		{&adminauth.Actor{Admin: "alice", Role: adminauth.Helpdesk}, "alice"},
+		{&adminauth.Actor{Admin: "alice", TokenID: "t1", Role: adminauth.Helpdesk}, "alice/token:t1"},
+		{&adminauth.Actor{Bootstrap: true, Role: adminauth.Owner}, "bootstrap"},
+		{nil, ""},
+	} {
+		ctx := context.Background()
+		if c.actor != nil {
+			ctx = adminauth.WithActor(ctx, c.actor)
+		}
+		out, err := f.svc.Send(ctx, &command.Request{Targets: []string{devA}, RequestType: "ProfileList", NoPush: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd, _, err := f.store.Command(ctx, out.UUID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cmd.Sender != c.want {
+			t.Errorf("sender of a command queued by %v = %q, want %q", c.actor, cmd.Sender, c.want)
 		}
 	}
 }

@@ -144,6 +144,8 @@ func (c *Console) routes() *http.ServeMux {
 		{"GET " + Prefix + "/devices/{id}", c.device},
 		{"POST " + Prefix + "/devices/{id}/actions/{action}", c.action},
 		{"GET " + Prefix + "/commands", c.commands},
+		{"GET " + Prefix + "/commands.csv", c.exportCSV("/v1/commands.csv", commandFilters, "orchard-commands.csv")},
+		{"GET " + Prefix + "/commands/{uuid}", c.command},
 		{"GET " + Prefix + "/enrollment", c.enrollment},
 		{"GET " + Prefix + "/push", c.pushPage},
 		{"POST " + Prefix + "/push", c.pushUpload},

@@ -76,6 +76,24 @@ func TestBrowserSignInSearchLock(t *testing.T) {
 	if !strings.Contains(audit, "olga") || !strings.Contains(audit, "id="+ids[777]+" action=lock") || !strings.Contains(audit, "201 ok") {
 		t.Fatalf("audit log: %q", audit)
 	}
+	// The fleet's command list has it, sent by olga; its row opens the command.
+	browsertest.Load(t, ctx, chromedp.Navigate(base+"/commands"))
+	browsertest.Load(t, ctx,
+		chromedp.SendKeys(chromedp.CSS("#sender"), "olga"),
+		chromedp.Click(chromedp.CSS("#filter")),
+	)
+	cmds := browsertest.Get(t, ctx, chromedp.Text(chromedp.CSS("#commands tbody")))
+	if !strings.Contains(cmds, "DeviceLock") || !strings.Contains(cmds, ids[777]) || strings.Count(cmds, "DeviceLock") != 1 {
+		t.Fatalf("commands sent by olga: %q", cmds)
+	}
+	browsertest.Screenshot(t, ctx, "commands")
+	browsertest.Load(t, ctx, chromedp.Click(chromedp.CSS(`#commands tbody a[href*="/commands/"]`)))
+	if h := browsertest.Get(t, ctx, chromedp.Text(chromedp.CSS("h1"))); !strings.HasPrefix(h, "DeviceLock ") {
+		t.Fatalf("command page of %q", h)
+	}
+	if req := browsertest.Get(t, ctx, chromedp.Text(chromedp.CSS("#request"))); !strings.Contains(req, "Found at the front desk") {
+		t.Fatalf("command request: %q", req)
+	}
 	// The lock really is queued for that device, through the command service.
 	var hv struct {
 		Commands []struct {

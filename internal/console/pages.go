@@ -432,28 +432,6 @@ func (c *Console) action(w http.ResponseWriter, r *http.Request, actor *adminaut
 	c.after(w, r, page, err, msg)
 }
 
-// Commands.
-
-type commandsData struct {
-	UUID    string
-	Command map[string]any
-}
-
-// commands looks a command up by UUID: its request type, its targets and
-// their states (a device's own history is on its page).
-func (c *Console) commands(w http.ResponseWriter, r *http.Request, actor *adminauth.Actor) {
-	d := commandsData{UUID: strings.TrimSpace(r.URL.Query().Get("uuid"))}
-	var errs webui.FormErrors
-	status := http.StatusOK
-	if d.UUID != "" {
-		if err := c.call(r, actor, "GET", "/v1/commands/"+url.PathEscape(d.UUID), nil, &d.Command); err != nil {
-			errs = webui.FormErrors{"uuid": reason(err)}
-			status = http.StatusNotFound
-		}
-	}
-	c.render(w, r, status, "commands", actor, &webui.Page{Title: "Commands", Data: d, Errors: errs})
-}
-
 // Enrollment.
 
 type enrollmentData struct {

@@ -145,6 +145,22 @@ func TestBrowserWebhook(t *testing.T) {
 	if row := browsertest.Get(t, ctx, chromedp.Text(chromedp.CSS("#webhooks tbody"))); !strings.Contains(row, id) || !strings.Contains(row, "enabled") {
 		t.Fatalf("webhook list: %q", row)
 	}
+
+	// A helpdesk admin, in the same browser: the list and the deliveries,
+	// but no create link and no form on the endpoint's page.
+	browsertest.Load(t, ctx, chromedp.Click(chromedp.CSS(".signout button")))
+	browserSignIn(t, ctx, base, "hana", helpdeskPW)
+	browsertest.Load(t, ctx, chromedp.Navigate(base+"/webhooks"))
+	links := browsertest.Get(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('#new-webhook').length`))
+	if row := browsertest.Get(t, ctx, chromedp.Text(chromedp.CSS("#webhooks tbody"))); links != 0 || !strings.Contains(row, id) {
+		t.Fatalf("helpdesk webhook list: %d create links, rows %q", links, row)
+	}
+	browsertest.Load(t, ctx, chromedp.Navigate(base+"/webhooks/"+id))
+	forms := browsertest.Get(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('main form').length`))
+	if rows := browsertest.Get(t, ctx, chromedp.Text(chromedp.CSS("#deliveries tbody"))); forms != 0 || !strings.Contains(rows, "delivered") {
+		t.Fatalf("helpdesk endpoint page: %d forms, deliveries %q", forms, rows)
+	}
+	browsertest.Screenshot(t, ctx, "helpdesk")
 }
 
 // TestWebhookHelpdeskAndCSRF: a helpdesk admin reads the webhook pages
@@ -228,6 +244,25 @@ func TestWebhookEditReplayDelete(t *testing.T) {
 	_, page := c.get("/console/webhooks/" + id)
 	if strings.Contains(page, "my-own-hook-secret") || strings.Contains(page, "hunter22") || strings.Contains(page, "new-secret") {
 		t.Fatalf("the page shows a secret: %s", page)
+	}
+	// Rotating makes a new secret, shown once on the page after the post.
+	before, _ := srv.Store().Webhook(t.Context(), id)
+	if st, _ := c.post("/console/webhooks/"+id+"/secret", url.Values{"csrf": {tok}}); st != http.StatusSeeOther {
+		t.Fatalf("rotate: %d", st)
+	}
+	_, page = c.get("/console/webhooks/" + id)
+	const mark = `<code id="new-secret">`
+	i := strings.Index(page, mark)
+	if i < 0 {
+		t.Fatalf("no new secret after a rotate: %s", page)
+	}
+	rotated := page[i+len(mark) : i+len(mark)+strings.IndexByte(page[i+len(mark):], '<')]
+	after, _ := srv.Store().Webhook(t.Context(), id)
+	if len(rotated) < 20 || string(after.SecretSealed) == string(before.SecretSealed) {
+		t.Fatalf("rotate: secret %q, sealed secret changed %v", rotated, string(after.SecretSealed) != string(before.SecretSealed))
+	}
+	if _, page := c.get("/console/webhooks/" + id); strings.Contains(page, rotated) || strings.Contains(page, "new-secret") {
+		t.Fatal("the rotated secret is shown twice")
 	}
 	// A refused topic comes back with the API's reason and changes nothing.
 	if st, _ := c.post("/console/webhooks/"+id, url.Values{"csrf": {tok}, "url": {"http://bot:xxxxx@127.0.0.1:9/hook"}}); st != http.StatusSeeOther {

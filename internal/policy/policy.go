@@ -112,25 +112,19 @@ type Decision struct {
 	Message    string            `json:"message,omitempty"`
 	Remedy     string            `json:"remedy,omitempty"`
 	Ownership  storage.Ownership `json:"ownership"`
-	// CorporateBy says why the device is corporate ("ade", "configurator",
-	// "dem", "serial", "imei"); "" for personal.
-	CorporateBy string `json:"corporate_by,omitempty"`
+	// OwnershipBy says why the device is corporate, in the device view's
+	// words (storage.OwnershipBy...: "ade", "configurator", "dem",
+	// "corporate_identifier"); "" for personal.
+	OwnershipBy string `json:"ownership_by,omitempty"`
 	DEM         bool   `json:"dem,omitempty"`
 	// Limit is the device limit that applies (0: none, as for a DEM or a
 	// userless enrollment); Held how many devices the owner holds.
 	Limit int `json:"limit,omitempty"`
 	Held  int `json:"held,omitempty"`
-}
 
-// OwnershipBy is why the device is corporate as a device record keeps it
-// (storage.OwnershipBy...): a serial number or IMEI found among the
-// corporate identifiers is "corporate_identifier"; "" for personal.
-func (d Decision) OwnershipBy() string {
-	switch d.CorporateBy {
-	case storage.IdentifierSerial, storage.IdentifierIMEI:
-		return storage.OwnershipByCorporateIdentifier
-	}
-	return d.CorporateBy
+	// identifierKind is the kind of corporate identifier (serial or imei)
+	// that made the device corporate, for Admit to mark it enrolled.
+	identifierKind string
 }
 
 // Store is what the engine reads and writes.
@@ -256,12 +250,12 @@ func (e *Engine) Admit(ctx context.Context, a Attempt) (Decision, error) {
 			return d, fmt.Errorf("claim a device slot: %w", err)
 		}
 	}
-	if d.CorporateBy == storage.IdentifierSerial || d.CorporateBy == storage.IdentifierIMEI {
+	if kind := d.identifierKind; kind != "" {
 		v := a.Serial
-		if d.CorporateBy == storage.IdentifierIMEI {
+		if kind == storage.IdentifierIMEI {
 			v = a.IMEI
 		}
-		if err := e.store.MarkCorporateEnrolled(ctx, d.CorporateBy, NormaliseIdentifier(d.CorporateBy, v), a.DeviceID, e.now()); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		if err := e.store.MarkCorporateEnrolled(ctx, kind, NormaliseIdentifier(kind, v), a.DeviceID, e.now()); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			e.log.Warn("policy: record a corporate identifier's enrollment", "device", a.DeviceID, "err", err)
 		}
 	}
@@ -293,7 +287,10 @@ func (e *Engine) decide(ctx context.Context, a Attempt) (Decision, *storage.Enro
 	if err != nil {
 		return d, nil, err
 	}
-	d.Ownership, d.CorporateBy = own, by
+	d.Ownership, d.OwnershipBy = own, by
+	if by == storage.IdentifierSerial || by == storage.IdentifierIMEI {
+		d.OwnershipBy, d.identifierKind = storage.OwnershipByCorporateIdentifier, by
+	}
 
 	all, err := e.policies(ctx)
 	if err != nil {
@@ -351,13 +348,14 @@ func (e *Engine) limitRefusal(d Decision, p *storage.EnrollmentPolicy, user stri
 	return d
 }
 
-// ownership tells corporate from personal.
+// ownership tells corporate from personal, and why: the method (ade,
+// configurator), dem, or the kind of corporate identifier that matched.
 func (e *Engine) ownership(ctx context.Context, a Attempt, dem bool) (storage.Ownership, string, error) {
 	switch {
 	case a.Method == storage.KindADE || a.Method == storage.KindConfigurator:
 		return storage.Corporate, a.Method, nil
 	case dem:
-		return storage.Corporate, "dem", nil
+		return storage.Corporate, storage.OwnershipByDEM, nil
 	}
 	for _, id := range [...]struct{ kind, value string }{{storage.IdentifierSerial, a.Serial}, {storage.IdentifierIMEI, a.IMEI}} {
 		v := NormaliseIdentifier(id.kind, id.value)

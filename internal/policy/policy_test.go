@@ -313,3 +313,37 @@ func TestAdmissionOwnershipBy(t *testing.T) {
 		}
 	}
 }
+
+// TestDecideOwnershipBy: Decide (and so POST /v1/enrollment/decide) says
+// why a device would be corporate in the device view's words, and Admit
+// still marks the matching corporate identifier enrolled.
+func TestDecideOwnershipBy(t *testing.T) {
+	e, s := fixture(t)
+	ctx := context.Background()
+	cases := []struct {
+		name string
+		a    policy.Attempt
+		by   string
+	}{
+		{"ADE", policy.Attempt{Method: storage.KindADE, Platform: "macOS", OSVersion: "15.1"}, storage.OwnershipByADE},
+		{"Configurator", policy.Attempt{Method: storage.KindConfigurator, Platform: "macOS"}, storage.OwnershipByConfigurator},
+		{"DEM", policy.Attempt{User: "dem", Platform: "macOS", OSVersion: "15.0"}, storage.OwnershipByDEM},
+		{"corporate serial", policy.Attempt{Platform: "macOS", Serial: "c02corp"}, storage.OwnershipByCorporateIdentifier},
+		{"corporate IMEI", policy.Attempt{Platform: "iOS", OSVersion: "17.0", IMEI: "350000000000001"}, storage.OwnershipByCorporateIdentifier},
+		{"personal", policy.Attempt{User: "cy", Platform: "iOS", OSVersion: "17.0"}, ""},
+	}
+	for _, c := range cases {
+		d, err := e.Decide(ctx, c.a)
+		must(t, err)
+		if !d.Allowed || d.OwnershipBy != c.by {
+			t.Errorf("%s: %+v, want allowed, ownership_by %q", c.name, d, c.by)
+		}
+	}
+	d, err := e.Admit(ctx, policy.Attempt{Platform: "macOS", Serial: "c02corp", DeviceID: "CORP-MAC"})
+	must(t, err)
+	id, err := s.CorporateIdentifier(ctx, storage.IdentifierSerial, "C02CORP")
+	must(t, err)
+	if !d.Allowed || id.EnrolledDevice != "CORP-MAC" {
+		t.Fatalf("admit of a corporate serial: %+v, identifier %+v", d, id)
+	}
+}

@@ -19,5 +19,5 @@ func (a Admission) Admit(ctx context.Context, r service.AdmissionRequest) (servi
 		return service.AdmissionResult{}, err
 	}
 	return service.AdmissionResult{Allowed: d.Allowed, Code: string(d.Reason), Policy: d.Policy, Rule: d.Rule,
-		Message: d.Message, Remedy: d.Remedy, Ownership: d.Ownership, OwnershipBy: d.OwnershipBy(), DEM: d.DEM}, nil
+		Message: d.Message, Remedy: d.Remedy, Ownership: d.Ownership, OwnershipBy: d.OwnershipBy, DEM: d.DEM}, nil
 }

@@ -8,7 +8,9 @@ import (
 
 	"github.com/orchardmdm/orchard/internal/directory"
 	"github.com/orchardmdm/orchard/internal/enroll"
+	"github.com/orchardmdm/orchard/internal/policy"
 	"github.com/orchardmdm/orchard/internal/ratelimit"
+	"github.com/orchardmdm/orchard/mdm"
 	"github.com/orchardmdm/orchard/storage"
 )
 
@@ -415,16 +417,24 @@ func (p *Portal) donePage(w http.ResponseWriter, r *http.Request) {
 	p.render(w, r, http.StatusOK, "done", "You're done", "", view{Username: ws.Subject, PlatformName: platformNames[f.Platform]})
 }
 
-// allowed asks the enrollment policy whether this user may enroll a device
-// of the flow's platform (the device limit, platform and OS rules known
-// before the device speaks). A refusal is recorded and shown with the rule's
-// message and what to do; Authenticate decides again with what the device
-// reports.
+// allowed asks the enrollment policy whether this user may enroll the
+// flow's device: in the portal, a device of the flow's platform (the device
+// limit, platform and OS rules known before the device speaks); in Setup
+// Assistant, the device its verified MachineInfo named, by ADE (corporate,
+// so only a platform block or the limit can refuse it). A refusal is
+// recorded and shown with the rule's message and what to do; Authenticate
+// decides again with what the device reports, and takes the slot.
 func (p *Portal) allowed(w http.ResponseWriter, r *http.Request, username string, f Flow) bool {
 	if p.cfg.Policy == nil {
 		return true
 	}
-	d, err := p.cfg.Policy.Decide(r.Context(), enroll.PolicyAttempt{Method: "portal", Platform: f.Platform, User: username})
+	a := enroll.PolicyAttempt{Method: policy.MethodPortal, Platform: f.Platform, User: username}
+	if d := f.Device; d != nil {
+		// As the first load asked, now with the user.
+		a = enroll.PolicyAttempt{Method: storage.KindADE, Platform: mdm.Platform(d.Product, ""), OSVersion: d.OSVersion,
+			DeviceID: d.UDID, Serial: d.Serial, User: username}
+	}
+	d, err := p.cfg.Policy.Decide(r.Context(), a)
 	if err != nil {
 		p.internal(w, r, err)
 		return false
@@ -432,10 +442,10 @@ func (p *Portal) allowed(w http.ResponseWriter, r *http.Request, username string
 	if d.Allowed {
 		return true
 	}
-	p.log.Info("portal: enrollment refused by policy", "username", username, "platform", f.Platform,
+	p.log.Info("portal: enrollment refused by policy", "username", username, "platform", a.Platform, "method", a.Method,
 		"reason", d.Reason, "policy", d.Policy, "rule", d.Rule)
 	p.recordFailure(r, f, &storage.EnrollmentFailure{Reason: d.Message, Code: d.Reason, Stage: failureStagePortal,
 		User: username, Policy: d.Policy, Rule: d.Rule})
-	p.message(w, r, http.StatusForbidden, "This device cannot be enrolled", d.Message, d.Remedy)
+	p.flowMessage(w, r, f, http.StatusForbidden, view{Heading: "This device cannot be enrolled", Message: d.Message, Hint: d.Remedy})
 	return false
 }

@@ -63,9 +63,10 @@ func (p *Portal) setupAssistant(w http.ResponseWriter, r *http.Request) {
 // setupAssistantProfile answers the Setup Assistant web view with the
 // enrollment profile bound to the device's serial and UDID and to the
 // signed-in user; the web view installs it and goes on. The terms are
-// asked once more here, as the profile is made.
+// asked once more here, as the profile is made, and the enrollment policy
+// with the user known (their device limit).
 func (p *Portal) setupAssistantProfile(w http.ResponseWriter, r *http.Request, ws *storage.WebSession, f Flow) {
-	if !p.termsAccepted(w, r, ws, f) {
+	if !p.termsAccepted(w, r, ws, f) || !p.allowed(w, r, ws.Subject, f) {
 		return
 	}
 	raw, err := p.cfg.Enroll.ADEUserProfile(r.Context(), f.Device, f.TokenID, f.ProfileID, ws.Subject, f.Category, f.ID)

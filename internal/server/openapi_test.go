@@ -73,6 +73,10 @@ func TestAdminAnswersMatchOpenAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	do("GET", "/v1/commands/"+sent.UUID, "", "")
+	do("GET", "/v1/commands", "", "")
+	do("GET", "/v1/commands?request_type=DeviceLock&status=acknowledged&sender=bootstrap&limit=1", "", "")
+	do("GET", "/v1/commands?status=Sent", "", "")
+	do("GET", "/v1/commands.csv?since=2026-01-01T00:00:00Z", "", "")
 	do("DELETE", "/v1/commands/"+sent.UUID, "", "")
 	do("POST", "/v1/devices/"+dev.UDID+"/actions/lock", js, `{"message": "call IT"}`)
 	do("GET", "/v1/push-certificate", "", "")

@@ -237,6 +237,115 @@ func testSetupAssistantSignIn(t *testing.T, backend servertest.Backend) {
 	}
 }
 
+// saSignIn opens the Setup Assistant web view of dev at path and signs
+// user in (no terms, no categories): the answer is the profile or a
+// refusal page.
+func saSignIn(t *testing.T, s *servertest.Server, path string, dev *simdevice.Device, user string) (*http.Response, *browser, []byte) {
+	t.Helper()
+	view := newBrowser(t, s, "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148")
+	view.header = http.Header{"X-Apple-Aspen-Deviceinfo": {deviceInfo(t, dev)}}
+	if resp, _ := view.do("GET", path, nil); resp.StatusCode != 200 || !strings.Contains(view.page, `id="signin"`) {
+		t.Fatalf("web view sign-in page for %s = %d: %s", dev.SerialNumber, resp.StatusCode, view.page)
+	}
+	view.header = nil
+	resp, body := view.do("POST", "/portal/signin", url.Values{"csrf": {view.csrf()}, "username": {user}, "password": {"correct horse battery"}})
+	return resp, view, body
+}
+
+// The Setup Assistant sign-in asks the policy with the user known: a user
+// at their device limit is refused in the web view, before any profile,
+// and the refusal is recorded with the device (method ade); under the
+// limit, or for the device the user holds already, the profile comes. ADE
+// devices are corporate, so "block personal" does not refuse them, but a
+// group policy blocking the platform does.
+func testSetupAssistantDeviceLimit(t *testing.T, backend servertest.Backend) {
+	ctx := context.Background()
+	a := newABM(t, backend, 3)
+	s := a.s
+	for _, u := range []string{"cy", "bob"} {
+		if code := s.API(t, "POST", "/v1/users", map[string]any{"username": u, "password": "correct horse battery"}, nil); code != http.StatusCreated {
+			t.Fatalf("create user %s = %d", u, code)
+		}
+	}
+	if code := s.API(t, "POST", "/v1/groups", map[string]any{"name": "no-phones"}, nil); code != http.StatusCreated {
+		t.Fatalf("create group = %d", code)
+	}
+	if code := s.API(t, "POST", "/v1/groups/no-phones/members", map[string]any{"usernames": []string{"bob"}}, nil); code/100 != 2 {
+		t.Fatalf("add member = %d", code)
+	}
+	if code := s.API(t, "PUT", "/v1/enrollment/policies/default-platform", map[string]any{"name": "Default",
+		"platforms": map[string]any{"iOS": map[string]any{"block_personal": true}}}, nil); code != 200 {
+		t.Fatalf("default platform policy = %d", code)
+	}
+	if code := s.API(t, "PUT", "/v1/enrollment/policies/default-limit", map[string]any{"name": "Default", "device_limit": 1}, nil); code != 200 {
+		t.Fatalf("default limit policy = %d", code)
+	}
+	if code := s.API(t, "POST", "/v1/enrollment/policies", map[string]any{"kind": "platform", "name": "No phones", "priority": 1,
+		"groups": []string{"no-phones"}, "platforms": map[string]any{"iOS": map[string]any{"block": true}}}, nil); code != http.StatusCreated {
+		t.Fatalf("group policy = %d", code)
+	}
+	var decided struct {
+		Allowed     bool   `json:"allowed"`
+		Ownership   string `json:"ownership"`
+		OwnershipBy string `json:"ownership_by"`
+	}
+	if code := s.API(t, "POST", "/v1/enrollment/decide", map[string]any{"method": "ade", "platform": "iOS", "os_version": "17.5"}, &decided); code != 200 ||
+		!decided.Allowed || decided.Ownership != "corporate" || decided.OwnershipBy != "ade" {
+		t.Fatalf("decide for an ADE iPhone = %d %+v, want allowed, corporate by ade", code, decided)
+	}
+	_, atApple := a.profile(t, map[string]any{"name": "Modern", "user_affinity": "setup_assistant_modern"},
+		deptest.Serial(0), deptest.Serial(1), deptest.Serial(2))
+	path := strings.TrimPrefix(atApple["configuration_web_url"].(string), s.URL)
+
+	// Under the limit (and personal devices blocked): the profile.
+	first := a.device(t, deptest.Serial(0))
+	resp, _, profile := saSignIn(t, s, path, first, "cy")
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-apple-aspen-config" {
+		t.Fatalf("cy's first device = %d %s, want the profile: %s", resp.StatusCode, resp.Header.Get("Content-Type"), profile)
+	}
+	if err := first.EnrollFromProfile(ctx, profile, mustKey(t), s.Client); err != nil {
+		t.Fatal(err)
+	}
+	s.Enroll(t, first)
+	var lim struct {
+		Held  int `json:"held"`
+		Limit int `json:"limit"`
+	}
+	if s.API(t, "GET", "/v1/users/cy/limit", nil, &lim); lim.Held != 1 || lim.Limit != 1 {
+		t.Fatalf("cy's limit after the first device = %+v, want 1 of 1", lim)
+	}
+
+	// At the limit: refused in the web view (framable), no profile, no
+	// challenge, and recorded.
+	second := a.device(t, deptest.Serial(1))
+	resp, view, body := saSignIn(t, s, path, second, "cy")
+	if resp.StatusCode != http.StatusForbidden || strings.Contains(resp.Header.Get("Content-Type"), "aspen") || resp.Header.Get("X-Frame-Options") != "" ||
+		!strings.Contains(view.page, "already has 1 of 1 devices allowed") || !strings.Contains(view.page, "raise your device limit") {
+		t.Fatalf("cy's second device at the limit = %d %s (X-Frame-Options %q): %s", resp.StatusCode, resp.Header.Get("Content-Type"),
+			resp.Header.Get("X-Frame-Options"), body)
+	}
+	onlyChallenge(t, s, a.token) // the first device's, nothing more
+	if f := lastFailure(t, s, "?reason=device_limit"); f.Method != "ade" || f.Stage != "portal" || f.User != "cy" ||
+		f.Serial != second.SerialNumber || f.UDID != second.UDID || f.OSVersion != second.OSVersion || f.Platform != "iOS" ||
+		f.Policy != "default-limit" || f.Rule != "device_limit" {
+		t.Fatalf("Setup Assistant device-limit refusal recorded as %+v", f)
+	}
+
+	// The device cy holds already is not counted twice.
+	if resp, _, body := saSignIn(t, s, path, first, "cy"); resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-apple-aspen-config" {
+		t.Fatalf("cy's own device again at the limit = %d: %s", resp.StatusCode, body)
+	}
+
+	// A group policy blocking iOS refuses an ADE iPhone too.
+	third := a.device(t, deptest.Serial(2))
+	if resp, view, _ := saSignIn(t, s, path, third, "bob"); resp.StatusCode != http.StatusForbidden || !strings.Contains(view.page, "iOS devices may not enroll") {
+		t.Fatalf("bob's iPhone under a platform block = %d: %s", resp.StatusCode, view.page)
+	}
+	if f := lastFailure(t, s, "?reason=platform_blocked"); f.Method != "ade" || f.User != "bob" || f.Serial != third.SerialNumber || f.Rule != "iOS.block" {
+		t.Fatalf("Setup Assistant platform refusal recorded as %+v", f)
+	}
+}
+
 func onlyChallenge(t *testing.T, s *servertest.Server, token string) storage.Challenge {
 	t.Helper()
 	var list []storage.Challenge

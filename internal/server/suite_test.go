@@ -46,6 +46,7 @@ var e2eTests = []struct {
 	{"DirectoryAPI", testDirectoryAPI},
 	{"PrimaryUser", testPrimaryUser},
 	{"AdminRoles", testAdminRoles},
+	{"CommandLog", testCommandLog},
 	{"Profiles", testProfiles},
 	{"DeclarativeSoftwareUpdate", testDeclarativeSoftwareUpdate},
 	{"EnrollmentPolicy", testEnrollmentPolicy},
@@ -64,6 +65,7 @@ var e2eTests = []struct {
 	{"PortalEnrollment", testPortalEnrollment},
 	{"PortalRefusals", testPortalRefusals},
 	{"SetupAssistantSignIn", testSetupAssistantSignIn},
+	{"SetupAssistantDeviceLimit", testSetupAssistantDeviceLimit},
 	{"ADEMinimumOS", testADEMinimumOS},
 }
 

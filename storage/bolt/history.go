@@ -19,7 +19,6 @@ import (
 const bHistory = "channel_history"
 
 func init() {
-	registerBuckets(bHistory)
 	registerIndex(bHistory, buildHistory)
 }
 

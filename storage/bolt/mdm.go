@@ -327,8 +327,10 @@ func (s *Store) Enqueue(ctx context.Context, cmd *storage.Command, channels []st
 		if err := tx.Bucket([]byte(bCommandRaw)).Put([]byte(cmd.UUID), cmd.Raw); err != nil {
 			return err
 		}
-		q, tb := tx.Bucket([]byte(bQueue)), tx.Bucket([]byte(bTargets))
+		q, tb, log := tx.Bucket([]byte(bQueue)), tx.Bucket([]byte(bTargets)), tx.Bucket([]byte(bCommandLog))
 		hist := tx.Bucket([]byte(bHistory))
+		// Seqs only grow: the log's new keys, like the targets', append.
+		log.FillPercent = 0.9
 		// A command's targets are one contiguous run of new keys: pages
 		// split full rather than half full hold a 100,000-target command
 		// in about half the pages (and half the memory until commit).
@@ -367,6 +369,9 @@ func (s *Store) Enqueue(ctx context.Context, cmd *storage.Command, channels []st
 				return err
 			}
 			if err := hist.Put(sk, uuid); err != nil {
+				return err
+			}
+			if err := log.Put(u64(seq), tk); err != nil {
 				return err
 			}
 		}

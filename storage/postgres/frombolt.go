@@ -51,6 +51,7 @@ var derivedBuckets = map[string]bool{
 	"user_groups":      true, "user_devices": true, // the other side of dir_group_members and primary_users
 	"category_devices":             true, // the other side of device_categories
 	"channel_history":              true, // the targets_channel_seq index of targets
+	"command_log":                  true, // the targets_seq index of targets
 	"webhook_pending":              true, // the partial index of webhook_deliveries
 	"user_terms":                   true, // the other side of terms_acceptances
 	"enrollment_sessions_by_start": true, // started_at is a column of enrollment_sessions

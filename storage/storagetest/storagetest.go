@@ -2,7 +2,7 @@
 // pass unchanged. A backend's test calls Run with an opener that returns a
 // fresh, empty store on real storage; the suite runs one subtest per role
 // (MDM, Push, Counts, Certs, Enroll, DEP, Inventory, Directory, Admin, Profiles,
-// Declarations, InventorySearch, History, WebSessions, Categories, Webhooks,
+// Declarations, InventorySearch, History, CommandLog, CommandLogScan, WebSessions, Categories, Webhooks,
 // Policy, Terms, EnrollmentSessions), and each of their
 // cases opens its own store.
 package storagetest
@@ -50,6 +50,12 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 	})
 	t.Run("History", func(t *testing.T) {
 		runHistory(t, func(t *testing.T) historyStore { return open(t) })
+	})
+	t.Run("CommandLog", func(t *testing.T) {
+		runCommandLog(t, func(t *testing.T) commandLogStore { return open(t) })
+	})
+	t.Run("CommandLogScan", func(t *testing.T) {
+		runCommandLogScan(t, func(t *testing.T) commandLogStore { return open(t) })
 	})
 	t.Run("WebSessions", func(t *testing.T) {
 		runWebSessions(t, func(t *testing.T) storage.WebSessionStore { return open(t) })
