@@ -297,6 +297,9 @@ write_markdown() {
 		if [[ $flat_backlog != none ]]; then
 			echo "| flat cost with a $BACKLOG-command backlog on one device, TLS h1 (CPU/connect within 1.5x) | CPU/connect x$(fmt2 "$flat_backlog") | $(verdict "$flat_backlog" "<= 1.5") |"
 		fi
+		if [[ -s ${FANOUT_OUT:-} ]]; then
+			write_fanout_targets # bench/fanout.sh; its method is in its own section below
+		fi
 		echo
 		echo "Every signature is verified (no client certificates; Orchard checks Mdm-Signature on every request) and"
 		echo "every answered write is durable (fsync on) in all of these runs."

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side load benchmark of Orchard (on its own TLS in every
 # connection mode, and on plain HTTP) and NanoMDM (plain HTTP) on loopback,
-# then Orchard's cost curve; writes BENCHMARKS.md. Called by `make bench`.
+# then Orchard's cost curve, PostgreSQL, and fan-out and memory at 100,000
+# devices; writes BENCHMARKS.md. Called by `make bench`.
 # Everything it builds or stores goes under .bench/ (gitignored).
 set -euo pipefail
 
@@ -14,9 +15,13 @@ source bench/pg.sh
 # store, one run each) to check the script; its figures mean little.
 # BENCH_ONLY=pg: only the PostgreSQL and replicas part, on a store seeded
 # here, written to .bench/out/postgres.md unless OUTFILE says otherwise.
+# BENCH_ONLY=fanout: only the fan-out and memory part (bench/fanout.sh),
+# written to .bench/out/fanout.md unless OUTFILE_FANOUT says otherwise.
 if [[ ${BENCH_SMALL:-} == 1 ]]; then
 	DEVICES=${DEVICES:-20} CONNECTS=${CONNECTS:-5} CURVE=${CURVE:-1000} BACKLOG=${BACKLOG:-0} REPEAT=${REPEAT:-1} ROUNDS=${ROUNDS:-1}
+	FANOUT_DEVICES=${FANOUT_DEVICES:-2000} FANOUT_CONNECT=${FANOUT_CONNECT:-200}
 fi
+source bench/fanout.sh # after BENCH_SMALL: it reads FANOUT_* once
 DEVICES=${DEVICES:-200}
 CONNECTS=${CONNECTS:-20}
 CONCURRENCY=${CONCURRENCY:-8}
@@ -28,13 +33,15 @@ BACKLOG=${BACKLOG:-10000}
 REPEAT=${REPEAT:-3}
 OUTFILE=${OUTFILE:-BENCHMARKS.md}
 
-if [[ ${BENCH_ONLY:-} == pg ]]; then
+case ${BENCH_ONLY:-} in
+pg)
 	mkdir -p "$BIN"
 	"$GO" build -o "$BIN/orchard" ./cmd/orchard
 	"$GO" build -o "$BIN/orchard-load" ./cmd/orchard-load
-else
-	build_all
-fi
+	;;
+fanout) ;; # fanout_bench builds what it runs
+*) build_all ;;
+esac
 rm -rf "$RUN" "$OUT" && mkdir -p "$RUN" "$OUT"
 LOADFLAGS=(--devices "$DEVICES" --connects "$CONNECTS" --concurrency "$CONCURRENCY" --key-cache "$KEYS" --timeout 10m)
 CMDLOG="$OUT/commands.txt"
@@ -58,6 +65,19 @@ orchard_load() {
 	logcmd "${cmd[@]}"
 	"${cmd[@]}"
 }
+
+if [[ ${BENCH_ONLY:-} == fanout ]]; then
+	fanout_bench
+	OUTFILE=${OUTFILE_FANOUT:-$OUT/fanout.md}
+	{
+		echo "| target | measured | verdict |"
+		echo "|---|---|---|"
+		write_fanout_targets
+		write_fanout_markdown
+	} >"$OUTFILE"
+	echo "wrote $OUTFILE in $SECONDS s"
+	exit 0
+fi
 
 if [[ ${BENCH_ONLY:-} == pg ]]; then
 	OUTFILE=${OUTFILE_PG:-$OUT/postgres.md}
@@ -181,6 +201,10 @@ fi
 
 pg_bench "$data" "$seeded"
 
+# Last, alone on the machine: the heap and RSS figures are one process's.
+fanout_bench
+
 write_markdown "$OUTFILE" "${curve_files[@]}"
 write_pg_markdown >>"$OUTFILE"
+write_fanout_markdown >>"$OUTFILE"
 echo "wrote $OUTFILE in $SECONDS s"

@@ -40,7 +40,7 @@ func BenchmarkConnectedNotDue(b *testing.B) {
 	ids := make([]string, devices)
 	for n := range ids {
 		ids[n] = fmt.Sprintf("00008030-%016X", n)
-		inv.next[ids[n]] = time.Now().Add(time.Hour)
+		inv.next[ids[n]] = time.Now().Add(time.Hour).UnixNano()
 	}
 	ctx := context.Background()
 	b.ReportAllocs()

@@ -56,16 +56,16 @@ func (i *Inventory) Connected(ctx context.Context, channel string) {
 	}
 	now := i.now()
 	i.mu.RLock()
-	next, known := i.next[channel]
+	due, known := i.next[channel]
 	i.mu.RUnlock()
-	if known && now.Before(next) {
+	if known && now.UnixNano() < due {
 		return
 	}
 	ctx = context.WithoutCancel(ctx)
 	if !known {
 		rec, err := i.store.Inventory(ctx, channel)
 		if err == nil && !rec.QueriedAt.IsZero() {
-			if next = rec.QueriedAt.Add(i.interval); now.Before(next) {
+			if next := rec.QueriedAt.Add(i.interval); now.Before(next) {
 				i.setNext(channel, next)
 				return
 			}
@@ -90,7 +90,7 @@ func (i *Inventory) Connected(ctx context.Context, channel string) {
 
 func (i *Inventory) setNext(channel string, at time.Time) {
 	i.mu.Lock()
-	i.next[channel] = at
+	i.next[channel] = at.UnixNano()
 	i.mu.Unlock()
 }
 

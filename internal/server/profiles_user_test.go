@@ -15,7 +15,7 @@ import (
 // Orchard queued (a device channel, a user channel).
 func waitStateBy(t *testing.T, s *servertest.Server, profileID, ch, want string, settle func() error) channelState {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if err := settle(); err != nil {
 			t.Fatal(err)

@@ -123,7 +123,7 @@ func testPushOnEnqueue(t *testing.T, backend servertest.Backend) {
 
 func waitPushes(t *testing.T, fake *apnstest.Server, n int) []apnstest.Push {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		p := fake.Pushes()
 		if len(p) >= n {
@@ -133,7 +133,7 @@ func waitPushes(t *testing.T, fake *apnstest.Server, n int) []apnstest.Push {
 			return p
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d pushes after 10s, want %d", len(p), n)
+			t.Fatalf("%d pushes after 30s, want %d", len(p), n)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

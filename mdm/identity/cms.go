@@ -74,9 +74,7 @@ const (
 
 // detached is a detached SignedData with one signer, read on the fast path.
 type detached struct {
-	signer *x509.Certificate
-	sum    [32]byte // SHA-256 of the signer's DER
-	hexSum string   // the same, in hex
+	signer *cachedCert
 	hash   crypto.Hash
 	sigAlg x509.SignatureAlgorithm
 	sig    []byte
@@ -170,8 +168,8 @@ func parseDetached(der []byte, certs *certCache) (*detached, error) {
 	for _, p := range list[:n] {
 		// Both serials are minimal two's complement (cryptobyte and x509
 		// refuse others), so equal bytes are equal numbers.
-		if p.serial != nil && bytes.Equal(p.serial, serial) && bytes.Equal(p.cert.RawIssuer, issuer) {
-			d.signer, d.sum, d.hexSum = p.cert, p.sum, p.hexSum
+		if p.serial != nil && bytes.Equal(p.serial, serial) && bytes.Equal(p.issuer, issuer) {
+			d.signer = p
 			return d, nil
 		}
 	}
@@ -239,13 +237,17 @@ func (d *detached) verify(body []byte) error {
 		}
 		if d.signingTime != nil {
 			if at, err := parseSigningTime(d.signingTime); err == nil &&
-				(at.After(d.signer.NotAfter) || at.Before(d.signer.NotBefore)) {
+				(at.After(d.signer.notAfter) || at.Before(d.signer.notBefore)) {
 				return errors.New("signing time is outside the certificate's validity")
 			}
 		}
 		signed = d.attrs
 	}
-	return d.signer.CheckSignature(d.sigAlg, signed, d.sig)
+	// The cache keeps only the signer's public key, not its parsed
+	// certificate; a certificate holding just that key checks the
+	// signature with the library's own rules (on the stack: no copy kept).
+	c := x509.Certificate{PublicKey: d.signer.pub}
+	return c.CheckSignature(d.sigAlg, signed, d.sig)
 }
 
 // digestAlgorithm reads an AlgorithmIdentifier of a digest Apple devices use.
@@ -390,8 +392,8 @@ func minimalInteger(b []byte) bool {
 
 // rawSerial is the content of the serial INTEGER in a certificate's TBS,
 // or nil when it cannot be read (the signer then never matches here).
-func rawSerial(cert *x509.Certificate) []byte {
-	tbs := cryptobyte.String(cert.RawTBSCertificate)
+func rawSerial(rawTBS []byte) []byte {
+	tbs := cryptobyte.String(rawTBS)
 	var inner, serial cryptobyte.String
 	if !tbs.ReadASN1(&inner, cbasn1.SEQUENCE) ||
 		!inner.SkipOptionalASN1(cbasn1.Tag(0).Constructed().ContextSpecific()) ||
@@ -452,25 +454,36 @@ func utcTime(d []byte) (time.Time, bool) {
 	return t, true
 }
 
-// maxCachedCerts bounds the parsed-certificate cache (some 3 KiB each).
-const maxCachedCerts = 10_000
+// maxCachedCerts bounds the certificate cache. An entry, the DER and the
+// public key, is some 1.5 KiB, and outlives a device's connection sequence
+// (a few requests within seconds) by far: past the bound, one entry is
+// evicted per new certificate. What must be kept for every connected
+// device (the chain verdict, the issuance record's state) the Verifier
+// keeps apart, by fingerprint, in some 50 bytes.
+const maxCachedCerts = 4096
 
-// certCache holds parsed certificates by their DER, so a device's
-// certificate is parsed, hashed and walked once, not on every request.
+// certCache holds what requests need of certificates by their DER, so a
+// device's certificate is parsed, hashed and walked once, not on every
+// request. It keeps no parsed *x509.Certificate (some 3 KiB more each):
+// the rare caller that needs one has the DER parsed again (Identity.Cert).
 type certCache struct {
 	max int
 	mu  sync.Mutex
 	m   map[string]*cachedCert // keyed by the DER (the entry's own copy)
 }
 
-// cachedCert is a parsed certificate with what requests need of it.
+// cachedCert is what requests need of a certificate.
 type cachedCert struct {
-	cert   *x509.Certificate
-	sum    [32]byte // SHA-256 of the DER
-	hexSum string   // the same, in hex
-	serial []byte   // the serial INTEGER's content (in raw)
-	height int      // DER nesting levels, for derStable's depth bound
-	stable bool     // derStable accepts the DER on its own
+	der       []byte           // the certificate; the map key shares it
+	pub       crypto.PublicKey // for the signature on the fast path
+	notBefore time.Time
+	notAfter  time.Time
+	issuer    []byte   // RawIssuer (in der)
+	serial    []byte   // the serial INTEGER's content (in der)
+	sum       [32]byte // SHA-256 of der
+	hexSum    string   // the same, in hex
+	height    int      // DER nesting levels, for derStable's depth bound
+	stable    bool     // derStable accepts the DER on its own
 }
 
 func newCertCache(max int) *certCache {
@@ -491,20 +504,21 @@ func (c *certCache) stableAt(der []byte, depth int) bool {
 	return e != nil && e.stable && depth+e.height-1 <= maxDERDepth
 }
 
-// parse returns der parsed by x509.ParseCertificate, from the cache when
-// it can. Callers must not modify the certificate: it is shared.
+// parse returns what requests need of der, a certificate
+// x509.ParseCertificate accepts, from the cache when it can.
 func (c *certCache) parse(der []byte) (*cachedCert, error) {
 	if e := c.get(der); e != nil {
 		return e, nil
 	}
-	// A copy: the certificate keeps slices of its input, which is the
-	// request's buffer.
+	// A copy: the entry keeps slices of its input, which is the request's
+	// buffer.
 	raw := bytes.Clone(der)
 	cert, err := x509.ParseCertificate(raw)
 	if err != nil {
 		return nil, err
 	}
-	e := &cachedCert{cert: cert, sum: sha256.Sum256(raw), serial: rawSerial(cert), stable: derStable(raw, 0, nil)}
+	e := &cachedCert{der: raw, pub: cert.PublicKey, notBefore: cert.NotBefore, notAfter: cert.NotAfter,
+		issuer: cert.RawIssuer, serial: rawSerial(cert.RawTBSCertificate), sum: sha256.Sum256(raw), stable: derStable(raw, 0, nil)}
 	e.hexSum = hex.EncodeToString(e.sum[:])
 	if e.stable {
 		e.height = derHeight(raw) // bounded: derStable walked it

@@ -292,8 +292,8 @@ func checkAgainstLibrary(t *testing.T, cache *certCache, der, body []byte) (read
 		return false
 	}
 	libSigner, libOK := libraryVerdict(der, body)
-	if libSigner == nil || !bytes.Equal(libSigner.Raw, d.signer.Raw) {
-		t.Fatalf("fast path read signer %v, the library %v", d.signer.Subject, libSigner)
+	if libSigner == nil || !bytes.Equal(libSigner.Raw, d.signer.der) {
+		t.Fatalf("fast path read signer %x, the library %v", d.signer.sum, libSigner)
 	}
 	if fastErr := d.verify(body); (fastErr == nil) != libOK {
 		t.Fatalf("fast path verdict %v, library accepts: %v", fastErr, libOK)
@@ -347,14 +347,15 @@ func TestCertCacheBounded(t *testing.T) {
 	for i := range 5 {
 		cert := selfSigned(t, key)
 		e, err := cache.parse(cert.Raw)
-		if err != nil || !e.cert.Equal(cert) || e.sum != sha256.Sum256(cert.Raw) || e.hexSum != fingerprint(cert) || !e.stable {
-			t.Fatalf("parse %d: %v", i, err)
+		if err != nil || !bytes.Equal(e.der, cert.Raw) || !e.pub.(*ecdsa.PublicKey).Equal(cert.PublicKey) ||
+			!e.notBefore.Equal(cert.NotBefore) || !e.notAfter.Equal(cert.NotAfter) || !bytes.Equal(e.issuer, cert.RawIssuer) ||
+			e.sum != sha256.Sum256(cert.Raw) || e.hexSum != fingerprint(cert) || !e.stable {
+			t.Fatalf("parse %d: %+v, %v", i, e, err)
 		}
-		got := e.cert
 		if i == 0 {
-			first = got
+			first = cert
 		}
-		if again, _ := cache.parse(cert.Raw); again.cert != got {
+		if again, _ := cache.parse(cert.Raw); again != e {
 			t.Fatal("a cached certificate was parsed again")
 		}
 		if n := len(cache.m); n > 3 {
@@ -365,7 +366,7 @@ func TestCertCacheBounded(t *testing.T) {
 	buf := bytes.Clone(first.Raw)
 	c, _ := cache.parse(buf)
 	clear(buf)
-	if c.cert.Raw[0] != 0x30 {
+	if c.der[0] != 0x30 || c.issuer[0] != 0x30 {
 		t.Fatal("cached certificate shares the caller's buffer")
 	}
 	if _, err := cache.parse([]byte{0x30, 0}); err == nil {
@@ -383,11 +384,11 @@ func TestFastRefusalRejudged(t *testing.T) {
 	}
 	d.sig = bytes.Clone(d.sig)
 	d.sig[0] ^= 0xff // the fast path now refuses every body
-	sig := &Signature{der: s.der, fast: d, id: &Identity{Cert: d.signer}}
+	sig := &Signature{der: s.der, fast: d, id: &Identity{Hash: d.signer.hexSum, der: d.signer.der}}
 	if d.verify(s.body) == nil {
 		t.Fatal("the damaged fast path still accepts")
 	}
-	if id, err := sig.Verify(s.body); err != nil || id.Cert != d.signer {
+	if id, err := sig.Verify(s.body); err != nil || id != sig.id {
 		t.Fatalf("the library's acceptance was lost: %v", err)
 	}
 	if _, err := sig.Verify(append(bytes.Clone(s.body), 'x')); err == nil {

@@ -13,7 +13,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/orchardmdm/orchard/storage"
@@ -40,11 +42,45 @@ func fail(reason, format string, args ...any) error {
 
 // Identity is a verified device certificate.
 type Identity struct {
-	Cert *x509.Certificate
 	Hash string // hex SHA-256 of the DER
+
+	// The certificate: parsed, or its DER until Cert is first called (the
+	// fast path keeps no parsed certificates; most requests need none).
+	cert atomic.Pointer[x509.Certificate]
+	der  []byte
 
 	record *storage.CertRecord // when the verifier read it for this request
 	certs  CertLookup          // else where Record reads it
+}
+
+// New is the identity of cert, whose fingerprint is hash, for a caller
+// that verified cert itself (tests of what comes after the verifier).
+func New(cert *x509.Certificate, hash string) *Identity {
+	id := &Identity{Hash: hash}
+	id.cert.Store(cert)
+	return id
+}
+
+// Cert returns the certificate, parsed on the first call when the
+// verifier read it on the fast path. Callers must not modify it.
+func (id *Identity) Cert() (*x509.Certificate, error) {
+	if c := id.cert.Load(); c != nil {
+		return c, nil
+	}
+	c, err := x509.ParseCertificate(id.der)
+	if err != nil { // it was parsed before: not expected
+		return nil, fmt.Errorf("identity: parse the device certificate again: %w", err)
+	}
+	id.cert.Store(c)
+	return c, nil
+}
+
+// raw is the certificate's DER.
+func (id *Identity) raw() []byte {
+	if c := id.cert.Load(); c != nil {
+		return c.Raw
+	}
+	return id.der
 }
 
 // Record returns the certificate's issuance record. The verifier keeps
@@ -75,20 +111,39 @@ type Verifier struct {
 	skew   time.Duration
 	now    func() time.Time
 
-	// Both caches hold every device that connected, so they are compact:
-	// keyed by the 32 bytes of the fingerprint, not its hex, and keeping
-	// of an issuance record only what every request checks.
+	// known holds every device that connected, so it is compact: one
+	// entry of some 50 bytes per certificate, keyed by the 32 bytes of
+	// the fingerprint, not its hex, with the chain verdict and of the
+	// issuance record only what every request checks.
 	mu      sync.Mutex
-	chained map[[32]byte]bool      // chains to roots with client auth
-	records map[[32]byte]certState // issued by us, until Forget
-	epoch   uint64                 // counts ForgetAll: a record read before one is not kept
-	through bool                   // ForgetAll(true): read every record from storage
+	known   map[[32]byte]certState
+	seed    maphash.Seed // of certState.serial
+	epoch   uint64       // counts ForgetAll: a record state read before one is not used or kept
+	through bool         // ForgetAll(true): read every record from storage
 }
 
-// certState is what the verifier keeps of an issuance record.
+// certState is what the verifier keeps of a certificate.
 type certState struct {
-	serial  string // CertRecord.Serial, for Forget
-	revoked bool
+	// serial is CertRecord.Serial hashed, for Forget: a collision only
+	// forgets more than asked.
+	serial uint64
+	epoch  uint64 // Verifier.epoch when the record was read
+	flags  certFlags
+}
+
+type certFlags uint8
+
+const (
+	chainKnown  certFlags = 1 << iota // the chain was verified: chainOK says how
+	chainOK                           // chains to roots with client auth
+	recordKnown                       // issued by us (at epoch): revoked says how it stands
+	revoked
+)
+
+// hasRecord reports whether st holds the issuance record's state, read at
+// the verifier's current epoch.
+func (st certState) hasRecord(epoch uint64) bool {
+	return st.flags&recordKnown != 0 && st.epoch == epoch
 }
 
 // Option configures a Verifier.
@@ -106,7 +161,7 @@ func NewVerifier(roots *x509.CertPool, certs CertLookup, opts ...Option) (*Verif
 		return nil, errors.New("identity: roots and cert records are required")
 	}
 	v := &Verifier{roots: roots, certs: certs, parsed: newCertCache(maxCachedCerts), skew: DefaultClockSkew, now: time.Now,
-		chained: map[[32]byte]bool{}, records: map[[32]byte]certState{}}
+		known: map[[32]byte]certState{}, seed: maphash.MakeSeed()}
 	for _, o := range opts {
 		o(v)
 	}
@@ -153,22 +208,21 @@ func (v *Verifier) VerifySigner(ctx context.Context, header string) (*Signature,
 		return nil, fail("bad_signature", "Mdm-Signature is not base64")
 	}
 	s := &Signature{der: der}
-	var signer *x509.Certificate
-	var sum [32]byte
-	var hash string
 	if s.fast, err = parseDetached(der, v.parsed); err == nil {
-		signer, sum, hash = s.fast.signer, s.fast.sum, s.fast.hexSum
+		c := s.fast.signer
+		s.id = &Identity{Hash: c.hexSum, der: c.der}
+		err = v.verifyCert(ctx, s.id, c.sum, c.notBefore, c.notAfter)
 	} else {
 		if s.p7, err = parseCMS(der); err != nil {
 			return nil, fail("bad_signature", "Mdm-Signature is not CMS: %v", err)
 		}
-		if signer = s.p7.GetOnlySigner(); signer == nil {
+		signer := s.p7.GetOnlySigner()
+		if signer == nil {
 			return nil, fail("bad_signature", "Mdm-Signature must have exactly one signer with its certificate")
 		}
-		sum = sha256.Sum256(signer.Raw)
-		hash = hex.EncodeToString(sum[:])
+		s.id, err = v.VerifyCert(ctx, signer)
 	}
-	if s.id, err = v.verifyCert(ctx, signer, sum, hash); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -186,7 +240,7 @@ func (s *Signature) Verify(body []byte) (*Identity, error) {
 		if err != nil {
 			return nil, fail("bad_signature", "Mdm-Signature is not CMS: %v", err)
 		}
-		if signer := p7.GetOnlySigner(); signer == nil || !bytes.Equal(signer.Raw, s.id.Cert.Raw) {
+		if signer := p7.GetOnlySigner(); signer == nil || !bytes.Equal(signer.Raw, s.id.raw()) {
 			return nil, fail("bad_signature", "Mdm-Signature signer is ambiguous")
 		}
 		s.p7 = p7
@@ -212,7 +266,11 @@ func parseCMS(der []byte) (p7 *pkcs7.PKCS7, err error) {
 // the TLS client certificate).
 func (v *Verifier) VerifyCert(ctx context.Context, cert *x509.Certificate) (*Identity, error) {
 	sum := sha256.Sum256(cert.Raw)
-	return v.verifyCert(ctx, cert, sum, hex.EncodeToString(sum[:]))
+	id := New(cert, hex.EncodeToString(sum[:]))
+	if err := v.verifyCert(ctx, id, sum, cert.NotBefore, cert.NotAfter); err != nil {
+		return nil, err
+	}
+	return id, nil
 }
 
 // fingerprint is the hex SHA-256 of cert's DER.
@@ -221,72 +279,95 @@ func fingerprint(cert *x509.Certificate) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// verifyCert is VerifyCert with cert's SHA-256 (sum, and hash in hex)
-// already known.
-func (v *Verifier) verifyCert(ctx context.Context, cert *x509.Certificate, sum [32]byte, hash string) (*Identity, error) {
+// verifyCert checks id's certificate (SHA-256 sum, valid from notBefore
+// to notAfter) as VerifyCert does, and fills in what it read of its
+// issuance record.
+func (v *Verifier) verifyCert(ctx context.Context, id *Identity, sum [32]byte, notBefore, notAfter time.Time) error {
 	now := v.now()
-	if now.Add(v.skew).Before(cert.NotBefore) {
-		return nil, fail("expired", "certificate is not valid yet")
+	if now.Add(v.skew).Before(notBefore) {
+		return fail("expired", "certificate is not valid yet")
 	}
-	if now.Add(-v.skew).After(cert.NotAfter) {
-		return nil, fail("expired", "certificate expired at %s", cert.NotAfter.UTC().Format(time.RFC3339))
+	if now.Add(-v.skew).After(notAfter) {
+		return fail("expired", "certificate expired at %s", notAfter.UTC().Format(time.RFC3339))
 	}
-	if !v.chainOK(sum, cert, now) {
-		return nil, fail("untrusted", "certificate is not a client certificate issued by Orchard's CA")
+	if !v.chainOK(sum, id, now) {
+		return fail("untrusted", "certificate is not a client certificate issued by Orchard's CA")
 	}
-	st, rec, err := v.record(ctx, sum, hash)
+	isRevoked, rec, err := v.record(ctx, sum, id.Hash)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, fail("unknown_cert", "certificate %x was not issued by this server", cert.SerialNumber)
+		return fail("unknown_cert", "certificate %s was not issued by this server", id.serial())
 	}
 	if err != nil {
-		return nil, fmt.Errorf("identity: look up certificate: %w", err)
+		return fmt.Errorf("identity: look up certificate: %w", err)
 	}
-	if st.revoked {
-		return nil, fail("revoked", "certificate %s was revoked", st.serial)
+	if isRevoked {
+		return fail("revoked", "certificate %s was revoked", id.serial())
 	}
-	return &Identity{Cert: cert, Hash: hash, record: rec, certs: v.certs}, nil
+	id.record, id.certs = rec, v.certs
+	return nil
 }
 
-// maxCached bounds each per-certificate cache; past it the cache starts over.
+// serial is the certificate's serial number in hex, for refusals.
+func (id *Identity) serial() string {
+	c, err := id.Cert()
+	if err != nil {
+		return "(unreadable)"
+	}
+	return fmt.Sprintf("%x", c.SerialNumber)
+}
+
+// maxCached bounds the per-certificate cache; past it the cache starts over.
 const maxCached = 200_000
 
-// record returns what the verifier keeps of a certificate's issuance
-// record, cached (records change only by revocation, which must go
-// through Forget), and the whole record when it had to read it.
-func (v *Verifier) record(ctx context.Context, sum [32]byte, hash string) (certState, *storage.CertRecord, error) {
+// record reports whether the certificate was revoked, from the cache
+// (records change only by revocation, which must go through Forget), and
+// returns the whole issuance record when it had to read it.
+func (v *Verifier) record(ctx context.Context, sum [32]byte, hash string) (bool, *storage.CertRecord, error) {
 	v.mu.Lock()
-	st, ok := v.records[sum]
+	st := v.known[sum]
 	epoch := v.epoch
 	v.mu.Unlock()
-	if ok {
-		return st, nil, nil
+	if st.hasRecord(epoch) {
+		return st.flags&revoked != 0, nil, nil
 	}
 	rec, err := v.certs.Cert(ctx, hash)
 	if err != nil {
-		return certState{}, nil, err
+		return false, nil, err
 	}
-	st = certState{serial: rec.Serial, revoked: rec.Revoked}
-	v.mu.Lock()
-	if v.through || v.epoch != epoch {
-		v.mu.Unlock()
-		return st, rec, nil
-	}
-	if len(v.records) >= maxCached {
-		clear(v.records)
-	}
-	v.records[sum] = st
-	v.mu.Unlock()
-	return st, rec, nil
-}
-
-// Forget drops what the verifier cached of the certificate with this
-// serial (hex, as in CertRecord.Serial). Call it after revoking one.
-func (v *Verifier) Forget(serial string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	for h, st := range v.records {
-		if st.serial == serial {
-			delete(v.records, h)
+	if v.through || v.epoch != epoch {
+		return rec.Revoked, rec, nil
+	}
+	v.trim()
+	st = v.known[sum] // the chain verdict, kept
+	st.serial, st.epoch = maphash.String(v.seed, rec.Serial), epoch
+	st.flags = st.flags&^revoked | recordKnown
+	if rec.Revoked {
+		st.flags |= revoked
+	}
+	v.known[sum] = st
+	return rec.Revoked, rec, nil
+}
+
+// trim starts the cache over once it is full; v.mu is held.
+func (v *Verifier) trim() {
+	if len(v.known) >= maxCached {
+		clear(v.known) // bounded; refilled on demand
+	}
+}
+
+// Forget drops what the verifier cached of the issuance record of the
+// certificate with this serial (hex, as in CertRecord.Serial). Call it
+// after revoking one.
+func (v *Verifier) Forget(serial string) {
+	h := maphash.String(v.seed, serial)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for sum, st := range v.known {
+		if st.flags&recordKnown != 0 && st.serial == h {
+			st.flags &^= recordKnown | revoked
+			v.known[sum] = st
 		}
 	}
 }
@@ -298,17 +379,20 @@ func (v *Verifier) Forget(serial string) {
 func (v *Verifier) ForgetAll(readThrough bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.epoch++
+	v.epoch++ // every record state read before is now unknown
 	v.through = readThrough
-	clear(v.records)
 }
 
-func (v *Verifier) chainOK(sum [32]byte, cert *x509.Certificate, now time.Time) bool {
+func (v *Verifier) chainOK(sum [32]byte, id *Identity, now time.Time) bool {
 	v.mu.Lock()
-	ok, seen := v.chained[sum]
+	st := v.known[sum]
 	v.mu.Unlock()
-	if seen {
-		return ok
+	if st.flags&chainKnown != 0 {
+		return st.flags&chainOK != 0
+	}
+	cert, err := id.Cert()
+	if err != nil {
+		return false
 	}
 	// Verify at a time inside the certificate's validity: expiry has its
 	// own check above, with the clock skew allowance.
@@ -318,17 +402,20 @@ func (v *Verifier) chainOK(sum [32]byte, cert *x509.Certificate, now time.Time) 
 	} else if at.After(cert.NotAfter) {
 		at = cert.NotAfter
 	}
-	_, err := cert.Verify(x509.VerifyOptions{
+	_, err = cert.Verify(x509.VerifyOptions{
 		Roots:       v.roots,
 		CurrentTime: at,
 		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	})
-	ok = err == nil
+	ok := err == nil
 	v.mu.Lock()
-	if len(v.chained) >= maxCached {
-		clear(v.chained) // bounded; refilled on demand
+	v.trim()
+	st = v.known[sum] // a record state read meanwhile, kept
+	st.flags |= chainKnown
+	if ok {
+		st.flags |= chainOK
 	}
-	v.chained[sum] = ok
+	v.known[sum] = st
 	v.mu.Unlock()
 	return ok
 }

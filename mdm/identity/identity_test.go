@@ -160,11 +160,11 @@ func TestVerifySignature(t *testing.T) {
 	other, otherKey := e.issue(t, nil, true)
 	body := []byte("<plist><dict/></plist>")
 	id, err := e.v.VerifySignature(ctx, body, sign(t, body, cert, key))
-	if err != nil || !id.Cert.Equal(cert) {
+	if err != nil || !certOf(t, id).Equal(cert) {
 		t.Fatalf("good signature: %v", err)
 	}
 	// A signature by another device over the same body names that device.
-	if id, err := e.v.VerifySignature(ctx, body, sign(t, body, other, otherKey)); err != nil || !id.Cert.Equal(other) {
+	if id, err := e.v.VerifySignature(ctx, body, sign(t, body, other, otherKey)); err != nil || !certOf(t, id).Equal(other) {
 		t.Fatalf("other signer: %v", err)
 	}
 	for _, tc := range []struct {
@@ -198,13 +198,13 @@ func TestVerifySignerBeforeBody(t *testing.T) {
 		t.Fatalf("unrecorded signer: %v, want unknown_cert", err)
 	}
 	sig, err := e.v.VerifySigner(ctx, sign(t, body, cert, key))
-	if err != nil || !sig.Signer().Cert.Equal(cert) {
+	if err != nil || !certOf(t, sig.Signer()).Equal(cert) {
 		t.Fatalf("good signer: %v", err)
 	}
 	if _, err := sig.Verify([]byte("another body")); reason(err) != "bad_signature" {
 		t.Fatalf("signature over another body: %v, want bad_signature", err)
 	}
-	if id, err := sig.Verify(body); err != nil || !id.Cert.Equal(cert) {
+	if id, err := sig.Verify(body); err != nil || !certOf(t, id).Equal(cert) {
 		t.Fatalf("signed body: %v", err)
 	}
 }
@@ -226,7 +226,7 @@ func TestVerifySignatureBER(t *testing.T) {
 	}
 	ber := append(append([]byte{0x30, 0x80}, der[4:]...), 0, 0)
 	sig := base64.StdEncoding.EncodeToString(ber)
-	if id, err := e.v.VerifySignature(ctx, body, sig); err != nil || !id.Cert.Equal(cert) {
+	if id, err := e.v.VerifySignature(ctx, body, sig); err != nil || !certOf(t, id).Equal(cert) {
 		t.Fatalf("BER signature: %v", err)
 	}
 	if _, err := e.v.VerifySignature(ctx, []byte("another body"), sig); reason(err) != "bad_signature" {
@@ -276,4 +276,14 @@ func recordOf(t *testing.T, id *identity.Identity) *storage.CertRecord {
 		t.Fatalf("issuance record: %v", err)
 	}
 	return rec
+}
+
+// certOf is id's certificate.
+func certOf(t *testing.T, id *identity.Identity) *x509.Certificate {
+	t.Helper()
+	c, err := id.Cert()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

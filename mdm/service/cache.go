@@ -26,6 +26,7 @@ type stateCache struct {
 	bound   map[fingerprint]string // cert hash -> device ID
 	other   map[string]string      // cert hashes that are not SHA-256 hex
 	devices map[string]deviceState // device ID -> its binding and enrollment
+	otherOf map[string]string      // device ID -> its hash in other (rare: kept apart)
 	users   map[string]map[string]struct{}
 	// epoch counts invalidations: a fill read before the latest one is
 	// dropped, so a change another replica made is never cached over.
@@ -40,9 +41,8 @@ type fingerprint [sha256.Size]byte
 // deviceState is what the cache knows of one device.
 type deviceState struct {
 	hash     fingerprint
-	hashed   bool   // hash is set (else see otherKey)
-	enrolled bool   // the device channel is enrolled
-	otherKey string // a hash that is not SHA-256 hex
+	hashed   bool // hash is set (else see otherOf)
+	enrolled bool // the device channel is enrolled
 }
 
 // maxCachedDevices bounds the cache; past it, it starts over.
@@ -50,7 +50,7 @@ const maxCachedDevices = 500_000
 
 func newStateCache() *stateCache {
 	return &stateCache{bound: map[fingerprint]string{}, other: map[string]string{},
-		devices: map[string]deviceState{}, users: map[string]map[string]struct{}{}}
+		devices: map[string]deviceState{}, otherOf: map[string]string{}, users: map[string]map[string]struct{}{}}
 }
 
 // parseFingerprint reads a lowercase SHA-256 hex hash (the only spelling
@@ -96,9 +96,15 @@ func (c *stateCache) invalidate(readThrough bool) {
 	defer c.mu.Unlock()
 	c.epoch++
 	c.readThrough = readThrough
+	c.clearAll()
+}
+
+// clearAll empties every map; c.mu is held.
+func (c *stateCache) clearAll() {
 	clear(c.bound)
 	clear(c.other)
 	clear(c.devices)
+	clear(c.otherOf)
 	clear(c.users)
 }
 
@@ -127,18 +133,18 @@ func (c *stateCache) bind(epoch uint64, hash, device string) {
 	}
 	c.trim()
 	st := c.devices[device]
-	switch {
-	case st.hashed:
+	if st.hashed {
 		delete(c.bound, st.hash)
-	case st.otherKey != "":
-		delete(c.other, st.otherKey)
+	} else if k, ok := c.otherOf[device]; ok {
+		delete(c.other, k)
+		delete(c.otherOf, device)
 	}
-	st.hash, st.hashed, st.otherKey = fingerprint{}, false, ""
+	st.hash, st.hashed = fingerprint{}, false
 	if f, ok := parseFingerprint(hash); ok {
 		st.hash, st.hashed = f, true
 		c.bound[f] = device
 	} else {
-		st.otherKey = hash
+		c.otherOf[device] = hash
 		c.other[hash] = device
 	}
 	c.devices[device] = st
@@ -147,10 +153,7 @@ func (c *stateCache) bind(epoch uint64, hash, device string) {
 // trim starts over once the cache is full; c.mu is held.
 func (c *stateCache) trim() {
 	if len(c.devices) >= maxCachedDevices {
-		clear(c.bound)
-		clear(c.other)
-		clear(c.devices)
-		clear(c.users)
+		c.clearAll()
 	}
 }
 

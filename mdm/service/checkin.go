@@ -130,6 +130,10 @@ func (s *Service) authenticate(ctx context.Context, id *identity.Identity, ch md
 	if ch.UserEnrollment {
 		typ = storage.UserEnrollmentDevice
 	}
+	cert, err := id.Cert()
+	if err != nil {
+		return err
+	}
 	e := storage.Enrollment{
 		ID:         ch.ID(),
 		DeviceID:   ch.DeviceID,
@@ -144,8 +148,8 @@ func (s *Service) authenticate(ctx context.Context, id *identity.Identity, ch md
 			IMEI: m.IMEI, MEID: m.MEID,
 		},
 		CertHash:     id.Hash,
-		CertSerial:   fmt.Sprintf("%x", id.Cert.SerialNumber),
-		CertNotAfter: id.Cert.NotAfter,
+		CertSerial:   fmt.Sprintf("%x", cert.SerialNumber),
+		CertNotAfter: cert.NotAfter,
 	}
 	e.EnrollmentMethod, e.EnrollmentRef = auth.Kind, auth.Ref
 	e.EnrollmentUser, e.EnrollmentCategory, e.EnrollmentSession = auth.User, auth.ForCategory, auth.ForSession
@@ -192,9 +196,13 @@ func isRenewalOf(rec *storage.CertRecord, old *storage.Enrollment) bool {
 // now on the old certificate is refused.
 func (s *Service) rebind(ctx context.Context, id *identity.Identity, old *storage.Enrollment, m *mdm.Authenticate, now time.Time) error {
 	epoch := s.cache.now() // before the reads and writes below
+	cert, err := id.Cert()
+	if err != nil {
+		return err
+	}
 	rec := &storage.RebindRecord{
 		DeviceID: old.DeviceID, PrevCertHash: old.CertHash,
-		CertHash: id.Hash, CertSerial: fmt.Sprintf("%x", id.Cert.SerialNumber), CertNotAfter: id.Cert.NotAfter,
+		CertHash: id.Hash, CertSerial: fmt.Sprintf("%x", cert.SerialNumber), CertNotAfter: cert.NotAfter,
 		Facts: &storage.DeviceFacts{
 			UDID: m.UDID, EnrollmentID: m.EnrollmentID, SerialNumber: m.SerialNumber,
 			Model: m.Model, ModelName: m.ModelName, ProductName: m.ProductName,
@@ -207,7 +215,7 @@ func (s *Service) rebind(ctx context.Context, id *identity.Identity, old *storag
 		done.State, done.Reason, done.UpdatedAt = storage.RenewalInstalled, "", now
 		rec.Renewal = &done
 	}
-	err := s.store.Rebind(ctx, rec)
+	err = s.store.Rebind(ctx, rec)
 	if errors.Is(err, storage.ErrConflict) {
 		return fmt.Errorf("%w: %w", ErrConflict, err)
 	}

@@ -62,7 +62,7 @@ func TestObserversAreToldEachEventOnce(t *testing.T) {
 	}
 	ctx := context.Background()
 	const udid = "00008030-0001000000000001"
-	id := &identity.Identity{Cert: &x509.Certificate{SerialNumber: big.NewInt(7), NotAfter: time.Now().Add(time.Hour)}, Hash: "cert-hash-1"}
+	id := identity.New(&x509.Certificate{SerialNumber: big.NewInt(7), NotAfter: time.Now().Add(time.Hour)}, "cert-hash-1")
 	ch := mdm.Channel{DeviceID: udid}
 	checkin := func(m any) {
 		t.Helper()

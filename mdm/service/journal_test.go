@@ -60,7 +60,7 @@ func TestJournalIsToldEveryMessage(t *testing.T) {
 	}
 	ctx := context.Background()
 	const udid = "00008030-0001000000000002"
-	id := &identity.Identity{Cert: &x509.Certificate{SerialNumber: big.NewInt(8), NotAfter: time.Now().Add(time.Hour)}, Hash: "cert-hash-2"}
+	id := identity.New(&x509.Certificate{SerialNumber: big.NewInt(8), NotAfter: time.Now().Add(time.Hour)}, "cert-hash-2")
 	ch := mdm.Channel{DeviceID: udid}
 	if _, err := svc.Checkin(ctx, id, &mdm.Checkin{Channel: ch, Message: &mdm.Authenticate{Topic: "t"}}); err != nil {
 		t.Fatal(err)

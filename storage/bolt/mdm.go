@@ -328,12 +328,16 @@ func (s *Store) Enqueue(ctx context.Context, cmd *storage.Command, channels []st
 			return err
 		}
 		q, tb, log := tx.Bucket([]byte(bQueue)), tx.Bucket([]byte(bTargets)), tx.Bucket([]byte(bCommandLog))
+		hist := tx.Bucket([]byte(bHistory))
 		// Seqs only grow: the log's new keys, like the targets', append.
 		log.FillPercent = 0.9
 		// A command's targets are one contiguous run of new keys: pages
 		// split full rather than half full hold a 100,000-target command
 		// in about half the pages (and half the memory until commit).
 		tb.FillPercent = 0.9
+		// bbolt keeps every value put until the commit: one copy of the
+		// UUID serves all of a command's queue and history entries.
+		uuid := []byte(cmd.UUID)
 		for _, ch := range channels {
 			var e queueFields
 			if err := getJSON(enr, []byte(ch), &e); errors.Is(err, storage.ErrNotFound) || err == nil && !e.Enrolled {
@@ -360,10 +364,11 @@ func (s *Store) Enqueue(ctx context.Context, cmd *storage.Command, channels []st
 			if err := putJSON(tb, tk, &t); err != nil {
 				return err
 			}
-			if err := q.Put(seqKey(ch, seq), []byte(cmd.UUID)); err != nil {
+			sk := seqKey(ch, seq) // bbolt copies keys
+			if err := q.Put(sk, uuid); err != nil {
 				return err
 			}
-			if err := tx.Bucket([]byte(bHistory)).Put(seqKey(ch, seq), []byte(cmd.UUID)); err != nil {
+			if err := hist.Put(sk, uuid); err != nil {
 				return err
 			}
 			if err := log.Put(u64(seq), tk); err != nil {
