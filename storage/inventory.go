@@ -108,6 +108,7 @@ type DeviceReport struct {
 // gave to inventory-like commands.
 type InventoryStore interface {
 	InventorySearch
+	FleetCounter
 	// Inventory returns a channel's inventory, or ErrNotFound.
 	Inventory(ctx context.Context, deviceID string) (*DeviceInventory, error)
 	// UpdateInventory applies fn to the channel's inventory in one write and

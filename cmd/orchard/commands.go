@@ -105,6 +105,10 @@ var devicesCommands = []*command{
 		examples: []string{"orchard devices list", "orchard devices list --all -o csv"}},
 	{name: "show", summary: "show one device, its user channels and queue depth", args: []string{"<udid>"}, setup: api(devicesShow),
 		examples: []string{"orchard devices show <udid>"}},
+	{name: "search", summary: "devices by a part of their name, serial number, UDID or device ID, in any case", args: []string{"<text>"},
+		setup: api(devicesSearch), examples: []string{"orchard devices search c02", "orchard devices search ipad --platform iPadOS"}},
+	{name: "counts", summary: "devices by platform and OS version, and by last check-in (a pass over the fleet)",
+		setup: api(noFlags("GET", "/v1/inventory/counts")), examples: []string{"orchard devices counts"}},
 	{name: "inventory", summary: "the device's inventory (DeviceInformation, SecurityInfo)", args: []string{"<udid>"},
 		setup: api(noFlags("GET", "/v1/devices/%s/inventory")), examples: []string{"orchard devices inventory <udid>"}},
 	{name: "apps", summary: "the device's latest installed-application list", args: []string{"<udid>"},
@@ -194,6 +198,24 @@ func devicesList(fs *flag.FlagSet) builder {
 			q.Set("category", *category)
 		}
 		return call{method: "GET", path: "/v1/devices?" + q.Encode(), list: &listView{"devices", deviceColumns}, all: p.all}, nil
+	}
+}
+
+var inventoryColumns = []column{
+	{"ID", "device_id"}, {"SERIAL", "serial_number"}, {"NAME", "device_name"}, {"PLATFORM", "platform"}, {"OS", "os_version"},
+}
+
+func devicesSearch(fs *flag.FlagSet) builder {
+	var p pageFlags
+	p.register(fs, "devices")
+	platform := fs.String("platform", "", "only devices of this platform (iOS, iPadOS, macOS, tvOS, visionOS, watchOS)")
+	return func(_ *client, args []string) (call, error) {
+		q := url.Values{"q": {args[0]}}
+		p.query(q, fs)
+		if *platform != "" {
+			q.Set("platform", *platform)
+		}
+		return call{method: "GET", path: "/v1/inventory?" + q.Encode(), list: &listView{"devices", inventoryColumns}, all: p.all}, nil
 	}
 }
 

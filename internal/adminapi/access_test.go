@@ -71,6 +71,7 @@ var wantNeed = map[string]adminauth.Need{
 	"GET /v1/devices/{id}/location": adminauth.Read, "POST /v1/devices/{id}/release": adminauth.Destructive,
 	"POST /v1/devices/{id}/actions/{action}": 0, // per action: actionWant
 	"GET /v1/inventory":                      adminauth.Read,
+	"GET /v1/inventory/counts":               adminauth.Read,
 	"POST /v1/commands":                      adminauth.Policy, "GET /v1/commands/{uuid}": adminauth.Read,
 	"GET /v1/commands": adminauth.Read, "GET /v1/commands.csv": adminauth.Read,
 	"DELETE /v1/commands/{uuid}": adminauth.Action, "GET /v1/schema/commands": adminauth.Read,

@@ -36,6 +36,7 @@ func (a *API) routes() []route {
 		{"POST", "/v1/devices/{id}/release", destroy, a.releaseDevice, rel},
 		{"POST", "/v1/devices/{id}/actions/{action}", deviceAction, a.inv.Action, inv},
 		{"GET", "/v1/inventory", read, a.inv.List, inv},
+		{"GET", "/v1/inventory/counts", read, a.inv.Counts, inv},
 
 		{"POST", "/v1/commands", policy, a.sendCommand, cmd},
 		{"GET", "/v1/commands", read, a.listCommands, clg},

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"github.com/orchardmdm/orchard/internal/adminapi"
 	"github.com/orchardmdm/orchard/internal/adminauth"
 	"github.com/orchardmdm/orchard/internal/declarative"
+	"github.com/orchardmdm/orchard/internal/inventory"
 	"github.com/orchardmdm/orchard/internal/webui"
 	"github.com/orchardmdm/orchard/mdm"
 	"github.com/orchardmdm/orchard/storage"
@@ -30,16 +30,18 @@ type count struct {
 }
 
 type stats struct {
-	At          time.Time
-	Devices     int
-	Platforms   []count
-	OSVersions  []count
-	Fresh       []count // check-in freshness buckets
-	scanLimited bool
+	At         time.Time
+	Devices    int
+	Platforms  []count
+	OSVersions []count
+	Fresh      []count // check-in freshness buckets
 }
 
-// statsCache keeps the fleet counts for a minute: they take a scan of the
-// inventory and the enrollments, which a busy dashboard must not repeat.
+// statsCache keeps the fleet counts for a minute (the page says when they
+// were counted): GET /v1/inventory/counts is a pass over every inventory
+// and enrollment, which a busy dashboard must not repeat, and counters kept
+// with each write cannot follow check-in freshness, which moves with the
+// clock.
 type statsCache struct {
 	mu sync.Mutex
 	s  *stats
@@ -47,88 +49,37 @@ type statsCache struct {
 
 const statsFor = time.Minute
 
-func sortedCounts(m map[string]int) []count {
-	out := make([]count, 0, len(m))
-	for k, v := range m {
-		out = append(out, count{k, v})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].N > out[j].N || out[i].N == out[j].N && out[i].Name < out[j].Name })
-	return out
+// freshness names the API's check-in buckets, in the page's order.
+var freshness = []struct{ key, name string }{
+	{"within_hour", "within an hour"}, {"within_day", "within a day"}, {"within_week", "within a week"},
+	{"longer_ago", "longer ago"}, {"never", "never"},
 }
 
 func (c *Console) fleetStats(r *http.Request, actor *adminauth.Actor) (*stats, error) {
 	c.stats.mu.Lock()
 	defer c.stats.mu.Unlock()
-	now := c.cfg.Now()
-	if s := c.stats.s; s != nil && now.Sub(s.At) < statsFor {
+	if s := c.stats.s; s != nil && c.cfg.Now().Sub(s.At) < statsFor {
 		return s, nil
 	}
-	platforms, versions := map[string]int{}, map[string]int{}
-	after := ""
-	for {
-		var page struct {
-			Devices []storage.DeviceInventory `json:"devices"`
-			Next    string                    `json:"next"`
-		}
-		if err := c.call(r, actor, "GET", "/v1/inventory?limit=1000&after="+url.QueryEscape(after), nil, &page); err != nil {
-			return nil, err
-		}
-		for _, d := range page.Devices {
-			if d.Retired {
-				continue
-			}
-			p := d.Platform
-			if p == "" {
-				p = "unknown"
-			}
-			platforms[p]++
-			if d.OSVersion != "" {
-				versions[p+" "+d.OSVersion]++
-			}
-		}
-		if page.Next == "" {
-			break
-		}
-		after = page.Next
+	var counts inventory.Counts
+	if err := c.call(r, actor, "GET", "/v1/inventory/counts", nil, &counts); err != nil {
+		return nil, err
 	}
-	fresh := map[string]int{}
-	order := []string{"within an hour", "within a day", "within a week", "longer ago", "never"}
-	n := 0
-	after = ""
-	for {
-		var page struct {
-			Devices []adminapi.DeviceView `json:"devices"`
-			Next    string                `json:"next"`
+	s := &stats{At: counts.At, Devices: counts.Enrolled}
+	known := func(p string) string {
+		if p == "" {
+			return "unknown"
 		}
-		if err := c.call(r, actor, "GET", "/v1/devices?limit=1000&after="+url.QueryEscape(after), nil, &page); err != nil {
-			return nil, err
-		}
-		for _, d := range page.Devices {
-			if !d.Enrolled {
-				continue
-			}
-			n++
-			switch {
-			case d.LastSeen == nil:
-				fresh[order[4]]++
-			case now.Sub(*d.LastSeen) < time.Hour:
-				fresh[order[0]]++
-			case now.Sub(*d.LastSeen) < 24*time.Hour:
-				fresh[order[1]]++
-			case now.Sub(*d.LastSeen) < 7*24*time.Hour:
-				fresh[order[2]]++
-			default:
-				fresh[order[3]]++
-			}
-		}
-		if page.Next == "" {
-			break
-		}
-		after = page.Next
+		return p
 	}
-	s := &stats{At: now, Devices: n, Platforms: sortedCounts(platforms), OSVersions: sortedCounts(versions)}
-	for _, k := range order {
-		s.Fresh = append(s.Fresh, count{k, fresh[k]})
+	for _, p := range counts.Platforms {
+		s.Platforms = append(s.Platforms, count{known(p.Platform), p.Count})
+	}
+	for _, v := range counts.OSVersions {
+		s.OSVersions = append(s.OSVersions, count{known(v.Platform) + " " + v.OSVersion, v.Count})
+	}
+	for _, f := range freshness {
+		s.Fresh = append(s.Fresh, count{f.name, counts.LastCheckIn[f.key]})
 	}
 	c.stats.s = s
 	return s, nil

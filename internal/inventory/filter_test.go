@@ -80,7 +80,7 @@ func TestInventoryFilters(t *testing.T) {
 		t.Fatalf("second page: %v next %q", page.Devices, page.Next)
 	}
 
-	for _, q := range []string{"supervised=maybe", "ownership=leased", "limit=0", "limit=1001", "platfrom=iOS"} {
+	for _, q := range []string{"supervised=maybe", "ownership=leased", "limit=0", "limit=1001", "platfrom=iOS", "q=%FF%FE"} {
 		var e map[string]string
 		if code := h.api("GET", "/v1/inventory?"+q, nil, &e); code != 400 || e["error"] == "" {
 			t.Errorf("%s: %d %v", q, code, e)

@@ -131,6 +131,7 @@ func newHarness(t *testing.T) *harness {
 	// package imports this one, so its tests cover the real table).
 	adminMux := http.NewServeMux()
 	adminMux.HandleFunc("GET /v1/inventory", h.inv.List)
+	adminMux.HandleFunc("GET /v1/inventory/counts", h.inv.Counts)
 	adminMux.HandleFunc("GET /v1/devices/{id}/inventory", h.inv.Show)
 	adminMux.HandleFunc("GET /v1/devices/{id}/apps", h.inv.Apps)
 	adminMux.HandleFunc("GET /v1/devices/{id}/profiles", h.inv.Profiles)

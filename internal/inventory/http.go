@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/orchardmdm/orchard/internal/adminapi/apijson"
 	"github.com/orchardmdm/orchard/mdm"
@@ -181,7 +183,7 @@ type Filter struct {
 	Supervised *bool  // devices that never said do not match
 	Ownership  storage.Ownership
 	// Search is a case-insensitive substring of the device name, serial
-	// number, UDID or device ID.
+	// number, UDID or device ID (storage.DeviceInventory.MatchesText).
 	Search string
 }
 
@@ -216,6 +218,9 @@ func parseFilter(r *http.Request) (*Filter, int, error) {
 	f := &Filter{Platform: q.Get("platform"), Model: q.Get("model"), OSVersion: q.Get("os_version"), Search: strings.TrimSpace(q.Get("q"))}
 	if len(f.Search) > 128 {
 		return nil, 0, fail(http.StatusBadRequest, "q must be at most 128 characters")
+	}
+	if !utf8.ValidString(f.Search) {
+		return nil, 0, fail(http.StatusBadRequest, "q must be UTF-8 text")
 	}
 	if s := q.Get("supervised"); s != "" {
 		b, err := strconv.ParseBool(s)
@@ -284,4 +289,74 @@ func (i *Inventory) List(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	apijson.WriteJSON(w, http.StatusOK, map[string]any{"devices": out, "next": next})
+}
+
+// checkInBuckets are the windows GET /v1/inventory/counts splits the last
+// check-ins by, with their names in the answer.
+var checkInBuckets = []struct {
+	name   string
+	within time.Duration
+}{{"within_hour", time.Hour}, {"within_day", 24 * time.Hour}, {"within_week", 7 * 24 * time.Hour}}
+
+// PlatformCount is one line of the counts by platform.
+type PlatformCount struct {
+	Platform string `json:"platform"` // "" when unknown
+	Count    int    `json:"count"`
+}
+
+// VersionCount is one line of the counts by OS version.
+type VersionCount struct {
+	Platform  string `json:"platform"`
+	OSVersion string `json:"os_version"`
+	Count     int    `json:"count"`
+}
+
+// Counts is the answer of GET /v1/inventory/counts.
+type Counts struct {
+	At         time.Time       `json:"at"`
+	Enrolled   int             `json:"enrolled"`
+	Platforms  []PlatformCount `json:"platforms"`
+	OSVersions []VersionCount  `json:"os_versions"`
+	// LastCheckIn splits the enrolled devices: within_hour, within_day,
+	// within_week, longer_ago, never.
+	LastCheckIn map[string]int `json:"last_check_in"`
+}
+
+// Counts serves GET /v1/inventory/counts: the inventories not retired by
+// platform and OS version (most first), and the enrolled devices by last
+// check-in. Each call is a pass over the fleet; the console keeps one.
+func (i *Inventory) Counts(w http.ResponseWriter, r *http.Request) {
+	if len(r.URL.Query()) > 0 {
+		apijson.WriteError(w, http.StatusBadRequest, "this endpoint takes no parameters")
+		return
+	}
+	now := i.now()
+	within := make([]time.Duration, len(checkInBuckets))
+	for n, b := range checkInBuckets {
+		within[n] = b.within
+	}
+	fc, err := i.store.CountFleet(r.Context(), now, within)
+	if err != nil {
+		apijson.Fail(w, r, i.log, err)
+		return
+	}
+	out := Counts{At: now, Enrolled: fc.Enrolled, Platforms: []PlatformCount{}, OSVersions: []VersionCount{},
+		LastCheckIn: map[string]int{"longer_ago": fc.Seen[len(within)], "never": fc.Never}}
+	for n, b := range checkInBuckets {
+		out.LastCheckIn[b.name] = fc.Seen[n]
+	}
+	for p, n := range fc.Platforms {
+		out.Platforms = append(out.Platforms, PlatformCount{p, n})
+	}
+	for pv, n := range fc.OSVersions {
+		out.OSVersions = append(out.OSVersions, VersionCount{pv.Platform, pv.OSVersion, n})
+	}
+	// Most first, then by name, so the answer is the same each time.
+	slices.SortFunc(out.Platforms, func(a, b PlatformCount) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Platform, b.Platform))
+	})
+	slices.SortFunc(out.OSVersions, func(a, b VersionCount) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Platform, b.Platform), cmp.Compare(a.OSVersion, b.OSVersion))
+	})
+	apijson.WriteJSON(w, http.StatusOK, out)
 }

@@ -59,6 +59,8 @@ func TestAdminAnswersMatchOpenAPI(t *testing.T) {
 		t.Errorf("GET /v1/backup answered %d bytes", len(tarball))
 	}
 	do("GET", "/v1/inventory?platform=iOS", "", "")
+	do("GET", "/v1/inventory?q="+dev.UDID[:8], "", "")
+	do("GET", "/v1/inventory/counts", "", "")
 	var sent struct {
 		UUID string `json:"command_uuid"`
 	}

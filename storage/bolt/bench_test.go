@@ -2,36 +2,18 @@ package bolt_test
 
 import (
 	"fmt"
-	"sync"
 	"testing"
 
 	"github.com/orchardmdm/orchard/storage"
 	"github.com/orchardmdm/orchard/storage/bolt"
+	"github.com/orchardmdm/orchard/storage/storagetest"
 )
 
 // parallel runs fn(i) for i in [0,n) on a few goroutines, so setup writes
 // share group commits instead of paying one fsync each.
 func parallel(b *testing.B, n int, fn func(i int) error) {
 	b.Helper()
-	const workers = 512
-	var wg sync.WaitGroup
-	var once sync.Once
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < n; i += workers {
-				if err := fn(i); err != nil {
-					once.Do(func() { b.Errorf("setup %d: %v", i, err) })
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if b.Failed() {
-		b.FailNow()
-	}
+	storagetest.SeedEach(b, n, 512, fn)
 }
 
 // benchStore has `channels` enrolled device channels, each with `perChannel`

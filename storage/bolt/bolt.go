@@ -6,6 +6,7 @@
 package bolt
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -46,7 +47,9 @@ var buckets [][]byte
 
 // indexes are buckets derived from others; build fills one the first time
 // Open creates it (a database written before it existed) and returns what
-// the operator should be told.
+// the operator should be told. An index named "<base>.v<N>" is versioned:
+// Open drops the buckets of its other versions, so changing an index's
+// format is a new name that Open builds afresh.
 var indexes []struct {
 	name  []byte
 	build func(*bolt.Tx) ([]string, error)
@@ -96,6 +99,9 @@ func Open(path string, opts Options) (*Store, error) {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
 		}
+		if err := dropOtherVersions(tx); err != nil {
+			return err
+		}
 		for _, ix := range indexes {
 			if tx.Bucket(ix.name) != nil {
 				continue
@@ -116,6 +122,29 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("bolt: %w", err)
 	}
 	return &Store{db: db, gc: newGroupCommitter(db), now: opts.Now, notes: notes}, nil
+}
+
+// dropOtherVersions deletes the buckets of versioned indexes' other versions.
+func dropOtherVersions(tx *bolt.Tx) error {
+	var stale [][]byte
+	err := tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+		for _, ix := range indexes {
+			i := bytes.LastIndex(ix.name, []byte(".v"))
+			if i >= 0 && !bytes.Equal(name, ix.name) && bytes.HasPrefix(name, ix.name[:i+2]) {
+				stale = append(stale, bytes.Clone(name))
+			}
+		}
+		return nil
+	})
+	for _, name := range stale {
+		if err == nil {
+			err = tx.DeleteBucket(name)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("drop old index version: %w", err)
+	}
+	return nil
 }
 
 // Close waits for pending writes and closes the file.

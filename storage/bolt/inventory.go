@@ -56,7 +56,10 @@ func updateInventory(tx *bolt.Tx, deviceID string, fn func(*storage.DeviceInvent
 		return nil, err
 	}
 	inv.DeviceID = deviceID
-	return inv, putJSON(b, []byte(deviceID), inv)
+	if err := putJSON(b, []byte(deviceID), inv); err != nil {
+		return nil, err
+	}
+	return inv, indexInventory(tx, inv)
 }
 
 // ListInventory implements storage.InventoryStore.

@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,15 +11,58 @@ import (
 	"github.com/orchardmdm/orchard/storage"
 )
 
-// SearchInventory implements storage.InventorySearch. When the text is
-// plain ASCII (letters, digits, space and . - _ :), a record whose JSON
-// does not hold it in any case cannot match and is skipped undecoded; JSON
-// writes those characters as they are. Other text decodes every record.
+// bInventorySearch holds every inventory's storage.SearchKey, written in
+// the transaction that writes the inventory. The version in its name
+// changes with the key's format: Open builds the new one from the
+// inventories and drops the old (see registerIndex).
+var bInventorySearch = []byte("inventory_search.v1") // channel -> SearchKey
+
+func init() { registerIndex(string(bInventorySearch), buildInventorySearch) }
+
+// buildInventorySearch fills the search index from the inventories of a
+// database written before it existed.
+func buildInventorySearch(tx *bolt.Tx) ([]string, error) {
+	ix := tx.Bucket(bInventorySearch)
+	n := 0
+	err := tx.Bucket(bInventory).ForEach(func(k, v []byte) error {
+		var inv storage.DeviceInventory
+		if err := json.Unmarshal(v, &inv); err != nil {
+			return fmt.Errorf("decode inventory %s: %w", k, err)
+		}
+		n++
+		return ix.Put(k, []byte(inv.SearchKey()))
+	})
+	if err != nil || n == 0 {
+		return nil, err
+	}
+	return []string{fmt.Sprintf("indexed %d device inventories for search", n)}, nil
+}
+
+// indexInventory keeps inv's search key current; the key rarely changes,
+// so most inventory writes only read it.
+func indexInventory(tx *bolt.Tx, inv *storage.DeviceInventory) error {
+	ix, k, sk := tx.Bucket(bInventorySearch), []byte(inv.DeviceID), []byte(inv.SearchKey())
+	if old := ix.Get(k); old != nil && bytes.Equal(old, sk) {
+		return nil
+	}
+	return ix.Put(k, sk)
+}
+
+// SearchInventory implements storage.InventorySearch: it walks the search
+// keys in device ID order and decodes only the inventories whose key
+// holds the folded text, where MatchesText decides. Text the keys cannot
+// answer for (see storage.SearchNeedle) decodes every inventory.
 func (s *Store) SearchInventory(ctx context.Context, text, after string, limit int) ([]storage.DeviceInventory, error) {
-	needle, plain := asciiLower(text)
+	needle, indexed := storage.SearchNeedle(text)
+	nb := []byte(needle)
+	walk := bInventorySearch
+	if !indexed {
+		walk = bInventory
+	}
 	var out []storage.DeviceInventory
 	err := s.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bInventory).Cursor()
+		records := tx.Bucket(bInventory)
+		c := tx.Bucket(walk).Cursor()
 		k, v := c.Seek([]byte(after))
 		n := 0
 		for ; k != nil && (limit <= 0 || len(out) < limit); k, v = c.Next() {
@@ -30,8 +74,13 @@ func (s *Store) SearchInventory(ctx context.Context, text, after string, limit i
 					return err
 				}
 			}
-			if plain && !containsLowerASCII(v, needle) {
-				continue
+			if indexed {
+				if !bytes.Contains(v, nb) {
+					continue
+				}
+				if v = records.Get(k); v == nil {
+					return fmt.Errorf("search index names inventory %s, which is missing", k)
+				}
 			}
 			var inv storage.DeviceInventory
 			if err := json.Unmarshal(v, &inv); err != nil {
@@ -44,43 +93,4 @@ func (s *Store) SearchInventory(ctx context.Context, text, after string, limit i
 		return nil
 	})
 	return out, err
-}
-
-// asciiLower lowers text when every byte is one the prefilter may use.
-func asciiLower(text string) ([]byte, bool) {
-	out := make([]byte, len(text))
-	for i := 0; i < len(text); i++ {
-		c := text[i]
-		switch {
-		case c >= 'A' && c <= 'Z':
-			out[i] = c + 'a' - 'A'
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == ' ', c == '.', c == '-', c == '_', c == ':':
-			out[i] = c
-		default:
-			return nil, false
-		}
-	}
-	return out, len(out) > 0
-}
-
-// containsLowerASCII tells whether hay holds needle (already lower case),
-// ignoring ASCII case, without allocating.
-func containsLowerASCII(hay, needle []byte) bool {
-	n := len(needle)
-	for i := 0; i+n <= len(hay); i++ {
-		j := 0
-		for ; j < n; j++ {
-			c := hay[i+j]
-			if c >= 'A' && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != needle[j] {
-				break
-			}
-		}
-		if j == n {
-			return true
-		}
-	}
-	return false
 }

@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -10,31 +9,14 @@ import (
 	"github.com/orchardmdm/orchard/mdm"
 	"github.com/orchardmdm/orchard/storage"
 	"github.com/orchardmdm/orchard/storage/postgres"
+	"github.com/orchardmdm/orchard/storage/storagetest"
 )
 
 // parallel runs fn(i) for i in [0,n) on as many goroutines as the pool has
 // connections, so setup commits share PostgreSQL's WAL flushes.
 func parallel(b *testing.B, n int, fn func(i int) error) {
 	b.Helper()
-	const workers = 64
-	var wg sync.WaitGroup
-	var once sync.Once
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < n; i += workers {
-				if err := fn(i); err != nil {
-					once.Do(func() { b.Errorf("setup %d: %v", i, err) })
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if b.Failed() {
-		b.FailNow()
-	}
+	storagetest.SeedEach(b, n, 64, fn)
 }
 
 func benchCommand(b *testing.B, uuid string) *storage.Command {

@@ -55,6 +55,7 @@ var derivedBuckets = map[string]bool{
 	"webhook_pending":              true, // the partial index of webhook_deliveries
 	"user_terms":                   true, // the other side of terms_acceptances
 	"enrollment_sessions_by_start": true, // started_at is a column of enrollment_sessions
+	"inventory_search.v1":          true, // the search column of inventory
 }
 
 // row is one record for a table: its column values in table order.
@@ -69,16 +70,17 @@ var boltMapping = map[string]struct {
 	columns []string
 	rows    func(tx *bolt.Tx, k, v []byte) (row, error)
 }{
-	"enrollments": {"enrollments", []string{"id", "device_id", "enrolled", "generation", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
+	"enrollments": {"enrollments", []string{"id", "device_id", "enrolled", "generation", "last_seen", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
 		var e struct {
-			DeviceID   string `json:"device_id"`
-			Enrolled   bool   `json:"enrolled"`
-			Generation uint64 `json:"generation"`
+			DeviceID   string    `json:"device_id"`
+			Enrolled   bool      `json:"enrolled"`
+			Generation uint64    `json:"generation"`
+			LastSeen   time.Time `json:"last_seen"`
 		}
 		if err := json.Unmarshal(v, &e); err != nil {
 			return nil, err
 		}
-		return row{string(k), e.DeviceID, e.Enrolled, int64(e.Generation), v}, nil
+		return row{string(k), e.DeviceID, e.Enrolled, int64(e.Generation), lastSeenColumn(e.LastSeen), v}, nil
 	}},
 	"device_fold":  {"device_fold", []string{"fold", "device_id"}, pair},
 	"cert_binding": {"cert_binding", []string{"cert_hash", "device_id"}, pair},
@@ -112,7 +114,14 @@ var boltMapping = map[string]struct {
 	"invitations":           {"invitations", []string{"id", "token_hash", "doc"}, keyField("token_hash")},
 	"configurator_profiles": {"configurator_profiles", []string{"id", "doc"}, keyDoc},
 	"configurator_serials":  {"configurator_serials", []string{"serial", "profile_id", "doc"}, keyField("profile_id")},
-	"inventory":             {"inventory", []string{"device_id", "doc"}, keyDoc},
+	"inventory": {"inventory", []string{"device_id", "search", "platform", "os_version", "retired", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
+		var inv storage.DeviceInventory
+		if err := json.Unmarshal(v, &inv); err != nil {
+			return nil, err
+		}
+		inv.DeviceID = string(k)
+		return append(row(inventoryColumns(&inv)), v), nil
+	}},
 	"device_reports": {"device_reports", []string{"channel", "kind", "doc"}, func(_ *bolt.Tx, k, v []byte) (row, error) {
 		channel, kind, ok := strings.Cut(string(k), "\x00")
 		if !ok {

@@ -49,7 +49,9 @@ func updateInventory(ctx context.Context, tx pgx.Tx, deviceID string, fn func(*s
 		return nil, err
 	}
 	inv.DeviceID = deviceID
-	return inv, putDoc(ctx, tx, inv, "INSERT INTO inventory (device_id, doc) VALUES ($1, $2) ON CONFLICT (device_id) DO UPDATE SET doc = excluded.doc", deviceID)
+	return inv, putDoc(ctx, tx, inv, `INSERT INTO inventory (device_id, search, platform, os_version, retired, doc) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (device_id) DO UPDATE SET search = excluded.search, platform = excluded.platform,
+			os_version = excluded.os_version, retired = excluded.retired, doc = excluded.doc`, inventoryColumns(inv)...)
 }
 
 // ListInventory implements storage.InventoryStore.

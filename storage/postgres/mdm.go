@@ -21,11 +21,19 @@ var _ storage.MDMStore = (*Store)(nil)
 // userChannels matches the user channels of the device $1.
 const userChannels = "starts_with(id, $1 || '" + mdm.ChannelSeparator + "')"
 
+// lastSeenColumn is the enrollments.last_seen value of t: NULL for never.
+func lastSeenColumn(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
+}
+
 func putEnrollment(ctx context.Context, q querier, e *storage.Enrollment) error {
-	return putDoc(ctx, q, e, `INSERT INTO enrollments (id, device_id, enrolled, generation, doc) VALUES ($1, $2, $3, $4, $5)
+	return putDoc(ctx, q, e, `INSERT INTO enrollments (id, device_id, enrolled, generation, last_seen, doc) VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (id) DO UPDATE SET device_id = excluded.device_id, enrolled = excluded.enrolled,
-			generation = excluded.generation, doc = excluded.doc`,
-		e.ID, e.DeviceID, e.Enrolled, int64(e.Generation))
+			generation = excluded.generation, last_seen = excluded.last_seen, doc = excluded.doc`,
+		e.ID, e.DeviceID, e.Enrolled, int64(e.Generation), lastSeenColumn(e.LastSeen))
 }
 
 func getEnrollment(ctx context.Context, q querier, id string) (*storage.Enrollment, error) {

@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -34,8 +35,13 @@ func TestOpenConcurrentMigrates(t *testing.T) {
 	if err := stores[0].Pool().QueryRow(t.Context(), "SELECT count(*), max(version) FROM schema_migrations").Scan(&rows, &max); err != nil {
 		t.Fatal(err)
 	}
-	if rows != postgres.SchemaVersion() || max != postgres.SchemaVersion() {
-		t.Errorf("schema_migrations has %d rows up to %d, want each of %d versions once", rows, max, postgres.SchemaVersion())
+	// Version numbers may skip one that a branch has not landed yet.
+	files, err := filepath.Glob("migrations/*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("migrations: %v %v", files, err)
+	}
+	if rows != len(files) || max != postgres.SchemaVersion() {
+		t.Errorf("schema_migrations has %d rows up to %d, want each of %d migrations once, up to %d", rows, max, len(files), postgres.SchemaVersion())
 	}
 }
 

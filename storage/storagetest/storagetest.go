@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 	t.Run("Declarations", func(t *testing.T) {
 		runDeclarations(t, func(t *testing.T) storage.DeclarationStore { return open(t) })
 	})
+	t.Run("FleetCounts", func(t *testing.T) { runFleetCounts(t, open(t)) })
 	t.Run("InventorySearch", func(t *testing.T) {
 		runInventorySearch(t, func(t *testing.T) storage.InventoryStore { return open(t) })
 	})
