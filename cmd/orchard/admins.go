@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"time"
 )
 
 // adminsCommands manage admin accounts (owner only on the server).
@@ -201,8 +200,8 @@ func auditFlags(fs *flag.FlagSet) func() (url.Values, error) {
 	actor := fs.String("actor", "", "bootstrap, a username (with its tokens) or username/token:<id>")
 	action := fs.String("action", "", "entries whose action (METHOD /v1/path) contains this")
 	target := fs.String("target", "", "exact target, e.g. \"id=<udid> action=lock\"")
-	since := fs.String("since", "", "from this RFC 3339 time")
-	until := fs.String("until", "", "before this RFC 3339 time")
+	since := fs.String("since", "", "from this RFC 3339 time, or this long ago (24h)")
+	until := fs.String("until", "", "before this RFC 3339 time, or this long ago")
 	return func() (url.Values, error) {
 		q := url.Values{}
 		for k, v := range map[string]string{"actor": *actor, "action": *action, "target": *target, "since": *since, "until": *until} {
@@ -210,8 +209,8 @@ func auditFlags(fs *flag.FlagSet) func() (url.Values, error) {
 				continue
 			}
 			if k == "since" || k == "until" {
-				if _, err := time.Parse(time.RFC3339, v); err != nil {
-					return nil, fmt.Errorf("--%s: want an RFC 3339 time like 2026-01-01T00:00:00Z", k)
+				if err := checkTimeFlag(k, v); err != nil {
+					return nil, err
 				}
 			}
 			q.Set(k, v)

@@ -349,9 +349,8 @@ func commandsList(fs *flag.FlagSet) builder {
 				continue
 			}
 			if k == "since" || k == "until" {
-				_, err := time.Parse(time.RFC3339, v)
-				if d, derr := time.ParseDuration(v); err != nil && (derr != nil || d <= 0) {
-					return call{}, fmt.Errorf("--%s: want an RFC 3339 time like 2026-01-01T00:00:00Z or a duration like 24h", k)
+				if err := checkTimeFlag(k, v); err != nil {
+					return call{}, err
 				}
 			}
 			q.Set(k, v)
@@ -364,4 +363,14 @@ func commandsList(fs *flag.FlagSet) builder {
 		return call{method: "GET", path: "/v1/commands?" + q.Encode(), list: &listView{"commands", commandLogColumns},
 			all: *all, cursor: "before"}, nil
 	}
+}
+
+// checkTimeFlag refuses a --since or --until the API would refuse: it
+// takes an RFC 3339 time or a duration meaning that long ago.
+func checkTimeFlag(name, v string) error {
+	_, err := time.Parse(time.RFC3339, v)
+	if d, derr := time.ParseDuration(v); err != nil && (derr != nil || d <= 0) {
+		return fmt.Errorf("--%s: want an RFC 3339 time like 2026-01-01T00:00:00Z or a duration like 24h", name)
+	}
+	return nil
 }

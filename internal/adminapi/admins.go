@@ -313,17 +313,8 @@ func (a *API) revokeOwnToken(w http.ResponseWriter, r *http.Request) {
 func auditQuery(r *http.Request, maxLimit int) (storage.AuditFilter, string, int, error) {
 	q := r.URL.Query()
 	f := storage.AuditFilter{Actor: q.Get("actor"), Action: q.Get("action"), Target: q.Get("target")}
-	for _, p := range []struct {
-		name string
-		t    *time.Time
-	}{{"since", &f.Since}, {"until", &f.Until}} {
-		if s := q.Get(p.name); s != "" {
-			t, err := time.Parse(time.RFC3339, s)
-			if err != nil {
-				return f, "", 0, apijson.Bad("%s must be an RFC 3339 time", p.name)
-			}
-			*p.t = t
-		}
+	if err := apijson.TimeRange(q, &f.Since, &f.Until); err != nil {
+		return f, "", 0, err
 	}
 	limit := min(100, maxLimit)
 	if s := q.Get("limit"); s != "" {

@@ -40,20 +40,8 @@ func commandLogQuery(r *http.Request, maxLimit int) (storage.CommandFilter, erro
 			return f, apijson.Bad("status must be one of %s", strings.Join(names, ", "))
 		}
 	}
-	for _, p := range []struct {
-		name string
-		t    *time.Time
-	}{{"since", &f.Since}, {"until", &f.Until}} {
-		if s := q.Get(p.name); s != "" {
-			t, err := time.Parse(time.RFC3339, s)
-			if d, derr := time.ParseDuration(s); err != nil && derr == nil && d > 0 {
-				t, err = time.Now().Add(-d), nil // that long ago
-			}
-			if err != nil {
-				return f, apijson.Bad("%s must be an RFC 3339 time or a duration like 24h", p.name)
-			}
-			*p.t = t
-		}
+	if err := apijson.TimeRange(q, &f.Since, &f.Until); err != nil {
+		return f, err
 	}
 	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
 		return f, apijson.Bad("since must be before until")

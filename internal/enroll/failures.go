@@ -66,18 +66,9 @@ func (h *Handler) ListFailures(w http.ResponseWriter, r *http.Request) {
 	}
 	f := failureFilter{reason: q.Get("reason"), method: q.Get("method"), platform: q.Get("platform"), user: strings.ToLower(q.Get("user")),
 		stage: q.Get("stage")}
-	if s := q.Get("since"); s != "" {
-		t, err := time.Parse(time.RFC3339, s)
-		if err != nil {
-			if d, derr := time.ParseDuration(s); derr == nil && d > 0 {
-				t, err = time.Now().Add(-d), nil
-			}
-		}
-		if err != nil {
-			apijson.Fail(w, r, h.log, apijson.Bad("since must be an RFC 3339 time or a duration like 24h"))
-			return
-		}
-		f.since = t
+	if err := apijson.TimeRange(q, &f.since, nil); err != nil {
+		apijson.Fail(w, r, h.log, err)
+		return
 	}
 	limit, err := failurePageLimit(q.Get("limit"))
 	if err != nil {
