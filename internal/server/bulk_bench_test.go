@@ -299,54 +299,42 @@ func BenchmarkIdleHeap(b *testing.B) {
 // at now, as enrolled devices have: their connects are then the Idle of a
 // device with nothing to do, which is what an idle server sees.
 func seedInventoried(path string, udids []string, now time.Time) error {
-	st, err := bolt.Open(path, bolt.Options{})
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	var wg sync.WaitGroup
-	errs := make(chan error, len(udids))
-	sem := make(chan struct{}, 512)
-	for _, udid := range udids {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			_, err := st.UpdateInventory(context.Background(), udid, func(inv *storage.DeviceInventory) error {
-				inv.QueriedAt, inv.DeviceInformationAt, inv.SecurityInfoAt = now, now, now
-				return nil
-			})
-			errs <- err
+	return writeEach(path, udids, func(st *bolt.Store, udid string) error {
+		_, err := st.UpdateInventory(context.Background(), udid, func(inv *storage.DeviceInventory) error {
+			inv.QueriedAt, inv.DeviceInformationAt, inv.SecurityInfoAt = now, now, now
+			return nil
 		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 // seedCertRecords stores the issuance records of certs, as SCEP would.
 func seedCertRecords(path string, certs []*x509.Certificate, now time.Time) error {
+	return writeEach(path, certs, func(st *bolt.Store, c *x509.Certificate) error {
+		return st.PutCert(context.Background(), &storage.CertRecord{
+			Hash: pki.Fingerprint(c), Serial: fmt.Sprintf("%x", c.SerialNumber), Subject: c.Subject.String(),
+			NotBefore: c.NotBefore, NotAfter: c.NotAfter, IssuedAt: now,
+			Authorization: storage.CertAuthorization{Kind: "admin", Ref: "bulk benchmark"},
+		})
+	})
+}
+
+// writeEach opens the bbolt file at path and runs write for every item,
+// 512 at a time, so their commits batch; it answers the first error.
+func writeEach[T any](path string, items []T, write func(*bolt.Store, T) error) error {
 	st, err := bolt.Open(path, bolt.Options{})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	var wg sync.WaitGroup
-	errs := make(chan error, len(certs))
+	errs := make(chan error, len(items))
 	sem := make(chan struct{}, 512)
-	for _, c := range certs {
+	for _, item := range items {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			errs <- st.PutCert(context.Background(), &storage.CertRecord{
-				Hash: pki.Fingerprint(c), Serial: fmt.Sprintf("%x", c.SerialNumber), Subject: c.Subject.String(),
-				NotBefore: c.NotBefore, NotAfter: c.NotAfter, IssuedAt: now,
-				Authorization: storage.CertAuthorization{Kind: "admin", Ref: "bulk benchmark"},
-			})
+			errs <- write(st, item)
 		})
 	}
 	wg.Wait()
