@@ -120,40 +120,9 @@ func BenchmarkRoundTrip(b *testing.B) {
 	}
 }
 
-// BenchmarkCommandLog mirrors the bbolt backend's: 100,000 targets in the
-// fleet-wide command log (1,000 commands to 100 devices each, one in ten
-// a DeviceLock, one in a hundred sent by hana); a page on the targets_seq
-// index costs the same at any log size.
+// BenchmarkCommandLog is storagetest.BenchCommandLog on PostgreSQL:
+// 100,000 targets in the log (1,000 commands to 100 devices each).
 func BenchmarkCommandLog(b *testing.B) {
 	s, ids := benchStore(b, 1000, 0, 0)
-	parallel(b, 1000, func(i int) error {
-		c := benchCommand(b, fmt.Sprint("log-", i))
-		if i%10 == 0 {
-			c.RequestType = "DeviceLock"
-		}
-		if i%100 == 1 {
-			c.Sender = "hana/token:t1"
-		}
-		from := i % 10 * 100
-		return s.Enqueue(b.Context(), c, ids[from:from+100])
-	})
-	for _, bc := range []struct {
-		name string
-		f    storage.CommandFilter
-		want int
-	}{
-		{"first-page", storage.CommandFilter{Limit: 50}, 50},
-		{"type=DeviceLock", storage.CommandFilter{Limit: 50, RequestType: "DeviceLock"}, 50},
-		{"status=Error(none)", storage.CommandFilter{Limit: 50, Status: storage.Error}, 0},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				page, _, err := s.ListCommands(b.Context(), bc.f)
-				if err != nil || len(page) != bc.want {
-					b.Fatalf("ListCommands = %d entries, %v; want %d", len(page), err, bc.want)
-				}
-			}
-		})
-	}
+	storagetest.BenchCommandLog(b, s, ids, 1000, 100, 64)
 }
