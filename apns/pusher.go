@@ -28,6 +28,10 @@ const (
 	SandboxURL    = "https://api.sandbox.push.apple.com"
 )
 
+// assumedStreams is the stream limit golang.org/x/net/http2 assumes for a
+// new connection before the server's SETTINGS arrive.
+const assumedStreams = 100
+
 // Defaults for a Pusher; see the matching options.
 const (
 	DefaultConcurrency = 100
@@ -226,16 +230,26 @@ func (p *Pusher) Close() { p.client.CloseIdleConnections() }
 // when all are done or ctx ends (the rest then carry ctx's error).
 func (p *Pusher) Push(ctx context.Context, ns []Notification) []Result {
 	results := make([]Result, len(ns))
+	first := 0
+	if p.concurrency > assumedStreams && len(ns) > assumedStreams {
+		// Until a connection has the server's SETTINGS, the HTTP/2 client
+		// assumes 100 streams and dials more connections for a larger
+		// burst. One push ahead of the burst sets the real limit (APNs
+		// allows 1,000), so the burst shares one connection; it costs one
+		// round trip on a batch this size.
+		results[0] = p.pushOne(ctx, &ns[0])
+		first = 1
+	}
 	jobs := make(chan int)
 	var wg sync.WaitGroup
-	for range min(p.concurrency, len(ns)) {
+	for range min(p.concurrency, len(ns)-first) {
 		wg.Go(func() {
 			for i := range jobs {
 				results[i] = p.pushOne(ctx, &ns[i])
 			}
 		})
 	}
-	for i := range ns {
+	for i := first; i < len(ns); i++ {
 		jobs <- i
 	}
 	close(jobs)
