@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/orchardmdm/orchard/mdm"
@@ -31,6 +32,9 @@ const (
 // assumedStreams is the stream limit golang.org/x/net/http2 assumes for a
 // new connection before the server's SETTINGS arrive.
 const assumedStreams = 100
+
+// idleConnTimeout is how long an unused connection to APNs stays open.
+const idleConnTimeout = 10 * time.Minute
 
 // Defaults for a Pusher; see the matching options.
 const (
@@ -80,6 +84,10 @@ type Pusher struct {
 	maxDelay    time.Duration
 	roots       *x509.CertPool
 	log         *slog.Logger
+
+	// lastAnswer is when APNs last answered (UnixNano; 0 never): a recent
+	// answer means a connection that knows the server's stream limit.
+	lastAnswer atomic.Int64
 }
 
 // Option configures a Pusher.
@@ -212,7 +220,7 @@ func NewPusher(cert tls.Certificate, opts ...Option) (*Pusher, error) {
 		// connections at 1) open another connection instead of queueing;
 		// strict mode left queued requests hanging until their timeout.
 		StrictMaxConcurrentStreams: false,
-		IdleConnTimeout:            10 * time.Minute,
+		IdleConnTimeout:            idleConnTimeout,
 		ReadIdleTimeout:            time.Minute,
 		PingTimeout:                15 * time.Second,
 	}}
@@ -223,7 +231,10 @@ func NewPusher(cert tls.Certificate, opts ...Option) (*Pusher, error) {
 func (p *Pusher) Topic() string { return p.topic }
 
 // Close releases idle connections.
-func (p *Pusher) Close() { p.client.CloseIdleConnections() }
+func (p *Pusher) Close() {
+	p.lastAnswer.Store(0)
+	p.client.CloseIdleConnections()
+}
 
 // Push sends every notification, at most the configured number in flight,
 // and returns one Result per notification in the same order. It returns
@@ -231,12 +242,12 @@ func (p *Pusher) Close() { p.client.CloseIdleConnections() }
 func (p *Pusher) Push(ctx context.Context, ns []Notification) []Result {
 	results := make([]Result, len(ns))
 	first := 0
-	if p.concurrency > assumedStreams && len(ns) > assumedStreams {
+	if p.concurrency > assumedStreams && len(ns) > assumedStreams && !p.warm() {
 		// Until a connection has the server's SETTINGS, the HTTP/2 client
 		// assumes 100 streams and dials more connections for a larger
 		// burst. One push ahead of the burst sets the real limit (APNs
 		// allows 1,000), so the burst shares one connection; it costs one
-		// round trip on a batch this size.
+		// round trip, and only when no connection is likely open.
 		results[0] = p.pushOne(ctx, &ns[0])
 		first = 1
 	}
@@ -267,6 +278,13 @@ func (p *Pusher) Push(ctx context.Context, ns []Notification) []Result {
 		slog.Int("total", len(ns)), slog.Int("sent", sent), slog.Int("token_invalid", invalid),
 		slog.Int("failed", len(ns)-sent-invalid))
 	return results
+}
+
+// warm reports whether APNs answered recently enough (within half the idle
+// connection timeout) that a connection with its SETTINGS is still open.
+func (p *Pusher) warm() bool {
+	last := p.lastAnswer.Load()
+	return last != 0 && time.Since(time.Unix(0, last)) < idleConnTimeout/2
 }
 
 // verdict classifies one APNs answer.
@@ -382,6 +400,7 @@ func (p *Pusher) attempt(ctx context.Context, url, topic, expiry, id string, bod
 		return vRetry
 	}
 	defer resp.Body.Close()
+	p.lastAnswer.Store(time.Now().UnixNano())
 	res.Status, res.APNsID = resp.StatusCode, resp.Header.Get("apns-id")
 	if resp.StatusCode == http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))

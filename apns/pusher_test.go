@@ -334,6 +334,17 @@ func TestPushConcurrencyAndOneConnection(t *testing.T) {
 			if c := e.fake.Connections(); c < 1 || c > tc.maxConns {
 				t.Errorf("%d connections, want 1..%d", c, tc.maxConns)
 			}
+			// A second batch goes out without the lead push: the open
+			// connection already knows the limit, so no more are dialed.
+			before := e.fake.Connections()
+			for _, r := range e.pusher.Push(context.Background(), notes(tc.n)) {
+				if !r.Sent {
+					t.Fatalf("second batch: result = %+v", r)
+				}
+			}
+			if c := e.fake.Connections(); tc.maxConns == 1 && c != before {
+				t.Errorf("second batch: %d connections, had %d", c, before)
+			}
 		})
 	}
 }
