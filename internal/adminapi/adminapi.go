@@ -83,7 +83,10 @@ type Config struct {
 	Stages *enrollstage.Recorder
 	// Admins keeps admin accounts, their tokens and the audit log; without
 	// it only the API key works and nothing is audited.
-	Admins      storage.AdminStore
+	Admins storage.AdminStore
+	// Sessions holds the console's sessions: a changed password, a
+	// disabled account and a two-factor reset end that admin's sessions.
+	Sessions    storage.WebSessionStore
 	Profiles    *profiles.Handler
 	Declarative Declarative
 	// History answers a device's command history.
@@ -112,6 +115,7 @@ type API struct {
 	terms    *terms.Service
 	stages   *enrollstage.Recorder
 	admins   storage.AdminStore
+	sessions storage.WebSessionStore
 	profiles *profiles.Handler
 	ddm      Declarative
 	history  storage.CommandHistory
@@ -139,7 +143,7 @@ func New(c Config) (*API, error) {
 		c.Logger = slog.Default()
 	}
 	a := &API{store: c.Store, commands: c.Commands, secrets: c.Secrets, releaser: c.Releaser, push: c.Push,
-		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, admins: c.Admins, profiles: c.Profiles, dir: c.Directory, ddm: c.Declarative, history: c.History, cmdlog: c.CommandLog, log: c.Logger, cats: c.Categories, webhooks: c.Webhooks, policy: c.Policy,
+		dep: c.DEP, inv: c.Inventory, enroll: c.Enroll, backup: c.Backup, admins: c.Admins, sessions: c.Sessions, profiles: c.Profiles, dir: c.Directory, ddm: c.Declarative, history: c.History, cmdlog: c.CommandLog, log: c.Logger, cats: c.Categories, webhooks: c.Webhooks, policy: c.Policy,
 		terms: c.Terms, stages: c.Stages,
 		mux: http.NewServeMux(), paths: http.NewServeMux(), allow: map[string][]string{}, byPattern: map[string]route{}}
 	a.SetAPIKey(c.APIKey)

@@ -1,6 +1,7 @@
 package adminapi
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -151,13 +152,34 @@ func (a *API) updateAdmin(w http.ResponseWriter, r *http.Request) {
 		apijson.Fail(w, r, a.log, err)
 		return
 	}
+	if req.Password != nil || acct.Disabled {
+		if err := a.endConsoleSessions(r.Context(), acct.Username); err != nil {
+			apijson.Fail(w, r, a.log, err)
+			return
+		}
+	}
 	apijson.WriteJSON(w, http.StatusOK, adminView(acct))
+}
+
+// ConsoleSessionKind is the kind of the console's web sessions.
+const ConsoleSessionKind = "console"
+
+// endConsoleSessions signs an admin out of every console session: whoever
+// holds one signed in with what was just changed or revoked.
+func (a *API) endConsoleSessions(ctx context.Context, username string) error {
+	if a.sessions == nil {
+		return nil
+	}
+	if _, err := a.sessions.DeleteWebSessionsOf(ctx, ConsoleSessionKind, username); err != nil {
+		return fmt.Errorf("end the console sessions of %s: %w", username, err)
+	}
+	return nil
 }
 
 // resetTwoFactor turns an admin's TOTP second factor off (a lost
 // authenticator): the next console sign-in takes the password alone, and
-// the admin can set up a new one. It is the owner's, and audited like
-// every change.
+// the admin can set up a new one. It ends the admin's console sessions,
+// which may be a thief's. It is the owner's, and audited like every change.
 func (a *API) resetTwoFactor(w http.ResponseWriter, r *http.Request) {
 	acct, err := a.admins.GetAdmin(r.Context(), r.PathValue("username"))
 	if err != nil {
@@ -166,6 +188,10 @@ func (a *API) resetTwoFactor(w http.ResponseWriter, r *http.Request) {
 	}
 	acct.TOTPSealed, acct.TOTPUsedStep, acct.UpdatedAt = nil, 0, time.Now().UTC()
 	if err := a.admins.UpdateAdmin(r.Context(), acct); err != nil {
+		apijson.Fail(w, r, a.log, err)
+		return
+	}
+	if err := a.endConsoleSessions(r.Context(), acct.Username); err != nil {
 		apijson.Fail(w, r, a.log, err)
 		return
 	}

@@ -95,7 +95,8 @@ func New(cfg Config) (*Console, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	site, err := webui.New(webui.Options{Kind: "console", Name: "Orchard console", Prefix: Prefix, Store: cfg.Sessions,
+	site, err := webui.New(webui.Options{Kind: "console", // adminapi.ConsoleSessionKind: the API ends these sessions
+		Name: "Orchard console", Prefix: Prefix, Store: cfg.Sessions,
 		MaxUploadBytes: maxUpload, Now: cfg.Now, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err

@@ -426,8 +426,16 @@ func TestTwoFactorOffAndReset(t *testing.T) {
 	if _, page := c.get("/console/admins/hana"); !strings.Contains(page, `id="reset-two-factor"`) {
 		t.Fatal("the owner gets no reset button")
 	}
+	if st, _ := h.get("/console/"); st != http.StatusOK {
+		t.Fatalf("hana signed in before the reset: %d", st)
+	}
 	if st, _ := c.post("/console/admins/hana/two-factor/reset", url.Values{"csrf": {c.csrf("/console/admins/hana")}}); st != http.StatusSeeOther || twoFactor("hana") {
 		t.Fatalf("owner resets hana's two-factor: %d, still on %v", st, twoFactor("hana"))
+	}
+	// The reset ends hana's sessions: whoever holds one may hold the lost
+	// authenticator too.
+	if st, _ := h.get("/console/"); st != http.StatusSeeOther {
+		t.Fatalf("hana's session after the reset: %d, want a redirect to sign in", st)
 	}
 	if _, page := c.get("/console/admins"); !strings.Contains(page, `<a href="/console/admins/hana">hana</a></td><td>helpdesk</td><td>active</td><td>off</td>`) {
 		t.Fatalf("admins list after the reset: %s", page)

@@ -490,7 +490,7 @@ func (s *Server) build() error {
 		return err
 	}
 	s.admin, err = adminapi.New(adminapi.Config{APIKey: s.apiKey, Store: s.store, Commands: s.cmds, Secrets: s.svc,
-		Releaser: eventReleaser{next: s.svc, s: s}, Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Backup: s.backup(), Admins: s.store, Logger: s.log,
+		Releaser: eventReleaser{next: s.svc, s: s}, Push: s.push, DEP: s.dep, Inventory: inv, Enroll: enrollment, Backup: s.backup(), Admins: s.store, Sessions: s.store, Logger: s.log,
 		Profiles: profileAPI, Directory: users, Declarative: ddmEngine,
 		Categories: categories, History: s.store, CommandLog: s.store, Webhooks: s.hooksAPI, Policy: policies,
 		Terms: termsService, Stages: stages})
